@@ -1,0 +1,18 @@
+//! terok-core: the facts every terok crate shares — where things live on the host, what the
+//! layered `config.yml` says, how sensitive files are written, and which timezone the host uses.
+//!
+//! Nothing here talks to podman, the network or the terminal. Everything that reads the process
+//! environment goes through [`HostEnv`], so callers (and tests) can resolve paths for an
+//! environment that is not the current process's.
+
+pub mod config;
+pub mod env;
+pub mod merge;
+pub mod paths;
+pub mod secure_fs;
+pub mod timezone;
+pub mod yaml;
+
+pub use config::{ConfigSource, LoadedConfig, TerokConfig};
+pub use env::HostEnv;
+pub use paths::TerokPaths;
