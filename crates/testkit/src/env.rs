@@ -1,0 +1,145 @@
+//! An isolated HOME / XDG / TEROK_* environment in a temporary directory, for running the CLI
+//! and the libraries without reading or writing the real user's files.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use terok_core::env::HostEnv;
+
+/// A temporary home with its own XDG directories and terok roots. Dropped → deleted.
+pub struct IsolatedEnv {
+    dir: tempfile::TempDir,
+}
+
+impl IsolatedEnv {
+    /// Creates the directory tree.
+    pub fn new() -> std::io::Result<Self> {
+        let dir = tempfile::Builder::new().prefix("terok-test-").tempdir()?;
+        let env = Self { dir };
+        for sub in [
+            "home",
+            "home/.config",
+            "home/.local/share",
+            "home/.local/state",
+            "run",
+            "etc-terok",
+            "state",
+            "work",
+        ] {
+            std::fs::create_dir_all(env.dir.path().join(sub))?;
+        }
+        Ok(env)
+    }
+
+    /// The root of the temporary tree.
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `$HOME`.
+    pub fn home(&self) -> PathBuf {
+        self.root().join("home")
+    }
+
+    /// A scratch directory for test inputs (used as the working directory of commands).
+    pub fn work_dir(&self) -> PathBuf {
+        self.root().join("work")
+    }
+
+    /// The user's config directory (`$XDG_CONFIG_HOME/terok`).
+    pub fn user_config_dir(&self) -> PathBuf {
+        self.home().join(".config/terok")
+    }
+
+    /// The system config directory that stands in for `/etc/terok`.
+    pub fn system_config_dir(&self) -> PathBuf {
+        self.root().join("etc-terok")
+    }
+
+    /// The state root (`TEROK_ROOT`).
+    pub fn state_root(&self) -> PathBuf {
+        self.root().join("state")
+    }
+
+    /// Writes the user's `config.yml`.
+    pub fn write_user_config(&self, text: &str) -> std::io::Result<PathBuf> {
+        let path = self.user_config_dir().join("config.yml");
+        std::fs::create_dir_all(self.user_config_dir())?;
+        std::fs::write(&path, text)?;
+        Ok(path)
+    }
+
+    /// Writes a file under the scratch directory and returns its path.
+    pub fn write_work_file(&self, name: &str, text: &str) -> std::io::Result<PathBuf> {
+        let path = self.work_dir().join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&path, text)?;
+        Ok(path)
+    }
+
+    /// The variables that point every terok lookup into the temporary tree.
+    pub fn vars(&self) -> Vec<(String, OsString)> {
+        let r = self.root();
+        let mut vars = vec![
+            ("HOME".to_owned(), self.home().into_os_string()),
+            (
+                "XDG_CONFIG_HOME".to_owned(),
+                self.home().join(".config").into_os_string(),
+            ),
+            (
+                "XDG_DATA_HOME".to_owned(),
+                self.home().join(".local/share").into_os_string(),
+            ),
+            (
+                "XDG_STATE_HOME".to_owned(),
+                self.home().join(".local/state").into_os_string(),
+            ),
+            ("XDG_RUNTIME_DIR".to_owned(), r.join("run").into_os_string()),
+            ("TEROK_ROOT".to_owned(), self.state_root().into_os_string()),
+            (
+                "TEROK_SANDBOX_RUNTIME_DIR".to_owned(),
+                r.join("run/terok").into_os_string(),
+            ),
+            (
+                "TEROK_SYSTEM_CONFIG_DIR".to_owned(),
+                self.system_config_dir().into_os_string(),
+            ),
+            ("NO_COLOR".to_owned(), OsString::from("1")),
+            ("TZ".to_owned(), OsString::from("UTC")),
+        ];
+        for keep in ["PATH", "CI", "CONTAINER_HOST", "CONTAINER_CONNECTION"] {
+            if let Some(value) = std::env::var_os(keep) {
+                vars.push((keep.to_owned(), value));
+            }
+        }
+        vars
+    }
+
+    /// The same environment as a [`HostEnv`], for calling the libraries directly.
+    pub fn host_env(&self) -> HostEnv {
+        HostEnv::from_vars(self.vars(), terok_core_euid())
+    }
+
+    /// A command for `program` with a clean environment made of [`Self::vars`], run from the
+    /// scratch directory.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.env_clear()
+            .envs(self.vars())
+            .current_dir(self.work_dir());
+        cmd
+    }
+
+    /// Replaces every occurrence of the temporary root in `text` with `[TMP]`, so output that
+    /// mentions paths can be snapshotted.
+    pub fn redact(&self, text: &str) -> String {
+        text.replace(&self.root().display().to_string(), "[TMP]")
+    }
+}
+
+fn terok_core_euid() -> u32 {
+    HostEnv::from_process().euid()
+}

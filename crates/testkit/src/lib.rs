@@ -1,0 +1,12 @@
+//! terok-testkit: what tests need to run terok for real without touching the developer's own
+//! files — an isolated HOME and XDG environment, and podman fixtures (a base image made with
+//! debootstrap, because no container registry is reachable on these machines).
+//!
+//! Dev-only: shipped crates may use it only as a dev-dependency (`cargo xtask layers` and
+//! deny.toml enforce this).
+
+pub mod base_image;
+pub mod env;
+pub mod podman;
+
+pub use env::IsolatedEnv;
