@@ -1,0 +1,14 @@
+//! One module per verb; [`dispatch`] routes a parsed [`Command`] to its handler.
+
+mod show_config;
+
+use crate::Status;
+use crate::args::Command;
+use crate::context::Context;
+
+/// Runs one verb.
+pub fn dispatch(ctx: &Context, command: Command) -> miette::Result<Status> {
+    match command {
+        Command::ShowConfig(args) => show_config::run(ctx, &args),
+    }
+}

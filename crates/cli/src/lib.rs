@@ -1,0 +1,115 @@
+//! The `terok-executor` command line: the clap tree ([`command`]) and the dispatcher
+//! ([`run_matches`]), kept apart so an orchestrator can mount the whole tree under its own CLI:
+//!
+//! ```no_run
+//! let cli = clap::Command::new("terok")
+//!     .subcommand(terok_executor_cli::command().name("executor"));
+//! let matches = cli.get_matches();
+//! if let Some(("executor", sub)) = matches.subcommand() {
+//!     std::process::exit(terok_executor_cli::run_matches(sub).into());
+//! }
+//! ```
+//!
+//! This is the only crate that prints to the terminal or decides the process exit code.
+
+// The CLI is where output to the terminal belongs.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod args;
+mod commands;
+mod context;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, FromArgMatches};
+
+pub use args::{Cli, Command};
+
+/// The full clap command tree of `terok-executor`.
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
+/// Runs the command described by `matches` (from [`command`]) and returns the exit status.
+pub fn run_matches(matches: &clap::ArgMatches) -> Status {
+    match Cli::from_arg_matches(matches) {
+        Ok(cli) => run(cli),
+        Err(err) => {
+            let _ = err.print();
+            Status::Usage
+        }
+    }
+}
+
+/// Parses the process arguments, runs the command, and maps the outcome to an exit code.
+pub fn main() -> ExitCode {
+    let matches = match command().try_get_matches() {
+        Ok(matches) => matches,
+        Err(err) => {
+            let _ = err.print();
+            // --help and --version are "errors" to clap but successes to the user.
+            return match err.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    ExitCode::SUCCESS
+                }
+                _ => Status::Usage.into(),
+            };
+        }
+    };
+    run_matches(&matches).into()
+}
+
+/// How a command ended, as the process sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Success.
+    Ok,
+    /// The command failed; a message was printed.
+    Failure,
+    /// The command line was wrong.
+    Usage,
+    /// Any other code (an agent's own exit code, 3 for "setup needed", 124 for a timeout).
+    Code(u8),
+}
+
+impl From<Status> for u8 {
+    fn from(status: Status) -> u8 {
+        match status {
+            Status::Ok => 0,
+            Status::Failure => 1,
+            Status::Usage => 2,
+            Status::Code(code) => code,
+        }
+    }
+}
+
+impl From<Status> for i32 {
+    fn from(status: Status) -> i32 {
+        i32::from(u8::from(status))
+    }
+}
+
+impl From<Status> for ExitCode {
+    fn from(status: Status) -> ExitCode {
+        ExitCode::from(u8::from(status))
+    }
+}
+
+fn run(cli: Cli) -> Status {
+    output::init(cli.global.verbose);
+    let Some(command) = cli.command else {
+        // Upstream prints the help and exits 1 when no verb is given.
+        let _ = command().print_help();
+        println!();
+        return Status::Failure;
+    };
+    let ctx = context::Context::new(&cli.global);
+    match commands::dispatch(&ctx, command) {
+        Ok(status) => status,
+        Err(report) => {
+            output::report_error(&report);
+            Status::Failure
+        }
+    }
+}

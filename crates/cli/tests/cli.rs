@@ -1,0 +1,289 @@
+//! What users see from the `terok-executor` binary: version, help, `show-config`, and the
+//! errors for a bad config file, as inline snapshots.
+
+// Test helpers may panic: a panic is how a test reports failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use insta::assert_snapshot;
+use terok_testkit::IsolatedEnv;
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn run_in(env: &IsolatedEnv, args: &[&str]) -> Run {
+    let out = env
+        .command(env!("CARGO_BIN_EXE_terok-executor"))
+        .args(args)
+        .output()
+        .expect("run terok-executor");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: env.redact(&String::from_utf8_lossy(&out.stdout)),
+        stderr: env.redact(&String::from_utf8_lossy(&out.stderr)),
+    }
+}
+
+fn run(args: &[&str]) -> Run {
+    run_in(&IsolatedEnv::new().unwrap(), args)
+}
+
+#[test]
+fn version_names_the_binary() {
+    let r = run(&["--version"]);
+    assert_eq!(r.code, 0);
+    assert_snapshot!(r.stdout, @"terok-executor 0.1.0");
+}
+
+#[test]
+fn help_lists_verbs_and_global_options() {
+    let r = run(&["--help"]);
+    assert_eq!(r.code, 0);
+    assert_snapshot!(r.stdout, @"
+    Run AI coding agents (Claude Code, Codex, Vibe, Copilot, OpenCode, Pi) in hardened Podman
+    containers.
+
+    Containers only ever see phantom tokens; the host-side vault swaps them for the real credential on
+    the way out.
+
+    Usage: terok-executor [OPTIONS] [COMMAND]
+
+    Commands:
+      show-config  Print the effective configuration: every config.yml layer merged, defaults filled in
+
+    Options:
+          --config <PATH>
+              Read only this config file instead of the layered /etc/terok and ~/.config/terok files
+
+          --raw
+              Ignore every config.yml (built-in defaults only)
+
+      -v, --verbose...
+              Log more (-v debug, -vv trace) to stderr
+
+      -h, --help
+              Print help (see a summary with '-h')
+
+      -V, --version
+              Print version
+    ");
+}
+
+#[test]
+fn no_verb_prints_help_and_fails() {
+    let r = run(&[]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stdout
+            .contains("Usage: terok-executor [OPTIONS] [COMMAND]"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn an_unknown_verb_is_a_usage_error() {
+    let r = run(&["frobnicate"]);
+    assert_eq!(r.code, 2);
+    assert_snapshot!(r.stderr, @"
+    error: unrecognized subcommand 'frobnicate'
+
+    Usage: terok-executor [OPTIONS] [COMMAND]
+
+    For more information, try '--help'.
+    ");
+}
+
+#[test]
+fn show_config_help() {
+    let r = run(&["show-config", "--help"]);
+    assert_eq!(r.code, 0);
+    assert_snapshot!(r.stdout, @"
+    Print the effective configuration: every config.yml layer merged, defaults filled in
+
+    Usage: terok-executor show-config [OPTIONS]
+
+    Options:
+          --config <PATH>  Read only this config file instead of the layered /etc/terok and
+                           ~/.config/terok files
+          --json           Print JSON instead of YAML
+          --raw            Ignore every config.yml (built-in defaults only)
+      -v, --verbose...     Log more (-v debug, -vv trace) to stderr
+      -h, --help           Print help
+    ");
+}
+
+#[test]
+fn show_config_merges_the_system_and_user_layers() {
+    let env = IsolatedEnv::new().unwrap();
+    std::fs::write(
+        env.system_config_dir().join("config.yml"),
+        "image:\n  base_image: fedora:44\n  agents: all\nservices: {mode: tcp}\n",
+    )
+    .unwrap();
+    env.write_user_config("# mine\nimage:\n  agents: claude,codex\ntui:\n  theme: dark\n")
+        .unwrap();
+    let r = run_in(&env, &["show-config"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_snapshot!(r.stdout, @"
+    # Effective configuration (defaults filled in), merged from:
+    #   [TMP]/etc-terok/config.yml
+    #   [TMP]/home/.config/terok/config.yml
+    credentials: {}
+    paths: {}
+    shield:
+      bypass_firewall_no_protection: false
+      profiles: []
+    services:
+      mode: tcp
+    vault: {}
+    gate_server: {}
+    network:
+      port_range_start: 18700
+      port_range_end: 32700
+    ssh:
+      use_personal: false
+    image:
+      base_image: fedora:44
+      agents: claude,codex
+    tui:
+      theme: dark
+    ");
+}
+
+#[test]
+fn show_config_json_is_machine_readable() {
+    let env = IsolatedEnv::new().unwrap();
+    env.write_user_config("image: {family: rpm}\n").unwrap();
+    let r = run_in(&env, &["show-config", "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let value: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(value["image"]["family"], "rpm");
+    assert_eq!(value["image"]["base_image"], "ubuntu:24.04");
+}
+
+#[test]
+fn raw_ignores_every_config_file() {
+    let env = IsolatedEnv::new().unwrap();
+    env.write_user_config("image: {family: rpm}\n").unwrap();
+    let r = run_in(&env, &["--raw", "show-config", "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let value: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert!(value["image"].get("family").is_none(), "{}", r.stdout);
+}
+
+#[test]
+fn config_flag_reads_only_that_file() {
+    let env = IsolatedEnv::new().unwrap();
+    env.write_user_config("image: {family: rpm}\n").unwrap();
+    let only = env
+        .write_work_file(
+            "only.yml",
+            "image: {base_image: 'localhost/debian:bookworm'}\n",
+        )
+        .unwrap();
+    let r = run_in(&env, &["show-config", "--config", only.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("#   [TMP]/work/only.yml\n"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("base_image: localhost/debian:bookworm"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("rpm"), "{}", r.stdout);
+}
+
+#[test]
+fn a_misspelt_key_reports_file_line_column_and_allowed_keys() {
+    let env = IsolatedEnv::new().unwrap();
+    let bad = env
+        .write_work_file(
+            "bad.yml",
+            "# my config\nimage:\n  base_image: localhost/debian:bookworm\n  familly: deb\n",
+        )
+        .unwrap();
+    let r = run_in(&env, &["--config", bad.to_str().unwrap(), "show-config"]);
+    assert_eq!(r.code, 1);
+    assert_eq!(r.stdout, "");
+    assert_snapshot!(r.stderr, @"
+     x [TMP]/work/bad.yml:4:3: image.familly: unknown field `familly`, expected one of base_image, family, agents, user_snippet_inline, user_snippet_file
+      ,-[[TMP]/work/bad.yml:4:3]
+    3 |   base_image: localhost/debian:bookworm
+    4 |   familly: deb
+      :   ^^^|^^^
+      :      `-- unknown field `familly`
+      `----
+     help: did you mean `family`? Allowed keys here: base_image, family, agents, user_snippet_inline, user_snippet_file
+    ");
+}
+
+#[test]
+fn a_wrong_type_reports_what_was_expected() {
+    let env = IsolatedEnv::new().unwrap();
+    let bad = env
+        .write_work_file("bad.yml", "network:\n  port_range_start: lots\n")
+        .unwrap();
+    let r = run_in(&env, &["--config", bad.to_str().unwrap(), "show-config"]);
+    assert_eq!(r.code, 1);
+    assert_snapshot!(r.stderr, @"
+     x [TMP]/work/bad.yml:2:21: network.port_range_start: expected an integer from 0 to 65535, found `lots`
+      ,-[[TMP]/work/bad.yml:2:21]
+    1 | network:
+    2 |   port_range_start: lots
+      :                     ^^|^
+      :                       `-- expected an integer from 0 to 65535
+      `----
+    ");
+}
+
+#[test]
+fn a_bad_enum_value_lists_the_choices() {
+    let env = IsolatedEnv::new().unwrap();
+    env.write_user_config("services:\n  mode: pigeon\n")
+        .unwrap();
+    let r = run_in(&env, &["show-config"]);
+    assert_eq!(r.code, 1);
+    assert_snapshot!(r.stderr, @"
+     x [TMP]/home/.config/terok/config.yml:2:9: services.mode: unknown variant `pigeon`, expected one of socket, tcp
+      ,-[[TMP]/home/.config/terok/config.yml:2:9]
+    1 | services:
+    2 |   mode: pigeon
+      :         ^^^|^^
+      :            `-- unknown variant `pigeon`
+      `----
+     help: allowed values here: socket, tcp
+    ");
+}
+
+#[test]
+fn a_missing_config_file_is_an_error() {
+    let r = run(&["--config", "/nonexistent/terok.yml", "show-config"]);
+    assert_eq!(r.code, 1);
+    assert_snapshot!(r.stderr, @"
+    terok::config::missing
+
+      x config file /nonexistent/terok.yml does not exist (named by --config)
+      help: create /nonexistent/terok.yml, fix the path, or use --raw to run without any config
+    ");
+}
+
+#[test]
+fn the_command_tree_mounts_under_another_cli() {
+    let outer =
+        clap::Command::new("terok").subcommand(terok_executor_cli::command().name("executor"));
+    let matches = outer
+        .try_get_matches_from(["terok", "executor", "--raw", "show-config", "--json"])
+        .unwrap();
+    let (name, sub) = matches.subcommand().unwrap();
+    assert_eq!(name, "executor");
+    assert_eq!(
+        terok_executor_cli::run_matches(sub),
+        terok_executor_cli::Status::Ok
+    );
+}
