@@ -1,0 +1,65 @@
+//! `cargo xtask ci`: what CI checks, in the order that fails fastest.
+
+use std::process::Command;
+
+use crate::util::{is_ci, on_path, run_echo, workspace_root};
+
+pub fn run() -> anyhow::Result<()> {
+    let root = workspace_root();
+    let cargo = || {
+        let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+        cmd.current_dir(&root);
+        cmd
+    };
+    step("format");
+    run_echo(cargo().args(["fmt", "--all", "--check"]))?;
+    step("clippy");
+    run_echo(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--locked",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    step("layers");
+    crate::layers::run()?;
+    step("cargo-deny");
+    run_echo(cargo().args([
+        "deny",
+        "--workspace",
+        "check",
+        "bans",
+        "licenses",
+        "sources",
+    ]))?;
+    if terok_testkit::podman::podman_works() {
+        step("base image");
+        crate::base_image::run()?;
+    } else if is_ci() {
+        anyhow::bail!("podman is not available but CI is set: run `cargo xtask host-setup` first");
+    } else {
+        println!("NOTE: podman is not available; the podman-backed tests will be SKIPPED loudly.");
+    }
+    step("tests");
+    if on_path("cargo-nextest") {
+        run_echo(cargo().args([
+            "nextest",
+            "run",
+            "--workspace",
+            "--locked",
+            "--no-fail-fast",
+        ]))?;
+    } else {
+        run_echo(cargo().args(["test", "--workspace", "--locked", "--no-fail-fast"]))?;
+    }
+    step("doc tests");
+    run_echo(cargo().args(["test", "--workspace", "--locked", "--doc"]))?;
+    println!("\nci: all checks passed");
+    Ok(())
+}
+
+fn step(name: &str) {
+    println!("\n==> {name}");
+}

@@ -1,0 +1,151 @@
+//! Tidy checks that `cargo test` enforces: conventions a reviewer would otherwise have to catch.
+
+use std::path::{Path, PathBuf};
+
+use crate::util::workspace_root;
+
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                if path
+                    .file_name()
+                    .is_some_and(|n| n == "target" || n == "fixtures")
+                {
+                    continue;
+                }
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn relative(path: &Path) -> String {
+    path.strip_prefix(workspace_root())
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
+/// Source files of shipped library code: `crates/<name>/src/**`.
+fn library_sources(exempt: &[&str]) -> Vec<PathBuf> {
+    let crates = workspace_root().join("crates");
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(&crates).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if exempt.contains(&name.as_str()) {
+            continue;
+        }
+        out.extend(rust_files(&entry.path().join("src")));
+    }
+    out
+}
+
+/// Lines of `text` outside `#[cfg(test)]` modules (a crude cut: everything from the first
+/// `#[cfg(test)]` onwards is test code, which is how this workspace lays files out).
+fn non_test_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines()
+        .enumerate()
+        .take_while(|(_, l)| l.trim() != "#[cfg(test)]")
+        .map(|(i, l)| (i + 1, l))
+}
+
+#[test]
+fn every_rust_file_starts_with_a_module_doc_comment() {
+    let root = workspace_root();
+    let mut missing = Vec::new();
+    for path in rust_files(&root.join("crates"))
+        .into_iter()
+        .chain(rust_files(&root.join("xtask")))
+    {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let first = text
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or_default();
+        if !first.starts_with("//!") {
+            missing.push(relative(&path));
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "files without a leading `//!` line:\n{}",
+        missing.join("\n")
+    );
+}
+
+#[test]
+fn only_the_cli_prints() {
+    let mut found = Vec::new();
+    for path in library_sources(&["cli"]) {
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (line_no, line) in non_test_lines(&text) {
+            let code = line.split("//").next().unwrap_or_default();
+            if ["println!(", "eprintln!(", "print!(", "eprint!(", "dbg!("]
+                .iter()
+                .any(|m| code.contains(m))
+            {
+                found.push(format!("{}:{line_no}: {}", relative(&path), line.trim()));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "printing outside the cli crate:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn only_terok_podman_spawns_podman() {
+    // terok-testkit is dev-only tooling (base image, test gates) and may call podman directly.
+    let mut found = Vec::new();
+    for path in library_sources(&["podman", "testkit"]) {
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (line_no, line) in non_test_lines(&text) {
+            let compact: String = line.chars().filter(|c| !c.is_whitespace()).collect();
+            if compact.contains("Command::new(\"podman\"")
+                || compact.contains("Command::new(PODMAN")
+            {
+                found.push(format!("{}:{line_no}: {}", relative(&path), line.trim()));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "podman spawned outside terok-podman:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn architecture_doc_shows_the_layers_table() {
+    let doc_path = workspace_root().join("docs/architecture.md");
+    let doc = std::fs::read_to_string(&doc_path).unwrap();
+    let begin = "<!-- layers-table:begin (generated from xtask/src/layers.rs) -->\n";
+    let end = "<!-- layers-table:end -->";
+    let start = doc
+        .find(begin)
+        .expect("begin marker in docs/architecture.md")
+        + begin.len();
+    let stop = doc[start..]
+        .find(end)
+        .expect("end marker in docs/architecture.md")
+        + start;
+    let expected = crate::layers::markdown_table();
+    assert_eq!(
+        &doc[start..stop],
+        expected,
+        "docs/architecture.md's layers table differs from xtask/src/layers.rs; it should read:\n{expected}"
+    );
+}
