@@ -5,6 +5,7 @@
 //! own against the typed schema, so an error points into the file that has it; the layers are
 //! then deep-merged with the `_inherit` / `null` rules of [`crate::merge`].
 
+pub mod edit;
 mod load;
 mod schema;
 

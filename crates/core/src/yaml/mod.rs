@@ -1,6 +1,10 @@
 //! YAML reading and writing with diagnostics that point into the file: path, line, column, the
 //! field path (`image.family`) and what was expected, renderable by miette with a source snippet.
 
+mod locate;
+
+pub use locate::{YamlIndex, parent_path};
+
 use std::path::{Path, PathBuf};
 
 use miette::{NamedSource, SourceSpan};
@@ -139,6 +143,7 @@ fn from_saphyr(
     let offset = location
         .and_then(|l| l.span().byte_offset())
         .and_then(|o| usize::try_from(o).ok())
+        .or_else(|| location.and_then(|l| offset_of(text, l.line(), l.column())))
         .filter(|o| *o <= text.len());
     let mut message = err.without_snippet().to_string();
     if let Some(loc) = location {
@@ -147,6 +152,7 @@ fn from_saphyr(
             message = stripped.to_owned();
         }
     }
+    message = hide_internal_names(message);
     if let Some(offset) = offset {
         message = explain_scalar_error(message, &text[offset..offset + token_len(text, offset)]);
     }
@@ -157,6 +163,34 @@ fn from_saphyr(
         error.0.column = Some(loc.column());
     }
     error
+}
+
+/// Byte offset of a 1-based line and column.
+fn offset_of(text: &str, line: u64, column: u64) -> Option<usize> {
+    let line_start = if line <= 1 {
+        0
+    } else {
+        text.match_indices('\n')
+            .nth(usize::try_from(line - 2).ok()?)?
+            .0
+            + 1
+    };
+    let rest = text.get(line_start..)?;
+    let col = usize::try_from(column.saturating_sub(1)).ok()?;
+    Some(line_start + rest.char_indices().nth(col).map_or(rest.len(), |(b, _)| b))
+}
+
+/// Drops names starting with `_` (merge sentinels) from serde's "expected one of" lists: they
+/// are accepted but are not what a user who misspelt a key is looking for.
+fn hide_internal_names(message: String) -> String {
+    let Some((head, list)) = message.split_once(", expected one of ") else {
+        return message;
+    };
+    let kept: Vec<&str> = list
+        .split(", ")
+        .filter(|name| !name.trim_matches('`').starts_with('_'))
+        .collect();
+    format!("{head}, expected one of {}", kept.join(", "))
 }
 
 /// Turns the parser's terse "invalid u16" into what was expected and what was found.
