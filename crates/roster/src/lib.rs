@@ -1,0 +1,50 @@
+//! terok-roster: the agent roster — which agents, tools and runtime components terok knows, how
+//! they are installed, run, authenticated and routed through the vault.
+//!
+//! The roster is a set of YAML files (one per entry): the bundled ones in `resources/agents/`
+//! (embedded at compile time), overridden or extended by `/etc/terok/agent/agents/*.yaml` and
+//! `~/.config/terok/agent/agents/*.yaml`. [`RosterLoader`] reads and merges them into a
+//! [`Roster`]; a bad file is an error that names the file, line, column and field.
+//!
+//! ```
+//! let roster = terok_roster::RosterLoader::bundled().load()?;
+//! let claude = roster.agent("claude")?;
+//! let cmd = terok_roster::headless_command(claude, &Default::default());
+//! assert!(cmd.to_shell().starts_with("claude --terok-timeout 1800"));
+//! # Ok::<(), terok_roster::RosterError>(())
+//! ```
+
+mod bundled;
+mod error;
+mod headless;
+mod instructions;
+mod load;
+pub mod model;
+mod provider_config;
+mod resolve;
+mod roster;
+pub mod schema;
+mod selection;
+
+pub use bundled::{DEFAULT_INSTRUCTIONS, bundled_agents};
+pub use error::RosterError;
+pub use headless::{
+    HeadlessCommand, HeadlessOptions, PROMPT_FILE, Word, headless_command, shell_quote,
+};
+pub use instructions::resolve_instructions;
+pub use load::{LayerSource, RosterLoader};
+pub use model::{Agent, AgentKind, Provider};
+pub use provider_config::{
+    DEFAULT_TIMEOUT_SECS, InstructionsDelivery, RunOverrides, RunSettings, apply_provider_config,
+    instructions_delivery, resolve_config_value,
+};
+pub use roster::{AuthProvider, Roster, SharedMount};
+pub use selection::Selection;
+
+/// The JSON Schema of one roster file, as published in docs/roster.schema.json.
+pub fn json_schema() -> serde_json::Value {
+    let schema = schemars::generate::SchemaSettings::draft2020_12()
+        .into_generator()
+        .into_root_schema_for::<schema::AgentFile>();
+    schema.to_value()
+}

@@ -1,0 +1,506 @@
+//! Turns a merged [`AgentFile`] into the resolved [`Agent`] (and its [`Provider`]), applying
+//! defaults and checking what the schema alone cannot: required fields of present sections,
+//! single-segment host directories, absolute container paths, upstream URLs.
+
+use std::collections::BTreeMap;
+
+use crate::model::*;
+use crate::schema::{AgentFile, AuthFile, ListItem, VaultFile};
+
+/// One problem with a merged entry, at a field path such as `vault.upstream`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issue {
+    /// Dotted field path within the entry.
+    pub path: String,
+    /// What is wrong and what was expected.
+    pub message: String,
+    /// A hint, when there is a useful one.
+    pub help: Option<String>,
+}
+
+impl Issue {
+    fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            message: message.into(),
+            help: None,
+        }
+    }
+
+    fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    fn missing(section: &str, field: &str) -> Self {
+        Self::new(
+            format!("{section}.{field}"),
+            format!("missing required field `{field}` in `{section}`"),
+        )
+    }
+}
+
+/// Whether `name` is usable as an entry name (it ends up in image tags, paths and env names).
+pub fn valid_entry_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+/// Resolves one merged entry. Returns the agent, its provider (from `vault:`), or every issue.
+pub fn resolve_agent(
+    name: &str,
+    file: &AgentFile,
+) -> Result<(Agent, Option<Provider>), Vec<Issue>> {
+    let mut issues = Vec::new();
+    let kind = file.kind.unwrap_or_default();
+    let label = file.label.clone().unwrap_or_else(|| name.to_owned());
+    let binary = file.binary.clone().unwrap_or_else(|| name.to_owned());
+
+    let git = file.git_identity.clone().unwrap_or_default();
+    let git_identity = GitIdentity {
+        name: git.name.unwrap_or_else(|| capitalize(name)),
+        email: git.email.unwrap_or_else(|| format!("noreply@{name}.ai")),
+    };
+
+    let h = file.headless.clone().unwrap_or_default();
+    let headless = HeadlessSpec {
+        subcommand: h.subcommand.filter(|s| !s.is_empty()),
+        prompt_flag: match h.prompt_flag {
+            None => Some("-p".to_owned()),
+            Some(flag) if flag.is_empty() => None,
+            Some(flag) => Some(flag),
+        },
+        model_flag: h.model_flag.filter(|s| !s.is_empty()),
+        max_turns_flag: h.max_turns_flag.filter(|s| !s.is_empty()),
+        verbose_flag: h.verbose_flag.filter(|s| !s.is_empty()),
+        output_format_flags: h.output_format_flags.unwrap_or_default(),
+    };
+
+    let a = file.auto_approve.clone().unwrap_or_default();
+    let auto_approve = AutoApprove {
+        env: a.env.unwrap_or_default(),
+        flags: a.flags.unwrap_or_default(),
+    };
+
+    let s = file.session.clone().unwrap_or_default();
+    let session = SessionSpec {
+        supports_resume: s.supports_resume.unwrap_or(false),
+        resume_flag: s.resume_flag,
+        continue_flag: s.continue_flag,
+        session_file: s.session_file,
+        supports_hook: s.supports_hook.unwrap_or(false),
+    };
+    if let Some(file_name) = &session.session_file
+        && !is_single_segment(file_name)
+    {
+        issues.push(
+            Issue::new(
+                "session.session_file",
+                format!("`{file_name}` must be a plain file name"),
+            )
+            .with_help("the session file lives in /home/dev/.terok/; give only its name"),
+        );
+    }
+
+    let c = file.capabilities.clone().unwrap_or_default();
+    let capabilities = Capabilities {
+        agents_json: c.agents_json.unwrap_or(false),
+        add_dir: c.add_dir.unwrap_or(false),
+        log_format: c.log_format.unwrap_or_default(),
+    };
+
+    let refuse_subcommands = file
+        .wrapper
+        .as_ref()
+        .and_then(|w| w.refuse_subcommands.clone())
+        .unwrap_or_default();
+
+    let opencode = file.opencode.as_ref().map(|o| {
+        let mut req = |field: &str, value: &Option<String>| {
+            if value.is_none() {
+                issues.push(Issue::missing("opencode", field));
+            }
+            value.clone().unwrap_or_default()
+        };
+
+        OpencodeSpec {
+            display_name: req("display_name", &o.display_name),
+            base_url: req("base_url", &o.base_url),
+            preferred_model: req("preferred_model", &o.preferred_model),
+            fallback_model: req("fallback_model", &o.fallback_model),
+            env_var_prefix: req("env_var_prefix", &o.env_var_prefix),
+            config_dir: req("config_dir", &o.config_dir),
+            auth_key_url: req("auth_key_url", &o.auth_key_url),
+            api_key_hint: o.api_key_hint.clone(),
+        }
+    });
+    if let Some(spec) = &opencode {
+        if !spec.env_var_prefix.is_empty() && !is_env_name(&spec.env_var_prefix) {
+            issues.push(Issue::new(
+                "opencode.env_var_prefix",
+                format!(
+                    "`{}` is not a valid environment variable prefix (A-Z, 0-9, _)",
+                    spec.env_var_prefix
+                ),
+            ));
+        }
+        check_http_url(&mut issues, "opencode.base_url", &spec.base_url);
+    }
+
+    let auth = file.auth.as_ref().map(|a| resolve_auth(a, &mut issues));
+
+    let provider = file
+        .vault
+        .as_ref()
+        .map(|v| resolve_provider(name, v, &mut issues));
+
+    let sidecar = file.sidecar.as_ref().map(|s| SidecarSpec {
+        tool_name: s.tool_name.clone().unwrap_or_else(|| name.to_owned()),
+        env_map: s.env_map.clone().unwrap_or_default(),
+    });
+
+    let install = file.install.as_ref().map(|i| InstallSpec {
+        depends_on: i
+            .depends_on
+            .as_ref()
+            .map(|d| d.to_vec())
+            .unwrap_or_default(),
+        run_as_root: i.run_as_root.clone().filter(|s| !s.trim().is_empty()),
+        run_as_dev: i.run_as_dev.clone().filter(|s| !s.trim().is_empty()),
+    });
+
+    let help = file.help.as_ref().and_then(|h| match &h.label {
+        Some(label) => Some(HelpSpec {
+            label: label.clone(),
+            section: h.section.unwrap_or_default(),
+        }),
+        None => {
+            issues.push(Issue::missing("help", "label"));
+            None
+        }
+    });
+
+    let mut mounts = Vec::new();
+    for (i, item) in file.mounts.iter().flatten().enumerate() {
+        let Some(m) = item.item() else { continue };
+        let path = format!("mounts[{i}]");
+        let host_dir = required(&mut issues, &path, "host_dir", &m.host_dir);
+        let container_path = required(&mut issues, &path, "container_path", &m.container_path);
+        check_host_dir(&mut issues, &format!("{path}.host_dir"), &host_dir);
+        check_container_path(
+            &mut issues,
+            &format!("{path}.container_path"),
+            &container_path,
+        );
+        mounts.push(MountSpec {
+            host_dir,
+            container_path,
+            label: m.label.clone(),
+        });
+    }
+
+    if !issues.is_empty() {
+        return Err(issues);
+    }
+    let agent = Agent {
+        name: name.to_owned(),
+        kind,
+        label,
+        binary,
+        git_identity,
+        headless,
+        auto_approve,
+        session,
+        capabilities,
+        refuse_subcommands,
+        opencode,
+        auth,
+        provider: provider.as_ref().map(|p| p.name.clone()),
+        sidecar,
+        install,
+        help,
+        mounts,
+        web_ingress: file.web_ingress.unwrap_or(false),
+    };
+    Ok((agent, provider))
+}
+
+fn resolve_auth(a: &AuthFile, issues: &mut Vec<Issue>) -> AuthSpec {
+    let host_dir = required(issues, "auth", "host_dir", &a.host_dir);
+    let container_mount = required(issues, "auth", "container_mount", &a.container_mount);
+    check_host_dir(issues, "auth.host_dir", &host_dir);
+    check_container_path(issues, "auth.container_mount", &container_mount);
+    let auth_key = a.auth_key.as_ref().map(|k| AuthKeySpec {
+        label: k.label.clone(),
+        key_url: required(issues, "auth.auth_key", "key_url", &k.key_url),
+        env_var: required(issues, "auth.auth_key", "env_var", &k.env_var),
+        config_path: required(issues, "auth.auth_key", "config_path", &k.config_path),
+        printf_template: required(
+            issues,
+            "auth.auth_key",
+            "printf_template",
+            &k.printf_template,
+        ),
+        tool_name: k.tool_name.clone(),
+    });
+    let mut modes: Vec<AuthMode> = a
+        .modes
+        .iter()
+        .flatten()
+        .filter_map(ListItem::item)
+        .copied()
+        .collect();
+    modes.dedup();
+    if modes.is_empty() {
+        modes.push(AuthMode::ApiKey);
+    }
+    let mut post_capture_state = BTreeMap::new();
+    for (file, state) in a.post_capture_state.iter().flatten() {
+        if !is_relative_inside(file) {
+            issues.push(Issue::new(
+                format!("auth.post_capture_state.{file}"),
+                format!("`{file}` must be a relative path without `..`"),
+            ));
+        }
+        post_capture_state.insert(file.clone(), state.clone().unwrap_or_default());
+    }
+    AuthSpec {
+        host_dir,
+        container_mount,
+        command: a.command.clone().filter(|c| !c.is_empty()),
+        auth_key,
+        banner_hint: a.banner_hint.clone(),
+        extra_run_args: a.extra_run_args.clone().unwrap_or_default(),
+        modes,
+        api_key_hint: a.api_key_hint.clone(),
+        post_capture_state,
+    }
+}
+
+fn resolve_provider(name: &str, v: &VaultFile, issues: &mut Vec<Issue>) -> Provider {
+    let route_prefix = required(issues, "vault", "route_prefix", &v.route_prefix);
+    if !route_prefix.is_empty() && !valid_entry_name(&route_prefix) {
+        issues.push(Issue::new(
+            "vault.route_prefix",
+            format!(
+                "`{route_prefix}` is not a valid route name (lowercase letters, digits, `-`, `_`)"
+            ),
+        ));
+    }
+    let upstream = required(issues, "vault", "upstream", &v.upstream);
+    check_http_url(issues, "vault.upstream", &upstream);
+    let path_upstreams = v.path_upstreams.clone().unwrap_or_default();
+    for (prefix, url) in &path_upstreams {
+        if !prefix.starts_with('/') {
+            issues.push(Issue::new(
+                format!("vault.path_upstreams.{prefix}"),
+                format!("path prefix `{prefix}` must start with `/`"),
+            ));
+        }
+        check_http_url(issues, &format!("vault.path_upstreams.{prefix}"), url);
+    }
+    let auth_header = match v.auth_header.as_deref() {
+        None | Some("") => AuthHeader::Named("Authorization".to_owned()),
+        Some("dynamic") => AuthHeader::Dynamic,
+        Some(header) => {
+            if !header
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-')
+            {
+                issues.push(Issue::new(
+                    "vault.auth_header",
+                    format!("`{header}` is not a valid HTTP header name"),
+                ));
+            }
+            AuthHeader::Named(header.to_owned())
+        }
+    };
+    let enabled = |map: &Option<BTreeMap<String, bool>>, field: &str, issues: &mut Vec<Issue>| {
+        let vars: Vec<String> = map
+            .iter()
+            .flatten()
+            .filter(|(_, on)| **on)
+            .map(|(var, _)| var.clone())
+            .collect();
+        for var in &vars {
+            if !is_env_name(var) {
+                issues.push(Issue::new(
+                    format!("vault.{field}.{var}"),
+                    format!("`{var}` is not a valid environment variable name"),
+                ));
+            }
+        }
+        vars
+    };
+    let phantom_env = enabled(&v.phantom_env, "phantom_env", issues);
+    let oauth_phantom_env = enabled(&v.oauth_phantom_env, "oauth_phantom_env", issues);
+    let shared_config_patch = v.shared_config_patch.as_ref().map(|p| {
+        let file = required(issues, "vault.shared_config_patch", "file", &p.file);
+        if !file.is_empty() && !is_relative_inside(&file) {
+            issues.push(Issue::new(
+                "vault.shared_config_patch.file",
+                format!("`{file}` must be a relative path inside the shared directory (no `..`)"),
+            ));
+        }
+        if p.yaml_set.is_none() && p.toml_set.is_none() {
+            issues.push(Issue::new(
+                "vault.shared_config_patch",
+                "a patch needs `yaml_set` or `toml_set`",
+            ));
+        }
+        SharedConfigPatch {
+            file,
+            yaml_set: p.yaml_set.clone().unwrap_or_default(),
+            toml_set: p.toml_set.clone().unwrap_or_default(),
+            toml_table: p.toml_table.clone(),
+            toml_match: p.toml_match.clone().unwrap_or_default(),
+        }
+    });
+    let oauth_refresh = v.oauth_refresh.as_ref().map(|r| OauthRefresh {
+        token_url: required(issues, "vault.oauth_refresh", "token_url", &r.token_url),
+        client_id: required(issues, "vault.oauth_refresh", "client_id", &r.client_id),
+        scope: r.scope.clone(),
+    });
+    if let Some(file) = &v.credential_file
+        && !is_single_segment(file)
+    {
+        issues.push(Issue::new(
+            "vault.credential_file",
+            format!("`{file}` must be a plain file name inside the shared directory"),
+        ));
+    }
+    Provider {
+        name: name.to_owned(),
+        route_prefix,
+        upstream,
+        path_upstreams,
+        oauth_extra_headers: v.oauth_extra_headers.clone().unwrap_or_default(),
+        auth_header,
+        auth_prefix: v
+            .auth_prefix
+            .clone()
+            .unwrap_or_else(|| "Bearer ".to_owned()),
+        credential_type: v.credential_type.unwrap_or_default(),
+        credential_file: v.credential_file.clone(),
+        phantom_env,
+        oauth_phantom_env,
+        base_url_env: v.base_url_env.clone(),
+        socket_env: v.socket_env.clone(),
+        shared_config_patch,
+        oauth_refresh,
+    }
+}
+
+fn required(issues: &mut Vec<Issue>, section: &str, field: &str, value: &Option<String>) -> String {
+    match value {
+        Some(v) => v.clone(),
+        None => {
+            issues.push(Issue::missing(section, field));
+            String::new()
+        }
+    }
+}
+
+fn check_host_dir(issues: &mut Vec<Issue>, path: &str, host_dir: &str) {
+    if !host_dir.is_empty() && !is_single_segment(host_dir) {
+        issues.push(
+            Issue::new(
+                path,
+                format!("host_dir `{host_dir}` must be a single directory name under the mounts directory"),
+            )
+            .with_help("no `/`, no `..`, not absolute: for example `_claude-config`"),
+        );
+    }
+}
+
+fn check_container_path(issues: &mut Vec<Issue>, path: &str, container_path: &str) {
+    if !container_path.is_empty()
+        && (!container_path.starts_with('/') || container_path.split('/').any(|s| s == ".."))
+    {
+        issues.push(Issue::new(
+            path,
+            format!("`{container_path}` must be an absolute path in the container, without `..`"),
+        ));
+    }
+}
+
+fn check_http_url(issues: &mut Vec<Issue>, path: &str, url: &str) {
+    if url.is_empty() {
+        return;
+    }
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    if rest.is_none_or(|r| r.is_empty() || r.starts_with('/')) {
+        issues.push(Issue::new(
+            path,
+            format!("`{url}` is not an http:// or https:// URL with a host"),
+        ));
+    }
+}
+
+/// A plain name: not empty, no `/`, not `.` or `..`.
+fn is_single_segment(s: &str) -> bool {
+    !s.is_empty() && !s.contains('/') && s != "." && s != ".." && !s.contains('\0')
+}
+
+fn is_relative_inside(s: &str) -> bool {
+    !s.is_empty() && !s.starts_with('/') && !s.split('/').any(|p| p == "..")
+}
+
+fn is_env_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_uppercase() || c == '_')
+        && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+}
+
+fn capitalize(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_names() {
+        assert!(valid_entry_name("claude"));
+        assert!(valid_entry_name("my-agent_2"));
+        assert!(!valid_entry_name("Claude"));
+        assert!(!valid_entry_name("-x"));
+        assert!(!valid_entry_name(""));
+        assert!(!valid_entry_name("a.b"));
+    }
+
+    #[test]
+    fn defaults_follow_upstream() {
+        let (agent, provider) = resolve_agent("myagent", &AgentFile::default()).unwrap();
+        assert_eq!(agent.kind, AgentKind::Native);
+        assert_eq!(agent.label, "myagent");
+        assert_eq!(agent.binary, "myagent");
+        assert_eq!(agent.git_identity.name, "Myagent");
+        assert_eq!(agent.git_identity.email, "noreply@myagent.ai");
+        assert_eq!(agent.headless.prompt_flag.as_deref(), Some("-p"));
+        assert!(provider.is_none());
+    }
+
+    #[test]
+    fn missing_required_fields_are_all_reported() {
+        let file = AgentFile {
+            vault: Some(VaultFile::default()),
+            ..AgentFile::default()
+        };
+        let issues = resolve_agent("x", &file).unwrap_err();
+        let paths: Vec<&str> = issues.iter().map(|i| i.path.as_str()).collect();
+        assert_eq!(paths, ["vault.route_prefix", "vault.upstream"]);
+    }
+}

@@ -1,0 +1,536 @@
+//! The shape of one roster file (executor.md §2.2), as read from YAML and as published in the
+//! JSON Schema. Every section rejects unknown keys. Every field is optional here because a file
+//! may be an override that changes one field of a bundled agent; what a complete agent must
+//! have is checked after the layers are merged ([`crate::resolve`]).
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::de::{self, Deserializer, IntoDeserializer, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// The roster format version this build writes and fully understands.
+pub const ROSTER_VERSION: u64 = 1;
+
+/// One roster file: `resources/agents/<name>.yaml` or a user override of the same name.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(
+    title = "terok agent roster entry",
+    description = "One agent, tool or runtime of the terok roster (roster_version 1). A file named \
+                   like a bundled entry is deep-merged over it: `null` deletes a key, `_inherit` in a \
+                   list splices in the bundled items."
+)]
+pub struct AgentFile {
+    /// Format version of this file (1). Newer versions load with a warning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<u64>")]
+    pub roster_version: Option<Value>,
+    /// What the entry is: `native` and `harness` agents can be run; `tool`s are helpers
+    /// (gh, glab, sidecars); `runtime`s are image-only components.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<AgentKind>,
+    /// Display name (default: the file name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// The command inside the container (default: the file name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binary: Option<String>,
+    /// Git author identity the agent commits with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git_identity: Option<GitIdentityFile>,
+    /// How to run the agent without a human (`run -p`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headless: Option<HeadlessFile>,
+    /// Environment and flags that switch off the agent's own permission prompts (unrestricted runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_approve: Option<AutoApproveFile>,
+    /// Session resume support.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<SessionFile>,
+    /// Optional features of the agent CLI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<CapabilitiesFile>,
+    /// Behaviour of the in-container wrapper function.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wrapper: Option<WrapperFile>,
+    /// Makes the entry an OpenCode provider (an OpenAI-compatible endpoint run through OpenCode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opencode: Option<OpencodeFile>,
+    /// How `terok-executor auth` obtains a credential.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthFile>,
+    /// The vault route: where requests go and how the real credential is injected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vault: Option<VaultFile>,
+    /// Runs the entry as a sidecar tool (`run-tool`) with the real credential in its env.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sidecar: Option<SidecarFile>,
+    /// How the entry is installed into the L1 image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub install: Option<InstallFile>,
+    /// The line shown by `hilfe` inside the container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub help: Option<HelpFile>,
+    /// Extra host directories shared with containers (under the mounts dir).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mounts: Option<Vec<ListItem<MountFile>>>,
+    /// Serves a web UI behind the ingress proxy (`run --web`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web_ingress: Option<bool>,
+}
+
+/// Kinds of roster entries (upstream 0.5.0 names; `opencode` and `bridge` are older spellings of
+/// `harness`).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum AgentKind {
+    /// A coding agent with its own model access (claude, codex, copilot, vibe).
+    #[default]
+    Native,
+    /// An agent harness driving other providers' models (opencode and its providers, pi).
+    #[serde(alias = "opencode", alias = "bridge")]
+    Harness,
+    /// A helper CLI (gh, glab) or sidecar tool (coderabbit).
+    Tool,
+    /// An image component that is not run directly (toad, caddy).
+    Runtime,
+}
+
+impl AgentKind {
+    /// The name shown in listings.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Native => "native",
+            Self::Harness => "harness",
+            Self::Tool => "tool",
+            Self::Runtime => "runtime",
+        }
+    }
+
+    /// Whether entries of this kind can be run as agents.
+    pub fn is_agent(self) -> bool {
+        matches!(self, Self::Native | Self::Harness)
+    }
+}
+
+impl JsonSchema for AgentKind {
+    fn schema_name() -> Cow<'static, str> {
+        "AgentKind".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "native | harness | tool | runtime (`opencode` and `bridge` are accepted as older names of `harness`)",
+            "type": "string",
+            "enum": ["native", "harness", "tool", "runtime", "opencode", "bridge"]
+        })
+    }
+}
+
+/// A list item that is either a value or the `_inherit` marker (splice in the base list here).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ListItem<T> {
+    /// The `_inherit` marker.
+    Inherit,
+    /// A real item.
+    Item(T),
+}
+
+impl<T> ListItem<T> {
+    /// The item, unless this is the marker.
+    pub fn item(&self) -> Option<&T> {
+        match self {
+            Self::Inherit => None,
+            Self::Item(item) => Some(item),
+        }
+    }
+}
+
+impl<T: Serialize> Serialize for ListItem<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Inherit => serializer.serialize_str(terok_core::merge::INHERIT),
+            Self::Item(item) => item.serialize(serializer),
+        }
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for ListItem<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ItemVisitor<T>(std::marker::PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for ItemVisitor<T> {
+            type Value = ListItem<T>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list item or `_inherit`")
+            }
+
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<Self::Value, E> {
+                if value == terok_core::merge::INHERIT {
+                    return Ok(ListItem::Inherit);
+                }
+                T::deserialize(value.into_deserializer()).map(ListItem::Item)
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map)).map(ListItem::Item)
+            }
+        }
+
+        deserializer.deserialize_any(ItemVisitor(std::marker::PhantomData))
+    }
+}
+
+impl<T: JsonSchema> JsonSchema for ListItem<T> {
+    fn schema_name() -> Cow<'static, str> {
+        format!("ListItem_{}", T::schema_name()).into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let item = generator.subschema_for::<T>();
+        json_schema!({
+            "anyOf": [item, {"const": "_inherit", "description": "Splice in the items of the layer below here."}]
+        })
+    }
+}
+
+/// A string, or a list of strings (`depends_on: opencode` or `depends_on: [a, b]`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    /// A single name.
+    One(String),
+    /// Several names.
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    /// The names as a list.
+    pub fn to_vec(&self) -> Vec<String> {
+        match self {
+            Self::One(one) => vec![one.clone()],
+            Self::Many(many) => many.clone(),
+        }
+    }
+}
+
+macro_rules! section {
+    ($(#[$meta:meta])* $name:ident { $($(#[$fmeta:meta])* $field:ident : $ty:ty,)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name {
+            $(
+                $(#[$fmeta])*
+                #[serde(default, skip_serializing_if = "Option::is_none")]
+                pub $field: Option<$ty>,
+            )*
+            /// Merge sentinel (`_inherit: true`): keep the keys of the layer below. Mappings are
+            /// merged key by key anyway, so this is accepted for compatibility only.
+            #[serde(rename = "_inherit", default, skip_serializing)]
+            pub inherit_marker: Option<bool>,
+        }
+    };
+}
+
+section!(
+    /// `git_identity:` — who the agent's commits are authored by.
+    GitIdentityFile {
+        /// Author name (default: the entry name, capitalised).
+        name: String,
+        /// Author email (default: `noreply@<name>.ai`).
+        email: String,
+    }
+);
+
+section!(
+    /// `headless:` — the non-interactive command line.
+    HeadlessFile {
+        /// A subcommand placed before the other flags (`exec` for codex, `run` for opencode).
+        subcommand: String,
+        /// The flag that carries the prompt (default `-p`; `""` passes the prompt positionally).
+        prompt_flag: String,
+        /// The flag that selects a model (models are dropped with a warning when absent).
+        model_flag: String,
+        /// The flag that limits agent turns (otherwise the limit becomes a prompt instruction).
+        max_turns_flag: String,
+        /// A flag that makes output verbose.
+        verbose_flag: String,
+        /// Flags that select a machine-readable output format.
+        output_format_flags: Vec<String>,
+    }
+);
+
+section!(
+    /// `auto_approve:` — applied only to unrestricted runs.
+    AutoApproveFile {
+        /// Environment variables set in the container.
+        env: BTreeMap<String, String>,
+        /// Flags added to every invocation.
+        flags: Vec<String>,
+    }
+);
+
+section!(
+    /// `session:` — resuming earlier conversations.
+    SessionFile {
+        /// Whether the agent can resume a session.
+        supports_resume: bool,
+        /// Flag that resumes a session by id.
+        resume_flag: String,
+        /// Flag that continues the most recent session.
+        continue_flag: String,
+        /// File under `/home/dev/.terok/` where the session id is kept.
+        session_file: String,
+        /// Whether a SessionStart hook records the session id (Claude).
+        supports_hook: bool,
+    }
+);
+
+/// How the agent's log output is formatted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogFormat {
+    /// Plain text.
+    #[default]
+    Plain,
+    /// Claude Code's `--output-format stream-json`.
+    ClaudeStreamJson,
+}
+
+section!(
+    /// `capabilities:` — optional features.
+    CapabilitiesFile {
+        /// Accepts sub-agent definitions as JSON (`--agents`).
+        agents_json: bool,
+        /// Accepts `--add-dir /`.
+        add_dir: bool,
+        /// Format of the agent's output stream.
+        log_format: LogFormat,
+    }
+);
+
+section!(
+    /// `wrapper:` — the in-container wrapper function.
+    WrapperFile {
+        /// Subcommands the wrapper refuses (logins happen on the host with `terok-executor auth`).
+        refuse_subcommands: Vec<String>,
+    }
+);
+
+section!(
+    /// `opencode:` — an OpenAI-compatible provider run through OpenCode. Every field but
+    /// `api_key_hint` is required once the layers are merged.
+    OpencodeFile {
+        /// Provider name shown by OpenCode.
+        display_name: String,
+        /// Base URL of the OpenAI-compatible API (ending in `/v1`).
+        base_url: String,
+        /// Model tried first.
+        preferred_model: String,
+        /// Model used when the preferred one is not offered.
+        fallback_model: String,
+        /// Prefix of the provider's environment variables (`<PREFIX>_API_KEY`).
+        env_var_prefix: String,
+        /// Directory under `/home/dev` holding the provider's config.
+        config_dir: String,
+        /// Where users get an API key.
+        auth_key_url: String,
+        /// Hint shown when asking for the key.
+        api_key_hint: String,
+    }
+);
+
+/// Ways `auth` can obtain a credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMode {
+    /// An interactive login in an auth container.
+    Oauth,
+    /// A pasted API key.
+    ApiKey,
+}
+
+section!(
+    /// `auth:` — obtaining a credential. `host_dir` and `container_mount` are required once the
+    /// layers are merged.
+    AuthFile {
+        /// Directory under the mounts dir (one path segment) shared with containers.
+        host_dir: String,
+        /// Where that directory is mounted in the container.
+        container_mount: String,
+        /// The login command run in the auth container.
+        command: Vec<String>,
+        /// How to ask for an API key when there is no login command.
+        auth_key: AuthKeyFile,
+        /// A hint printed in the auth container's banner.
+        banner_hint: String,
+        /// Extra `podman run` arguments for the auth container (such as a port mapping).
+        extra_run_args: Vec<String>,
+        /// Supported modes (default `[api_key]`).
+        modes: Vec<ListItem<AuthMode>>,
+        /// Where to get an API key.
+        api_key_hint: String,
+        /// JSON merged into files of the shared directory after a login (`~` means `{}`).
+        post_capture_state: BTreeMap<String, Option<Map<String, Value>>>,
+    }
+);
+
+section!(
+    /// `auth.auth_key:` — an API key prompt. All fields but `label` and `tool_name` are required.
+    AuthKeyFile {
+        /// Provider name in the prompt.
+        label: String,
+        /// Where to get a key.
+        key_url: String,
+        /// Environment variable name shown in the prompt.
+        env_var: String,
+        /// File the key is written to in the container.
+        config_path: String,
+        /// printf template for that file (`%s` is the key).
+        printf_template: String,
+        /// Tool name in the closing message.
+        tool_name: String,
+    }
+);
+
+/// Type of the credential a route carries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialType {
+    /// An API key.
+    #[default]
+    ApiKey,
+    /// OAuth access + refresh tokens.
+    Oauth,
+    /// A long-lived OAuth token (gh).
+    OauthToken,
+    /// A personal access token (glab).
+    Pat,
+}
+
+section!(
+    /// `vault:` — the route through the token broker. `route_prefix` and `upstream` are required
+    /// once the layers are merged.
+    VaultFile {
+        /// Unique route name.
+        route_prefix: String,
+        /// Base URL requests are forwarded to.
+        upstream: String,
+        /// Other upstreams for path prefixes (`/backend-api/: https://chatgpt.com`).
+        path_upstreams: BTreeMap<String, String>,
+        /// Headers added to requests that carry an OAuth credential.
+        oauth_extra_headers: BTreeMap<String, String>,
+        /// Header carrying the real credential (default `Authorization`; `dynamic`: Bearer for
+        /// OAuth, `x-api-key` for keys).
+        auth_header: String,
+        /// Text before the credential in that header (default `"Bearer "`).
+        auth_prefix: String,
+        /// Type of the stored credential (default `api_key`).
+        credential_type: CredentialType,
+        /// The vendor's credential file in the shared directory (mounted read-only).
+        credential_file: String,
+        /// Variables that receive the phantom token for API keys.
+        phantom_env: BTreeMap<String, bool>,
+        /// Variables that receive the phantom token for OAuth credentials.
+        oauth_phantom_env: BTreeMap<String, bool>,
+        /// Variable that receives the vault's base URL.
+        base_url_env: String,
+        /// Variable that receives the vault's socket path.
+        socket_env: String,
+        /// A patch to the agent's own config file pointing it at the vault.
+        shared_config_patch: SharedConfigPatchFile,
+        /// How OAuth access tokens are refreshed on the host.
+        oauth_refresh: OauthRefreshFile,
+    }
+);
+
+section!(
+    /// `vault.shared_config_patch:` — values written into the agent's config file. Strings may
+    /// contain `{vault_url}` and `{vault_socket}`.
+    SharedConfigPatchFile {
+        /// File relative to the shared directory (no `..`, not absolute).
+        file: String,
+        /// Top-level YAML keys to set.
+        yaml_set: Map<String, Value>,
+        /// TOML keys to set (top level, or in the matched table entry).
+        toml_set: Map<String, Value>,
+        /// Array-of-tables to update instead of the top level.
+        toml_table: String,
+        /// Keys that select the entry of `toml_table` to update.
+        toml_match: Map<String, Value>,
+    }
+);
+
+section!(
+    /// `vault.oauth_refresh:` — refresh endpoint. `token_url` and `client_id` are required.
+    OauthRefreshFile {
+        /// Token endpoint.
+        token_url: String,
+        /// OAuth client id.
+        client_id: String,
+        /// Scope requested on refresh.
+        scope: String,
+    }
+);
+
+section!(
+    /// `sidecar:` — running the entry as a tool container with the real credential.
+    SidecarFile {
+        /// Tool name (default: the entry name).
+        tool_name: String,
+        /// Container variable → key of the stored credential.
+        env_map: BTreeMap<String, String>,
+    }
+);
+
+section!(
+    /// `install:` — Dockerfile fragments for the L1 image (rendered with `family` in scope).
+    InstallFile {
+        /// Entries this one needs (installed first).
+        depends_on: OneOrMany,
+        /// Fragment run as root.
+        run_as_root: String,
+        /// Fragment run as the `dev` user.
+        run_as_dev: String,
+    }
+);
+
+/// Which `hilfe` section an entry is listed in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HelpSection {
+    /// Agents.
+    #[default]
+    Agent,
+    /// Developer tools.
+    DevTool,
+}
+
+section!(
+    /// `help:` — the `hilfe` banner line.
+    HelpFile {
+        /// The line (may contain `\033[..m` escapes).
+        label: String,
+        /// `agent` (default) or `dev_tool`.
+        section: HelpSection,
+    }
+);
+
+section!(
+    /// One entry of `mounts:`. `host_dir` and `container_path` are required.
+    MountFile {
+        /// Directory under the mounts dir (one path segment).
+        host_dir: String,
+        /// Where it is mounted in the container.
+        container_path: String,
+        /// Description shown in storage listings.
+        label: String,
+    }
+);
