@@ -1,16 +1,24 @@
-//! What every verb needs from the invocation: the host environment and the chosen config source.
+//! What every verb needs from the invocation: the host environment, the chosen config source,
+//! and (loaded on first use) the configuration, paths and roster.
 
-use terok_core::config::{ConfigError, ConfigSource, LoadedConfig, load_config};
+use std::cell::OnceCell;
+
+use terok_core::config::{ConfigSource, LoadedConfig, load_config};
 use terok_core::env::HostEnv;
+use terok_core::paths::TerokPaths;
+use terok_roster::{Roster, RosterLoader};
 
 use crate::args::GlobalArgs;
 
-/// The invocation's environment, resolved once.
+/// The invocation's environment, resolved lazily and at most once.
 pub struct Context {
     /// The process environment.
     pub env: HostEnv,
     /// Which config files to read (`--config`, `--raw`, or the layers).
     pub config_source: ConfigSource,
+    config: OnceCell<LoadedConfig>,
+    paths: OnceCell<TerokPaths>,
+    roster: OnceCell<Roster>,
 }
 
 impl Context {
@@ -19,11 +27,58 @@ impl Context {
         Self {
             env: HostEnv::from_process(),
             config_source: ConfigSource::from_flags(global.config.clone(), global.raw),
+            config: OnceCell::new(),
+            paths: OnceCell::new(),
+            roster: OnceCell::new(),
         }
     }
 
-    /// Loads and validates the configuration.
-    pub fn load_config(&self) -> Result<LoadedConfig, ConfigError> {
-        load_config(&self.config_source, &self.env)
+    /// The validated, merged configuration.
+    pub fn config(&self) -> miette::Result<&LoadedConfig> {
+        if let Some(config) = self.config.get() {
+            return Ok(config);
+        }
+        let loaded = load_config(&self.config_source, &self.env)?;
+        Ok(self.config.get_or_init(|| loaded))
+    }
+
+    /// Host paths (they depend on `paths.root` in the configuration).
+    pub fn paths(&self) -> miette::Result<&TerokPaths> {
+        if let Some(paths) = self.paths.get() {
+            return Ok(paths);
+        }
+        let root = self.config()?.config.paths.root.clone();
+        let paths = TerokPaths::resolve(&self.env, root.as_deref())?;
+        Ok(self.paths.get_or_init(|| paths))
+    }
+
+    /// The roster: bundled entries with the system and user overrides. Load warnings are
+    /// printed once, here.
+    pub fn roster(&self) -> miette::Result<&Roster> {
+        if let Some(roster) = self.roster.get() {
+            return Ok(roster);
+        }
+        let roster = RosterLoader::for_paths(self.paths()?).load()?;
+        for warning in roster.warnings() {
+            eprintln!("warning: {warning}");
+        }
+        Ok(self.roster.get_or_init(|| roster))
+    }
+
+    /// The config file that writes go to: `--config`, else `TEROK_CONFIG_FILE`, else the user's.
+    pub fn writable_config_file(&self) -> miette::Result<std::path::PathBuf> {
+        match &self.config_source {
+            ConfigSource::File(path) => Ok(path.clone()),
+            ConfigSource::Nothing => Err(miette::miette!(
+                help = "drop --raw, or name the file with --config PATH",
+                "--raw reads no config file, so there is none to write to"
+            )),
+            ConfigSource::Layered => {
+                match self.env.path_var(terok_core::paths::vars::CONFIG_FILE) {
+                    Some(path) => Ok(path),
+                    None => Ok(self.paths()?.user_config_file()),
+                }
+            }
+        }
     }
 }

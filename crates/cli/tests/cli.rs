@@ -51,6 +51,7 @@ fn help_lists_verbs_and_global_options() {
     Usage: terok-executor [OPTIONS] [COMMAND]
 
     Commands:
+      agents       List, inspect and select the agents of the roster
       show-config  Print the effective configuration: every config.yml layer merged, defaults filled in
 
     Options:

@@ -1,5 +1,6 @@
 //! One module per verb; [`dispatch`] routes a parsed [`Command`] to its handler.
 
+mod agents;
 mod show_config;
 
 use crate::Status;
@@ -9,6 +10,7 @@ use crate::context::Context;
 /// Runs one verb.
 pub fn dispatch(ctx: &Context, command: Command) -> miette::Result<Status> {
     match command {
+        Command::Agents(args) => agents::run(ctx, args),
         Command::ShowConfig(args) => show_config::run(ctx, &args),
     }
 }
