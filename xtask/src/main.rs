@@ -3,13 +3,17 @@
 //! - `layers`: checks the crate dependency DAG against the allowed table;
 //! - `host-setup`: provisions a Debian/Ubuntu host (podman, runc, debootstrap, cargo-deny …);
 //! - `base-image`: makes `localhost/debian:bookworm` with debootstrap + `podman import`;
-//! - `ci`: everything CI checks, in order.
+//! - `ci`: everything CI checks, in order;
+//! - `docs`: regenerates the generated parts of docs/;
+//! - `bench`: measures speed figures against their goals.
 
 // xtask is a terminal tool: printing is its job.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod base_image;
+mod bench;
 mod ci;
+mod docs;
 mod host_setup;
 mod layers;
 mod util;
@@ -40,6 +44,15 @@ enum Task {
     BaseImage,
     /// Run every CI check: fmt, clippy, layers, cargo-deny, then the tests.
     Ci,
+    /// Regenerate generated documentation (docs/roster.schema.json, the layers table).
+    Docs,
+    /// Measure speed against goals (release build); prints one table, fails only if a
+    /// measurement cannot be made.
+    Bench {
+        /// Runs per figure (the median is reported).
+        #[arg(long, default_value_t = 30)]
+        runs: usize,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -53,6 +66,8 @@ fn main() -> std::process::ExitCode {
         Task::HostSetup => host_setup::run(),
         Task::BaseImage => base_image::run(),
         Task::Ci => ci::run(),
+        Task::Docs => docs::run(),
+        Task::Bench { runs } => bench::run(runs),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -132,20 +132,20 @@ fn only_terok_podman_spawns_podman() {
 fn architecture_doc_shows_the_layers_table() {
     let doc_path = workspace_root().join("docs/architecture.md");
     let doc = std::fs::read_to_string(&doc_path).unwrap();
-    let begin = "<!-- layers-table:begin (generated from xtask/src/layers.rs) -->\n";
-    let end = "<!-- layers-table:end -->";
-    let start = doc
-        .find(begin)
-        .expect("begin marker in docs/architecture.md")
-        + begin.len();
-    let stop = doc[start..]
-        .find(end)
-        .expect("end marker in docs/architecture.md")
-        + start;
-    let expected = crate::layers::markdown_table();
-    assert_eq!(
-        &doc[start..stop],
-        expected,
-        "docs/architecture.md's layers table differs from xtask/src/layers.rs; it should read:\n{expected}"
+    let expected = crate::docs::architecture_with_table(&doc).unwrap();
+    assert!(
+        doc == expected,
+        "docs/architecture.md's layers table differs from xtask/src/layers.rs; run `cargo xtask docs`. \
+         It should read:\n{}",
+        crate::layers::markdown_table()
+    );
+}
+
+#[test]
+fn roster_schema_doc_is_current() {
+    let committed = std::fs::read_to_string(crate::docs::roster_schema_path()).unwrap_or_default();
+    assert!(
+        committed == crate::docs::roster_schema_text(),
+        "docs/roster.schema.json is out of date with crates/roster/src/schema.rs; run `cargo xtask docs`"
     );
 }
