@@ -1,0 +1,582 @@
+//! [`PodmanCli`]: the [`ContainerRuntime`] that runs the `podman` command line (decisions.md §2:
+//! exact flag parity with upstream, podman 4.x and 5.x, no API socket needed).
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+
+use crate::error::PodmanError;
+use crate::runtime::*;
+use crate::spec::{RunSpec, env_file_contents};
+
+/// Runs podman. A remote engine is used when `connection` is set (`podman --connection NAME`)
+/// or when `CONTAINER_HOST` is in the environment (podman reads it itself).
+#[derive(Debug, Clone)]
+pub struct PodmanCli {
+    program: OsString,
+    connection: Option<String>,
+    recorder: Option<Arc<Mutex<Vec<Vec<String>>>>>,
+}
+
+impl Default for PodmanCli {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PodmanCli {
+    /// Runs `podman` from PATH.
+    pub fn new() -> Self {
+        Self {
+            program: OsString::from("podman"),
+            connection: None,
+            recorder: None,
+        }
+    }
+
+    /// Uses another podman binary.
+    pub fn with_program(mut self, program: impl Into<OsString>) -> Self {
+        self.program = program.into();
+        self
+    }
+
+    /// Talks to the named remote connection (`podman system connection list`).
+    pub fn with_connection(mut self, connection: Option<String>) -> Self {
+        self.connection = connection;
+        self
+    }
+
+    /// Records the arguments of every podman invocation (for tests that check what ran).
+    pub fn recording(mut self) -> Self {
+        self.recorder = Some(Arc::default());
+        self
+    }
+
+    /// The arguments of every invocation so far, when recording.
+    pub fn recorded(&self) -> Vec<Vec<String>> {
+        self.recorder
+            .as_ref()
+            .and_then(|r| r.lock().ok().map(|v| v.clone()))
+            .unwrap_or_default()
+    }
+
+    fn command(&self, args: &[String]) -> Command {
+        if let Some(recorder) = &self.recorder
+            && let Ok(mut calls) = recorder.lock()
+        {
+            calls.push(args.to_vec());
+        }
+        let mut cmd = Command::new(&self.program);
+        if let Some(connection) = &self.connection {
+            cmd.arg("--connection").arg(connection);
+        }
+        cmd.args(args).kill_on_drop(true).stdin(Stdio::null());
+        cmd
+    }
+
+    fn spawn_error(&self, err: std::io::Error, args: &[String]) -> PodmanError {
+        if err.kind() == std::io::ErrorKind::NotFound {
+            PodmanError::NotInstalled {
+                program: self.program.to_string_lossy().into_owned(),
+            }
+        } else {
+            PodmanError::Io {
+                context: format!(
+                    "cannot run podman {}",
+                    args.first().map_or("", String::as_str)
+                ),
+                source: err,
+            }
+        }
+    }
+
+    /// Runs podman with `args` and returns its stdout; a non-zero exit is an error with stderr.
+    async fn run(&self, args: Vec<String>) -> Result<String, PodmanError> {
+        let output = self
+            .command(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .output()
+            .await
+            .map_err(|e| self.spawn_error(e, &args))?;
+        if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        } else {
+            Err(failed(
+                &args,
+                &output.status.to_string(),
+                &String::from_utf8_lossy(&output.stderr),
+            ))
+        }
+    }
+
+    /// Like [`Self::run`] but `Ok(None)` when podman says the object does not exist.
+    async fn run_maybe_missing(&self, args: Vec<String>) -> Result<Option<String>, PodmanError> {
+        match self.run(args).await {
+            Ok(out) => Ok(Some(out)),
+            Err(PodmanError::Failed { stderr, .. }) if is_no_such(&stderr) => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+}
+
+fn failed(args: &[String], status: &str, stderr: &str) -> PodmanError {
+    let mut stderr = stderr.trim().to_owned();
+    if stderr.len() > 4000 {
+        let cut = stderr.len() - 4000;
+        let cut = (cut..stderr.len())
+            .find(|i| stderr.is_char_boundary(*i))
+            .unwrap_or(cut);
+        stderr = format!("…{}", &stderr[cut..]);
+    }
+    PodmanError::Failed {
+        command: args.iter().take(4).cloned().collect::<Vec<_>>().join(" "),
+        status: status.to_owned(),
+        stderr,
+    }
+}
+
+fn is_no_such(stderr: &str) -> bool {
+    let s = stderr.to_ascii_lowercase();
+    s.contains("no such container")
+        || s.contains("no such image")
+        || s.contains("no such object")
+        || s.contains("image not known")
+        || s.contains("failed to find image")
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// Removes the env file when the create call is done, whatever happened.
+struct EnvFileGuard(PathBuf);
+
+impl Drop for EnvFileGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn labels_of(value: Option<&Value>) -> BTreeMap<String, String> {
+    value
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn parse_json(command: &str, text: &str) -> Result<Value, PodmanError> {
+    serde_json::from_str(text).map_err(|e| PodmanError::Output {
+        command: command.to_owned(),
+        detail: e.to_string(),
+    })
+}
+
+/// Reads `source` line by line into `tx`.
+fn pump_lines<R: AsyncRead + Unpin + Send + 'static>(
+    reader: R,
+    source: LogSource,
+    tx: mpsc::Sender<LogLine>,
+) {
+    tokio::spawn(async move {
+        let mut reader = BufReader::new(reader);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match reader.read_until(b'\n', &mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    if buf.ends_with(b"\n") {
+                        buf.pop();
+                        if buf.ends_with(b"\r") {
+                            buf.pop();
+                        }
+                    }
+                    let line = String::from_utf8_lossy(&buf).into_owned();
+                    if tx.send(LogLine { source, line }).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+}
+
+impl ContainerRuntime for PodmanCli {
+    async fn create(&self, spec: &RunSpec, env_dir: &Path) -> Result<String, PodmanError> {
+        spec.validate()?;
+        terok_core::secure_fs::ensure_private_dir(env_dir).map_err(|e| PodmanError::Io {
+            context: "cannot prepare the env-file directory".to_owned(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        let env_path = env_dir.join(format!(".{}.env", spec.name));
+        terok_core::secure_fs::write_sensitive(
+            &env_path,
+            env_file_contents(&spec.full_env()).as_bytes(),
+        )
+        .map_err(|e| PodmanError::Io {
+            context: "cannot write the env file".to_owned(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        let _guard = EnvFileGuard(env_path.clone());
+        let mut args = strings(&["create"]);
+        args.extend(spec.create_args(&env_path));
+        let out = self.run(args).await?;
+        Ok(out.trim().to_owned())
+    }
+
+    async fn start(&self, name: &str) -> Result<(), PodmanError> {
+        self.run(strings(&["start", name])).await.map(|_| ())
+    }
+
+    async fn exec(&self, name: &str, argv: &[String]) -> Result<ExecOutput, PodmanError> {
+        let mut args = strings(&["exec", name]);
+        args.extend(argv.iter().cloned());
+        let output = self
+            .command(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .output()
+            .await
+            .map_err(|e| self.spawn_error(e, &args))?;
+        Ok(ExecOutput {
+            status: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        })
+    }
+
+    fn exec_piped(&self, name: &str, argv: &[String]) -> Result<Child, PodmanError> {
+        let mut args = strings(&["exec", "-i", name]);
+        args.extend(argv.iter().cloned());
+        self.command(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| self.spawn_error(e, &args))
+    }
+
+    fn follow_logs(&self, name: &str) -> Result<LogStream, PodmanError> {
+        let args = strings(&["logs", "--follow", name]);
+        let mut child = self
+            .command(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| self.spawn_error(e, &args))?;
+        let (tx, rx) = mpsc::channel(256);
+        if let Some(stdout) = child.stdout.take() {
+            pump_lines(stdout, LogSource::Stdout, tx.clone());
+        }
+        if let Some(stderr) = child.stderr.take() {
+            pump_lines(stderr, LogSource::Stderr, tx);
+        }
+        Ok(LogStream::new(rx, Some(child)))
+    }
+
+    async fn wait(&self, name: &str) -> Result<i32, PodmanError> {
+        let out = self.run(strings(&["wait", name])).await?;
+        let text = out.trim();
+        text.lines()
+            .last()
+            .and_then(|l| l.trim().parse().ok())
+            .ok_or_else(|| PodmanError::Output {
+                command: "wait".to_owned(),
+                detail: format!("expected an exit code, got `{text}`"),
+            })
+    }
+
+    async fn inspect(&self, name: &str) -> Result<Option<ContainerInfo>, PodmanError> {
+        let Some(out) = self
+            .run_maybe_missing(strings(&["container", "inspect", "--format", "json", name]))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let value = parse_json("container inspect", &out)?;
+        let Some(c) = value.as_array().and_then(|a| a.first()) else {
+            return Ok(None);
+        };
+        let state = &c["State"];
+        Ok(Some(ContainerInfo {
+            id: c["Id"].as_str().unwrap_or_default().to_owned(),
+            name: c["Name"]
+                .as_str()
+                .unwrap_or_default()
+                .trim_start_matches('/')
+                .to_owned(),
+            image: c["ImageName"].as_str().unwrap_or_default().to_owned(),
+            state: ContainerState {
+                status: state["Status"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_ascii_lowercase(),
+                running: state["Running"].as_bool().unwrap_or(false),
+                exit_code: state["ExitCode"]
+                    .as_i64()
+                    .and_then(|c| i32::try_from(c).ok())
+                    .unwrap_or(0),
+                pid: state["Pid"].as_i64().unwrap_or(0),
+            },
+            labels: labels_of(c["Config"].get("Labels")),
+            created: c["Created"].as_str().unwrap_or_default().to_owned(),
+        }))
+    }
+
+    async fn list(&self, label: &str) -> Result<Vec<ContainerSummary>, PodmanError> {
+        let out = self
+            .run(strings(&[
+                "ps",
+                "--all",
+                "--filter",
+                &format!("label={label}"),
+                "--format",
+                "json",
+            ]))
+            .await?;
+        let value = parse_json("ps", if out.trim().is_empty() { "[]" } else { &out })?;
+        Ok(value
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .map(|c| ContainerSummary {
+                        id: c["Id"].as_str().unwrap_or_default().to_owned(),
+                        name: c["Names"]
+                            .as_array()
+                            .and_then(|n| n.first())
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_owned(),
+                        state: c["State"].as_str().unwrap_or_default().to_ascii_lowercase(),
+                        image: c["Image"].as_str().unwrap_or_default().to_owned(),
+                        labels: labels_of(c.get("Labels")),
+                        created_unix: c["Created"].as_i64().unwrap_or(0),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn stop(&self, name: &str, timeout_secs: u32) -> Result<(), PodmanError> {
+        match self
+            .run(strings(&[
+                "stop",
+                "--time",
+                &timeout_secs.to_string(),
+                name,
+            ]))
+            .await
+        {
+            Err(PodmanError::Failed { stderr, .. }) if is_no_such(&stderr) => Ok(()),
+            other => other.map(|_| ()),
+        }
+    }
+
+    async fn remove(&self, name: &str) -> Result<(), PodmanError> {
+        match self
+            .run(strings(&["rm", "--force", "--ignore", name]))
+            .await
+        {
+            Err(PodmanError::Failed { stderr, .. }) if is_no_such(&stderr) => Ok(()),
+            other => other.map(|_| ()),
+        }
+    }
+
+    async fn image_inspect(&self, reference: &str) -> Result<Option<ImageInfo>, PodmanError> {
+        let Some(out) = self
+            .run_maybe_missing(strings(&[
+                "image", "inspect", "--format", "json", reference,
+            ]))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let value = parse_json("image inspect", &out)?;
+        let Some(img) = value.as_array().and_then(|a| a.first()) else {
+            return Ok(None);
+        };
+        Ok(Some(ImageInfo {
+            id: img["Id"].as_str().unwrap_or_default().to_owned(),
+            tags: img["RepoTags"]
+                .as_array()
+                .map(|t| {
+                    t.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            labels: labels_of(img.get("Labels").or_else(|| img["Config"].get("Labels"))),
+        }))
+    }
+
+    async fn image_tag(&self, source: &str, target: &str) -> Result<(), PodmanError> {
+        self.run(strings(&["tag", source, target]))
+            .await
+            .map(|_| ())
+    }
+
+    async fn image_remove(&self, references: &[String], force: bool) -> Result<(), PodmanError> {
+        if references.is_empty() {
+            return Ok(());
+        }
+        let mut args = strings(&["image", "rm"]);
+        if force {
+            args.push("--force".to_owned());
+        }
+        args.extend(references.iter().cloned());
+        match self.run(args).await {
+            Err(PodmanError::Failed { stderr, .. }) if is_no_such(&stderr) => Ok(()),
+            other => other.map(|_| ()),
+        }
+    }
+
+    async fn images_with_label(&self, label: &str) -> Result<Vec<ImageInfo>, PodmanError> {
+        let out = self
+            .run(strings(&[
+                "images",
+                "--filter",
+                &format!("label={label}"),
+                "--format",
+                "json",
+            ]))
+            .await?;
+        let value = parse_json("images", if out.trim().is_empty() { "[]" } else { &out })?;
+        Ok(value
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .map(|img| ImageInfo {
+                        id: img["Id"].as_str().unwrap_or_default().to_owned(),
+                        tags: img["Names"]
+                            .as_array()
+                            .map(|t| {
+                                t.iter()
+                                    .filter_map(Value::as_str)
+                                    .map(str::to_owned)
+                                    .collect()
+                            })
+                            .unwrap_or_default(),
+                        labels: labels_of(img.get("Labels")),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn build(
+        &self,
+        spec: &BuildSpec,
+        on_line: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<BuildOutput, PodmanError> {
+        let iid_dir = tempfile_dir()?;
+        let iid_file = iid_dir.join("iid");
+        let mut args = strings(&["build", "--file"]);
+        args.push(spec.dockerfile.to_string_lossy().into_owned());
+        args.push("--iidfile".to_owned());
+        args.push(iid_file.to_string_lossy().into_owned());
+        for (k, v) in &spec.build_args {
+            args.push("--build-arg".to_owned());
+            args.push(format!("{k}={v}"));
+        }
+        for (k, v) in &spec.labels {
+            args.push("--label".to_owned());
+            args.push(format!("{k}={v}"));
+        }
+        for tag in &spec.tags {
+            args.push("--tag".to_owned());
+            args.push(tag.clone());
+        }
+        if spec.no_cache {
+            args.push("--no-cache".to_owned());
+        }
+        if spec.pull_always {
+            args.push("--pull=always".to_owned());
+        }
+        args.push(spec.context.to_string_lossy().into_owned());
+        let mut child = self
+            .command(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| self.spawn_error(e, &args))?;
+        let (tx, mut rx) = mpsc::channel(256);
+        if let Some(stdout) = child.stdout.take() {
+            pump_lines(stdout, LogSource::Stdout, tx.clone());
+        }
+        if let Some(stderr) = child.stderr.take() {
+            pump_lines(stderr, LogSource::Stderr, tx);
+        }
+        let mut tail: std::collections::VecDeque<String> = std::collections::VecDeque::new();
+        while let Some(line) = rx.recv().await {
+            on_line(&line.line);
+            if tail.len() == 40 {
+                tail.pop_front();
+            }
+            tail.push_back(line.line);
+        }
+        let status = child.wait().await.map_err(|e| PodmanError::Io {
+            context: "waiting for podman build".to_owned(),
+            source: e,
+        })?;
+        let result = if status.success() {
+            std::fs::read_to_string(&iid_file)
+                .map(|id| BuildOutput {
+                    image_id: id.trim().trim_start_matches("sha256:").to_owned(),
+                })
+                .map_err(|e| PodmanError::Io {
+                    context: "podman build wrote no image id".to_owned(),
+                    source: e,
+                })
+        } else {
+            Err(failed(
+                &args,
+                &status.to_string(),
+                &tail.into_iter().collect::<Vec<_>>().join("\n"),
+            ))
+        };
+        let _ = std::fs::remove_dir_all(&iid_dir);
+        result
+    }
+}
+
+/// A private scratch directory for podman's id file.
+fn tempfile_dir() -> Result<PathBuf, PodmanError> {
+    let base = std::env::temp_dir();
+    for attempt in 0..100u32 {
+        let dir = base.join(format!("terok-podman-{}-{attempt}", std::process::id()));
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => {
+                return Err(PodmanError::Io {
+                    context: format!("cannot create {}", dir.display()),
+                    source: e,
+                });
+            }
+        }
+    }
+    Err(PodmanError::Io {
+        context: "cannot create a scratch directory".to_owned(),
+        source: std::io::Error::other("too many attempts"),
+    })
+}

@@ -1,0 +1,365 @@
+//! [`FakeRuntime`]: a [`ContainerRuntime`] that records every call and answers from a small
+//! in-memory model (images, containers, scripted logs and exit codes), so logic above podman can
+//! be tested without it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::Mutex;
+
+use tokio::process::Child;
+use tokio::sync::mpsc;
+
+use crate::error::PodmanError;
+use crate::runtime::*;
+use crate::spec::RunSpec;
+
+/// One recorded call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FakeCall {
+    /// `create`, with the argv podman would have received.
+    Create {
+        /// The spec.
+        spec: Box<RunSpec>,
+        /// `podman create` arguments (the env file path is `<env-file>`).
+        argv: Vec<String>,
+    },
+    /// `start`.
+    Start(String),
+    /// `exec`.
+    Exec(String, Vec<String>),
+    /// `exec -i`.
+    ExecPiped(String, Vec<String>),
+    /// `logs -f`.
+    Logs(String),
+    /// `wait`.
+    Wait(String),
+    /// `inspect`.
+    Inspect(String),
+    /// `ps --filter label=…`.
+    List(String),
+    /// `stop`.
+    Stop(String),
+    /// `rm`.
+    Remove(String),
+    /// `image inspect`.
+    ImageInspect(String),
+    /// `tag`.
+    ImageTag(String, String),
+    /// `image rm`.
+    ImageRemove(Vec<String>),
+    /// `images --filter label=…`.
+    ImagesWithLabel(String),
+    /// `build`.
+    Build(Box<BuildSpec>),
+}
+
+#[derive(Debug, Default)]
+struct State {
+    calls: Vec<FakeCall>,
+    images: BTreeMap<String, ImageInfo>,
+    containers: BTreeMap<String, ContainerInfo>,
+    logs: BTreeMap<String, Vec<String>>,
+    exit_codes: BTreeMap<String, i32>,
+    builds: usize,
+    fail_builds: bool,
+}
+
+/// A recording, scripted stand-in for podman.
+#[derive(Debug, Default)]
+pub struct FakeRuntime {
+    state: Mutex<State>,
+}
+
+impl FakeRuntime {
+    /// An empty fake: no images, no containers.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with_state<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
+        match self.state.lock() {
+            Ok(mut state) => f(&mut state),
+            Err(poisoned) => f(&mut poisoned.into_inner()),
+        }
+    }
+
+    /// Every call so far.
+    pub fn calls(&self) -> Vec<FakeCall> {
+        self.with_state(|s| s.calls.clone())
+    }
+
+    /// Number of `build` calls so far.
+    pub fn build_count(&self) -> usize {
+        self.with_state(|s| s.builds)
+    }
+
+    /// Adds an image under `reference` with `labels`.
+    pub fn add_image(&self, reference: &str, labels: &[(&str, &str)]) {
+        self.with_state(|s| {
+            let id = format!("fakeimage{}", s.images.len());
+            s.images.insert(
+                reference.to_owned(),
+                ImageInfo {
+                    id,
+                    tags: vec![reference.to_owned()],
+                    labels: labels
+                        .iter()
+                        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                        .collect(),
+                },
+            );
+        });
+    }
+
+    /// Makes the container `name` print `lines` and exit with `code`.
+    pub fn script_container(&self, name: &str, lines: &[&str], code: i32) {
+        self.with_state(|s| {
+            s.logs.insert(
+                name.to_owned(),
+                lines.iter().map(|l| (*l).to_owned()).collect(),
+            );
+            s.exit_codes.insert(name.to_owned(), code);
+        });
+    }
+
+    /// Makes every later build fail.
+    pub fn fail_builds(&self) {
+        self.with_state(|s| s.fail_builds = true);
+    }
+
+    fn record(&self, call: FakeCall) {
+        self.with_state(|s| s.calls.push(call));
+    }
+}
+
+impl ContainerRuntime for FakeRuntime {
+    async fn create(&self, spec: &RunSpec, _env_dir: &Path) -> Result<String, PodmanError> {
+        spec.validate()?;
+        let argv = spec.create_args(Path::new("<env-file>"));
+        self.record(FakeCall::Create {
+            spec: Box::new(spec.clone()),
+            argv,
+        });
+        self.with_state(|s| {
+            if s.containers.contains_key(&spec.name) {
+                return Err(PodmanError::Failed {
+                    command: "create".to_owned(),
+                    status: "exit status: 125".to_owned(),
+                    stderr: format!("the container name \"{}\" is already in use", spec.name),
+                });
+            }
+            let id = format!("fakecontainer{}", s.containers.len());
+            s.containers.insert(
+                spec.name.clone(),
+                ContainerInfo {
+                    id: id.clone(),
+                    name: spec.name.clone(),
+                    image: spec.image.clone(),
+                    state: ContainerState {
+                        status: "created".to_owned(),
+                        running: false,
+                        exit_code: 0,
+                        pid: 0,
+                    },
+                    labels: spec.labels.iter().cloned().collect(),
+                    created: String::new(),
+                },
+            );
+            Ok(id)
+        })
+    }
+
+    async fn start(&self, name: &str) -> Result<(), PodmanError> {
+        self.record(FakeCall::Start(name.to_owned()));
+        self.with_state(|s| match s.containers.get_mut(name) {
+            Some(c) => {
+                c.state.status = "running".to_owned();
+                c.state.running = true;
+                Ok(())
+            }
+            None => Err(PodmanError::Failed {
+                command: format!("start {name}"),
+                status: "exit status: 125".to_owned(),
+                stderr: format!("no such container {name}"),
+            }),
+        })
+    }
+
+    async fn exec(&self, name: &str, argv: &[String]) -> Result<ExecOutput, PodmanError> {
+        self.record(FakeCall::Exec(name.to_owned(), argv.to_vec()));
+        Ok(ExecOutput {
+            status: 0,
+            stdout: String::new(),
+            stderr: String::new(),
+        })
+    }
+
+    fn exec_piped(&self, name: &str, argv: &[String]) -> Result<Child, PodmanError> {
+        self.record(FakeCall::ExecPiped(name.to_owned(), argv.to_vec()));
+        // Runs the command on the host instead of in a container.
+        let (program, rest) = argv
+            .split_first()
+            .ok_or_else(|| PodmanError::InvalidSpec("empty exec command".to_owned()))?;
+        tokio::process::Command::new(program)
+            .args(rest)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| PodmanError::Io {
+                context: format!("fake exec of {program}"),
+                source: e,
+            })
+    }
+
+    fn follow_logs(&self, name: &str) -> Result<LogStream, PodmanError> {
+        self.record(FakeCall::Logs(name.to_owned()));
+        let lines = self.with_state(|s| s.logs.get(name).cloned().unwrap_or_default());
+        let (tx, rx) = mpsc::channel(lines.len().max(1));
+        for line in lines {
+            let _ = tx.try_send(LogLine {
+                source: LogSource::Stdout,
+                line,
+            });
+        }
+        Ok(LogStream::new(rx, None))
+    }
+
+    async fn wait(&self, name: &str) -> Result<i32, PodmanError> {
+        self.record(FakeCall::Wait(name.to_owned()));
+        self.with_state(|s| {
+            let code = s.exit_codes.get(name).copied().unwrap_or(0);
+            if let Some(c) = s.containers.get_mut(name) {
+                c.state.status = "exited".to_owned();
+                c.state.running = false;
+                c.state.exit_code = code;
+            }
+            Ok(code)
+        })
+    }
+
+    async fn inspect(&self, name: &str) -> Result<Option<ContainerInfo>, PodmanError> {
+        self.record(FakeCall::Inspect(name.to_owned()));
+        Ok(self.with_state(|s| s.containers.get(name).cloned()))
+    }
+
+    async fn list(&self, label: &str) -> Result<Vec<ContainerSummary>, PodmanError> {
+        self.record(FakeCall::List(label.to_owned()));
+        let (key, value) = label
+            .split_once('=')
+            .map_or((label, None), |(k, v)| (k, Some(v)));
+        Ok(self.with_state(|s| {
+            s.containers
+                .values()
+                .filter(|c| {
+                    c.labels
+                        .get(key)
+                        .is_some_and(|v| value.is_none_or(|want| v == want))
+                })
+                .map(|c| ContainerSummary {
+                    id: c.id.clone(),
+                    name: c.name.clone(),
+                    state: c.state.status.clone(),
+                    image: c.image.clone(),
+                    labels: c.labels.clone(),
+                    created_unix: 0,
+                })
+                .collect()
+        }))
+    }
+
+    async fn stop(&self, name: &str, _timeout_secs: u32) -> Result<(), PodmanError> {
+        self.record(FakeCall::Stop(name.to_owned()));
+        self.with_state(|s| {
+            if let Some(c) = s.containers.get_mut(name) {
+                c.state.status = "exited".to_owned();
+                c.state.running = false;
+            }
+        });
+        Ok(())
+    }
+
+    async fn remove(&self, name: &str) -> Result<(), PodmanError> {
+        self.record(FakeCall::Remove(name.to_owned()));
+        self.with_state(|s| s.containers.remove(name));
+        Ok(())
+    }
+
+    async fn image_inspect(&self, reference: &str) -> Result<Option<ImageInfo>, PodmanError> {
+        self.record(FakeCall::ImageInspect(reference.to_owned()));
+        Ok(self.with_state(|s| s.images.get(reference).cloned()))
+    }
+
+    async fn image_tag(&self, source: &str, target: &str) -> Result<(), PodmanError> {
+        self.record(FakeCall::ImageTag(source.to_owned(), target.to_owned()));
+        self.with_state(|s| match s.images.get(source).cloned() {
+            Some(mut image) => {
+                image.tags.push(target.to_owned());
+                s.images.insert(target.to_owned(), image);
+                Ok(())
+            }
+            None => Err(PodmanError::Failed {
+                command: format!("tag {source} {target}"),
+                status: "exit status: 125".to_owned(),
+                stderr: format!("{source}: image not known"),
+            }),
+        })
+    }
+
+    async fn image_remove(&self, references: &[String], _force: bool) -> Result<(), PodmanError> {
+        self.record(FakeCall::ImageRemove(references.to_vec()));
+        self.with_state(|s| {
+            for r in references {
+                s.images.remove(r);
+                s.images.retain(|_, img| &img.id != r);
+            }
+        });
+        Ok(())
+    }
+
+    async fn images_with_label(&self, label: &str) -> Result<Vec<ImageInfo>, PodmanError> {
+        self.record(FakeCall::ImagesWithLabel(label.to_owned()));
+        let key = label.split_once('=').map_or(label, |(k, _)| k);
+        Ok(self.with_state(|s| {
+            let mut seen = std::collections::BTreeSet::new();
+            s.images
+                .values()
+                .filter(|img| img.labels.contains_key(key) && seen.insert(img.id.clone()))
+                .cloned()
+                .collect()
+        }))
+    }
+
+    async fn build(
+        &self,
+        spec: &BuildSpec,
+        on_line: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<BuildOutput, PodmanError> {
+        self.record(FakeCall::Build(Box::new(spec.clone())));
+        on_line("STEP 1/1: FROM fake");
+        self.with_state(|s| {
+            s.builds += 1;
+            if s.fail_builds {
+                return Err(PodmanError::Failed {
+                    command: "build".to_owned(),
+                    status: "exit status: 1".to_owned(),
+                    stderr: "scripted build failure".to_owned(),
+                });
+            }
+            let id = format!("fakebuild{}", s.builds);
+            for tag in &spec.tags {
+                s.images.insert(
+                    tag.clone(),
+                    ImageInfo {
+                        id: id.clone(),
+                        tags: spec.tags.clone(),
+                        labels: spec.labels.iter().cloned().collect(),
+                    },
+                );
+            }
+            Ok(BuildOutput { image_id: id })
+        })
+    }
+}

@@ -1,0 +1,236 @@
+//! The container operations terok needs, as a trait with a CLI implementation and a fake.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+
+use tokio::process::Child;
+use tokio::sync::mpsc;
+
+use crate::error::PodmanError;
+use crate::spec::RunSpec;
+
+/// Output of a command run inside a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecOutput {
+    /// Exit code of the command.
+    pub status: i32,
+    /// Its stdout.
+    pub stdout: String,
+    /// Its stderr.
+    pub stderr: String,
+}
+
+/// Which stream a log line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogSource {
+    /// The container's stdout.
+    Stdout,
+    /// The container's stderr.
+    Stderr,
+}
+
+/// One line of container output (without its line break).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    /// Stream.
+    pub source: LogSource,
+    /// Text, decoded lossily as UTF-8.
+    pub line: String,
+}
+
+/// Lines of a container's output as they arrive; ends when the container's output ends.
+#[derive(Debug)]
+pub struct LogStream {
+    rx: mpsc::Receiver<LogLine>,
+    child: Option<Child>,
+}
+
+impl LogStream {
+    /// A stream fed by `rx`, optionally owning the process that produces it.
+    pub fn new(rx: mpsc::Receiver<LogLine>, child: Option<Child>) -> Self {
+        Self { rx, child }
+    }
+
+    /// The next line, or `None` at the end.
+    pub async fn next(&mut self) -> Option<LogLine> {
+        self.rx.recv().await
+    }
+
+    /// Stops following (kills the `podman logs` process).
+    pub async fn stop(mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill().await;
+        }
+    }
+}
+
+/// A container as `podman inspect` describes it (the subset terok uses).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerInfo {
+    /// Full id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Image reference it was created from.
+    pub image: String,
+    /// Run state.
+    pub state: ContainerState,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Creation time (RFC 3339).
+    pub created: String,
+}
+
+/// Run state of a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerState {
+    /// `created`, `running`, `exited`, `stopped`, `paused` …
+    pub status: String,
+    /// Whether it runs now.
+    pub running: bool,
+    /// Exit code (meaningful once it exited).
+    pub exit_code: i32,
+    /// Main process id on the host (0 when not running).
+    pub pid: i64,
+}
+
+/// A container as `podman ps` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerSummary {
+    /// Id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// State (`running`, `exited`, `created` …).
+    pub state: String,
+    /// Image reference.
+    pub image: String,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Creation time, seconds since the epoch.
+    pub created_unix: i64,
+}
+
+/// An image as `podman image inspect` / `podman images` describe it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageInfo {
+    /// Image id.
+    pub id: String,
+    /// Tags (`localhost/terok-l0:debian-bookworm`).
+    pub tags: Vec<String>,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// An image to build.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BuildSpec {
+    /// The Dockerfile.
+    pub dockerfile: PathBuf,
+    /// The build context directory.
+    pub context: PathBuf,
+    /// Tags to apply.
+    pub tags: Vec<String>,
+    /// `--build-arg` values.
+    pub build_args: Vec<(String, String)>,
+    /// `--label` values.
+    pub labels: Vec<(String, String)>,
+    /// `--no-cache`.
+    pub no_cache: bool,
+    /// `--pull=always`.
+    pub pull_always: bool,
+}
+
+/// What a build produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildOutput {
+    /// The new image's id.
+    pub image_id: String,
+}
+
+/// The container operations terok needs. [`crate::PodmanCli`] runs podman; [`crate::FakeRuntime`]
+/// records calls for tests.
+pub trait ContainerRuntime: Send + Sync {
+    /// Creates (does not start) a container. The spec's environment is written to a 0600 env
+    /// file in `env_dir`, which is deleted as soon as podman has read it.
+    fn create(
+        &self,
+        spec: &RunSpec,
+        env_dir: &Path,
+    ) -> impl Future<Output = Result<String, PodmanError>> + Send;
+
+    /// Starts a created or stopped container.
+    fn start(&self, name: &str) -> impl Future<Output = Result<(), PodmanError>> + Send;
+
+    /// Runs `argv` in a running container and collects its output.
+    fn exec(
+        &self,
+        name: &str,
+        argv: &[String],
+    ) -> impl Future<Output = Result<ExecOutput, PodmanError>> + Send;
+
+    /// Runs `argv` in a running container with stdin and stdout piped (for ACP).
+    fn exec_piped(&self, name: &str, argv: &[String]) -> Result<Child, PodmanError>;
+
+    /// Follows the container's output from the start until it ends.
+    fn follow_logs(&self, name: &str) -> Result<LogStream, PodmanError>;
+
+    /// Waits for the container to stop and returns its exit code.
+    fn wait(&self, name: &str) -> impl Future<Output = Result<i32, PodmanError>> + Send;
+
+    /// Inspects a container; `None` when it does not exist.
+    fn inspect(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<ContainerInfo>, PodmanError>> + Send;
+
+    /// Lists containers (running or not) carrying `label` (`key` or `key=value`).
+    fn list(
+        &self,
+        label: &str,
+    ) -> impl Future<Output = Result<Vec<ContainerSummary>, PodmanError>> + Send;
+
+    /// Stops a container, killing it after `timeout_secs`.
+    fn stop(
+        &self,
+        name: &str,
+        timeout_secs: u32,
+    ) -> impl Future<Output = Result<(), PodmanError>> + Send;
+
+    /// Removes a container (forcefully; a missing one is not an error).
+    fn remove(&self, name: &str) -> impl Future<Output = Result<(), PodmanError>> + Send;
+
+    /// Inspects an image; `None` when it does not exist.
+    fn image_inspect(
+        &self,
+        reference: &str,
+    ) -> impl Future<Output = Result<Option<ImageInfo>, PodmanError>> + Send;
+
+    /// Adds tag `target` to the image `source`.
+    fn image_tag(
+        &self,
+        source: &str,
+        target: &str,
+    ) -> impl Future<Output = Result<(), PodmanError>> + Send;
+
+    /// Removes images; with `force`, also the containers using them.
+    fn image_remove(
+        &self,
+        references: &[String],
+        force: bool,
+    ) -> impl Future<Output = Result<(), PodmanError>> + Send;
+
+    /// Images carrying `label` (`key` or `key=value`).
+    fn images_with_label(
+        &self,
+        label: &str,
+    ) -> impl Future<Output = Result<Vec<ImageInfo>, PodmanError>> + Send;
+
+    /// Builds an image, handing every output line to `on_line`.
+    fn build(
+        &self,
+        spec: &BuildSpec,
+        on_line: &mut (dyn FnMut(&str) + Send),
+    ) -> impl Future<Output = Result<BuildOutput, PodmanError>> + Send;
+}
