@@ -110,6 +110,41 @@ impl Roster {
         }
         Ok(chosen.into_iter().collect())
     }
+
+    /// `names` in install order: every entry after the entries it depends on, otherwise by name.
+    pub fn install_order(&self, names: &[String]) -> Vec<String> {
+        let wanted: BTreeSet<&String> = names.iter().collect();
+        let mut done: BTreeSet<String> = BTreeSet::new();
+        let mut order = Vec::with_capacity(names.len());
+        let mut remaining: Vec<&String> = wanted.iter().copied().collect();
+        while !remaining.is_empty() {
+            let ready: Vec<&String> = remaining
+                .iter()
+                .copied()
+                .filter(|name| {
+                    self.get(name)
+                        .and_then(|a| a.install.as_ref())
+                        .is_none_or(|i| {
+                            i.depends_on
+                                .iter()
+                                .all(|d| done.contains(d) || !wanted.contains(d))
+                        })
+                })
+                .collect();
+            // A dependency cycle cannot be ordered; keep name order for what is left.
+            let batch = if ready.is_empty() {
+                remaining.clone()
+            } else {
+                ready
+            };
+            for name in batch {
+                done.insert(name.clone());
+                order.push(name.clone());
+            }
+            remaining.retain(|n| !done.contains(*n));
+        }
+        order
+    }
 }
 
 fn join(names: &[&String]) -> String {

@@ -230,6 +230,11 @@ pub struct ImageSection {
     /// A file whose contents are appended to L1 as a Dockerfile fragment.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_snippet_file: Option<PathBuf>,
+    /// Extra CA certificates installed into L0: `*.crt` files and directories searched for
+    /// them (default: `/usr/local/share/ca-certificates`; `[]` installs none). Needed behind
+    /// TLS-inspecting proxies, where nothing https works without the proxy's CA.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_certificates: Option<Vec<PathBuf>>,
 }
 
 impl Default for ImageSection {
@@ -240,6 +245,7 @@ impl Default for ImageSection {
             agents: None,
             user_snippet_inline: None,
             user_snippet_file: None,
+            ca_certificates: None,
         }
     }
 }

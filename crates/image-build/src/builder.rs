@@ -1,0 +1,545 @@
+//! [`ImageBuilder`]: makes sure the L0, L1 (and optionally sidecar) images of a base image and
+//! selection exist and are current, building only the layers whose inputs changed.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use terok_core::config::PackageFamily;
+use terok_podman::{BuildSpec, ContainerRuntime, ImageInfo};
+use terok_roster::Roster;
+
+use crate::context::{
+    CaSource, ContextFiles, L0_SCRIPTS, collect_ca_certificates, decode_help_escapes,
+};
+use crate::error::ImageBuildError;
+use crate::family::detect_family;
+use crate::tags::{TagSet, local};
+use crate::templates::{
+    RenderInput, SnippetAgent, render_l0, render_l1, render_sidecar, render_snippet,
+};
+use crate::{LABEL_CONTENT_HASH, LABEL_LAYER};
+
+/// Label recording the package family an image was built for.
+pub const LABEL_FAMILY: &str = "ai.terok.family";
+
+/// Which image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layer {
+    /// The base development layer.
+    L0,
+    /// The agent layer.
+    L1,
+    /// A sidecar tool image.
+    Sidecar,
+}
+
+impl Layer {
+    /// `L0`, `L1`, `L1 (sidecar)`, as printed by `build`.
+    pub fn display_name(self) -> &'static str {
+        match self {
+            Self::L0 => "L0",
+            Self::L1 => "L1",
+            Self::Sidecar => "L1 (sidecar)",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::L0 => "l0",
+            Self::L1 => "l1",
+            Self::Sidecar => "sidecar",
+        }
+    }
+}
+
+/// Progress of [`ImageBuilder::ensure`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuildEvent {
+    /// A layer is being checked or built.
+    LayerStarted {
+        /// The layer.
+        layer: Layer,
+        /// Its tag.
+        tag: String,
+    },
+    /// podman reached step `current` of `total` (`STEP 3/15: RUN …`).
+    Step {
+        /// The layer.
+        layer: Layer,
+        /// Step number.
+        current: u32,
+        /// Number of steps.
+        total: u32,
+        /// The instruction.
+        text: String,
+    },
+    /// A line of podman's output.
+    Output {
+        /// The layer.
+        layer: Layer,
+        /// The line.
+        line: String,
+    },
+    /// A layer is ready.
+    LayerFinished {
+        /// The layer.
+        layer: Layer,
+        /// Its tag.
+        tag: String,
+        /// Its image id.
+        image_id: String,
+        /// Whether an existing, current image was reused (no build ran).
+        reused: bool,
+        /// How long it took.
+        duration: Duration,
+    },
+}
+
+/// What to build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildRequest {
+    /// Base image of L0.
+    pub base_image: String,
+    /// Package family, when the base image's name does not say.
+    pub family: Option<PackageFamily>,
+    /// Roster entries for L1 (already resolved, dependencies included).
+    pub selection: Vec<String>,
+    /// Rebuild the agent layers (cache bust) even when current.
+    pub rebuild: bool,
+    /// Rebuild everything without podman's cache (and pull the base again).
+    pub full_rebuild: bool,
+    /// Also build the sidecar image for this tool.
+    pub sidecar: Option<String>,
+    /// Extra CA certificates for L0.
+    pub ca: CaSource,
+    /// A Dockerfile fragment appended to L1.
+    pub user_snippet: Option<String>,
+}
+
+impl BuildRequest {
+    /// A request for `base` and `selection` with defaults for everything else.
+    pub fn new(base: impl Into<String>, selection: Vec<String>) -> Self {
+        Self {
+            base_image: base.into(),
+            family: None,
+            selection,
+            rebuild: false,
+            full_rebuild: false,
+            sidecar: None,
+            ca: CaSource::default(),
+            user_snippet: None,
+        }
+    }
+}
+
+/// One image that is ready.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuiltImage {
+    /// Tag.
+    pub tag: String,
+    /// Image id.
+    pub id: String,
+    /// Whether it was reused without building.
+    pub reused: bool,
+    /// Content hash of its inputs.
+    pub content_hash: String,
+}
+
+/// The images of one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuiltImages {
+    /// Package family used.
+    pub family: PackageFamily,
+    /// L0.
+    pub l0: BuiltImage,
+    /// L1 (tagged with the selection tag and the alias).
+    pub l1: BuiltImage,
+    /// The alias tag L1 also carries.
+    pub l1_alias: String,
+    /// Sidecar, when asked for.
+    pub sidecar: Option<BuiltImage>,
+}
+
+/// Builds images through a [`ContainerRuntime`].
+pub struct ImageBuilder<'a, R> {
+    runtime: &'a R,
+    roster: &'a Roster,
+    lock_dir: Option<PathBuf>,
+}
+
+impl<'a, R: ContainerRuntime> ImageBuilder<'a, R> {
+    /// A builder using `runtime` and the install snippets of `roster`.
+    pub fn new(runtime: &'a R, roster: &'a Roster) -> Self {
+        Self {
+            runtime,
+            roster,
+            lock_dir: None,
+        }
+    }
+
+    /// Serializes builds of the same base across processes with lock files in `dir`.
+    pub fn with_lock_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.lock_dir = Some(dir.into());
+        self
+    }
+
+    /// The tags `request` resolves to (no podman call).
+    pub fn tags(request: &BuildRequest) -> TagSet {
+        TagSet::new(&request.base_image, &request.selection)
+    }
+
+    /// Makes sure every image of `request` exists and is current; builds what is missing or
+    /// stale. `on_event` receives progress.
+    pub async fn ensure(
+        &self,
+        request: &BuildRequest,
+        on_event: &mut (dyn FnMut(BuildEvent) + Send),
+    ) -> Result<BuiltImages, ImageBuildError> {
+        let tags = Self::tags(request);
+        let family = self.family(request, &tags).await?;
+        let _lock = self.lock(&tags.l0).await?;
+
+        // L0: the Dockerfile, its scripts, the CA certificates, and the base image itself.
+        let certs = collect_ca_certificates(&request.ca)?;
+        let mut l0_files = ContextFiles::new(render_l0(family)?);
+        l0_files.add_scripts(Some(L0_SCRIPTS));
+        l0_files.add_tmux();
+        l0_files.add("ca/.keep", Vec::<u8>::new(), false);
+        for (name, contents) in certs {
+            l0_files.add(format!("ca/{name}"), contents, false);
+        }
+        let base_id = self
+            .runtime
+            .image_inspect(&request.base_image)
+            .await?
+            .map(|i| i.id)
+            .unwrap_or_default();
+        let base_input = format!("base={}@{base_id}", request.base_image);
+        let l0 = self
+            .layer(
+                Layer::L0,
+                &tags.l0,
+                l0_files,
+                &[&base_input],
+                LayerBuild {
+                    family,
+                    base: request.base_image.clone(),
+                    cache_bust: None,
+                    force: false,
+                    no_cache: request.full_rebuild,
+                    pull_always: request.full_rebuild
+                        && !request.base_image.starts_with("localhost/"),
+                    extra_tags: Vec::new(),
+                },
+                on_event,
+            )
+            .await?;
+
+        // L1: install snippets of the selection, the scripts, the help lines, and L0.
+        let order = self.roster.install_order(&request.selection);
+        let mut agents = Vec::with_capacity(order.len());
+        for name in &order {
+            let agent = self.roster.entry(name)?;
+            let install = agent.install.clone().unwrap_or_default();
+            let render = |which: &str,
+                          snippet: &Option<String>|
+             -> Result<Option<String>, ImageBuildError> {
+                snippet
+                    .as_deref()
+                    .map(|s| render_snippet(name, which, s, family))
+                    .transpose()
+            };
+            agents.push(SnippetAgent {
+                name: name.clone(),
+                run_as_root: render("run_as_root", &install.run_as_root)?,
+                run_as_dev: render("run_as_dev", &install.run_as_dev)?,
+            });
+        }
+        let dockerfile = render_l1(&RenderInput {
+            family,
+            agents,
+            user_snippet: request.user_snippet.clone(),
+        })?;
+        let (agent_help, tool_help) = self.roster.help_lines(&order);
+        let mut l1_files = ContextFiles::new(dockerfile);
+        l1_files.add_scripts(None);
+        l1_files.add("help.d/agents.txt", help_text(&agent_help), false);
+        l1_files.add("help.d/dev-tools.txt", help_text(&tool_help), false);
+        let l0_input = format!("l0={}", l0.content_hash);
+        let l1 = self
+            .layer(
+                Layer::L1,
+                &tags.l1,
+                l1_files,
+                &[&l0_input],
+                LayerBuild {
+                    family,
+                    base: local(&tags.l0),
+                    cache_bust: Some(("AGENT_CACHE_BUST", cache_bust(request.rebuild))),
+                    force: request.rebuild,
+                    no_cache: request.full_rebuild,
+                    pull_always: false,
+                    extra_tags: vec![tags.l1_alias.clone()],
+                },
+                on_event,
+            )
+            .await?;
+        self.point_alias(&tags.l1_alias, &tags.l1, &l1.id).await?;
+
+        let sidecar = match &request.sidecar {
+            None => None,
+            Some(tool) => {
+                let files = ContextFiles::new(render_sidecar(family, tool)?);
+                let tool_input = format!("tool={tool}");
+                Some(
+                    self.layer(
+                        Layer::Sidecar,
+                        &tags.sidecar,
+                        files,
+                        &[&l0_input, &tool_input],
+                        LayerBuild {
+                            family,
+                            base: local(&tags.l0),
+                            cache_bust: Some(("TOOL_CACHE_BUST", cache_bust(request.rebuild))),
+                            force: request.rebuild,
+                            no_cache: request.full_rebuild,
+                            pull_always: false,
+                            extra_tags: Vec::new(),
+                        },
+                        on_event,
+                    )
+                    .await?,
+                )
+            }
+        };
+
+        Ok(BuiltImages {
+            family,
+            l0,
+            l1,
+            l1_alias: tags.l1_alias,
+            sidecar,
+        })
+    }
+
+    /// The family from the request or the base image's name; failing that, the family an
+    /// existing L0 was built with (so a base built once with `--family` stays usable).
+    async fn family(
+        &self,
+        request: &BuildRequest,
+        tags: &TagSet,
+    ) -> Result<PackageFamily, ImageBuildError> {
+        match detect_family(&request.base_image, request.family) {
+            Ok(family) => Ok(family),
+            Err(err) => {
+                // If podman cannot answer either, the missing family is still the thing to fix.
+                let recorded = self
+                    .runtime
+                    .image_inspect(&tags.l0)
+                    .await
+                    .ok()
+                    .flatten()
+                    .and_then(|i| i.labels.get(LABEL_FAMILY).cloned());
+                match recorded.as_deref() {
+                    Some("deb") => Ok(PackageFamily::Deb),
+                    Some("rpm") => Ok(PackageFamily::Rpm),
+                    _ => Err(err),
+                }
+            }
+        }
+    }
+
+    async fn lock(&self, l0_tag: &str) -> Result<Option<std::fs::File>, ImageBuildError> {
+        let Some(dir) = &self.lock_dir else {
+            return Ok(None);
+        };
+        let path = dir.join(format!("build-{}.lock", crate::tags::base_fragment(l0_tag)));
+        let dir = dir.clone();
+        tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&dir).map_err(|e| {
+                ImageBuildError::Context(format!("cannot create {}: {e}", dir.display()))
+            })?;
+            let file = std::fs::File::options()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .map_err(|e| {
+                    ImageBuildError::Context(format!("cannot open {}: {e}", path.display()))
+                })?;
+            file.lock().map_err(|e| {
+                ImageBuildError::Context(format!("cannot lock {}: {e}", path.display()))
+            })?;
+            Ok(Some(file))
+        })
+        .await
+        .map_err(|e| ImageBuildError::Context(format!("lock task failed: {e}")))?
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn layer(
+        &self,
+        layer: Layer,
+        tag: &str,
+        files: ContextFiles,
+        extra: &[&str],
+        how: LayerBuild,
+        on_event: &mut (dyn FnMut(BuildEvent) + Send),
+    ) -> Result<BuiltImage, ImageBuildError> {
+        let started = Instant::now();
+        on_event(BuildEvent::LayerStarted {
+            layer,
+            tag: tag.to_owned(),
+        });
+        let hash = files.hash(extra);
+        if !how.force
+            && !how.no_cache
+            && let Some(existing) = self.current(tag, &hash).await?
+        {
+            on_event(BuildEvent::LayerFinished {
+                layer,
+                tag: tag.to_owned(),
+                image_id: existing.id.clone(),
+                reused: true,
+                duration: started.elapsed(),
+            });
+            return Ok(BuiltImage {
+                tag: tag.to_owned(),
+                id: existing.id,
+                reused: true,
+                content_hash: hash,
+            });
+        }
+        let staged = files.stage()?;
+        let mut build_args = vec![("BASE_IMAGE".to_owned(), how.base.clone())];
+        if let Some((name, value)) = &how.cache_bust {
+            build_args.push(((*name).to_owned(), value.clone()));
+        }
+        let mut tags = vec![tag.to_owned()];
+        tags.extend(how.extra_tags.iter().cloned());
+        let spec = BuildSpec {
+            dockerfile: staged.dockerfile(),
+            context: staged.dir().to_path_buf(),
+            tags,
+            build_args,
+            labels: vec![
+                (LABEL_LAYER.to_owned(), layer.label().to_owned()),
+                (LABEL_CONTENT_HASH.to_owned(), hash.clone()),
+                (LABEL_FAMILY.to_owned(), how.family.as_str().to_owned()),
+            ],
+            no_cache: how.no_cache,
+            pull_always: how.pull_always,
+        };
+        let mut on_line = |line: &str| {
+            if let Some(step) = parse_step(line) {
+                on_event(BuildEvent::Step {
+                    layer,
+                    current: step.0,
+                    total: step.1,
+                    text: step.2,
+                });
+            }
+            on_event(BuildEvent::Output {
+                layer,
+                line: line.to_owned(),
+            });
+        };
+        let output = self.runtime.build(&spec, &mut on_line).await?;
+        on_event(BuildEvent::LayerFinished {
+            layer,
+            tag: tag.to_owned(),
+            image_id: output.image_id.clone(),
+            reused: false,
+            duration: started.elapsed(),
+        });
+        Ok(BuiltImage {
+            tag: tag.to_owned(),
+            id: output.image_id,
+            reused: false,
+            content_hash: hash,
+        })
+    }
+
+    /// The image tagged `tag` if its content hash is `hash`.
+    async fn current(&self, tag: &str, hash: &str) -> Result<Option<ImageInfo>, ImageBuildError> {
+        Ok(self
+            .runtime
+            .image_inspect(tag)
+            .await?
+            .filter(|img| img.labels.get(LABEL_CONTENT_HASH).map(String::as_str) == Some(hash)))
+    }
+
+    /// Makes the alias tag point at the L1 just ensured (a reused L1 may not carry it any more).
+    async fn point_alias(&self, alias: &str, tag: &str, id: &str) -> Result<(), ImageBuildError> {
+        let current = self.runtime.image_inspect(alias).await?;
+        if current.is_none_or(|img| !same_id(&img.id, id)) {
+            self.runtime.image_tag(tag, alias).await?;
+        }
+        Ok(())
+    }
+}
+
+struct LayerBuild {
+    family: PackageFamily,
+    base: String,
+    cache_bust: Option<(&'static str, String)>,
+    force: bool,
+    no_cache: bool,
+    pull_always: bool,
+    extra_tags: Vec<String>,
+}
+
+fn same_id(a: &str, b: &str) -> bool {
+    let a = a.trim_start_matches("sha256:");
+    let b = b.trim_start_matches("sha256:");
+    !a.is_empty() && (a.starts_with(b) || b.starts_with(a))
+}
+
+fn cache_bust(rebuild: bool) -> String {
+    if rebuild {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs().to_string())
+            .unwrap_or_else(|_| "1".to_owned())
+    } else {
+        "0".to_owned()
+    }
+}
+
+fn help_text(lines: &[String]) -> Vec<u8> {
+    let mut out = String::new();
+    for line in lines {
+        out.push_str(&decode_help_escapes(line));
+        out.push('\n');
+    }
+    out.into_bytes()
+}
+
+/// `STEP 3/15: RUN …` → `(3, 15, "RUN …")`.
+fn parse_step(line: &str) -> Option<(u32, u32, String)> {
+    let rest = line.strip_prefix("STEP ")?;
+    let (numbers, text) = rest.split_once(": ")?;
+    let (current, total) = numbers.split_once('/')?;
+    Some((current.parse().ok()?, total.parse().ok()?, text.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_parse() {
+        assert_eq!(
+            parse_step("STEP 3/15: RUN apt-get update"),
+            Some((3, 15, "RUN apt-get update".into()))
+        );
+        assert_eq!(parse_step("--> abc"), None);
+    }
+
+    #[test]
+    fn ids_compare_by_prefix() {
+        assert!(same_id("sha256:abcdef", "abc"));
+        assert!(!same_id("abc", "abd"));
+        assert!(!same_id("", ""));
+    }
+}

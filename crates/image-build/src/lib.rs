@@ -1,0 +1,36 @@
+//! terok-image-build: the container images agents run in (executor.md §3).
+//!
+//! - **L0** (`terok-l0:<base>`): the base development layer — user `dev` (uid 1000), git, ssh,
+//!   locales, the host's extra CA certificates, the container-side scripts.
+//! - **L1** (`terok-l1-cli:<base>-<agents>`): the agent CLIs of a roster selection, installed
+//!   from their install snippets; labelled `ai.terok.agents` and described in
+//!   `/etc/terok/installed.env`.
+//! - **sidecar** (`terok-l1-sidecar:<base>`): a tool image for `run-tool`.
+//!
+//! Every image carries `ai.terok.content-hash`, a SHA-256 over everything that feeds it (the
+//! rendered Dockerfile with its install snippets, every staged file, the layer below). An image
+//! whose label matches is reused without calling `podman build`; a stale one is rebuilt.
+//! Upstream only checks that the tag exists.
+
+mod builder;
+mod context;
+mod error;
+mod family;
+mod tags;
+mod templates;
+
+pub use builder::{BuildEvent, BuildRequest, BuiltImage, BuiltImages, ImageBuilder, Layer};
+pub use context::{CaSource, collect_ca_certificates, decode_help_escapes};
+pub use error::ImageBuildError;
+pub use family::{detect_family, split_reference};
+pub use tags::{TagSet, base_fragment};
+pub use templates::{
+    RenderInput, SnippetAgent, render_l0, render_l1, render_sidecar, render_snippet,
+};
+
+/// Label on every image terok builds: the layer (`l0`, `l1`, `sidecar`).
+pub const LABEL_LAYER: &str = "ai.terok.image";
+/// Label holding the content hash of an image's inputs.
+pub const LABEL_CONTENT_HASH: &str = "ai.terok.content-hash";
+/// Label listing the roster entries installed in an L1 image.
+pub const LABEL_AGENTS: &str = "ai.terok.agents";

@@ -1,0 +1,344 @@
+//! Family detection, tag names, rendered Dockerfiles, and the reuse / rebuild decisions of the
+//! builder (against the recording fake runtime; the real-podman build is in podman_build.rs).
+
+// Test helpers may panic: a panic is how a test reports failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use insta::assert_snapshot;
+use terok_core::config::PackageFamily;
+use terok_image_build::{
+    BuildEvent, BuildRequest, CaSource, ImageBuilder, RenderInput, SnippetAgent, TagSet,
+    detect_family, render_l0, render_l1, render_sidecar, render_snippet,
+};
+use terok_podman::{FakeCall, FakeRuntime};
+use terok_roster::{Roster, RosterLoader};
+
+#[test]
+fn family_detection_covers_upstream_cases_and_local_names() {
+    let deb = Some(PackageFamily::Deb);
+    let rpm = Some(PackageFamily::Rpm);
+    for (base, want) in [
+        ("ubuntu:24.04", deb),
+        ("docker.io/library/ubuntu:24.04", deb),
+        ("debian", deb),
+        ("localhost/debian:bookworm", deb),
+        ("fedora:44", rpm),
+        ("registry.fedoraproject.org/fedora:44", rpm),
+        ("quay.io/podman/stable", rpm),
+        ("nvidia/cuda:12.4.1-devel-ubuntu22.04", deb),
+        ("nvcr.io/nvidia/cuda:12.4.1-devel-ubi9", rpm),
+        ("nvcr.io/nvidia/pytorch:24.05-py3", deb),
+        ("localhost:5000/ubuntu:24.04", deb),
+        ("ubuntu@sha256:0123456789abcdef", deb),
+        ("my.registry:5000/mirror/fedora:44", rpm),
+    ] {
+        assert_eq!(detect_family(base, None).ok(), want, "{base}");
+    }
+    assert_eq!(
+        detect_family("alpine:3", Some(PackageFamily::Deb)).unwrap(),
+        PackageFamily::Deb
+    );
+    let err = detect_family("alpine:3", None).unwrap_err();
+    let shown = format!("{:?}", miette::Report::new(err));
+    assert!(
+        shown.contains("cannot infer the package family of base image `alpine:3`"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("set `family: deb` or `family: rpm` under `image:`"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn tags_follow_upstream_naming() {
+    let t = TagSet::new("ubuntu:24.04", &["codex".into(), "claude".into()]);
+    assert_eq!(t.l0, "terok-l0:ubuntu-24.04");
+    assert_eq!(t.l1, "terok-l1-cli:ubuntu-24.04-claude-codex");
+    assert_eq!(t.l1_alias, "terok-l1-cli:ubuntu-24.04");
+    assert_eq!(t.sidecar, "terok-l1-sidecar:ubuntu-24.04");
+    assert_eq!(TagSet::new("", &[]).l1, "terok-l1-cli:ubuntu-24.04-empty");
+    assert_eq!(
+        TagSet::new("localhost:5000/ubuntu:24.04", &[]).l0,
+        "terok-l0:localhost-5000-ubuntu-24.04"
+    );
+    assert_eq!(
+        TagSet::new("ubuntu@sha256:0123456789abcdef", &[]).l0,
+        "terok-l0:ubuntu-sha256-0123456789abcdef"
+    );
+    // The default `all` selection of upstream's example.
+    let all: Vec<String> =
+        "blablador caddy claude codex copilot gh glab kisski opencode openrouter sonar toad vibe"
+            .split(' ')
+            .map(str::to_owned)
+            .collect();
+    assert_eq!(
+        TagSet::new("ubuntu:24.04", &all).l1,
+        "terok-l1-cli:ubuntu-24.04-blablador-caddy-claude-codex-copilot-gh-glab-kisski-opencode-openrouter-sonar-toad-vibe"
+    );
+    // Very long base names are cut and suffixed with a hash; long selections become a hash.
+    let long = format!("registry.example.com/{}/image:1", "x".repeat(150));
+    let t = TagSet::new(&long, &["claude".into()]);
+    let frag = t.l0.strip_prefix("terok-l0:").unwrap();
+    assert_eq!(frag.len(), 120);
+    assert!(
+        frag[111..].starts_with('-') && frag[112..].chars().all(|c| c.is_ascii_hexdigit()),
+        "{frag}"
+    );
+    let many: Vec<String> = (0..40).map(|i| format!("agent-number-{i}")).collect();
+    let tag = TagSet::new("ubuntu:24.04", &many).l1;
+    let suffix = tag.strip_prefix("terok-l1-cli:ubuntu-24.04-").unwrap();
+    assert_eq!(suffix.len(), 12, "{tag}");
+}
+
+fn snippet_input(family: PackageFamily) -> RenderInput {
+    let roster = RosterLoader::bundled().load().unwrap();
+    let agents = ["claude", "gh"]
+        .iter()
+        .map(|name| {
+            let install = roster.entry(name).unwrap().install.clone().unwrap();
+            let render = |which: &str, s: &Option<String>| {
+                s.as_ref()
+                    .map(|s| render_snippet(name, which, s, family).unwrap())
+            };
+            SnippetAgent {
+                name: (*name).to_owned(),
+                run_as_root: render("run_as_root", &install.run_as_root),
+                run_as_dev: render("run_as_dev", &install.run_as_dev),
+            }
+        })
+        .collect();
+    RenderInput {
+        family,
+        agents,
+        user_snippet: Some("RUN echo from-config".into()),
+    }
+}
+
+#[test]
+fn dockerfile_l0_deb() {
+    assert_snapshot!("l0_deb", render_l0(PackageFamily::Deb).unwrap());
+}
+
+#[test]
+fn dockerfile_l0_rpm() {
+    assert_snapshot!("l0_rpm", render_l0(PackageFamily::Rpm).unwrap());
+}
+
+#[test]
+fn dockerfile_l1_deb() {
+    assert_snapshot!(
+        "l1_deb",
+        render_l1(&snippet_input(PackageFamily::Deb)).unwrap()
+    );
+}
+
+#[test]
+fn dockerfile_l1_rpm() {
+    assert_snapshot!(
+        "l1_rpm",
+        render_l1(&snippet_input(PackageFamily::Rpm)).unwrap()
+    );
+}
+
+#[test]
+fn dockerfile_sidecar_deb_and_rpm() {
+    assert_snapshot!(
+        "sidecar_deb",
+        render_sidecar(PackageFamily::Deb, "coderabbit").unwrap()
+    );
+    assert_snapshot!(
+        "sidecar_rpm",
+        render_sidecar(PackageFamily::Rpm, "coderabbit").unwrap()
+    );
+}
+
+// ---- reuse and rebuild decisions (fake runtime) --------------------------------------------
+
+fn request(selection: &[&str]) -> BuildRequest {
+    let mut r = BuildRequest::new(
+        "localhost/debian:bookworm",
+        selection.iter().map(|s| (*s).to_owned()).collect(),
+    );
+    r.ca = CaSource::None;
+    r
+}
+
+async fn ensure(
+    fake: &FakeRuntime,
+    roster: &Roster,
+    req: &BuildRequest,
+) -> (terok_image_build::BuiltImages, Vec<BuildEvent>) {
+    let mut events = Vec::new();
+    let built = ImageBuilder::new(fake, roster)
+        .ensure(req, &mut |e| events.push(e))
+        .await
+        .unwrap();
+    (built, events)
+}
+
+#[tokio::test]
+async fn current_images_are_reused_without_building() {
+    let fake = FakeRuntime::new();
+    let roster = RosterLoader::bundled().load().unwrap();
+    let req = request(&["claude"]);
+    let (first, _) = ensure(&fake, &roster, &req).await;
+    assert_eq!(fake.build_count(), 2);
+    assert!(!first.l0.reused && !first.l1.reused);
+    let (second, events) = ensure(&fake, &roster, &req).await;
+    assert_eq!(fake.build_count(), 2, "a second ensure must not build");
+    assert!(second.l0.reused && second.l1.reused);
+    assert_eq!(
+        (second.l0.id.clone(), second.l1.id.clone()),
+        (first.l0.id, first.l1.id)
+    );
+    assert!(
+        events
+            .iter()
+            .all(|e| !matches!(e, BuildEvent::Output { .. }))
+    );
+}
+
+#[tokio::test]
+async fn a_changed_install_snippet_rebuilds_l1_only() {
+    let fake = FakeRuntime::new();
+    let roster = RosterLoader::bundled().load().unwrap();
+    let (first, _) = ensure(&fake, &roster, &request(&["claude"])).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("claude.yaml"),
+        "install:\n  run_as_dev: |\n    RUN npm install -g @anthropic-ai/claude-code && echo changed\n",
+    )
+    .unwrap();
+    let changed = RosterLoader::bundled()
+        .with_override_dir(dir.path())
+        .load()
+        .unwrap();
+    let (second, _) = ensure(&fake, &changed, &request(&["claude"])).await;
+    assert!(second.l0.reused, "L0 does not depend on install snippets");
+    assert!(!second.l1.reused);
+    assert_ne!(second.l1.id, first.l1.id);
+    assert_eq!(fake.build_count(), 3);
+}
+
+#[tokio::test]
+async fn extra_ca_certificates_feed_l0() {
+    let fake = FakeRuntime::new();
+    let roster = RosterLoader::bundled().load().unwrap();
+    let certs = tempfile::tempdir().unwrap();
+    let mut req = request(&["claude"]);
+    req.ca = CaSource::Paths(vec![certs.path().to_path_buf()]);
+    let (first, _) = ensure(&fake, &roster, &req).await;
+    std::fs::write(
+        certs.path().join("proxy.crt"),
+        "-----BEGIN CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let (second, _) = ensure(&fake, &roster, &req).await;
+    assert!(
+        !second.l0.reused && !second.l1.reused,
+        "new CA → new L0 → new L1"
+    );
+    assert_ne!(first.l0.content_hash, second.l0.content_hash);
+}
+
+#[tokio::test]
+async fn rebuild_busts_l1_and_full_rebuild_skips_the_cache_everywhere() {
+    let fake = FakeRuntime::new();
+    let roster = RosterLoader::bundled().load().unwrap();
+    ensure(&fake, &roster, &request(&["claude"])).await;
+    let mut req = request(&["claude"]);
+    req.rebuild = true;
+    let (rebuilt, _) = ensure(&fake, &roster, &req).await;
+    assert!(rebuilt.l0.reused && !rebuilt.l1.reused);
+    let builds: Vec<_> = fake
+        .calls()
+        .into_iter()
+        .filter_map(|c| match c {
+            FakeCall::Build(b) => Some(b),
+            _ => None,
+        })
+        .collect();
+    let last = builds.last().unwrap();
+    let bust = last
+        .build_args
+        .iter()
+        .find(|(k, _)| k == "AGENT_CACHE_BUST")
+        .unwrap();
+    assert_ne!(bust.1, "0");
+    let mut req = request(&["claude"]);
+    req.full_rebuild = true;
+    let (full, _) = ensure(&fake, &roster, &req).await;
+    assert!(!full.l0.reused && !full.l1.reused);
+    let builds: Vec<_> = fake
+        .calls()
+        .into_iter()
+        .filter_map(|c| match c {
+            FakeCall::Build(b) => Some(b),
+            _ => None,
+        })
+        .collect();
+    let l0 = &builds[builds.len() - 2];
+    assert!(l0.no_cache);
+    assert!(!l0.pull_always, "a localhost/ base cannot be pulled");
+}
+
+#[tokio::test]
+async fn l1_is_labelled_and_aliased_and_the_sidecar_builds_on_l0() {
+    let fake = FakeRuntime::new();
+    let roster = RosterLoader::bundled().load().unwrap();
+    let mut req = request(&["claude", "gh"]);
+    req.sidecar = Some("coderabbit".into());
+    let (built, _) = ensure(&fake, &roster, &req).await;
+    assert_eq!(
+        built.l1.tag,
+        "terok-l1-cli:localhost-debian-bookworm-claude-gh"
+    );
+    assert_eq!(built.l1_alias, "terok-l1-cli:localhost-debian-bookworm");
+    let sidecar = built.sidecar.unwrap();
+    assert_eq!(sidecar.tag, "terok-l1-sidecar:localhost-debian-bookworm");
+    let builds: Vec<_> = fake
+        .calls()
+        .into_iter()
+        .filter_map(|c| match c {
+            FakeCall::Build(b) => Some(b),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(builds.len(), 3);
+    assert!(builds[1].tags.contains(&built.l1_alias));
+    assert!(builds[2].build_args.contains(&(
+        "BASE_IMAGE".into(),
+        "localhost/terok-l0:localhost-debian-bookworm".into()
+    )));
+    assert!(
+        builds
+            .iter()
+            .all(|b| b.labels.iter().any(|(k, _)| k == "ai.terok.content-hash"))
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_base_uses_the_family_its_l0_was_built_with() {
+    let fake = FakeRuntime::new();
+    let roster = RosterLoader::bundled().load().unwrap();
+    let mut req = BuildRequest::new("localhost/mydistro:1", vec!["claude".into()]);
+    req.ca = CaSource::None;
+    let err = ImageBuilder::new(&fake, &roster)
+        .ensure(&req, &mut |_| {})
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("cannot infer the package family"));
+    req.family = Some(PackageFamily::Rpm);
+    ImageBuilder::new(&fake, &roster)
+        .ensure(&req, &mut |_| {})
+        .await
+        .unwrap();
+    req.family = None;
+    let again = ImageBuilder::new(&fake, &roster)
+        .ensure(&req, &mut |_| {})
+        .await
+        .unwrap();
+    assert_eq!(again.family, PackageFamily::Rpm);
+    assert!(again.l0.reused && again.l1.reused);
+}
