@@ -136,12 +136,52 @@ fn agents_list_row(binary: &Path, runs: usize) -> anyhow::Result<Row> {
     })
 }
 
+/// The base image and selection the podman-backed rows use.
+const BENCH_BASE: &str = terok_testkit::base_image::BASE_IMAGE;
+
+fn noop_build_row(binary: &Path, runs: usize) -> anyhow::Result<Row> {
+    if !terok_testkit::podman::podman_works() {
+        bail!("podman is needed for the build rows; run `cargo xtask host-setup`");
+    }
+    terok_testkit::base_image::ensure_base_image(&mut |line| println!("bench: {line}"))?;
+    let env = IsolatedEnv::new()?;
+    let build = |cmd: &mut Command| {
+        cmd.args(["build", "--base", BENCH_BASE, "--agents", "claude"]);
+    };
+    // Make every image current first (this may build them).
+    println!("bench: making sure the images are current (the first build takes minutes)…");
+    let mut warm = env.command(binary);
+    build(&mut warm);
+    run_echo(&mut warm)?;
+    let l0 = format!("terok-l0:{}", terok_image_build::base_fragment(BENCH_BASE));
+    let baseline = time_command(runs, || {
+        let mut cmd = env.command("podman");
+        cmd.args(["image", "exists", &l0]);
+        cmd
+    })?;
+    let value = time_command(runs, || {
+        let mut cmd = env.command(binary);
+        build(&mut cmd);
+        cmd
+    })?;
+    Ok(Row {
+        figure: format!("no-op `build` (images current, median of {runs})"),
+        value: value / 1000.0,
+        unit: "s",
+        goal: Goal::AtMost(0.5),
+        baseline: format!("`podman image exists` {} ms", fmt_num(baseline)),
+    })
+}
+
 pub fn run(runs: usize) -> anyhow::Result<()> {
     if runs < 20 {
         bail!("--runs must be at least 20 for a meaningful median");
     }
     let binary = release_binary()?;
-    let rows = vec![agents_list_row(&binary, runs)?];
+    let rows = vec![
+        agents_list_row(&binary, runs)?,
+        noop_build_row(&binary, (runs / 2).max(10))?,
+    ];
     print_table(&rows);
     Ok(())
 }

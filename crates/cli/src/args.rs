@@ -33,9 +33,13 @@ pub struct GlobalArgs {
     /// Ignore every config.yml (built-in defaults only).
     #[arg(long, global = true)]
     pub raw: bool,
-    /// Log more (-v debug, -vv trace) to stderr.
+    /// Log more (-v debug, -vv trace) to stderr; with -v, builds stream podman's output.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Use this podman system connection (a remote engine) instead of the local one;
+    /// `CONTAINER_HOST` in the environment works too.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub connection: Option<String>,
 }
 
 /// The verbs of `terok-executor`.
@@ -43,6 +47,12 @@ pub struct GlobalArgs {
 pub enum Command {
     /// List, inspect and select the agents of the roster.
     Agents(AgentsArgs),
+    /// Build the container images (L0 base layer, L1 agent layer; reused when current).
+    Build(BuildArgs),
+    /// Prepare this host: build the container images (reused when current).
+    Setup(SetupArgs),
+    /// Remove what setup and build created: every image terok built.
+    Uninstall(UninstallArgs),
     /// Print the effective configuration: every config.yml layer merged, defaults filled in.
     ShowConfig(ShowConfigArgs),
 }
@@ -104,4 +114,72 @@ pub struct AgentsSetArgs {
     /// `all`, or a comma list of names; `-name` excludes (e.g. `all,-vibe`). Without it, the
     /// current selection is shown.
     pub selection: Option<String>,
+}
+
+/// Where images come from: shared by build and setup.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ImageArgs {
+    /// Base image of L0 (default: image.base_image in config.yml, else ubuntu:24.04).
+    #[arg(long, value_name = "IMAGE")]
+    pub base: Option<String>,
+    /// Package family of the base image, when its name does not say.
+    #[arg(long, value_enum)]
+    pub family: Option<FamilyArg>,
+}
+
+/// `--family` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FamilyArg {
+    /// Debian, Ubuntu and derivatives.
+    Deb,
+    /// Fedora, RHEL, UBI and derivatives.
+    Rpm,
+}
+
+/// Arguments of `build`.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Base image and family.
+    #[command(flatten)]
+    pub image: ImageArgs,
+    /// Agents to install: `all`, a comma list, `-name` excludes (default: image.agents, else all).
+    #[arg(long, value_name = "SELECTION")]
+    pub agents: Option<String>,
+    /// Rebuild the agent layer even when it is current (fresh agent versions).
+    #[arg(long)]
+    pub rebuild: bool,
+    /// Rebuild everything without podman's layer cache (and pull the base image again).
+    #[arg(long, conflicts_with = "rebuild")]
+    pub full_rebuild: bool,
+    /// Also build the sidecar tool image (for `run-tool`); optionally name the tool.
+    #[arg(long, value_name = "TOOL", num_args = 0..=1, default_missing_value = "")]
+    pub sidecar: Option<String>,
+}
+
+/// Arguments of `setup`.
+#[derive(Debug, Args)]
+pub struct SetupArgs {
+    /// Only report what is missing (exit 1 if anything is).
+    #[arg(long)]
+    pub check: bool,
+    /// Leave host services alone (only images).
+    #[arg(long)]
+    pub no_sandbox: bool,
+    /// Do not build images.
+    #[arg(long)]
+    pub no_images: bool,
+    /// Base image and family.
+    #[command(flatten)]
+    pub image: ImageArgs,
+}
+
+/// Arguments of `uninstall`.
+#[derive(Debug, Args)]
+pub struct UninstallArgs {
+    /// Keep the container images.
+    #[arg(long)]
+    pub keep_images: bool,
+    /// Leave host services alone.
+    #[arg(long)]
+    pub no_sandbox: bool,
 }

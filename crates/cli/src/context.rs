@@ -16,6 +16,10 @@ pub struct Context {
     pub env: HostEnv,
     /// Which config files to read (`--config`, `--raw`, or the layers).
     pub config_source: ConfigSource,
+    /// `-v` count.
+    pub verbose: u8,
+    /// `--connection`.
+    pub connection: Option<String>,
     config: OnceCell<LoadedConfig>,
     paths: OnceCell<TerokPaths>,
     roster: OnceCell<Roster>,
@@ -27,6 +31,8 @@ impl Context {
         Self {
             env: HostEnv::from_process(),
             config_source: ConfigSource::from_flags(global.config.clone(), global.raw),
+            verbose: global.verbose,
+            connection: global.connection.clone(),
             config: OnceCell::new(),
             paths: OnceCell::new(),
             roster: OnceCell::new(),
@@ -63,6 +69,20 @@ impl Context {
             eprintln!("warning: {warning}");
         }
         Ok(self.roster.get_or_init(|| roster))
+    }
+
+    /// The podman runtime, honouring `--connection`.
+    pub fn podman(&self) -> terok_podman::PodmanCli {
+        terok_podman::PodmanCli::new().with_connection(self.connection.clone())
+    }
+
+    /// Runs a future to completion on a single-threaded runtime (the CLI does one thing at a time).
+    pub fn block_on<F: std::future::Future>(&self, future: F) -> miette::Result<F::Output> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| miette::miette!("cannot start the async runtime: {e}"))?;
+        Ok(runtime.block_on(future))
     }
 
     /// The config file that writes go to: `--config`, else `TEROK_CONFIG_FILE`, else the user's.

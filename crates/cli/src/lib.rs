@@ -19,6 +19,7 @@ mod args;
 mod commands;
 mod context;
 mod output;
+mod progress;
 
 use std::process::ExitCode;
 

@@ -52,6 +52,9 @@ fn help_lists_verbs_and_global_options() {
 
     Commands:
       agents       List, inspect and select the agents of the roster
+      build        Build the container images (L0 base layer, L1 agent layer; reused when current)
+      setup        Prepare this host: build the container images (reused when current)
+      uninstall    Remove what setup and build created: every image terok built
       show-config  Print the effective configuration: every config.yml layer merged, defaults filled in
 
     Options:
@@ -62,7 +65,11 @@ fn help_lists_verbs_and_global_options() {
               Ignore every config.yml (built-in defaults only)
 
       -v, --verbose...
-              Log more (-v debug, -vv trace) to stderr
+              Log more (-v debug, -vv trace) to stderr; with -v, builds stream podman's output
+
+          --connection <NAME>
+              Use this podman system connection (a remote engine) instead of the local one;
+              `CONTAINER_HOST` in the environment works too
 
       -h, --help
               Print help (see a summary with '-h')
@@ -107,12 +114,15 @@ fn show_config_help() {
     Usage: terok-executor show-config [OPTIONS]
 
     Options:
-          --config <PATH>  Read only this config file instead of the layered /etc/terok and
-                           ~/.config/terok files
-          --json           Print JSON instead of YAML
-          --raw            Ignore every config.yml (built-in defaults only)
-      -v, --verbose...     Log more (-v debug, -vv trace) to stderr
-      -h, --help           Print help
+          --config <PATH>      Read only this config file instead of the layered /etc/terok and
+                               ~/.config/terok files
+          --json               Print JSON instead of YAML
+          --raw                Ignore every config.yml (built-in defaults only)
+      -v, --verbose...         Log more (-v debug, -vv trace) to stderr; with -v, builds stream podman's
+                               output
+          --connection <NAME>  Use this podman system connection (a remote engine) instead of the local
+                               one; `CONTAINER_HOST` in the environment works too
+      -h, --help               Print help
     ");
 }
 
@@ -213,14 +223,14 @@ fn a_misspelt_key_reports_file_line_column_and_allowed_keys() {
     assert_eq!(r.code, 1);
     assert_eq!(r.stdout, "");
     assert_snapshot!(r.stderr, @"
-     x [TMP]/work/bad.yml:4:3: image.familly: unknown field `familly`, expected one of base_image, family, agents, user_snippet_inline, user_snippet_file
+     x [TMP]/work/bad.yml:4:3: image.familly: unknown field `familly`, expected one of base_image, family, agents, user_snippet_inline, user_snippet_file, ca_certificates
       ,-[[TMP]/work/bad.yml:4:3]
     3 |   base_image: localhost/debian:bookworm
     4 |   familly: deb
       :   ^^^|^^^
       :      `-- unknown field `familly`
       `----
-     help: did you mean `family`? Allowed keys here: base_image, family, agents, user_snippet_inline, user_snippet_file
+     help: did you mean `family`? Allowed keys here: base_image, family, agents, user_snippet_inline, user_snippet_file, ca_certificates
     ");
 }
 
@@ -287,4 +297,33 @@ fn the_command_tree_mounts_under_another_cli() {
         terok_executor_cli::run_matches(sub),
         terok_executor_cli::Status::Ok
     );
+}
+
+#[test]
+fn build_help_lists_the_upstream_flags() {
+    let r = run(&["build", "--help"]);
+    assert_eq!(r.code, 0);
+    for flag in ["--base", "--family", "--agents", "--rebuild", "--full-rebuild", "--sidecar"] {
+        assert!(r.stdout.contains(flag), "{flag} missing from:\n{}", r.stdout);
+    }
+}
+
+#[test]
+fn build_rejects_an_unknown_agent_before_touching_podman() {
+    let r = run(&["build", "--agents", "claude,nosuch"]);
+    assert_eq!(r.code, 1);
+    assert_snapshot!(r.stderr, @"
+    x unknown agent in selection `claude,nosuch`: `nosuch`
+    help: available: blablador, caddy, claude, codex, copilot, gh, glab, kisski, opencode, openrouter, pi, sonar, toad, vibe
+    ");
+}
+
+#[test]
+fn an_unknown_base_image_says_how_to_set_the_family() {
+    let env = IsolatedEnv::new().unwrap();
+    // --connection to a name podman does not know keeps this test from touching the local engine.
+    let r = run_in(&env, &["build", "--base", "alpine:3.20", "--agents", "claude", "--connection", "terok-test-none"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("cannot infer the package family of base image `alpine:3.20`"), "{}", r.stderr);
+    assert!(r.stderr.contains("set `family: deb` or `family: rpm` under `image:`"), "{}", r.stderr);
 }

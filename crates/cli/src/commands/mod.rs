@@ -1,6 +1,8 @@
 //! One module per verb; [`dispatch`] routes a parsed [`Command`] to its handler.
 
 mod agents;
+mod build;
+mod setup;
 mod show_config;
 
 use crate::Status;
@@ -11,6 +13,9 @@ use crate::context::Context;
 pub fn dispatch(ctx: &Context, command: Command) -> miette::Result<Status> {
     match command {
         Command::Agents(args) => agents::run(ctx, args),
+        Command::Build(args) => build::run(ctx, &args),
+        Command::Setup(args) => setup::run(ctx, &args),
+        Command::Uninstall(args) => setup::uninstall(ctx, &args),
         Command::ShowConfig(args) => show_config::run(ctx, &args),
     }
 }

@@ -1,0 +1,95 @@
+//! Build progress on the terminal: a spinner per layer on a TTY, plain lines otherwise, and
+//! podman's own output with `-v`.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use terok_image_build::BuildEvent;
+
+/// Renders [`BuildEvent`]s.
+pub struct BuildProgress {
+    verbose: bool,
+    tty: bool,
+    bar: Option<ProgressBar>,
+}
+
+impl BuildProgress {
+    /// Progress on stderr; `verbose` also streams podman's output.
+    pub fn new(verbose: bool) -> Self {
+        Self {
+            verbose,
+            tty: std::io::stderr().is_terminal(),
+            bar: None,
+        }
+    }
+
+    /// Handles one event.
+    pub fn event(&mut self, event: BuildEvent) {
+        match event {
+            BuildEvent::LayerStarted { layer, tag } => {
+                if self.tty {
+                    let bar = ProgressBar::new_spinner();
+                    bar.set_style(
+                        ProgressStyle::with_template("{spinner} {prefix} {wide_msg}")
+                            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                    );
+                    bar.set_prefix(format!("{} {tag}", layer.display_name()));
+                    bar.set_message("checking…");
+                    bar.enable_steady_tick(Duration::from_millis(120));
+                    self.bar = Some(bar);
+                } else {
+                    eprintln!("{} {tag}: checking", layer.display_name());
+                }
+            }
+            BuildEvent::Step {
+                layer,
+                current,
+                total,
+                text,
+            } => {
+                let text: String = text.chars().take(100).collect();
+                match &self.bar {
+                    Some(bar) => bar.set_message(format!("step {current}/{total}: {text}")),
+                    None => eprintln!("{} step {current}/{total}: {text}", layer.display_name()),
+                }
+            }
+            BuildEvent::Output { line, .. } => {
+                if self.verbose {
+                    match &self.bar {
+                        Some(bar) => bar.println(format!("  | {line}")),
+                        None => eprintln!("  | {line}"),
+                    }
+                }
+            }
+            BuildEvent::LayerFinished {
+                layer,
+                tag,
+                reused,
+                duration,
+                ..
+            } => {
+                let how = if reused {
+                    "current, reused".to_owned()
+                } else {
+                    format!("built in {}", human_duration(duration))
+                };
+                let line = format!("{} {tag}: {how}", layer.display_name());
+                match self.bar.take() {
+                    Some(bar) => bar.finish_with_message(how),
+                    None => eprintln!("{line}"),
+                }
+            }
+        }
+    }
+}
+
+/// `1m12s`, `8.3s`.
+pub fn human_duration(d: Duration) -> String {
+    let secs = d.as_secs_f64();
+    if secs >= 60.0 {
+        format!("{}m{:02}s", d.as_secs() / 60, d.as_secs() % 60)
+    } else {
+        format!("{secs:.1}s")
+    }
+}
