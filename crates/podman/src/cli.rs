@@ -460,11 +460,14 @@ impl ContainerRuntime for PodmanCli {
             ]))
             .await?;
         let value = parse_json("images", if out.trim().is_empty() { "[]" } else { &out })?;
+        // `podman images` lists an image once per tag; report each image once.
+        let mut seen = std::collections::BTreeSet::new();
         Ok(value
             .as_array()
             .map(|items| {
                 items
                     .iter()
+                    .filter(|img| seen.insert(img["Id"].as_str().unwrap_or_default().to_owned()))
                     .map(|img| ImageInfo {
                         id: img["Id"].as_str().unwrap_or_default().to_owned(),
                         tags: img["Names"]

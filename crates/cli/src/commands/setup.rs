@@ -79,17 +79,11 @@ pub fn uninstall(ctx: &Context, args: &UninstallArgs) -> miette::Result<Status> 
         let images = ctx.block_on(async { podman.images_with_label(LABEL_LAYER).await })??;
         let mut kept = 0;
         for image in &images {
-            let name = image
-                .tags
-                .first()
-                .cloned()
-                .unwrap_or_else(|| image.id.chars().take(12).collect());
-            match ctx.block_on(async {
-                podman
-                    .image_remove(std::slice::from_ref(&image.id), false)
-                    .await
-            })? {
-                Ok(()) => println!("Removed image {name}"),
+            // Removing every tag removes the image; by id podman refuses multi-tagged images.
+            let refs = if image.tags.is_empty() { vec![image.id.clone()] } else { image.tags.clone() };
+            let name = refs.first().cloned().unwrap_or_default();
+            match ctx.block_on(async { podman.image_remove(&refs, false).await })? {
+                Ok(()) => println!("Removed image {}", refs.join(", ")),
                 Err(err) => {
                     kept += 1;
                     eprintln!("Kept image {name}: {err}");
@@ -100,7 +94,8 @@ pub fn uninstall(ctx: &Context, args: &UninstallArgs) -> miette::Result<Status> 
             println!("No terok images to remove.");
         } else if kept > 0 {
             eprintln!(
-                "{kept} image(s) are still used by containers; remove those containers and run uninstall again."
+                "{kept} image(s) could not be removed (see above); images used by containers stay \
+                 until those containers are removed."
             );
         }
     }
