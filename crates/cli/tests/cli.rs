@@ -303,8 +303,19 @@ fn the_command_tree_mounts_under_another_cli() {
 fn build_help_lists_the_upstream_flags() {
     let r = run(&["build", "--help"]);
     assert_eq!(r.code, 0);
-    for flag in ["--base", "--family", "--agents", "--rebuild", "--full-rebuild", "--sidecar"] {
-        assert!(r.stdout.contains(flag), "{flag} missing from:\n{}", r.stdout);
+    for flag in [
+        "--base",
+        "--family",
+        "--agents",
+        "--rebuild",
+        "--full-rebuild",
+        "--sidecar",
+    ] {
+        assert!(
+            r.stdout.contains(flag),
+            "{flag} missing from:\n{}",
+            r.stdout
+        );
     }
 }
 
@@ -322,8 +333,29 @@ fn build_rejects_an_unknown_agent_before_touching_podman() {
 fn an_unknown_base_image_says_how_to_set_the_family() {
     let env = IsolatedEnv::new().unwrap();
     // --connection to a name podman does not know keeps this test from touching the local engine.
-    let r = run_in(&env, &["build", "--base", "alpine:3.20", "--agents", "claude", "--connection", "terok-test-none"]);
+    let r = run_in(
+        &env,
+        &[
+            "build",
+            "--base",
+            "alpine:3.20",
+            "--agents",
+            "claude",
+            "--connection",
+            "terok-test-none",
+        ],
+    );
     assert_eq!(r.code, 1);
-    assert!(r.stderr.contains("cannot infer the package family of base image `alpine:3.20`"), "{}", r.stderr);
-    assert!(r.stderr.contains("set `family: deb` or `family: rpm` under `image:`"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("cannot infer the package family of base image `alpine:3.20`"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("set `family: deb` or `family: rpm` under `image:`"),
+        "{}",
+        r.stderr
+    );
 }

@@ -80,7 +80,11 @@ pub fn uninstall(ctx: &Context, args: &UninstallArgs) -> miette::Result<Status> 
         let mut kept = 0;
         for image in &images {
             // Removing every tag removes the image; by id podman refuses multi-tagged images.
-            let refs = if image.tags.is_empty() { vec![image.id.clone()] } else { image.tags.clone() };
+            let refs = if image.tags.is_empty() {
+                vec![image.id.clone()]
+            } else {
+                image.tags.clone()
+            };
             let name = refs.first().cloned().unwrap_or_default();
             match ctx.block_on(async { podman.image_remove(&refs, false).await })? {
                 Ok(()) => println!("Removed image {}", refs.join(", ")),

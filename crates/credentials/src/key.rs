@@ -1,0 +1,447 @@
+//! Where the data key comes from (decisions.md §2): a provider chain, first match wins.
+//!
+//! 1. `$CREDENTIALS_DIRECTORY/terok-vault-key` (systemd `LoadCredential=`), then `TEROK_VAULT_KEY`
+//!    (64 hex digits or base64) — for services and CI;
+//! 2. the OS keyring, when a Secret Service session exists (feature `os-keyring`);
+//! 3. `vault.key` in the 0700 vault directory (0600), optionally wrapped with a key derived from
+//!    a passphrase by Argon2id (`TEROK_VAULT_PASSPHRASE` or `credentials.passphrase_command`).
+//!
+//! A new key is generated only when none exists and no database exists yet; a database without
+//! its key is an error, never silently replaced.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use base64::Engine as _;
+use terok_core::env::HostEnv;
+use terok_core::secure_fs;
+
+use crate::seal::{DataKey, KEY_LEN};
+
+/// Environment variable holding the key itself (hex or base64).
+pub const KEY_ENV: &str = "TEROK_VAULT_KEY";
+/// Environment variable holding the passphrase that unwraps `vault.key`.
+pub const PASSPHRASE_ENV: &str = "TEROK_VAULT_PASSPHRASE";
+/// File name of the key under `$CREDENTIALS_DIRECTORY` and in the vault directory.
+pub const KEY_FILE: &str = "vault.key";
+const CREDENTIALS_DIRECTORY_NAME: &str = "terok-vault-key";
+const FILE_MAGIC: &str = "terok-vault-key v1";
+const WRAP_AAD: &[u8] = b"terok/vault-key";
+
+/// Where the key was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// `$CREDENTIALS_DIRECTORY/terok-vault-key`.
+    CredentialsDirectory(PathBuf),
+    /// `TEROK_VAULT_KEY`.
+    Environment,
+    /// The OS keyring (Secret Service).
+    Keyring,
+    /// `vault.key`, unwrapped.
+    KeyFile(PathBuf),
+    /// `vault.key`, wrapped with a passphrase.
+    PassphraseKeyFile(PathBuf),
+}
+
+impl std::fmt::Display for KeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::CredentialsDirectory(p) => write!(f, "systemd credential {}", p.display()),
+            Self::Environment => write!(f, "${KEY_ENV}"),
+            Self::Keyring => write!(f, "OS keyring (Secret Service)"),
+            Self::KeyFile(p) => write!(f, "key file {}", p.display()),
+            Self::PassphraseKeyFile(p) => {
+                write!(f, "passphrase-protected key file {}", p.display())
+            }
+        }
+    }
+}
+
+/// Why no key could be had.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum KeyError {
+    /// A key source exists but does not hold a usable key.
+    #[error("{source_desc} does not hold a valid vault key: {detail}")]
+    Invalid {
+        /// Which source.
+        source_desc: String,
+        /// What is wrong (never the key).
+        detail: String,
+    },
+    /// The key file needs a passphrase and none is available.
+    #[error("the vault key in {} is protected by a passphrase, and none was given", path.display())]
+    #[diagnostic(help(
+        "set TEROK_VAULT_PASSPHRASE, or credentials.passphrase_command in config.yml"
+    ))]
+    NeedsPassphrase {
+        /// The key file.
+        path: PathBuf,
+    },
+    /// The passphrase does not unwrap the key.
+    #[error("wrong passphrase for the vault key in {}", path.display())]
+    WrongPassphrase {
+        /// The key file.
+        path: PathBuf,
+    },
+    /// `credentials.passphrase_command` failed.
+    #[error("credentials.passphrase_command failed: {0}")]
+    PassphraseCommand(String),
+    /// The database exists but none of the sources has its key.
+    #[error("the credential database {} exists but its key is nowhere to be found (looked at ${KEY_ENV}, the OS keyring, {})", db.display(), key_file.display())]
+    #[diagnostic(help(
+        "restore the key (or set TEROK_VAULT_KEY), or move the database aside to start over; \
+         stored credentials cannot be read without their key"
+    ))]
+    Missing {
+        /// The database.
+        db: PathBuf,
+        /// The key file that was looked for.
+        key_file: PathBuf,
+    },
+    /// The OS random number generator failed.
+    #[error("the OS random number generator failed")]
+    Rng,
+    /// The file system refused.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Fs(#[from] secure_fs::SecureFsError),
+}
+
+/// What the chain needs to know.
+#[derive(Debug, Clone)]
+pub struct KeyOptions {
+    /// The vault directory (holds `vault.key` and the database).
+    pub vault_dir: PathBuf,
+    /// The process environment.
+    pub env: HostEnv,
+    /// `credentials.passphrase_command` from config.yml.
+    pub passphrase_command: Option<String>,
+    /// Whether to try the OS keyring.
+    pub use_keyring: bool,
+}
+
+impl KeyOptions {
+    /// Options for `vault_dir` with the process environment.
+    pub fn new(vault_dir: impl Into<PathBuf>, env: HostEnv) -> Self {
+        Self {
+            vault_dir: vault_dir.into(),
+            env,
+            passphrase_command: None,
+            use_keyring: true,
+        }
+    }
+
+    fn key_file(&self) -> PathBuf {
+        self.vault_dir.join(KEY_FILE)
+    }
+}
+
+/// Parses 64 hex digits or standard/URL-safe base64 of 32 bytes.
+fn parse_key_text(text: &str) -> Option<DataKey> {
+    let text = text.trim();
+    let bytes = if text.len() == 2 * KEY_LEN && text.chars().all(|c| c.is_ascii_hexdigit()) {
+        hex::decode(text).ok()?
+    } else {
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text))
+            .ok()?
+    };
+    let array: [u8; KEY_LEN] = bytes.try_into().ok()?;
+    Some(DataKey::from_bytes(array))
+}
+
+/// Finds the key; creates one (in the keyring, or a key file) when none exists and `db` does
+/// not exist either.
+pub fn resolve_key(options: &KeyOptions, db: &Path) -> Result<(DataKey, KeySource), KeyError> {
+    if let Some(found) = find_key(options)? {
+        return Ok(found);
+    }
+    if db.exists() {
+        return Err(KeyError::Missing {
+            db: db.to_path_buf(),
+            key_file: options.key_file(),
+        });
+    }
+    create_key(options)
+}
+
+/// Finds an existing key without creating one.
+pub fn find_key(options: &KeyOptions) -> Result<Option<(DataKey, KeySource)>, KeyError> {
+    if let Some(dir) = options.env.path_var("CREDENTIALS_DIRECTORY") {
+        let path = dir.join(CREDENTIALS_DIRECTORY_NAME);
+        if let Ok(bytes) = std::fs::read(&path) {
+            let key = match <[u8; KEY_LEN]>::try_from(bytes.as_slice()) {
+                Ok(raw) => Some(DataKey::from_bytes(raw)),
+                Err(_) => std::str::from_utf8(&bytes).ok().and_then(parse_key_text),
+            };
+            return match key {
+                Some(key) => Ok(Some((key, KeySource::CredentialsDirectory(path)))),
+                None => Err(KeyError::Invalid {
+                    source_desc: format!("systemd credential {}", path.display()),
+                    detail: "expected 32 raw bytes, 64 hex digits or base64".to_owned(),
+                }),
+            };
+        }
+    }
+    if let Some(text) = options.env.var_str(KEY_ENV) {
+        return match parse_key_text(text) {
+            Some(key) => Ok(Some((key, KeySource::Environment))),
+            None => Err(KeyError::Invalid {
+                source_desc: format!("${KEY_ENV}"),
+                detail: "expected 64 hex digits or base64 of 32 bytes".to_owned(),
+            }),
+        };
+    }
+    if options.use_keyring
+        && let Some(key) = crate::keyring_store::load(&options.env, &options.vault_dir)
+    {
+        return Ok(Some((key, KeySource::Keyring)));
+    }
+    let path = options.key_file();
+    match secure_fs::read_nofollow(&path) {
+        Ok(bytes) => read_key_file(options, &path, &String::from_utf8_lossy(&bytes)).map(Some),
+        Err(secure_fs::SecureFsError::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            Ok(None)
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+fn read_key_file(
+    options: &KeyOptions,
+    path: &Path,
+    text: &str,
+) -> Result<(DataKey, KeySource), KeyError> {
+    let invalid = |detail: &str| KeyError::Invalid {
+        source_desc: format!("key file {}", path.display()),
+        detail: detail.to_owned(),
+    };
+    let rest = text
+        .trim()
+        .strip_prefix(FILE_MAGIC)
+        .ok_or_else(|| invalid("unknown format"))?;
+    let parts: Vec<&str> = rest.split_whitespace().collect();
+    match parts.as_slice() {
+        ["raw", hex_key] => parse_key_text(hex_key)
+            .map(|k| (k, KeySource::KeyFile(path.to_path_buf())))
+            .ok_or_else(|| invalid("damaged key")),
+        ["argon2id", params, salt, sealed] => {
+            let passphrase = passphrase(options)?.ok_or_else(|| KeyError::NeedsPassphrase {
+                path: path.to_path_buf(),
+            })?;
+            let salt = hex::decode(salt).map_err(|_| invalid("damaged salt"))?;
+            let sealed = hex::decode(sealed).map_err(|_| invalid("damaged key"))?;
+            let kek = derive_kek(&passphrase, &salt, params)
+                .ok_or_else(|| invalid("bad Argon2 parameters"))?;
+            let raw = kek
+                .open(&sealed, WRAP_AAD)
+                .map_err(|_| KeyError::WrongPassphrase {
+                    path: path.to_path_buf(),
+                })?;
+            let raw: [u8; KEY_LEN] = raw.try_into().map_err(|_| invalid("damaged key"))?;
+            Ok((
+                DataKey::from_bytes(raw),
+                KeySource::PassphraseKeyFile(path.to_path_buf()),
+            ))
+        }
+        _ => Err(invalid("unknown format")),
+    }
+}
+
+/// The passphrase from `TEROK_VAULT_PASSPHRASE` or `passphrase_command`, if either is set.
+fn passphrase(options: &KeyOptions) -> Result<Option<String>, KeyError> {
+    if let Some(p) = options.env.var_str(PASSPHRASE_ENV) {
+        return Ok(Some(p.to_owned()));
+    }
+    let Some(command) = options
+        .passphrase_command
+        .as_deref()
+        .filter(|c| !c.trim().is_empty())
+    else {
+        return Ok(None);
+    };
+    let out = Command::new("sh")
+        .args(["-c", command])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| KeyError::PassphraseCommand(e.to_string()))?;
+    if !out.status.success() {
+        // Fail closed: a broken helper must not lead to a new, unprotected key.
+        return Err(KeyError::PassphraseCommand(format!(
+            "exited with {}",
+            out.status
+        )));
+    }
+    let text = String::from_utf8_lossy(&out.stdout)
+        .trim_end_matches(['\n', '\r'])
+        .to_owned();
+    if text.is_empty() {
+        return Err(KeyError::PassphraseCommand("printed nothing".to_owned()));
+    }
+    Ok(Some(text))
+}
+
+const ARGON2_PARAMS: &str = "m=65536,t=3,p=1";
+
+fn derive_kek(passphrase: &str, salt: &[u8], params: &str) -> Option<DataKey> {
+    let mut m = 0;
+    let mut t = 0;
+    let mut p = 0;
+    for part in params.split(',') {
+        let (k, v) = part.split_once('=')?;
+        let v: u32 = v.parse().ok()?;
+        match k {
+            "m" => m = v,
+            "t" => t = v,
+            "p" => p = v,
+            _ => return None,
+        }
+    }
+    let params = argon2::Params::new(m, t, p, Some(KEY_LEN)).ok()?;
+    let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    let mut out = [0u8; KEY_LEN];
+    argon
+        .hash_password_into(passphrase.as_bytes(), salt, &mut out)
+        .ok()?;
+    Some(DataKey::from_bytes(out))
+}
+
+fn create_key(options: &KeyOptions) -> Result<(DataKey, KeySource), KeyError> {
+    let key = DataKey::generate().map_err(|_| KeyError::Rng)?;
+    if options.use_keyring && crate::keyring_store::store(&options.env, &options.vault_dir, &key) {
+        return Ok((key, KeySource::Keyring));
+    }
+    let path = options.key_file();
+    let (text, source) = match passphrase(options)? {
+        Some(passphrase) => {
+            let mut salt = [0u8; 16];
+            getrandom::fill(&mut salt).map_err(|_| KeyError::Rng)?;
+            let kek = derive_kek(&passphrase, &salt, ARGON2_PARAMS).ok_or(KeyError::Rng)?;
+            let sealed = kek
+                .seal(key.expose(), WRAP_AAD)
+                .map_err(|_| KeyError::Rng)?;
+            (
+                format!(
+                    "{FILE_MAGIC} argon2id {ARGON2_PARAMS} {} {}\n",
+                    hex::encode(salt),
+                    hex::encode(sealed)
+                ),
+                KeySource::PassphraseKeyFile(path.clone()),
+            )
+        }
+        None => (
+            format!("{FILE_MAGIC} raw {}\n", hex::encode(key.expose())),
+            KeySource::KeyFile(path.clone()),
+        ),
+    };
+    secure_fs::write_sensitive(&path, text.as_bytes())?;
+    Ok((key, source))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(dir: &Path, vars: &[(&str, &str)]) -> KeyOptions {
+        KeyOptions {
+            vault_dir: dir.to_path_buf(),
+            env: HostEnv::from_vars(vars.iter().copied(), 1000),
+            passphrase_command: None,
+            use_keyring: false,
+        }
+    }
+
+    #[test]
+    fn a_key_file_is_created_once_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = options(dir.path(), &[]);
+        let db = dir.path().join("credentials.db");
+        let (first, source) = resolve_key(&opts, &db).unwrap();
+        assert_eq!(source, KeySource::KeyFile(dir.path().join(KEY_FILE)));
+        let (second, _) = resolve_key(&opts, &db).unwrap();
+        assert_eq!(first.expose(), second.expose());
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join(KEY_FILE))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn the_environment_wins_and_bad_values_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let hex_key = "00".repeat(32);
+        let (key, source) = resolve_key(
+            &options(dir.path(), &[(KEY_ENV, &hex_key)]),
+            &dir.path().join("db"),
+        )
+        .unwrap();
+        assert_eq!(source, KeySource::Environment);
+        assert_eq!(key.expose(), &[0u8; 32]);
+        let err = resolve_key(
+            &options(dir.path(), &[(KEY_ENV, "not-a-key")]),
+            &dir.path().join("db"),
+        )
+        .err()
+        .unwrap();
+        assert!(err.to_string().contains("does not hold a valid vault key"));
+        assert!(
+            !dir.path().join(KEY_FILE).exists(),
+            "no key file when the environment provides one"
+        );
+    }
+
+    #[test]
+    fn a_passphrase_wraps_the_key_file_and_is_needed_to_open_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("credentials.db");
+        let (key, source) = resolve_key(
+            &options(dir.path(), &[(PASSPHRASE_ENV, "correct horse")]),
+            &db,
+        )
+        .unwrap();
+        assert!(matches!(source, KeySource::PassphraseKeyFile(_)));
+        let text = std::fs::read_to_string(dir.path().join(KEY_FILE)).unwrap();
+        assert!(
+            !text.contains(&hex::encode(key.expose())),
+            "the raw key must not be in the wrapped file"
+        );
+        let (again, _) = resolve_key(
+            &options(dir.path(), &[(PASSPHRASE_ENV, "correct horse")]),
+            &db,
+        )
+        .unwrap();
+        assert_eq!(again.expose(), key.expose());
+        let wrong = resolve_key(&options(dir.path(), &[(PASSPHRASE_ENV, "wrong")]), &db)
+            .err()
+            .unwrap();
+        assert!(matches!(wrong, KeyError::WrongPassphrase { .. }));
+        let none = resolve_key(&options(dir.path(), &[]), &db).err().unwrap();
+        assert!(matches!(none, KeyError::NeedsPassphrase { .. }));
+    }
+
+    #[test]
+    fn a_failing_passphrase_command_fails_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut opts = options(dir.path(), &[]);
+        opts.passphrase_command = Some("exit 3".into());
+        let err = resolve_key(&opts, &dir.path().join("db")).err().unwrap();
+        assert!(matches!(err, KeyError::PassphraseCommand(_)), "{err}");
+        assert!(!dir.path().join(KEY_FILE).exists());
+    }
+
+    #[test]
+    fn a_database_without_its_key_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("credentials.db");
+        std::fs::write(&db, "").unwrap();
+        let err = resolve_key(&options(dir.path(), &[]), &db).err().unwrap();
+        assert!(matches!(err, KeyError::Missing { .. }), "{err}");
+    }
+}

@@ -1,0 +1,198 @@
+//! The credential database: sealed storage, fail-closed keys, and phantom tokens bound to their
+//! container (sandbox.md §4 "DB").
+
+// Test helpers may panic: a panic is how a test reports failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+
+use terok_credentials::seal::DataKey;
+use terok_credentials::{Credential, CredentialDb, DbError, is_phantom_token};
+
+const REAL_KEY: &str = "sk-ant-api03-REAL-KEY-that-must-never-leak-0123456789";
+
+fn key(byte: u8) -> DataKey {
+    DataKey::from_bytes([byte; 32])
+}
+
+fn open(dir: &std::path::Path) -> CredentialDb {
+    CredentialDb::open(&dir.join("vault/credentials.db"), key(7), "test key").unwrap()
+}
+
+#[test]
+fn credentials_round_trip_per_set_and_provider() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    db.store_credential("default", "claude", &Credential::api_key(REAL_KEY))
+        .unwrap();
+    db.store_credential("default", "codex", &Credential::api_key("sk-other"))
+        .unwrap();
+    db.store_credential("work", "claude", &Credential::api_key("sk-work"))
+        .unwrap();
+    assert_eq!(
+        db.load_credential("default", "claude")
+            .unwrap()
+            .unwrap()
+            .upstream_value()
+            .expose(),
+        REAL_KEY
+    );
+    assert_eq!(
+        db.load_credential("work", "claude")
+            .unwrap()
+            .unwrap()
+            .upstream_value()
+            .expose(),
+        "sk-work"
+    );
+    assert!(db.load_credential("default", "vibe").unwrap().is_none());
+    let names: Vec<(String, String)> = db
+        .list_credentials("default")
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.provider, c.kind))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("claude".into(), "api_key".into()),
+            ("codex".into(), "api_key".into())
+        ]
+    );
+    // Replacing keeps one row.
+    db.store_credential("default", "claude", &Credential::api_key("sk-new"))
+        .unwrap();
+    assert_eq!(db.list_credentials("default").unwrap().len(), 2);
+    assert!(db.delete_credential("default", "codex").unwrap());
+    assert!(!db.delete_credential("default", "codex").unwrap());
+}
+
+#[test]
+fn the_database_file_never_contains_the_secret_and_is_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vault/credentials.db");
+    {
+        let db = CredentialDb::open(&path, key(7), "test key").unwrap();
+        db.store_credential("default", "claude", &Credential::api_key(REAL_KEY))
+            .unwrap();
+    }
+    for entry in std::fs::read_dir(path.parent().unwrap()).unwrap() {
+        let file = entry.unwrap().path();
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(
+            !bytes
+                .windows(REAL_KEY.len())
+                .any(|w| w == REAL_KEY.as_bytes()),
+            "{} contains the real key",
+            file.display()
+        );
+    }
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        std::fs::metadata(path.parent().unwrap())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o700
+    );
+}
+
+#[test]
+fn a_wrong_key_fails_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vault/credentials.db");
+    CredentialDb::open(&path, key(7), "test key")
+        .unwrap()
+        .store_credential("default", "claude", &Credential::api_key(REAL_KEY))
+        .unwrap();
+    let err = CredentialDb::open(&path, key(8), "key file /x/vault.key").unwrap_err();
+    assert!(matches!(err, DbError::WrongKey { .. }), "{err}");
+    let shown = err.to_string();
+    assert!(
+        shown.contains("sealed with a different key (key file /x/vault.key)"),
+        "{shown}"
+    );
+    assert!(!shown.contains(REAL_KEY));
+}
+
+#[test]
+fn tokens_are_unique_bound_and_only_hashed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    let a = db
+        .mint_token("standalone", "terok-executor-aaa", "default", "claude")
+        .unwrap();
+    let b = db
+        .mint_token("standalone", "terok-executor-aaa", "default", "codex")
+        .unwrap();
+    let c = db
+        .mint_token("standalone", "terok-executor-bbb", "default", "claude")
+        .unwrap();
+    assert!(is_phantom_token(&a) && is_phantom_token(&b) && is_phantom_token(&c));
+    assert!(a != b && a != c && b != c);
+    let rec = db.lookup_token(&a).unwrap().unwrap();
+    assert_eq!(
+        (rec.subject.as_str(), rec.provider.as_str()),
+        ("terok-executor-aaa", "claude")
+    );
+    assert!(
+        db.lookup_token("terok-p-00000000000000000000000000000000")
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        db.list_tokens()
+            .unwrap()
+            .iter()
+            .all(|t| t.token_hash.len() == 64 && t.token_hash != a)
+    );
+
+    // Revocation is per container and idempotent.
+    assert_eq!(db.revoke_subject("terok-executor-aaa").unwrap(), 2);
+    assert_eq!(db.revoke_subject("terok-executor-aaa").unwrap(), 0);
+    assert!(db.lookup_token(&a).unwrap().is_none());
+    assert!(db.lookup_token(&c).unwrap().is_some());
+
+    // A sweep revokes the tokens of containers that no longer exist.
+    db.mint_token("standalone", "terok-executor-ccc", "default", "claude")
+        .unwrap();
+    let live: BTreeSet<String> = ["terok-executor-ccc".to_owned()].into();
+    assert_eq!(db.sweep(&live).unwrap(), ["terok-executor-bbb"]);
+    assert!(db.lookup_token(&c).unwrap().is_none());
+    assert_eq!(db.list_tokens().unwrap().len(), 1);
+}
+
+#[test]
+fn unsafe_names_are_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    for bad in ["", "../x", "a b", "x;drop", "-lead"] {
+        assert!(
+            db.mint_token(bad, "c", "default", "claude").is_err(),
+            "scope {bad:?}"
+        );
+        assert!(
+            db.store_credential("default", bad, &Credential::api_key("k"))
+                .is_err(),
+            "provider {bad:?}"
+        );
+    }
+    assert!(db.mint_token("%host", "c", "default", "ssh").is_ok());
+}
+
+#[test]
+fn other_connections_see_changes_through_data_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = open(dir.path());
+    let second = open(dir.path());
+    let before = first.data_version().unwrap();
+    second
+        .store_credential("default", "claude", &Credential::api_key("k"))
+        .unwrap();
+    assert_ne!(first.data_version().unwrap(), before);
+}
