@@ -2,11 +2,14 @@
 //! files — an isolated HOME and XDG environment, and podman fixtures (a base image made with
 //! debootstrap, because no container registry is reachable on these machines).
 //!
+//! It also has a mock upstream HTTP server ([`upstream::MockUpstream`]) for the vault.
+//!
 //! Dev-only: shipped crates may use it only as a dev-dependency (`cargo xtask layers` and
 //! deny.toml enforce this).
 
 pub mod base_image;
 pub mod env;
 pub mod podman;
+pub mod upstream;
 
 pub use env::IsolatedEnv;
