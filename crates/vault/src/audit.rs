@@ -1,0 +1,118 @@
+//! The audit log: one JSON line per request (sandbox.md §2.2), in a 0600 file, written with a
+//! single write per line so concurrent requests never interleave. It never holds a token, a key
+//! or a query string.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+/// How a request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Forwarded and answered.
+    Ok,
+    /// No token in the request.
+    MissingToken,
+    /// The token is unknown, revoked, or belongs to another container.
+    InvalidToken,
+    /// No route for the token's provider.
+    NoRoute,
+    /// No credential stored for the provider.
+    CredentialMissing,
+    /// The stored credential has no usable value.
+    CredentialMisconfigured,
+    /// The upstream could not be reached or failed mid-response.
+    UpstreamError,
+    /// The upstream closed the response early.
+    UpstreamDisconnected,
+    /// The client went away before the response was complete.
+    ClientDisconnected,
+    /// The request body was over the size limit.
+    BodyTooLarge,
+}
+
+/// One audit line.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEntry {
+    /// Seconds since the epoch.
+    pub ts: f64,
+    /// Token scope.
+    pub scope: Option<String>,
+    /// Container.
+    pub subject: Option<String>,
+    /// Credential set.
+    pub credential_set: Option<String>,
+    /// Provider.
+    pub provider: Option<String>,
+    /// HTTP method.
+    pub method: String,
+    /// Path, without the query string (queries can carry secrets).
+    pub path: String,
+    /// Status sent to the client (0 when none was sent).
+    pub status: u16,
+    /// Outcome.
+    pub outcome: Outcome,
+    /// Milliseconds from request to completion.
+    pub duration_ms: f64,
+}
+
+/// Seconds since the epoch, as a float.
+pub fn now_ts() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// The open audit log.
+#[derive(Debug)]
+pub struct AuditLog {
+    file: Option<Mutex<File>>,
+}
+
+impl AuditLog {
+    /// Opens (appending, creating with mode 0600) the log at `path`.
+    pub fn open(path: &Path) -> std::io::Result<Self> {
+        use std::os::unix::fs::OpenOptionsExt;
+        if let Some(dir) = path.parent() {
+            terok_core::secure_fs::ensure_private_dir(dir).map_err(std::io::Error::other)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .custom_flags(rustix_nofollow())
+            .open(path)?;
+        Ok(Self {
+            file: Some(Mutex::new(file)),
+        })
+    }
+
+    /// A log that writes nothing.
+    pub fn disabled() -> Self {
+        Self { file: None }
+    }
+
+    /// Appends one line.
+    pub fn write(&self, entry: &AuditEntry) {
+        let Some(file) = &self.file else { return };
+        let Ok(mut line) = serde_json::to_vec(entry) else {
+            return;
+        };
+        line.push(b'\n');
+        if let Ok(mut f) = file.lock()
+            && let Err(err) = f.write_all(&line)
+        {
+            tracing::warn!("cannot write the audit log: {err}");
+        }
+    }
+}
+
+fn rustix_nofollow() -> i32 {
+    rustix::fs::OFlags::NOFOLLOW.bits() as i32
+}

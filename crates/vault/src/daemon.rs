@@ -1,0 +1,622 @@
+//! The vault daemon: one per user. It owns the credential database, serves the control socket
+//! through which the executor opens and closes a listener per container, sweeps tokens of
+//! containers that are gone, and refreshes OAuth tokens.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use serde::{Deserialize, Serialize};
+use terok_credentials::routes::{RouteTable, read_routes};
+use terok_credentials::{CredentialDb, DEFAULT_SET, KeyOptions, resolve_key};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, UnixListener, UnixStream};
+use tokio::sync::{oneshot, watch};
+
+use crate::audit::AuditLog;
+use crate::control::{ControlRequest, ControlResponse, DaemonStatus, Opened};
+use crate::paths::{VaultPaths, is_socket};
+use crate::proxy::{ListenerCtx, handle};
+use crate::state::Shared;
+
+/// Returns the names of the containers that exist now (the embedding binary asks podman).
+pub type LiveContainers = Arc<dyn Fn() -> Result<BTreeSet<String>, String> + Send + Sync>;
+
+/// How to run the daemon.
+#[derive(Clone)]
+pub struct VaultConfig {
+    /// Files and sockets.
+    pub paths: VaultPaths,
+    /// Where the data key comes from.
+    pub key: KeyOptions,
+    /// Lists live containers, for sweeps at start.
+    pub live_containers: Option<LiveContainers>,
+    /// How often OAuth credentials are checked for refresh.
+    pub refresh_interval: Duration,
+}
+
+/// Why the daemon could not run.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum VaultError {
+    /// Another daemon holds the pidfile.
+    #[error("the vault is already running{}", pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    AlreadyRunning {
+        /// Its pid, if readable.
+        pid: Option<u32>,
+    },
+    /// Something that is not a socket sits where the control socket goes.
+    #[error("refusing to remove {}: it is not a socket", path.display())]
+    #[diagnostic(help("move the file away; the vault only ever removes stale sockets"))]
+    NotASocket {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The key or database could not be opened.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Key(#[from] terok_credentials::key::KeyError),
+    /// The database refused.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Db(#[from] terok_credentials::DbError),
+    /// routes.json is invalid.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Routes(#[from] terok_credentials::routes::RoutesError),
+    /// Local I/O failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+    /// The HTTP client could not be built.
+    #[error("cannot set up TLS for upstreams: {0}")]
+    Tls(String),
+}
+
+fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> VaultError {
+    let context = context.into();
+    move |source| VaultError::Io { context, source }
+}
+
+/// Saved beside a container's socket so a restarted daemon can reopen it.
+#[derive(Debug, Serialize, Deserialize)]
+struct ListenerRecord {
+    uid: Option<u32>,
+    scope: String,
+}
+
+const LISTENER_RECORD: &str = ".listener.json";
+
+enum Endpoint {
+    Unix(PathBuf),
+    Tcp(u16),
+}
+
+struct Listener {
+    endpoint: Endpoint,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+/// The running daemon's state.
+pub struct Daemon {
+    shared: Arc<Shared>,
+    listeners: Mutex<HashMap<String, Listener>>,
+    stop: watch::Sender<bool>,
+}
+
+fn valid_container(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 200
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+/// Opens the database, the audit log and the routes, without any socket (tests and
+/// benchmarks use this directly; [`serve`] adds the sockets).
+pub fn open_shared(config: &VaultConfig) -> Result<Arc<Shared>, VaultError> {
+    let paths = &config.paths;
+    let db_path = paths.db();
+    let (key, source) = resolve_key(&config.key, &db_path)?;
+    let db = CredentialDb::open(&db_path, key, &source.to_string())?;
+    let routes = match read_routes(&paths.routes()) {
+        Ok(routes) => routes,
+        Err(terok_credentials::routes::RoutesError::Read { source: e, .. })
+            if e.kind() == std::io::ErrorKind::NotFound =>
+        {
+            tracing::warn!(
+                "{} does not exist; no routes until `terok-executor vault routes`",
+                paths.routes().display()
+            );
+            RouteTable::new()
+        }
+        Err(err) => return Err(err.into()),
+    };
+    let client = crate::tls::upstream_client().map_err(|e| VaultError::Tls(e.to_string()))?;
+    let audit = AuditLog::open(&paths.audit_log()).map_err(io_err(format!(
+        "cannot open {}",
+        paths.audit_log().display()
+    )))?;
+    Ok(Arc::new(Shared::new(
+        db,
+        routes,
+        client,
+        audit,
+        paths.clone(),
+        source.to_string(),
+    )))
+}
+
+/// A router whose requests are checked against `container`'s tokens.
+pub fn router(shared: Arc<Shared>, container: Option<&str>) -> Router {
+    Router::new().fallback(handle).with_state(ListenerCtx {
+        shared,
+        container: container.map(Arc::from),
+    })
+}
+
+/// Runs the daemon in the foreground until `Stop`, SIGTERM or SIGINT.
+pub async fn serve(config: VaultConfig) -> Result<(), VaultError> {
+    let paths = config.paths.clone();
+    terok_core::secure_fs::ensure_private_dir(&paths.runtime_dir).map_err(|e| VaultError::Io {
+        context: "runtime directory".into(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    let _pidfile = lock_pidfile(&paths.pidfile())?;
+    let control_path = paths.control_socket();
+    clear_stale_socket(&control_path).await?;
+
+    let shared = open_shared(&config)?;
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    let daemon = Arc::new(Daemon {
+        shared: shared.clone(),
+        listeners: Mutex::new(HashMap::new()),
+        stop: stop_tx,
+    });
+
+    // Tokens of containers that disappeared while we were not running.
+    if let Some(live) = config.live_containers.clone() {
+        match tokio::task::spawn_blocking(move || live()).await {
+            Ok(Ok(live)) => match shared.with_db(|db| db.sweep(&live)) {
+                Ok(revoked) if !revoked.is_empty() => tracing::info!(
+                    "swept tokens of vanished containers: {}",
+                    revoked.join(", ")
+                ),
+                Ok(_) => {}
+                Err(err) => tracing::warn!("sweep failed: {err}"),
+            },
+            Ok(Err(err)) => tracing::warn!("cannot list containers for the start-up sweep: {err}"),
+            Err(_) => {}
+        }
+    }
+    daemon.reopen_listeners();
+
+    let control = UnixListener::bind(&control_path).map_err(io_err(format!(
+        "cannot listen on {}",
+        control_path.display()
+    )))?;
+    set_mode(&control_path, 0o600)?;
+
+    let refresh_shared = shared.clone();
+    let interval = config.refresh_interval;
+    tokio::spawn(async move {
+        loop {
+            for (provider, result) in crate::refresh::refresh_due(&refresh_shared).await {
+                tracing::info!(provider, ?result, "OAuth refresh");
+            }
+            tokio::time::sleep(interval).await;
+        }
+    });
+
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(io_err("cannot watch SIGTERM"))?;
+    tracing::info!("vault serving; control socket {}", control_path.display());
+    loop {
+        tokio::select! {
+            accepted = control.accept() => {
+                if let Ok((stream, _)) = accepted {
+                    let daemon = daemon.clone();
+                    tokio::spawn(async move { daemon.control_connection(stream).await });
+                }
+            }
+            _ = stop_rx.changed() => break,
+            _ = sigterm.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    daemon.close_all();
+    let _ = std::fs::remove_file(&control_path);
+    tracing::info!("vault stopped");
+    Ok(())
+}
+
+/// Locks the pidfile for the daemon's lifetime and writes our pid into it.
+fn lock_pidfile(path: &Path) -> Result<std::fs::File, VaultError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io_err(format!("cannot open {}", path.display())))?;
+    if file.try_lock().is_err() {
+        let pid = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|t| t.trim().parse().ok());
+        return Err(VaultError::AlreadyRunning { pid });
+    }
+    file.set_len(0).map_err(io_err("pidfile"))?;
+    writeln!(file, "{}", std::process::id()).map_err(io_err("pidfile"))?;
+    Ok(file)
+}
+
+/// Removes a socket nobody answers on; never removes anything that is not a socket.
+async fn clear_stale_socket(path: &Path) -> Result<(), VaultError> {
+    match std::fs::symlink_metadata(path) {
+        Err(_) => Ok(()),
+        Ok(_) if !is_socket(path) => Err(VaultError::NotASocket {
+            path: path.to_path_buf(),
+        }),
+        Ok(_) => {
+            if UnixStream::connect(path).await.is_ok() {
+                return Err(VaultError::AlreadyRunning { pid: None });
+            }
+            std::fs::remove_file(path)
+                .map_err(io_err(format!("cannot remove stale {}", path.display())))
+        }
+    }
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<(), VaultError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(io_err(format!("chmod {}", path.display())))
+}
+
+fn chown(path: &Path, uid: u32) -> Result<(), VaultError> {
+    rustix::fs::chown(
+        path,
+        Some(rustix::fs::Uid::from_raw(uid)),
+        Some(rustix::fs::Gid::from_raw(uid)),
+    )
+    .map_err(|e| VaultError::Io {
+        context: format!("chown {}", path.display()),
+        source: e.into(),
+    })
+}
+
+impl Daemon {
+    async fn control_connection(self: Arc<Self>, stream: UnixStream) {
+        let (read, mut write) = stream.into_split();
+        let mut lines = BufReader::new(read).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let response = match serde_json::from_str::<ControlRequest>(&line) {
+                Ok(request) => self.clone().execute(request).await,
+                Err(err) => ControlResponse::Error {
+                    message: format!("bad request: {err}"),
+                },
+            };
+            let mut text = serde_json::to_string(&response)
+                .unwrap_or_else(|_| "{\"result\":\"error\",\"message\":\"encoding\"}".into());
+            text.push('\n');
+            if write.write_all(text.as_bytes()).await.is_err() {
+                break;
+            }
+        }
+    }
+
+    async fn execute(self: Arc<Self>, request: ControlRequest) -> ControlResponse {
+        let result = match request {
+            ControlRequest::Open {
+                container,
+                providers,
+                scope,
+                uid,
+            } => self.open_unix(&container, &providers, &scope, uid).await,
+            ControlRequest::OpenTcp {
+                container,
+                providers,
+                scope,
+            } => self.open_tcp(&container, &providers, &scope).await,
+            ControlRequest::Close { container } => Ok(self.close(&container)),
+            ControlRequest::Sweep { live } => self.sweep(&live.into_iter().collect()),
+            ControlRequest::Reload => read_routes(&self.shared.paths.routes())
+                .map(|routes| {
+                    self.shared.set_routes(routes);
+                    ControlResponse::Ok
+                })
+                .map_err(|e| e.to_string()),
+            ControlRequest::Status => Ok(ControlResponse::Status(self.status())),
+            ControlRequest::Stop => {
+                let _ = self.stop.send(true);
+                Ok(ControlResponse::Ok)
+            }
+        };
+        result.unwrap_or_else(|message| ControlResponse::Error { message })
+    }
+
+    fn status(&self) -> DaemonStatus {
+        let mut listeners: Vec<String> = self
+            .listeners
+            .lock()
+            .map(|l| l.keys().cloned().collect())
+            .unwrap_or_default();
+        listeners.sort();
+        DaemonStatus {
+            pid: std::process::id(),
+            listeners,
+            routes: self.shared.route_count(),
+            db: self.shared.paths.db(),
+            key_source: self.shared.key_source.clone(),
+        }
+    }
+
+    fn mint(
+        &self,
+        container: &str,
+        providers: &[String],
+        scope: &str,
+    ) -> Result<BTreeMap<String, String>, String> {
+        let mut tokens = BTreeMap::new();
+        for provider in providers {
+            let token = self
+                .shared
+                .with_db(|db| db.mint_token(scope, container, DEFAULT_SET, provider))
+                .map_err(|e| e.to_string())?;
+            tokens.insert(provider.clone(), token);
+        }
+        self.shared.invalidate();
+        Ok(tokens)
+    }
+
+    async fn open_unix(
+        &self,
+        container: &str,
+        providers: &[String],
+        scope: &str,
+        uid: Option<u32>,
+    ) -> Result<ControlResponse, String> {
+        if !valid_container(container) {
+            return Err(format!("invalid container name `{container}`"));
+        }
+        let dir = self.shared.paths.container_dir(container);
+        let already = self
+            .listeners
+            .lock()
+            .map(|l| l.contains_key(container))
+            .unwrap_or(false);
+        if !already {
+            self.bind_unix(container, uid, scope)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        let tokens = self.mint(container, providers, scope)?;
+        Ok(ControlResponse::Opened(Opened {
+            socket_dir: Some(dir),
+            port: None,
+            tokens,
+        }))
+    }
+
+    async fn bind_unix(
+        &self,
+        container: &str,
+        uid: Option<u32>,
+        scope: &str,
+    ) -> Result<(), VaultError> {
+        let dir = self.shared.paths.container_dir(container);
+        terok_core::secure_fs::ensure_private_dir(&dir).map_err(|e| VaultError::Io {
+            context: format!("cannot create {}", dir.display()),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        let socket = self.shared.paths.container_socket(container);
+        clear_stale_socket(&socket).await?;
+        let listener = UnixListener::bind(&socket)
+            .map_err(io_err(format!("cannot listen on {}", socket.display())))?;
+        set_mode(&socket, 0o600)?;
+        // The container's `dev` must be able to connect: as root, hand the socket to its uid.
+        if let Some(uid) = uid
+            && rustix::process::geteuid().is_root()
+            && uid != 0
+        {
+            chown(&dir, uid)?;
+            chown(&socket, uid)?;
+        }
+        let record = serde_json::to_vec(&ListenerRecord {
+            uid,
+            scope: scope.to_owned(),
+        })
+        .unwrap_or_default();
+        let _ = std::fs::write(dir.join(LISTENER_RECORD), record);
+        let (tx, rx) = oneshot::channel();
+        let app = router(self.shared.clone(), Some(container));
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        if let Ok(mut listeners) = self.listeners.lock() {
+            listeners.insert(
+                container.to_owned(),
+                Listener {
+                    endpoint: Endpoint::Unix(socket),
+                    stop: Some(tx),
+                },
+            );
+        }
+        Ok(())
+    }
+
+    async fn open_tcp(
+        &self,
+        container: &str,
+        providers: &[String],
+        scope: &str,
+    ) -> Result<ControlResponse, String> {
+        if !valid_container(container) {
+            return Err(format!("invalid container name `{container}`"));
+        }
+        let existing =
+            self.listeners
+                .lock()
+                .ok()
+                .and_then(|l| match l.get(container).map(|x| &x.endpoint) {
+                    Some(Endpoint::Tcp(port)) => Some(*port),
+                    _ => None,
+                });
+        let port = match existing {
+            Some(port) => port,
+            None => {
+                let listener = TcpListener::bind(("127.0.0.1", 0))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+                let (tx, rx) = oneshot::channel();
+                let app = router(self.shared.clone(), Some(container));
+                tokio::spawn(async move {
+                    let _ = axum::serve(listener, app)
+                        .with_graceful_shutdown(async move {
+                            let _ = rx.await;
+                        })
+                        .await;
+                });
+                if let Ok(mut listeners) = self.listeners.lock() {
+                    listeners.insert(
+                        container.to_owned(),
+                        Listener {
+                            endpoint: Endpoint::Tcp(port),
+                            stop: Some(tx),
+                        },
+                    );
+                }
+                port
+            }
+        };
+        let tokens = self.mint(container, providers, scope)?;
+        Ok(ControlResponse::Opened(Opened {
+            socket_dir: None,
+            port: Some(port),
+            tokens,
+        }))
+    }
+
+    /// Revokes `container`'s tokens and closes its listener.
+    fn close(&self, container: &str) -> ControlResponse {
+        let revoked = self
+            .shared
+            .with_db(|db| db.revoke_subject(container))
+            .unwrap_or(0);
+        self.shared.invalidate();
+        self.stop_listener(container);
+        ControlResponse::Revoked {
+            containers: vec![container.to_owned()],
+            tokens: revoked,
+        }
+    }
+
+    fn stop_listener(&self, container: &str) {
+        let listener = self
+            .listeners
+            .lock()
+            .ok()
+            .and_then(|mut l| l.remove(container));
+        if let Some(mut listener) = listener {
+            if let Some(stop) = listener.stop.take() {
+                let _ = stop.send(());
+            }
+            if let Endpoint::Unix(socket) = listener.endpoint {
+                let _ = std::fs::remove_file(&socket);
+            }
+        }
+        let dir = self.shared.paths.container_dir(container);
+        let _ = std::fs::remove_file(dir.join(LISTENER_RECORD));
+        let _ = std::fs::remove_dir(&dir);
+    }
+
+    fn sweep(&self, live: &BTreeSet<String>) -> Result<ControlResponse, String> {
+        let revoked = self
+            .shared
+            .with_db(|db| db.sweep(live))
+            .map_err(|e| e.to_string())?;
+        let mut closed: BTreeSet<String> = revoked.iter().cloned().collect();
+        let open: Vec<String> = self
+            .listeners
+            .lock()
+            .map(|l| l.keys().cloned().collect())
+            .unwrap_or_default();
+        closed.extend(open.into_iter().filter(|c| !live.contains(c)));
+        for container in &closed {
+            self.stop_listener(container);
+        }
+        self.shared.invalidate();
+        Ok(ControlResponse::Revoked {
+            tokens: revoked.len(),
+            containers: closed.into_iter().collect(),
+        })
+    }
+
+    /// Reopens the listeners of containers that still hold tokens (after a daemon restart).
+    fn reopen_listeners(self: &Arc<Self>) {
+        let subjects: BTreeSet<String> = self
+            .shared
+            .with_db(|db| db.list_tokens())
+            .map(|tokens| tokens.into_iter().map(|t| t.subject).collect())
+            .unwrap_or_default();
+        for container in subjects {
+            let record_path = self
+                .shared
+                .paths
+                .container_dir(&container)
+                .join(LISTENER_RECORD);
+            let Ok(text) = std::fs::read(&record_path) else {
+                continue;
+            };
+            let Ok(record) = serde_json::from_slice::<ListenerRecord>(&text) else {
+                continue;
+            };
+            let daemon = self.clone();
+            tokio::spawn(async move {
+                if let Err(err) = daemon
+                    .bind_unix(&container, record.uid, &record.scope)
+                    .await
+                {
+                    tracing::warn!("cannot reopen the listener of {container}: {err}");
+                }
+            });
+        }
+    }
+
+    fn close_all(&self) {
+        let names: Vec<String> = self
+            .listeners
+            .lock()
+            .map(|l| l.keys().cloned().collect())
+            .unwrap_or_default();
+        for name in names {
+            // Keep the tokens and the record: containers outlive a daemon restart.
+            if let Some(mut listener) = self.listeners.lock().ok().and_then(|mut l| l.remove(&name))
+            {
+                if let Some(stop) = listener.stop.take() {
+                    let _ = stop.send(());
+                }
+                if let Endpoint::Unix(socket) = listener.endpoint {
+                    let _ = std::fs::remove_file(socket);
+                }
+            }
+        }
+    }
+}

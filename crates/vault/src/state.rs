@@ -1,0 +1,162 @@
+//! The daemon's shared state: the database behind a mutex, and in-memory caches of token
+//! bindings and credentials that are dropped whenever the database changes (SQLite's
+//! `data_version`, checked at most every 50 ms), so a revocation elsewhere takes effect quickly.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use terok_credentials::routes::RouteTable;
+use terok_credentials::{Credential, CredentialDb, TokenRecord, token_hash};
+
+use crate::audit::AuditLog;
+use crate::paths::VaultPaths;
+
+const RECHECK: Duration = Duration::from_millis(50);
+
+struct Caches {
+    tokens: HashMap<String, TokenRecord>,
+    credentials: HashMap<(String, String), Credential>,
+    data_version: i64,
+    checked: Instant,
+}
+
+/// Everything request handlers share.
+pub struct Shared {
+    db: Mutex<CredentialDb>,
+    caches: RwLock<Caches>,
+    routes: RwLock<RouteTable>,
+    /// HTTP client for upstreams (pooled).
+    pub client: reqwest::Client,
+    /// The audit log.
+    pub audit: AuditLog,
+    /// The vault's paths.
+    pub paths: VaultPaths,
+    /// Where the data key came from (for status).
+    pub key_source: String,
+}
+
+impl Shared {
+    /// Wraps an open database.
+    pub fn new(
+        db: CredentialDb,
+        routes: RouteTable,
+        client: reqwest::Client,
+        audit: AuditLog,
+        paths: VaultPaths,
+        key_source: String,
+    ) -> Self {
+        let version = db.data_version().unwrap_or(0);
+        Self {
+            db: Mutex::new(db),
+            caches: RwLock::new(Caches {
+                tokens: HashMap::new(),
+                credentials: HashMap::new(),
+                data_version: version,
+                checked: Instant::now(),
+            }),
+            routes: RwLock::new(routes),
+            client,
+            audit,
+            paths,
+            key_source,
+        }
+    }
+
+    /// Runs `f` with the database.
+    pub fn with_db<T>(&self, f: impl FnOnce(&CredentialDb) -> T) -> T {
+        match self.db.lock() {
+            Ok(db) => f(&db),
+            Err(poisoned) => f(&poisoned.into_inner()),
+        }
+    }
+
+    /// Drops the caches if the database changed since they were filled.
+    fn refresh_if_stale(&self) {
+        let stale = self
+            .caches
+            .read()
+            .map(|c| c.checked.elapsed() >= RECHECK)
+            .unwrap_or(true);
+        if !stale {
+            return;
+        }
+        let version = self.with_db(|db| db.data_version().unwrap_or(-1));
+        if let Ok(mut caches) = self.caches.write() {
+            if caches.data_version != version {
+                caches.tokens.clear();
+                caches.credentials.clear();
+                caches.data_version = version;
+            }
+            caches.checked = Instant::now();
+        }
+    }
+
+    /// Forgets every cached binding and credential (after this daemon changed the database).
+    pub fn invalidate(&self) {
+        if let Ok(mut caches) = self.caches.write() {
+            caches.tokens.clear();
+            caches.credentials.clear();
+            caches.checked = Instant::now() - RECHECK;
+        }
+    }
+
+    /// The binding of a presented token, if it is live.
+    pub fn lookup_token(&self, token: &str) -> Option<TokenRecord> {
+        self.refresh_if_stale();
+        let hash = token_hash(token);
+        if let Ok(caches) = self.caches.read()
+            && let Some(record) = caches.tokens.get(&hash)
+        {
+            return Some(record.clone());
+        }
+        let record = self.with_db(|db| db.lookup_hash(&hash)).ok().flatten()?;
+        if let Ok(mut caches) = self.caches.write() {
+            caches.tokens.insert(hash, record.clone());
+        }
+        Some(record)
+    }
+
+    /// The stored credential of `provider` in `set`.
+    pub fn credential(&self, set: &str, provider: &str) -> Result<Option<Credential>, String> {
+        self.refresh_if_stale();
+        let key = (set.to_owned(), provider.to_owned());
+        if let Ok(caches) = self.caches.read()
+            && let Some(credential) = caches.credentials.get(&key)
+        {
+            return Ok(Some(credential.clone()));
+        }
+        let loaded = self
+            .with_db(|db| db.load_credential(set, provider))
+            .map_err(|e| e.to_string())?;
+        if let (Some(credential), Ok(mut caches)) = (&loaded, self.caches.write()) {
+            caches.credentials.insert(key, credential.clone());
+        }
+        Ok(loaded)
+    }
+
+    /// The route of `provider`.
+    pub fn route(&self, provider: &str) -> Option<terok_credentials::routes::Route> {
+        self.routes
+            .read()
+            .ok()
+            .and_then(|r| r.get(provider).cloned())
+    }
+
+    /// Number of routes.
+    pub fn route_count(&self) -> usize {
+        self.routes.read().map(|r| r.len()).unwrap_or(0)
+    }
+
+    /// Replaces the route table.
+    pub fn set_routes(&self, routes: RouteTable) {
+        if let Ok(mut current) = self.routes.write() {
+            *current = routes;
+        }
+    }
+
+    /// A snapshot of the routes.
+    pub fn routes(&self) -> RouteTable {
+        self.routes.read().map(|r| r.clone()).unwrap_or_default()
+    }
+}

@@ -1,0 +1,213 @@
+//! The daemon: control socket, per-container socket listeners bound to their container's tokens,
+//! revocation on close, sweeps, a single instance, and socket hygiene (sandbox.md §4 "Sockets").
+
+// Test helpers may panic: a panic is how a test reports failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use terok_core::env::HostEnv;
+use terok_credentials::routes::{Route, RouteTable, write_routes};
+use terok_credentials::{Credential, KeyOptions};
+use terok_testkit::upstream::MockUpstream;
+use terok_vault::control::{ControlRequest, ControlResponse, Opened, call};
+use terok_vault::{VaultConfig, VaultError, VaultPaths, serve};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn config(dir: &Path) -> VaultConfig {
+    let paths = VaultPaths {
+        vault_dir: dir.join("vault"),
+        runtime_dir: dir.join("run"),
+    };
+    VaultConfig {
+        key: KeyOptions {
+            vault_dir: paths.vault_dir.clone(),
+            env: HostEnv::from_vars::<&str, &str>([], 1000),
+            passphrase_command: None,
+            use_keyring: false,
+        },
+        paths,
+        live_containers: None,
+        refresh_interval: Duration::from_secs(300),
+    }
+}
+
+async fn start(dir: &Path, upstream: &MockUpstream) -> VaultConfig {
+    let cfg = config(dir);
+    let table: RouteTable = [(
+        "claude".to_owned(),
+        Route {
+            upstream: upstream.url(),
+            auth_header: "dynamic".into(),
+            auth_prefix: String::new(),
+            path_upstreams: Default::default(),
+            oauth_extra_headers: Default::default(),
+            oauth_refresh: None,
+        },
+    )]
+    .into();
+    write_routes(&cfg.paths.routes(), &table).unwrap();
+    {
+        let (key, _) = terok_credentials::resolve_key(&cfg.key, &cfg.paths.db()).unwrap();
+        let db = terok_credentials::CredentialDb::open(&cfg.paths.db(), key, "test").unwrap();
+        db.store_credential("default", "claude", &Credential::api_key("sk-ant-real"))
+            .unwrap();
+    }
+    let run = cfg.clone();
+    tokio::spawn(async move {
+        let _ = serve(run).await;
+    });
+    for _ in 0..100 {
+        if call(&cfg.paths.control_socket(), &ControlRequest::Status)
+            .await
+            .is_ok()
+        {
+            return cfg;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the daemon did not come up");
+}
+
+async fn open(cfg: &VaultConfig, container: &str) -> Opened {
+    let request = ControlRequest::Open {
+        container: container.into(),
+        providers: vec!["claude".into()],
+        scope: "standalone".into(),
+        uid: None,
+    };
+    match call(&cfg.paths.control_socket(), &request).await.unwrap() {
+        ControlResponse::Opened(opened) => opened,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// One HTTP/1.1 request over a Unix socket; returns the status code.
+async fn status_over(socket: &Path, token: &str) -> u16 {
+    let mut stream = tokio::net::UnixStream::connect(socket).await.unwrap();
+    let request = format!(
+        "GET /v1/models HTTP/1.1\r\nHost: vault\r\nx-api-key: {token}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    answer.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_container_gets_a_private_socket_that_only_accepts_its_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = MockUpstream::start().unwrap();
+    let cfg = start(dir.path(), &upstream).await;
+    assert_eq!(mode(&cfg.paths.control_socket()), 0o600);
+    let a = open(&cfg, "terok-executor-aaa").await;
+    let b = open(&cfg, "terok-executor-bbb").await;
+    let sock_a: PathBuf = a.socket_dir.unwrap().join("vault.sock");
+    let sock_b: PathBuf = b.socket_dir.unwrap().join("vault.sock");
+    assert_eq!(mode(&sock_a), 0o600);
+    let token_a = &a.tokens["claude"];
+    assert_eq!(status_over(&sock_a, token_a).await, 200);
+    assert_eq!(
+        status_over(&sock_b, token_a).await,
+        401,
+        "A's token on B's listener"
+    );
+    assert_eq!(upstream.requests().len(), 1);
+
+    // Close revokes A's tokens and removes its socket; B is unaffected.
+    match call(
+        &cfg.paths.control_socket(),
+        &ControlRequest::Close {
+            container: "terok-executor-aaa".into(),
+        },
+    )
+    .await
+    .unwrap()
+    {
+        ControlResponse::Revoked { tokens, .. } => assert_eq!(tokens, 1),
+        other => panic!("{other:?}"),
+    }
+    assert!(!sock_a.exists());
+    assert_eq!(status_over(&sock_b, &b.tokens["claude"]).await, 200);
+
+    // A sweep revokes containers that are gone.
+    match call(
+        &cfg.paths.control_socket(),
+        &ControlRequest::Sweep { live: vec![] },
+    )
+    .await
+    .unwrap()
+    {
+        ControlResponse::Revoked { containers, .. } => {
+            assert_eq!(containers, ["terok-executor-bbb"])
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!sock_b.exists());
+
+    // A second daemon is refused while this one runs.
+    let err = serve(config(dir.path())).await.unwrap_err();
+    assert!(matches!(err, VaultError::AlreadyRunning { .. }), "{err}");
+
+    call(&cfg.paths.control_socket(), &ControlRequest::Stop)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !cfg.paths.control_socket().exists(),
+        "the control socket is removed on stop"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restarted_daemon_reopens_live_listeners() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = MockUpstream::start().unwrap();
+    let cfg = start(dir.path(), &upstream).await;
+    let a = open(&cfg, "terok-executor-ccc").await;
+    call(&cfg.paths.control_socket(), &ControlRequest::Stop)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let cfg = start(dir.path(), &upstream).await;
+    let socket = a.socket_dir.unwrap().join("vault.sock");
+    for _ in 0..50 {
+        if socket.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(status_over(&socket, &a.tokens["claude"]).await, 200);
+    call(&cfg.paths.control_socket(), &ControlRequest::Stop)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stale_sockets_are_removed_but_other_files_never_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    std::fs::create_dir_all(&cfg.paths.runtime_dir).unwrap();
+    // A file that is not a socket where the control socket goes: refuse, keep it.
+    std::fs::write(cfg.paths.control_socket(), "precious").unwrap();
+    let err = serve(cfg.clone()).await.unwrap_err();
+    assert!(matches!(err, VaultError::NotASocket { .. }), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(cfg.paths.control_socket()).unwrap(),
+        "precious"
+    );
+    std::fs::remove_file(cfg.paths.control_socket()).unwrap();
+    // A dead socket left behind by a crash: removed, and the daemon starts.
+    drop(std::os::unix::net::UnixListener::bind(cfg.paths.control_socket()).unwrap());
+    let upstream = MockUpstream::start().unwrap();
+    let cfg = start(dir.path(), &upstream).await;
+    call(&cfg.paths.control_socket(), &ControlRequest::Stop)
+        .await
+        .unwrap();
+}
