@@ -25,6 +25,9 @@ pub const APT_PACKAGES: &[&str] = &[
     "git",
     "shellcheck",
     "tar",
+    "curl",
+    // Load generator for `cargo xtask bench` (vault throughput).
+    "wrk",
 ];
 
 /// Cargo tools CI runs, installed with `cargo install --locked` when missing.

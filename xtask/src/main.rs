@@ -12,6 +12,7 @@
 
 mod base_image;
 mod bench;
+mod bench_vault;
 mod ci;
 mod docs;
 mod host_setup;
@@ -52,6 +53,9 @@ enum Task {
         /// Runs per figure (the median is reported).
         #[arg(long, default_value_t = 30)]
         runs: usize,
+        /// Only this group of figures: agents, build, vault.
+        #[arg(long, value_name = "GROUP")]
+        only: Option<String>,
     },
 }
 
@@ -67,7 +71,7 @@ fn main() -> std::process::ExitCode {
         Task::BaseImage => base_image::run(),
         Task::Ci => ci::run(),
         Task::Docs => docs::run(),
-        Task::Bench { runs } => bench::run(runs),
+        Task::Bench { runs, only } => bench::run(runs, only.as_deref()),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

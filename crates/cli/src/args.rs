@@ -47,6 +47,8 @@ pub struct GlobalArgs {
 pub enum Command {
     /// List, inspect and select the agents of the roster.
     Agents(AgentsArgs),
+    /// Store a credential for an agent: an API key, or an OAuth login in an auth container.
+    Auth(AuthArgs),
     /// Build the container images (L0 base layer, L1 agent layer; reused when current).
     Build(BuildArgs),
     /// Prepare this host: build the container images (reused when current).
@@ -55,6 +57,8 @@ pub enum Command {
     Uninstall(UninstallArgs),
     /// Print the effective configuration: every config.yml layer merged, defaults filled in.
     ShowConfig(ShowConfigArgs),
+    /// The token broker that keeps real credentials on the host.
+    Vault(VaultArgs),
 }
 
 /// Arguments of `show-config`.
@@ -182,4 +186,52 @@ pub struct UninstallArgs {
     /// Leave host services alone.
     #[arg(long)]
     pub no_sandbox: bool,
+}
+
+/// Arguments of `auth`.
+#[derive(Debug, Args)]
+pub struct AuthArgs {
+    /// The agent or tool to authenticate (see `agents list --all`).
+    pub agent: String,
+    /// Store this API key instead of logging in; `-` reads it from stdin.
+    #[arg(long, value_name = "KEY")]
+    pub api_key: Option<String>,
+    /// Base image of the auth container (OAuth logins; default: image.base_image).
+    #[arg(long, value_name = "IMAGE")]
+    pub base_image: Option<String>,
+}
+
+/// Arguments of `vault`.
+#[derive(Debug, Args)]
+pub struct VaultArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: VaultCommand,
+}
+
+/// The verbs of `vault`.
+#[derive(Debug, Subcommand)]
+pub enum VaultCommand {
+    /// Run the vault daemon in the foreground (for systemd and debugging).
+    Serve,
+    /// Start the vault daemon in the background.
+    Start,
+    /// Stop the vault daemon.
+    Stop,
+    /// Show the vault's state: daemon, database, routes, credentials, listeners, leaks.
+    Status,
+    /// Regenerate routes.json from the roster (and reload a running daemon).
+    Routes,
+    /// List stored credentials (never their values); with --tokens, live tokens by container.
+    List(VaultListArgs),
+    /// Remove leaked credential files and revoke tokens of containers that no longer exist.
+    Clean,
+}
+
+/// Arguments of `vault list`.
+#[derive(Debug, Args)]
+pub struct VaultListArgs {
+    /// Also list live phantom tokens (by container; the tokens themselves are never stored).
+    #[arg(long)]
+    pub tokens: bool,
 }

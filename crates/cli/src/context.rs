@@ -71,6 +71,46 @@ impl Context {
         Ok(self.roster.get_or_init(|| roster))
     }
 
+    /// The vault's files and sockets.
+    pub fn vault_paths(&self) -> miette::Result<terok_vault::VaultPaths> {
+        let mut paths = terok_vault::VaultPaths::from_terok(self.paths()?);
+        paths.db_override = self
+            .config()?
+            .config
+            .credentials
+            .db_path
+            .as_ref()
+            .map(|p| terok_core::paths::expand_tilde(p, &self.env));
+        Ok(paths)
+    }
+
+    /// Where the credential key comes from.
+    pub fn key_options(&self) -> miette::Result<terok_credentials::KeyOptions> {
+        let mut options =
+            terok_credentials::KeyOptions::new(self.vault_paths()?.vault_dir, self.env.clone());
+        options.passphrase_command = self.config()?.config.credentials.passphrase_command.clone();
+        Ok(options)
+    }
+
+    /// Opens the credential database (creating it and its key on first use).
+    pub fn open_db(&self) -> miette::Result<terok_credentials::CredentialDb> {
+        let paths = self.vault_paths()?;
+        let (key, source) = terok_credentials::resolve_key(&self.key_options()?, &paths.db())?;
+        Ok(terok_credentials::CredentialDb::open(
+            &paths.db(),
+            key,
+            &source.to_string(),
+        )?)
+    }
+
+    /// Opens the credential database if it exists (read-only verbs must not create it).
+    pub fn open_existing_db(&self) -> miette::Result<Option<terok_credentials::CredentialDb>> {
+        if !self.vault_paths()?.db().exists() {
+            return Ok(None);
+        }
+        self.open_db().map(Some)
+    }
+
     /// The podman runtime, honouring `--connection`.
     pub fn podman(&self) -> terok_podman::PodmanCli {
         terok_podman::PodmanCli::new().with_connection(self.connection.clone())

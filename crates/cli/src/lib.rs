@@ -20,6 +20,7 @@ mod commands;
 mod context;
 mod output;
 mod progress;
+mod prompt;
 
 use std::process::ExitCode;
 

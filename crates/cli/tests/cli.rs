@@ -52,10 +52,12 @@ fn help_lists_verbs_and_global_options() {
 
     Commands:
       agents       List, inspect and select the agents of the roster
+      auth         Store a credential for an agent: an API key, or an OAuth login in an auth container
       build        Build the container images (L0 base layer, L1 agent layer; reused when current)
       setup        Prepare this host: build the container images (reused when current)
       uninstall    Remove what setup and build created: every image terok built
       show-config  Print the effective configuration: every config.yml layer merged, defaults filled in
+      vault        The token broker that keeps real credentials on the host
 
     Options:
           --config <PATH>

@@ -117,6 +117,38 @@ impl PodmanCli {
         }
     }
 
+    /// Runs a container in the foreground with the terminal attached (`podman run`, for
+    /// interactive logins) and returns its exit code. The environment goes through an env file
+    /// as for `create`.
+    pub async fn run_attached(&self, spec: &RunSpec, env_dir: &Path) -> Result<i32, PodmanError> {
+        spec.validate()?;
+        terok_core::secure_fs::ensure_private_dir(env_dir).map_err(|e| PodmanError::Io {
+            context: "cannot prepare the env-file directory".to_owned(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        let env_path = env_dir.join(format!(".{}.env", spec.name));
+        terok_core::secure_fs::write_sensitive(
+            &env_path,
+            env_file_contents(&spec.full_env()).as_bytes(),
+        )
+        .map_err(|e| PodmanError::Io {
+            context: "cannot write the env file".to_owned(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        let _guard = EnvFileGuard(env_path.clone());
+        let mut args = strings(&["run"]);
+        args.extend(spec.create_args(&env_path));
+        let status = self
+            .command(&args)
+            .stdin(Stdio::inherit())
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::inherit())
+            .status()
+            .await
+            .map_err(|e| self.spawn_error(e, &args))?;
+        Ok(status.code().unwrap_or(128 + 9))
+    }
+
     /// Like [`Self::run`] but `Ok(None)` when podman says the object does not exist.
     async fn run_maybe_missing(&self, args: Vec<String>) -> Result<Option<String>, PodmanError> {
         match self.run(args).await {

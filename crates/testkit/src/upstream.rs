@@ -48,6 +48,7 @@ impl RecordedRequest {
 
 #[derive(Default)]
 struct Inner {
+    quiet: bool,
     requests: Vec<RecordedRequest>,
     token_status: Option<u16>,
     token_answer: Option<serde_json::Value>,
@@ -79,8 +80,19 @@ impl MockUpstream {
         Self::start_on("127.0.0.1:0")
     }
 
+    /// Starts a server that records nothing, on one thread: a cheap peer for benchmarks.
+    pub fn start_quiet() -> std::io::Result<Self> {
+        let upstream = Self::start_with("127.0.0.1:0", 1)?;
+        upstream.shared.with(|i| i.quiet = true);
+        Ok(upstream)
+    }
+
     /// Starts a server on `addr` (`0.0.0.0:0` to be reachable from containers).
     pub fn start_on(addr: &str) -> std::io::Result<Self> {
+        Self::start_with(addr, 2)
+    }
+
+    fn start_with(addr: &str, threads: usize) -> std::io::Result<Self> {
         let std_listener = std::net::TcpListener::bind(addr)?;
         std_listener.set_nonblocking(true)?;
         let addr = std_listener.local_addr()?;
@@ -89,7 +101,7 @@ impl MockUpstream {
         let app_shared = shared.clone();
         let thread = std::thread::spawn(move || {
             let Ok(runtime) = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
+                .worker_threads(threads)
                 .enable_all()
                 .build()
             else {
@@ -263,6 +275,7 @@ async fn respond(State(shared): State<Shared>, request: Request) -> Response {
             let delay: u64 = query_param(&query, "delay_ms")
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(50);
+            let stamped = query_param(&query, "ts") == Some("1");
             let stream = futures_util::stream::unfold(0u32, move |n| async move {
                 if n >= events {
                     return None;
@@ -270,7 +283,18 @@ async fn respond(State(shared): State<Shared>, request: Request) -> Response {
                 if n > 0 {
                     tokio::time::sleep(Duration::from_millis(delay)).await;
                 }
-                let chunk = Bytes::from(format!("event: tick\ndata: {{\"n\":{n}}}\n\n"));
+                // With ts=1 each event says when it was sent (µs since the epoch), so a client
+                // in the same process can measure how long it took to arrive.
+                let sent = if stamped {
+                    let micros = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_micros())
+                        .unwrap_or(0);
+                    format!(",\"sent_us\":{micros}")
+                } else {
+                    String::new()
+                };
+                let chunk = Bytes::from(format!("event: tick\ndata: {{\"n\":{n}{sent}}}\n\n"));
                 Some((Ok::<_, std::io::Error>(chunk), n + 1))
             });
             Response::builder()
@@ -321,13 +345,16 @@ async fn respond(State(shared): State<Shared>, request: Request) -> Response {
                 .into_response()
         }
         _ => {
-            let answer = serde_json::json!({
+            let mut answer = serde_json::json!({
                 "ok": true,
                 "method": parts.method.as_str(),
                 "path": path_and_query,
                 "body_len": body.len(),
-                "headers": headers_json(&parts.headers),
             });
+            // Only /echo reflects the request headers (a real upstream never sends a key back).
+            if path == "/echo" {
+                answer["headers"] = headers_json(&parts.headers);
+            }
             (
                 [(header::CONTENT_TYPE, "application/json")],
                 answer.to_string(),

@@ -1,5 +1,6 @@
-//! The audit log: one JSON line per request (sandbox.md §2.2), in a 0600 file, written with a
-//! single write per line so concurrent requests never interleave. It never holds a token, a key
+//! The audit log: one JSON line per request (sandbox.md §2.2), in a 0600 file. Lines are handed
+//! to a writer task that writes whatever has queued up in one system call, so the request path
+//! never waits on the disk and concurrent lines never interleave. It never holds a token, a key
 //! or a query string.
 
 use std::fs::File;
@@ -9,6 +10,7 @@ use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
+use tokio::sync::mpsc;
 
 /// How a request ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -26,7 +28,7 @@ pub enum Outcome {
     CredentialMissing,
     /// The stored credential has no usable value.
     CredentialMisconfigured,
-    /// The upstream could not be reached or failed mid-response.
+    /// The upstream could not be reached or failed.
     UpstreamError,
     /// The upstream closed the response early.
     UpstreamDisconnected,
@@ -69,50 +71,92 @@ pub fn now_ts() -> f64 {
         .unwrap_or(0.0)
 }
 
+enum Sink {
+    Disabled,
+    /// Lines go to the writer task.
+    Queue(mpsc::UnboundedSender<Vec<u8>>),
+    /// No async runtime to host a writer: write directly.
+    Direct(Mutex<File>),
+}
+
 /// The open audit log.
-#[derive(Debug)]
 pub struct AuditLog {
-    file: Option<Mutex<File>>,
+    sink: Sink,
+}
+
+impl std::fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuditLog")
+    }
+}
+
+fn open_file(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        terok_core::secure_fs::ensure_private_dir(dir).map_err(std::io::Error::other)?;
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(path)
 }
 
 impl AuditLog {
-    /// Opens (appending, creating with mode 0600) the log at `path`.
+    /// Opens (appending, creating with mode 0600) the log at `path`. Inside a tokio runtime the
+    /// writes happen on a writer task.
     pub fn open(path: &Path) -> std::io::Result<Self> {
-        use std::os::unix::fs::OpenOptionsExt;
-        if let Some(dir) = path.parent() {
-            terok_core::secure_fs::ensure_private_dir(dir).map_err(std::io::Error::other)?;
-        }
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .custom_flags(rustix_nofollow())
-            .open(path)?;
+        let mut file = open_file(path)?;
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return Ok(Self {
+                sink: Sink::Direct(Mutex::new(file)),
+            });
+        };
+        let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+        handle.spawn(async move {
+            let mut batch = Vec::new();
+            while let Some(line) = rx.recv().await {
+                batch.clear();
+                batch.extend_from_slice(&line);
+                while let Ok(more) = rx.try_recv() {
+                    batch.extend_from_slice(&more);
+                }
+                if let Err(err) = file.write_all(&batch) {
+                    tracing::warn!("cannot write the audit log: {err}");
+                }
+            }
+        });
         Ok(Self {
-            file: Some(Mutex::new(file)),
+            sink: Sink::Queue(tx),
         })
     }
 
     /// A log that writes nothing.
     pub fn disabled() -> Self {
-        Self { file: None }
+        Self {
+            sink: Sink::Disabled,
+        }
     }
 
     /// Appends one line.
     pub fn write(&self, entry: &AuditEntry) {
-        let Some(file) = &self.file else { return };
         let Ok(mut line) = serde_json::to_vec(entry) else {
             return;
         };
         line.push(b'\n');
-        if let Ok(mut f) = file.lock()
-            && let Err(err) = f.write_all(&line)
-        {
-            tracing::warn!("cannot write the audit log: {err}");
+        match &self.sink {
+            Sink::Disabled => {}
+            Sink::Queue(tx) => {
+                let _ = tx.send(line);
+            }
+            Sink::Direct(file) => {
+                if let Ok(mut f) = file.lock()
+                    && let Err(err) = f.write_all(&line)
+                {
+                    tracing::warn!("cannot write the audit log: {err}");
+                }
+            }
         }
     }
-}
-
-fn rustix_nofollow() -> i32 {
-    rustix::fs::OFlags::NOFOLLOW.bits() as i32
 }

@@ -12,6 +12,8 @@ pub struct VaultPaths {
     pub vault_dir: PathBuf,
     /// The vault's runtime directory: control socket, pidfile, per-container directories.
     pub runtime_dir: PathBuf,
+    /// The database, when config.yml's `credentials.db_path` moves it out of the vault directory.
+    pub db_override: Option<PathBuf>,
 }
 
 impl VaultPaths {
@@ -20,12 +22,15 @@ impl VaultPaths {
         Self {
             vault_dir: paths.vault_dir.clone(),
             runtime_dir: paths.runtime_dir.join("vault"),
+            db_override: None,
         }
     }
 
     /// The credential database.
     pub fn db(&self) -> PathBuf {
-        self.vault_dir.join("credentials.db")
+        self.db_override
+            .clone()
+            .unwrap_or_else(|| self.vault_dir.join("credentials.db"))
     }
 
     /// routes.json.

@@ -10,14 +10,17 @@ use std::time::Instant;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use futures_core::Stream;
+use http_body::Body as _;
+use http_body_util::Full;
+use hyper::body::Incoming;
 use terok_credentials::routes::Route;
 use terok_credentials::{Credential, TokenRecord};
 
 use crate::audit::{AuditEntry, Outcome, now_ts};
 use crate::state::Shared;
+use crate::tls::UpstreamClient;
 
 /// Largest request body forwarded (requests with large images or files stay well below).
 pub const MAX_BODY: usize = 128 * 1024 * 1024;
@@ -309,7 +312,7 @@ pub async fn handle(State(ctx): State<ListenerCtx>, request: Request) -> Respons
     }
 
     if crate::ws::is_upgrade(&parts.headers) {
-        return crate::ws::relay(ctx.shared.clone(), parts, route, credential, guard).await;
+        return crate::ws::relay(parts, &route, &credential, guard).await;
     }
 
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
@@ -325,7 +328,15 @@ pub async fn handle(State(ctx): State<ListenerCtx>, request: Request) -> Respons
     };
     let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
     let base = pick_upstream(&route, parts.uri.path());
-    let mut url = format!("{}{}", base.trim_end_matches('/'), path_and_query);
+    let Ok(mut uri) = format!("{}{}", base.trim_end_matches('/'), path_and_query).parse::<Uri>()
+    else {
+        return error_response(
+            guard,
+            StatusCode::BAD_GATEWAY,
+            Outcome::UpstreamError,
+            "Bad upstream URL",
+        );
+    };
     let mut headers = forward_headers(&parts.headers);
     if inject_credential(&mut headers, &route, &credential).is_err() {
         return error_response(
@@ -339,12 +350,12 @@ pub async fn handle(State(ctx): State<ListenerCtx>, request: Request) -> Respons
     let mut method = parts.method.clone();
     let mut redirects = 0;
     let response = loop {
-        let sent = send(&ctx.shared.client, &method, &url, &headers, &body).await;
+        let sent = send(&ctx.shared.client, &method, &uri, &headers, &body).await;
         let response = match sent {
             Ok(r) => r,
             // A pooled connection that died before answering: retry once, when that is safe.
-            Err(err) if idempotent && (err.is_connect() || err.is_request()) => {
-                match send(&ctx.shared.client, &method, &url, &headers, &body).await {
+            Err(_) if idempotent => {
+                match send(&ctx.shared.client, &method, &uri, &headers, &body).await {
                     Ok(r) => r,
                     Err(_) => {
                         return error_response(
@@ -369,7 +380,7 @@ pub async fn handle(State(ctx): State<ListenerCtx>, request: Request) -> Respons
             .headers()
             .get(header::LOCATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|loc| response.url().join(loc).ok());
+            .and_then(|loc| resolve_location(&uri, loc));
         match location {
             Some(next)
                 if response.status().is_redirection()
@@ -379,7 +390,7 @@ pub async fn handle(State(ctx): State<ListenerCtx>, request: Request) -> Respons
                 // Followed here, without the credential: it is for the upstream, not for
                 // wherever the upstream points.
                 redirects += 1;
-                url = next.to_string();
+                uri = next;
                 for name in AUTH_HEADERS {
                     headers.remove(*name);
                 }
@@ -393,67 +404,106 @@ pub async fn handle(State(ctx): State<ListenerCtx>, request: Request) -> Respons
             _ => break response,
         }
     };
-    let status = response.status();
-    guard.status(status);
-    let mut out_headers = HeaderMap::with_capacity(response.headers().len());
-    for (name, value) in response.headers() {
+    let (upstream_parts, upstream_body) = response.into_parts();
+    guard.status(upstream_parts.status);
+    let mut out_headers = HeaderMap::with_capacity(upstream_parts.headers.len());
+    for (name, value) in &upstream_parts.headers {
         let n = name.as_str();
         if HOP_BY_HOP.contains(&n) || n == "content-length" || n == "location" {
             continue;
         }
         out_headers.append(name.clone(), value.clone());
     }
-    let stream = AuditedStream {
-        inner: Box::pin(response.bytes_stream()),
+    let mut audited = AuditedBody {
+        inner: upstream_body,
         guard: Some(guard),
     };
-    let mut out = Response::new(Body::from_stream(stream));
-    *out.status_mut() = status;
+    if audited.inner.is_end_stream()
+        && let Some(mut guard) = audited.guard.take()
+    {
+        // An empty body is never polled.
+        guard.finish(Outcome::Ok);
+    }
+    let mut out = Response::new(Body::new(audited));
+    *out.status_mut() = upstream_parts.status;
     *out.headers_mut() = out_headers;
     out
 }
 
 async fn send(
-    client: &reqwest::Client,
+    client: &UpstreamClient,
     method: &Method,
-    url: &str,
+    uri: &Uri,
     headers: &HeaderMap,
     body: &Bytes,
-) -> reqwest::Result<reqwest::Response> {
-    client
-        .request(method.clone(), url)
-        .headers(headers.clone())
-        .body(body.clone())
-        .send()
-        .await
+) -> Result<hyper::Response<Incoming>, hyper_util::client::legacy::Error> {
+    let mut request = hyper::Request::new(Full::new(body.clone()));
+    *request.method_mut() = method.clone();
+    *request.uri_mut() = uri.clone();
+    *request.headers_mut() = headers.clone();
+    client.request(request).await
 }
 
-/// The upstream body, passed through chunk by chunk; audits the request when it ends.
-struct AuditedStream {
-    inner: Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>,
+/// Resolves a `Location` against the URL that answered with it.
+fn resolve_location(current: &Uri, location: &str) -> Option<Uri> {
+    if location.starts_with("http://") || location.starts_with("https://") {
+        return location.parse().ok();
+    }
+    let scheme = current.scheme_str()?;
+    let authority = current.authority()?.as_str();
+    if location.starts_with('/') {
+        return format!("{scheme}://{authority}{location}").parse().ok();
+    }
+    let dir = current.path().rsplit_once('/').map_or("", |(d, _)| d);
+    format!("{scheme}://{authority}{dir}/{location}")
+        .parse()
+        .ok()
+}
+
+/// The upstream body, passed through frame by frame; audits the request when it ends.
+struct AuditedBody {
+    inner: Incoming,
     guard: Option<AuditGuard>,
 }
 
-impl Stream for AuditedStream {
-    type Item = Result<Bytes, std::io::Error>;
+impl http_body::Body for AuditedBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        match self.inner.as_mut().poll_next(cx) {
-            Poll::Ready(Some(Ok(chunk))) => Poll::Ready(Some(Ok(chunk))),
-            Poll::Ready(Some(Err(err))) => {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            // hyper stops polling once the body says it has ended, so a complete response is
+            // recognised on its last frame as well as on the end marker.
+            Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() => {
                 if let Some(mut guard) = self.guard.take() {
-                    guard.finish(Outcome::UpstreamDisconnected);
+                    guard.finish(Outcome::Ok);
                 }
-                Poll::Ready(Some(Err(std::io::Error::other(err))))
             }
             Poll::Ready(None) => {
                 if let Some(mut guard) = self.guard.take() {
                     guard.finish(Outcome::Ok);
                 }
-                Poll::Ready(None)
             }
-            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(Err(_))) => {
+                if let Some(mut guard) = self.guard.take() {
+                    guard.finish(Outcome::UpstreamDisconnected);
+                }
+            }
+            _ => {}
         }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 

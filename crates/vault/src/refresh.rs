@@ -108,37 +108,12 @@ pub async fn refresh_one(
     if let Some(scope) = &refresh.scope {
         body["scope"] = json!(scope);
     }
-    let response = shared
-        .client
-        .post(&refresh.token_url)
-        .timeout(Duration::from_secs(15))
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .body(body.to_string())
-        .send()
-        .await;
-    let response = match response {
-        Ok(r) => r,
-        Err(err) => {
-            let kind = if err.is_timeout() {
-                "timeout"
-            } else if err.is_connect() {
-                "connection failed"
-            } else {
-                "request failed"
-            };
-            tracing::warn!(provider, "OAuth refresh failed: {kind}");
-            return RefreshResult::Failed(kind.to_owned());
+    let answer = match post_json(shared, &refresh.token_url, &body).await {
+        Ok(answer) => answer,
+        Err(failure) => {
+            tracing::warn!(provider, "OAuth refresh failed: {failure}");
+            return RefreshResult::Failed(failure);
         }
-    };
-    let status = response.status();
-    if !status.is_success() {
-        tracing::warn!(provider, status = status.as_u16(), "OAuth refresh refused");
-        return RefreshResult::Failed(format!("HTTP {}", status.as_u16()));
-    }
-    let answer: serde_json::Value = match response.bytes().await.map(|b| serde_json::from_slice(&b))
-    {
-        Ok(Ok(value)) => value,
-        _ => return RefreshResult::Failed("the token endpoint's answer is not JSON".to_owned()),
     };
     let Some(access) = answer.get("access_token").and_then(|v| v.as_str()) else {
         return RefreshResult::Failed("no access_token in the answer".to_owned());
@@ -171,6 +146,50 @@ pub async fn refresh_one(
     shared.invalidate();
     tracing::info!(provider, "OAuth access token refreshed");
     RefreshResult::Refreshed
+}
+
+/// POSTs `body` as JSON and returns the JSON answer of a 2xx response. The error says only
+/// what happened (status, timeout), never what the endpoint answered.
+async fn post_json(
+    shared: &Shared,
+    url: &str,
+    body: &serde_json::Value,
+) -> Result<serde_json::Value, String> {
+    use http_body_util::BodyExt;
+    let uri: hyper::Uri = url.parse().map_err(|_| "bad token URL".to_owned())?;
+    let mut request = hyper::Request::new(http_body_util::Full::new(axum::body::Bytes::from(
+        body.to_string(),
+    )));
+    *request.method_mut() = hyper::Method::POST;
+    *request.uri_mut() = uri;
+    request.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    let exchange = async {
+        let response = shared.client.request(request).await.map_err(|e| {
+            if e.is_connect() {
+                "connection failed".to_owned()
+            } else {
+                "request failed".to_owned()
+            }
+        })?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(format!("HTTP {}", status.as_u16()));
+        }
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|_| "the answer was cut off".to_owned())?
+            .to_bytes();
+        serde_json::from_slice(&bytes)
+            .map_err(|_| "the token endpoint's answer is not JSON".to_owned())
+    };
+    tokio::time::timeout(Duration::from_secs(15), exchange)
+        .await
+        .unwrap_or_else(|_| Err("timeout".to_owned()))
 }
 
 #[cfg(test)]

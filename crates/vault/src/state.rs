@@ -3,10 +3,10 @@
 //! `data_version`, checked at most every 50 ms), so a revocation elsewhere takes effect quickly.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use terok_credentials::routes::RouteTable;
+use terok_credentials::routes::{Route, RouteTable};
 use terok_credentials::{Credential, CredentialDb, TokenRecord, token_hash};
 
 use crate::audit::AuditLog;
@@ -15,8 +15,8 @@ use crate::paths::VaultPaths;
 const RECHECK: Duration = Duration::from_millis(50);
 
 struct Caches {
-    tokens: HashMap<String, TokenRecord>,
-    credentials: HashMap<(String, String), Credential>,
+    tokens: HashMap<String, Arc<TokenRecord>>,
+    credentials: HashMap<(String, String), Arc<Credential>>,
     data_version: i64,
     checked: Instant,
 }
@@ -25,9 +25,9 @@ struct Caches {
 pub struct Shared {
     db: Mutex<CredentialDb>,
     caches: RwLock<Caches>,
-    routes: RwLock<RouteTable>,
+    routes: RwLock<HashMap<String, Arc<Route>>>,
     /// HTTP client for upstreams (pooled).
-    pub client: reqwest::Client,
+    pub client: crate::tls::UpstreamClient,
     /// The audit log.
     pub audit: AuditLog,
     /// The vault's paths.
@@ -41,7 +41,7 @@ impl Shared {
     pub fn new(
         db: CredentialDb,
         routes: RouteTable,
-        client: reqwest::Client,
+        client: crate::tls::UpstreamClient,
         audit: AuditLog,
         paths: VaultPaths,
         key_source: String,
@@ -55,7 +55,7 @@ impl Shared {
                 data_version: version,
                 checked: Instant::now(),
             }),
-            routes: RwLock::new(routes),
+            routes: RwLock::new(shared_routes(routes)),
             client,
             audit,
             paths,
@@ -102,7 +102,7 @@ impl Shared {
     }
 
     /// The binding of a presented token, if it is live.
-    pub fn lookup_token(&self, token: &str) -> Option<TokenRecord> {
+    pub fn lookup_token(&self, token: &str) -> Option<Arc<TokenRecord>> {
         self.refresh_if_stale();
         let hash = token_hash(token);
         if let Ok(caches) = self.caches.read()
@@ -110,7 +110,7 @@ impl Shared {
         {
             return Some(record.clone());
         }
-        let record = self.with_db(|db| db.lookup_hash(&hash)).ok().flatten()?;
+        let record = Arc::new(self.with_db(|db| db.lookup_hash(&hash)).ok().flatten()?);
         if let Ok(mut caches) = self.caches.write() {
             caches.tokens.insert(hash, record.clone());
         }
@@ -118,7 +118,7 @@ impl Shared {
     }
 
     /// The stored credential of `provider` in `set`.
-    pub fn credential(&self, set: &str, provider: &str) -> Result<Option<Credential>, String> {
+    pub fn credential(&self, set: &str, provider: &str) -> Result<Option<Arc<Credential>>, String> {
         self.refresh_if_stale();
         let key = (set.to_owned(), provider.to_owned());
         if let Ok(caches) = self.caches.read()
@@ -128,7 +128,8 @@ impl Shared {
         }
         let loaded = self
             .with_db(|db| db.load_credential(set, provider))
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string())?
+            .map(Arc::new);
         if let (Some(credential), Ok(mut caches)) = (&loaded, self.caches.write()) {
             caches.credentials.insert(key, credential.clone());
         }
@@ -136,7 +137,7 @@ impl Shared {
     }
 
     /// The route of `provider`.
-    pub fn route(&self, provider: &str) -> Option<terok_credentials::routes::Route> {
+    pub fn route(&self, provider: &str) -> Option<Arc<Route>> {
         self.routes
             .read()
             .ok()
@@ -151,12 +152,23 @@ impl Shared {
     /// Replaces the route table.
     pub fn set_routes(&self, routes: RouteTable) {
         if let Ok(mut current) = self.routes.write() {
-            *current = routes;
+            *current = shared_routes(routes);
         }
     }
 
     /// A snapshot of the routes.
     pub fn routes(&self) -> RouteTable {
-        self.routes.read().map(|r| r.clone()).unwrap_or_default()
+        self.routes
+            .read()
+            .map(|r| {
+                r.iter()
+                    .map(|(k, v)| (k.clone(), Route::clone(v)))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
+}
+
+fn shared_routes(routes: RouteTable) -> HashMap<String, Arc<Route>> {
+    routes.into_iter().map(|(k, v)| (k, Arc::new(v))).collect()
 }

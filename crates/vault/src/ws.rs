@@ -2,8 +2,6 @@
 //! to the upstream, opened with the real credential. Extensions are not negotiated (no
 //! permessage-deflate on either leg); an upstream failure closes the client side with 1011.
 
-use std::sync::Arc;
-
 use axum::body::Bytes;
 use axum::extract::FromRequestParts;
 use axum::extract::ws::{self, WebSocket, WebSocketUpgrade};
@@ -20,7 +18,6 @@ use tokio_tungstenite::tungstenite::{self as ts};
 
 use crate::audit::Outcome;
 use crate::proxy::{forward_headers, inject_credential, pick_upstream};
-use crate::state::Shared;
 
 /// Whether the request asks for a WebSocket upgrade.
 pub fn is_upgrade(headers: &HeaderMap) -> bool {
@@ -69,10 +66,9 @@ fn close_1011(reason: &str) -> ws::Message {
 
 /// Upgrades the client connection and relays it to the upstream.
 pub async fn relay(
-    shared: Arc<Shared>,
     mut parts: Parts,
-    route: Route,
-    credential: Credential,
+    route: &Route,
+    credential: &Credential,
     mut guard: crate::proxy::AuditGuard,
 ) -> Response {
     let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
@@ -84,7 +80,7 @@ pub async fn relay(
         }
     };
     let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    let base = pick_upstream(&route, parts.uri.path());
+    let base = pick_upstream(route, parts.uri.path());
     let ws_base = base
         .strip_prefix("https://")
         .map(|rest| format!("wss://{rest}"))
@@ -108,7 +104,7 @@ pub async fn relay(
             headers.append(name.clone(), value.clone());
         }
     }
-    if inject_credential(&mut headers, &route, &credential).is_err() {
+    if inject_credential(&mut headers, route, credential).is_err() {
         guard.status(StatusCode::BAD_GATEWAY);
         guard.finish(Outcome::CredentialMisconfigured);
         return (StatusCode::BAD_GATEWAY, "credential cannot be sent").into_response();
@@ -117,7 +113,6 @@ pub async fn relay(
         request.headers_mut().insert(name.clone(), value.clone());
     }
     guard.status(StatusCode::SWITCHING_PROTOCOLS);
-    let _ = shared;
     upgrade
         .max_message_size(64 << 20)
         .on_upgrade(move |socket| async move {

@@ -56,6 +56,7 @@ async fn broker(container: Option<&str>) -> Broker {
     let paths = VaultPaths {
         vault_dir: dir.path().join("vault"),
         runtime_dir: dir.path().join("run"),
+        db_override: None,
     };
     let mut claude = route(&upstream.url(), "dynamic", "");
     claude

@@ -20,6 +20,7 @@ fn config(dir: &Path) -> VaultConfig {
     let paths = VaultPaths {
         vault_dir: dir.join("vault"),
         runtime_dir: dir.join("run"),
+        db_override: None,
     };
     VaultConfig {
         key: KeyOptions {

@@ -1,9 +1,11 @@
 //! One module per verb; [`dispatch`] routes a parsed [`Command`] to its handler.
 
 mod agents;
+mod auth;
 mod build;
 mod setup;
 mod show_config;
+mod vault;
 
 use crate::Status;
 use crate::args::Command;
@@ -13,6 +15,8 @@ use crate::context::Context;
 pub fn dispatch(ctx: &Context, command: Command) -> miette::Result<Status> {
     match command {
         Command::Agents(args) => agents::run(ctx, args),
+        Command::Auth(args) => auth::run(ctx, &args),
+        Command::Vault(args) => vault::run(ctx, &args),
         Command::Build(args) => build::run(ctx, &args),
         Command::Setup(args) => setup::run(ctx, &args),
         Command::Uninstall(args) => setup::uninstall(ctx, &args),
