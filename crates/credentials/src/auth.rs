@@ -6,7 +6,7 @@ use std::path::{Component, Path, PathBuf};
 
 use serde_json::{Map, Value};
 use terok_core::secure_fs;
-use terok_podman::{RunSpec, Sharing, VolumeSpec};
+use terok_podman::{RunSpec, Sharing, UserMapping, VolumeSpec};
 use terok_roster::AuthProvider;
 
 use crate::credential::Credential;
@@ -54,7 +54,7 @@ pub fn auth_container(
     auth: &AuthProvider,
     image: &str,
     login_dir: &Path,
-    rootless: bool,
+    user_mapping: UserMapping,
 ) -> Option<RunSpec> {
     let command = auth.spec.command.clone()?;
     let mut publish = Vec::new();
@@ -76,7 +76,7 @@ pub fn auth_container(
             sharing: Sharing::Private,
             read_only: false,
         }],
-        rootless,
+        user_mapping,
         remove_on_exit: true,
         tty: true,
         publish,
@@ -234,8 +234,13 @@ mod tests {
     fn the_auth_container_mounts_only_the_login_dir() {
         let roster = terok_roster::RosterLoader::bundled().load().unwrap();
         let codex = roster.auth_provider("codex").unwrap();
-        let spec =
-            auth_container(&codex, "terok-l1-cli:x", Path::new("/tmp/login"), false).unwrap();
+        let spec = auth_container(
+            &codex,
+            "terok-l1-cli:x",
+            Path::new("/tmp/login"),
+            UserMapping::KeepId,
+        )
+        .unwrap();
         assert_eq!(spec.volumes.len(), 1);
         assert_eq!(spec.volumes[0].container, "/home/dev/.codex");
         assert_eq!(spec.publish, ["127.0.0.1:1455:1455"]);
@@ -246,7 +251,7 @@ mod tests {
                 &roster.auth_provider("vibe").unwrap(),
                 "x",
                 Path::new("/t"),
-                false
+                UserMapping::KeepId
             )
             .is_none()
         );

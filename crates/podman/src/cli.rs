@@ -1,7 +1,7 @@
 //! [`PodmanCli`]: the [`ContainerRuntime`] that runs the `podman` command line (decisions.md §2:
 //! exact flag parity with upstream, podman 4.x and 5.x, no API socket needed).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -16,6 +16,9 @@ use crate::error::PodmanError;
 use crate::runtime::*;
 use crate::spec::{RunSpec, env_file_contents};
 
+/// Image inspections remembered by reference (`None`: podman said it does not exist).
+type ImageMemo = Arc<Mutex<HashMap<String, Option<ImageInfo>>>>;
+
 /// Runs podman. A remote engine is used when `connection` is set (`podman --connection NAME`)
 /// or when `CONTAINER_HOST` is in the environment (podman reads it itself).
 #[derive(Debug, Clone)]
@@ -23,6 +26,7 @@ pub struct PodmanCli {
     program: OsString,
     connection: Option<String>,
     recorder: Option<Arc<Mutex<Vec<Vec<String>>>>>,
+    image_memo: Option<ImageMemo>,
 }
 
 impl Default for PodmanCli {
@@ -38,6 +42,38 @@ impl PodmanCli {
             program: OsString::from("podman"),
             connection: None,
             recorder: None,
+            image_memo: None,
+        }
+    }
+
+    /// Remembers image inspections for the life of this value (and its clones): a command
+    /// that checks the same images twice (preflight, then the build check) asks podman once.
+    /// Builds, tags and removals made through it forget everything. For short-lived
+    /// processes; a daemon would miss changes made by others.
+    pub fn with_image_memo(mut self) -> Self {
+        self.image_memo = Some(Arc::default());
+        self
+    }
+
+    fn memo_get(&self, reference: &str) -> Option<Option<ImageInfo>> {
+        self.image_memo
+            .as_ref()
+            .and_then(|m| m.lock().ok().and_then(|m| m.get(reference).cloned()))
+    }
+
+    fn memo_put(&self, reference: &str, info: &Option<ImageInfo>) {
+        if let Some(memo) = &self.image_memo
+            && let Ok(mut memo) = memo.lock()
+        {
+            memo.insert(reference.to_owned(), info.clone());
+        }
+    }
+
+    fn memo_clear(&self) {
+        if let Some(memo) = &self.image_memo
+            && let Ok(mut memo) = memo.lock()
+        {
+            memo.clear();
         }
     }
 
@@ -213,6 +249,23 @@ fn labels_of(value: Option<&Value>) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
+/// An image as `podman image inspect` describes it.
+fn image_info(img: &Value) -> ImageInfo {
+    ImageInfo {
+        id: img["Id"].as_str().unwrap_or_default().to_owned(),
+        tags: img["RepoTags"]
+            .as_array()
+            .map(|t| {
+                t.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        labels: labels_of(img.get("Labels").or_else(|| img["Config"].get("Labels"))),
+    }
+}
+
 fn parse_json(command: &str, text: &str) -> Result<Value, PodmanError> {
     serde_json::from_str(text).map_err(|e| PodmanError::Output {
         command: command.to_owned(),
@@ -275,6 +328,38 @@ impl ContainerRuntime for PodmanCli {
 
     async fn start(&self, name: &str) -> Result<(), PodmanError> {
         self.run(strings(&["start", name])).await.map(|_| ())
+    }
+
+    fn run_streaming(&self, spec: &RunSpec) -> Result<LogStream, PodmanError> {
+        use tokio::io::AsyncWriteExt;
+        spec.validate()?;
+        let mut args = strings(&["run", "--sig-proxy=false"]);
+        args.extend(spec.create_args(Path::new("/dev/stdin")));
+        let mut child = self
+            .command(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // The container outlives this process if it is killed; Ctrl-C is the caller's.
+            .kill_on_drop(false)
+            .process_group(0)
+            .spawn()
+            .map_err(|e| self.spawn_error(e, &args))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            let contents = env_file_contents(&spec.full_env());
+            tokio::spawn(async move {
+                let _ = stdin.write_all(contents.as_bytes()).await;
+                let _ = stdin.shutdown().await;
+            });
+        }
+        let (tx, rx) = mpsc::channel(256);
+        if let Some(stdout) = child.stdout.take() {
+            pump_lines(stdout, LogSource::Stdout, tx.clone());
+        }
+        if let Some(stderr) = child.stderr.take() {
+            pump_lines(stderr, LogSource::Stderr, tx);
+        }
+        Ok(LogStream::new(rx, Some(child)))
     }
 
     async fn exec(&self, name: &str, argv: &[String]) -> Result<ExecOutput, PodmanError> {
@@ -433,40 +518,94 @@ impl ContainerRuntime for PodmanCli {
     }
 
     async fn image_inspect(&self, reference: &str) -> Result<Option<ImageInfo>, PodmanError> {
-        let Some(out) = self
-            .run_maybe_missing(strings(&[
-                "image", "inspect", "--format", "json", reference,
-            ]))
+        Ok(self
+            .image_inspect_many(&[reference.to_owned()])
             .await?
-        else {
-            return Ok(None);
-        };
-        let value = parse_json("image inspect", &out)?;
-        let Some(img) = value.as_array().and_then(|a| a.first()) else {
-            return Ok(None);
-        };
-        Ok(Some(ImageInfo {
-            id: img["Id"].as_str().unwrap_or_default().to_owned(),
-            tags: img["RepoTags"]
-                .as_array()
-                .map(|t| {
-                    t.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default(),
-            labels: labels_of(img.get("Labels").or_else(|| img["Config"].get("Labels"))),
-        }))
+            .pop()
+            .flatten())
+    }
+
+    async fn image_inspect_many(
+        &self,
+        references: &[String],
+    ) -> Result<Vec<Option<ImageInfo>>, PodmanError> {
+        let mut answers: Vec<Option<Option<ImageInfo>>> =
+            references.iter().map(|r| self.memo_get(r)).collect();
+        let missing: Vec<String> = references
+            .iter()
+            .zip(&answers)
+            .filter(|(_, a)| a.is_none())
+            .map(|(r, _)| r.clone())
+            .collect();
+        if !missing.is_empty() {
+            let mut args = strings(&["image", "inspect", "--format", "json"]);
+            args.extend(missing.iter().cloned());
+            let found: Vec<Option<ImageInfo>> = match self.run(args).await {
+                // All exist: the answers are in order.
+                Ok(out) => {
+                    let value = parse_json("image inspect", &out)?;
+                    let items = value.as_array().cloned().unwrap_or_default();
+                    if items.len() != missing.len() {
+                        return Err(PodmanError::Output {
+                            command: "image inspect".to_owned(),
+                            detail: format!(
+                                "asked for {} images, got {}",
+                                missing.len(),
+                                items.len()
+                            ),
+                        });
+                    }
+                    items.iter().map(|img| Some(image_info(img))).collect()
+                }
+                // Some are missing: ask one by one to know which.
+                Err(PodmanError::Failed { stderr, .. }) if is_no_such(&stderr) => {
+                    let mut one_by_one = Vec::with_capacity(missing.len());
+                    for reference in &missing {
+                        let out = self
+                            .run_maybe_missing(strings(&[
+                                "image", "inspect", "--format", "json", reference,
+                            ]))
+                            .await?;
+                        one_by_one.push(match out {
+                            None => None,
+                            Some(out) => parse_json("image inspect", &out)?
+                                .as_array()
+                                .and_then(|a| a.first())
+                                .map(image_info),
+                        });
+                    }
+                    one_by_one
+                }
+                Err(err) => return Err(err),
+            };
+            let mut found = found.into_iter();
+            for (reference, answer) in references.iter().zip(answers.iter_mut()) {
+                if answer.is_none() {
+                    let info = found.next().flatten();
+                    self.memo_put(reference, &info);
+                    *answer = Some(info);
+                }
+            }
+        }
+        Ok(answers.into_iter().map(Option::flatten).collect())
+    }
+
+    async fn pull(&self, reference: &str) -> Result<(), PodmanError> {
+        self.memo_clear();
+        self.run(strings(&["pull", "--quiet", reference]))
+            .await
+            .map(|_| ())
     }
 
     async fn image_tag(&self, source: &str, target: &str) -> Result<(), PodmanError> {
+        self.memo_clear();
         self.run(strings(&["tag", source, target]))
             .await
             .map(|_| ())
     }
 
     async fn image_remove(&self, references: &[String], force: bool) -> Result<(), PodmanError> {
+        self.memo_clear();
         if references.is_empty() {
             return Ok(());
         }
@@ -523,6 +662,7 @@ impl ContainerRuntime for PodmanCli {
         spec: &BuildSpec,
         on_line: &mut (dyn FnMut(&str) + Send),
     ) -> Result<BuildOutput, PodmanError> {
+        self.memo_clear();
         let iid_dir = tempfile_dir()?;
         let iid_file = iid_dir.join("iid");
         let mut args = strings(&["build", "--file"]);

@@ -26,6 +26,13 @@ pub enum FakeCall {
     },
     /// `start`.
     Start(String),
+    /// `run` with the output streamed.
+    Run {
+        /// The spec.
+        spec: Box<RunSpec>,
+        /// `podman run` arguments (after `run --sig-proxy=false`).
+        argv: Vec<String>,
+    },
     /// `exec`.
     Exec(String, Vec<String>),
     /// `exec -i`.
@@ -46,6 +53,8 @@ pub enum FakeCall {
     ImageInspect(String),
     /// `tag`.
     ImageTag(String, String),
+    /// `pull`.
+    Pull(String),
     /// `image rm`.
     ImageRemove(Vec<String>),
     /// `images --filter label=…`.
@@ -186,6 +195,45 @@ impl ContainerRuntime for FakeRuntime {
         })
     }
 
+    fn run_streaming(&self, spec: &RunSpec) -> Result<LogStream, PodmanError> {
+        spec.validate()?;
+        let argv = spec.create_args(Path::new("/dev/stdin"));
+        self.record(FakeCall::Run {
+            spec: Box::new(spec.clone()),
+            argv,
+        });
+        let (lines, code) = self.with_state(|s| {
+            let lines = s.logs.get(&spec.name).cloned().unwrap_or_default();
+            let code = s.exit_codes.get(&spec.name).copied().unwrap_or(0);
+            let id = format!("fakecontainer{}", s.containers.len());
+            s.containers.insert(
+                spec.name.clone(),
+                ContainerInfo {
+                    id,
+                    name: spec.name.clone(),
+                    image: spec.image.clone(),
+                    state: ContainerState {
+                        status: "exited".to_owned(),
+                        running: false,
+                        exit_code: code,
+                        pid: 0,
+                    },
+                    labels: spec.labels.iter().cloned().collect(),
+                    created: String::new(),
+                },
+            );
+            (lines, code)
+        });
+        let (tx, rx) = mpsc::channel(lines.len().max(1));
+        for line in lines {
+            let _ = tx.try_send(LogLine {
+                source: LogSource::Stdout,
+                line,
+            });
+        }
+        Ok(LogStream::scripted(rx, code))
+    }
+
     async fn exec(&self, name: &str, argv: &[String]) -> Result<ExecOutput, PodmanError> {
         self.record(FakeCall::Exec(name.to_owned(), argv.to_vec()));
         Ok(ExecOutput {
@@ -290,6 +338,23 @@ impl ContainerRuntime for FakeRuntime {
     async fn image_inspect(&self, reference: &str) -> Result<Option<ImageInfo>, PodmanError> {
         self.record(FakeCall::ImageInspect(reference.to_owned()));
         Ok(self.with_state(|s| s.images.get(reference).cloned()))
+    }
+
+    async fn image_inspect_many(
+        &self,
+        references: &[String],
+    ) -> Result<Vec<Option<ImageInfo>>, PodmanError> {
+        let mut out = Vec::with_capacity(references.len());
+        for reference in references {
+            out.push(self.image_inspect(reference).await?);
+        }
+        Ok(out)
+    }
+
+    async fn pull(&self, reference: &str) -> Result<(), PodmanError> {
+        self.record(FakeCall::Pull(reference.to_owned()));
+        self.add_image(reference, &[]);
+        Ok(())
     }
 
     async fn image_tag(&self, source: &str, target: &str) -> Result<(), PodmanError> {

@@ -24,6 +24,6 @@ pub use runtime::{
     ExecOutput, ImageInfo, LogLine, LogSource, LogStream,
 };
 pub use spec::{
-    GpuRequest, LABEL_AGENT, LABEL_EXECUTOR, LABEL_TASK, RunSpec, Sharing, VolumeSpec,
+    GpuRequest, LABEL_AGENT, LABEL_EXECUTOR, LABEL_TASK, RunSpec, Sharing, UserMapping, VolumeSpec,
     env_file_contents,
 };

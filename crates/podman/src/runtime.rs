@@ -44,12 +44,50 @@ pub struct LogLine {
 pub struct LogStream {
     rx: mpsc::Receiver<LogLine>,
     child: Option<Child>,
+    scripted_exit: Option<i32>,
 }
 
 impl LogStream {
     /// A stream fed by `rx`, optionally owning the process that produces it.
     pub fn new(rx: mpsc::Receiver<LogLine>, child: Option<Child>) -> Self {
-        Self { rx, child }
+        Self {
+            rx,
+            child,
+            scripted_exit: None,
+        }
+    }
+
+    /// A stream that ends with a known exit code (for fakes).
+    pub fn scripted(rx: mpsc::Receiver<LogLine>, exit_code: i32) -> Self {
+        Self {
+            rx,
+            child: None,
+            scripted_exit: Some(exit_code),
+        }
+    }
+
+    /// Waits for the producing process and returns its exit code (a signal `n` counts as
+    /// `128 + n`, as shells report it). For [`ContainerRuntime::run_streaming`] that is the
+    /// container's exit code, or 125–127 when podman itself failed.
+    pub async fn finish(mut self) -> Result<i32, PodmanError> {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(code) = self.scripted_exit {
+            return Ok(code);
+        }
+        let Some(child) = self.child.as_mut() else {
+            return Err(PodmanError::Output {
+                command: "logs".to_owned(),
+                detail: "this stream has no process to wait for".to_owned(),
+            });
+        };
+        let status = child.wait().await.map_err(|e| PodmanError::Io {
+            context: "waiting for podman".to_owned(),
+            source: e,
+        })?;
+        Ok(status
+            .code()
+            .or_else(|| status.signal().map(|s| 128 + s))
+            .unwrap_or(1))
     }
 
     /// The next line, or `None` at the end.
@@ -163,6 +201,14 @@ pub trait ContainerRuntime: Send + Sync {
     /// Starts a created or stopped container.
     fn start(&self, name: &str) -> impl Future<Output = Result<(), PodmanError>> + Send;
 
+    /// Creates and starts a container and streams its output until it exits (`podman run` with
+    /// stdout and stderr piped): one podman call from nothing to the agent's first line. The
+    /// environment reaches podman through a pipe (`--env-file /dev/stdin`), so it is never on
+    /// argv nor on disk. [`LogStream::finish`] then gives the container's exit code. The
+    /// podman client runs in its own process group: a terminal's Ctrl-C reaches the caller,
+    /// which decides what happens to the container.
+    fn run_streaming(&self, spec: &RunSpec) -> Result<LogStream, PodmanError>;
+
     /// Runs `argv` in a running container and collects its output.
     fn exec(
         &self,
@@ -206,6 +252,16 @@ pub trait ContainerRuntime: Send + Sync {
         &self,
         reference: &str,
     ) -> impl Future<Output = Result<Option<ImageInfo>, PodmanError>> + Send;
+
+    /// Inspects several images; the answers come in the order of `references`. One podman
+    /// call when they all exist.
+    fn image_inspect_many(
+        &self,
+        references: &[String],
+    ) -> impl Future<Output = Result<Vec<Option<ImageInfo>>, PodmanError>> + Send;
+
+    /// Pulls `reference` from its registry.
+    fn pull(&self, reference: &str) -> impl Future<Output = Result<(), PodmanError>> + Send;
 
     /// Adds tag `target` to the image `source`.
     fn image_tag(

@@ -124,6 +124,47 @@ impl GpuRequest {
     }
 }
 
+/// How the container's users map to the host's, so that files the container's `dev` (uid
+/// 1000) writes into bind mounts belong to the person who ran terok.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UserMapping {
+    /// Podman's default (no user namespace of ours).
+    #[default]
+    Default,
+    /// Rootless podman: `--userns=keep-id:uid=1000,gid=1000` (`dev` is the invoking user).
+    KeepId,
+    /// Rootful podman: `dev` is host root, every other container uid is shifted to an
+    /// unprivileged host uid (container root is host uid 1). Bind mounts owned by root stay
+    /// writable for `dev` and what it writes stays owned by root, as keep-id does rootless.
+    DevAsHostRoot,
+}
+
+impl UserMapping {
+    /// The mapping for a process whose effective uid is root (`is_root`) or not.
+    pub fn for_invoking_user(is_root: bool) -> Self {
+        if is_root {
+            Self::DevAsHostRoot
+        } else {
+            Self::KeepId
+        }
+    }
+
+    fn args(self) -> Vec<String> {
+        match self {
+            Self::Default => Vec::new(),
+            Self::KeepId => vec!["--userns=keep-id:uid=1000,gid=1000".to_owned()],
+            Self::DevAsHostRoot => ["--uidmap", "--gidmap"]
+                .iter()
+                .flat_map(|flag| {
+                    ["0:1:1000", "1000:0:1", "1001:1001:64535"]
+                        .iter()
+                        .flat_map(move |range| [(*flag).to_owned(), (*range).to_owned()])
+                })
+                .collect(),
+        }
+    }
+}
+
 /// A container to create.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RunSpec {
@@ -141,8 +182,8 @@ pub struct RunSpec {
     pub labels: Vec<(String, String)>,
     /// Restricted mode: `--security-opt no-new-privileges` (no sudo inside).
     pub restricted: bool,
-    /// Rootless podman: map the container's uid 1000 to the invoking user.
-    pub rootless: bool,
+    /// How container users map to host users.
+    pub user_mapping: UserMapping,
     /// `--memory`, e.g. `4g`.
     pub memory: Option<String>,
     /// `--cpus`, e.g. `2.0`.
@@ -234,9 +275,8 @@ impl RunSpec {
         if self.restricted {
             push(&["--security-opt", "no-new-privileges"]);
         }
-        if self.rootless {
-            push(&["--userns=keep-id:uid=1000,gid=1000"]);
-        }
+        args.extend(self.user_mapping.args());
+        let mut push = |items: &[&str]| args.extend(items.iter().map(|s| (*s).to_owned()));
         push(&["--cap-drop", "NET_ADMIN", "--cap-drop", "NET_RAW"]);
         if self.init {
             push(&["--init"]);

@@ -8,7 +8,7 @@ use std::path::Path;
 use insta::assert_snapshot;
 use terok_podman::{
     ContainerRuntime, FakeCall, FakeRuntime, GpuRequest, LABEL_AGENT, LABEL_EXECUTOR, LABEL_TASK,
-    RunSpec, Sharing, VolumeSpec,
+    RunSpec, Sharing, UserMapping, VolumeSpec,
 };
 
 fn spec() -> RunSpec {
@@ -78,7 +78,7 @@ fn unrestricted_rootful_defaults() {
 fn restricted_rootless_with_limits_gpus_and_ports() {
     let mut s = spec();
     s.restricted = true;
-    s.rootless = true;
+    s.user_mapping = UserMapping::KeepId;
     s.memory = Some("4g".into());
     s.cpus = Some("2.0".into());
     s.gpus = Some(GpuRequest::parse("nvidia,amd:1", &[]).unwrap());
@@ -91,10 +91,23 @@ fn restricted_rootless_with_limits_gpus_and_ports() {
 }
 
 #[test]
+fn rootful_dev_is_host_root() {
+    let mut s = spec();
+    s.user_mapping = UserMapping::for_invoking_user(true);
+    let args = argv(&s);
+    assert!(
+        args.contains("--uidmap 0:1:1000 --uidmap 1000:0:1 --uidmap 1001:1001:64535 --gidmap 0:1:1000 --gidmap 1000:0:1 --gidmap 1001:1001:64535"),
+        "{args}"
+    );
+    assert!(!args.contains("keep-id"));
+    assert_eq!(UserMapping::for_invoking_user(false), UserMapping::KeepId);
+}
+
+#[test]
 fn no_environment_value_ever_appears_on_argv() {
     let mut s = spec();
     s.restricted = true;
-    s.rootless = true;
+    s.user_mapping = UserMapping::KeepId;
     s.gpus = Some(GpuRequest::parse("nvidia", &[]).unwrap());
     let args = s.create_args(Path::new("/tmp/env"));
     let joined = args.join(" ");

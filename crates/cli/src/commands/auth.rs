@@ -97,8 +97,8 @@ fn oauth_login(ctx: &Context, provider: &AuthProvider, args: &AuthArgs) -> miett
     let work = paths.executor_state_dir.join("auth");
     terok_core::secure_fs::ensure_private_dir(&work)?;
     let login_dir = tempfile_dir(&work, &provider.name)?;
-    let rootless = !ctx.env.is_root();
-    let spec = auth_container(provider, &built.l1.tag, &login_dir, rootless)
+    let user_mapping = terok_podman::UserMapping::for_invoking_user(ctx.env.is_root());
+    let spec = auth_container(provider, &built.l1.tag, &login_dir, user_mapping)
         .ok_or_else(|| miette::miette!("{} has no login command; use --api-key", provider.label))?;
     eprintln!("Authenticating {} (host-wide)", provider.label);
     if let Some(hint) = &provider.spec.banner_hint {
