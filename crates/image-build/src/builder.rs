@@ -165,6 +165,63 @@ pub struct ImageBuilder<'a, R> {
     runtime: &'a R,
     roster: &'a Roster,
     lock_dir: Option<PathBuf>,
+    /// Where check results are recorded, and for how long a launch trusts them.
+    stamps: Option<(PathBuf, Option<Duration>)>,
+}
+
+/// The L0 build context of `request`: the Dockerfile, its scripts, the CA certificates.
+fn l0_files(
+    request: &BuildRequest,
+    family: PackageFamily,
+) -> Result<ContextFiles, ImageBuildError> {
+    let certs = collect_ca_certificates(&request.ca)?;
+    let mut files = ContextFiles::new(render_l0(family)?);
+    files.add_scripts(Some(L0_SCRIPTS));
+    files.add_tmux();
+    files.add("ca/.keep", Vec::<u8>::new(), false);
+    for (name, contents) in certs {
+        files.add(format!("ca/{name}"), contents, false);
+    }
+    Ok(files)
+}
+
+/// The file in `dir` recording the last full check of the images behind `l1_tag` (see
+/// [`ImageBuilder::with_stamps`]); delete it to make the next launch ask podman.
+pub fn stamp_file(dir: &std::path::Path, l1_tag: &str) -> PathBuf {
+    let name: String = l1_tag
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    dir.join(format!("{name}.json"))
+}
+
+/// The outcome of the last full check of a base image and selection.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Stamp {
+    base_image: String,
+    base_id: String,
+    family: String,
+    l0_tag: String,
+    l0_id: String,
+    l0_hash: String,
+    l1_tag: String,
+    l1_id: String,
+    l1_hash: String,
+    l1_alias: String,
+    written_unix: i64,
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 impl<'a, R: ContainerRuntime> ImageBuilder<'a, R> {
@@ -174,7 +231,17 @@ impl<'a, R: ContainerRuntime> ImageBuilder<'a, R> {
             runtime,
             roster,
             lock_dir: None,
+            stamps: None,
         }
+    }
+
+    /// Records each full check in `dir`; with `trust_for`, a later `ensure` whose inputs are
+    /// unchanged trusts a record younger than that instead of asking podman (launches). An
+    /// image removed behind terok's back within that time makes the launch fail with podman's
+    /// "image not known"; [`Self::forget_stamp`] then sends the next one to podman.
+    pub fn with_stamps(mut self, dir: impl Into<PathBuf>, trust_for: Option<Duration>) -> Self {
+        self.stamps = Some((dir.into(), trust_for));
+        self
     }
 
     /// Serializes builds of the same base across processes with lock files in `dir`.
@@ -200,20 +267,37 @@ impl<'a, R: ContainerRuntime> ImageBuilder<'a, R> {
         let _lock = self.lock(&tags.l0).await?;
 
         // L0: the Dockerfile, its scripts, the CA certificates, and the base image itself.
-        let certs = collect_ca_certificates(&request.ca)?;
-        let mut l0_files = ContextFiles::new(render_l0(family)?);
-        l0_files.add_scripts(Some(L0_SCRIPTS));
-        l0_files.add_tmux();
-        l0_files.add("ca/.keep", Vec::<u8>::new(), false);
-        for (name, contents) in certs {
-            l0_files.add(format!("ca/{name}"), contents, false);
+        let l0_files = l0_files(request, family)?;
+        // L1: install snippets of the selection, the scripts, the help lines, and L0.
+        let l1_files = self.l1_files(request, family)?;
+        if let Some(built) =
+            self.trusted_recent_check(request, &tags, family, &l0_files, &l1_files, on_event)
+        {
+            return Ok(built);
         }
-        let base_id = self
+
+        // One podman call for the three images a current setup has (the common case).
+        let mut known = self
             .runtime
-            .image_inspect(&request.base_image)
+            .image_inspect_many(&[request.base_image.clone(), tags.l0.clone(), tags.l1.clone()])
             .await?
-            .map(|i| i.id)
-            .unwrap_or_default();
+            .into_iter();
+        let (base_info, l0_info, l1_info) = (
+            known.next().flatten(),
+            known.next().flatten(),
+            known.next().flatten(),
+        );
+        // The base image's id is an input of L0: pull a missing base first, so the first
+        // check and every later one hash the same thing.
+        let base_info = match base_info {
+            Some(info) => Some(info),
+            None if !request.base_image.starts_with("localhost/") => {
+                self.runtime.pull(&request.base_image).await?;
+                self.runtime.image_inspect(&request.base_image).await?
+            }
+            None => None,
+        };
+        let base_id = base_info.map(|i| i.id).unwrap_or_default();
         let base_input = format!("base={}@{base_id}", request.base_image);
         let l0 = self
             .layer(
@@ -221,6 +305,7 @@ impl<'a, R: ContainerRuntime> ImageBuilder<'a, R> {
                 &tags.l0,
                 l0_files,
                 &[&base_input],
+                l0_info,
                 LayerBuild {
                     family,
                     base: request.base_image.clone(),
@@ -235,7 +320,105 @@ impl<'a, R: ContainerRuntime> ImageBuilder<'a, R> {
             )
             .await?;
 
-        // L1: install snippets of the selection, the scripts, the help lines, and L0.
+        let l0_input = format!("l0={}", l0.content_hash);
+        let l1 = self
+            .layer(
+                Layer::L1,
+                &tags.l1,
+                l1_files,
+                &[&l0_input],
+                // A rebuilt L0 makes L1's recorded input stale anyway; reuse the answer.
+                l1_info.clone(),
+                LayerBuild {
+                    family,
+                    base: local(&tags.l0),
+                    cache_bust: Some(("AGENT_CACHE_BUST", cache_bust(request.rebuild))),
+                    force: request.rebuild,
+                    no_cache: request.full_rebuild,
+                    pull_always: false,
+                    extra_tags: vec![tags.l1_alias.clone()],
+                },
+                on_event,
+            )
+            .await?;
+        // The alias already on the reused L1 needs no second look.
+        let alias_current = l1.reused
+            && l1_info.is_some_and(|info| {
+                info.tags
+                    .iter()
+                    .any(|t| t.trim_start_matches("localhost/") == tags.l1_alias)
+            });
+        if !alias_current {
+            self.point_alias(&tags.l1_alias, &tags.l1, &l1.id).await?;
+        }
+
+        let sidecar = match &request.sidecar {
+            None => None,
+            Some(tool) => {
+                let files = ContextFiles::new(render_sidecar(family, tool)?);
+                let tool_input = format!("tool={tool}");
+                let existing = self.runtime.image_inspect(&tags.sidecar).await?;
+                Some(
+                    self.layer(
+                        Layer::Sidecar,
+                        &tags.sidecar,
+                        files,
+                        &[&l0_input, &tool_input],
+                        existing,
+                        LayerBuild {
+                            family,
+                            base: local(&tags.l0),
+                            cache_bust: Some(("TOOL_CACHE_BUST", cache_bust(request.rebuild))),
+                            force: request.rebuild,
+                            no_cache: request.full_rebuild,
+                            pull_always: false,
+                            extra_tags: Vec::new(),
+                        },
+                        on_event,
+                    )
+                    .await?,
+                )
+            }
+        };
+
+        self.write_stamp(&Stamp {
+            base_image: request.base_image.clone(),
+            base_id,
+            family: family.as_str().to_owned(),
+            l0_tag: l0.tag.clone(),
+            l0_id: l0.id.clone(),
+            l0_hash: l0.content_hash.clone(),
+            l1_tag: l1.tag.clone(),
+            l1_id: l1.id.clone(),
+            l1_hash: l1.content_hash.clone(),
+            l1_alias: tags.l1_alias.clone(),
+            written_unix: now_unix(),
+        });
+        Ok(BuiltImages {
+            family,
+            l0,
+            l1,
+            l1_alias: tags.l1_alias,
+            sidecar,
+        })
+    }
+
+    /// The images of `request` if a trusted recent check (see [`Self::with_stamps`]) covers
+    /// its current inputs; no podman call. For preflights that want to know without asking.
+    pub fn recent_check(&self, request: &BuildRequest) -> Option<BuiltImages> {
+        let tags = Self::tags(request);
+        let family = detect_family(&request.base_image, request.family).ok()?;
+        let l0_files = l0_files(request, family).ok()?;
+        let l1_files = self.l1_files(request, family).ok()?;
+        self.trusted_recent_check(request, &tags, family, &l0_files, &l1_files, &mut |_| {})
+    }
+
+    /// The L1 build context of `request`.
+    fn l1_files(
+        &self,
+        request: &BuildRequest,
+        family: PackageFamily,
+    ) -> Result<ContextFiles, ImageBuildError> {
         let order = self.roster.install_order(&request.selection);
         let mut agents = Vec::with_capacity(order.len());
         for name in &order {
@@ -265,61 +448,105 @@ impl<'a, R: ContainerRuntime> ImageBuilder<'a, R> {
         l1_files.add_scripts(None);
         l1_files.add("help.d/agents.txt", help_text(&agent_help), false);
         l1_files.add("help.d/dev-tools.txt", help_text(&tool_help), false);
-        let l0_input = format!("l0={}", l0.content_hash);
-        let l1 = self
-            .layer(
-                Layer::L1,
-                &tags.l1,
-                l1_files,
-                &[&l0_input],
-                LayerBuild {
-                    family,
-                    base: local(&tags.l0),
-                    cache_bust: Some(("AGENT_CACHE_BUST", cache_bust(request.rebuild))),
-                    force: request.rebuild,
-                    no_cache: request.full_rebuild,
-                    pull_always: false,
-                    extra_tags: vec![tags.l1_alias.clone()],
-                },
-                on_event,
-            )
-            .await?;
-        self.point_alias(&tags.l1_alias, &tags.l1, &l1.id).await?;
+        Ok(l1_files)
+    }
 
-        let sidecar = match &request.sidecar {
-            None => None,
-            Some(tool) => {
-                let files = ContextFiles::new(render_sidecar(family, tool)?);
-                let tool_input = format!("tool={tool}");
-                Some(
-                    self.layer(
-                        Layer::Sidecar,
-                        &tags.sidecar,
-                        files,
-                        &[&l0_input, &tool_input],
-                        LayerBuild {
-                            family,
-                            base: local(&tags.l0),
-                            cache_bust: Some(("TOOL_CACHE_BUST", cache_bust(request.rebuild))),
-                            force: request.rebuild,
-                            no_cache: request.full_rebuild,
-                            pull_always: false,
-                            extra_tags: Vec::new(),
-                        },
-                        on_event,
-                    )
-                    .await?,
-                )
-            }
+    fn stamp_path(&self, l1_tag: &str) -> Option<PathBuf> {
+        Some(stamp_file(&self.stamps.as_ref()?.0, l1_tag))
+    }
+
+    fn write_stamp(&self, stamp: &Stamp) {
+        let Some(path) = self.stamp_path(&stamp.l1_tag) else {
+            return;
         };
+        if let Some(parent) = path.parent()
+            && terok_core::secure_fs::ensure_private_dir(parent).is_err()
+        {
+            return;
+        }
+        if let Ok(text) = serde_json::to_vec(stamp) {
+            // A stamp is an optimisation: failing to write one costs a podman call next time.
+            let _ = terok_core::secure_fs::write_atomic(&path, &text, 0o600);
+        }
+    }
 
-        Ok(BuiltImages {
+    /// The images of a check made less than the trusted age ago whose inputs are unchanged
+    /// (same content hashes, computed without podman): a launch right after another skips
+    /// asking podman. Never used for rebuilds or sidecars.
+    fn trusted_recent_check(
+        &self,
+        request: &BuildRequest,
+        tags: &TagSet,
+        family: PackageFamily,
+        l0_files: &ContextFiles,
+        l1_files: &ContextFiles,
+        on_event: &mut (dyn FnMut(BuildEvent) + Send),
+    ) -> Option<BuiltImages> {
+        let max_age = self.stamps.as_ref()?.1?;
+        if request.rebuild || request.full_rebuild || request.sidecar.is_some() {
+            return None;
+        }
+        let path = self.stamp_path(&tags.l1)?;
+        let bytes = terok_core::secure_fs::read_nofollow(&path).ok()?;
+        let stamp: Stamp = serde_json::from_slice(&bytes).ok()?;
+        let age = now_unix().saturating_sub(stamp.written_unix);
+        if age < 0 || age > i64::try_from(max_age.as_secs()).ok()? {
+            return None;
+        }
+        if stamp.base_image != request.base_image
+            || stamp.family != family.as_str()
+            || stamp.l0_tag != tags.l0
+            || stamp.l1_tag != tags.l1
+            || stamp.l1_alias != tags.l1_alias
+        {
+            return None;
+        }
+        let l0_hash = l0_files.hash(&[&format!("base={}@{}", request.base_image, stamp.base_id)]);
+        let l1_hash = l1_files.hash(&[&format!("l0={l0_hash}")]);
+        if l0_hash != stamp.l0_hash || l1_hash != stamp.l1_hash {
+            return None;
+        }
+        for (layer, tag, id) in [
+            (Layer::L0, &stamp.l0_tag, &stamp.l0_id),
+            (Layer::L1, &stamp.l1_tag, &stamp.l1_id),
+        ] {
+            on_event(BuildEvent::LayerStarted {
+                layer,
+                tag: tag.clone(),
+            });
+            on_event(BuildEvent::LayerFinished {
+                layer,
+                tag: tag.clone(),
+                image_id: id.clone(),
+                reused: true,
+                duration: Duration::ZERO,
+            });
+        }
+        Some(BuiltImages {
             family,
-            l0,
-            l1,
-            l1_alias: tags.l1_alias,
-            sidecar,
+            l0: BuiltImage {
+                tag: stamp.l0_tag,
+                id: stamp.l0_id,
+                reused: true,
+                content_hash: stamp.l0_hash,
+            },
+            l1: BuiltImage {
+                tag: stamp.l1_tag,
+                id: stamp.l1_id,
+                reused: true,
+                content_hash: stamp.l1_hash,
+            },
+            l1_alias: stamp.l1_alias,
+            sidecar: None,
         })
+    }
+
+    /// Forgets the recorded check of `request` (after podman said an image it names is gone),
+    /// so the next `ensure` asks podman.
+    pub fn forget_stamp(&self, request: &BuildRequest) {
+        if let Some(path) = self.stamp_path(&Self::tags(request).l1) {
+            let _ = std::fs::remove_file(path);
+        }
     }
 
     /// The family from the request or the base image's name; failing that, the family an
@@ -383,6 +610,7 @@ impl<'a, R: ContainerRuntime> ImageBuilder<'a, R> {
         tag: &str,
         files: ContextFiles,
         extra: &[&str],
+        existing: Option<ImageInfo>,
         how: LayerBuild,
         on_event: &mut (dyn FnMut(BuildEvent) + Send),
     ) -> Result<BuiltImage, ImageBuildError> {
@@ -394,7 +622,9 @@ impl<'a, R: ContainerRuntime> ImageBuilder<'a, R> {
         let hash = files.hash(extra);
         if !how.force
             && !how.no_cache
-            && let Some(existing) = self.current(tag, &hash).await?
+            && let Some(existing) = existing.filter(|img| {
+                img.labels.get(LABEL_CONTENT_HASH).map(String::as_str) == Some(hash.as_str())
+            })
         {
             on_event(BuildEvent::LayerFinished {
                 layer,
@@ -460,16 +690,6 @@ impl<'a, R: ContainerRuntime> ImageBuilder<'a, R> {
         })
     }
 
-    /// The image tagged `tag` if its content hash is `hash`.
-    async fn current(&self, tag: &str, hash: &str) -> Result<Option<ImageInfo>, ImageBuildError> {
-        Ok(self
-            .runtime
-            .image_inspect(tag)
-            .await?
-            .filter(|img| img.labels.get(LABEL_CONTENT_HASH).map(String::as_str) == Some(hash)))
-    }
-
-    /// Makes the alias tag point at the L1 just ensured (a reused L1 may not carry it any more).
     async fn point_alias(&self, alias: &str, tag: &str, id: &str) -> Result<(), ImageBuildError> {
         let current = self.runtime.image_inspect(alias).await?;
         if current.is_none_or(|img| !same_id(&img.id, id)) {

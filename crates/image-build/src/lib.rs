@@ -19,7 +19,9 @@ mod family;
 mod tags;
 mod templates;
 
-pub use builder::{BuildEvent, BuildRequest, BuiltImage, BuiltImages, ImageBuilder, Layer};
+pub use builder::{
+    BuildEvent, BuildRequest, BuiltImage, BuiltImages, ImageBuilder, Layer, stamp_file,
+};
 pub use context::{CaSource, collect_ca_certificates, decode_help_escapes};
 pub use error::ImageBuildError;
 pub use family::{detect_family, split_reference};

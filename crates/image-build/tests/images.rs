@@ -200,6 +200,42 @@ async fn current_images_are_reused_without_building() {
 }
 
 #[tokio::test]
+async fn a_recent_check_spares_launches_the_podman_call_until_an_input_changes() {
+    let fake = FakeRuntime::new();
+    let roster = RosterLoader::bundled().load().unwrap();
+    let stamps = tempfile::tempdir().unwrap();
+    let req = request(&["claude"]);
+    let trusting = |fake| {
+        ImageBuilder::new(fake, &roster)
+            .with_stamps(stamps.path(), Some(std::time::Duration::from_secs(300)))
+    };
+    // A full check (it builds) records its outcome.
+    let first = ImageBuilder::new(&fake, &roster)
+        .with_stamps(stamps.path(), None)
+        .ensure(&req, &mut |_| {})
+        .await
+        .unwrap();
+    let calls = fake.calls().len();
+    // A launch right after trusts it: same images, no podman call at all.
+    let second = trusting(&fake).ensure(&req, &mut |_| {}).await.unwrap();
+    assert_eq!(fake.calls().len(), calls, "{:?}", &fake.calls()[calls..]);
+    assert!(second.l1.reused && second.l1.id == first.l1.id);
+    // Changed inputs (a user snippet) are not covered by the record: podman is asked and L1
+    // is rebuilt.
+    let mut changed = req.clone();
+    changed.user_snippet = Some("RUN true".into());
+    let third = trusting(&fake).ensure(&changed, &mut |_| {}).await.unwrap();
+    assert!(!third.l1.reused);
+    assert!(fake.calls().len() > calls);
+    // A forgotten record sends the next launch to podman too.
+    let builder = trusting(&fake);
+    builder.forget_stamp(&changed);
+    let before = fake.calls().len();
+    builder.ensure(&changed, &mut |_| {}).await.unwrap();
+    assert!(fake.calls().len() > before);
+}
+
+#[tokio::test]
 async fn a_changed_install_snippet_rebuilds_l1_only() {
     let fake = FakeRuntime::new();
     let roster = RosterLoader::bundled().load().unwrap();
