@@ -77,7 +77,7 @@ fn curl_over_the_container_socket_carries_the_real_key_upstream_only() {
         // The executor's part: a listener for the container and a phantom token.
         let opened = match call(
             &paths.control_socket(),
-            &ControlRequest::Open { container: container.clone(), providers: vec!["claude".into()], scope: "standalone".into(), uid: Some(1000) },
+            &ControlRequest::Open { container: container.clone(), providers: vec!["claude".into()], scope: "standalone".into(), uid: Some(1000), stored_only: false },
         )
         .await
         .unwrap()

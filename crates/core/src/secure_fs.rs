@@ -62,6 +62,25 @@ fn nofollow_flag() -> i32 {
     rustix::fs::OFlags::NOFOLLOW.bits() as i32
 }
 
+/// Takes an exclusive advisory lock on `path` (created 0600 if missing), waiting for other
+/// holders; the lock is released when the returned file is dropped. Used around
+/// read-modify-write of files that several launches share.
+pub fn lock_exclusive(path: &Path) -> Result<File, SecureFsError> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(io_err("create", parent))?;
+    }
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(SECRET_FILE_MODE)
+        .custom_flags(nofollow_flag())
+        .open(path)
+        .map_err(io_err("open", path))?;
+    file.lock().map_err(io_err("lock", path))?;
+    Ok(file)
+}
+
 /// Creates `dir` (and missing parents) and makes sure it is a real directory with mode 0700.
 pub fn ensure_private_dir(dir: &Path) -> Result<(), SecureFsError> {
     ensure_dir_with_mode(dir, PRIVATE_DIR_MODE)

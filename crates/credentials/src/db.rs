@@ -4,7 +4,7 @@
 //! A database opened with the wrong key fails closed: a sealed check value written at creation
 //! must open, or nothing is read.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -435,14 +435,23 @@ impl CredentialDb {
             .map_err(self.sql())
     }
 
-    /// Revokes the tokens of every subject not in `live`; returns the subjects revoked.
-    pub fn sweep(&self, live: &BTreeSet<String>) -> Result<Vec<String>, DbError> {
-        let subjects: BTreeSet<String> =
-            self.list_tokens()?.into_iter().map(|t| t.subject).collect();
+    /// Revokes the tokens of every subject not in `live` whose newest token is at least
+    /// `grace_secs` old; returns the subjects revoked. The grace covers the moment between
+    /// minting a container's tokens and podman creating (or restarting) it.
+    pub fn sweep(&self, live: &BTreeSet<String>, grace_secs: i64) -> Result<Vec<String>, DbError> {
+        let mut newest: BTreeMap<String, i64> = BTreeMap::new();
+        for token in self.list_tokens()? {
+            let entry = newest.entry(token.subject).or_insert(token.created_at);
+            *entry = (*entry).max(token.created_at);
+        }
+        let cutoff = now().saturating_sub(grace_secs);
         let mut revoked = Vec::new();
-        for subject in subjects.difference(live) {
-            self.revoke_subject(subject)?;
-            revoked.push(subject.clone());
+        for (subject, created) in newest {
+            if live.contains(&subject) || created > cutoff {
+                continue;
+            }
+            self.revoke_subject(&subject)?;
+            revoked.push(subject);
         }
         Ok(revoked)
     }

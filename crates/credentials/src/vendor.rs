@@ -337,6 +337,28 @@ pub fn phantom_file(
     }
 }
 
+/// The phantom credential file a task gets when only the kind of the stored credential is known
+/// (the vault holds the credential itself): the vendor's OAuth format for OAuth credentials; for
+/// an API key, Claude's file stays empty (the key travels as `ANTHROPIC_API_KEY`) and Codex gets
+/// its API-key login format. `None` when terok has no phantom format for that file.
+pub fn phantom_file_for_kind(
+    provider: &str,
+    file_name: &str,
+    kind: &str,
+    token: &str,
+) -> Option<Vec<u8>> {
+    match (provider, file_name, kind) {
+        ("claude", ".credentials.json", k) if k != "oauth" => Some(Vec::new()),
+        ("codex", "auth.json", k) if k != "oauth" => {
+            let mut text = serde_json::to_string_pretty(&json!({ "OPENAI_API_KEY": token }))
+                .unwrap_or_default();
+            text.push('\n');
+            Some(text.into_bytes())
+        }
+        _ => phantom_file(provider, file_name, None, token),
+    }
+}
+
 /// A JWT Codex accepts as its id token: `alg: none`, far-future expiry, only the account
 /// claims it reads. Signed by nobody; it carries no secret.
 pub fn synthetic_jwt(account_id: Option<&str>) -> String {

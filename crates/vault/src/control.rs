@@ -22,6 +22,10 @@ pub enum ControlRequest {
         scope: String,
         /// Uid that must be able to connect to the socket (the container's `dev` on the host).
         uid: Option<u32>,
+        /// Mint tokens only for providers that have a stored credential (the runner asks for
+        /// every routed provider and learns which ones are usable).
+        #[serde(default)]
+        stored_only: bool,
     },
     /// Like `Open`, but a TCP listener on 127.0.0.1 (TCP mode and benchmarks).
     OpenTcp {
@@ -39,8 +43,12 @@ pub enum ControlRequest {
     },
     /// Revokes the tokens (and closes the listeners) of containers not in `live`.
     Sweep {
-        /// Containers that still exist.
+        /// Containers that run.
         live: Vec<String>,
+        /// Spare tokens younger than this many seconds (default
+        /// [`crate::SWEEP_GRACE_SECS`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        grace_secs: Option<i64>,
     },
     /// Rereads routes.json.
     Reload,
@@ -61,6 +69,11 @@ pub struct Opened {
     pub port: Option<u16>,
     /// Provider → phantom token.
     pub tokens: BTreeMap<String, String>,
+    /// Provider → kind of the stored credential (`api_key`, `oauth`, …) for every token minted
+    /// against a stored credential; decides which env variables and file formats the container
+    /// gets.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub kinds: BTreeMap<String, String>,
 }
 
 /// The daemon's state as `Status` reports it.

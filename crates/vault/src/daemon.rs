@@ -22,7 +22,13 @@ use crate::paths::{VaultPaths, is_socket};
 use crate::proxy::{ListenerCtx, handle};
 use crate::state::Shared;
 
-/// Returns the names of the containers that exist now (the embedding binary asks podman).
+/// Seconds a freshly minted token is safe from sweeps: the runner mints before podman creates
+/// the container, and `start` mints before the container runs again.
+pub const SWEEP_GRACE_SECS: i64 = 60;
+
+/// Returns the names of the containers that run now (the embedding binary asks podman).
+/// Tokens of containers that stopped or vanished are revoked by sweeps (decisions.md §3 item 3:
+/// a token lives while its container runs).
 pub type LiveContainers = Arc<dyn Fn() -> Result<BTreeSet<String>, String> + Send + Sync>;
 
 /// How to run the daemon.
@@ -32,10 +38,12 @@ pub struct VaultConfig {
     pub paths: VaultPaths,
     /// Where the data key comes from.
     pub key: KeyOptions,
-    /// Lists live containers, for sweeps at start.
+    /// Lists running containers, for sweeps at start and every `sweep_interval`.
     pub live_containers: Option<LiveContainers>,
     /// How often OAuth credentials are checked for refresh.
     pub refresh_interval: Duration,
+    /// How often tokens of containers that stopped without telling the vault are revoked.
+    pub sweep_interval: Duration,
 }
 
 /// Why the daemon could not run.
@@ -96,6 +104,12 @@ const LISTENER_RECORD: &str = ".listener.json";
 enum Endpoint {
     Unix(PathBuf),
     Tcp(u16),
+}
+
+/// Tokens minted for a container and the kinds of the credentials behind them.
+struct Minted {
+    tokens: BTreeMap<String, String>,
+    kinds: BTreeMap<String, String>,
 }
 
 struct Listener {
@@ -184,20 +198,9 @@ pub async fn serve(config: VaultConfig) -> Result<(), VaultError> {
         stop: stop_tx,
     });
 
-    // Tokens of containers that disappeared while we were not running.
+    // Tokens of containers that stopped while we were not running.
     if let Some(live) = config.live_containers.clone() {
-        match tokio::task::spawn_blocking(move || live()).await {
-            Ok(Ok(live)) => match shared.with_db(|db| db.sweep(&live)) {
-                Ok(revoked) if !revoked.is_empty() => tracing::info!(
-                    "swept tokens of vanished containers: {}",
-                    revoked.join(", ")
-                ),
-                Ok(_) => {}
-                Err(err) => tracing::warn!("sweep failed: {err}"),
-            },
-            Ok(Err(err)) => tracing::warn!("cannot list containers for the start-up sweep: {err}"),
-            Err(_) => {}
-        }
+        daemon.sweep_with(&live).await;
     }
     daemon.reopen_listeners();
 
@@ -217,6 +220,17 @@ pub async fn serve(config: VaultConfig) -> Result<(), VaultError> {
             tokio::time::sleep(interval).await;
         }
     });
+
+    if let Some(live) = config.live_containers.clone() {
+        let sweeper = daemon.clone();
+        let interval = config.sweep_interval;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(interval).await;
+                sweeper.sweep_with(&live).await;
+            }
+        });
+    }
 
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(io_err("cannot watch SIGTERM"))?;
@@ -324,14 +338,21 @@ impl Daemon {
                 providers,
                 scope,
                 uid,
-            } => self.open_unix(&container, &providers, &scope, uid).await,
+                stored_only,
+            } => {
+                self.open_unix(&container, &providers, &scope, uid, stored_only)
+                    .await
+            }
             ControlRequest::OpenTcp {
                 container,
                 providers,
                 scope,
             } => self.open_tcp(&container, &providers, &scope).await,
             ControlRequest::Close { container } => Ok(self.close(&container)),
-            ControlRequest::Sweep { live } => self.sweep(&live.into_iter().collect()),
+            ControlRequest::Sweep { live, grace_secs } => self.sweep(
+                &live.into_iter().collect(),
+                grace_secs.unwrap_or(SWEEP_GRACE_SECS),
+            ),
             ControlRequest::Reload => read_routes(&self.shared.paths.routes())
                 .map(|routes| {
                     self.shared.set_routes(routes);
@@ -363,14 +384,28 @@ impl Daemon {
         }
     }
 
+    /// Mints a token per provider; with `stored_only`, only for providers that have a stored
+    /// credential. Returns the tokens and the kinds of the stored credentials.
     fn mint(
         &self,
         container: &str,
         providers: &[String],
         scope: &str,
-    ) -> Result<BTreeMap<String, String>, String> {
+        stored_only: bool,
+    ) -> Result<Minted, String> {
+        let kinds: BTreeMap<String, String> = self
+            .shared
+            .with_db(|db| db.list_credentials(DEFAULT_SET))
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .filter(|c| providers.contains(&c.provider))
+            .map(|c| (c.provider, c.kind))
+            .collect();
         let mut tokens = BTreeMap::new();
         for provider in providers {
+            if stored_only && !kinds.contains_key(provider) {
+                continue;
+            }
             let token = self
                 .shared
                 .with_db(|db| db.mint_token(scope, container, DEFAULT_SET, provider))
@@ -378,7 +413,7 @@ impl Daemon {
             tokens.insert(provider.clone(), token);
         }
         self.shared.invalidate();
-        Ok(tokens)
+        Ok(Minted { tokens, kinds })
     }
 
     async fn open_unix(
@@ -387,6 +422,7 @@ impl Daemon {
         providers: &[String],
         scope: &str,
         uid: Option<u32>,
+        stored_only: bool,
     ) -> Result<ControlResponse, String> {
         if !valid_container(container) {
             return Err(format!("invalid container name `{container}`"));
@@ -402,11 +438,12 @@ impl Daemon {
                 .await
                 .map_err(|e| e.to_string())?;
         }
-        let tokens = self.mint(container, providers, scope)?;
+        let minted = self.mint(container, providers, scope, stored_only)?;
         Ok(ControlResponse::Opened(Opened {
             socket_dir: Some(dir),
             port: None,
-            tokens,
+            tokens: minted.tokens,
+            kinds: minted.kinds,
         }))
     }
 
@@ -506,11 +543,12 @@ impl Daemon {
                 port
             }
         };
-        let tokens = self.mint(container, providers, scope)?;
+        let minted = self.mint(container, providers, scope, false)?;
         Ok(ControlResponse::Opened(Opened {
             socket_dir: None,
             port: Some(port),
-            tokens,
+            tokens: minted.tokens,
+            kinds: minted.kinds,
         }))
     }
 
@@ -547,10 +585,30 @@ impl Daemon {
         let _ = std::fs::remove_dir(&dir);
     }
 
-    fn sweep(&self, live: &BTreeSet<String>) -> Result<ControlResponse, String> {
+    /// Asks `live` which containers run and sweeps the rest (errors are logged: a sweep is
+    /// housekeeping and retried on the next tick).
+    async fn sweep_with(&self, live: &LiveContainers) {
+        let live = live.clone();
+        match tokio::task::spawn_blocking(move || live()).await {
+            Ok(Ok(live)) => match self.sweep(&live, SWEEP_GRACE_SECS) {
+                Ok(ControlResponse::Revoked { containers, .. }) if !containers.is_empty() => {
+                    tracing::info!(
+                        "swept tokens of stopped containers: {}",
+                        containers.join(", ")
+                    );
+                }
+                Ok(_) => {}
+                Err(err) => tracing::warn!("sweep failed: {err}"),
+            },
+            Ok(Err(err)) => tracing::warn!("cannot list containers for a sweep: {err}"),
+            Err(_) => {}
+        }
+    }
+
+    fn sweep(&self, live: &BTreeSet<String>, grace_secs: i64) -> Result<ControlResponse, String> {
         let revoked = self
             .shared
-            .with_db(|db| db.sweep(live))
+            .with_db(|db| db.sweep(live, grace_secs))
             .map_err(|e| e.to_string())?;
         let mut closed: BTreeSet<String> = revoked.iter().cloned().collect();
         let open: Vec<String> = self
@@ -558,7 +616,17 @@ impl Daemon {
             .lock()
             .map(|l| l.keys().cloned().collect())
             .unwrap_or_default();
-        closed.extend(open.into_iter().filter(|c| !live.contains(c)));
+        // A listener without tokens serves nobody; one whose tokens are still in their grace
+        // period belongs to a container being created.
+        let holding: BTreeSet<String> = self
+            .shared
+            .with_db(|db| db.list_tokens())
+            .map(|t| t.into_iter().map(|t| t.subject).collect())
+            .unwrap_or_default();
+        closed.extend(
+            open.into_iter()
+                .filter(|c| !live.contains(c) && !holding.contains(c)),
+        );
         for container in &closed {
             self.stop_listener(container);
         }

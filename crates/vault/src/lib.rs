@@ -18,6 +18,8 @@ mod state;
 pub mod tls;
 mod ws;
 
-pub use daemon::{LiveContainers, VaultConfig, VaultError, open_shared, router, serve};
+pub use daemon::{
+    LiveContainers, SWEEP_GRACE_SECS, VaultConfig, VaultError, open_shared, router, serve,
+};
 pub use paths::VaultPaths;
 pub use state::Shared;

@@ -100,6 +100,7 @@ async fn broker(container: Option<&str>) -> Broker {
         },
         live_containers: None,
         refresh_interval: Duration::from_secs(300),
+        sweep_interval: Duration::from_secs(60),
     };
     let shared = open_shared(&config).unwrap();
     shared.with_db(|db| {

@@ -32,6 +32,7 @@ fn config(dir: &Path) -> VaultConfig {
         paths,
         live_containers: None,
         refresh_interval: Duration::from_secs(300),
+        sweep_interval: Duration::from_secs(60),
     }
 }
 
@@ -78,6 +79,7 @@ async fn open(cfg: &VaultConfig, container: &str) -> Opened {
         providers: vec!["claude".into()],
         scope: "standalone".into(),
         uid: None,
+        stored_only: false,
     };
     match call(&cfg.paths.control_socket(), &request).await.unwrap() {
         ControlResponse::Opened(opened) => opened,
@@ -137,10 +139,28 @@ async fn each_container_gets_a_private_socket_that_only_accepts_its_tokens() {
     assert!(!sock_a.exists());
     assert_eq!(status_over(&sock_b, &b.tokens["claude"]).await, 200);
 
-    // A sweep revokes containers that are gone.
+    // A sweep spares young tokens (their container may be being created)…
     match call(
         &cfg.paths.control_socket(),
-        &ControlRequest::Sweep { live: vec![] },
+        &ControlRequest::Sweep {
+            live: vec![],
+            grace_secs: None,
+        },
+    )
+    .await
+    .unwrap()
+    {
+        ControlResponse::Revoked { containers, .. } => assert!(containers.is_empty()),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(status_over(&sock_b, &b.tokens["claude"]).await, 200);
+    // …and revokes the containers that no longer run once they are old enough.
+    match call(
+        &cfg.paths.control_socket(),
+        &ControlRequest::Sweep {
+            live: vec![],
+            grace_secs: Some(0),
+        },
     )
     .await
     .unwrap()

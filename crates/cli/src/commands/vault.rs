@@ -11,7 +11,7 @@ use terok_vault::control::{ControlRequest, ControlResponse, call};
 use terok_vault::{LiveContainers, VaultConfig};
 
 use crate::Status;
-use crate::args::{VaultArgs, VaultCommand, VaultListArgs};
+use crate::args::{VaultArgs, VaultCleanArgs, VaultCommand, VaultListArgs};
 use crate::context::Context;
 
 pub fn run(ctx: &Context, args: &VaultArgs) -> miette::Result<Status> {
@@ -22,11 +22,11 @@ pub fn run(ctx: &Context, args: &VaultArgs) -> miette::Result<Status> {
         VaultCommand::Status => status(ctx),
         VaultCommand::Routes => routes(ctx).map(|_| Status::Ok),
         VaultCommand::List(list_args) => list(ctx, list_args),
-        VaultCommand::Clean => clean(ctx),
+        VaultCommand::Clean(clean_args) => clean(ctx, clean_args),
     }
 }
 
-/// Containers that exist now (any state), by our label.
+/// Containers of ours that run now: a token lives while its container runs.
 pub fn live_containers(podman: &PodmanCli) -> Result<BTreeSet<String>, String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -34,7 +34,12 @@ pub fn live_containers(podman: &PodmanCli) -> Result<BTreeSet<String>, String> {
         .map_err(|e| e.to_string())?;
     runtime
         .block_on(podman.list(LABEL_EXECUTOR))
-        .map(|list| list.into_iter().map(|c| c.name).collect())
+        .map(|list| {
+            list.into_iter()
+                .filter(|c| c.state == "running")
+                .map(|c| c.name)
+                .collect()
+        })
         .map_err(|e| e.to_string())
 }
 
@@ -56,13 +61,15 @@ pub fn routes(ctx: &Context) -> miette::Result<std::path::PathBuf> {
 }
 
 fn serve(ctx: &Context) -> miette::Result<Status> {
-    let podman = ctx.podman();
+    // A daemon must not remember anything about images: it outlives their changes.
+    let podman = PodmanCli::new().with_connection(ctx.connection.clone());
     let live: LiveContainers = std::sync::Arc::new(move || live_containers(&podman));
     let config = VaultConfig {
         paths: ctx.vault_paths()?,
         key: ctx.key_options()?,
         live_containers: Some(live),
         refresh_interval: Duration::from_secs(300),
+        sweep_interval: Duration::from_secs(60),
     };
     // Two workers: one thread measured the same throughput (cargo xtask bench) but would stall
     // every container while a database call or TLS handshake runs.
@@ -83,6 +90,17 @@ fn running_pid(ctx: &Context) -> miette::Result<Option<u32>> {
             _ => None,
         },
     )
+}
+
+/// Starts the vault (routes first) unless it runs; returns the new daemon's pid.
+pub fn ensure_vault_running(ctx: &Context) -> miette::Result<Option<u32>> {
+    if running_pid(ctx)?.is_some() {
+        return Ok(None);
+    }
+    let table = routes_from_roster(ctx.roster()?);
+    write_routes(&ctx.vault_paths()?.routes(), &table)?;
+    let paths = ctx.vault_paths()?;
+    spawn_daemon(ctx, &paths).map(Some)
 }
 
 fn start(ctx: &Context) -> miette::Result<Status> {
@@ -293,7 +311,7 @@ fn unix_date(secs: i64) -> String {
     )
 }
 
-fn clean(ctx: &Context) -> miette::Result<Status> {
+fn clean(ctx: &Context, args: &VaultCleanArgs) -> miette::Result<Status> {
     let leaks = leak::scan(ctx.roster()?, &ctx.paths()?.mounts_dir);
     if leaks.is_empty() {
         println!("No leaked credential files found.");
@@ -320,19 +338,20 @@ fn clean(ctx: &Context) -> miette::Result<Status> {
         &socket,
         &ControlRequest::Sweep {
             live: live.iter().cloned().collect(),
+            grace_secs: Some(i64::from(args.grace)),
         },
     ))? {
         Ok(ControlResponse::Revoked { containers, .. }) => containers,
         _ => match ctx.open_existing_db()? {
-            Some(db) => db.sweep(&live)?,
+            Some(db) => db.sweep(&live, i64::from(args.grace))?,
             None => Vec::new(),
         },
     };
     if revoked.is_empty() {
-        println!("No tokens of vanished containers.");
+        println!("No tokens of stopped or removed containers.");
     } else {
         println!(
-            "Revoked the tokens of vanished containers: {}",
+            "Revoked the tokens of stopped or removed containers: {}",
             revoked.join(", ")
         );
     }
