@@ -27,6 +27,15 @@ fi
 gh() { (_terok_apply_git_identity "${HUMAN_GIT_NAME:-Nobody}" "${HUMAN_GIT_EMAIL:-nobody@localhost}"; command gh "$@"); }
 glab() { (_terok_apply_git_identity "${HUMAN_GIT_NAME:-Nobody}" "${HUMAN_GIT_EMAIL:-nobody@localhost}"; command glab "$@"); }
 
+# The phantom tokens of this run of the task: a stopped task gets fresh ones when it starts
+# again, and the host rewrites this file then (the container's own env keeps the first ones).
+if [[ -r /home/dev/.terok/vault.env ]]; then
+  set -a
+  # shellcheck source=/dev/null
+  source /home/dev/.terok/vault.env
+  set +a
+fi
+
 # Restart any bridge that died.
 if [[ -r /usr/local/bin/ensure-bridges.sh ]]; then
   # shellcheck source=ensure-bridges.sh

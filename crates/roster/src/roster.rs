@@ -47,6 +47,8 @@ pub struct SharedMount {
     pub credential_file: Option<String>,
     /// The provider owning that credential file.
     pub provider: Option<String>,
+    /// The roster entry that declared the mount (the first one, when several share it).
+    pub owner: String,
 }
 
 impl Roster {
@@ -222,6 +224,7 @@ impl Roster {
                         label: format!("{} config", agent.label),
                         credential_file: provider.and_then(|p| p.credential_file.clone()),
                         provider: Some(agent.name.clone()),
+                        owner: agent.name.clone(),
                     });
                 }
             }
@@ -236,6 +239,7 @@ impl Roster {
                             .unwrap_or_else(|| mount.host_dir.clone()),
                         credential_file: None,
                         provider: None,
+                        owner: agent.name.clone(),
                     });
                 }
             }

@@ -1,0 +1,43 @@
+//! terok-container-env: what a task container gets (executor.md §4, §6.3–6.4).
+//!
+//! - [`assemble_container_env`]: [`ContainerEnvSpec`] → [`ContainerEnv`] — the environment in
+//!   upstream's order, the mounts in order (workspace, shared config dirs, read-only phantom
+//!   credential overlays, agent config, shared dir, the vault socket dir), the shared config
+//!   patches applied.
+//! - [`prepare_agent_config`]: the per-task `/home/dev/.terok` (wrapper functions for every
+//!   agent, instructions, Claude sub-agents, prompt, vault variables) and the host-side edits
+//!   (Claude's SessionStart hook, OpenCode's instructions list).
+//! - [`clone_cache`]: seeding a git-URL task's workspace from the last clone.
+//!
+//! The vault is wired by value ([`VaultWiring`]: the socket directory and tokens the daemon
+//! handed out), so this crate needs neither the daemon nor podman:
+//!
+//! ```
+//! use terok_container_env::{ContainerEnvSpec, Workspace, assemble_container_env};
+//! let roster = terok_roster::RosterLoader::bundled().load().unwrap();
+//! let dir = tempfile::tempdir().unwrap();
+//! let mut spec = ContainerEnvSpec::new("0123456789ab", "claude", dir.path().join("task"), dir.path().join("mounts"));
+//! spec.workspace = Workspace::Host(dir.path().to_path_buf());
+//! let assembled = assemble_container_env(&roster, &spec).unwrap();
+//! assert_eq!(assembled.env[0], ("TASK_ID".to_owned(), "0123456789ab".to_owned()));
+//! assert_eq!(assembled.volumes[0].container, "/workspace");
+//! ```
+
+mod agent_config;
+mod assemble;
+pub mod clone_cache;
+mod error;
+mod spec;
+mod wrappers;
+
+pub use agent_config::{
+    AgentConfigSpec, NEUTRAL_INSTRUCTIONS, PreparedAgentConfig, ensure_opencode_config,
+    merge_session_hook, prepare_agent_config, subagents_json, write_vault_env,
+};
+pub use assemble::{assemble_container_env, vault_env, vault_env_file, write_phantom_files};
+pub use error::ContainerEnvError;
+pub use spec::{
+    AGENT_CONFIG_MOUNT, CONTAINER_PROTOCOL, ContainerEnv, ContainerEnvSpec, DEFAULT_SHARED_MOUNT,
+    GitIdentityOverride, Relabel, TaskLayout, VaultWiring, Volume, WORKSPACE, Workspace,
+};
+pub use wrappers::render_wrappers;

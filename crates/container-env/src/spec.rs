@@ -1,0 +1,233 @@
+//! The input ([`ContainerEnvSpec`]) and output ([`ContainerEnv`]) of the assembly, and the
+//! layout of a task directory on the host.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// Path of the workspace inside every task container.
+pub const WORKSPACE: &str = "/workspace";
+/// Mount point of the task's agent-config directory.
+pub const AGENT_CONFIG_MOUNT: &str = crate::wrappers::AGENT_CONFIG_MOUNT;
+/// Host↔container protocol version (executor.md §0).
+pub const CONTAINER_PROTOCOL: &str = "1";
+/// Default mount point of `--shared-dir`.
+pub const DEFAULT_SHARED_MOUNT: &str = "/shared";
+
+/// SELinux relabelling of a bind mount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Relabel {
+    /// Private to this container (`:Z`): only directories terok owns.
+    Private,
+    /// Shared between containers (`:z`).
+    Shared,
+    /// Left alone: a user's own directory is never relabelled (decisions.md §3 item 9).
+    None,
+}
+
+/// One bind mount, in the order podman gets them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Volume {
+    /// Host path.
+    pub host: PathBuf,
+    /// Path in the container.
+    pub container: String,
+    /// Relabelling.
+    pub relabel: Relabel,
+    /// Read-only.
+    pub read_only: bool,
+}
+
+/// Where `/workspace` comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Workspace {
+    /// A directory of the user's, mounted as it is.
+    Host(PathBuf),
+    /// `<task dir>/workspace`, owned by the task (a git URL is cloned into it inside).
+    Task,
+}
+
+/// Overrides of the agent's git identity (`None` = the roster's identity).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GitIdentityOverride {
+    /// `GIT_AUTHOR_NAME`.
+    pub author_name: Option<String>,
+    /// `GIT_AUTHOR_EMAIL`.
+    pub author_email: Option<String>,
+    /// `GIT_COMMITTER_NAME` (default: the author).
+    pub committer_name: Option<String>,
+    /// `GIT_COMMITTER_EMAIL` (default: the author).
+    pub committer_email: Option<String>,
+}
+
+/// How the container reaches the vault: the socket directory the daemon opened for it and the
+/// phantom tokens it minted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VaultWiring {
+    /// The per-container socket directory on the host (mounted read-only).
+    pub host_socket_dir: PathBuf,
+    /// Where it is mounted (`/run/terok/vault`).
+    pub container_socket_dir: String,
+    /// The socket's file name in it (`vault.sock`).
+    pub socket_name: String,
+    /// The in-container loopback bridge port (`9419`).
+    pub loopback_port: u16,
+    /// Provider → phantom token (only providers with a stored credential).
+    pub tokens: BTreeMap<String, String>,
+    /// Provider → kind of the stored credential (`api_key`, `oauth`, …).
+    pub kinds: BTreeMap<String, String>,
+}
+
+impl VaultWiring {
+    /// The socket path inside the container.
+    pub fn container_socket(&self) -> String {
+        format!("{}/{}", self.container_socket_dir, self.socket_name)
+    }
+
+    /// The base URL HTTP clients in the container use (the loopback bridge).
+    pub fn url(&self) -> String {
+        format!("http://localhost:{}", self.loopback_port)
+    }
+}
+
+/// Everything that decides a task container's environment and mounts (executor.md §4.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerEnvSpec {
+    /// Task id (12 hex digits).
+    pub task_id: String,
+    /// The agent (roster name).
+    pub agent: String,
+    /// Where `/workspace` comes from.
+    pub workspace: Workspace,
+    /// Repository URL cloned inside the container (`CODE_REPO`).
+    pub code_repo: Option<String>,
+    /// Faster source of the same repository (`CLONE_FROM`).
+    pub clone_from: Option<String>,
+    /// Branch (`GIT_BRANCH`).
+    pub branch: Option<String>,
+    /// Git identity overrides.
+    pub git: GitIdentityOverride,
+    /// `TEROK_GIT_AUTHORSHIP` (`agent`, `agent-human`, `human-agent`, `human`).
+    pub authorship: String,
+    /// `HUMAN_GIT_NAME`.
+    pub human_name: String,
+    /// `HUMAN_GIT_EMAIL`.
+    pub human_email: String,
+    /// Unrestricted: auto-approve everything (`TEROK_UNRESTRICTED=1`).
+    pub unrestricted: bool,
+    /// `TZ` (already resolved: explicit, or detected on the host).
+    pub timezone: Option<String>,
+    /// Host directory shared with the task.
+    pub shared_dir: Option<PathBuf>,
+    /// Where it is mounted.
+    pub shared_mount: String,
+    /// The task's directory on the host.
+    pub task_dir: PathBuf,
+    /// The shared mounts directory (`<root>/sandbox-live/mounts`).
+    pub mounts_dir: PathBuf,
+    /// Vault wiring, when the vault runs.
+    pub vault: Option<VaultWiring>,
+    /// Providers whose credential files are NOT overlaid with a phantom (rare: tools that
+    /// must write their own file).
+    pub expose_credential_providers: BTreeSet<String>,
+    /// Extra mounts, verbatim, last.
+    pub extra_volumes: Vec<Volume>,
+    /// Roster entries installed in the image: shared mounts (and credential overlays) of other
+    /// entries are left out — a container gets no config directory of an agent it cannot run.
+    /// `None` mounts every entry's, as upstream does.
+    pub installed: Option<BTreeSet<String>>,
+}
+
+impl ContainerEnvSpec {
+    /// Whether the entry `name` is installed (or nothing restricts it).
+    pub fn is_installed(&self, name: &str) -> bool {
+        self.installed.as_ref().is_none_or(|set| set.contains(name))
+    }
+
+    /// A spec with upstream's defaults: the workspace in the task, authorship `agent`, human
+    /// `Nobody <nobody@localhost>`, unrestricted, no vault.
+    pub fn new(
+        task_id: impl Into<String>,
+        agent: impl Into<String>,
+        task_dir: impl Into<PathBuf>,
+        mounts_dir: impl Into<PathBuf>,
+    ) -> Self {
+        Self {
+            task_id: task_id.into(),
+            agent: agent.into(),
+            workspace: Workspace::Task,
+            code_repo: None,
+            clone_from: None,
+            branch: None,
+            git: GitIdentityOverride::default(),
+            authorship: "agent".to_owned(),
+            human_name: "Nobody".to_owned(),
+            human_email: "nobody@localhost".to_owned(),
+            unrestricted: true,
+            timezone: None,
+            shared_dir: None,
+            shared_mount: DEFAULT_SHARED_MOUNT.to_owned(),
+            task_dir: task_dir.into(),
+            mounts_dir: mounts_dir.into(),
+            vault: None,
+            expose_credential_providers: BTreeSet::new(),
+            extra_volumes: Vec::new(),
+            installed: None,
+        }
+    }
+}
+
+/// The assembled environment (executor.md §4.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerEnv {
+    /// Environment, in order.
+    pub env: Vec<(String, String)>,
+    /// The vault part of [`Self::env`] (also written to the agent-config's `vault.env` so a
+    /// restarted task can be given fresh tokens).
+    pub vault_env: Vec<(String, String)>,
+    /// Mounts, in order.
+    pub volumes: Vec<Volume>,
+}
+
+/// The files of one task on the host (decisions.md §3 item 7: under the executor state root).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskLayout {
+    /// `<tasks dir>/<task id>`.
+    pub dir: PathBuf,
+}
+
+impl TaskLayout {
+    /// The layout of the task directory `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    /// Mounted at `/home/dev/.terok`.
+    pub fn agent_config(&self) -> PathBuf {
+        self.dir.join("agent-config")
+    }
+
+    /// The workspace when it is not a directory of the user's.
+    pub fn workspace(&self) -> PathBuf {
+        self.dir.join("workspace")
+    }
+
+    /// Phantom credential files, mounted read-only over the vendors' files.
+    pub fn credentials(&self) -> PathBuf {
+        self.dir.join("credentials")
+    }
+
+    /// The phantom copy of `file` of the shared directory `host_dir`.
+    pub fn phantom_file(&self, host_dir: &str, file: &str) -> PathBuf {
+        self.credentials().join(host_dir).join(file)
+    }
+
+    /// Private scratch space (the env file podman reads during create).
+    pub fn private_dir(&self) -> PathBuf {
+        self.dir.join("private")
+    }
+
+    /// Whether `path` lies inside this task directory.
+    pub fn contains(&self, path: &Path) -> bool {
+        path.starts_with(&self.dir)
+    }
+}
