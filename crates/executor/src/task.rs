@@ -1,0 +1,216 @@
+//! Task ids and the task store: one directory per task under `<executor state>/tasks/<id>/`
+//! (decisions.md §3 item 7) with a `task.json` record, so `list`, `start` and `rm` know what
+//! a container was launched with even after the launching process is gone.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use terok_container_env::TaskLayout;
+use terok_core::secure_fs;
+
+use crate::error::ExecutorError;
+
+/// Prefix of default container names.
+pub const CONTAINER_PREFIX: &str = "terok-executor-";
+/// File name of the task record.
+const RECORD: &str = "task.json";
+
+/// A fresh task id: 12 hex digits from the OS RNG.
+pub fn new_task_id() -> Result<String, ExecutorError> {
+    let mut bytes = [0u8; 6];
+    getrandom::fill(&mut bytes).map_err(|_| ExecutorError::Rng)?;
+    Ok(hex::encode(bytes))
+}
+
+/// The default container name of task `id`.
+pub fn container_name(id: &str) -> String {
+    format!("{CONTAINER_PREFIX}{id}")
+}
+
+/// What a task was launched with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskRecord {
+    /// Task id.
+    pub id: String,
+    /// Container name.
+    pub name: String,
+    /// Agent.
+    pub agent: String,
+    /// `headless` or `interactive`.
+    pub mode: String,
+    /// The repository argument as given (a resolved path or a URL).
+    pub repo: String,
+    /// The git URL cloned inside, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git_url: Option<String>,
+    /// Image.
+    pub image: String,
+    /// Seconds since the epoch.
+    pub created_unix: i64,
+    /// Whether the container got vault wiring (then `start` must reopen its listener).
+    pub vault: bool,
+    /// Providers the launch asked the vault for (`start` asks for the same).
+    #[serde(default)]
+    pub providers: Vec<String>,
+    /// `--rm`: removed (container, task dir, tokens) when the run ends.
+    pub remove_on_exit: bool,
+}
+
+/// The task directories.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskStore {
+    dir: PathBuf,
+}
+
+impl TaskStore {
+    /// The store under `tasks_dir` (`TerokPaths::tasks_dir`).
+    pub fn new(tasks_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: tasks_dir.into(),
+        }
+    }
+
+    /// The layout of task `id`.
+    pub fn layout(&self, id: &str) -> TaskLayout {
+        TaskLayout::new(self.dir.join(id))
+    }
+
+    /// Creates the (new, private) directory of task `id`.
+    pub fn create(&self, id: &str) -> Result<TaskLayout, ExecutorError> {
+        let layout = self.layout(id);
+        if layout.dir.exists() {
+            return Err(ExecutorError::TaskRecord {
+                path: layout.dir.clone(),
+                detail: "a task with this id exists already".to_owned(),
+            });
+        }
+        secure_fs::ensure_private_dir(&layout.dir)?;
+        Ok(layout)
+    }
+
+    /// Saves `record` in its task directory.
+    pub fn save(&self, record: &TaskRecord) -> Result<(), ExecutorError> {
+        let path = self.layout(&record.id).dir.join(RECORD);
+        let text = serde_json::to_vec_pretty(record).map_err(|e| ExecutorError::TaskRecord {
+            path: path.clone(),
+            detail: e.to_string(),
+        })?;
+        secure_fs::write_atomic(&path, &text, secure_fs::SECRET_FILE_MODE)?;
+        Ok(())
+    }
+
+    /// The record of task `id`, if it exists and reads.
+    pub fn load(&self, id: &str) -> Option<TaskRecord> {
+        let path = self.layout(id).dir.join(RECORD);
+        let bytes = secure_fs::read_nofollow(&path).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Every readable task record, oldest first.
+    pub fn list(&self) -> Vec<TaskRecord> {
+        let mut out: Vec<TaskRecord> = std::fs::read_dir(&self.dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter_map(|e| e.file_name().to_str().and_then(|id| self.load(id)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.sort_by(|a, b| (a.created_unix, &a.id).cmp(&(b.created_unix, &b.id)));
+        out
+    }
+
+    /// The task whose container name or id is `name_or_id`.
+    pub fn find(&self, name_or_id: &str) -> Option<TaskRecord> {
+        if is_task_id(name_or_id)
+            && let Some(record) = self.load(name_or_id)
+        {
+            return Some(record);
+        }
+        self.list().into_iter().find(|r| r.name == name_or_id)
+    }
+
+    /// Removes the directory of task `id` (with everything in it). Missing is fine.
+    pub fn remove(&self, id: &str) -> Result<(), ExecutorError> {
+        let dir = self.layout(id).dir;
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(ExecutorError::TaskRecord {
+                path: dir,
+                detail: format!("cannot remove: {e}"),
+            }),
+        }
+    }
+
+    /// The directory holding the tasks.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// Whether `text` has the shape of a task id (only then is it used as a path component).
+pub fn is_task_id(text: &str) -> bool {
+    text.len() == 12 && text.chars().all(|c| c.is_ascii_hexdigit())
+}
+
+/// Seconds since the epoch.
+pub fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: &str, created: i64) -> TaskRecord {
+        TaskRecord {
+            id: id.into(),
+            name: container_name(id),
+            agent: "claude".into(),
+            mode: "headless".into(),
+            repo: "/src".into(),
+            git_url: None,
+            image: "img".into(),
+            created_unix: created,
+            vault: true,
+            providers: vec!["claude".into()],
+            remove_on_exit: false,
+        }
+    }
+
+    #[test]
+    fn ids_are_twelve_hex_digits_and_distinct() {
+        let a = new_task_id().unwrap();
+        assert!(is_task_id(&a), "{a}");
+        assert_ne!(a, new_task_id().unwrap());
+        assert!(!is_task_id("../etc/passw"));
+    }
+
+    #[test]
+    fn store_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TaskStore::new(dir.path().join("tasks"));
+        store.create("aaaaaaaaaaaa").unwrap();
+        store.save(&record("aaaaaaaaaaaa", 2)).unwrap();
+        store.create("bbbbbbbbbbbb").unwrap();
+        store.save(&record("bbbbbbbbbbbb", 1)).unwrap();
+        assert!(
+            store.create("aaaaaaaaaaaa").is_err(),
+            "ids are never reused"
+        );
+        let ids: Vec<String> = store.list().into_iter().map(|r| r.id).collect();
+        assert_eq!(ids, ["bbbbbbbbbbbb", "aaaaaaaaaaaa"]);
+        assert_eq!(
+            store.find("terok-executor-aaaaaaaaaaaa").unwrap().id,
+            "aaaaaaaaaaaa"
+        );
+        assert_eq!(store.find("aaaaaaaaaaaa").unwrap().id, "aaaaaaaaaaaa");
+        store.remove("aaaaaaaaaaaa").unwrap();
+        store.remove("aaaaaaaaaaaa").unwrap();
+        assert!(store.find("aaaaaaaaaaaa").is_none());
+    }
+}
