@@ -45,13 +45,23 @@ pub struct GlobalArgs {
 /// The verbs of `terok-executor`.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run an agent in a new container on a directory or a git URL.
+    Run(Box<RunArgs>),
+    /// List tasks: containers terok started (and task directories whose container is gone).
+    List(ListArgs),
+    /// Start a stopped task again (with fresh phantom tokens).
+    Start(TaskNameArgs),
+    /// Stop a running task; it stays for a later `start` (its tokens are revoked).
+    Stop(TaskNameArgs),
+    /// Remove tasks: container, task directory and tokens.
+    Rm(RmArgs),
     /// List, inspect and select the agents of the roster.
     Agents(AgentsArgs),
     /// Store a credential for an agent: an API key, or an OAuth login in an auth container.
     Auth(AuthArgs),
     /// Build the container images (L0 base layer, L1 agent layer; reused when current).
     Build(BuildArgs),
-    /// Prepare this host: build the container images (reused when current).
+    /// Prepare this host: vault routes, the vault daemon, the container images (idempotent).
     Setup(SetupArgs),
     /// Remove what setup and build created: every image terok built.
     Uninstall(UninstallArgs),
@@ -166,7 +176,7 @@ pub struct SetupArgs {
     /// Only report what is missing (exit 1 if anything is).
     #[arg(long)]
     pub check: bool,
-    /// Leave host services alone (only images).
+    /// Leave host services alone (vault routes and daemon): only images.
     #[arg(long)]
     pub no_sandbox: bool,
     /// Do not build images.
@@ -224,8 +234,8 @@ pub enum VaultCommand {
     Routes,
     /// List stored credentials (never their values); with --tokens, live tokens by container.
     List(VaultListArgs),
-    /// Remove leaked credential files and revoke tokens of containers that no longer exist.
-    Clean,
+    /// Remove leaked credential files and revoke the tokens of containers that no longer run.
+    Clean(VaultCleanArgs),
 }
 
 /// Arguments of `vault list`.
@@ -234,4 +244,122 @@ pub struct VaultListArgs {
     /// Also list live phantom tokens (by container; the tokens themselves are never stored).
     #[arg(long)]
     pub tokens: bool,
+}
+
+/// Arguments of `vault clean`.
+#[derive(Debug, Args)]
+pub struct VaultCleanArgs {
+    /// Spare tokens minted in the last SECONDS: they may belong to a container that is being
+    /// created or restarted right now.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub grace: u32,
+}
+
+/// Arguments of `run`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Exit status: the agent's own (124 when --timeout fired, 130 on Ctrl-C), \
+                        1 when the launch failed, 3 when setup is needed."
+)]
+pub struct RunArgs {
+    /// The agent (see `terok-executor agents`).
+    pub agent: String,
+    /// A directory (mounted at /workspace) or a git URL (cloned inside the container).
+    #[arg(default_value = ".")]
+    pub repo: String,
+    /// Run headless on this prompt and stream the agent's output.
+    #[arg(short, long, value_name = "PROMPT", conflicts_with = "interactive")]
+    pub prompt: Option<String>,
+    /// Start a container to log into (`podman exec -it NAME bash -l`) instead.
+    #[arg(long)]
+    pub interactive: bool,
+    /// Model, for agents that can choose one.
+    #[arg(short, long, value_name = "MODEL")]
+    pub model: Option<String>,
+    /// Turn limit (agents without a flag for it are asked in the prompt).
+    #[arg(long, value_name = "N")]
+    pub max_turns: Option<u32>,
+    /// Seconds before the agent is stopped (exit status 124); enforced on the host too.
+    #[arg(long, value_name = "SECONDS", default_value_t = 1800)]
+    pub timeout: u64,
+    /// Container name (default terok-executor-<task id>).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Branch to clone or create (git URLs).
+    #[arg(long, value_name = "BRANCH")]
+    pub branch: Option<String>,
+    /// Host directory a git URL is cloned into (default: inside the task directory).
+    #[arg(long, value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
+    /// Remove the container, its task directory and its tokens when the run ends.
+    #[arg(long)]
+    pub rm: bool,
+    /// No auto-approve and no sudo inside (no-new-privileges).
+    #[arg(long)]
+    pub restricted: bool,
+    /// GPUs through CDI: all, nvidia, amd, intel, or vendor:index lists (amd:1,intel).
+    #[arg(long, value_name = "SPEC")]
+    pub gpus: Option<String>,
+    /// Same as --gpus all (deprecated upstream).
+    #[arg(long, hide = true, conflicts_with = "gpus")]
+    pub gpu: bool,
+    /// Memory limit, e.g. 4g.
+    #[arg(long, value_name = "SIZE")]
+    pub memory: Option<String>,
+    /// CPU limit, e.g. 2.0.
+    #[arg(long, value_name = "N")]
+    pub cpus: Option<String>,
+    /// Commit as the agent with your `git config --global` identity as the human.
+    #[arg(long)]
+    pub git_identity_from_host: bool,
+    /// A host directory to share with the task.
+    #[arg(long, value_name = "PATH")]
+    pub shared_dir: Option<PathBuf>,
+    /// Where --shared-dir is mounted.
+    #[arg(long, value_name = "PATH", default_value = "/shared")]
+    pub shared_mount: String,
+    /// Time zone of the container (default: the host's).
+    #[arg(long, value_name = "IANA")]
+    pub timezone: Option<String>,
+    /// Base image and family.
+    #[command(flatten)]
+    pub image: ImageArgs,
+    /// Answer yes to preflight questions (build missing images).
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+    /// Skip the preflight checks (missing images are still built).
+    #[arg(long)]
+    pub no_preflight: bool,
+    /// Print the agent's output exactly as it comes (Claude's stream-json) even on a terminal.
+    #[arg(long)]
+    pub raw_output: bool,
+    /// Accepted for compatibility; the git gate is not available yet, so URLs are cloned directly.
+    #[arg(long, hide = true, overrides_with = "no_gate")]
+    pub gate: bool,
+    /// Clone git URLs directly (the only mode until the git gate exists).
+    #[arg(long, hide = true)]
+    pub no_gate: bool,
+}
+
+/// Arguments of `list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A task named by its container name or task id.
+#[derive(Debug, Args)]
+pub struct TaskNameArgs {
+    /// Container name or task id (see `terok-executor list`).
+    pub name: String,
+}
+
+/// Arguments of `rm`.
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// Container names or task ids (see `terok-executor list`).
+    #[arg(required = true)]
+    pub names: Vec<String>,
 }

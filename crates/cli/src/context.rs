@@ -111,9 +111,12 @@ impl Context {
         self.open_db().map(Some)
     }
 
-    /// The podman runtime, honouring `--connection`.
+    /// The podman runtime, honouring `--connection`. One invocation is short-lived, so image
+    /// inspections are remembered (preflight and the build check ask podman once).
     pub fn podman(&self) -> terok_podman::PodmanCli {
-        terok_podman::PodmanCli::new().with_connection(self.connection.clone())
+        terok_podman::PodmanCli::new()
+            .with_connection(self.connection.clone())
+            .with_image_memo()
     }
 
     /// Runs a future to completion on a single-threaded runtime (the CLI does one thing at a time).

@@ -44,8 +44,28 @@ pub fn run_matches(matches: &clap::ArgMatches) -> Status {
     }
 }
 
+/// A closed stdout (`terok-executor list | head -1`) ends the program quietly with the status a
+/// shell reports for SIGPIPE, instead of a panic message: Rust ignores SIGPIPE, so `println!`
+/// panics on a broken pipe.
+fn exit_quietly_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
+
 /// Parses the process arguments, runs the command, and maps the outcome to an exit code.
 pub fn main() -> ExitCode {
+    exit_quietly_on_broken_pipe();
     let matches = match command().try_get_matches() {
         Ok(matches) => matches,
         Err(err) => {

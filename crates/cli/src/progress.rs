@@ -12,6 +12,10 @@ pub struct BuildProgress {
     verbose: bool,
     tty: bool,
     bar: Option<ProgressBar>,
+    /// Say nothing about layers that turn out current (for `run`, where the check is routine);
+    /// the pending layer is announced when its first build step arrives.
+    quiet_when_current: bool,
+    pending: Option<(terok_image_build::Layer, String)>,
 }
 
 impl BuildProgress {
@@ -21,6 +25,32 @@ impl BuildProgress {
             verbose,
             tty: std::io::stderr().is_terminal(),
             bar: None,
+            quiet_when_current: false,
+            pending: None,
+        }
+    }
+
+    /// Progress that stays silent while every layer is current.
+    pub fn quiet_when_current(verbose: bool) -> Self {
+        Self {
+            quiet_when_current: true,
+            ..Self::new(verbose)
+        }
+    }
+
+    fn announce(&mut self, layer: terok_image_build::Layer, tag: &str) {
+        if self.tty {
+            let bar = ProgressBar::new_spinner();
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {prefix} {wide_msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            bar.set_prefix(format!("{} {tag}", layer.display_name()));
+            bar.set_message("checking…");
+            bar.enable_steady_tick(Duration::from_millis(120));
+            self.bar = Some(bar);
+        } else {
+            eprintln!("{} {tag}: checking", layer.display_name());
         }
     }
 
@@ -28,18 +58,10 @@ impl BuildProgress {
     pub fn event(&mut self, event: BuildEvent) {
         match event {
             BuildEvent::LayerStarted { layer, tag } => {
-                if self.tty {
-                    let bar = ProgressBar::new_spinner();
-                    bar.set_style(
-                        ProgressStyle::with_template("{spinner} {prefix} {wide_msg}")
-                            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-                    );
-                    bar.set_prefix(format!("{} {tag}", layer.display_name()));
-                    bar.set_message("checking…");
-                    bar.enable_steady_tick(Duration::from_millis(120));
-                    self.bar = Some(bar);
+                if self.quiet_when_current {
+                    self.pending = Some((layer, tag));
                 } else {
-                    eprintln!("{} {tag}: checking", layer.display_name());
+                    self.announce(layer, &tag);
                 }
             }
             BuildEvent::Step {
@@ -48,6 +70,9 @@ impl BuildProgress {
                 total,
                 text,
             } => {
+                if let Some((pending_layer, tag)) = self.pending.take() {
+                    self.announce(pending_layer, &tag);
+                }
                 let text: String = text.chars().take(100).collect();
                 match &self.bar {
                     Some(bar) => bar.set_message(format!("step {current}/{total}: {text}")),
@@ -69,6 +94,9 @@ impl BuildProgress {
                 duration,
                 ..
             } => {
+                if reused && self.pending.take().is_some() {
+                    return;
+                }
                 let how = if reused {
                     "current, reused".to_owned()
                 } else {

@@ -51,10 +51,15 @@ fn help_lists_verbs_and_global_options() {
     Usage: terok-executor [OPTIONS] [COMMAND]
 
     Commands:
+      run          Run an agent in a new container on a directory or a git URL
+      list         List tasks: containers terok started (and task directories whose container is gone)
+      start        Start a stopped task again (with fresh phantom tokens)
+      stop         Stop a running task; it stays for a later `start` (its tokens are revoked)
+      rm           Remove tasks: container, task directory and tokens
       agents       List, inspect and select the agents of the roster
       auth         Store a credential for an agent: an API key, or an OAuth login in an auth container
       build        Build the container images (L0 base layer, L1 agent layer; reused when current)
-      setup        Prepare this host: build the container images (reused when current)
+      setup        Prepare this host: vault routes, the vault daemon, the container images (idempotent)
       uninstall    Remove what setup and build created: every image terok built
       show-config  Print the effective configuration: every config.yml layer merged, defaults filled in
       vault        The token broker that keeps real credentials on the host
@@ -360,4 +365,160 @@ fn an_unknown_base_image_says_how_to_set_the_family() {
         "{}",
         r.stderr
     );
+}
+
+#[test]
+fn run_help_lists_the_upstream_flags() {
+    let r = run(&["run", "--help"]);
+    assert_eq!(r.code, 0);
+    assert_snapshot!(r.stdout, @"
+    Run an agent in a new container on a directory or a git URL
+
+    Usage: terok-executor run [OPTIONS] <AGENT> [REPO]
+
+    Arguments:
+      <AGENT>
+              The agent (see `terok-executor agents`)
+
+      [REPO]
+              A directory (mounted at /workspace) or a git URL (cloned inside the container)
+              
+              [default: .]
+
+    Options:
+          --config <PATH>
+              Read only this config file instead of the layered /etc/terok and ~/.config/terok files
+
+      -p, --prompt <PROMPT>
+              Run headless on this prompt and stream the agent's output
+
+          --interactive
+              Start a container to log into (`podman exec -it NAME bash -l`) instead
+
+          --raw
+              Ignore every config.yml (built-in defaults only)
+
+      -m, --model <MODEL>
+              Model, for agents that can choose one
+
+      -v, --verbose...
+              Log more (-v debug, -vv trace) to stderr; with -v, builds stream podman's output
+
+          --connection <NAME>
+              Use this podman system connection (a remote engine) instead of the local one;
+              `CONTAINER_HOST` in the environment works too
+
+          --max-turns <N>
+              Turn limit (agents without a flag for it are asked in the prompt)
+
+          --timeout <SECONDS>
+              Seconds before the agent is stopped (exit status 124); enforced on the host too
+              
+              [default: 1800]
+
+          --name <NAME>
+              Container name (default terok-executor-<task id>)
+
+          --branch <BRANCH>
+              Branch to clone or create (git URLs)
+
+          --workspace <DIR>
+              Host directory a git URL is cloned into (default: inside the task directory)
+
+          --rm
+              Remove the container, its task directory and its tokens when the run ends
+
+          --restricted
+              No auto-approve and no sudo inside (no-new-privileges)
+
+          --gpus <SPEC>
+              GPUs through CDI: all, nvidia, amd, intel, or vendor:index lists (amd:1,intel)
+
+          --memory <SIZE>
+              Memory limit, e.g. 4g
+
+          --cpus <N>
+              CPU limit, e.g. 2.0
+
+          --git-identity-from-host
+              Commit as the agent with your `git config --global` identity as the human
+
+          --shared-dir <PATH>
+              A host directory to share with the task
+
+          --shared-mount <PATH>
+              Where --shared-dir is mounted
+              
+              [default: /shared]
+
+          --timezone <IANA>
+              Time zone of the container (default: the host's)
+
+          --base <IMAGE>
+              Base image of L0 (default: image.base_image in config.yml, else ubuntu:24.04)
+
+          --family <FAMILY>
+              Package family of the base image, when its name does not say
+
+              Possible values:
+              - deb: Debian, Ubuntu and derivatives
+              - rpm: Fedora, RHEL, UBI and derivatives
+
+      -y, --yes
+              Answer yes to preflight questions (build missing images)
+
+          --no-preflight
+              Skip the preflight checks (missing images are still built)
+
+          --raw-output
+              Print the agent's output exactly as it comes (Claude's stream-json) even on a terminal
+
+      -h, --help
+              Print help (see a summary with '-h')
+
+    Exit status: the agent's own (124 when --timeout fired, 130 on Ctrl-C), 1 when the launch failed, 3
+    when setup is needed.
+    ");
+}
+
+#[test]
+fn run_needs_a_prompt_or_interactive() {
+    let r = run(&["run", "claude", "."]);
+    assert_eq!(r.code, 1);
+    assert_snapshot!(r.stderr, @r#"
+    x Specify --prompt for headless mode or --interactive for a container to log into.
+    help: e.g. terok-executor run claude . -p "fix the failing test"
+    "#);
+    let r = run(&["run", "claude", ".", "-p", "x", "--interactive"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+}
+
+#[test]
+fn run_rejects_unknown_agents_and_missing_paths_before_touching_podman() {
+    let r = run(&["run", "nosuch", ".", "-p", "x"]);
+    assert_eq!(r.code, 1);
+    assert_snapshot!(r.stderr, @"  x unknown agent `nosuch`. Available: blablador, claude, codex, copilot, kisski, opencode, openrouter, pi, vibe");
+    // --connection to a name podman does not know keeps this test from touching the engine.
+    let r = run(&[
+        "run",
+        "claude",
+        "./no/such/dir",
+        "-p",
+        "x",
+        "--no-preflight",
+        "--connection",
+        "terok-test-none",
+    ]);
+    assert_eq!(r.code, 1);
+    assert_snapshot!(r.stderr, @"
+    x Local path not found: ./no/such/dir
+    help: give an existing directory, or a git URL such as https://host/org/repo.git
+    ");
+}
+
+#[test]
+fn rm_needs_a_name() {
+    let r = run(&["rm"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("<NAMES>..."), "{}", r.stderr);
 }

@@ -7,6 +7,7 @@
 //! Dev-only: shipped crates may use it only as a dev-dependency (`cargo xtask layers` and
 //! deny.toml enforce this).
 
+pub mod agents;
 pub mod base_image;
 pub mod env;
 pub mod podman;

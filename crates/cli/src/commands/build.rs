@@ -49,11 +49,13 @@ pub fn ensure_images(
     let request = build_request(ctx, image, options)?;
     let roster = ctx.roster()?;
     let lock_dir = ctx.paths()?.state_root.join("locks");
+    let stamps = ctx.paths()?.state_root.join("images");
     let podman = ctx.podman();
     let mut progress = BuildProgress::new(ctx.verbose > 0);
     let built = ctx.block_on(async {
         ImageBuilder::new(&podman, roster)
             .with_lock_dir(lock_dir)
+            .with_stamps(&stamps, None)
             .ensure(&request, &mut |event| progress.event(event))
             .await
     })??;

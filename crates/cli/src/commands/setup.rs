@@ -1,4 +1,5 @@
-//! `setup` and `uninstall`: prepare this host (container images) and undo it.
+//! `setup` and `uninstall`: prepare this host (vault routes and daemon, container images) and
+//! undo it.
 
 use terok_image_build::{ImageBuilder, LABEL_CONTENT_HASH, LABEL_LAYER};
 use terok_podman::ContainerRuntime;
@@ -6,11 +7,19 @@ use terok_podman::ContainerRuntime;
 use crate::Status;
 use crate::args::{SetupArgs, UninstallArgs};
 use crate::commands::build::{EnsureOptions, build_request, ensure_images, print_tags};
+use crate::commands::vault::ensure_vault_running;
 use crate::context::Context;
 
 pub fn run(ctx: &Context, args: &SetupArgs) -> miette::Result<Status> {
     if args.check {
         return check(ctx, args);
+    }
+    if !args.no_sandbox {
+        crate::commands::vault::routes(ctx)?;
+        match ensure_vault_running(ctx)? {
+            Some(pid) => println!("Vault started (pid {pid})."),
+            None => println!("Vault is running."),
+        }
     }
     if !args.no_images {
         let request = build_request(ctx, &args.image, &EnsureOptions::default())?;
@@ -23,6 +32,7 @@ pub fn run(ctx: &Context, args: &SetupArgs) -> miette::Result<Status> {
         print_tags(&built);
     }
     println!("Setup complete.");
+    println!("Try: terok-executor run <agent> . -p \"...\"   (agents: terok-executor agents)");
     Ok(Status::Ok)
 }
 
@@ -49,6 +59,18 @@ fn check(ctx: &Context, args: &SetupArgs) -> miette::Result<Status> {
             .map_err(|e| e.to_string()),
     );
     let mut all_ok = podman_ok;
+    if !args.no_sandbox {
+        let socket = ctx.vault_paths()?.control_socket();
+        let running = ctx.block_on(terok_executor::VaultClient::new(&socket).is_running())?;
+        all_ok &= row(
+            "vault",
+            if running {
+                Ok("running".to_owned())
+            } else {
+                Err("not running".to_owned())
+            },
+        );
+    }
     if podman_ok && !args.no_images {
         let request = build_request(ctx, &args.image, &EnsureOptions::default())?;
         let tags = ImageBuilder::<terok_podman::PodmanCli>::tags(&request);
@@ -94,6 +116,8 @@ pub fn uninstall(ctx: &Context, args: &UninstallArgs) -> miette::Result<Status> 
                 }
             }
         }
+        // The recorded image checks describe images that are gone now.
+        let _ = std::fs::remove_dir_all(ctx.paths()?.state_root.join("images"));
         if images.is_empty() {
             println!("No terok images to remove.");
         } else if kept > 0 {

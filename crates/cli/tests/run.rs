@@ -1,0 +1,541 @@
+//! `run`, `list`, `rm` against real podman and a real vault daemon (issue: run an agent). The
+//! launches use the local debian base, Claude Code from npm, and a stand-in agent whose binary
+//! runs its prompt as a bash script (terok_testkit::agents), so exit codes, timeouts and
+//! cleanup are checked on real containers.
+
+// Test helpers may panic: a panic is how a test reports failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use terok_testkit::IsolatedEnv;
+use terok_testkit::agents::{LAUNCH_TEST_CONFIG, install_scripted_agent, machine_lock};
+use terok_testkit::base_image::ensure_base_image;
+use terok_testkit::podman::require_podman;
+
+const REAL_KEY: &str = "sk-ant-api03-REAL-launch-test-key-5d1e0b";
+const BIN: &str = env!("CARGO_BIN_EXE_terok-executor");
+
+/// An isolated host with the launch-test config, the stand-in agent, a stored Claude key, the
+/// images built (once per machine, under a lock) and the vault running. Dropping it stops the
+/// vault and removes every container it started.
+struct Host {
+    env: IsolatedEnv,
+}
+
+impl Host {
+    fn new() -> Self {
+        ensure_base_image(&mut |_| {}).unwrap();
+        let env = IsolatedEnv::new().unwrap();
+        env.write_user_config(LAUNCH_TEST_CONFIG).unwrap();
+        install_scripted_agent(&env).unwrap();
+        std::fs::create_dir_all(env.work_dir().join("project")).unwrap();
+        std::fs::write(env.work_dir().join("project/README.md"), "# sample\n").unwrap();
+        let host = Self { env };
+        let mut auth = host.command(&["auth", "claude", "--api-key", "-"]);
+        auth.stdin(Stdio::piped()).stdout(Stdio::null());
+        let mut child = auth.spawn().unwrap();
+        {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(REAL_KEY.as_bytes())
+                .unwrap();
+        }
+        assert!(child.wait().unwrap().success());
+        {
+            let _lock = machine_lock("launch-images").unwrap();
+            let out = host.run(&["build"]);
+            assert!(out.status.success(), "build: {}", text(&out));
+        }
+        let out = host.run(&["vault", "start"]);
+        assert!(out.status.success(), "vault start: {}", text(&out));
+        host
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = self.env.command(BIN);
+        cmd.args(args).stdin(Stdio::null());
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    fn spawn(&self, args: &[&str]) -> Child {
+        self.command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    fn tasks_dir(&self) -> std::path::PathBuf {
+        self.env.state_root().join("executor/tasks")
+    }
+
+    fn task_dirs(&self) -> Vec<String> {
+        std::fs::read_dir(self.tasks_dir())
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// `list --json` as (name, state) pairs, for this host's tasks only (podman is shared by
+    /// the tests running at the same time, and `list` shows every terok container).
+    fn list(&self) -> Vec<(String, String)> {
+        let out = self.run(&["list", "--json"]);
+        assert!(out.status.success(), "{}", text(&out));
+        let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let mine = self.task_dirs();
+        value
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| mine.iter().any(|id| t["task_id"] == id.as_str()))
+            .map(|t| {
+                (
+                    t["name"].as_str().unwrap().to_owned(),
+                    t["state"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    /// Containers holding live tokens, from `vault list --tokens`.
+    fn token_holders(&self) -> Vec<String> {
+        let out = self.run(&["vault", "list", "--tokens"]);
+        assert!(out.status.success(), "{}", text(&out));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.starts_with("terok-executor-"))
+            .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+            .collect()
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let names: Vec<String> = self.list().into_iter().map(|(n, _)| n).collect();
+        for name in names {
+            let _ = Command::new("podman").args(["rm", "-f", &name]).output();
+        }
+        let _ = self.run(&["vault", "stop"]);
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The container name the CLI announced (`Container: NAME` on stderr).
+fn announced_name(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .find_map(|l| l.strip_prefix("Container: "))
+        .map(|l| l.split_whitespace().next().unwrap().to_owned())
+        .unwrap_or_else(|| panic!("no container announced: {}", text(out)))
+}
+
+fn podman_inspect(name: &str) -> serde_json::Value {
+    let out = Command::new("podman")
+        .args(["container", "inspect", name])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "inspect {name}: {}", text(&out));
+    serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()[0].clone()
+}
+
+fn container_exists(name: &str) -> bool {
+    Command::new("podman")
+        .args(["container", "exists", name])
+        .status()
+        .unwrap()
+        .success()
+}
+
+#[test]
+fn claude_gets_only_phantom_tokens_and_the_local_dir_as_workspace() {
+    if !require_podman("claude_gets_only_phantom_tokens_and_the_local_dir_as_workspace") {
+        return;
+    }
+    let host = Host::new();
+    // No model API is reachable: Claude fails to get an answer, which is beside the point here.
+    let out = host.run(&[
+        "run",
+        "claude",
+        "project",
+        "-p",
+        "say hi",
+        "--timeout",
+        "20",
+    ]);
+    let name = announced_name(&out);
+    let info = podman_inspect(&name);
+    let env: Vec<String> = info["Config"]["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    let key = env
+        .iter()
+        .find_map(|e| e.strip_prefix("ANTHROPIC_API_KEY="))
+        .unwrap_or_else(|| panic!("no ANTHROPIC_API_KEY in {env:?}"));
+    assert!(
+        key.starts_with("terok-p-") && key.len() == "terok-p-".len() + 32,
+        "{key}"
+    );
+    assert!(env.contains(&"ANTHROPIC_BASE_URL=http://localhost:9419".to_owned()));
+    let whole = info.to_string();
+    assert!(!whole.contains(REAL_KEY), "the real key reached podman");
+    let workspace = info["Mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["Destination"] == "/workspace")
+        .unwrap();
+    assert_eq!(
+        workspace["Source"].as_str().unwrap(),
+        host.env
+            .work_dir()
+            .join("project")
+            .canonicalize()
+            .unwrap()
+            .to_str()
+            .unwrap()
+    );
+    // The vault socket directory is mounted read-only where the bridge expects it.
+    assert!(
+        info["Mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| { m["Destination"] == "/run/terok/vault" && m["RW"] == false })
+    );
+    // Nothing in the task directory holds the real key either.
+    let grep = Command::new("grep")
+        .args(["-r", "-l", REAL_KEY])
+        .arg(host.tasks_dir())
+        .output()
+        .unwrap();
+    assert!(grep.stdout.is_empty(), "{}", text(&grep));
+}
+
+#[test]
+fn the_exit_code_is_the_agents_and_rm_cleans_up() {
+    if !require_podman("the_exit_code_is_the_agents_and_rm_cleans_up") {
+        return;
+    }
+    let host = Host::new();
+    let out = host.run(&[
+        "run",
+        "scripted",
+        "project",
+        "-p",
+        "echo out-$TASK_ID; echo err >&2; touch /workspace/made-by-agent; exit 3",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("out-"), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Agent exited with code 3"));
+    // The agent's file belongs to the user who ran terok.
+    let made = host.env.work_dir().join("project/made-by-agent");
+    assert!(made.exists());
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        std::fs::metadata(&made).unwrap().uid(),
+        rustix::process::geteuid().as_raw()
+    );
+
+    // Without --rm the task stays: list shows it, its tokens are revoked (it exited).
+    let name = announced_name(&out);
+    assert!(
+        host.list().iter().any(|(n, s)| n == &name && s == "exited"),
+        "{:?}",
+        host.list()
+    );
+    assert!(!host.token_holders().contains(&name));
+    assert_eq!(host.task_dirs().len(), 1);
+
+    // rm removes container and task directory.
+    let out = host.run(&["rm", &name]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!container_exists(&name));
+    assert!(host.task_dirs().is_empty());
+    assert!(host.list().is_empty());
+    // rm of something unknown fails precisely.
+    let out = host.run(&["rm", "terok-executor-000000000000"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("Container not found: terok-executor-000000000000"));
+}
+
+#[test]
+fn timeout_ends_with_124_and_rm_flag_leaves_nothing() {
+    if !require_podman("timeout_ends_with_124_and_rm_flag_leaves_nothing") {
+        return;
+    }
+    let host = Host::new();
+    let started = Instant::now();
+    let out = host.run(&[
+        "run",
+        "scripted",
+        "project",
+        "-p",
+        "sleep 120",
+        "--timeout",
+        "5",
+        "--rm",
+    ]);
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(124), "{}", text(&out));
+    // Well before the agent's own 120 s: the timeout, not the agent, ended the run.
+    assert!(took < Duration::from_secs(60), "took {took:?}");
+    let name = announced_name(&out);
+    assert!(!container_exists(&name), "--rm left the container");
+    assert!(host.task_dirs().is_empty(), "--rm left the task directory");
+    assert!(host.token_holders().is_empty(), "--rm left tokens");
+}
+
+#[test]
+fn four_runs_at_once_get_their_own_names_dirs_sockets_and_tokens() {
+    if !require_podman("four_runs_at_once_get_their_own_names_dirs_sockets_and_tokens") {
+        return;
+    }
+    let host = Host::new();
+    let script = "echo token=$ANTHROPIC_API_KEY; echo socket=$(ls -i /run/terok/vault/vault.sock); \
+                  curl -s -o /dev/null -w 'vault=%{http_code}\\n' http://127.0.0.1:9419/v1/models \
+                  -H \"x-api-key: $ANTHROPIC_API_KEY\" || true";
+    let children: Vec<Child> = (0..4)
+        .map(|_| host.spawn(&["run", "scripted", "project", "-p", script]))
+        .collect();
+    let outputs: Vec<Output> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    let mut names = std::collections::BTreeSet::new();
+    let mut tokens = std::collections::BTreeSet::new();
+    for out in &outputs {
+        assert!(out.status.success(), "{}", text(out));
+        names.insert(announced_name(out));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let token = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("token="))
+            .unwrap()
+            .to_owned();
+        assert!(token.starts_with("terok-p-"), "{stdout}");
+        tokens.insert(token);
+        assert!(stdout.contains("socket="), "{stdout}");
+    }
+    assert_eq!(names.len(), 4);
+    assert_eq!(tokens.len(), 4);
+    assert_eq!(host.task_dirs().len(), 4);
+    // Each had its own socket directory, named after its container.
+    for name in &names {
+        let dir = podman_inspect(name)["Mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["Destination"] == "/run/terok/vault")
+            .map(|m| m["Source"].as_str().unwrap().to_owned())
+            .unwrap();
+        assert!(dir.ends_with(name.as_str()), "{dir}");
+    }
+    assert!(
+        host.token_holders().is_empty(),
+        "every run revoked its tokens"
+    );
+}
+
+#[test]
+fn a_killed_cli_leaves_a_task_that_rm_and_the_sweep_clean() {
+    if !require_podman("a_killed_cli_leaves_a_task_that_rm_and_the_sweep_clean") {
+        return;
+    }
+    let host = Host::new();
+    let wait_running = |host: &Host, before: usize| -> String {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let running: Vec<String> = host
+                .list()
+                .into_iter()
+                .filter(|(_, s)| s == "running")
+                .map(|(n, _)| n)
+                .collect();
+            if running.len() > before {
+                return running.last().unwrap().clone();
+            }
+            assert!(Instant::now() < deadline, "the task never ran");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+
+    // kill -9 mid-run: the container keeps running and keeps its tokens; rm cleans it all.
+    let mut cli = host.spawn(&["run", "scripted", "project", "-p", "sleep 300"]);
+    let first = wait_running(&host, 0);
+    cli.kill().unwrap();
+    cli.wait().unwrap();
+    assert!(
+        host.list()
+            .iter()
+            .any(|(n, s)| n == &first && s == "running")
+    );
+    assert!(host.token_holders().contains(&first));
+    let out = host.run(&["rm", &first]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!container_exists(&first));
+    assert!(!host.token_holders().contains(&first));
+    assert!(host.task_dirs().is_empty());
+
+    // kill -9, then the agent finishes on its own: the next sweep revokes its tokens.
+    let mut cli = host.spawn(&["run", "scripted", "project", "-p", "sleep 3"]);
+    let second = wait_running(&host, 0);
+    cli.kill().unwrap();
+    cli.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while host
+        .list()
+        .iter()
+        .any(|(n, s)| n == &second && s == "running")
+    {
+        assert!(Instant::now() < deadline, "the agent did not finish");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(host.token_holders().contains(&second), "nobody revoked yet");
+    let out = host.run(&["vault", "clean", "--grace", "0"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains(&second), "{}", text(&out));
+    assert!(!host.token_holders().contains(&second));
+    assert!(host.list().iter().any(|(n, _)| n == &second));
+    let out = host.run(&["rm", &second]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(host.list().is_empty());
+}
+
+#[test]
+fn interactive_task_stops_and_starts_with_fresh_tokens() {
+    if !require_podman("interactive_task_stops_and_starts_with_fresh_tokens") {
+        return;
+    }
+    let host = Host::new();
+    let out = host.run(&["run", "scripted", "project", "--interactive"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("Container ready. Login with:"), "{stdout}");
+    let name = announced_name(&out);
+    let token_in = |name: &str| -> String {
+        let out = Command::new("podman")
+            .args(["exec", name, "bash", "-lc", "echo $ANTHROPIC_API_KEY"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let first = token_in(&name);
+    assert!(first.starts_with("terok-p-"), "{first}");
+    assert!(host.token_holders().contains(&name));
+
+    let out = host.run(&["stop", &name]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(host.list().iter().any(|(n, s)| n == &name && s == "exited"));
+    assert!(!host.token_holders().contains(&name), "stop revokes");
+
+    let out = host.run(&["start", &name]);
+    assert!(out.status.success(), "{}", text(&out));
+    let second = token_in(&name);
+    assert!(
+        second.starts_with("terok-p-") && second != first,
+        "{first} / {second}"
+    );
+    assert!(host.token_holders().contains(&name));
+
+    let out = host.run(&["rm", &name]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(host.list().is_empty());
+    assert!(!host.token_holders().contains(&name));
+}
+
+#[test]
+fn missing_images_without_a_terminal_exit_3_with_the_remedies() {
+    if !require_podman("missing_images_without_a_terminal_exit_3_with_the_remedies") {
+        return;
+    }
+    let env = IsolatedEnv::new().unwrap();
+    std::fs::create_dir_all(env.work_dir().join("project")).unwrap();
+    let out = env
+        .command(BIN)
+        .args([
+            "run",
+            "claude",
+            "project",
+            "-p",
+            "x",
+            "--base",
+            "localhost/terok-no-such-base:1",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    insta::assert_snapshot!(String::from_utf8_lossy(&out.stderr), @"
+    Setup needed: images missing (L0 terok-l0:localhost-terok-no-such-base-1, L1 terok-l1-cli:localhost-terok-no-such-base-1-b29ec749c386), and stdin is not a terminal to ask.
+    Fix it with one of:
+      terok-executor setup                    prepare this host once (images, vault)
+      terok-executor run ... --yes            build what is missing without asking
+      terok-executor run ... --no-preflight   skip these checks (images are built anyway)
+    ");
+    // Nothing was started or written on the way.
+    assert!(!env.state_root().join("executor/tasks").exists());
+}
+
+#[test]
+fn setup_is_idempotent_and_check_reports_what_is_missing() {
+    if !require_podman("setup_is_idempotent_and_check_reports_what_is_missing") {
+        return;
+    }
+    let env = IsolatedEnv::new().unwrap();
+    env.write_user_config(
+        "image:\n  base_image: localhost/terok-no-such-base:1\n  agents: claude\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        env.command(BIN)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = run(&["setup", "--check"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    insta::assert_snapshot!(String::from_utf8_lossy(&out.stdout), @"
+    terok-executor status:
+      podman                 ok (answers)
+      vault                  FAIL (not running)
+      image L0               FAIL (terok-l0:localhost-terok-no-such-base-1 not built)
+      image L1               FAIL (terok-l1-cli:localhost-terok-no-such-base-1-claude not built)
+    Run: terok-executor setup
+    ");
+
+    let out = run(&["setup", "--no-images"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("Vault started"), "{}", text(&out));
+    let out = run(&["setup", "--no-images"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("Vault is running."), "{}", text(&out));
+    let out = run(&["setup", "--check", "--no-images"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("All prerequisites met."));
+    let _ = run(&["vault", "stop"]);
+}
