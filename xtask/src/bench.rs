@@ -204,9 +204,9 @@ pub fn run(runs: usize, only: Option<&str>) -> anyhow::Result<()> {
         return run_echo(&mut cmd);
     }
     if let Some(group) = only
-        && !["agents", "build", "vault"].contains(&group)
+        && !["agents", "build", "launch", "vault"].contains(&group)
     {
-        bail!("unknown group `{group}`; expected agents, build or vault");
+        bail!("unknown group `{group}`; expected agents, build, launch or vault");
     }
     let wanted = |group: &str| only.is_none_or(|o| o == group);
     let binary = release_binary()?;
@@ -216,6 +216,9 @@ pub fn run(runs: usize, only: Option<&str>) -> anyhow::Result<()> {
     }
     if wanted("build") {
         rows.push(noop_build_row(&binary, (runs / 2).max(10))?);
+    }
+    if wanted("launch") {
+        rows.push(crate::bench_launch::row(&binary, (runs / 2).max(10))?);
     }
     if wanted("vault") {
         rows.extend(crate::bench_vault::rows(&binary)?);

@@ -16,6 +16,8 @@ use crate::util::{is_root, on_path, output_of, run_echo};
 pub const APT_PACKAGES: &[&str] = &[
     "podman",
     "runc",
+    // `--init` in every task container.
+    "catatonit",
     "debootstrap",
     "uidmap",
     "slirp4netns",

@@ -12,6 +12,7 @@
 
 mod base_image;
 mod bench;
+mod bench_launch;
 mod bench_vault;
 mod ci;
 mod docs;
@@ -53,7 +54,7 @@ enum Task {
         /// Runs per figure (the median is reported).
         #[arg(long, default_value_t = 30)]
         runs: usize,
-        /// Only this group of figures: agents, build, vault.
+        /// Only this group of figures: agents, build, launch, vault.
         #[arg(long, value_name = "GROUP")]
         only: Option<String>,
     },

@@ -1,0 +1,113 @@
+//! The launch-overhead row of `cargo xtask bench`: time from `terok-executor run` to the
+//! agent's first output line, minus the same for a bare `podman run` of the same image and
+//! command, measured alternately in the same run.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use terok_testkit::IsolatedEnv;
+use terok_testkit::agents::{LAUNCH_TEST_CONFIG, SCRIPTED_AGENT, install_scripted_agent};
+
+use crate::bench::{Goal, Row, fmt_num, median_ms};
+use crate::util::run_echo;
+
+/// What the stand-in agent prints; the clock stops when it appears.
+const MARKER: &str = "terok-bench-first-line";
+
+/// Spawns `cmd` and returns how long it took until a stdout line contained [`MARKER`]; the
+/// process is then waited for, and must succeed.
+fn time_to_marker(mut cmd: Command) -> anyhow::Result<Duration> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let started = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("cannot run {:?}", cmd.get_program()))?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let mut first = None;
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        if first.is_none() && line.contains(MARKER) {
+            first = Some(started.elapsed());
+        }
+    }
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!(
+            "{:?} failed: {}",
+            cmd.get_program(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    first.with_context(|| format!("{:?} never printed the marker", cmd.get_program()))
+}
+
+pub fn row(binary: &Path, runs: usize) -> anyhow::Result<Row> {
+    if !terok_testkit::podman::podman_works() {
+        bail!("podman is needed for the launch row; run `cargo xtask host-setup`");
+    }
+    terok_testkit::base_image::ensure_base_image(&mut |line| println!("bench: {line}"))?;
+    let env = IsolatedEnv::new()?;
+    env.write_user_config(LAUNCH_TEST_CONFIG)?;
+    install_scripted_agent(&env)?;
+    std::fs::create_dir_all(env.work_dir().join("project"))?;
+    println!("bench: making sure the launch images are current (the first build takes minutes)…");
+    run_echo(env.command(binary).arg("build"))?;
+    // A stored credential, so launches open a listener and mint tokens as a real one does.
+    let mut auth = env.command(binary);
+    auth.args([
+        "auth",
+        "claude",
+        "--api-key",
+        "sk-ant-api03-bench-not-a-real-key",
+    ])
+    .stdout(Stdio::null());
+    if !auth.status()?.success() {
+        bail!("cannot store the bench credential");
+    }
+    run_echo(env.command(binary).args(["vault", "start"]))?;
+
+    let image = format!(
+        "terok-l1-cli:{}-claude-{SCRIPTED_AGENT}",
+        terok_image_build::base_fragment(terok_testkit::base_image::BASE_IMAGE)
+    );
+    let agent_cmd = format!("init-ssh-and-repo.sh && terok-scripted-agent -c 'echo {MARKER}'");
+    let result = (|| -> anyhow::Result<(f64, f64)> {
+        let (mut bare, mut ours) = (Vec::new(), Vec::new());
+        for _ in 0..runs {
+            let mut cmd = Command::new("podman");
+            cmd.args(["run", "--rm", &image, "bash", "-lc", &agent_cmd]);
+            bare.push(time_to_marker(cmd)?);
+            let mut cmd = env.command(binary);
+            cmd.args([
+                "run",
+                SCRIPTED_AGENT,
+                "project",
+                "--rm",
+                "-p",
+                &format!("echo {MARKER}"),
+            ]);
+            ours.push(time_to_marker(cmd)?);
+        }
+        Ok((median_ms(&mut bare), median_ms(&mut ours)))
+    })();
+    let _ = env.command(binary).args(["vault", "stop"]).output();
+    let (bare, ours) = result?;
+    Ok(Row {
+        figure: format!(
+            "launch overhead: `run` to first agent line minus bare `podman run` (median of {runs})"
+        ),
+        value: ours - bare,
+        unit: "ms",
+        goal: Goal::AtMost(100.0),
+        baseline: format!(
+            "bare `podman run` {} ms, `run` {} ms",
+            fmt_num(bare),
+            fmt_num(ours)
+        ),
+    })
+}
