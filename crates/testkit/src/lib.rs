@@ -2,7 +2,10 @@
 //! files — an isolated HOME and XDG environment, and podman fixtures (a base image made with
 //! debootstrap, because no container registry is reachable on these machines).
 //!
-//! It also has a mock upstream HTTP server ([`upstream::MockUpstream`]) for the vault.
+//! It also has a mock upstream HTTP server ([`upstream::MockUpstream`]) for the vault, a
+//! scripted model server speaking the Anthropic Messages API ([`model::ScriptedModel`], also
+//! as the `terok-mock-model` binary) for the real agent CLIs, and a stand-in agent
+//! ([`agents`]) for launch tests.
 //!
 //! Dev-only: shipped crates may use it only as a dev-dependency (`cargo xtask layers` and
 //! deny.toml enforce this).
@@ -10,6 +13,7 @@
 pub mod agents;
 pub mod base_image;
 pub mod env;
+pub mod model;
 pub mod podman;
 pub mod upstream;
 
