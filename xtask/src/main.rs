@@ -5,7 +5,8 @@
 //! - `base-image`: makes `localhost/debian:bookworm` with debootstrap + `podman import`;
 //! - `ci`: everything CI checks, in order;
 //! - `docs`: regenerates the generated parts of docs/;
-//! - `bench`: measures speed figures against their goals.
+//! - `bench`: measures speed figures against their goals;
+//! - `demo`: the real Claude Code fixes a failing test in a terok container (scripted model).
 
 // xtask is a terminal tool: printing is its job.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -15,6 +16,7 @@ mod bench;
 mod bench_launch;
 mod bench_vault;
 mod ci;
+mod demo;
 mod docs;
 mod host_setup;
 mod layers;
@@ -48,6 +50,9 @@ enum Task {
     Ci,
     /// Regenerate generated documentation (docs/roster.schema.json, the layers table).
     Docs,
+    /// Set up this machine and watch the real Claude Code fix a failing test in a terok
+    /// container (against a scripted model server; no API key needed).
+    Demo,
     /// Measure speed against goals (release build); prints one table, fails only if a
     /// measurement cannot be made.
     Bench {
@@ -72,6 +77,7 @@ fn main() -> std::process::ExitCode {
         Task::BaseImage => base_image::run(),
         Task::Ci => ci::run(),
         Task::Docs => docs::run(),
+        Task::Demo => demo::run(),
         Task::Bench { runs, only } => bench::run(runs, only.as_deref()),
     };
     match result {

@@ -330,8 +330,12 @@ pub struct RunArgs {
     /// Skip the preflight checks (missing images are still built).
     #[arg(long)]
     pub no_preflight: bool,
-    /// Print the agent's output exactly as it comes (Claude's stream-json) even on a terminal.
-    #[arg(long)]
+    /// How to print Claude's stream-json: `text` renders readable lines, `raw` passes every
+    /// line through; `auto` renders on a terminal only.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = OutputFormat::Auto)]
+    pub output: OutputFormat,
+    /// Same as --output raw.
+    #[arg(long, hide = true, conflicts_with = "output")]
     pub raw_output: bool,
     /// Accepted for compatibility; the git gate is not available yet, so URLs are cloned directly.
     #[arg(long, hide = true, overrides_with = "no_gate")]
@@ -362,4 +366,15 @@ pub struct RmArgs {
     /// Container names or task ids (see `terok-executor list`).
     #[arg(required = true)]
     pub names: Vec<String>,
+}
+
+/// `run --output` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// Text on a terminal, raw otherwise.
+    Auto,
+    /// Readable lines.
+    Text,
+    /// Every line as the agent printed it.
+    Raw,
 }

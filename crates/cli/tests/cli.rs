@@ -470,8 +470,16 @@ fn run_help_lists_the_upstream_flags() {
           --no-preflight
               Skip the preflight checks (missing images are still built)
 
-          --raw-output
-              Print the agent's output exactly as it comes (Claude's stream-json) even on a terminal
+          --output <FORMAT>
+              How to print Claude's stream-json: `text` renders readable lines, `raw` passes every line
+              through; `auto` renders on a terminal only
+
+              Possible values:
+              - auto: Text on a terminal, raw otherwise
+              - text: Readable lines
+              - raw:  Every line as the agent printed it
+              
+              [default: auto]
 
       -h, --help
               Print help (see a summary with '-h')

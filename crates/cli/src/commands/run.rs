@@ -12,7 +12,7 @@ use terok_podman::{GpuRequest, LogSource, PodmanCli};
 use terok_roster::model::LogFormat;
 
 use crate::Status;
-use crate::args::RunArgs;
+use crate::args::{OutputFormat, RunArgs};
 use crate::commands::build::{EnsureOptions, build_request};
 use crate::commands::vault::ensure_vault_running;
 use crate::context::Context;
@@ -96,7 +96,11 @@ pub fn run(ctx: &Context, args: &RunArgs) -> miette::Result<Status> {
         .with_image_stamps(paths.state_root.join("images"));
     let render = agent.capabilities.log_format == LogFormat::ClaudeStreamJson
         && !args.raw_output
-        && std::io::stdout().is_terminal();
+        && match args.output {
+            OutputFormat::Text => true,
+            OutputFormat::Raw => false,
+            OutputFormat::Auto => std::io::stdout().is_terminal(),
+        };
     let verbose = ctx.verbose > 0;
 
     ctx.block_on(async {
