@@ -55,7 +55,7 @@ pub fn run() -> anyhow::Result<()> {
     let demo = root.join("demo");
 
     step("host setup (podman, base image tools; idempotent)");
-    crate::host_setup::run()?;
+    crate::host_setup::setup(false)?;
     step("base image localhost/debian:bookworm");
     terok_testkit::base_image::ensure_base_image(&mut |line| println!("{line}"))?;
 

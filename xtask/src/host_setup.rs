@@ -41,6 +41,12 @@ pub const CARGO_TOOLS: &[(&str, &str)] = &[
 const NPROC_LIMIT: u64 = 4096;
 
 pub fn run() -> anyhow::Result<()> {
+    setup(true)
+}
+
+/// Provisions the host; without `cargo_tools`, only what running terok needs (the demo skips
+/// cargo-deny and nextest, which take minutes to compile and only CI uses).
+pub fn setup(cargo_tools: bool) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let mut changed = Vec::new();
     let root = is_root();
@@ -88,7 +94,7 @@ pub fn run() -> anyhow::Result<()> {
         changed.push(format!("configured {}", conf.display()));
     }
 
-    for (binary, krate) in CARGO_TOOLS {
+    for (binary, krate) in CARGO_TOOLS.iter().filter(|_| cargo_tools) {
         if !on_path(binary) {
             run_echo(Command::new("cargo").args(["install", "--locked", krate]))?;
             changed.push(format!("installed {krate}"));

@@ -54,9 +54,8 @@ fn check(ctx: &Context, args: &SetupArgs) -> miette::Result<Status> {
     let podman = ctx.podman();
     let podman_ok = row(
         "podman",
-        ctx.block_on(async { podman.images_with_label(LABEL_LAYER).await })?
-            .map(|_| "answers".to_owned())
-            .map_err(|e| e.to_string()),
+        ctx.block_on(terok_executor::preflight::podman_status(&podman))?
+            .map(|()| "answers".to_owned()),
     );
     let mut all_ok = podman_ok;
     if !args.no_sandbox {
