@@ -28,6 +28,8 @@ pub const APT_PACKAGES: &[&str] = &[
     "shellcheck",
     "tar",
     "curl",
+    // The demo's sample project and the end-to-end test run its unit test on the host.
+    "python3",
     // Load generator for `cargo xtask bench` (vault throughput).
     "wrk",
 ];
