@@ -10,6 +10,7 @@ pub mod env;
 pub mod merge;
 pub mod paths;
 pub mod secure_fs;
+pub mod time;
 pub mod timezone;
 pub mod yaml;
 

@@ -6,7 +6,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -121,13 +120,6 @@ impl std::fmt::Debug for CredentialDb {
             .field("path", &self.path)
             .finish_non_exhaustive()
     }
-}
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 /// Checks a scope, credential set or provider name.
@@ -298,7 +290,7 @@ impl CredentialDb {
                  VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT (credential_set, provider)
                  DO UPDATE SET kind = excluded.kind, data = excluded.data, updated_at = excluded.updated_at",
-                params![set, provider, credential.kind(), sealed, now()],
+                params![set, provider, credential.kind(), sealed, terok_core::time::unix_now()],
             )
             .map_err(self.sql())?;
         Ok(())
@@ -388,7 +380,7 @@ impl CredentialDb {
             .execute(
                 "INSERT INTO proxy_tokens (token_hash, scope, subject, credential_set, provider, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![token_hash(&token), scope, subject, set, provider, now()],
+                params![token_hash(&token), scope, subject, set, provider, terok_core::time::unix_now()],
             )
             .map_err(self.sql())?;
         Ok(token)
@@ -444,7 +436,7 @@ impl CredentialDb {
             let entry = newest.entry(token.subject).or_insert(token.created_at);
             *entry = (*entry).max(token.created_at);
         }
-        let cutoff = now().saturating_sub(grace_secs);
+        let cutoff = terok_core::time::unix_now().saturating_sub(grace_secs);
         let mut revoked = Vec::new();
         for (subject, created) in newest {
             if live.contains(&subject) || created > cutoff {

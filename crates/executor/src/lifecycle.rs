@@ -11,7 +11,7 @@ use terok_podman::{ContainerRuntime, LABEL_AGENT, LABEL_EXECUTOR, LABEL_TASK};
 use terok_roster::Roster;
 
 use crate::error::ExecutorError;
-use crate::task::{TaskRecord, TaskStore, now_unix};
+use crate::task::{TaskRecord, TaskStore};
 use crate::vault::VaultClient;
 
 /// One task as `list` shows it.
@@ -35,7 +35,7 @@ pub async fn list_tasks<R: ContainerRuntime>(
     runtime: &R,
     store: &TaskStore,
 ) -> Result<Vec<TaskListing>, ExecutorError> {
-    let now = now_unix();
+    let now = terok_core::time::unix_now();
     let records: BTreeMap<String, TaskRecord> = store
         .list()
         .into_iter()

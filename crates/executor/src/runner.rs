@@ -32,7 +32,7 @@ use tokio::time::Instant;
 
 use crate::error::ExecutorError;
 use crate::repo::{RepoSource, classify_repo};
-use crate::task::{TaskRecord, TaskStore, container_name, new_task_id, now_unix};
+use crate::task::{TaskRecord, TaskStore, container_name, new_task_id};
 use crate::vault::VaultClient;
 
 /// Seconds the host waits beyond the agent's own timeout before it stops the container (the
@@ -562,7 +562,7 @@ impl<'a, R: ContainerRuntime> AgentRunner<'a, R> {
             },
             git_url,
             image: image.to_owned(),
-            created_unix: now_unix(),
+            created_unix: terok_core::time::unix_now(),
             vault: wiring.is_some(),
             providers,
             remove_on_exit: options.remove_on_exit,

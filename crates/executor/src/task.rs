@@ -154,14 +154,6 @@ pub fn is_task_id(text: &str) -> bool {
     text.len() == 12 && text.chars().all(|c| c.is_ascii_hexdigit())
 }
 
-/// Seconds since the epoch.
-pub fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -217,13 +217,6 @@ struct Stamp {
     written_unix: i64,
 }
 
-fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
 impl<'a, R: ContainerRuntime> ImageBuilder<'a, R> {
     /// A builder using `runtime` and the install snippets of `roster`.
     pub fn new(runtime: &'a R, roster: &'a Roster) -> Self {
@@ -392,7 +385,7 @@ impl<'a, R: ContainerRuntime> ImageBuilder<'a, R> {
             l1_id: l1.id.clone(),
             l1_hash: l1.content_hash.clone(),
             l1_alias: tags.l1_alias.clone(),
-            written_unix: now_unix(),
+            written_unix: terok_core::time::unix_now(),
         });
         Ok(BuiltImages {
             family,
@@ -489,7 +482,7 @@ impl<'a, R: ContainerRuntime> ImageBuilder<'a, R> {
         let path = self.stamp_path(&tags.l1)?;
         let bytes = terok_core::secure_fs::read_nofollow(&path).ok()?;
         let stamp: Stamp = serde_json::from_slice(&bytes).ok()?;
-        let age = now_unix().saturating_sub(stamp.written_unix);
+        let age = terok_core::time::unix_now().saturating_sub(stamp.written_unix);
         if age < 0 || age > i64::try_from(max_age.as_secs()).ok()? {
             return None;
         }

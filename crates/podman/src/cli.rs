@@ -158,20 +158,8 @@ impl PodmanCli {
     /// as for `create`.
     pub async fn run_attached(&self, spec: &RunSpec, env_dir: &Path) -> Result<i32, PodmanError> {
         spec.validate()?;
-        terok_core::secure_fs::ensure_private_dir(env_dir).map_err(|e| PodmanError::Io {
-            context: "cannot prepare the env-file directory".to_owned(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
-        let env_path = env_dir.join(format!(".{}.env", spec.name));
-        terok_core::secure_fs::write_sensitive(
-            &env_path,
-            env_file_contents(&spec.full_env()).as_bytes(),
-        )
-        .map_err(|e| PodmanError::Io {
-            context: "cannot write the env file".to_owned(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
-        let _guard = EnvFileGuard(env_path.clone());
+        let env_file = EnvFileGuard::write(spec, env_dir)?;
+        let env_path = env_file.0.clone();
         let mut args = strings(&["run"]);
         args.extend(spec.create_args(&env_path));
         let status = self
@@ -226,6 +214,25 @@ fn strings(items: &[&str]) -> Vec<String> {
 
 /// Removes the env file when the create call is done, whatever happened.
 struct EnvFileGuard(PathBuf);
+
+impl EnvFileGuard {
+    /// Writes `spec`'s environment to a 0600 file in the private directory `env_dir`.
+    fn write(spec: &RunSpec, env_dir: &Path) -> Result<Self, PodmanError> {
+        let io = |context: &str, e: terok_core::secure_fs::SecureFsError| PodmanError::Io {
+            context: context.to_owned(),
+            source: std::io::Error::other(e.to_string()),
+        };
+        terok_core::secure_fs::ensure_private_dir(env_dir)
+            .map_err(|e| io("cannot prepare the env-file directory", e))?;
+        let path = env_dir.join(format!(".{}.env", spec.name));
+        terok_core::secure_fs::write_sensitive(
+            &path,
+            env_file_contents(&spec.full_env()).as_bytes(),
+        )
+        .map_err(|e| io("cannot write the env file", e))?;
+        Ok(Self(path))
+    }
+}
 
 impl Drop for EnvFileGuard {
     fn drop(&mut self) {
@@ -306,20 +313,8 @@ fn pump_lines<R: AsyncRead + Unpin + Send + 'static>(
 impl ContainerRuntime for PodmanCli {
     async fn create(&self, spec: &RunSpec, env_dir: &Path) -> Result<String, PodmanError> {
         spec.validate()?;
-        terok_core::secure_fs::ensure_private_dir(env_dir).map_err(|e| PodmanError::Io {
-            context: "cannot prepare the env-file directory".to_owned(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
-        let env_path = env_dir.join(format!(".{}.env", spec.name));
-        terok_core::secure_fs::write_sensitive(
-            &env_path,
-            env_file_contents(&spec.full_env()).as_bytes(),
-        )
-        .map_err(|e| PodmanError::Io {
-            context: "cannot write the env file".to_owned(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
-        let _guard = EnvFileGuard(env_path.clone());
+        let env_file = EnvFileGuard::write(spec, env_dir)?;
+        let env_path = env_file.0.clone();
         let mut args = strings(&["create"]);
         args.extend(spec.create_args(&env_path));
         let out = self.run(args).await?;

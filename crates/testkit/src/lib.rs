@@ -15,6 +15,7 @@ pub mod base_image;
 pub mod env;
 pub mod model;
 pub mod podman;
+pub mod server;
 pub mod upstream;
 
 pub use env::IsolatedEnv;

@@ -9,7 +9,6 @@
 //! does not match gets a text reply saying so, and is counted in [`ScriptedModel::mismatches`].
 //! Side requests without tools (titles, topic checks) get a short text answer.
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -20,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::server::BackgroundServer;
 use crate::upstream::RecordedRequest;
 
 /// What the model says in one turn.
@@ -89,60 +89,32 @@ impl Shared {
 
 /// The running server; stops when dropped.
 pub struct ScriptedModel {
-    addr: SocketAddr,
+    server: BackgroundServer,
     shared: Shared,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl ScriptedModel {
     /// Serves `script` on `addr` (`127.0.0.1:0` for any free port).
     pub fn start(script: ModelScript, addr: &str) -> std::io::Result<Self> {
-        let std_listener = std::net::TcpListener::bind(addr)?;
-        std_listener.set_nonblocking(true)?;
-        let addr = std_listener.local_addr()?;
         let shared = Shared {
             script: Arc::new(script),
             inner: Arc::default(),
         };
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let app_shared = shared.clone();
-        let thread = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            runtime.block_on(async move {
-                let Ok(listener) = tokio::net::TcpListener::from_std(std_listener) else {
-                    return;
-                };
-                let app = Router::new().fallback(respond).with_state(app_shared);
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(async move {
-                        let _ = stop_rx.await;
-                    })
-                    .await;
-            });
-        });
+        let app = Router::new().fallback(respond).with_state(shared.clone());
         Ok(Self {
-            addr,
+            server: BackgroundServer::start(addr, 2, app)?,
             shared,
-            stop: Some(stop_tx),
-            thread: Some(thread),
         })
     }
 
     /// `http://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.addr.port())
+        format!("http://127.0.0.1:{}", self.server.addr().port())
     }
 
     /// The port.
     pub fn port(&self) -> u16 {
-        self.addr.port()
+        self.server.addr().port()
     }
 
     /// Every request so far.
@@ -161,43 +133,12 @@ impl ScriptedModel {
     }
 }
 
-impl Drop for ScriptedModel {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
 async fn respond(State(shared): State<Shared>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let body = axum::body::to_bytes(body, 64 * 1024 * 1024)
         .await
         .unwrap_or_default();
-    shared.with(|i| {
-        i.requests.push(RecordedRequest {
-            method: parts.method.to_string(),
-            path_and_query: parts
-                .uri
-                .path_and_query()
-                .map(|p| p.as_str().to_owned())
-                .unwrap_or_default(),
-            headers: parts
-                .headers
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        k.as_str().to_owned(),
-                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                    )
-                })
-                .collect(),
-            body: body.to_vec(),
-        });
-    });
+    shared.with(|i| i.requests.push(RecordedRequest::new(&parts, &body)));
     let path = parts.uri.path();
     match (&parts.method, path) {
         (&Method::HEAD, _) | (&Method::GET, "/") => StatusCode::OK.into_response(),

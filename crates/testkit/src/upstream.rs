@@ -1,10 +1,9 @@
 //! A mock upstream HTTP server that records every request (method, raw path and query, headers,
 //! body) and answers the shapes a vault must relay: JSON, server-sent events, redirects, error
 //! statuses, large and compressed bodies, an OAuth token endpoint, and a WebSocket echo.
-//! It runs on its own thread and runtime, so sync and async tests can use it alike.
+//! It runs on a [`BackgroundServer`], so sync and async tests can use it alike.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,6 +14,8 @@ use axum::extract::{FromRequestParts, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
+
+use crate::server::BackgroundServer;
 
 /// One request as the upstream received it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +31,29 @@ pub struct RecordedRequest {
 }
 
 impl RecordedRequest {
+    /// The record of a request with these parts and body.
+    pub fn new(parts: &axum::http::request::Parts, body: &[u8]) -> Self {
+        Self {
+            method: parts.method.to_string(),
+            path_and_query: parts
+                .uri
+                .path_and_query()
+                .map_or("/", |pq| pq.as_str())
+                .to_owned(),
+            headers: parts
+                .headers
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
+            body: body.to_vec(),
+        }
+    }
+
     /// The first value of header `name`.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
@@ -68,10 +92,8 @@ impl Shared {
 
 /// The running mock upstream; stops when dropped.
 pub struct MockUpstream {
-    addr: SocketAddr,
+    server: BackgroundServer,
     shared: Shared,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl MockUpstream {
@@ -93,48 +115,22 @@ impl MockUpstream {
     }
 
     fn start_with(addr: &str, threads: usize) -> std::io::Result<Self> {
-        let std_listener = std::net::TcpListener::bind(addr)?;
-        std_listener.set_nonblocking(true)?;
-        let addr = std_listener.local_addr()?;
         let shared = Shared::default();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let app_shared = shared.clone();
-        let thread = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(threads)
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            runtime.block_on(async move {
-                let Ok(listener) = tokio::net::TcpListener::from_std(std_listener) else {
-                    return;
-                };
-                let app = Router::new().fallback(respond).with_state(app_shared);
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(async move {
-                        let _ = stop_rx.await;
-                    })
-                    .await;
-            });
-        });
+        let app = Router::new().fallback(respond).with_state(shared.clone());
         Ok(Self {
-            addr,
+            server: BackgroundServer::start(addr, threads, app)?,
             shared,
-            stop: Some(stop_tx),
-            thread: Some(thread),
         })
     }
 
     /// `http://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.addr.port())
+        format!("http://127.0.0.1:{}", self.server.addr().port())
     }
 
     /// The port.
     pub fn port(&self) -> u16 {
-        self.addr.port()
+        self.server.addr().port()
     }
 
     /// Every request received so far.
@@ -153,17 +149,6 @@ impl MockUpstream {
             i.token_status = Some(status);
             i.token_answer = Some(answer);
         });
-    }
-}
-
-impl Drop for MockUpstream {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 
@@ -198,21 +183,9 @@ async fn respond(State(shared): State<Shared>, request: Request) -> Response {
     if path == "/ws" {
         let headers = headers_json(&parts.headers);
         shared.with(|i| {
-            i.requests.push(RecordedRequest {
-                method: parts.method.to_string(),
-                path_and_query: path_and_query.clone(),
-                headers: parts
-                    .headers
-                    .iter()
-                    .map(|(k, v)| {
-                        (
-                            k.to_string(),
-                            String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                        )
-                    })
-                    .collect(),
-                body: Vec::new(),
-            });
+            if !i.quiet {
+                i.requests.push(RecordedRequest::new(&parts, &[]));
+            }
         });
         return match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
             Ok(upgrade) => upgrade.on_upgrade(move |socket| async move {
@@ -237,21 +210,9 @@ async fn respond(State(shared): State<Shared>, request: Request) -> Response {
         .await
         .unwrap_or_default();
     shared.with(|i| {
-        i.requests.push(RecordedRequest {
-            method: parts.method.to_string(),
-            path_and_query: path_and_query.clone(),
-            headers: parts
-                .headers
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        k.to_string(),
-                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                    )
-                })
-                .collect(),
-            body: body.to_vec(),
-        });
+        if !i.quiet {
+            i.requests.push(RecordedRequest::new(&parts, &body));
+        }
     });
     if let Some(code) = path.strip_prefix("/status/") {
         let status = code

@@ -477,6 +477,17 @@ impl Daemon {
         })
         .unwrap_or_default();
         let _ = std::fs::write(dir.join(LISTENER_RECORD), record);
+        self.serve_container(container, listener, Endpoint::Unix(socket));
+        Ok(())
+    }
+
+    /// Serves `container`'s router on `listener` and records it, so closing the container
+    /// stops it.
+    fn serve_container<L>(&self, container: &str, listener: L, endpoint: Endpoint)
+    where
+        L: axum::serve::Listener,
+        L::Addr: std::fmt::Debug,
+    {
         let (tx, rx) = oneshot::channel();
         let app = router(self.shared.clone(), Some(container));
         tokio::spawn(async move {
@@ -490,12 +501,11 @@ impl Daemon {
             listeners.insert(
                 container.to_owned(),
                 Listener {
-                    endpoint: Endpoint::Unix(socket),
+                    endpoint,
                     stop: Some(tx),
                 },
             );
         }
-        Ok(())
     }
 
     async fn open_tcp(
@@ -522,24 +532,7 @@ impl Daemon {
                     .await
                     .map_err(|e| e.to_string())?;
                 let port = listener.local_addr().map_err(|e| e.to_string())?.port();
-                let (tx, rx) = oneshot::channel();
-                let app = router(self.shared.clone(), Some(container));
-                tokio::spawn(async move {
-                    let _ = axum::serve(listener, app)
-                        .with_graceful_shutdown(async move {
-                            let _ = rx.await;
-                        })
-                        .await;
-                });
-                if let Ok(mut listeners) = self.listeners.lock() {
-                    listeners.insert(
-                        container.to_owned(),
-                        Listener {
-                            endpoint: Endpoint::Tcp(port),
-                            stop: Some(tx),
-                        },
-                    );
-                }
+                self.serve_container(container, listener, Endpoint::Tcp(port));
                 port
             }
         };

@@ -44,14 +44,20 @@ pub fn live_containers(podman: &PodmanCli) -> Result<BTreeSet<String>, String> {
 }
 
 /// Writes routes.json from the roster; returns its path.
-pub fn routes(ctx: &Context) -> miette::Result<std::path::PathBuf> {
+/// Writes routes.json from the roster, quietly; returns its path and the number of routes.
+fn write_routes_file(ctx: &Context) -> miette::Result<(std::path::PathBuf, usize)> {
     let table = routes_from_roster(ctx.roster()?);
     let path = ctx.vault_paths()?.routes();
     write_routes(&path, &table)?;
+    Ok((path, table.len()))
+}
+
+pub fn routes(ctx: &Context) -> miette::Result<std::path::PathBuf> {
+    let (path, count) = write_routes_file(ctx)?;
     println!(
         "Routes written to {} ({} configured)",
         path.display(),
-        table.len()
+        count
     );
     let socket = ctx.vault_paths()?.control_socket();
     if let Ok(Ok(_)) = ctx.block_on(call(&socket, &ControlRequest::Reload)) {
@@ -97,10 +103,8 @@ pub fn ensure_vault_running(ctx: &Context) -> miette::Result<Option<u32>> {
     if running_pid(ctx)?.is_some() {
         return Ok(None);
     }
-    let table = routes_from_roster(ctx.roster()?);
-    write_routes(&ctx.vault_paths()?.routes(), &table)?;
-    let paths = ctx.vault_paths()?;
-    spawn_daemon(ctx, &paths).map(Some)
+    write_routes_file(ctx)?;
+    spawn_daemon(ctx, &ctx.vault_paths()?).map(Some)
 }
 
 fn start(ctx: &Context) -> miette::Result<Status> {
