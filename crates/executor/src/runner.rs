@@ -792,9 +792,12 @@ impl<R: ContainerRuntime> LaunchedTask<'_, R> {
                 }
             }
         }
+        // `podman run` exits with the container's code; only 125-127 can also mean podman
+        // itself failed, and then only a look at the container tells which.
         let podman_code = stream.finish().await?;
-        let exists = self.runtime.inspect(&name).await.ok().flatten();
-        if (125..=127).contains(&podman_code) && exists.is_none() {
+        let podman_failed = (125..=127).contains(&podman_code)
+            && self.runtime.inspect(&name).await.ok().flatten().is_none();
+        if podman_failed {
             // Perhaps the image went away behind terok's back: check it properly next time.
             if let Some(stamp) = &self.image_stamp {
                 let _ = std::fs::remove_file(stamp);
@@ -810,7 +813,7 @@ impl<R: ContainerRuntime> LaunchedTask<'_, R> {
         } else if interrupted {
             INTERRUPTED_EXIT_CODE
         } else {
-            exists.map_or(podman_code, |c| c.state.exit_code)
+            podman_code
         };
         let remove = self.record.remove_on_exit;
         let (revoked_tokens, cleanup_warnings) = self.cleanup(remove).await;
