@@ -5,6 +5,14 @@ use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 
+/// The variable that may hold the vault's key itself.
+pub const VAULT_KEY_VAR: &str = "TEROK_VAULT_KEY";
+/// The variable that may hold the passphrase unwrapping the vault's key.
+pub const VAULT_PASSPHRASE_VAR: &str = "TEROK_VAULT_PASSPHRASE";
+/// Variables that hold secrets: no child process terok starts inherits them (podman, git,
+/// the vault daemon — which gets them through a pipe instead).
+pub const SECRET_VARS: [&str; 2] = [VAULT_KEY_VAR, VAULT_PASSPHRASE_VAR];
+
 /// The environment that path and config resolution read from.
 ///
 /// [`HostEnv::from_process`] captures the real one; tests build their own with
@@ -77,6 +85,11 @@ impl HostEnv {
     pub fn is_ci(&self) -> bool {
         self.var_str("CI")
             .is_some_and(|v| !matches!(v.to_ascii_lowercase().as_str(), "false" | "0" | "no"))
+    }
+
+    /// Sets `name` to `value` (a value handed over another way than the process environment).
+    pub fn set_var(&mut self, name: impl Into<OsString>, value: impl Into<OsString>) {
+        self.vars.insert(name.into(), value.into());
     }
 
     /// Every variable, for handing the same environment to a child process.

@@ -5,11 +5,17 @@
 //! environment goes through [`HostEnv`], so callers (and tests) can resolve paths for an
 //! environment that is not the current process's.
 
+// Test code writes its fixtures directly; shipped code writes through terok_core::secure_fs.
+#![cfg_attr(test, allow(clippy::disallowed_methods))]
+
 pub mod config;
 pub mod env;
+pub mod limits;
 pub mod merge;
 pub mod paths;
 pub mod secure_fs;
+pub mod subids;
+pub mod text;
 pub mod time;
 pub mod timezone;
 pub mod yaml;

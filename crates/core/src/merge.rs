@@ -1,5 +1,5 @@
-//! Deep merge of layered YAML documents with upstream's `_inherit` / `null` rules
-//! (executor.md §2.1), shared by config.yml layering and roster overrides.
+//! Deep merge of layered YAML documents with the Python terok-executor's `_inherit` / `null`
+//! rules (docs/compatibility.md#4), shared by config.yml layering and roster overrides.
 //!
 //! - mappings merge key by key, recursively;
 //! - an override value of `null` deletes the key;

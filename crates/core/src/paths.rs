@@ -1,5 +1,6 @@
 //! Where terok keeps its state, config, runtime sockets and container-shared mounts on the host
-//! (executor.md §9.4), with the environment overrides and XDG/root fallbacks upstream uses.
+//! (docs/compatibility.md#2), with the environment overrides and XDG/root fallbacks of the
+//! Python terok-executor.
 
 use std::path::{Path, PathBuf};
 
@@ -21,6 +22,9 @@ pub mod vars {
     pub const VAULT_DIR: &str = "TEROK_VAULT_DIR";
     /// Overrides the system-wide config directory (`/etc/terok`); meant for tests and packagers.
     pub const SYSTEM_CONFIG_DIR: &str = "TEROK_SYSTEM_CONFIG_DIR";
+    /// Overrides where the host's id files are read and reserved (`/etc`: `passwd`, `group`,
+    /// `subuid`, `subgid`); meant for tests and image builders.
+    pub const HOST_IDS_DIR: &str = "TEROK_HOST_IDS_DIR";
     /// Replaces the layered config lookup with this one file.
     pub const CONFIG_FILE: &str = "TEROK_CONFIG_FILE";
 }
@@ -58,6 +62,8 @@ pub struct TerokPaths {
     pub user_config_dir: PathBuf,
     /// The system-wide config directory (`/etc/terok`).
     pub system_config_dir: PathBuf,
+    /// Where the host's account and subordinate-id files are (`/etc`).
+    pub host_ids_dir: PathBuf,
 }
 
 impl TerokPaths {
@@ -87,6 +93,9 @@ impl TerokPaths {
             .unwrap_or_else(|| state_root.join("vault"));
         let runtime_dir = resolve_runtime_dir(env)?;
         let (system_config_dir, user_config_dir) = config_dirs(env)?;
+        let host_ids_dir = env
+            .path_var(vars::HOST_IDS_DIR)
+            .unwrap_or_else(|| PathBuf::from("/etc"));
         Ok(Self {
             state_root,
             executor_state_dir,
@@ -96,12 +105,24 @@ impl TerokPaths {
             runtime_dir,
             user_config_dir,
             system_config_dir,
+            host_ids_dir,
         })
     }
 
     /// Per-task host directories (workspace, agent config) live here.
     pub fn tasks_dir(&self) -> PathBuf {
         self.executor_state_dir.join("tasks")
+    }
+
+    /// Lock files that serialize image builds of the same base across processes.
+    pub fn image_locks_dir(&self) -> PathBuf {
+        self.state_root.join("locks")
+    }
+
+    /// Records of recent image checks, so a launch right after a build or another launch does
+    /// not ask podman about images again.
+    pub fn image_stamps_dir(&self) -> PathBuf {
+        self.state_root.join("images")
     }
 
     /// The setup stamp: JSON of component → version, written by `setup`.

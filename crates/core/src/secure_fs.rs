@@ -5,9 +5,16 @@
 //! Architecture Invariant: everything terok writes into a container-visible mount, and every
 //! file holding a secret, goes through [`write_atomic`] or [`write_sensitive`].
 
+// The one module that may write raw: everything else calls it.
+#![allow(clippy::disallowed_methods)]
+
 use std::fs::{File, OpenOptions, Permissions};
 use std::io::{self, Write};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+
+use rustix::fs::{Mode, OFlags};
+use rustix::io::Errno;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -66,19 +73,63 @@ fn nofollow_flag() -> i32 {
 /// holders; the lock is released when the returned file is dropped. Used around
 /// read-modify-write of files that several launches share.
 pub fn lock_exclusive(path: &Path) -> Result<File, SecureFsError> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(io_err("create", parent))?;
-    }
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
+    let file = open_lock_file(path)?;
+    file.lock().map_err(io_err("lock", path))?;
+    Ok(file)
+}
+
+/// Opens (creating it 0600, with missing parents) the file at `path` that a caller locks
+/// itself — with `try_lock` when waiting is wrong. A symbolic link at `path`, or as its
+/// directory, is refused: the file is opened relative to the directory's descriptor, so a
+/// link swapped in meanwhile cannot redirect it.
+pub fn open_lock_file(path: &Path) -> Result<File, SecureFsError> {
+    let (parent, name) = split_file_path(path)?;
+    let (dir, _) = open_dir_creating(parent, PRIVATE_DIR_MODE)?;
+    let flags = OFlags::CREATE | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = rustix::fs::openat(&dir, name, flags, Mode::from_raw_mode(SECRET_FILE_MODE))
+        .map_err(|err| symlink_or(err.into(), "open", path))?;
+    Ok(File::from(fd))
+}
+
+/// Copies the regular file `from` to the new file `to` (which must not exist) with `mode`,
+/// streaming; a symbolic link at either end is refused rather than followed.
+pub fn copy_file_nofollow(from: &Path, to: &Path, mode: u32) -> Result<u64, SecureFsError> {
+    let mut source = OpenOptions::new()
+        .read(true)
+        .custom_flags(nofollow_flag())
+        .open(from)
+        .map_err(|err| symlink_or(err, "open", from))?;
+    let mut target = OpenOptions::new()
         .write(true)
+        .create_new(true)
+        .mode(mode)
+        .custom_flags(nofollow_flag())
+        .open(to)
+        .map_err(|err| symlink_or(err, "create", to))?;
+    let copied = io::copy(&mut source, &mut target).map_err(io_err("copy to", to))?;
+    target
+        .set_permissions(Permissions::from_mode(mode))
+        .map_err(io_err("change the mode of", to))?;
+    Ok(copied)
+}
+
+/// Renames `from` to `to` (a file or a directory, on one file system). rename(2) moves a link
+/// at either end rather than following it; it lives here so that every write terok makes goes
+/// through this module.
+pub fn rename(from: &Path, to: &Path) -> Result<(), SecureFsError> {
+    std::fs::rename(from, to).map_err(io_err("rename to", to))
+}
+
+/// Opens `path` for appending (a log), creating it with mode 0600; a symbolic link at `path`
+/// is refused rather than followed.
+pub fn open_append(path: &Path) -> Result<File, SecureFsError> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
         .mode(SECRET_FILE_MODE)
         .custom_flags(nofollow_flag())
         .open(path)
-        .map_err(io_err("open", path))?;
-    file.lock().map_err(io_err("lock", path))?;
-    Ok(file)
+        .map_err(|err| symlink_or(err, "open", path))
 }
 
 /// Creates `dir` (and missing parents) and makes sure it is a real directory with mode 0700.
@@ -87,61 +138,97 @@ pub fn ensure_private_dir(dir: &Path) -> Result<(), SecureFsError> {
 }
 
 /// Creates `dir` (and missing parents) and makes sure it is a real directory with `mode`.
-/// An existing directory with a different mode is changed to `mode`.
+/// An existing directory with a different mode is changed to `mode` — for directories terok
+/// owns; a directory the user named goes through [`create_dir_if_missing`]. The mode is set
+/// through the directory's descriptor, never by path, so a symbolic link swapped in after the
+/// check cannot redirect it.
 pub fn ensure_dir_with_mode(dir: &Path, mode: u32) -> Result<(), SecureFsError> {
-    match std::fs::symlink_metadata(dir) {
-        Ok(meta) if meta.file_type().is_symlink() => {
-            return Err(SecureFsError::Symlink {
-                path: dir.to_path_buf(),
-            });
-        }
-        Ok(meta) if !meta.is_dir() => {
-            return Err(SecureFsError::NotADirectory {
-                path: dir.to_path_buf(),
-            });
-        }
-        Ok(meta) => {
-            if meta.permissions().mode() & 0o7777 != mode {
-                std::fs::set_permissions(dir, Permissions::from_mode(mode))
-                    .map_err(io_err("change the mode of", dir))?;
-            }
-            return Ok(());
-        }
-        Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-        Err(err) => return Err(io_err("inspect", dir)(err)),
+    let (fd, created) = open_dir_creating(dir, mode)?;
+    let current = rustix::fs::fstat(&fd)
+        .map_err(|err| io_err("inspect", dir)(err.into()))?
+        .st_mode
+        & 0o7777;
+    if created || current != mode {
+        rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode))
+            .map_err(|err| io_err("change the mode of", dir)(err.into()))?;
     }
-    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(io_err("create", parent))?;
+    Ok(())
+}
+
+/// Creates `dir` (and missing parents) with `mode` when it does not exist; an existing
+/// directory keeps its mode — for directories the user names (`--shared-dir`, the database's
+/// directory), whose modes are the user's business.
+pub fn create_dir_if_missing(dir: &Path, mode: u32) -> Result<(), SecureFsError> {
+    let (fd, created) = open_dir_creating(dir, mode)?;
+    if created {
+        rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode))
+            .map_err(|err| io_err("change the mode of", dir)(err.into()))?;
     }
-    match std::fs::create_dir(dir) {
-        Ok(()) => {}
-        // Someone else created it in the meantime: validate what is there now.
-        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
-            return ensure_dir_with_mode(dir, mode);
-        }
-        Err(err) => return Err(io_err("create", dir)(err)),
+    Ok(())
+}
+
+/// Opens the directory `dir`, creating it and its missing parents (with `mode`, less the
+/// umask); says whether `dir` was created. `dir` itself, and every directory created on the
+/// way, is opened without following a symbolic link: each is created and opened relative to
+/// its parent's descriptor.
+fn open_dir_creating(dir: &Path, mode: u32) -> Result<(OwnedFd, bool), SecureFsError> {
+    let flags = OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    match rustix::fs::openat(rustix::fs::CWD, dir, flags, Mode::empty()) {
+        Ok(fd) => return Ok((fd, false)),
+        Err(Errno::NOENT) => {}
+        Err(err) => return Err(not_a_dir_or(err, dir)),
     }
-    std::fs::set_permissions(dir, Permissions::from_mode(mode))
-        .map_err(io_err("change the mode of", dir))
+    let (parent, name) = split_file_path(dir)?;
+    let (parent_fd, _) = open_dir_creating(parent, mode)?;
+    let created = match rustix::fs::mkdirat(&parent_fd, name, Mode::from_raw_mode(mode)) {
+        Ok(()) => true,
+        // Someone else created it in the meantime: open what is there now.
+        Err(Errno::EXIST) => false,
+        Err(err) => return Err(io_err("create", dir)(err.into())),
+    };
+    let fd = rustix::fs::openat(&parent_fd, name, flags, Mode::empty())
+        .map_err(|err| not_a_dir_or(err, dir))?;
+    Ok((fd, created))
+}
+
+/// The error of opening `dir` as a directory without following a link.
+fn not_a_dir_or(err: Errno, dir: &Path) -> SecureFsError {
+    let is_link = std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink());
+    match err {
+        Errno::LOOP => SecureFsError::Symlink {
+            path: dir.to_path_buf(),
+        },
+        Errno::NOTDIR if is_link => SecureFsError::Symlink {
+            path: dir.to_path_buf(),
+        },
+        Errno::NOTDIR => SecureFsError::NotADirectory {
+            path: dir.to_path_buf(),
+        },
+        other => io_err("open", dir)(other.into()),
+    }
+}
+
+/// `path`'s directory (`.` for a bare name) and file name.
+fn split_file_path(path: &Path) -> Result<(&Path, &std::ffi::OsStr), SecureFsError> {
+    match (path.parent(), path.file_name()) {
+        (Some(parent), Some(name)) if parent.as_os_str().is_empty() => Ok((Path::new("."), name)),
+        (Some(parent), Some(name)) => Ok((parent, name)),
+        _ => Err(SecureFsError::NotAFilePath {
+            path: path.to_path_buf(),
+        }),
+    }
 }
 
 /// Replaces `path` with `contents` atomically: readers see the old or the new file, never a
 /// mix. The temporary file is created with `O_EXCL | O_NOFOLLOW` and `mode`, fsynced, then
 /// renamed over `path` (which replaces a symbolic link rather than writing through it).
 pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), SecureFsError> {
-    let (parent, name) = match (path.parent(), path.file_name()) {
-        (Some(parent), Some(name)) => (parent, name),
-        _ => {
-            return Err(SecureFsError::NotAFilePath {
-                path: path.to_path_buf(),
-            });
-        }
-    };
-    let parent = if parent.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        parent
-    };
+    let (parent, name) = split_file_path(path)?;
     let (tmp_path, mut file) = create_temp_beside(parent, name, mode)?;
     let written = file
         .write_all(contents)
@@ -309,5 +396,49 @@ mod tests {
             ensure_private_dir(&file),
             Err(SecureFsError::NotADirectory { .. })
         ));
+    }
+
+    /// A container that can write the shared directory swaps a directory for a link to the
+    /// user's files: the lock file is not created there.
+    #[test]
+    fn a_lock_file_is_never_created_through_a_linked_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        let shared = dir.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        symlink(&outside, shared.join("opencode")).unwrap();
+        let err = open_lock_file(&shared.join("opencode/opencode.json.lock")).unwrap_err();
+        assert!(matches!(err, SecureFsError::Symlink { .. }), "{err}");
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn missing_directories_are_created_below_a_link_never_through_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        std::fs::set_permissions(&outside, Permissions::from_mode(0o755)).unwrap();
+        symlink(&outside, dir.path().join("link")).unwrap();
+        let err = ensure_dir_with_mode(&dir.path().join("link/made"), 0o700).unwrap_err();
+        assert!(matches!(err, SecureFsError::Symlink { .. }), "{err}");
+        assert!(!outside.join("made").exists());
+        assert_eq!(mode_of(&outside), 0o755);
+        // Without links, missing parents are created and the directory gets its mode.
+        ensure_dir_with_mode(&dir.path().join("a/b/c"), 0o750).unwrap();
+        assert_eq!(mode_of(&dir.path().join("a/b/c")), 0o750);
+    }
+
+    #[test]
+    fn a_directory_the_user_named_keeps_its_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let theirs = dir.path().join("theirs");
+        std::fs::create_dir(&theirs).unwrap();
+        std::fs::set_permissions(&theirs, Permissions::from_mode(0o775)).unwrap();
+        create_dir_if_missing(&theirs, 0o700).unwrap();
+        assert_eq!(mode_of(&theirs), 0o775);
+        let new = dir.path().join("new");
+        create_dir_if_missing(&new, 0o700).unwrap();
+        assert_eq!(mode_of(&new), 0o700);
     }
 }

@@ -1,4 +1,5 @@
-//! Detects the host's IANA timezone (executor.md §4.3) so containers can be given the same `TZ`.
+//! Detects the host's IANA timezone (docs/compatibility.md#9.2) so containers can be given the
+//! same `TZ`.
 
 use std::path::Path;
 

@@ -21,7 +21,6 @@ pub enum ConfigEditError {
     },
     /// The existing file is not YAML that can be edited.
     #[error("cannot edit {}: {message}", path.display())]
-    #[diagnostic(help("fix the file by hand (see `terok-executor show-config` for the error)"))]
     Unparseable {
         /// The file.
         path: PathBuf,

@@ -88,7 +88,7 @@ pub enum ConfigError {
     },
     /// A file named explicitly (`--config`, `TEROK_CONFIG_FILE`) does not exist.
     #[error("config file {} does not exist (named by {origin})", path.display())]
-    #[diagnostic(help("create {}, fix the path, or use --raw to run without any config", path.display()), code(terok::config::missing))]
+    #[diagnostic(code(terok::config::missing))]
     MissingExplicit {
         /// The file.
         path: PathBuf,

@@ -1,5 +1,5 @@
-//! The typed schema of `config.yml`: the sandbox-owned sections (sandbox.md §2.7) and the
-//! executor-owned `image:` section (executor.md §9.5). Each section rejects unknown keys; unknown
+//! The typed schema of `config.yml` (docs/compatibility.md#3): the sandbox-owned sections and
+//! the executor-owned `image:` section. Each section rejects unknown keys; unknown
 //! top-level sections are tolerated because other tools (terok's `tui:`, `logs:` …) share the file.
 
 use std::path::PathBuf;
@@ -143,6 +143,10 @@ pub struct VaultSection {
     /// Fixed TCP port of the SSH signer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ssh_signer_port: Option<u16>,
+    /// Providers every task gets a phantom token for besides its agent's own (`[gh]` for
+    /// tasks that open pull requests). Each token is a way for the agent to act as you there.
+    #[serde(deserialize_with = "nullable", skip_serializing_if = "Vec::is_empty")]
+    pub task_credentials: Vec<String>,
 }
 
 /// `gate_server:` — the git gate.
