@@ -1,5 +1,6 @@
-//! [`PodmanCli`]: the [`ContainerRuntime`] that runs the `podman` command line (decisions.md §2:
-//! exact flag parity with upstream, podman 4.x and 5.x, no API socket needed).
+//! [`PodmanCli`]: the [`ContainerRuntime`] that runs the `podman` command line
+//! (docs/decisions.md#2.1: exact flag parity with the Python terok-executor, podman 4.x and 5.x,
+//! no API socket needed).
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
@@ -113,6 +114,9 @@ impl PodmanCli {
         if let Some(connection) = &self.connection {
             cmd.arg("--connection").arg(connection);
         }
+        for var in terok_core::env::SECRET_VARS {
+            cmd.env_remove(var);
+        }
         cmd.args(args).kill_on_drop(true).stdin(Stdio::null());
         cmd
     }
@@ -153,26 +157,6 @@ impl PodmanCli {
         }
     }
 
-    /// Runs a container in the foreground with the terminal attached (`podman run`, for
-    /// interactive logins) and returns its exit code. The environment goes through an env file
-    /// as for `create`.
-    pub async fn run_attached(&self, spec: &RunSpec, env_dir: &Path) -> Result<i32, PodmanError> {
-        spec.validate()?;
-        let env_file = EnvFileGuard::write(spec, env_dir)?;
-        let env_path = env_file.0.clone();
-        let mut args = strings(&["run"]);
-        args.extend(spec.create_args(&env_path));
-        let status = self
-            .command(&args)
-            .stdin(Stdio::inherit())
-            .stdout(Stdio::inherit())
-            .stderr(Stdio::inherit())
-            .status()
-            .await
-            .map_err(|e| self.spawn_error(e, &args))?;
-        Ok(status.code().unwrap_or(128 + 9))
-    }
-
     /// Like [`Self::run`] but `Ok(None)` when podman says the object does not exist.
     async fn run_maybe_missing(&self, args: Vec<String>) -> Result<Option<String>, PodmanError> {
         match self.run(args).await {
@@ -193,7 +177,13 @@ fn failed(args: &[String], status: &str, stderr: &str) -> PodmanError {
         stderr = format!("…{}", &stderr[cut..]);
     }
     PodmanError::Failed {
-        command: args.iter().take(4).cloned().collect::<Vec<_>>().join(" "),
+        command: args
+            .iter()
+            .filter(|a| *a != "--")
+            .take(4)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(" "),
         status: status.to_owned(),
         stderr,
     }
@@ -280,7 +270,12 @@ fn parse_json(command: &str, text: &str) -> Result<Value, PodmanError> {
     })
 }
 
-/// Reads `source` line by line into `tx`.
+/// The longest line passed on whole: a container that never ends a line cannot make the host
+/// hold more than this of it.
+pub const MAX_LINE_BYTES: usize = 256 * 1024;
+
+/// Reads `source` line by line into `tx`; a line over [`MAX_LINE_BYTES`] is cut there, marked,
+/// and the rest of it skipped.
 fn pump_lines<R: AsyncRead + Unpin + Send + 'static>(
     reader: R,
     source: LogSource,
@@ -288,26 +283,53 @@ fn pump_lines<R: AsyncRead + Unpin + Send + 'static>(
 ) {
     tokio::spawn(async move {
         let mut reader = BufReader::new(reader);
-        let mut buf = Vec::new();
-        loop {
-            buf.clear();
-            match reader.read_until(b'\n', &mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    if buf.ends_with(b"\n") {
-                        buf.pop();
-                        if buf.ends_with(b"\r") {
-                            buf.pop();
-                        }
-                    }
-                    let line = String::from_utf8_lossy(&buf).into_owned();
-                    if tx.send(LogLine { source, line }).await.is_err() {
-                        break;
-                    }
-                }
+        while let Some(line) = read_bounded_line(&mut reader, MAX_LINE_BYTES).await {
+            if tx.send(LogLine { source, line }).await.is_err() {
+                break;
             }
         }
     });
+}
+
+/// The next line of `reader` without its line ending, at most `limit` bytes of it (a longer
+/// one ends with a note of how much was cut); `None` at the end or on an error.
+async fn read_bounded_line<R: tokio::io::AsyncBufRead + Unpin>(
+    reader: &mut R,
+    limit: usize,
+) -> Option<String> {
+    let mut kept = Vec::new();
+    let mut cut = 0usize;
+    let mut saw_any = false;
+    loop {
+        let available = match reader.fill_buf().await {
+            Ok([]) | Err(_) => break,
+            Ok(bytes) => bytes,
+        };
+        saw_any = true;
+        let (chunk, ended) = match available.iter().position(|b| *b == b'\n') {
+            Some(at) => (&available[..at], true),
+            None => (available, false),
+        };
+        let room = limit.saturating_sub(kept.len());
+        kept.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        cut += chunk.len().saturating_sub(room);
+        let used = chunk.len() + usize::from(ended);
+        reader.consume(used);
+        if ended {
+            break;
+        }
+    }
+    if !saw_any {
+        return None;
+    }
+    if kept.ends_with(b"\r") {
+        kept.pop();
+    }
+    let mut line = String::from_utf8_lossy(&kept).into_owned();
+    if cut > 0 {
+        line.push_str(&format!(" … [{cut} more bytes of this line not shown]"));
+    }
+    Some(line)
 }
 
 impl ContainerRuntime for PodmanCli {
@@ -322,7 +344,24 @@ impl ContainerRuntime for PodmanCli {
     }
 
     async fn start(&self, name: &str) -> Result<(), PodmanError> {
-        self.run(strings(&["start", name])).await.map(|_| ())
+        self.run(strings(&["start", "--", name])).await.map(|_| ())
+    }
+
+    async fn run_attached(&self, spec: &RunSpec, env_dir: &Path) -> Result<i32, PodmanError> {
+        spec.validate()?;
+        let env_file = EnvFileGuard::write(spec, env_dir)?;
+        let env_path = env_file.0.clone();
+        let mut args = strings(&["run"]);
+        args.extend(spec.create_args(&env_path));
+        let status = self
+            .command(&args)
+            .stdin(Stdio::inherit())
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::inherit())
+            .status()
+            .await
+            .map_err(|e| self.spawn_error(e, &args))?;
+        Ok(status.code().unwrap_or(128 + 9))
     }
 
     fn run_streaming(&self, spec: &RunSpec) -> Result<LogStream, PodmanError> {
@@ -358,7 +397,7 @@ impl ContainerRuntime for PodmanCli {
     }
 
     async fn exec(&self, name: &str, argv: &[String]) -> Result<ExecOutput, PodmanError> {
-        let mut args = strings(&["exec", name]);
+        let mut args = strings(&["exec", "--", name]);
         args.extend(argv.iter().cloned());
         let output = self
             .command(&args)
@@ -375,7 +414,7 @@ impl ContainerRuntime for PodmanCli {
     }
 
     fn exec_piped(&self, name: &str, argv: &[String]) -> Result<Child, PodmanError> {
-        let mut args = strings(&["exec", "-i", name]);
+        let mut args = strings(&["exec", "-i", "--", name]);
         args.extend(argv.iter().cloned());
         self.command(&args)
             .stdin(Stdio::piped())
@@ -386,7 +425,7 @@ impl ContainerRuntime for PodmanCli {
     }
 
     fn follow_logs(&self, name: &str) -> Result<LogStream, PodmanError> {
-        let args = strings(&["logs", "--follow", name]);
+        let args = strings(&["logs", "--follow", "--", name]);
         let mut child = self
             .command(&args)
             .stdout(Stdio::piped())
@@ -404,7 +443,7 @@ impl ContainerRuntime for PodmanCli {
     }
 
     async fn wait(&self, name: &str) -> Result<i32, PodmanError> {
-        let out = self.run(strings(&["wait", name])).await?;
+        let out = self.run(strings(&["wait", "--", name])).await?;
         let text = out.trim();
         text.lines()
             .last()
@@ -417,7 +456,14 @@ impl ContainerRuntime for PodmanCli {
 
     async fn inspect(&self, name: &str) -> Result<Option<ContainerInfo>, PodmanError> {
         let Some(out) = self
-            .run_maybe_missing(strings(&["container", "inspect", "--format", "json", name]))
+            .run_maybe_missing(strings(&[
+                "container",
+                "inspect",
+                "--format",
+                "json",
+                "--",
+                name,
+            ]))
             .await?
         else {
             return Ok(None);
@@ -493,6 +539,7 @@ impl ContainerRuntime for PodmanCli {
                 "stop",
                 "--time",
                 &timeout_secs.to_string(),
+                "--",
                 name,
             ]))
             .await
@@ -503,12 +550,23 @@ impl ContainerRuntime for PodmanCli {
     }
 
     async fn remove(&self, name: &str) -> Result<(), PodmanError> {
-        match self
-            .run(strings(&["rm", "--force", "--ignore", name]))
-            .await
-        {
-            Err(PodmanError::Failed { stderr, .. }) if is_no_such(&stderr) => Ok(()),
-            other => other.map(|_| ()),
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match self
+                .run(strings(&["rm", "--force", "--ignore", "--", name]))
+                .await
+            {
+                Err(PodmanError::Failed { stderr, .. }) if is_no_such(&stderr) => return Ok(()),
+                // A container still being torn down (its shm mount busy): podman succeeds on a
+                // second try.
+                Err(PodmanError::Failed { stderr, .. })
+                    if attempts < 3 && stderr.contains("device or resource busy") =>
+                {
+                    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                }
+                other => return other.map(|_| ()),
+            }
         }
     }
 
@@ -533,7 +591,7 @@ impl ContainerRuntime for PodmanCli {
             .map(|(r, _)| r.clone())
             .collect();
         if !missing.is_empty() {
-            let mut args = strings(&["image", "inspect", "--format", "json"]);
+            let mut args = strings(&["image", "inspect", "--format", "json", "--"]);
             args.extend(missing.iter().cloned());
             let found: Vec<Option<ImageInfo>> = match self.run(args).await {
                 // All exist: the answers are in order.
@@ -558,7 +616,7 @@ impl ContainerRuntime for PodmanCli {
                     for reference in &missing {
                         let out = self
                             .run_maybe_missing(strings(&[
-                                "image", "inspect", "--format", "json", reference,
+                                "image", "inspect", "--format", "json", "--", reference,
                             ]))
                             .await?;
                         one_by_one.push(match out {
@@ -587,14 +645,14 @@ impl ContainerRuntime for PodmanCli {
 
     async fn pull(&self, reference: &str) -> Result<(), PodmanError> {
         self.memo_clear();
-        self.run(strings(&["pull", "--quiet", reference]))
+        self.run(strings(&["pull", "--quiet", "--", reference]))
             .await
             .map(|_| ())
     }
 
     async fn image_tag(&self, source: &str, target: &str) -> Result<(), PodmanError> {
         self.memo_clear();
-        self.run(strings(&["tag", source, target]))
+        self.run(strings(&["tag", "--", source, target]))
             .await
             .map(|_| ())
     }
@@ -608,6 +666,7 @@ impl ContainerRuntime for PodmanCli {
         if force {
             args.push("--force".to_owned());
         }
+        args.push("--".to_owned());
         args.extend(references.iter().cloned());
         match self.run(args).await {
             Err(PodmanError::Failed { stderr, .. }) if is_no_such(&stderr) => Ok(()),
@@ -682,6 +741,7 @@ impl ContainerRuntime for PodmanCli {
         if spec.pull_always {
             args.push("--pull=always".to_owned());
         }
+        args.push("--".to_owned());
         args.push(spec.context.to_string_lossy().into_owned());
         let mut child = self
             .command(&args)
@@ -749,4 +809,70 @@ fn tempfile_dir() -> Result<PathBuf, PodmanError> {
         context: "cannot create a scratch directory".to_owned(),
         source: std::io::Error::other("too many attempts"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The vault's key and passphrase never reach podman (nor, through it, anything it runs).
+    #[test]
+    fn podman_never_inherits_the_vault_secrets() {
+        let podman = PodmanCli::new();
+        let command = podman.command(&["ps".to_owned()]);
+        let removed: Vec<_> = command
+            .as_std()
+            .get_envs()
+            .filter(|(_, value)| value.is_none())
+            .map(|(name, _)| name.to_string_lossy().into_owned())
+            .collect();
+        for var in terok_core::env::SECRET_VARS {
+            assert!(removed.iter().any(|r| r == var), "{var} is inherited");
+        }
+    }
+
+    /// A name or reference that looks like an option (`--all`, say) stays a name: every
+    /// positional argument comes after `--`.
+    #[tokio::test]
+    async fn names_and_references_follow_a_double_dash() {
+        let podman = PodmanCli::new().with_program("true").recording();
+        let hostile = "--all";
+        let _ = podman.start(hostile).await;
+        let _ = podman.wait(hostile).await;
+        let _ = podman.inspect(hostile).await;
+        let _ = podman.stop(hostile, 1).await;
+        let _ = podman.remove(hostile).await;
+        let _ = podman.exec(hostile, &["id".to_owned()]).await;
+        let _ = podman.image_inspect(hostile).await;
+        let _ = podman.pull(hostile).await;
+        let _ = podman.image_tag(hostile, hostile).await;
+        let _ = podman.image_remove(&[hostile.to_owned()], false).await;
+        let calls = podman.recorded();
+        assert_eq!(calls.len(), 10, "{calls:?}");
+        for call in calls {
+            let dash = call.iter().position(|a| a == "--");
+            let name = call.iter().position(|a| a == hostile);
+            assert!(
+                matches!((dash, name), (Some(d), Some(n)) if d < n),
+                "{call:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_line_that_never_ends_is_cut_at_the_limit() {
+        let mut input: &[u8] = b"short\r\n0123456789abcdef\nlast";
+        let mut lines = Vec::new();
+        while let Some(line) = read_bounded_line(&mut input, 10).await {
+            lines.push(line);
+        }
+        assert_eq!(
+            lines,
+            [
+                "short",
+                "0123456789 … [6 more bytes of this line not shown]",
+                "last"
+            ]
+        );
+    }
 }

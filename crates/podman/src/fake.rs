@@ -26,6 +26,13 @@ pub enum FakeCall {
     },
     /// `start`.
     Start(String),
+    /// `run` with the terminal attached.
+    RunAttached {
+        /// The spec.
+        spec: Box<RunSpec>,
+        /// `podman run` arguments.
+        argv: Vec<String>,
+    },
     /// `run` with the output streamed.
     Run {
         /// The spec.
@@ -63,7 +70,31 @@ pub enum FakeCall {
     Build(Box<BuildSpec>),
 }
 
-#[derive(Debug, Default)]
+/// An operation [`FakeRuntime::fail`] can make fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum FakeOp {
+    /// `create`.
+    Create,
+    /// `start`.
+    Start,
+    /// `run` with the output streamed.
+    Run,
+    /// `run` with the terminal attached.
+    RunAttached,
+    /// `stop`.
+    Stop,
+    /// `rm`.
+    Remove,
+    /// `build`.
+    Build,
+}
+
+/// Runs when an attached container "runs", with its spec (a test can write what the real
+/// program would have left in its mounts).
+type AttachedHook = Box<dyn Fn(&RunSpec) + Send + Sync>;
+
+#[derive(Default)]
 struct State {
     calls: Vec<FakeCall>,
     images: BTreeMap<String, ImageInfo>,
@@ -71,7 +102,36 @@ struct State {
     logs: BTreeMap<String, Vec<String>>,
     exit_codes: BTreeMap<String, i32>,
     builds: usize,
-    fail_builds: bool,
+    failing: std::collections::BTreeSet<FakeOp>,
+    podman_failures: BTreeMap<String, i32>,
+    attached_hook: Option<AttachedHook>,
+    /// Containers whose output stays open until they are stopped or removed.
+    running_until_stopped: std::collections::BTreeSet<String>,
+    open_streams: BTreeMap<String, mpsc::Sender<LogLine>>,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("calls", &self.calls.len())
+            .field("containers", &self.containers.keys().collect::<Vec<_>>())
+            .field("failing", &self.failing)
+            .finish_non_exhaustive()
+    }
+}
+
+impl State {
+    /// The error of a scripted failure of `op`, if one is scripted.
+    fn failure(&self, op: FakeOp, what: &str) -> Result<(), PodmanError> {
+        if self.failing.contains(&op) {
+            return Err(PodmanError::Failed {
+                command: what.to_owned(),
+                status: "exit status: 125".to_owned(),
+                stderr: format!("scripted failure of {op:?}"),
+            });
+        }
+        Ok(())
+    }
 }
 
 /// A recording, scripted stand-in for podman.
@@ -132,9 +192,42 @@ impl FakeRuntime {
         });
     }
 
+    /// Makes the container `name` print `lines` and then keep running (its output open)
+    /// until it is stopped or removed; it then exits with 137, as a killed container does.
+    pub fn script_running(&self, name: &str, lines: &[&str]) {
+        self.script_container(name, lines, 137);
+        self.with_state(|s| s.running_until_stopped.insert(name.to_owned()));
+    }
+
     /// Makes every later build fail.
     pub fn fail_builds(&self) {
-        self.with_state(|s| s.fail_builds = true);
+        self.fail(FakeOp::Build);
+    }
+
+    /// Makes every later `op` fail (as podman does, with exit status 125).
+    pub fn fail(&self, op: FakeOp) {
+        self.with_state(|s| s.failing.insert(op));
+    }
+
+    /// Undoes [`Self::fail`] for `op`.
+    pub fn heal(&self, op: FakeOp) {
+        self.with_state(|s| s.failing.remove(&op));
+    }
+
+    /// Makes `podman run` of the container `name` fail with `code` before the container
+    /// exists (125: podman's own error, 126: cannot invoke, 127: not found).
+    pub fn script_podman_failure(&self, name: &str, code: i32) {
+        self.with_state(|s| s.podman_failures.insert(name.to_owned(), code));
+    }
+
+    /// Calls `hook` with the spec of every attached run (before it "exits").
+    pub fn on_run_attached(&self, hook: impl Fn(&RunSpec) + Send + Sync + 'static) {
+        self.with_state(|s| s.attached_hook = Some(Box::new(hook)));
+    }
+
+    /// Names of the containers that exist now.
+    pub fn containers(&self) -> Vec<String> {
+        self.with_state(|s| s.containers.keys().cloned().collect())
     }
 
     fn record(&self, call: FakeCall) {
@@ -151,6 +244,7 @@ impl ContainerRuntime for FakeRuntime {
             argv,
         });
         self.with_state(|s| {
+            s.failure(FakeOp::Create, "create")?;
             if s.containers.contains_key(&spec.name) {
                 return Err(PodmanError::Failed {
                     command: "create".to_owned(),
@@ -181,6 +275,7 @@ impl ContainerRuntime for FakeRuntime {
 
     async fn start(&self, name: &str) -> Result<(), PodmanError> {
         self.record(FakeCall::Start(name.to_owned()));
+        self.with_state(|s| s.failure(FakeOp::Start, "start"))?;
         self.with_state(|s| match s.containers.get_mut(name) {
             Some(c) => {
                 c.state.status = "running".to_owned();
@@ -202,9 +297,15 @@ impl ContainerRuntime for FakeRuntime {
             spec: Box::new(spec.clone()),
             argv,
         });
-        let (lines, code) = self.with_state(|s| {
+        self.with_state(|s| s.failure(FakeOp::Run, "run"))?;
+        if let Some(code) = self.with_state(|s| s.podman_failures.get(&spec.name).copied()) {
+            let (_tx, rx) = mpsc::channel(1);
+            return Ok(LogStream::scripted(rx, code));
+        }
+        let (lines, code, keeps_running) = self.with_state(|s| {
             let lines = s.logs.get(&spec.name).cloned().unwrap_or_default();
             let code = s.exit_codes.get(&spec.name).copied().unwrap_or(0);
+            let keeps_running = s.running_until_stopped.contains(&spec.name);
             let id = format!("fakecontainer{}", s.containers.len());
             s.containers.insert(
                 spec.name.clone(),
@@ -213,8 +314,8 @@ impl ContainerRuntime for FakeRuntime {
                     name: spec.name.clone(),
                     image: spec.image.clone(),
                     state: ContainerState {
-                        status: "exited".to_owned(),
-                        running: false,
+                        status: if keeps_running { "running" } else { "exited" }.to_owned(),
+                        running: keeps_running,
                         exit_code: code,
                         pid: 0,
                     },
@@ -222,7 +323,7 @@ impl ContainerRuntime for FakeRuntime {
                     created: String::new(),
                 },
             );
-            (lines, code)
+            (lines, code, keeps_running)
         });
         let (tx, rx) = mpsc::channel(lines.len().max(1));
         for line in lines {
@@ -231,7 +332,26 @@ impl ContainerRuntime for FakeRuntime {
                 line,
             });
         }
+        if keeps_running {
+            self.with_state(|s| s.open_streams.insert(spec.name.clone(), tx));
+        }
         Ok(LogStream::scripted(rx, code))
+    }
+
+    async fn run_attached(&self, spec: &RunSpec, _env_dir: &Path) -> Result<i32, PodmanError> {
+        spec.validate()?;
+        let argv = spec.create_args(Path::new("<env-file>"));
+        self.record(FakeCall::RunAttached {
+            spec: Box::new(spec.clone()),
+            argv,
+        });
+        self.with_state(|s| {
+            s.failure(FakeOp::RunAttached, "run")?;
+            if let Some(hook) = &s.attached_hook {
+                hook(spec);
+            }
+            Ok(s.exit_codes.get(&spec.name).copied().unwrap_or(0))
+        })
     }
 
     async fn exec(&self, name: &str, argv: &[String]) -> Result<ExecOutput, PodmanError> {
@@ -249,8 +369,11 @@ impl ContainerRuntime for FakeRuntime {
         let (program, rest) = argv
             .split_first()
             .ok_or_else(|| PodmanError::InvalidSpec("empty exec command".to_owned()))?;
-        tokio::process::Command::new(program)
-            .args(rest)
+        let mut cmd = tokio::process::Command::new(program);
+        for var in terok_core::env::SECRET_VARS {
+            cmd.env_remove(var);
+        }
+        cmd.args(rest)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -321,18 +444,24 @@ impl ContainerRuntime for FakeRuntime {
     async fn stop(&self, name: &str, _timeout_secs: u32) -> Result<(), PodmanError> {
         self.record(FakeCall::Stop(name.to_owned()));
         self.with_state(|s| {
+            s.failure(FakeOp::Stop, "stop")?;
+            s.open_streams.remove(name);
             if let Some(c) = s.containers.get_mut(name) {
                 c.state.status = "exited".to_owned();
                 c.state.running = false;
             }
-        });
-        Ok(())
+            Ok(())
+        })
     }
 
     async fn remove(&self, name: &str) -> Result<(), PodmanError> {
         self.record(FakeCall::Remove(name.to_owned()));
-        self.with_state(|s| s.containers.remove(name));
-        Ok(())
+        self.with_state(|s| {
+            s.failure(FakeOp::Remove, "rm")?;
+            s.open_streams.remove(name);
+            s.containers.remove(name);
+            Ok(())
+        })
     }
 
     async fn image_inspect(&self, reference: &str) -> Result<Option<ImageInfo>, PodmanError> {
@@ -406,13 +535,7 @@ impl ContainerRuntime for FakeRuntime {
         on_line("STEP 1/1: FROM fake");
         self.with_state(|s| {
             s.builds += 1;
-            if s.fail_builds {
-                return Err(PodmanError::Failed {
-                    command: "build".to_owned(),
-                    status: "exit status: 1".to_owned(),
-                    stderr: "scripted build failure".to_owned(),
-                });
-            }
+            s.failure(FakeOp::Build, "build")?;
             let id = format!("fakebuild{}", s.builds);
             for tag in &spec.tags {
                 s.images.insert(

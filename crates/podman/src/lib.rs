@@ -10,15 +10,19 @@
 //!
 //! Architecture Invariant: no other shipped crate spawns `podman`.
 
+// Test code writes its fixtures directly; shipped code writes through terok_core::secure_fs.
+#![cfg_attr(test, allow(clippy::disallowed_methods))]
+
 mod cli;
 mod error;
 mod fake;
 mod runtime;
 mod spec;
+pub mod userns;
 
 pub use cli::PodmanCli;
 pub use error::PodmanError;
-pub use fake::{FakeCall, FakeRuntime};
+pub use fake::{FakeCall, FakeOp, FakeRuntime};
 pub use runtime::{
     BuildOutput, BuildSpec, ContainerInfo, ContainerRuntime, ContainerState, ContainerSummary,
     ExecOutput, ImageInfo, LogLine, LogSource, LogStream,

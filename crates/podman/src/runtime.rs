@@ -189,7 +189,7 @@ pub struct BuildOutput {
 
 /// The container operations terok needs. [`crate::PodmanCli`] runs podman; [`crate::FakeRuntime`]
 /// records calls for tests.
-pub trait ContainerRuntime: Send + Sync {
+pub trait ContainerRuntime: Send + Sync + 'static {
     /// Creates (does not start) a container. The spec's environment is written to a 0600 env
     /// file in `env_dir`, which is deleted as soon as podman has read it.
     fn create(
@@ -208,6 +208,16 @@ pub trait ContainerRuntime: Send + Sync {
     /// podman client runs in its own process group: a terminal's Ctrl-C reaches the caller,
     /// which decides what happens to the container.
     fn run_streaming(&self, spec: &RunSpec) -> Result<LogStream, PodmanError>;
+
+    /// Runs a container in the foreground with this process's terminal attached (`podman run`
+    /// with stdin, stdout and stderr inherited; for interactive logins) and returns its exit
+    /// code. The environment goes through a 0600 env file in `env_dir`, as for
+    /// [`Self::create`].
+    fn run_attached(
+        &self,
+        spec: &RunSpec,
+        env_dir: &Path,
+    ) -> impl Future<Output = Result<i32, PodmanError>> + Send;
 
     /// Runs `argv` in a running container and collects its output.
     fn exec(

@@ -1,6 +1,8 @@
 //! [`RunSpec`]: a container as terok launches it, and its `podman create` command line with the
-//! hardening of executor.md §5.4 and decisions.md §3.
+//! hardening the Python terok-executor applies (docs/compatibility.md#8.4) and our own
+//! (docs/decisions.md#3).
 
+use crate::userns::RootfulIds;
 use std::path::{Path, PathBuf};
 
 use crate::error::PodmanError;
@@ -19,7 +21,7 @@ pub enum Sharing {
     Private,
     /// `:z` — shared between containers.
     Shared,
-    /// No relabelling (a user's own directory, decisions.md §3 item 9).
+    /// No relabelling (a user's own directory, docs/decisions.md#3.9).
     None,
 }
 
@@ -57,7 +59,8 @@ impl VolumeSpec {
     }
 }
 
-/// GPUs made available through CDI (upstream 0.5.0 `--gpus all|nvidia|amd|intel|amd:1,…`).
+/// GPUs made available through CDI (as the Python terok-executor 0.5.0's
+/// `--gpus all|nvidia|amd|intel|amd:1,…`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GpuRequest {
     /// `(vendor, selector)` pairs, such as `("nvidia", "all")` or `("amd", "1")`.
@@ -125,7 +128,7 @@ impl GpuRequest {
 }
 
 /// How the container's users map to the host's, so that files the container's `dev` (uid
-/// 1000) writes into bind mounts belong to the person who ran terok.
+/// 1000) writes into bind mounts belong to the person who ran terok — and never to host root.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum UserMapping {
     /// Podman's default (no user namespace of ours).
@@ -133,34 +136,17 @@ pub enum UserMapping {
     Default,
     /// Rootless podman: `--userns=keep-id:uid=1000,gid=1000` (`dev` is the invoking user).
     KeepId,
-    /// Rootful podman: `dev` is host root, every other container uid is shifted to an
-    /// unprivileged host uid (container root is host uid 1). Bind mounts owned by root stay
-    /// writable for `dev` and what it writes stays owned by root, as keep-id does rootless.
-    DevAsHostRoot,
+    /// Rootful podman: `dev` is an unprivileged host user, every other container id is in a
+    /// subordinate range no account uses (container root included).
+    Rootful(RootfulIds),
 }
 
 impl UserMapping {
-    /// The mapping for a process whose effective uid is root (`is_root`) or not.
-    pub fn for_invoking_user(is_root: bool) -> Self {
-        if is_root {
-            Self::DevAsHostRoot
-        } else {
-            Self::KeepId
-        }
-    }
-
     fn args(self) -> Vec<String> {
         match self {
             Self::Default => Vec::new(),
             Self::KeepId => vec!["--userns=keep-id:uid=1000,gid=1000".to_owned()],
-            Self::DevAsHostRoot => ["--uidmap", "--gidmap"]
-                .iter()
-                .flat_map(|flag| {
-                    ["0:1:1000", "1000:0:1", "1001:1001:64535"]
-                        .iter()
-                        .flat_map(move |range| [(*flag).to_owned(), (*range).to_owned()])
-                })
-                .collect(),
+            Self::Rootful(ids) => ids.args(),
         }
     }
 }
@@ -314,7 +300,9 @@ impl RunSpec {
             push(&["--hostname", hostname]);
         }
         push(&["--workdir", self.workdir.as_deref().unwrap_or("/workspace")]);
-        push(&[&self.image]);
+        // Everything after `--` is the image and its command, never an option of podman's,
+        // whatever a name or a roster entry says.
+        push(&["--", &self.image]);
         args.extend(self.command.iter().cloned());
         args
     }

@@ -2,7 +2,7 @@
 //! labels, image queries, and the errors for a missing podman and a failing call.
 
 // Test helpers may panic: a panic is how a test reports failure.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
 use terok_podman::{
     ContainerRuntime, LABEL_EXECUTOR, LABEL_TASK, LogSource, PodmanCli, PodmanError, RunSpec,

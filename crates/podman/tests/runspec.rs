@@ -1,7 +1,7 @@
 //! `RunSpec` → `podman create` argv: the hardening flags, and no environment value on argv.
 
 // Test helpers may panic: a panic is how a test reports failure.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
 use std::path::Path;
 
@@ -71,7 +71,7 @@ fn argv(spec: &RunSpec) -> String {
 
 #[test]
 fn unrestricted_rootful_defaults() {
-    assert_snapshot!(argv(&spec()), @r#"--name terok-executor-0123456789ab --label ai.terok.executor=1 --label ai.terok.task=0123456789ab --label ai.terok.agent=claude --env-file /run/terok/env/.x.env --cap-drop NET_ADMIN --cap-drop NET_RAW --init --volume /home/u/project:/workspace --volume /var/lib/terok/sandbox-live/mounts/_claude-config:/home/dev/.claude:z --volume /var/lib/terok/sandbox-live/mounts/_claude-config/.credentials.json:/home/dev/.claude/.credentials.json:z,ro --volume /var/lib/terok/executor/tasks/0123456789ab/agent-config:/home/dev/.terok:Z --workdir /workspace localhost/terok-l1-cli:debian-bookworm-claude bash -lc init-ssh-and-repo.sh && claude -p "$(cat /home/dev/.terok/prompt.txt)""#);
+    assert_snapshot!(argv(&spec()), @r#"--name terok-executor-0123456789ab --label ai.terok.executor=1 --label ai.terok.task=0123456789ab --label ai.terok.agent=claude --env-file /run/terok/env/.x.env --cap-drop NET_ADMIN --cap-drop NET_RAW --init --volume /home/u/project:/workspace --volume /var/lib/terok/sandbox-live/mounts/_claude-config:/home/dev/.claude:z --volume /var/lib/terok/sandbox-live/mounts/_claude-config/.credentials.json:/home/dev/.claude/.credentials.json:z,ro --volume /var/lib/terok/executor/tasks/0123456789ab/agent-config:/home/dev/.terok:Z --workdir /workspace -- localhost/terok-l1-cli:debian-bookworm-claude bash -lc init-ssh-and-repo.sh && claude -p "$(cat /home/dev/.terok/prompt.txt)""#);
 }
 
 #[test]
@@ -85,22 +85,30 @@ fn restricted_rootless_with_limits_gpus_and_ports() {
     s.publish = vec!["127.0.0.1:8080:8080".into()];
     s.remove_on_exit = true;
     s.hostname = Some("task".into());
-    assert_snapshot!(argv(&s), @r#"--name terok-executor-0123456789ab --label ai.terok.executor=1 --label ai.terok.task=0123456789ab --label ai.terok.agent=claude --env-file /run/terok/env/.x.env --security-opt no-new-privileges --userns=keep-id:uid=1000,gid=1000 --cap-drop NET_ADMIN --cap-drop NET_RAW --init --rm --memory 4g --cpus 2.0 --device nvidia.com/gpu=all --device amd.com/gpu=1 --publish 127.0.0.1:8080:8080 --volume /home/u/project:/workspace --volume /var/lib/terok/sandbox-live/mounts/_claude-config:/home/dev/.claude:z --volume /var/lib/terok/sandbox-live/mounts/_claude-config/.credentials.json:/home/dev/.claude/.credentials.json:z,ro --volume /var/lib/terok/executor/tasks/0123456789ab/agent-config:/home/dev/.terok:Z --hostname task --workdir /workspace localhost/terok-l1-cli:debian-bookworm-claude bash -lc init-ssh-and-repo.sh && claude -p "$(cat /home/dev/.terok/prompt.txt)""#);
+    assert_snapshot!(argv(&s), @r#"--name terok-executor-0123456789ab --label ai.terok.executor=1 --label ai.terok.task=0123456789ab --label ai.terok.agent=claude --env-file /run/terok/env/.x.env --security-opt no-new-privileges --userns=keep-id:uid=1000,gid=1000 --cap-drop NET_ADMIN --cap-drop NET_RAW --init --rm --memory 4g --cpus 2.0 --device nvidia.com/gpu=all --device amd.com/gpu=1 --publish 127.0.0.1:8080:8080 --volume /home/u/project:/workspace --volume /var/lib/terok/sandbox-live/mounts/_claude-config:/home/dev/.claude:z --volume /var/lib/terok/sandbox-live/mounts/_claude-config/.credentials.json:/home/dev/.claude/.credentials.json:z,ro --volume /var/lib/terok/executor/tasks/0123456789ab/agent-config:/home/dev/.terok:Z --hostname task --workdir /workspace -- localhost/terok-l1-cli:debian-bookworm-claude bash -lc init-ssh-and-repo.sh && claude -p "$(cat /home/dev/.terok/prompt.txt)""#);
     let full = s.full_env();
     assert!(full.contains(&("NVIDIA_VISIBLE_DEVICES".to_owned(), "all".to_owned())));
 }
 
+/// Rootful: `dev` is an unprivileged host user and nothing maps onto host root.
 #[test]
-fn rootful_dev_is_host_root() {
+fn rootful_dev_is_never_host_root() {
     let mut s = spec();
-    s.user_mapping = UserMapping::for_invoking_user(true);
+    s.user_mapping = UserMapping::Rootful(terok_podman::userns::RootfulIds {
+        dev_uid: 1001,
+        dev_gid: 1001,
+        range: terok_podman::userns::IdRange {
+            start: 165_536,
+            count: 65_536,
+        },
+    });
     let args = argv(&s);
     assert!(
-        args.contains("--uidmap 0:1:1000 --uidmap 1000:0:1 --uidmap 1001:1001:64535 --gidmap 0:1:1000 --gidmap 1000:0:1 --gidmap 1001:1001:64535"),
+        args.contains("--uidmap 0:165536:1000 --uidmap 1000:1001:1 --uidmap 1001:166537:64535 --gidmap 0:165536:1000 --gidmap 1000:1001:1 --gidmap 1001:166537:64535"),
         "{args}"
     );
+    assert!(!args.contains(":0:"), "{args}");
     assert!(!args.contains("keep-id"));
-    assert_eq!(UserMapping::for_invoking_user(false), UserMapping::KeepId);
 }
 
 #[test]
