@@ -1,12 +1,11 @@
-//! `auth <agent>` (executor.md §7.1–7.2): storing an API key, and capturing what an OAuth login
-//! in an auth container left behind. Real credentials go into the credential DB only; the
+//! `auth <agent>` (docs/compatibility.md#12.2): storing an API key, and capturing what an OAuth
+//! login in an auth container left behind. Real credentials go into the credential DB only; the
 //! shared mount gets at most the vendor's non-secret state (`post_capture_state`).
 
 use std::path::{Component, Path, PathBuf};
 
 use serde_json::{Map, Value};
 use terok_core::secure_fs;
-use terok_podman::{RunSpec, Sharing, UserMapping, VolumeSpec};
 use terok_roster::AuthProvider;
 
 use crate::credential::Credential;
@@ -18,7 +17,6 @@ use crate::vendor::{VendorError, extract};
 pub enum AuthError {
     /// An empty key was given.
     #[error("API key cannot be empty.")]
-    #[diagnostic(help("pass the key with --api-key KEY, or pipe it in with --api-key -"))]
     EmptyKey,
     /// The login produced no usable credential.
     #[error(transparent)]
@@ -46,42 +44,6 @@ pub fn store_api_key(db: &CredentialDb, provider: &str, key: &str) -> Result<(),
     }
     db.store_credential(crate::DEFAULT_SET, provider, &Credential::api_key(key))?;
     Ok(())
-}
-
-/// The auth container for an OAuth login: the login command of `auth` in `image`, with
-/// `login_dir` (an empty private directory) as its only mount.
-pub fn auth_container(
-    auth: &AuthProvider,
-    image: &str,
-    login_dir: &Path,
-    user_mapping: UserMapping,
-) -> Option<RunSpec> {
-    let command = auth.spec.command.clone()?;
-    let mut publish = Vec::new();
-    let mut args = auth.spec.extra_run_args.iter();
-    while let Some(arg) = args.next() {
-        if matches!(arg.as_str(), "-p" | "--publish")
-            && let Some(value) = args.next()
-        {
-            publish.push(value.clone());
-        }
-    }
-    Some(RunSpec {
-        name: format!("host-auth-{}", auth.name),
-        image: image.to_owned(),
-        command,
-        volumes: vec![VolumeSpec {
-            host: login_dir.to_path_buf(),
-            container: auth.spec.container_mount.clone(),
-            sharing: Sharing::Private,
-            read_only: false,
-        }],
-        user_mapping,
-        remove_on_exit: true,
-        tty: true,
-        publish,
-        ..RunSpec::default()
-    })
 }
 
 /// What a capture did.
@@ -227,33 +189,6 @@ mod tests {
         assert!(
             !mounts.join("_claude-config/.credentials.json").exists(),
             "the real file is not copied"
-        );
-    }
-
-    #[test]
-    fn the_auth_container_mounts_only_the_login_dir() {
-        let roster = terok_roster::RosterLoader::bundled().load().unwrap();
-        let codex = roster.auth_provider("codex").unwrap();
-        let spec = auth_container(
-            &codex,
-            "terok-l1-cli:x",
-            Path::new("/tmp/login"),
-            UserMapping::KeepId,
-        )
-        .unwrap();
-        assert_eq!(spec.volumes.len(), 1);
-        assert_eq!(spec.volumes[0].container, "/home/dev/.codex");
-        assert_eq!(spec.publish, ["127.0.0.1:1455:1455"]);
-        assert_eq!(spec.command, ["setup-codex-auth.sh"]);
-        assert!(spec.tty && spec.remove_on_exit);
-        assert!(
-            auth_container(
-                &roster.auth_provider("vibe").unwrap(),
-                "x",
-                Path::new("/t"),
-                UserMapping::KeepId
-            )
-            .is_none()
         );
     }
 }

@@ -1,4 +1,4 @@
-//! The stored credential shapes (sandbox.md §2.2 "Data shapes"), with secrets that never show in
+//! The stored credential shapes (docs/compatibility.md#12.1), with secrets that never show in
 //! `Debug` output or error messages.
 
 use serde::{Deserialize, Serialize};
@@ -138,7 +138,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn debug_never_shows_secrets_and_json_keeps_the_upstream_shape() {
+    fn debug_never_shows_secrets_and_json_keeps_the_python_shape() {
         let c = Credential::api_key("sk-ant-very-secret");
         assert!(!format!("{c:?}").contains("very-secret"));
         assert_eq!(

@@ -148,8 +148,13 @@ impl CredentialDb {
     /// Opens (creating if needed) the database at `path`, sealed with `key`. `key_source`
     /// describes where the key came from, for the wrong-key message.
     pub fn open(path: &Path, key: DataKey, key_source: &str) -> Result<Self, DbError> {
+        // The directory may be one the user chose (`credentials.db_path`): created private
+        // when missing, its mode left alone when not; the database file itself is 0600.
         if let Some(dir) = path.parent() {
-            terok_core::secure_fs::ensure_private_dir(dir)?;
+            terok_core::secure_fs::create_dir_if_missing(
+                dir,
+                terok_core::secure_fs::PRIVATE_DIR_MODE,
+            )?;
         }
         let sql = |source| DbError::Sqlite {
             path: path.to_path_buf(),

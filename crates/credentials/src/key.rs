@@ -1,4 +1,4 @@
-//! Where the data key comes from (decisions.md §2): a provider chain, first match wins.
+//! Where the data key comes from (docs/decisions.md#2.3): a provider chain, first match wins.
 //!
 //! 1. `$CREDENTIALS_DIRECTORY/terok-vault-key` (systemd `LoadCredential=`), then `TEROK_VAULT_KEY`
 //!    (64 hex digits or base64) — for services and CI;
@@ -19,9 +19,9 @@ use terok_core::secure_fs;
 use crate::seal::{DataKey, KEY_LEN};
 
 /// Environment variable holding the key itself (hex or base64).
-pub const KEY_ENV: &str = "TEROK_VAULT_KEY";
+pub const KEY_ENV: &str = terok_core::env::VAULT_KEY_VAR;
 /// Environment variable holding the passphrase that unwraps `vault.key`.
-pub const PASSPHRASE_ENV: &str = "TEROK_VAULT_PASSPHRASE";
+pub const PASSPHRASE_ENV: &str = terok_core::env::VAULT_PASSPHRASE_VAR;
 /// File name of the key under `$CREDENTIALS_DIRECTORY` and in the vault directory.
 pub const KEY_FILE: &str = "vault.key";
 const CREDENTIALS_DIRECTORY_NAME: &str = "terok-vault-key";
@@ -263,7 +263,11 @@ fn passphrase(options: &KeyOptions) -> Result<Option<String>, KeyError> {
     else {
         return Ok(None);
     };
-    let out = Command::new("sh")
+    let mut helper = Command::new("sh");
+    for var in terok_core::env::SECRET_VARS {
+        helper.env_remove(var);
+    }
+    let out = helper
         .args(["-c", command])
         .stdin(std::process::Stdio::null())
         .stderr(std::process::Stdio::inherit())

@@ -1,7 +1,7 @@
-//! Leaked credentials (executor.md §7.6): real secrets sitting in a shared mount, where every
-//! container of that agent could read them (a login done inside a container, a file copied by
-//! hand). Phantom and empty files are fine; symbolic links and files outside the mounts
-//! directory are never followed.
+//! Leaked credentials (docs/compatibility.md#12.6): real secrets sitting in a shared mount, where
+//! every container of that agent could read them (a login done inside a container, a file copied by
+//! hand). Phantom and empty files are fine; symbolic links and files outside the mounts directory
+//! are never followed.
 
 use std::path::{Path, PathBuf};
 

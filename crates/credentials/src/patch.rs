@@ -1,6 +1,6 @@
-//! Shared config patches (executor.md §7.5): values terok writes into an agent's own config file
-//! in its shared directory (codex `config.toml` → `openai_base_url`, vibe `[[providers]]`, gh
-//! `config.yml` → `http_unix_socket`) so the agent talks to the vault.
+//! Shared config patches (docs/compatibility.md#12.5): values terok writes into an agent's own
+//! config file in its shared directory (codex `config.toml` → `openai_base_url`, vibe
+//! `[[providers]]`, gh `config.yml` → `http_unix_socket`) so the agent talks to the vault.
 //!
 //! What terok wrote is recorded in `.terok-managed-config.json` beside the file, so disabling a
 //! provider removes only values that are still exactly what terok wrote — the user's own edits

@@ -1,6 +1,6 @@
-//! routes.json (executor.md §7.4): the vault's routing table, written by the executor from the
-//! roster and read by the vault daemon. Keyed by provider; `route_prefix` is not emitted but must
-//! be unique (the roster enforces that).
+//! routes.json (docs/compatibility.md#12.4): the vault's routing table, written by the executor
+//! from the roster and read by the vault daemon. Keyed by provider; `route_prefix` is not emitted
+//! but must be unique (the roster enforces that).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,7 +10,7 @@ use terok_roster::Roster;
 use terok_roster::model::AuthHeader;
 
 /// How to reach one provider's upstream and present its credential.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Route {
     /// Default upstream base URL.
@@ -28,6 +28,13 @@ pub struct Route {
     /// How the vault refreshes OAuth access tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oauth_refresh: Option<RefreshRoute>,
+    /// `METHOD /path` patterns refused without forwarding (endpoints that mint, rotate or
+    /// reveal credentials).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deny: Vec<String>,
+    /// Hosts besides the upstream's that a followed redirect may lead to (https only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redirect_hosts: Vec<String>,
 }
 
 /// OAuth refresh endpoint of a route.
@@ -59,7 +66,6 @@ pub enum RoutesError {
     },
     /// The file is not a valid route table.
     #[error("{} is not a valid route table: {detail}", path.display())]
-    #[diagnostic(help("regenerate it with `terok-executor vault routes`"))]
     Invalid {
         /// The file.
         path: PathBuf,
@@ -91,6 +97,8 @@ pub fn routes_from_roster(roster: &Roster) -> RouteTable {
                     client_id: r.client_id.clone(),
                     scope: r.scope.clone(),
                 }),
+                deny: p.deny.clone(),
+                redirect_hosts: p.redirect_hosts.clone(),
             };
             (p.name.clone(), route)
         })
@@ -102,6 +110,92 @@ pub fn routes_json(table: &RouteTable) -> String {
     let mut text = serde_json::to_string_pretty(table).unwrap_or_else(|_| "{}".to_owned());
     text.push('\n');
     text
+}
+
+/// The fingerprint of `table`: SHA-256 of its routes.json text. The daemon reports the
+/// fingerprint of the table it serves, so a launch knows in one comparison whether the
+/// roster's routes are the served ones.
+pub fn routes_hash(table: &RouteTable) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(routes_json(table).as_bytes()))
+}
+
+/// How one provider's served route differs from the route the roster gives it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "change")]
+pub enum RouteChange {
+    /// The roster has a route the daemon does not serve.
+    Added {
+        /// The provider.
+        provider: String,
+    },
+    /// The daemon serves a route the roster no longer has.
+    Removed {
+        /// The provider.
+        provider: String,
+    },
+    /// Both have the route, with different fields.
+    Changed {
+        /// The provider.
+        provider: String,
+        /// The fields that differ (`upstream`, `auth_header`, …).
+        fields: Vec<&'static str>,
+    },
+}
+
+impl std::fmt::Display for RouteChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Added { provider } => write!(f, "{provider} (not served)"),
+            Self::Removed { provider } => write!(f, "{provider} (no longer in the roster)"),
+            Self::Changed { provider, fields } => write!(f, "{provider} ({})", fields.join(", ")),
+        }
+    }
+}
+
+/// What differs between the `served` table and the `wanted` one, by provider.
+pub fn route_changes(served: &RouteTable, wanted: &RouteTable) -> Vec<RouteChange> {
+    let mut out = Vec::new();
+    for (provider, want) in wanted {
+        match served.get(provider) {
+            None => out.push(RouteChange::Added {
+                provider: provider.clone(),
+            }),
+            Some(have) if have != want => out.push(RouteChange::Changed {
+                provider: provider.clone(),
+                fields: changed_fields(have, want),
+            }),
+            Some(_) => {}
+        }
+    }
+    out.extend(
+        served
+            .keys()
+            .filter(|p| !wanted.contains_key(*p))
+            .map(|p| RouteChange::Removed {
+                provider: p.clone(),
+            }),
+    );
+    out
+}
+
+fn changed_fields(a: &Route, b: &Route) -> Vec<&'static str> {
+    [
+        ("upstream", a.upstream != b.upstream),
+        ("auth_header", a.auth_header != b.auth_header),
+        ("auth_prefix", a.auth_prefix != b.auth_prefix),
+        ("path_upstreams", a.path_upstreams != b.path_upstreams),
+        (
+            "oauth_extra_headers",
+            a.oauth_extra_headers != b.oauth_extra_headers,
+        ),
+        ("oauth_refresh", a.oauth_refresh != b.oauth_refresh),
+        ("deny", a.deny != b.deny),
+        ("redirect_hosts", a.redirect_hosts != b.redirect_hosts),
+    ]
+    .into_iter()
+    .filter_map(|(name, differs)| differs.then_some(name))
+    .collect()
 }
 
 /// Writes `table` atomically to `path` (0600: it names the providers you use).
@@ -166,6 +260,31 @@ mod tests {
         let path = dir.path().join("vault/routes.json");
         write_routes(&path, &table).unwrap();
         assert_eq!(read_routes(&path).unwrap(), table);
+    }
+
+    #[test]
+    fn changes_name_the_provider_and_the_fields() {
+        let roster = terok_roster::RosterLoader::bundled().load().unwrap();
+        let wanted = routes_from_roster(&roster);
+        assert!(route_changes(&wanted, &wanted).is_empty());
+        assert_eq!(routes_hash(&wanted), routes_hash(&wanted.clone()));
+        let mut served = wanted.clone();
+        served.get_mut("claude").unwrap().upstream = "http://127.0.0.1:9".into();
+        served.remove("codex");
+        served.insert("gone".into(), wanted["glab"].clone());
+        assert_ne!(routes_hash(&served), routes_hash(&wanted));
+        let changes: Vec<String> = route_changes(&served, &wanted)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            changes,
+            [
+                "claude (upstream)",
+                "codex (not served)",
+                "gone (no longer in the roster)"
+            ]
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! The vendors' own credential files (executor.md §7.2–7.3): reading what a login left behind
-//! (extractors), and writing the phantom versions that containers see.
+//! The vendors' own credential files (docs/compatibility.md#12.3): reading what a login left
+//! behind (extractors), and writing the phantom versions that containers see.
 //!
 //! Readers are lax about keys they do not use, and loud when a field they depend on has changed
 //! type — naming the field, never printing its value.
@@ -382,7 +382,8 @@ pub fn is_phantom_content(bytes: &[u8]) -> bool {
     if text.trim().is_empty() {
         return true;
     }
-    // A phantom file carries phantom tokens (or upstream's markers) and nothing secret-looking.
+    // A phantom file carries phantom tokens (or the Python terok-executor's static markers) and
+    // nothing secret-looking.
     let has_phantom = text.contains(crate::token::TOKEN_PREFIX)
         || text.contains("terok-proxy-phantom-token:vault-handles-real-auth")
         || text.contains("terok-proxy-codex-oauth-marker:vault-handles-real-auth");

@@ -1,8 +1,8 @@
 //! The credential database: sealed storage, fail-closed keys, and phantom tokens bound to their
-//! container (sandbox.md §4 "DB").
+//! container (docs/compatibility.md#13.4).
 
 // Test helpers may panic: a panic is how a test reports failure.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
 use std::collections::BTreeSet;
 
@@ -100,6 +100,22 @@ fn the_database_file_never_contains_the_secret_and_is_private() {
             & 0o777,
         0o700
     );
+}
+
+/// `credentials.db_path` may put the database in a directory of the user's: its mode is
+/// theirs, only the database file is made private.
+#[test]
+fn a_database_in_the_users_directory_leaves_its_mode_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let theirs = dir.path().join("secrets");
+    std::fs::create_dir(&theirs).unwrap();
+    std::fs::set_permissions(&theirs, std::fs::Permissions::from_mode(0o750)).unwrap();
+    let path = theirs.join("terok.db");
+    CredentialDb::open(&path, key(7), "test key").unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&theirs), 0o750);
+    assert_eq!(mode(&path), 0o600);
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! named, value never shown), and the phantom files containers get.
 
 // Test helpers may panic: a panic is how a test reports failure.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
 use base64::Engine as _;
 use terok_credentials::Credential;

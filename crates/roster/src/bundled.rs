@@ -8,7 +8,7 @@ pub fn bundled_agents() -> impl Iterator<Item = (&'static str, &'static str)> {
     BUNDLED.iter().map(|(name, yaml, _)| (*name, *yaml))
 }
 
-/// The bundled default instructions given to every agent (executor.md §6.2).
+/// The bundled default instructions given to every agent (docs/compatibility.md#11.3).
 pub const DEFAULT_INSTRUCTIONS: &str = include_str!("../../../resources/instructions/default.md");
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! The headless (`run -p`) command line of an agent (executor.md §6.1), built from its
+//! The headless (`run -p`) command line of an agent (docs/compatibility.md#11.1), built from its
 //! `headless:` section. The prompt is read from a file inside the container, so it never
 //! appears on any command line.
 

@@ -1,40 +1,35 @@
-//! Instructions given to an agent (executor.md §6.2): the bundled default, or configured text
-//! (a string, a list with `_inherit` standing for the default, or per-provider values), followed
-//! by the project's own `instructions.md`.
+//! Instructions given to an agent (docs/compatibility.md#11.3): the bundled default, or configured
+//! text (a string, a list with `_inherit` standing for the default, or per-provider values),
+//! followed by the project's own `instructions.md`.
 
 use std::path::Path;
 
-use serde_json::Value;
 use terok_core::merge::INHERIT;
 
+use crate::agent_settings::{InstructionsConfig, InstructionsText};
 use crate::bundled::DEFAULT_INSTRUCTIONS;
-use crate::provider_config::resolve_config_value;
 
-/// The instructions for `provider`. `config` is the configured `instructions` value, if any;
+/// The instructions for `agent`. `config` is the configured instructions, if any;
 /// `project_root` is the repository whose `instructions.md` is appended.
 pub fn resolve_instructions(
-    config: Option<&Value>,
-    provider: &str,
+    config: Option<&InstructionsConfig>,
+    agent: &str,
     project_root: Option<&Path>,
 ) -> String {
-    let configured = match config {
-        Some(Value::Object(_)) => resolve_config_value(config, provider),
-        other => other,
+    let default = || DEFAULT_INSTRUCTIONS.trim_end().to_owned();
+    let part = |text: &String| {
+        if text == INHERIT {
+            default()
+        } else {
+            text.clone()
+        }
     };
-    let mut text = match configured {
-        None | Some(Value::Null) => DEFAULT_INSTRUCTIONS.trim_end().to_owned(),
-        Some(Value::String(s)) if s == INHERIT => DEFAULT_INSTRUCTIONS.trim_end().to_owned(),
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|item| match item {
-                Value::String(s) if s == INHERIT => DEFAULT_INSTRUCTIONS.trim_end().to_owned(),
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            })
-            .collect::<Vec<_>>()
-            .join("\n\n"),
-        Some(other) => other.to_string(),
+    let mut text = match config.and_then(|c| c.for_agent(agent)) {
+        None => default(),
+        Some(InstructionsText::Text(text)) => part(text),
+        Some(InstructionsText::Parts(parts)) => {
+            parts.iter().map(part).collect::<Vec<_>>().join("\n\n")
+        }
     };
     if let Some(root) = project_root {
         let path = root.join("instructions.md");
@@ -54,7 +49,11 @@ pub fn resolve_instructions(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::agent_settings::PerAgent;
+
+    fn config(value: serde_json::Value) -> InstructionsConfig {
+        serde_json::from_value(value).unwrap()
+    }
 
     #[test]
     fn default_when_nothing_is_configured() {
@@ -65,7 +64,7 @@ mod tests {
 
     #[test]
     fn lists_splice_the_default() {
-        let cfg = json!(["Be brief.", "_inherit"]);
+        let cfg = config(serde_json::json!(["Be brief.", "_inherit"]));
         let text = resolve_instructions(Some(&cfg), "claude", None);
         assert!(
             text.starts_with("Be brief.\n\n# Working in this container"),
@@ -77,7 +76,8 @@ mod tests {
     fn per_provider_values_and_project_file() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("instructions.md"), "\n Use tabs.\n").unwrap();
-        let cfg = json!({"codex": "Codex rules.", "_default": "Everyone."});
+        let cfg = config(serde_json::json!({"codex": "Codex rules.", "_default": "Everyone."}));
+        assert!(matches!(cfg, PerAgent::ByAgent(_)));
         assert_eq!(
             resolve_instructions(Some(&cfg), "codex", Some(dir.path())),
             "Codex rules.\n\nUse tabs."

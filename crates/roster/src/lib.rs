@@ -14,10 +14,15 @@
 //! # Ok::<(), terok_roster::RosterError>(())
 //! ```
 
+// Test code writes its fixtures directly; shipped code writes through terok_core::secure_fs.
+#![cfg_attr(test, allow(clippy::disallowed_methods))]
+
+mod agent_settings;
 mod bundled;
 mod error;
 mod headless;
 mod instructions;
+mod layer;
 mod load;
 pub mod model;
 mod provider_config;
@@ -26,17 +31,22 @@ mod roster;
 pub mod schema;
 mod selection;
 
+pub use agent_settings::{
+    AgentDefaults, AgentSettings, DEFAULT_KEY, InstructionsConfig, InstructionsText, PerAgent,
+    SubagentDefinition,
+};
 pub use bundled::{DEFAULT_INSTRUCTIONS, bundled_agents};
 pub use error::RosterError;
 pub use headless::{
     HeadlessCommand, HeadlessOptions, PROMPT_FILE, Word, headless_command, shell_quote,
 };
 pub use instructions::resolve_instructions;
-pub use load::{LayerSource, RosterLoader};
+pub use layer::LayerSource;
+pub use load::RosterLoader;
 pub use model::{Agent, AgentKind, Provider};
 pub use provider_config::{
     DEFAULT_TIMEOUT_SECS, InstructionsDelivery, RunOverrides, RunSettings, apply_provider_config,
-    instructions_delivery, resolve_config_value,
+    instructions_delivery,
 };
 pub use roster::{AuthProvider, Roster, SharedMount};
 pub use selection::Selection;

@@ -1,4 +1,4 @@
-//! Loading and layering roster files (executor.md §2.1): the bundled files, then
+//! Loading and layering roster files (docs/compatibility.md#5.1): the bundled files, then
 //! `/etc/terok/agent/agents/`, then `~/.config/terok/agent/agents/`. Same-name files are
 //! deep-merged with the `_inherit` / `null` rules; new names add entries.
 //!
@@ -12,51 +12,15 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use terok_core::merge::deep_merge;
 use terok_core::paths::TerokPaths;
 use terok_core::yaml::{self, YamlError, YamlIndex, parent_path};
 
 use crate::bundled::BUNDLED;
 use crate::error::RosterError;
+use crate::layer::{Layer, LayerSource, merge_layers};
 use crate::resolve::{Issue, resolve_agent, valid_entry_name};
 use crate::roster::Roster;
 use crate::schema::{AgentFile, ROSTER_VERSION};
-
-/// Where one layer of an entry came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LayerSource {
-    /// A file embedded in the binary.
-    Bundled(&'static str),
-    /// A file on disk.
-    File(PathBuf),
-}
-
-impl LayerSource {
-    /// The path shown in messages (`<bundled>/claude.yaml` for embedded files).
-    pub fn display_path(&self) -> PathBuf {
-        match self {
-            Self::Bundled(name) => PathBuf::from(format!("<bundled>/{name}.yaml")),
-            Self::File(path) => path.clone(),
-        }
-    }
-}
-
-impl std::fmt::Display for LayerSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Bundled(name) => write!(f, "bundled {name}.yaml"),
-            Self::File(path) => write!(f, "{}", path.display()),
-        }
-    }
-}
-
-/// One file's contribution to an entry.
-#[derive(Debug, Clone)]
-pub(crate) struct Layer {
-    pub(crate) source: LayerSource,
-    pub(crate) text: Cow<'static, str>,
-    pub(crate) value: Value,
-}
 
 /// Configures where roster files come from.
 #[derive(Debug, Clone, Default)]
@@ -215,7 +179,8 @@ fn read_layer(
         tracing::info!("{source}: nothing but roster_version; skipped");
         return Ok(None);
     }
-    // Upstream once let users pick the vault socket; say why it is gone rather than "unknown field".
+    // The Python terok-executor once let users pick the vault socket; say why it is gone rather
+    // than "unknown field".
     if map
         .get("vault")
         .and_then(|v| v.get("socket_path"))
@@ -245,16 +210,6 @@ fn version_text(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
         other => other.to_string(),
-    }
-}
-
-/// The merged document of one entry's layers.
-pub(crate) fn merge_layers(layers: &[Layer]) -> Value {
-    match layers {
-        [only] => terok_core::merge::strip_markers(only.value.clone()),
-        _ => layers.iter().fold(Value::Object(Map::new()), |acc, layer| {
-            deep_merge(acc, layer.value.clone())
-        }),
     }
 }
 

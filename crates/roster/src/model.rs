@@ -221,6 +221,10 @@ pub struct Provider {
     pub shared_config_patch: Option<SharedConfigPatch>,
     /// OAuth refresh endpoint.
     pub oauth_refresh: Option<OauthRefresh>,
+    /// `METHOD /path` patterns the vault refuses without forwarding.
+    pub deny: Vec<String>,
+    /// Other hosts a followed redirect may lead to.
+    pub redirect_hosts: Vec<String>,
 }
 
 /// A patch that points an agent's own config file at the vault.

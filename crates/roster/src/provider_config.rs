@@ -1,9 +1,8 @@
-//! Per-run settings of an agent (executor.md §6.1 `apply_provider_config`): the command-line
+//! Per-run settings of an agent (docs/compatibility.md#11.2): the command-line
 //! value wins, then the configured value (flat, or per provider with `_default`), and what the
 //! agent cannot do is turned into a warning or a prompt instruction instead of a failure.
 
-use serde_json::Value;
-
+use crate::agent_settings::{AgentSettings, PerAgent};
 use crate::model::Agent;
 
 /// Seconds a headless agent may run when nothing else is configured.
@@ -61,41 +60,25 @@ pub fn instructions_delivery(agent: &Agent) -> InstructionsDelivery {
     }
 }
 
-/// The configured value for `provider`: a flat value applies to every provider; a mapping is
-/// looked up by provider name, then `_default` (a `null` entry also falls back to `_default`).
-pub fn resolve_config_value<'v>(value: Option<&'v Value>, provider: &str) -> Option<&'v Value> {
-    match value? {
-        Value::Null => None,
-        Value::Object(map) => match map.get(provider) {
-            Some(Value::Null) | None => map.get("_default").filter(|v| !v.is_null()),
-            Some(v) => Some(v),
-        },
-        flat => Some(flat),
-    }
-}
-
-/// Resolves model, turn limit and timeout for a run of `agent`. `config` is the agent section of
-/// a configuration (`{model: …, max_turns: …, timeout: …}`, each flat or per provider).
+/// Resolves model, turn limit and timeout for a run of `agent`: the command line's value,
+/// else the configured one for this agent, else the default.
 pub fn apply_provider_config(
     agent: &Agent,
     overrides: &RunOverrides,
-    config: &Value,
+    config: &AgentSettings,
 ) -> RunSettings {
-    let from_config = |key: &str| resolve_config_value(config.get(key), &agent.name);
     let mut settings = RunSettings {
         timeout_secs: overrides
             .timeout_secs
-            .or_else(|| from_config("timeout").and_then(Value::as_u64))
+            .or_else(|| configured(&config.timeout, &agent.name).copied())
             .unwrap_or(DEFAULT_TIMEOUT_SECS),
         ..RunSettings::default()
     };
 
-    let model = overrides.model.clone().or_else(|| {
-        from_config("model").map(|v| match v {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        })
-    });
+    let model = overrides
+        .model
+        .clone()
+        .or_else(|| configured(&config.model, &agent.name).cloned());
     if let Some(model) = model {
         if agent.headless.model_flag.is_some() {
             settings.model = Some(model);
@@ -107,11 +90,9 @@ pub fn apply_provider_config(
         }
     }
 
-    let max_turns = overrides.max_turns.or_else(|| {
-        from_config("max_turns")
-            .and_then(Value::as_u64)
-            .and_then(|n| u32::try_from(n).ok())
-    });
+    let max_turns = overrides
+        .max_turns
+        .or_else(|| configured(&config.max_turns, &agent.name).copied());
     if let Some(turns) = max_turns {
         if agent.headless.max_turns_flag.is_some() {
             settings.max_turns = Some(turns);
@@ -135,31 +116,6 @@ pub fn apply_provider_config(
     settings
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn config_values_resolve_per_provider() {
-        let per = json!({"claude": "opus", "codex": null, "_default": "base"});
-        assert_eq!(
-            resolve_config_value(Some(&per), "claude"),
-            Some(&json!("opus"))
-        );
-        assert_eq!(
-            resolve_config_value(Some(&per), "codex"),
-            Some(&json!("base"))
-        );
-        assert_eq!(
-            resolve_config_value(Some(&per), "vibe"),
-            Some(&json!("base"))
-        );
-        assert_eq!(
-            resolve_config_value(Some(&json!("flat")), "x"),
-            Some(&json!("flat"))
-        );
-        assert_eq!(resolve_config_value(Some(&json!({"a": 1})), "b"), None);
-        assert_eq!(resolve_config_value(None, "b"), None);
-    }
+fn configured<'a, T>(value: &'a Option<PerAgent<T>>, agent: &str) -> Option<&'a T> {
+    value.as_ref().and_then(|v| v.for_agent(agent))
 }

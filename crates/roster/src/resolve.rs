@@ -55,18 +55,62 @@ pub fn resolve_agent(
     file: &AgentFile,
 ) -> Result<(Agent, Option<Provider>), Vec<Issue>> {
     let mut issues = Vec::new();
-    let kind = file.kind.unwrap_or_default();
-    let label = file.label.clone().unwrap_or_else(|| name.to_owned());
-    let binary = file.binary.clone().unwrap_or_else(|| name.to_owned());
+    let session = resolve_session(file, &mut issues);
+    let opencode = resolve_opencode(file, &mut issues);
+    let auth = file.auth.as_ref().map(|a| resolve_auth(a, &mut issues));
+    let provider = file
+        .vault
+        .as_ref()
+        .map(|v| resolve_provider(name, v, &mut issues));
+    let help = resolve_help(file, &mut issues);
+    let mounts = resolve_mounts(file, &mut issues);
+    if !issues.is_empty() {
+        return Err(issues);
+    }
+    let agent = Agent {
+        name: name.to_owned(),
+        kind: file.kind.unwrap_or_default(),
+        label: file.label.clone().unwrap_or_else(|| name.to_owned()),
+        binary: file.binary.clone().unwrap_or_else(|| name.to_owned()),
+        git_identity: resolve_git_identity(name, file),
+        headless: resolve_headless(file),
+        auto_approve: resolve_auto_approve(file),
+        session,
+        capabilities: resolve_capabilities(file),
+        refuse_subcommands: file
+            .wrapper
+            .as_ref()
+            .and_then(|w| w.refuse_subcommands.clone())
+            .unwrap_or_default(),
+        opencode,
+        auth,
+        provider: provider.as_ref().map(|p| p.name.clone()),
+        sidecar: file.sidecar.as_ref().map(|s| SidecarSpec {
+            tool_name: s.tool_name.clone().unwrap_or_else(|| name.to_owned()),
+            env_map: s.env_map.clone().unwrap_or_default(),
+        }),
+        install: resolve_install(file),
+        help,
+        mounts,
+        web_ingress: file.web_ingress.unwrap_or(false),
+    };
+    Ok((agent, provider))
+}
 
+/// The identity the agent commits with: `Name <noreply@name.ai>` unless the file says.
+fn resolve_git_identity(name: &str, file: &AgentFile) -> GitIdentity {
     let git = file.git_identity.clone().unwrap_or_default();
-    let git_identity = GitIdentity {
+    GitIdentity {
         name: git.name.unwrap_or_else(|| capitalize(name)),
         email: git.email.unwrap_or_else(|| format!("noreply@{name}.ai")),
-    };
+    }
+}
 
+/// The headless command line's flags; an empty flag means "none" (`-p` is the default
+/// prompt flag).
+fn resolve_headless(file: &AgentFile) -> HeadlessSpec {
     let h = file.headless.clone().unwrap_or_default();
-    let headless = HeadlessSpec {
+    HeadlessSpec {
         subcommand: h.subcommand.filter(|s| !s.is_empty()),
         prompt_flag: match h.prompt_flag {
             None => Some("-p".to_owned()),
@@ -77,23 +121,21 @@ pub fn resolve_agent(
         max_turns_flag: h.max_turns_flag.filter(|s| !s.is_empty()),
         verbose_flag: h.verbose_flag.filter(|s| !s.is_empty()),
         output_format_flags: h.output_format_flags.unwrap_or_default(),
-    };
+    }
+}
 
+fn resolve_auto_approve(file: &AgentFile) -> AutoApprove {
     let a = file.auto_approve.clone().unwrap_or_default();
-    let auto_approve = AutoApprove {
+    AutoApprove {
         env: a.env.unwrap_or_default(),
         flags: a.flags.unwrap_or_default(),
-    };
+    }
+}
 
+/// Session resume support; the session file must be a plain name in `/home/dev/.terok/`.
+fn resolve_session(file: &AgentFile, issues: &mut Vec<Issue>) -> SessionSpec {
     let s = file.session.clone().unwrap_or_default();
-    let session = SessionSpec {
-        supports_resume: s.supports_resume.unwrap_or(false),
-        resume_flag: s.resume_flag,
-        continue_flag: s.continue_flag,
-        session_file: s.session_file,
-        supports_hook: s.supports_hook.unwrap_or(false),
-    };
-    if let Some(file_name) = &session.session_file
+    if let Some(file_name) = &s.session_file
         && !is_single_segment(file_name)
     {
         issues.push(
@@ -104,65 +146,54 @@ pub fn resolve_agent(
             .with_help("the session file lives in /home/dev/.terok/; give only its name"),
         );
     }
+    SessionSpec {
+        supports_resume: s.supports_resume.unwrap_or(false),
+        resume_flag: s.resume_flag,
+        continue_flag: s.continue_flag,
+        session_file: s.session_file,
+        supports_hook: s.supports_hook.unwrap_or(false),
+    }
+}
 
+fn resolve_capabilities(file: &AgentFile) -> Capabilities {
     let c = file.capabilities.clone().unwrap_or_default();
-    let capabilities = Capabilities {
+    Capabilities {
         agents_json: c.agents_json.unwrap_or(false),
         add_dir: c.add_dir.unwrap_or(false),
         log_format: c.log_format.unwrap_or_default(),
-    };
-
-    let refuse_subcommands = file
-        .wrapper
-        .as_ref()
-        .and_then(|w| w.refuse_subcommands.clone())
-        .unwrap_or_default();
-
-    let opencode = file.opencode.as_ref().map(|o| {
-        let mut req = |field: &str, value: &Option<String>| {
-            if value.is_none() {
-                issues.push(Issue::missing("opencode", field));
-            }
-            value.clone().unwrap_or_default()
-        };
-
-        OpencodeSpec {
-            display_name: req("display_name", &o.display_name),
-            base_url: req("base_url", &o.base_url),
-            preferred_model: req("preferred_model", &o.preferred_model),
-            fallback_model: req("fallback_model", &o.fallback_model),
-            env_var_prefix: req("env_var_prefix", &o.env_var_prefix),
-            config_dir: req("config_dir", &o.config_dir),
-            auth_key_url: req("auth_key_url", &o.auth_key_url),
-            api_key_hint: o.api_key_hint.clone(),
-        }
-    });
-    if let Some(spec) = &opencode {
-        if !spec.env_var_prefix.is_empty() && !is_env_name(&spec.env_var_prefix) {
-            issues.push(Issue::new(
-                "opencode.env_var_prefix",
-                format!(
-                    "`{}` is not a valid environment variable prefix (A-Z, 0-9, _)",
-                    spec.env_var_prefix
-                ),
-            ));
-        }
-        check_http_url(&mut issues, "opencode.base_url", &spec.base_url);
     }
+}
 
-    let auth = file.auth.as_ref().map(|a| resolve_auth(a, &mut issues));
+/// The OpenCode provider settings: every field required, the prefix a valid env name, the
+/// base URL http(s).
+fn resolve_opencode(file: &AgentFile, issues: &mut Vec<Issue>) -> Option<OpencodeSpec> {
+    let o = file.opencode.as_ref()?;
+    let mut req = |field: &str, value: &Option<String>| required(issues, "opencode", field, value);
+    let spec = OpencodeSpec {
+        display_name: req("display_name", &o.display_name),
+        base_url: req("base_url", &o.base_url),
+        preferred_model: req("preferred_model", &o.preferred_model),
+        fallback_model: req("fallback_model", &o.fallback_model),
+        env_var_prefix: req("env_var_prefix", &o.env_var_prefix),
+        config_dir: req("config_dir", &o.config_dir),
+        auth_key_url: req("auth_key_url", &o.auth_key_url),
+        api_key_hint: o.api_key_hint.clone(),
+    };
+    if !spec.env_var_prefix.is_empty() && !is_env_name(&spec.env_var_prefix) {
+        issues.push(Issue::new(
+            "opencode.env_var_prefix",
+            format!(
+                "`{}` is not a valid environment variable prefix (A-Z, 0-9, _)",
+                spec.env_var_prefix
+            ),
+        ));
+    }
+    check_http_url(issues, "opencode.base_url", &spec.base_url);
+    Some(spec)
+}
 
-    let provider = file
-        .vault
-        .as_ref()
-        .map(|v| resolve_provider(name, v, &mut issues));
-
-    let sidecar = file.sidecar.as_ref().map(|s| SidecarSpec {
-        tool_name: s.tool_name.clone().unwrap_or_else(|| name.to_owned()),
-        env_map: s.env_map.clone().unwrap_or_default(),
-    });
-
-    let install = file.install.as_ref().map(|i| InstallSpec {
+fn resolve_install(file: &AgentFile) -> Option<InstallSpec> {
+    file.install.as_ref().map(|i| InstallSpec {
         depends_on: i
             .depends_on
             .as_ref()
@@ -170,9 +201,12 @@ pub fn resolve_agent(
             .unwrap_or_default(),
         run_as_root: i.run_as_root.clone().filter(|s| !s.trim().is_empty()),
         run_as_dev: i.run_as_dev.clone().filter(|s| !s.trim().is_empty()),
-    });
+    })
+}
 
-    let help = file.help.as_ref().and_then(|h| match &h.label {
+fn resolve_help(file: &AgentFile, issues: &mut Vec<Issue>) -> Option<HelpSpec> {
+    let h = file.help.as_ref()?;
+    match &h.label {
         Some(label) => Some(HelpSpec {
             label: label.clone(),
             section: h.section.unwrap_or_default(),
@@ -181,51 +215,26 @@ pub fn resolve_agent(
             issues.push(Issue::missing("help", "label"));
             None
         }
-    });
+    }
+}
 
+/// Extra shared directories: a safe relative host dir, an absolute container path.
+fn resolve_mounts(file: &AgentFile, issues: &mut Vec<Issue>) -> Vec<MountSpec> {
     let mut mounts = Vec::new();
     for (i, item) in file.mounts.iter().flatten().enumerate() {
         let Some(m) = item.item() else { continue };
         let path = format!("mounts[{i}]");
-        let host_dir = required(&mut issues, &path, "host_dir", &m.host_dir);
-        let container_path = required(&mut issues, &path, "container_path", &m.container_path);
-        check_host_dir(&mut issues, &format!("{path}.host_dir"), &host_dir);
-        check_container_path(
-            &mut issues,
-            &format!("{path}.container_path"),
-            &container_path,
-        );
+        let host_dir = required(issues, &path, "host_dir", &m.host_dir);
+        let container_path = required(issues, &path, "container_path", &m.container_path);
+        check_host_dir(issues, &format!("{path}.host_dir"), &host_dir);
+        check_container_path(issues, &format!("{path}.container_path"), &container_path);
         mounts.push(MountSpec {
             host_dir,
             container_path,
             label: m.label.clone(),
         });
     }
-
-    if !issues.is_empty() {
-        return Err(issues);
-    }
-    let agent = Agent {
-        name: name.to_owned(),
-        kind,
-        label,
-        binary,
-        git_identity,
-        headless,
-        auto_approve,
-        session,
-        capabilities,
-        refuse_subcommands,
-        opencode,
-        auth,
-        provider: provider.as_ref().map(|p| p.name.clone()),
-        sidecar,
-        install,
-        help,
-        mounts,
-        web_ingress: file.web_ingress.unwrap_or(false),
-    };
-    Ok((agent, provider))
+    mounts
 }
 
 fn resolve_auth(a: &AuthFile, issues: &mut Vec<Issue>) -> AuthSpec {
@@ -364,6 +373,26 @@ fn resolve_provider(name: &str, v: &VaultFile, issues: &mut Vec<Issue>) -> Provi
         client_id: required(issues, "vault.oauth_refresh", "client_id", &r.client_id),
         scope: r.scope.clone(),
     });
+    let deny = v.deny.clone().unwrap_or_default();
+    for (i, rule) in deny.iter().enumerate() {
+        if let Err(why) = check_deny_rule(rule) {
+            issues.push(Issue::new(format!("vault.deny[{i}]"), why));
+        }
+    }
+    let redirect_hosts = v.redirect_hosts.clone().unwrap_or_default();
+    for (i, host) in redirect_hosts.iter().enumerate() {
+        let bare = host.strip_prefix("*.").unwrap_or(host);
+        if bare.is_empty()
+            || !bare
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        {
+            issues.push(Issue::new(
+                format!("vault.redirect_hosts[{i}]"),
+                format!("`{host}` is not a host name (or `*.` and a domain)"),
+            ));
+        }
+    }
     if let Some(file) = &v.credential_file
         && !is_single_segment(file)
     {
@@ -391,7 +420,37 @@ fn resolve_provider(name: &str, v: &VaultFile, issues: &mut Vec<Issue>) -> Provi
         socket_env: v.socket_env.clone(),
         shared_config_patch,
         oauth_refresh,
+        deny,
+        redirect_hosts,
     }
+}
+
+/// `POST /api/v4/user/keys`: an HTTP method (or `*`), one space, an absolute path whose
+/// segments are names, `*`, or a final `**`.
+fn check_deny_rule(rule: &str) -> Result<(), String> {
+    let (method, path) = rule
+        .split_once(' ')
+        .ok_or_else(|| format!("`{rule}` must be `METHOD /path`"))?;
+    if method != "*" && !method.chars().all(|c| c.is_ascii_uppercase()) {
+        return Err(format!(
+            "`{method}` is not an HTTP method in capitals (or `*`)"
+        ));
+    }
+    let Some(rest) = path.strip_prefix('/') else {
+        return Err(format!("`{path}` must start with `/`"));
+    };
+    let segments: Vec<&str> = rest.split('/').collect();
+    for (i, segment) in segments.iter().enumerate() {
+        if segment.is_empty() || (segment.contains('*') && *segment != "*" && *segment != "**") {
+            return Err(format!(
+                "`{path}`: segment `{segment}` must be a name, `*` or a final `**`"
+            ));
+        }
+        if *segment == "**" && i + 1 != segments.len() {
+            return Err(format!("`{path}`: `**` may only end the path"));
+        }
+    }
+    Ok(())
 }
 
 fn required(issues: &mut Vec<Issue>, section: &str, field: &str, value: &Option<String>) -> String {
@@ -482,7 +541,7 @@ mod tests {
     }
 
     #[test]
-    fn defaults_follow_upstream() {
+    fn defaults_follow_the_python_terok_executor() {
         let (agent, provider) = resolve_agent("myagent", &AgentFile::default()).unwrap();
         assert_eq!(agent.kind, AgentKind::Native);
         assert_eq!(agent.label, "myagent");

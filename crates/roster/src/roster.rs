@@ -1,4 +1,4 @@
-//! The loaded roster and its projections (executor.md §2.3): runnable agents, credential
+//! The loaded roster and its projections (docs/compatibility.md#5.3): runnable agents, credential
 //! providers and vault routes, auth providers (including the ones derived from `opencode:`
 //! sections), shared mounts with their credential-file overlays, sidecars, install specs, help
 //! lines, web ingress, and agent selections.
@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 use crate::error::RosterError;
-use crate::load::{Layer, LayerSource, merge_layers};
+use crate::layer::{Layer, LayerSource, merge_layers};
 use crate::model::*;
 use crate::resolve::Issue;
 

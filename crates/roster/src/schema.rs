@@ -1,7 +1,7 @@
-//! The shape of one roster file (executor.md §2.2), as read from YAML and as published in the
-//! JSON Schema. Every section rejects unknown keys. Every field is optional here because a file
-//! may be an override that changes one field of a bundled agent; what a complete agent must
-//! have is checked after the layers are merged ([`crate::resolve`]).
+//! The shape of one roster file (docs/compatibility.md#5.2), as read from YAML and as published in
+//! the JSON Schema. Every section rejects unknown keys. Every field is optional here because a file
+//! may be an override that changes one field of a bundled agent; what a complete agent must have is
+//! checked after the layers are merged ([`crate::resolve`]).
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -82,8 +82,8 @@ pub struct AgentFile {
     pub web_ingress: Option<bool>,
 }
 
-/// Kinds of roster entries (upstream 0.5.0 names; `opencode` and `bridge` are older spellings of
-/// `harness`).
+/// Kinds of roster entries (the Python terok-executor 0.5.0's names; `opencode` and `bridge` are
+/// older spellings of `harness`).
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize,
 )]
@@ -448,6 +448,13 @@ section!(
         shared_config_patch: SharedConfigPatchFile,
         /// How OAuth access tokens are refreshed on the host.
         oauth_refresh: OauthRefreshFile,
+        /// Requests the vault refuses (403) without forwarding: `METHOD /path` patterns for
+        /// endpoints that mint, rotate or reveal credentials (`*` is one path segment, a final
+        /// `**` any rest; the method `*` is every method).
+        deny: Vec<String>,
+        /// Hosts besides the upstream's own that a redirect may lead to for the vault to follow
+        /// it (https only; `*.example.com` for subdomains). Other redirects reach the client.
+        redirect_hosts: Vec<String>,
     }
 );
 

@@ -1,5 +1,5 @@
 //! Agent selections (`build --agents`, `agents set`, `image.agents`): `all`, comma lists, and
-//! `-name` exclusions, expanded with `depends_on` and sorted (executor.md §1.5, §2.3).
+//! `-name` exclusions, expanded with `depends_on` and sorted (docs/compatibility.md#5.4).
 
 use std::collections::BTreeSet;
 

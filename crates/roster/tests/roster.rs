@@ -2,7 +2,7 @@
 //! headless command lines of the bundled agents.
 
 // Test helpers may panic: a panic is how a test reports failure.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
 use std::path::{Path, PathBuf};
 
@@ -41,7 +41,7 @@ impl Overrides {
 }
 
 #[test]
-fn every_bundled_entry_loads_with_the_upstream_kinds_and_labels() {
+fn every_bundled_entry_loads_with_the_python_kinds_and_labels() {
     let roster = bundled();
     assert!(roster.warnings().is_empty(), "{:?}", roster.warnings());
     let listing: Vec<String> = roster
@@ -370,7 +370,7 @@ fn unsupported_model_and_turns_become_warnings_and_a_prompt_instruction() {
     let s = terok_roster::apply_provider_config(
         roster.agent("blablador").unwrap(),
         &overrides,
-        &serde_json::json!({}),
+        &terok_roster::AgentSettings::default(),
     );
     assert_eq!(s.model, None);
     assert_eq!(s.max_turns, None);
@@ -380,8 +380,10 @@ fn unsupported_model_and_turns_become_warnings_and_a_prompt_instruction() {
         ["Important: complete this task in no more than 3 steps."]
     );
     assert_eq!(s.warnings.len(), 3, "{:?}", s.warnings);
-    let config =
-        serde_json::json!({"model": {"claude": "opus", "_default": "sonnet"}, "timeout": 60});
+    let config: terok_roster::AgentSettings = serde_json::from_value(
+        serde_json::json!({"model": {"claude": "opus", "_default": "sonnet"}, "timeout": 60}),
+    )
+    .unwrap();
     let s = terok_roster::apply_provider_config(
         roster.agent("claude").unwrap(),
         &terok_roster::RunOverrides::default(),
@@ -499,7 +501,7 @@ fn a_newer_roster_version_warns_and_loads() {
 }
 
 #[test]
-fn an_upstream_shaped_file_with_kind_bridge_loads() {
+fn a_python_shaped_file_with_kind_bridge_loads() {
     let o = Overrides::new().file(
         "oldbridge.yaml",
         "kind: bridge\nlabel: Old Bridge\nheadless:\n  subcommand: run\n  prompt_flag: \"\"\nopencode:\n  display_name: Old\n  base_url: https://old.example/v1\n  preferred_model: a\n  fallback_model: b\n  env_var_prefix: OLD\n  config_dir: .old\n  auth_key_url: https://old.example/keys\n",
