@@ -5,6 +5,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use terok_credentials::routes::RouteTable;
+
+use crate::rejections::Rejection;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
@@ -52,6 +55,15 @@ pub enum ControlRequest {
     },
     /// Rereads routes.json.
     Reload,
+    /// Reports the route table the daemon serves.
+    Routes,
+    /// Reports upstreams refusing stored credentials: the current runs of refusals of
+    /// `container`, or of every container.
+    Rejections {
+        /// The container, or `None` for all.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        container: Option<String>,
+    },
     /// Reports the daemon's state.
     Status,
     /// Stops the daemon.
@@ -74,6 +86,19 @@ pub struct Opened {
     /// gets.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub kinds: BTreeMap<String, String>,
+    /// The fingerprint of the route table the daemon serves (`routes_hash`), so the opener
+    /// knows whether the roster's routes are the served ones.
+    #[serde(default)]
+    pub routes_hash: String,
+}
+
+/// The route table a daemon serves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServedRoutes {
+    /// Its fingerprint.
+    pub hash: String,
+    /// The routes, by provider.
+    pub routes: RouteTable,
 }
 
 /// The daemon's state as `Status` reports it.
@@ -85,6 +110,12 @@ pub struct DaemonStatus {
     pub listeners: Vec<String>,
     /// Number of routes loaded.
     pub routes: usize,
+    /// The fingerprint of the served route table.
+    #[serde(default)]
+    pub routes_hash: String,
+    /// The last refusal of each provider's credential by its upstream.
+    #[serde(default)]
+    pub rejected: Vec<Rejection>,
     /// The database path.
     pub db: PathBuf,
     /// Where the data key came from.
@@ -108,6 +139,13 @@ pub enum ControlResponse {
     },
     /// The daemon's state.
     Status(DaemonStatus),
+    /// The served routes.
+    Routes(ServedRoutes),
+    /// Runs of refusals.
+    Rejections {
+        /// One per (container, provider).
+        rejections: Vec<Rejection>,
+    },
     /// The request failed.
     Error {
         /// Why.
@@ -120,7 +158,6 @@ pub enum ControlResponse {
 pub enum ControlError {
     /// Nothing listens on the control socket.
     #[error("the vault is not running (no answer on {})", path.display())]
-    #[diagnostic(help("start it with `terok-executor vault start`"))]
     NotRunning {
         /// The control socket.
         path: PathBuf,
@@ -138,8 +175,34 @@ pub enum ControlError {
     },
 }
 
-/// Sends `request` to the daemon listening on `socket` and returns its response.
+/// How long a control call may take before the daemon counts as not answering.
+pub const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Sends `request` to the daemon listening on `socket` and returns its response; a daemon
+/// that does not answer within [`CALL_TIMEOUT`] is an error, not a hang.
 pub async fn call(
+    socket: &Path,
+    request: &ControlRequest,
+) -> Result<ControlResponse, ControlError> {
+    call_within(socket, request, CALL_TIMEOUT).await
+}
+
+/// [`call`] with a deadline of its own.
+pub async fn call_within(
+    socket: &Path,
+    request: &ControlRequest,
+    deadline: std::time::Duration,
+) -> Result<ControlResponse, ControlError> {
+    match tokio::time::timeout(deadline, exchange(socket, request)).await {
+        Ok(answer) => answer,
+        Err(_) => Err(ControlError::Protocol {
+            path: socket.to_path_buf(),
+            detail: format!("no answer within {} ms", deadline.as_millis()),
+        }),
+    }
+}
+
+async fn exchange(
     socket: &Path,
     request: &ControlRequest,
 ) -> Result<ControlResponse, ControlError> {
@@ -173,5 +236,65 @@ pub async fn call(
     match response {
         ControlResponse::Error { message } => Err(ControlError::Refused(message)),
         other => Ok(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every answer survives the wire (an internally tagged enum cannot carry a bare sequence,
+    /// and serde only says so at run time).
+    #[test]
+    fn every_response_round_trips() {
+        let rejection = Rejection {
+            container: "c".into(),
+            provider: "claude".into(),
+            status: 401,
+            error_type: Some("authentication_error".into()),
+            count: 2,
+            first_unix: 1,
+            last_unix: 2,
+        };
+        let responses = [
+            ControlResponse::Ok,
+            ControlResponse::Opened(Opened {
+                socket_dir: Some("/run/x".into()),
+                port: None,
+                tokens: BTreeMap::from([("claude".into(), "terok-p-1".into())]),
+                kinds: BTreeMap::new(),
+                routes_hash: "abc".into(),
+            }),
+            ControlResponse::Revoked {
+                containers: vec!["c".into()],
+                tokens: 1,
+            },
+            ControlResponse::Status(DaemonStatus {
+                pid: 1,
+                listeners: vec!["c".into()],
+                routes: 1,
+                routes_hash: "abc".into(),
+                rejected: vec![rejection.clone()],
+                db: "/db".into(),
+                key_source: "file".into(),
+            }),
+            ControlResponse::Routes(ServedRoutes {
+                hash: "abc".into(),
+                routes: RouteTable::new(),
+            }),
+            ControlResponse::Rejections {
+                rejections: vec![rejection],
+            },
+            ControlResponse::Error {
+                message: "no".into(),
+            },
+        ];
+        for response in responses {
+            let text = serde_json::to_string(&response).unwrap();
+            assert_eq!(
+                serde_json::from_str::<ControlResponse>(&text).unwrap(),
+                response
+            );
+        }
     }
 }

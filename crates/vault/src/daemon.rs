@@ -17,7 +17,8 @@ use tokio::net::{TcpListener, UnixListener, UnixStream};
 use tokio::sync::{oneshot, watch};
 
 use crate::audit::AuditLog;
-use crate::control::{ControlRequest, ControlResponse, DaemonStatus, Opened};
+use crate::control::{ControlRequest, ControlResponse, DaemonStatus, Opened, ServedRoutes};
+use crate::listener::ListenerLimits;
 use crate::paths::{VaultPaths, is_socket};
 use crate::proxy::{ListenerCtx, handle};
 use crate::state::Shared;
@@ -27,9 +28,13 @@ use crate::state::Shared;
 pub const SWEEP_GRACE_SECS: i64 = 60;
 
 /// Returns the names of the containers that run now (the embedding binary asks podman).
-/// Tokens of containers that stopped or vanished are revoked by sweeps (decisions.md §3 item 3:
+/// Tokens of containers that stopped or vanished are revoked by sweeps (docs/decisions.md#3.3:
 /// a token lives while its container runs).
-pub type LiveContainers = Arc<dyn Fn() -> Result<BTreeSet<String>, String> + Send + Sync>;
+pub type LiveContainers = Arc<dyn Fn() -> LiveContainersFuture + Send + Sync>;
+
+/// What a [`LiveContainers`] call returns: the names, or why they could not be listed.
+pub type LiveContainersFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<BTreeSet<String>, String>> + Send>>;
 
 /// How to run the daemon.
 #[derive(Clone)]
@@ -44,6 +49,8 @@ pub struct VaultConfig {
     pub refresh_interval: Duration,
     /// How often tokens of containers that stopped without telling the vault are revoked.
     pub sweep_interval: Duration,
+    /// What one container's listener may use.
+    pub limits: ListenerLimits,
 }
 
 /// Why the daemon could not run.
@@ -101,6 +108,9 @@ struct ListenerRecord {
 
 const LISTENER_RECORD: &str = ".listener.json";
 
+/// How long a control connection may stay silent before it is closed.
+const CONTROL_IDLE: Duration = Duration::from_secs(30);
+
 enum Endpoint {
     Unix(PathBuf),
     Tcp(u16),
@@ -120,6 +130,7 @@ struct Listener {
 /// The running daemon's state.
 pub struct Daemon {
     shared: Arc<Shared>,
+    limits: ListenerLimits,
     listeners: Mutex<HashMap<String, Listener>>,
     stop: watch::Sender<bool>,
 }
@@ -149,7 +160,7 @@ pub fn open_shared(config: &VaultConfig) -> Result<Arc<Shared>, VaultError> {
             if e.kind() == std::io::ErrorKind::NotFound =>
         {
             tracing::warn!(
-                "{} does not exist; no routes until `terok-executor vault routes`",
+                "{} does not exist; no routes until it is written and the daemon reloads",
                 paths.routes().display()
             );
             RouteTable::new()
@@ -161,14 +172,10 @@ pub fn open_shared(config: &VaultConfig) -> Result<Arc<Shared>, VaultError> {
         "cannot open {}",
         paths.audit_log().display()
     )))?;
-    Ok(Arc::new(Shared::new(
-        db,
-        routes,
-        client,
-        audit,
-        paths.clone(),
-        source.to_string(),
-    )))
+    Ok(Arc::new(
+        Shared::new(db, routes, client, audit, paths.clone(), source.to_string())
+            .with_body_deadline(config.limits.header_timeout),
+    ))
 }
 
 /// A router whose requests are checked against `container`'s tokens.
@@ -187,6 +194,11 @@ pub async fn serve(config: VaultConfig) -> Result<(), VaultError> {
         source: std::io::Error::other(e.to_string()),
     })?;
     let _pidfile = lock_pidfile(&paths.pidfile())?;
+    // Each container may hold up to `ListenerLimits::max_connections` connections; the
+    // default soft limit would let a handful of busy containers starve the others.
+    if let Err(err) = terok_core::limits::raise_open_file_limit() {
+        tracing::warn!("cannot raise the open-file limit: {err}");
+    }
     let control_path = paths.control_socket();
     clear_stale_socket(&control_path).await?;
 
@@ -194,6 +206,7 @@ pub async fn serve(config: VaultConfig) -> Result<(), VaultError> {
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let daemon = Arc::new(Daemon {
         shared: shared.clone(),
+        limits: config.limits,
         listeners: Mutex::new(HashMap::new()),
         stop: stop_tx,
     });
@@ -235,14 +248,22 @@ pub async fn serve(config: VaultConfig) -> Result<(), VaultError> {
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(io_err("cannot watch SIGTERM"))?;
     tracing::info!("vault serving; control socket {}", control_path.display());
+    let mut failures = 0u32;
     loop {
         tokio::select! {
-            accepted = control.accept() => {
-                if let Ok((stream, _)) = accepted {
+            accepted = control.accept() => match accepted {
+                Ok((stream, _)) => {
+                    failures = 0;
                     let daemon = daemon.clone();
                     tokio::spawn(async move { daemon.control_connection(stream).await });
                 }
-            }
+                Err(err) => {
+                    // Out of file descriptors, say: wait instead of spinning.
+                    tracing::warn!("control socket: accept failed: {err}");
+                    tokio::time::sleep(crate::listener::accept_backoff(failures)).await;
+                    failures = failures.saturating_add(1);
+                }
+            },
             _ = stop_rx.changed() => break,
             _ = sigterm.recv() => break,
             _ = tokio::signal::ctrl_c() => break,
@@ -256,15 +277,10 @@ pub async fn serve(config: VaultConfig) -> Result<(), VaultError> {
 
 /// Locks the pidfile for the daemon's lifetime and writes our pid into it.
 fn lock_pidfile(path: &Path) -> Result<std::fs::File, VaultError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::File::options()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(io_err(format!("cannot open {}", path.display())))?;
+    let mut file = terok_core::secure_fs::open_lock_file(path).map_err(|e| VaultError::Io {
+        context: format!("cannot open {}", path.display()),
+        source: std::io::Error::other(e.to_string()),
+    })?;
     if file.try_lock().is_err() {
         let pid = std::fs::read_to_string(path)
             .ok()
@@ -315,7 +331,8 @@ impl Daemon {
     async fn control_connection(self: Arc<Self>, stream: UnixStream) {
         let (read, mut write) = stream.into_split();
         let mut lines = BufReader::new(read).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
+        // A client that connects and says nothing does not hold a task for ever.
+        while let Ok(Ok(Some(line))) = tokio::time::timeout(CONTROL_IDLE, lines.next_line()).await {
             let response = match serde_json::from_str::<ControlRequest>(&line) {
                 Ok(request) => self.clone().execute(request).await,
                 Err(err) => ControlResponse::Error {
@@ -348,6 +365,11 @@ impl Daemon {
                 providers,
                 scope,
             } => self.open_tcp(&container, &providers, &scope).await,
+            // The name becomes a path: one that is not a container name closes nothing.
+            ControlRequest::Close { container } if !valid_container(&container) => Err(format!(
+                "invalid container name `{}`",
+                container.escape_debug()
+            )),
             ControlRequest::Close { container } => Ok(self.close(&container)),
             ControlRequest::Sweep { live, grace_secs } => self.sweep(
                 &live.into_iter().collect(),
@@ -359,6 +381,13 @@ impl Daemon {
                     ControlResponse::Ok
                 })
                 .map_err(|e| e.to_string()),
+            ControlRequest::Routes => Ok(ControlResponse::Routes(ServedRoutes {
+                hash: self.shared.routes_hash(),
+                routes: self.shared.routes(),
+            })),
+            ControlRequest::Rejections { container } => Ok(ControlResponse::Rejections {
+                rejections: self.shared.rejections.current(container.as_deref()),
+            }),
             ControlRequest::Status => Ok(ControlResponse::Status(self.status())),
             ControlRequest::Stop => {
                 let _ = self.stop.send(true);
@@ -379,6 +408,8 @@ impl Daemon {
             pid: std::process::id(),
             listeners,
             routes: self.shared.route_count(),
+            routes_hash: self.shared.routes_hash(),
+            rejected: self.shared.rejections.last_by_provider(),
             db: self.shared.paths.db(),
             key_source: self.shared.key_source.clone(),
         }
@@ -444,6 +475,7 @@ impl Daemon {
             port: None,
             tokens: minted.tokens,
             kinds: minted.kinds,
+            routes_hash: self.shared.routes_hash(),
         }))
     }
 
@@ -476,27 +508,22 @@ impl Daemon {
             scope: scope.to_owned(),
         })
         .unwrap_or_default();
-        let _ = std::fs::write(dir.join(LISTENER_RECORD), record);
+        let _ = terok_core::secure_fs::write_atomic(&dir.join(LISTENER_RECORD), &record, 0o600);
         self.serve_container(container, listener, Endpoint::Unix(socket));
         Ok(())
     }
 
     /// Serves `container`'s router on `listener` and records it, so closing the container
     /// stops it.
-    fn serve_container<L>(&self, container: &str, listener: L, endpoint: Endpoint)
-    where
-        L: axum::serve::Listener,
-        L::Addr: std::fmt::Debug,
-    {
+    fn serve_container<L: crate::listener::Accept>(
+        &self,
+        container: &str,
+        listener: L,
+        endpoint: Endpoint,
+    ) {
         let (tx, rx) = oneshot::channel();
         let app = router(self.shared.clone(), Some(container));
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                })
-                .await;
-        });
+        tokio::spawn(crate::listener::serve(listener, app, self.limits, rx));
         if let Ok(mut listeners) = self.listeners.lock() {
             listeners.insert(
                 container.to_owned(),
@@ -542,6 +569,7 @@ impl Daemon {
             port: Some(port),
             tokens: minted.tokens,
             kinds: minted.kinds,
+            routes_hash: self.shared.routes_hash(),
         }))
     }
 
@@ -552,6 +580,7 @@ impl Daemon {
             .with_db(|db| db.revoke_subject(container))
             .unwrap_or(0);
         self.shared.invalidate();
+        self.shared.rejections.forget(container);
         self.stop_listener(container);
         ControlResponse::Revoked {
             containers: vec![container.to_owned()],
@@ -581,9 +610,8 @@ impl Daemon {
     /// Asks `live` which containers run and sweeps the rest (errors are logged: a sweep is
     /// housekeeping and retried on the next tick).
     async fn sweep_with(&self, live: &LiveContainers) {
-        let live = live.clone();
-        match tokio::task::spawn_blocking(move || live()).await {
-            Ok(Ok(live)) => match self.sweep(&live, SWEEP_GRACE_SECS) {
+        match live().await {
+            Ok(live) => match self.sweep(&live, SWEEP_GRACE_SECS) {
                 Ok(ControlResponse::Revoked { containers, .. }) if !containers.is_empty() => {
                     tracing::info!(
                         "swept tokens of stopped containers: {}",
@@ -593,8 +621,7 @@ impl Daemon {
                 Ok(_) => {}
                 Err(err) => tracing::warn!("sweep failed: {err}"),
             },
-            Ok(Err(err)) => tracing::warn!("cannot list containers for a sweep: {err}"),
-            Err(_) => {}
+            Err(err) => tracing::warn!("cannot list containers for a sweep: {err}"),
         }
     }
 

@@ -1,4 +1,4 @@
-//! terok-vault: the token broker (sandbox.md §2.2, §3; decisions.md §3 item 3).
+//! terok-vault: the token broker (docs/compatibility.md#13; docs/decisions.md#3.3).
 //!
 //! Containers hold phantom tokens. The vault daemon gives each container its own Unix socket,
 //! accepts on it only tokens minted for that container, swaps the token for the real credential
@@ -8,18 +8,26 @@
 //!
 //! [`serve`] runs the daemon; [`control::call`] is how the executor talks to it.
 
+// Test code writes its fixtures directly; shipped code writes through terok_core::secure_fs.
+#![cfg_attr(test, allow(clippy::disallowed_methods))]
+
 pub mod audit;
 pub mod control;
 mod daemon;
+pub mod listener;
 pub mod paths;
+pub mod policy;
 pub mod proxy;
 pub mod refresh;
+pub mod rejections;
+pub mod request;
 mod state;
 pub mod tls;
 mod ws;
 
 pub use daemon::{
-    LiveContainers, SWEEP_GRACE_SECS, VaultConfig, VaultError, open_shared, router, serve,
+    LiveContainers, LiveContainersFuture, SWEEP_GRACE_SECS, VaultConfig, VaultError, open_shared,
+    router, serve,
 };
 pub use paths::VaultPaths;
 pub use state::Shared;

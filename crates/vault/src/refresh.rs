@@ -1,8 +1,8 @@
-//! OAuth refresh (sandbox.md §3): OAuth credentials whose access token expires within ten minutes
-//! (or whose expiry is unknown) are renewed on the host, at start and every five minutes. The
-//! refresh token never leaves the host; a failed refresh logs only the status (token endpoints
-//! echo secrets in their error bodies). Concurrent refreshers of one credential are kept apart
-//! by a non-blocking lock file per credential.
+//! OAuth refresh (docs/compatibility.md#13.3): OAuth credentials whose access token expires within
+//! ten minutes (or whose expiry is unknown) are renewed on the host, at start and every five
+//! minutes. The refresh token never leaves the host; a failed refresh logs only the status (token
+//! endpoints echo secrets in their error bodies). Concurrent refreshers of one credential are kept
+//! apart by a non-blocking lock file per credential.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -66,15 +66,11 @@ pub async fn refresh_one(
     if terok_core::secure_fs::ensure_private_dir(&locks).is_err() {
         return RefreshResult::Failed("cannot create the lock directory".to_owned());
     }
-    let lock_file = match std::fs::File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(lock_path(&locks, DEFAULT_SET, provider))
-    {
-        Ok(f) => f,
-        Err(_) => return RefreshResult::Failed("cannot open the lock file".to_owned()),
-    };
+    let lock_file =
+        match terok_core::secure_fs::open_lock_file(&lock_path(&locks, DEFAULT_SET, provider)) {
+            Ok(f) => f,
+            Err(_) => return RefreshResult::Failed("cannot open the lock file".to_owned()),
+        };
     if lock_file.try_lock().is_err() {
         return RefreshResult::Busy;
     }
@@ -157,9 +153,9 @@ async fn post_json(
 ) -> Result<serde_json::Value, String> {
     use http_body_util::BodyExt;
     let uri: hyper::Uri = url.parse().map_err(|_| "bad token URL".to_owned())?;
-    let mut request = hyper::Request::new(http_body_util::Full::new(axum::body::Bytes::from(
-        body.to_string(),
-    )));
+    let mut request = hyper::Request::new(crate::tls::UpstreamBody::Left(
+        http_body_util::Full::new(axum::body::Bytes::from(body.to_string())),
+    ));
     *request.method_mut() = hyper::Method::POST;
     *request.uri_mut() = uri;
     request.headers_mut().insert(

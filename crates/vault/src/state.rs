@@ -13,6 +13,8 @@ use crate::audit::AuditLog;
 use crate::paths::VaultPaths;
 
 const RECHECK: Duration = Duration::from_millis(50);
+/// Bytes of request bodies held in memory at once, across every listener.
+const BODY_BUDGET: usize = 64 * 1024 * 1024;
 
 struct Caches {
     tokens: HashMap<String, Arc<TokenRecord>>,
@@ -25,7 +27,7 @@ struct Caches {
 pub struct Shared {
     db: Mutex<CredentialDb>,
     caches: RwLock<Caches>,
-    routes: RwLock<HashMap<String, Arc<Route>>>,
+    routes: RwLock<ServedTable>,
     /// HTTP client for upstreams (pooled).
     pub client: crate::tls::UpstreamClient,
     /// The audit log.
@@ -34,6 +36,13 @@ pub struct Shared {
     pub paths: VaultPaths,
     /// Where the data key came from (for status).
     pub key_source: String,
+    /// Upstreams refusing stored credentials.
+    pub rejections: crate::rejections::Rejections,
+    /// Bytes of request bodies all listeners together may hold in memory at once.
+    pub body_budget: tokio::sync::Semaphore,
+    /// Time a client has to send a body the vault holds whole: a slow one would keep its
+    /// share of [`Shared::body_budget`] from the others.
+    pub body_deadline: std::time::Duration,
 }
 
 impl Shared {
@@ -55,12 +64,21 @@ impl Shared {
                 data_version: version,
                 checked: Instant::now(),
             }),
-            routes: RwLock::new(shared_routes(routes)),
+            routes: RwLock::new(ServedTable::new(routes)),
             client,
             audit,
             paths,
             key_source,
+            rejections: crate::rejections::Rejections::default(),
+            body_budget: tokio::sync::Semaphore::new(BODY_BUDGET),
+            body_deadline: std::time::Duration::from_secs(30),
         }
+    }
+
+    /// The same, giving clients `deadline` to send a body the vault holds whole.
+    pub fn with_body_deadline(mut self, deadline: std::time::Duration) -> Self {
+        self.body_deadline = deadline;
+        self
     }
 
     /// Runs `f` with the database.
@@ -141,18 +159,26 @@ impl Shared {
         self.routes
             .read()
             .ok()
-            .and_then(|r| r.get(provider).cloned())
+            .and_then(|r| r.by_provider.get(provider).cloned())
     }
 
     /// Number of routes.
     pub fn route_count(&self) -> usize {
-        self.routes.read().map(|r| r.len()).unwrap_or(0)
+        self.routes.read().map(|r| r.by_provider.len()).unwrap_or(0)
+    }
+
+    /// The fingerprint of the served route table.
+    pub fn routes_hash(&self) -> String {
+        self.routes
+            .read()
+            .map(|r| r.hash.clone())
+            .unwrap_or_default()
     }
 
     /// Replaces the route table.
     pub fn set_routes(&self, routes: RouteTable) {
         if let Ok(mut current) = self.routes.write() {
-            *current = shared_routes(routes);
+            *current = ServedTable::new(routes);
         }
     }
 
@@ -161,7 +187,8 @@ impl Shared {
         self.routes
             .read()
             .map(|r| {
-                r.iter()
+                r.by_provider
+                    .iter()
                     .map(|(k, v)| (k.clone(), Route::clone(v)))
                     .collect()
             })
@@ -169,6 +196,17 @@ impl Shared {
     }
 }
 
-fn shared_routes(routes: RouteTable) -> HashMap<String, Arc<Route>> {
-    routes.into_iter().map(|(k, v)| (k, Arc::new(v))).collect()
+/// The routes as handlers look them up, and the fingerprint of the table they came from.
+struct ServedTable {
+    by_provider: HashMap<String, Arc<Route>>,
+    hash: String,
+}
+
+impl ServedTable {
+    fn new(routes: RouteTable) -> Self {
+        Self {
+            hash: terok_credentials::routes::routes_hash(&routes),
+            by_provider: routes.into_iter().map(|(k, v)| (k, Arc::new(v))).collect(),
+        }
+    }
 }

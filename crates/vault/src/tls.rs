@@ -13,8 +13,13 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use rustls_platform_verifier::ConfigVerifierExt;
 
+/// A request body on its way upstream: read whole (a request the vault may retry or redirect)
+/// or streamed as it arrives, within a size limit.
+pub type UpstreamBody =
+    http_body_util::Either<Full<Bytes>, http_body_util::Limited<axum::body::Body>>;
+
 /// The client requests go upstream with.
-pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, UpstreamBody>;
 
 /// Installs ring as the process's rustls provider; later calls are no-ops.
 pub fn install_crypto_provider() {

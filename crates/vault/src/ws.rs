@@ -2,6 +2,7 @@
 //! to the upstream, opened with the real credential. Extensions are not negotiated (no
 //! permessage-deflate on either leg); an upstream failure closes the client side with 1011.
 
+use crate::listener::ConnectionSlot;
 use axum::body::Bytes;
 use axum::extract::FromRequestParts;
 use axum::extract::ws::{self, WebSocket, WebSocketUpgrade};
@@ -17,7 +18,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self as ts};
 
 use crate::audit::Outcome;
-use crate::proxy::{forward_headers, inject_credential, pick_upstream};
+use crate::request::{AuditGuard, forward_headers, inject_credential, pick_upstream};
 
 /// Whether the request asks for a WebSocket upgrade.
 pub fn is_upgrade(headers: &HeaderMap) -> bool {
@@ -64,12 +65,16 @@ fn close_1011(reason: &str) -> ws::Message {
     }))
 }
 
+/// The largest message (and frame) relayed from a container: a model session's messages are
+/// far smaller, and each one is held whole while it is relayed.
+const MAX_MESSAGE: usize = 16 << 20;
+
 /// Upgrades the client connection and relays it to the upstream.
 pub async fn relay(
     mut parts: Parts,
     route: &Route,
     credential: &Credential,
-    mut guard: crate::proxy::AuditGuard,
+    mut guard: AuditGuard,
 ) -> Response {
     let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
         Ok(upgrade) => upgrade,
@@ -113,9 +118,13 @@ pub async fn relay(
         request.headers_mut().insert(name.clone(), value.clone());
     }
     guard.status(StatusCode::SWITCHING_PROTOCOLS);
+    // The relay outlives the request: it keeps the connection's slot under the listener's limit.
+    let slot = parts.extensions.remove::<ConnectionSlot>();
     upgrade
-        .max_message_size(64 << 20)
+        .max_message_size(MAX_MESSAGE)
+        .max_frame_size(MAX_MESSAGE)
         .on_upgrade(move |socket| async move {
+            let _slot = slot;
             let outcome = pump(socket, request).await;
             guard.finish(outcome);
         })

@@ -1,8 +1,8 @@
-//! The broker's request handling against a mock upstream (sandbox.md §4 "Broker", "Audit"):
+//! The broker's request handling against a mock upstream (docs/compatibility.md#13):
 //! token checks, header rules, paths and queries, bodies, redirects, streaming, WebSockets.
 
 // Test helpers may panic: a panic is how a test reports failure.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -34,6 +34,7 @@ fn route(upstream: &str, header: &str, prefix: &str) -> Route {
         path_upstreams: BTreeMap::new(),
         oauth_extra_headers: BTreeMap::new(),
         oauth_refresh: None,
+        ..Route::default()
     }
 }
 
@@ -101,6 +102,7 @@ async fn broker(container: Option<&str>) -> Broker {
         live_containers: None,
         refresh_interval: Duration::from_secs(300),
         sweep_interval: Duration::from_secs(60),
+        limits: terok_vault::listener::ListenerLimits::default(),
     };
     let shared = open_shared(&config).unwrap();
     shared.with_db(|db| {
@@ -422,6 +424,26 @@ async fn bodies_over_a_mebibyte_and_undecoded_responses_pass_through() {
     );
 }
 
+/// A body too large to hold is streamed even on a request the vault would otherwise read
+/// whole (one with an idempotency key).
+#[tokio::test]
+async fn a_large_body_of_an_idempotent_request_streams_through() {
+    let b = broker(None).await;
+    let token = b.mint("c1", "claude");
+    let big = vec![b'b'; 3 * 1024 * 1024];
+    let r = b
+        .client
+        .post(format!("{}/upload", b.url))
+        .header("x-api-key", &token)
+        .header("idempotency-key", "k1")
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(b.upstream.requests()[0].body, big);
+}
+
 #[tokio::test]
 async fn idempotent_redirects_are_followed_without_the_credential_and_posts_are_relayed() {
     let b = broker(None).await;
@@ -474,6 +496,165 @@ async fn server_sent_events_stream_unbuffered() {
         "the first event waited for the stream: {first_at:?}"
     );
     assert!(total >= Duration::from_millis(800), "{total:?}");
+}
+
+#[tokio::test]
+async fn an_upstream_refusing_the_credential_is_recorded_and_the_vaults_own_401_is_not() {
+    let b = broker(Some("c1")).await;
+    // The vault's own refusals (no token, a wrong one) never reached the upstream.
+    assert_eq!(b.get("/v1/messages", &[]).await.status(), 401);
+    let wrong = [("x-api-key", "terok-p-00000000000000000000000000000000")];
+    assert_eq!(b.get("/v1/messages", &wrong).await.status(), 401);
+    assert!(b.shared.rejections.current(None).is_empty());
+
+    let token = b.mint("c1", "claude");
+    let auth = [("x-api-key", token.as_str())];
+    for _ in 0..2 {
+        let r = b.get("/status/401", &auth).await;
+        assert_eq!(r.status(), 401);
+        assert!(
+            r.text().await.unwrap().contains("scripted 401"),
+            "the body reaches the client"
+        );
+    }
+    let current = b.shared.rejections.current(Some("c1"));
+    assert_eq!(current.len(), 1, "{current:?}");
+    assert_eq!(
+        (
+            current[0].provider.as_str(),
+            current[0].status,
+            current[0].count
+        ),
+        ("claude", 401, 2)
+    );
+    // A request that gets through ends the run; the last refusal stays for the status.
+    assert_eq!(b.get("/v1/messages", &auth).await.status(), 200);
+    assert!(b.shared.rejections.current(None).is_empty());
+    assert_eq!(b.shared.rejections.last_by_provider()[0].count, 2);
+    assert!(
+        !serde_json::to_string(&b.shared.rejections.last_by_provider())
+            .unwrap()
+            .contains(REAL_KEY)
+    );
+}
+
+/// Sends one raw HTTP/1.1 request over TCP to the broker and returns the status line's code.
+async fn raw_status(url: &str, request: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 512];
+    let n = stream.read(&mut answer).await.unwrap();
+    String::from_utf8_lossy(&answer[..n])
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn trace_and_connect_are_refused_without_calling_the_upstream() {
+    let b = broker(Some("c1")).await;
+    let token = b.mint("c1", "claude");
+    let trace = b
+        .client
+        .request(reqwest::Method::TRACE, format!("{}/v1/messages", b.url))
+        .header("x-api-key", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(trace.status(), 405);
+    let connect = format!(
+        "CONNECT api.anthropic.com:443 HTTP/1.1\r\nHost: api.anthropic.com:443\r\nx-api-key: {token}\r\n\r\n"
+    );
+    assert_eq!(raw_status(&b.url, &connect).await, 405);
+    assert!(
+        b.upstream.requests().is_empty(),
+        "nothing reached the upstream"
+    );
+    assert!(
+        b.audit()
+            .iter()
+            .filter(|e| e["outcome"] == "method_not_allowed")
+            .count()
+            >= 2
+    );
+}
+
+#[tokio::test]
+async fn credential_minting_endpoints_are_refused_without_calling_the_upstream() {
+    let b = broker(Some("c1")).await;
+    let mut table = b.shared.routes();
+    table.get_mut("glab").unwrap().deny = vec![
+        "* /api/v4/personal_access_tokens/**".into(),
+        "POST /api/v4/user/keys".into(),
+    ];
+    b.shared.set_routes(table);
+    let token = b.mint("c1", "glab");
+    for (method, path) in [
+        ("POST", "/api/v4/personal_access_tokens/self/rotate"),
+        ("POST", "/api/v4/personal%5Faccess%5Ftokens/self/rotate"),
+        ("DELETE", "/api/v4/personal_access_tokens/self"),
+        ("POST", "/api/v4/user/keys"),
+    ] {
+        let r = b
+            .client
+            .request(method.parse().unwrap(), format!("{}{path}", b.url))
+            .header("private-token", &token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{method} {path}");
+    }
+    // A POST that claims to be another method is judged as the POST it is, and the claim is
+    // not passed on.
+    let r = b
+        .client
+        .post(format!("{}/api/v4/projects", b.url))
+        .header("private-token", &token)
+        .header("x-http-method-override", "DELETE")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let seen = b.upstream.requests();
+    assert_eq!(seen.len(), 1, "only the allowed request got through");
+    assert_eq!(seen[0].path_and_query, "/api/v4/projects");
+    assert_eq!(seen[0].header("x-http-method-override"), None);
+    assert_eq!(seen[0].header("private-token"), Some("glpat-real"));
+}
+
+#[tokio::test]
+async fn a_redirect_off_the_route_is_relayed_and_the_other_host_sees_nothing() {
+    let b = broker(Some("c1")).await;
+    let other = MockUpstream::start().unwrap();
+    let mut table = b.shared.routes();
+    // The route's own header under an unusual name must not travel either.
+    let claude = table.get_mut("claude").unwrap();
+    claude.auth_header = "X-Goog-Api-Key".into();
+    claude.auth_prefix = String::new();
+    b.shared.set_routes(table);
+    let token = b.mint("c1", "claude");
+    let target = format!("{}/json", other.url());
+    let r = b
+        .get(&format!("/redirect?to={target}"), &[("x-api-key", &token)])
+        .await;
+    assert_eq!(r.status(), 302, "relayed, not followed");
+    assert!(other.requests().is_empty(), "the other host got nothing");
+    assert_eq!(b.upstream.requests().len(), 1);
+    assert_eq!(
+        b.upstream.requests()[0].header("x-goog-api-key"),
+        Some(REAL_KEY)
+    );
+    // Within the upstream's own origin it is followed, without the route's header.
+    b.upstream.clear();
+    let r = b.get("/redirect?to=/json", &[("x-api-key", &token)]).await;
+    assert_eq!(r.status(), 200);
+    let seen = b.upstream.requests();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[1].header("x-goog-api-key"), None);
 }
 
 #[tokio::test]
@@ -536,6 +717,35 @@ async fn websockets_get_the_real_credential_and_no_extensions() {
         }
         other => panic!("expected a 1011 close, got {other:?}"),
     }
+}
+
+/// Whoever sends no valid token can put only a few characters of its choosing into the log.
+#[tokio::test]
+async fn an_unauthenticated_request_logs_a_truncated_path() {
+    let b = broker(Some("c1")).await;
+    let long = format!("/{}", "x".repeat(4000));
+    b.get(&long, &[]).await.text().await.unwrap();
+    b.get(&long, &[("x-api-key", "not-a-token")])
+        .await
+        .text()
+        .await
+        .unwrap();
+    let method = "X".repeat(4000);
+    raw_status(
+        &b.url,
+        &format!("{method} / HTTP/1.1\r\nHost: vault\r\nConnection: close\r\n\r\n"),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let lines = b.audit();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    for line in &lines[..2] {
+        let path = line["path"].as_str().unwrap();
+        assert_eq!(path.chars().count(), 65, "{path}");
+        assert!(path.ends_with('…'));
+    }
+    let logged = lines[2]["method"].as_str().unwrap();
+    assert_eq!(logged.chars().count(), 17, "{logged}");
 }
 
 #[tokio::test]

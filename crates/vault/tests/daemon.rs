@@ -1,8 +1,9 @@
 //! The daemon: control socket, per-container socket listeners bound to their container's tokens,
-//! revocation on close, sweeps, a single instance, and socket hygiene (sandbox.md §4 "Sockets").
+//! revocation on close, sweeps, a single instance, and socket hygiene
+//! (docs/compatibility.md#13.4).
 
 // Test helpers may panic: a panic is how a test reports failure.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -33,11 +34,15 @@ fn config(dir: &Path) -> VaultConfig {
         live_containers: None,
         refresh_interval: Duration::from_secs(300),
         sweep_interval: Duration::from_secs(60),
+        limits: terok_vault::listener::ListenerLimits::default(),
     }
 }
 
 async fn start(dir: &Path, upstream: &MockUpstream) -> VaultConfig {
-    let cfg = config(dir);
+    start_with(config(dir), upstream).await
+}
+
+async fn start_with(cfg: VaultConfig, upstream: &MockUpstream) -> VaultConfig {
     let table: RouteTable = [(
         "claude".to_owned(),
         Route {
@@ -47,6 +52,7 @@ async fn start(dir: &Path, upstream: &MockUpstream) -> VaultConfig {
             path_upstreams: Default::default(),
             oauth_extra_headers: Default::default(),
             oauth_refresh: None,
+            ..Route::default()
         },
     )]
     .into();
@@ -186,6 +192,107 @@ async fn each_container_gets_a_private_socket_that_only_accepts_its_tokens() {
     );
 }
 
+/// A container holding thousands of idle connections to its socket: the daemon keeps serving
+/// the other containers and answering its control socket, and closes the idle connections once
+/// the request-head deadline passes (a connection over the limit at once).
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_connections_on_one_socket_starve_neither_other_containers_nor_control() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = MockUpstream::start().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.limits.header_timeout = Duration::from_secs(3);
+    let cfg = start_with(cfg, &upstream).await;
+    let a = open(&cfg, "terok-executor-aaa").await;
+    let b = open(&cfg, "terok-executor-bbb").await;
+    let sock_a = a.socket_dir.unwrap().join("vault.sock");
+    let sock_b = b.socket_dir.unwrap().join("vault.sock");
+
+    let mut idle = Vec::new();
+    while idle.len() < 2000 {
+        match tokio::net::UnixStream::connect(&sock_a).await {
+            Ok(stream) => idle.push(stream),
+            // A full backlog: the daemon has not caught up yet.
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
+                tokio::time::sleep(Duration::from_millis(5)).await
+            }
+            Err(err) => panic!("connection {} to A: {err}", idle.len()),
+        }
+    }
+
+    let answered = tokio::time::timeout(
+        Duration::from_secs(2),
+        status_over(&sock_b, &b.tokens["claude"]),
+    )
+    .await
+    .expect("B's socket answers while A's is flooded");
+    assert_eq!(answered, 200);
+    let status = tokio::time::timeout(
+        Duration::from_secs(2),
+        call(&cfg.paths.control_socket(), &ControlRequest::Status),
+    )
+    .await
+    .expect("the control socket answers while A's is flooded");
+    assert!(
+        matches!(status, Ok(ControlResponse::Status(_))),
+        "{status:?}"
+    );
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
+    for (index, stream) in idle.iter_mut().enumerate() {
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout_at(deadline, stream.read(&mut byte)).await;
+        assert!(
+            matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+            "idle connection {index} is still open after the deadline: {read:?}"
+        );
+    }
+}
+
+/// `Close` names a directory under the runtime dir: a name that climbs out of it removes
+/// nothing there.
+#[tokio::test(flavor = "multi_thread")]
+async fn close_refuses_a_name_that_is_not_a_container() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = MockUpstream::start().unwrap();
+    let cfg = start(dir.path(), &upstream).await;
+    let victim = dir.path().join("victim");
+    std::fs::create_dir(&victim).unwrap();
+    std::fs::write(victim.join(".listener.json"), "{}").unwrap();
+    let request = ControlRequest::Close {
+        container: "../../victim".into(),
+    };
+    let err = call(&cfg.paths.control_socket(), &request)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("invalid container name"), "{err}");
+    assert!(victim.join(".listener.json").exists());
+    call(&cfg.paths.control_socket(), &ControlRequest::Stop)
+        .await
+        .unwrap();
+}
+
+/// A daemon that accepts and then says nothing makes a control call fail, not hang.
+#[tokio::test]
+async fn a_control_call_to_a_silent_daemon_fails_instead_of_hanging() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("control.sock");
+    let listener = tokio::net::UnixListener::bind(&socket).unwrap();
+    let held = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        drop(stream);
+    });
+    let err = terok_vault::control::call_within(
+        &socket,
+        &ControlRequest::Status,
+        Duration::from_millis(300),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("no answer within 300 ms"), "{err}");
+    held.abort();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_restarted_daemon_reopens_live_listeners() {
     let dir = tempfile::tempdir().unwrap();
@@ -231,4 +338,74 @@ async fn stale_sockets_are_removed_but_other_files_never_are() {
     call(&cfg.paths.control_socket(), &ControlRequest::Stop)
         .await
         .unwrap();
+}
+
+/// A WebSocket keeps its connection's place under the listener's limit: a container cannot
+/// hold more connections open than the limit by upgrading each one.
+#[tokio::test(flavor = "multi_thread")]
+async fn upgraded_websockets_count_against_the_connection_limit() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = MockUpstream::start().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.limits.max_connections = 3;
+    let cfg = start_with(cfg, &upstream).await;
+    let a = open(&cfg, "terok-executor-aaa").await;
+    let socket = a.socket_dir.unwrap().join("vault.sock");
+    let token = &a.tokens["claude"];
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let stream = tokio::net::UnixStream::connect(&socket).await.unwrap();
+        let mut request = "ws://vault/ws".into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert("x-api-key", token.parse().unwrap());
+        let (ws, _) = tokio_tungstenite::client_async(request, stream)
+            .await
+            .unwrap();
+        held.push(ws);
+    }
+    // Each upgraded connection is now relayed, not served: the next one finds no place.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut stream = tokio::net::UnixStream::connect(&socket).await.unwrap();
+    let request = format!(
+        "GET /v1/models HTTP/1.1\r\nHost: vault\r\nx-api-key: {token}\r\nConnection: close\r\n\r\n"
+    );
+    let _ = stream.write_all(request.as_bytes()).await;
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "a fourth connection was served: {}",
+        String::from_utf8_lossy(&answer)
+    );
+    // A closed WebSocket gives its place back.
+    drop(held.pop());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(status_over(&socket, token).await, 200);
+}
+
+/// A client that declares a body and sends it slowly gets 408 at the deadline instead of
+/// holding its share of the vault's body budget for as long as it likes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_body_that_does_not_arrive_in_time_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = MockUpstream::start().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.limits.header_timeout = Duration::from_secs(1);
+    let cfg = start_with(cfg, &upstream).await;
+    let a = open(&cfg, "terok-executor-aaa").await;
+    let socket = a.socket_dir.unwrap().join("vault.sock");
+    let token = &a.tokens["claude"];
+    let mut stream = tokio::net::UnixStream::connect(&socket).await.unwrap();
+    let head = format!(
+        "GET /v1/files HTTP/1.1\r\nHost: vault\r\nx-api-key: {token}\r\nContent-Length: 1000\r\n\r\nstart"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 512];
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut answer)).await;
+    let n = read.expect("the vault answers at its deadline").unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(upstream.requests().is_empty());
 }

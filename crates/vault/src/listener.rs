@@ -1,0 +1,143 @@
+//! Serving one container's listener with limits, so one container cannot take the vault down
+//! for the others: at most so many connections at once (more are closed as soon as they are
+//! accepted), a deadline for every request head — which also closes a connection left idle
+//! between requests —, and a back-off when accepting fails (no busy loop when file
+//! descriptors run out).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{Semaphore, oneshot};
+
+/// The limits of one listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenerLimits {
+    /// Connections served at once; more are closed on accept.
+    pub max_connections: usize,
+    /// Time a client has to send a request head (and a body the vault holds whole), and how
+    /// long a connection may sit idle between requests.
+    pub header_timeout: Duration,
+}
+
+impl Default for ListenerLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 256,
+            header_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Something connections are accepted from (a Unix or TCP listener).
+pub trait Accept: Send + 'static {
+    /// The connection.
+    type Io: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    /// Waits for the next connection.
+    fn accept(&self) -> impl std::future::Future<Output = std::io::Result<Self::Io>> + Send;
+}
+
+impl Accept for tokio::net::UnixListener {
+    type Io = tokio::net::UnixStream;
+    async fn accept(&self) -> std::io::Result<Self::Io> {
+        tokio::net::UnixListener::accept(self)
+            .await
+            .map(|(io, _)| io)
+    }
+}
+
+impl Accept for tokio::net::TcpListener {
+    type Io = tokio::net::TcpStream;
+    async fn accept(&self) -> std::io::Result<Self::Io> {
+        let (io, _) = tokio::net::TcpListener::accept(self).await?;
+        let _ = io.set_nodelay(true);
+        Ok(io)
+    }
+}
+
+/// Waits before the next accept after `failures` failed ones in a row: 10 ms doubling to 1 s.
+pub fn accept_backoff(failures: u32) -> Duration {
+    Duration::from_millis(10u64.saturating_mul(1u64 << failures.min(7))).min(Duration::from_secs(1))
+}
+
+/// Serves `app` on `listener` within `limits` until `stop` fires.
+pub async fn serve<L: Accept>(
+    listener: L,
+    app: Router,
+    limits: ListenerLimits,
+    stop: oneshot::Receiver<()>,
+) {
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    tokio::pin!(stop);
+    let mut failures = 0u32;
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = &mut stop => return,
+        };
+        let io = match accepted {
+            Ok(io) => {
+                failures = 0;
+                io
+            }
+            Err(err) => {
+                tracing::warn!("accept failed: {err}");
+                tokio::time::sleep(accept_backoff(failures)).await;
+                failures = failures.saturating_add(1);
+                continue;
+            }
+        };
+        // Over the limit: closed at once rather than left waiting in the backlog.
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            drop(io);
+            continue;
+        };
+        let service = holding_slot(app.clone(), ConnectionSlot(Arc::new(slot)));
+        tokio::spawn(async move {
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_timeout)
+                .serve_connection(TokioIo::new(io), service)
+                .with_upgrades()
+                .await;
+        });
+    }
+}
+
+/// A connection's place under [`ListenerLimits::max_connections`], in each of its requests'
+/// extensions: whatever outlives the request on the connection (a WebSocket relayed after
+/// the upgrade) keeps it, so upgraded connections count against the limit too.
+#[derive(Clone)]
+pub struct ConnectionSlot(#[allow(dead_code)] Arc<tokio::sync::OwnedSemaphorePermit>);
+
+/// `app` as hyper serves it, each request carrying `slot`.
+fn holding_slot(
+    app: Router,
+    slot: ConnectionSlot,
+) -> impl hyper::service::Service<
+    hyper::Request<hyper::body::Incoming>,
+    Response = axum::response::Response,
+    Error = std::convert::Infallible,
+    Future = impl Send,
+> + Clone {
+    let inner = TowerToHyperService::new(app);
+    hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+        request.extensions_mut().insert(slot.clone());
+        hyper::service::Service::call(&inner, request)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_backoff_grows_to_a_second() {
+        assert_eq!(accept_backoff(0), Duration::from_millis(10));
+        assert_eq!(accept_backoff(3), Duration::from_millis(80));
+        assert_eq!(accept_backoff(30), Duration::from_secs(1));
+    }
+}
