@@ -1,24 +1,19 @@
-//! The per-task agent-config directory, mounted at `/home/dev/.terok` (executor.md §6.4): the
-//! wrapper functions, the instructions, Claude's sub-agents, the prompt, the vault variables,
+//! The per-task agent-config directory, mounted at `/home/dev/.terok` (docs/compatibility.md#10):
+//! the wrapper functions, the instructions, Claude's sub-agents, the prompt, the vault variables,
 //! and the host-side edits to shared config files that the agents need.
 
 use std::path::{Path, PathBuf};
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use terok_core::secure_fs;
-use terok_roster::Roster;
+use terok_roster::{Roster, SubagentDefinition};
 
 use crate::error::ContainerEnvError;
-use crate::spec::AGENT_CONFIG_MOUNT;
 use crate::wrappers::render_wrappers;
 
 /// Instructions used when none are configured and the roster has no default.
 pub const NEUTRAL_INSTRUCTIONS: &str =
     "Follow the project's coding conventions and existing patterns.";
-/// The OpenCode config schema URL every managed `opencode.json` carries.
-const OPENCODE_SCHEMA: &str = "https://opencode.ai/config.json";
-/// The Claude SessionStart hook that records the session id for `--resume`.
-const CLAUDE_SESSION_HOOK: &str = "python3 -c \"import json,sys; print(json.load(sys.stdin)['session_id'])\" > /home/dev/.terok/claude-session.txt";
 /// Files in the agent-config dir are read by the container's `dev`, which is the invoking user
 /// (rootless) or host root (rootful): owner-only is enough, and the prompt may be private.
 const FILE_MODE: u32 = 0o600;
@@ -38,16 +33,14 @@ pub struct AgentConfigSpec {
     pub prompt: Option<String>,
     /// The first message of an interactive session.
     pub initial_prompt: Option<String>,
-    /// Sub-agent definitions (a list of mappings; `file:` entries are read from `base_dir`).
-    pub subagents: Vec<Value>,
+    /// Sub-agent definitions (`file` entries are read from `base_dir`).
+    pub subagents: Vec<SubagentDefinition>,
     /// Names of sub-agents to include besides those marked `default: true`.
     pub selected_subagents: Vec<String>,
     /// Where relative sub-agent `file:` paths are resolved.
     pub base_dir: Option<PathBuf>,
     /// The vault variables (`vault.env`).
     pub vault_env: Vec<(String, String)>,
-    /// The shared mounts directory (host side effects).
-    pub mounts_dir: PathBuf,
 }
 
 /// What [`prepare_agent_config`] wrote, and what the user should hear about.
@@ -64,7 +57,8 @@ fn write(dir: &Path, name: &str, contents: &[u8]) -> Result<(), ContainerEnvErro
     Ok(())
 }
 
-/// Fills the agent-config directory and makes the host-side edits (executor.md §6.4).
+/// Fills the agent-config directory and makes the host-side edits
+/// (docs/compatibility.md#10.1, §10.3).
 pub fn prepare_agent_config(
     roster: &Roster,
     spec: &AgentConfigSpec,
@@ -131,21 +125,6 @@ pub fn prepare_agent_config(
     )?;
     out.files.push("vault.env".to_owned());
 
-    // Claude records its session id through a SessionStart hook in the shared settings.
-    if agent.session.supports_hook
-        && let Ok(auth) = roster.auth_provider(&agent.name)
-    {
-        merge_session_hook(
-            &spec
-                .mounts_dir
-                .join(&auth.spec.host_dir)
-                .join("settings.json"),
-        )?;
-    }
-    // Every OpenCode config reads the task's instructions.
-    for path in opencode_configs(roster, &spec.mounts_dir) {
-        ensure_opencode_config(&path)?;
-    }
     Ok(out)
 }
 
@@ -159,120 +138,6 @@ pub fn write_vault_env(
         "vault.env",
         crate::assemble::vault_env_file(vault_env).as_bytes(),
     )
-}
-
-/// Reads `path` as a JSON object; a missing, empty or corrupt file counts as `{}` (the file
-/// is shared with the agents, which may have left anything in it).
-fn read_json_object(path: &Path) -> Map<String, Value> {
-    secure_fs::read_nofollow(path)
-        .ok()
-        .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
-        .and_then(|v| match v {
-            Value::Object(map) => Some(map),
-            _ => None,
-        })
-        .unwrap_or_default()
-}
-
-fn write_json(path: &Path, value: &Map<String, Value>) -> Result<(), ContainerEnvError> {
-    if let Some(parent) = path.parent() {
-        secure_fs::ensure_dir_with_mode(parent, 0o700)?;
-    }
-    let mut text = serde_json::to_string_pretty(value).unwrap_or_else(|_| "{}".to_owned());
-    text.push('\n');
-    secure_fs::write_atomic(path, text.as_bytes(), FILE_MODE)?;
-    Ok(())
-}
-
-fn lock_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".lock");
-    path.with_file_name(name)
-}
-
-/// Adds the session-id hook to Claude's `settings.json` once, under a lock (parallel launches
-/// share the file).
-pub fn merge_session_hook(settings: &Path) -> Result<bool, ContainerEnvError> {
-    let _lock = secure_fs::lock_exclusive(&lock_path(settings))?;
-    let mut root = read_json_object(settings);
-    let hooks = root
-        .entry("hooks")
-        .or_insert_with(|| Value::Object(Map::new()));
-    if !hooks.is_object() {
-        *hooks = Value::Object(Map::new());
-    }
-    let Some(hooks) = hooks.as_object_mut() else {
-        return Ok(false);
-    };
-    let session_start = hooks
-        .entry("SessionStart")
-        .or_insert_with(|| Value::Array(Vec::new()));
-    if !session_start.is_array() {
-        *session_start = Value::Array(Vec::new());
-    }
-    let Some(entries) = session_start.as_array_mut() else {
-        return Ok(false);
-    };
-    let present = entries.iter().any(|entry| {
-        entry["hooks"]
-            .as_array()
-            .is_some_and(|h| h.iter().any(|x| x["command"] == CLAUDE_SESSION_HOOK))
-    });
-    if present {
-        return Ok(false);
-    }
-    entries.push(json!({"hooks": [{"type": "command", "command": CLAUDE_SESSION_HOOK}]}));
-    write_json(settings, &root)?;
-    Ok(true)
-}
-
-/// The OpenCode config files terok keeps pointed at the task's instructions.
-fn opencode_configs(roster: &Roster, mounts_dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for agent in roster.agents() {
-        if agent.binary == "opencode" && agent.opencode.is_none() {
-            out.push(mounts_dir.join("_opencode-config").join("opencode.json"));
-        } else if agent.opencode.is_some() {
-            out.push(
-                mounts_dir
-                    .join(format!("_{}-config", agent.name))
-                    .join("opencode")
-                    .join("opencode.json"),
-            );
-        }
-    }
-    out
-}
-
-/// Makes sure `path` has the schema and lists the task's instructions file.
-pub fn ensure_opencode_config(path: &Path) -> Result<bool, ContainerEnvError> {
-    let _lock = secure_fs::lock_exclusive(&lock_path(path))?;
-    let mut root = read_json_object(path);
-    let wanted = format!("{AGENT_CONFIG_MOUNT}/instructions.md");
-    let mut changed = false;
-    if root.get("$schema").and_then(Value::as_str) != Some(OPENCODE_SCHEMA) {
-        root.insert(
-            "$schema".to_owned(),
-            Value::String(OPENCODE_SCHEMA.to_owned()),
-        );
-        changed = true;
-    }
-    let list = root
-        .entry("instructions")
-        .or_insert_with(|| Value::Array(Vec::new()));
-    if !list.is_array() {
-        *list = Value::Array(Vec::new());
-    }
-    if let Some(items) = list.as_array_mut()
-        && !items.iter().any(|i| i.as_str() == Some(&wanted))
-    {
-        items.push(Value::String(wanted));
-        changed = true;
-    }
-    if changed {
-        write_json(path, &root)?;
-    }
-    Ok(changed)
 }
 
 /// Fields of a sub-agent definition Claude's `--agents` accepts.
@@ -304,64 +169,89 @@ fn split_front_matter(text: &str) -> Option<(&str, &str)> {
     Some((yaml, body))
 }
 
-/// The `--agents` JSON for Claude (executor.md §6.4): definitions with `file:` are read from
-/// their Markdown (front matter = fields, body = prompt; a missing file is skipped); only
-/// `default: true` ones and those named in `selected` are kept; keyed by name.
+/// Completes a definition from its Markdown `file` (front matter = fields the definition
+/// does not set itself, body = prompt). `None` when the file cannot be read (skipped with a
+/// log line: a project may list a sub-agent it has not written yet).
+fn with_file_contents(
+    definition: &SubagentDefinition,
+    base_dir: Option<&Path>,
+) -> Result<Option<SubagentDefinition>, ContainerEnvError> {
+    let Some(file) = &definition.file else {
+        return Ok(Some(definition.clone()));
+    };
+    let path = match base_dir {
+        Some(base) if file.is_relative() => base.join(file),
+        _ => file.clone(),
+    };
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        tracing::warn!("sub-agent file {} not found; skipping it", path.display());
+        return Ok(None);
+    };
+    let mut def = definition.clone();
+    let body = match split_front_matter(&text) {
+        Some((yaml, body)) => {
+            let front = terok_core::yaml::parse_value(yaml, &path).map_err(|e| {
+                ContainerEnvError::SubAgent {
+                    name: file.display().to_string(),
+                    detail: e.to_string(),
+                }
+            })?;
+            if let Value::Object(fields) = front {
+                merge_front_matter(&mut def, fields);
+            }
+            body
+        }
+        None => text.as_str(),
+    };
+    def.prompt = Some(body.trim().to_owned());
+    Ok(Some(def))
+}
+
+/// Fills what `def` leaves unset from a file's front matter.
+fn merge_front_matter(def: &mut SubagentDefinition, fields: Map<String, Value>) {
+    for (key, value) in fields {
+        match key.as_str() {
+            "name" => {
+                if def.name.is_none() {
+                    def.name = value.as_str().map(str::to_owned);
+                }
+            }
+            "default" => def.default |= value.as_bool() == Some(true),
+            "file" | "prompt" | "system_prompt" => {}
+            _ => {
+                def.fields.entry(key).or_insert(value);
+            }
+        }
+    }
+}
+
+/// The `--agents` JSON for Claude: definitions with a `file` are read from their Markdown (a
+/// missing file is skipped); only `default` ones and those named in `selected` are kept;
+/// keyed by name, with the fields Claude accepts and the prompt.
 pub fn subagents_json(
-    definitions: &[Value],
+    definitions: &[SubagentDefinition],
     selected: &[String],
     base_dir: Option<&Path>,
 ) -> Result<Map<String, Value>, ContainerEnvError> {
     let mut out = Map::new();
     for definition in definitions {
-        let Some(def) = definition.as_object() else {
+        let Some(def) = with_file_contents(definition, base_dir)? else {
             continue;
         };
-        let mut def = def.clone();
-        if let Some(file) = def.get("file").and_then(Value::as_str).map(str::to_owned) {
-            let path = match base_dir {
-                Some(base) if Path::new(&file).is_relative() => base.join(&file),
-                _ => PathBuf::from(&file),
-            };
-            let Ok(text) = std::fs::read_to_string(&path) else {
-                tracing::warn!("sub-agent file {} not found; skipping it", path.display());
-                continue;
-            };
-            match split_front_matter(&text) {
-                Some((yaml, body)) => {
-                    let front = terok_core::yaml::parse_value(yaml, &path).map_err(|e| {
-                        ContainerEnvError::SubAgent {
-                            name: file.clone(),
-                            detail: e.to_string(),
-                        }
-                    })?;
-                    if let Value::Object(fields) = front {
-                        for (k, v) in fields {
-                            def.entry(k).or_insert(v);
-                        }
-                    }
-                    def.insert("prompt".to_owned(), Value::String(body.trim().to_owned()));
-                }
-                None => {
-                    def.insert("prompt".to_owned(), Value::String(text.trim().to_owned()));
-                }
-            }
-        }
-        let Some(name) = def.get("name").and_then(Value::as_str).map(str::to_owned) else {
+        let Some(name) = def.name.clone() else {
             continue;
         };
-        let is_default = def.get("default").and_then(Value::as_bool) == Some(true);
-        if !is_default && !selected.contains(&name) {
+        if !def.default && !selected.contains(&name) {
             continue;
         }
-        let mut entry = Map::new();
-        for field in SUBAGENT_FIELDS {
-            if let Some(v) = def.get(*field) {
-                entry.insert((*field).to_owned(), v.clone());
-            }
-        }
-        if let Some(prompt) = def.get("system_prompt").or_else(|| def.get("prompt")) {
-            entry.insert("prompt".to_owned(), prompt.clone());
+        let mut entry: Map<String, Value> = def
+            .fields
+            .iter()
+            .filter(|(k, _)| SUBAGENT_FIELDS.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if let Some(prompt) = def.prompt {
+            entry.insert("prompt".to_owned(), Value::String(prompt));
         }
         out.insert(name, Value::Object(entry));
     }
@@ -371,6 +261,7 @@ pub fn subagents_json(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn front_matter() {
@@ -388,12 +279,13 @@ mod tests {
             "---\nname: reviewer\ndescription: Reviews\ntools: [Read]\ndefault: true\n---\nReview carefully.\n",
         )
         .unwrap();
+        let def = |value: Value| -> SubagentDefinition { serde_json::from_value(value).unwrap() };
         let defs = vec![
-            json!({"file": "rev.md"}),
-            json!({"file": "missing.md"}),
-            json!({"name": "tester", "system_prompt": "Test it", "model": "haiku"}),
-            json!({"name": "unused", "prompt": "x"}),
-            json!({"description": "nameless", "default": true}),
+            def(json!({"file": "rev.md"})),
+            def(json!({"file": "missing.md"})),
+            def(json!({"name": "tester", "system_prompt": "Test it", "model": "haiku"})),
+            def(json!({"name": "unused", "prompt": "x"})),
+            def(json!({"description": "nameless", "default": true})),
         ];
         let out = subagents_json(&defs, &["tester".to_owned()], Some(dir.path())).unwrap();
         assert_eq!(
@@ -402,40 +294,6 @@ mod tests {
                 "reviewer": {"description": "Reviews", "tools": ["Read"], "prompt": "Review carefully."},
                 "tester": {"model": "haiku", "prompt": "Test it"},
             })
-        );
-    }
-
-    #[test]
-    fn session_hook_is_merged_once_and_survives_corrupt_json() {
-        let dir = tempfile::tempdir().unwrap();
-        let settings = dir.path().join("settings.json");
-        std::fs::write(&settings, "{not json").unwrap();
-        assert!(merge_session_hook(&settings).unwrap());
-        assert!(!merge_session_hook(&settings).unwrap());
-        let value: Value = serde_json::from_slice(&std::fs::read(&settings).unwrap()).unwrap();
-        assert_eq!(value["hooks"]["SessionStart"].as_array().unwrap().len(), 1);
-        std::fs::write(
-            &settings,
-            r#"{"theme":"dark","hooks":{"SessionStart":[{"hooks":[]}]}}"#,
-        )
-        .unwrap();
-        assert!(merge_session_hook(&settings).unwrap());
-        let value: Value = serde_json::from_slice(&std::fs::read(&settings).unwrap()).unwrap();
-        assert_eq!(value["theme"], "dark");
-        assert_eq!(value["hooks"]["SessionStart"].as_array().unwrap().len(), 2);
-    }
-
-    #[test]
-    fn opencode_config_gets_schema_and_instructions() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("oc/opencode.json");
-        assert!(ensure_opencode_config(&path).unwrap());
-        assert!(!ensure_opencode_config(&path).unwrap());
-        let value: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-        assert_eq!(value["$schema"], OPENCODE_SCHEMA);
-        assert_eq!(
-            value["instructions"],
-            json!(["/home/dev/.terok/instructions.md"])
         );
     }
 }

@@ -1,6 +1,8 @@
-//! `assemble_container_env` (executor.md §4.3–4.5): the environment and the mounts of a task
-//! container, in upstream's order, with the per-task phantom credential files and the shared
-//! config patches written on the way.
+//! `assemble_container_env` (docs/compatibility.md#9): the environment and the mounts of a task
+//! container, in the Python terok-executor's order, with the per-task phantom credential files and
+//! the shared config patches written on the way.
+
+use std::path::{Path, PathBuf};
 
 use terok_core::secure_fs;
 use terok_credentials::patch::{self, VaultAddress};
@@ -32,7 +34,7 @@ impl EnvList {
     }
 }
 
-/// The vault variables for `wiring` (executor.md §4.5, socket transport): per provider with a
+/// The vault variables for `wiring` (docs/compatibility.md#9.3): per provider with a
 /// token, its phantom env (the OAuth variables when the stored credential is OAuth), the socket
 /// and base-URL variables, the OpenCode base URL, then `TEROK_VAULT_LOOPBACK_PORT`.
 pub fn vault_env(roster: &Roster, wiring: &VaultWiring) -> Vec<(String, String)> {
@@ -65,7 +67,8 @@ pub fn vault_env(roster: &Roster, wiring: &VaultWiring) -> Vec<(String, String)>
                 format!("{}/v1", wiring.url()),
             );
         }
-        // glab reads its API endpoint from these two (upstream does the same by name).
+        // glab reads its API endpoint from these two (the Python terok-executor does the same by
+        // name).
         if name == "glab" {
             env.set("API_PROTOCOL", "http");
             env.set(
@@ -150,9 +153,29 @@ pub fn write_phantom_files(
     Ok(overlays)
 }
 
-/// Points the agents' own config files at the vault for providers with a token, and removes
-/// what terok wrote for the others (executor.md §4.4 step 3). A failure aborts the launch.
-fn apply_config_patches(roster: &Roster, spec: &ContainerEnvSpec) -> Result<(), ContainerEnvError> {
+/// Runs `edit` on a shared config file; when the file does not parse it is moved aside (and
+/// said so in `warnings`) and the edit runs again on a fresh file.
+fn patching(
+    warnings: &mut Vec<String>,
+    mut edit: impl FnMut() -> Result<(), patch::PatchError>,
+) -> Result<(), ContainerEnvError> {
+    match edit() {
+        Err(patch::PatchError::Unparseable { path, detail, .. }) => {
+            warnings.push(crate::copy::back_up_unparseable(&path, &detail)?);
+            Ok(edit()?)
+        }
+        other => Ok(other?),
+    }
+}
+
+/// Points the agents' own config files at the vault for providers with a token, and removes what
+/// terok wrote for the others (docs/compatibility.md#9.4 step 3). Any other failure aborts the
+/// launch.
+fn apply_config_patches(
+    roster: &Roster,
+    spec: &ContainerEnvSpec,
+    warnings: &mut Vec<String>,
+) -> Result<(), ContainerEnvError> {
     for provider in roster.providers() {
         let Some(config_patch) = &provider.shared_config_patch else {
             continue;
@@ -172,9 +195,13 @@ fn apply_config_patches(roster: &Roster, spec: &ContainerEnvSpec) -> Result<(), 
                     url: wiring.url(),
                     socket: wiring.container_socket(),
                 };
-                patch::apply(&shared, &provider.name, config_patch, &address, true)?;
+                patching(warnings, || {
+                    patch::apply(&shared, &provider.name, config_patch, &address, true).map(|_| ())
+                })?;
             }
-            None if shared.is_dir() => patch::remove(&shared, &provider.name)?,
+            None if shared.is_dir() => {
+                patching(warnings, || patch::remove(&shared, &provider.name))?;
+            }
             None => {}
         }
     }
@@ -194,18 +221,44 @@ fn check_shared(spec: &ContainerEnvSpec) -> Result<(), ContainerEnvError> {
     Ok(())
 }
 
-/// Assembles the container environment for `spec` (executor.md §4): env in order, volumes in
-/// order. Writes the task's phantom credential files, creates the shared directories, and
-/// applies the shared config patches.
+/// Writes what carries a task's credentials on the host: the phantom credential files
+/// (returned as the read-only overlays to mount) and the shared config patches pointing the
+/// agents at the vault. A launch does this once; a restarted task again, with fresh tokens.
+pub fn write_task_credentials(
+    roster: &Roster,
+    spec: &ContainerEnvSpec,
+) -> Result<(Vec<Volume>, Vec<String>), ContainerEnvError> {
+    let overlays = write_phantom_files(roster, spec)?;
+    let mut warnings = Vec::new();
+    apply_config_patches(roster, spec, &mut warnings)?;
+    Ok((overlays, warnings))
+}
+
+/// Assembles the container environment for `spec` (docs/compatibility.md#9): env in order,
+/// volumes in order. Writes the task's phantom credential files, creates the shared
+/// directories, and applies the shared config patches.
 pub fn assemble_container_env(
     roster: &Roster,
     spec: &ContainerEnvSpec,
 ) -> Result<ContainerEnv, ContainerEnvError> {
     check_shared(spec)?;
-    let agent = roster.agent(&spec.agent)?;
-    let layout = TaskLayout::new(&spec.task_dir);
-    let mut env = EnvList::default();
+    let (env, vault_env) = environment(roster, spec)?;
+    let (volumes, warnings) = volumes(roster, spec)?;
+    Ok(ContainerEnv {
+        env,
+        vault_env,
+        volumes,
+        warnings,
+    })
+}
 
+/// The environment in order, and its vault part.
+type Environment = (Vec<(String, String)>, Vec<(String, String)>);
+
+/// The environment, in the Python terok-executor's order.
+fn environment(roster: &Roster, spec: &ContainerEnvSpec) -> Result<Environment, ContainerEnvError> {
+    let agent = roster.agent(&spec.agent)?;
+    let mut env = EnvList::default();
     // 1. Task basics.
     env.set("TASK_ID", spec.task_id.clone());
     env.set("REPO_ROOT", WORKSPACE);
@@ -220,31 +273,8 @@ pub fn assemble_container_env(
     for (key, value) in roster.opencode_env() {
         env.set(key, value);
     }
-    // 4. Git identity: explicit values, else the agent's; the committer defaults to the author.
-    let author_name = spec
-        .git
-        .author_name
-        .clone()
-        .unwrap_or_else(|| agent.git_identity.name.clone());
-    let author_email = spec
-        .git
-        .author_email
-        .clone()
-        .unwrap_or_else(|| agent.git_identity.email.clone());
-    env.set("GIT_AUTHOR_NAME", author_name.clone());
-    env.set("GIT_AUTHOR_EMAIL", author_email.clone());
-    env.set(
-        "GIT_COMMITTER_NAME",
-        spec.git.committer_name.clone().unwrap_or(author_name),
-    );
-    env.set(
-        "GIT_COMMITTER_EMAIL",
-        spec.git.committer_email.clone().unwrap_or(author_email),
-    );
-    // 5. Authorship and the human.
-    env.set("TEROK_GIT_AUTHORSHIP", spec.authorship.clone());
-    env.set("HUMAN_GIT_NAME", spec.human_name.clone());
-    env.set("HUMAN_GIT_EMAIL", spec.human_email.clone());
+    // 4–5. Git identity, authorship and the human.
+    git_identity_env(&mut env, spec, &agent.git_identity);
     // 6. Repository.
     if let Some(branch) = &spec.branch {
         env.set("GIT_BRANCH", branch.clone());
@@ -273,47 +303,82 @@ pub fn assemble_container_env(
     }
     // 9. Shared directory.
     if let Some(dir) = &spec.shared_dir {
-        secure_fs::ensure_dir_with_mode(dir, SHARED_DIR_MODE)?;
+        // The user's directory: created when missing, its mode left alone when not.
+        secure_fs::create_dir_if_missing(dir, SHARED_DIR_MODE)?;
         env.set("TEROK_SHARED_DIR", spec.shared_mount.clone());
     }
+    Ok((env.0, vault_env))
+}
 
-    let mut volumes = Vec::new();
-    // 1. Workspace.
-    volumes.push(match &spec.workspace {
-        Workspace::Host(dir) => Volume {
-            host: dir.clone(),
-            container: WORKSPACE.to_owned(),
-            relabel: Relabel::None,
-            read_only: false,
-        },
-        Workspace::Task => {
-            let dir = layout.workspace();
-            secure_fs::ensure_dir_with_mode(&dir, SHARED_DIR_MODE)?;
-            Volume {
-                host: dir,
-                container: WORKSPACE.to_owned(),
-                relabel: Relabel::Private,
-                read_only: false,
-            }
-        }
-    });
-    // 2. Shared config mounts, then the phantom credential overlays.
-    for mount in roster.shared_mounts() {
-        if !spec.is_installed(&mount.owner) {
-            continue;
-        }
-        let host = spec.mounts_dir.join(&mount.host_dir);
-        secure_fs::ensure_dir_with_mode(&host, SHARED_DIR_MODE)?;
+/// The git identity: explicit values, else the agent's; the committer defaults to the author.
+fn git_identity_env(
+    env: &mut EnvList,
+    spec: &ContainerEnvSpec,
+    agent: &terok_roster::model::GitIdentity,
+) {
+    let author_name = spec
+        .git
+        .author_name
+        .clone()
+        .unwrap_or_else(|| agent.name.clone());
+    let author_email = spec
+        .git
+        .author_email
+        .clone()
+        .unwrap_or_else(|| agent.email.clone());
+    env.set("GIT_AUTHOR_NAME", author_name.clone());
+    env.set("GIT_AUTHOR_EMAIL", author_email.clone());
+    env.set(
+        "GIT_COMMITTER_NAME",
+        spec.git.committer_name.clone().unwrap_or(author_name),
+    );
+    env.set(
+        "GIT_COMMITTER_EMAIL",
+        spec.git.committer_email.clone().unwrap_or(author_email),
+    );
+    env.set("TEROK_GIT_AUTHORSHIP", spec.authorship.clone());
+    env.set("HUMAN_GIT_NAME", spec.human_name.clone());
+    env.set("HUMAN_GIT_EMAIL", spec.human_email.clone());
+}
+
+/// The mounts, in order, and what the user should hear.
+fn volumes(
+    roster: &Roster,
+    spec: &ContainerEnvSpec,
+) -> Result<(Vec<Volume>, Vec<String>), ContainerEnvError> {
+    let layout = TaskLayout::new(&spec.task_dir);
+    // 1. Workspace, and read-only what git on the host would execute from its repository.
+    let mut volumes = vec![workspace_volume(spec, &layout)?];
+    if let Workspace::Host(dir) = &spec.workspace {
+        volumes.extend(git_guard_volumes(dir)?);
+    }
+    // 2. The agents' config directories: the shared ones are brought up to date (phantom
+    //    files, config patches, terok's own edits), then each task gets a copy of its own, so
+    //    nothing a task writes there (a hook, an alias) runs in another; the phantom
+    //    credential files are mounted read-only over them.
+    let mounts: Vec<_> = roster
+        .shared_mounts()
+        .into_iter()
+        .filter(|m| spec.is_installed(&m.owner))
+        .collect();
+    for mount in &mounts {
+        secure_fs::ensure_dir_with_mode(&spec.mounts_dir.join(&mount.host_dir), SHARED_DIR_MODE)?;
+    }
+    let (overlays, mut warnings) = write_task_credentials(roster, spec)?;
+    warnings.extend(crate::shared_configs::edit_shared_configs(
+        roster,
+        &spec.agent,
+        &spec.mounts_dir,
+    )?);
+    for mount in &mounts {
         volumes.push(Volume {
-            host,
+            host: task_config_copy(spec, &layout, mount)?,
             container: mount.container_path.clone(),
-            relabel: Relabel::Shared,
+            relabel: Relabel::Private,
             read_only: false,
         });
     }
-    volumes.extend(write_phantom_files(roster, spec)?);
-    // 3. Shared config patches.
-    apply_config_patches(roster, spec)?;
+    volumes.extend(overlays);
     // 4. Agent config.
     volumes.push(Volume {
         host: layout.agent_config(),
@@ -330,7 +395,7 @@ pub fn assemble_container_env(
             read_only: false,
         });
     }
-    // The vault's per-container socket directory, read-only (decisions.md §3 item 3).
+    // The vault's per-container socket directory, read-only (docs/decisions.md#3.3).
     if let Some(wiring) = &spec.vault {
         volumes.push(Volume {
             host: wiring.host_socket_dir.clone(),
@@ -341,10 +406,227 @@ pub fn assemble_container_env(
     }
     // 6. Extra volumes, verbatim.
     volumes.extend(spec.extra_volumes.iter().cloned());
+    Ok((volumes, warnings))
+}
 
-    Ok(ContainerEnv {
-        env: env.0,
-        vault_env,
-        volumes,
+/// The task's copy of a shared config directory, made on its first launch: everything but
+/// links (never followed), with the vendor's credential file as an empty mount point for the
+/// phantom overlay.
+fn task_config_copy(
+    spec: &ContainerEnvSpec,
+    layout: &TaskLayout,
+    mount: &terok_roster::SharedMount,
+) -> Result<PathBuf, ContainerEnvError> {
+    let shared = spec.mounts_dir.join(&mount.host_dir);
+    let copy = layout.config_copy(&mount.host_dir);
+    if std::fs::symlink_metadata(&copy).is_ok() {
+        return Ok(copy);
+    }
+    let credential = mount.credential_file.as_ref().map(|f| shared.join(f));
+    let is_credential = |path: &Path| credential.as_deref() == Some(path);
+    let unparseable = |path: &Path| {
+        path.file_name()
+            .is_some_and(|name| name.to_string_lossy().contains(".unparseable-"))
+    };
+    crate::copy::copy_tree_nofollow(&shared, &copy, &unparseable, &is_credential).map_err(|e| {
+        ContainerEnvError::CloneCache {
+            path: copy.clone(),
+            detail: format!("cannot copy the shared config {}: {e}", shared.display()),
+        }
+    })?;
+    secure_fs::ensure_dir_with_mode(&copy, SHARED_DIR_MODE)?;
+    Ok(copy)
+}
+
+/// Mounts that keep the container from changing what git on the host executes in the user's
+/// repository: read-only over `.git/config` (`core.fsmonitor`, `core.hooksPath`, filters,
+/// aliases run commands), `.git/config.worktree` and `.git/hooks`, and the same in each
+/// submodule's `.git/modules/<name>`. The directories holding them — `.git`, `.git/modules`
+/// and each module's — are mounted onto themselves (writable), which makes them mount points
+/// the container cannot rename away to put a repository of its own in their place. A missing
+/// `config` or hooks directory is created first, so the container cannot create one. When
+/// `.git` is a file (a worktree or a submodule checkout) it is mounted read-only, so it cannot
+/// be pointed at a git directory the container wrote; so is each submodule's `.git` file.
+fn git_guard_volumes(workspace: &Path) -> Result<Vec<Volume>, ContainerEnvError> {
+    let git = workspace.join(".git");
+    let container_git = format!("{WORKSPACE}/.git");
+    let meta = std::fs::symlink_metadata(&git);
+    if meta.as_ref().is_ok_and(|m| m.is_file()) {
+        return Ok(vec![read_only(git, container_git)]);
+    }
+    if !meta.is_ok_and(|m| m.is_dir()) {
+        return Ok(Vec::new());
+    }
+    let mut volumes = Vec::new();
+    guard_gitdir(workspace, &git, &container_git, 0, &mut volumes)?;
+    Ok(volumes)
+}
+
+/// How deep submodules (and the parts of their names: `vendor/lib`) are followed.
+const MAX_MODULE_DEPTH: usize = 16;
+
+/// Pins `gitdir`, mounts what git executes from it read-only, and does the same for the git
+/// directories of its submodules under its `modules`; `depth` is 0 for the repository's own.
+fn guard_gitdir(
+    workspace: &Path,
+    gitdir: &Path,
+    container: &str,
+    depth: usize,
+    volumes: &mut Vec<Volume>,
+) -> Result<(), ContainerEnvError> {
+    volumes.push(pinned(gitdir.to_path_buf(), container.to_owned()));
+    if depth > 0 {
+        volumes.extend(submodule_gitlink(workspace, gitdir));
+    }
+    volumes.extend(executed_parts(gitdir, container)?);
+    let modules = gitdir.join("modules");
+    if is_real_dir(&modules) {
+        let inner = format!("{container}/modules");
+        guard_modules(workspace, &modules, &inner, depth + 1, volumes)?;
+    }
+    Ok(())
+}
+
+/// Pins `dir`, a directory under a `modules`, and guards each git directory below it; a
+/// directory without `HEAD` is part of a submodule's name (`vendor` of `vendor/lib`) — pinned
+/// too, as renaming it would move the git directories inside.
+fn guard_modules(
+    workspace: &Path,
+    dir: &Path,
+    container: &str,
+    depth: usize,
+    volumes: &mut Vec<Volume>,
+) -> Result<(), ContainerEnvError> {
+    if depth > MAX_MODULE_DEPTH {
+        return Ok(());
+    }
+    volumes.push(pinned(dir.to_path_buf(), container.to_owned()));
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    let mut children: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+    children.sort();
+    for path in children {
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if !is_real_dir(&path) || name.contains(':') {
+            continue;
+        }
+        let inner = format!("{container}/{name}");
+        if std::fs::symlink_metadata(path.join("HEAD")).is_ok_and(|m| m.is_file()) {
+            guard_gitdir(workspace, &path, &inner, depth, volumes)?;
+        } else {
+            guard_modules(workspace, &path, &inner, depth + 1, volumes)?;
+        }
+    }
+    Ok(())
+}
+
+/// A git directory's `config`, `config.worktree` and `hooks`, read-only; a missing `config`
+/// (empty) and `hooks` are created first.
+fn executed_parts(gitdir: &Path, container: &str) -> Result<Vec<Volume>, ContainerEnvError> {
+    let hooks = gitdir.join("hooks");
+    if std::fs::symlink_metadata(&hooks).is_err() {
+        secure_fs::ensure_dir_with_mode(&hooks, 0o755)?;
+    }
+    let config = gitdir.join("config");
+    if std::fs::symlink_metadata(&config).is_err() {
+        secure_fs::write_atomic(&config, b"", 0o644)?;
+    }
+    let mut volumes = Vec::new();
+    for part in ["config", "config.worktree", "hooks"] {
+        let path = gitdir.join(part);
+        if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file() || m.is_dir()) {
+            volumes.push(read_only(path, format!("{container}/{part}")));
+        }
+    }
+    Ok(volumes)
+}
+
+/// The `.git` file of the submodule checkout whose git directory is `gitdir`, read-only —
+/// found through the module's `core.worktree`, and only when it lies inside `workspace`.
+fn submodule_gitlink(workspace: &Path, gitdir: &Path) -> Option<Volume> {
+    let config = std::fs::read_to_string(gitdir.join("config")).ok()?;
+    let worktree = config.lines().find_map(|line| {
+        let (key, value) = line.split_once('=')?;
+        (key.trim() == "worktree").then(|| value.trim().to_owned())
+    })?;
+    let checkout = gitdir.join(worktree);
+    let relative = lexically_inside(workspace, &checkout)?;
+    if relative.to_string_lossy().contains(':') {
+        return None;
+    }
+    // No link on the way: the mount must be the file the checkout holds, nothing elsewhere.
+    let gitlink = workspace.join(&relative).join(".git");
+    let canonical = std::fs::canonicalize(&gitlink).ok()?;
+    (canonical == gitlink && canonical.is_file())
+        .then(|| read_only(gitlink, format!("{WORKSPACE}/{}/.git", relative.display())))
+}
+
+/// `path` relative to `root` after resolving `.` and `..` by name (no link is read), when it
+/// stays inside `root` and is not `root` itself.
+fn lexically_inside(root: &Path, path: &Path) -> Option<PathBuf> {
+    use std::path::Component;
+    let mut resolved = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::ParentDir => {
+                resolved.pop();
+            }
+            Component::CurDir => {}
+            other => resolved.push(other),
+        }
+    }
+    let relative = resolved.strip_prefix(root).ok()?;
+    (!relative.as_os_str().is_empty()).then(|| relative.to_path_buf())
+}
+
+/// A host path mounted read-only at `container`.
+fn read_only(host: PathBuf, container: String) -> Volume {
+    Volume {
+        host,
+        container,
+        relabel: Relabel::None,
+        read_only: true,
+    }
+}
+
+/// A host directory mounted writable onto itself, so the container cannot rename it.
+fn pinned(host: PathBuf, container: String) -> Volume {
+    Volume {
+        host,
+        container,
+        relabel: Relabel::None,
+        read_only: false,
+    }
+}
+
+fn is_real_dir(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir())
+}
+
+/// `/workspace`: the user's directory as it is, or the task's own (created here).
+fn workspace_volume(
+    spec: &ContainerEnvSpec,
+    layout: &TaskLayout,
+) -> Result<Volume, ContainerEnvError> {
+    Ok(match &spec.workspace {
+        Workspace::Host(dir) => Volume {
+            host: dir.clone(),
+            container: WORKSPACE.to_owned(),
+            relabel: Relabel::None,
+            read_only: false,
+        },
+        Workspace::Task => {
+            let dir = layout.workspace();
+            secure_fs::ensure_dir_with_mode(&dir, SHARED_DIR_MODE)?;
+            Volume {
+                host: dir,
+                container: WORKSPACE.to_owned(),
+                relabel: Relabel::Private,
+                read_only: false,
+            }
+        }
     })
 }

@@ -1,9 +1,9 @@
-//! terok-container-env: what a task container gets (executor.md §4, §6.3–6.4).
+//! terok-container-env: what a task container gets (docs/compatibility.md#9, §10).
 //!
-//! - [`assemble_container_env`]: [`ContainerEnvSpec`] → [`ContainerEnv`] — the environment in
-//!   upstream's order, the mounts in order (workspace, shared config dirs, read-only phantom
-//!   credential overlays, agent config, shared dir, the vault socket dir), the shared config
-//!   patches applied.
+//! - [`assemble_container_env`]: [`ContainerEnvSpec`] → [`ContainerEnv`] — the environment in the
+//!   Python terok-executor's order, the mounts in order (workspace, shared config dirs, read-only
+//!   phantom credential overlays, agent config, shared dir, the vault socket dir), the shared
+//!   config patches applied.
 //! - [`prepare_agent_config`]: the per-task `/home/dev/.terok` (wrapper functions for every
 //!   agent, instructions, Claude sub-agents, prompt, vault variables) and the host-side edits
 //!   (Claude's SessionStart hook, OpenCode's instructions list).
@@ -23,19 +23,27 @@
 //! assert_eq!(assembled.volumes[0].container, "/workspace");
 //! ```
 
+// Test code writes its fixtures directly; shipped code writes through terok_core::secure_fs.
+#![cfg_attr(test, allow(clippy::disallowed_methods))]
+
 mod agent_config;
 mod assemble;
 pub mod clone_cache;
+pub mod copy;
 mod error;
+mod shared_configs;
 mod spec;
 mod wrappers;
 
 pub use agent_config::{
-    AgentConfigSpec, NEUTRAL_INSTRUCTIONS, PreparedAgentConfig, ensure_opencode_config,
-    merge_session_hook, prepare_agent_config, subagents_json, write_vault_env,
+    AgentConfigSpec, NEUTRAL_INSTRUCTIONS, PreparedAgentConfig, prepare_agent_config,
+    subagents_json, write_vault_env,
 };
-pub use assemble::{assemble_container_env, vault_env, vault_env_file, write_phantom_files};
+pub use assemble::{
+    assemble_container_env, vault_env, vault_env_file, write_phantom_files, write_task_credentials,
+};
 pub use error::ContainerEnvError;
+pub use shared_configs::{Edited, edit_shared_configs, ensure_opencode_config, merge_session_hook};
 pub use spec::{
     AGENT_CONFIG_MOUNT, CONTAINER_PROTOCOL, ContainerEnv, ContainerEnvSpec, DEFAULT_SHARED_MOUNT,
     GitIdentityOverride, Relabel, TaskLayout, VaultWiring, Volume, WORKSPACE, Workspace,

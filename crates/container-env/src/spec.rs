@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 pub const WORKSPACE: &str = "/workspace";
 /// Mount point of the task's agent-config directory.
 pub const AGENT_CONFIG_MOUNT: &str = crate::wrappers::AGENT_CONFIG_MOUNT;
-/// Host↔container protocol version (executor.md §0).
+/// Host↔container protocol version (docs/compatibility.md#1).
 pub const CONTAINER_PROTOCOL: &str = "1";
 /// Default mount point of `--shared-dir`.
 pub const DEFAULT_SHARED_MOUNT: &str = "/shared";
@@ -20,7 +20,7 @@ pub enum Relabel {
     Private,
     /// Shared between containers (`:z`).
     Shared,
-    /// Left alone: a user's own directory is never relabelled (decisions.md §3 item 9).
+    /// Left alone: a user's own directory is never relabelled (docs/decisions.md#3.9).
     None,
 }
 
@@ -89,7 +89,7 @@ impl VaultWiring {
     }
 }
 
-/// Everything that decides a task container's environment and mounts (executor.md §4.1).
+/// Everything that decides a task container's environment and mounts (docs/compatibility.md#9.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerEnvSpec {
     /// Task id (12 hex digits).
@@ -133,7 +133,7 @@ pub struct ContainerEnvSpec {
     pub extra_volumes: Vec<Volume>,
     /// Roster entries installed in the image: shared mounts (and credential overlays) of other
     /// entries are left out — a container gets no config directory of an agent it cannot run.
-    /// `None` mounts every entry's, as upstream does.
+    /// `None` mounts every entry's, as the Python terok-executor does (docs/decisions.md#3.16).
     pub installed: Option<BTreeSet<String>>,
 }
 
@@ -143,8 +143,8 @@ impl ContainerEnvSpec {
         self.installed.as_ref().is_none_or(|set| set.contains(name))
     }
 
-    /// A spec with upstream's defaults: the workspace in the task, authorship `agent`, human
-    /// `Nobody <nobody@localhost>`, unrestricted, no vault.
+    /// A spec with the Python terok-executor's defaults: the workspace in the task, authorship
+    /// `agent`, human `Nobody <nobody@localhost>`, unrestricted, no vault.
     pub fn new(
         task_id: impl Into<String>,
         agent: impl Into<String>,
@@ -176,7 +176,7 @@ impl ContainerEnvSpec {
     }
 }
 
-/// The assembled environment (executor.md §4.2).
+/// The assembled environment (docs/compatibility.md#9.2, §9.4).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerEnv {
     /// Environment, in order.
@@ -186,9 +186,11 @@ pub struct ContainerEnv {
     pub vault_env: Vec<(String, String)>,
     /// Mounts, in order.
     pub volumes: Vec<Volume>,
+    /// What the user should hear (a shared config file that did not parse was moved aside).
+    pub warnings: Vec<String>,
 }
 
-/// The files of one task on the host (decisions.md §3 item 7: under the executor state root).
+/// The files of one task on the host (docs/decisions.md#3.7: under the executor state root).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskLayout {
     /// `<tasks dir>/<task id>`.
@@ -211,6 +213,12 @@ impl TaskLayout {
         self.dir.join("workspace")
     }
 
+    /// The task's own copy of the shared config directory `host_dir`, mounted where the agent
+    /// keeps its config: what one task writes there never reaches another.
+    pub fn config_copy(&self, host_dir: &str) -> PathBuf {
+        self.dir.join("config").join(host_dir)
+    }
+
     /// Phantom credential files, mounted read-only over the vendors' files.
     pub fn credentials(&self) -> PathBuf {
         self.dir.join("credentials")
@@ -224,6 +232,17 @@ impl TaskLayout {
     /// Private scratch space (the env file podman reads during create).
     pub fn private_dir(&self) -> PathBuf {
         self.dir.join("private")
+    }
+
+    /// What the container's `dev` reads and writes of the task directory (everything but the
+    /// record and the private scratch space).
+    pub fn container_files(&self) -> Vec<PathBuf> {
+        vec![
+            self.agent_config(),
+            self.workspace(),
+            self.dir.join("config"),
+            self.credentials(),
+        ]
     }
 
     /// Whether `path` lies inside this task directory.

@@ -1,5 +1,5 @@
-//! The wrapper file `/home/dev/.terok/terok-executor.sh` (executor.md §6.3): one shell function
-//! per agent of the roster, rendered from `resources/templates/agent-wrappers.sh.j2`.
+//! The wrapper file `/home/dev/.terok/terok-executor.sh` (docs/compatibility.md#10.2): one shell
+//! function per agent of the roster, rendered from `resources/templates/agent-wrappers.sh.j2`.
 
 use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;

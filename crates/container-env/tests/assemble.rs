@@ -2,7 +2,7 @@
 //! filtered), the rendered wrapper file, and the wrapper functions run by a real bash.
 
 // Test helpers may panic: a panic is how a test reports failure.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -115,21 +115,21 @@ fn claude_env_and_volumes() {
       VIBE_AUTO_APPROVE=true
     volumes:
       [TMP]/project -> /workspace None
-      [TMP]/state/sandbox-live/mounts/_blablador-config -> /home/dev/.blablador Shared
-      [TMP]/state/sandbox-live/mounts/_claude-config -> /home/dev/.claude Shared
-      [TMP]/state/sandbox-live/mounts/_coderabbit-config -> /home/dev/.coderabbit Shared
-      [TMP]/state/sandbox-live/mounts/_codex-config -> /home/dev/.codex Shared
-      [TMP]/state/sandbox-live/mounts/_gh-config -> /home/dev/.config/gh Shared
-      [TMP]/state/sandbox-live/mounts/_glab-config -> /home/dev/.config/glab-cli Shared
-      [TMP]/state/sandbox-live/mounts/_kisski-config -> /home/dev/.kisski Shared
-      [TMP]/state/sandbox-live/mounts/_opencode-config -> /home/dev/.config/opencode Shared
-      [TMP]/state/sandbox-live/mounts/_opencode-data -> /home/dev/.local/share/opencode Shared
-      [TMP]/state/sandbox-live/mounts/_opencode-state -> /home/dev/.local/state Shared
-      [TMP]/state/sandbox-live/mounts/_openrouter-config -> /home/dev/.openrouter Shared
-      [TMP]/state/sandbox-live/mounts/_pi-config -> /home/dev/.pi Shared
-      [TMP]/state/sandbox-live/mounts/_sonar-config -> /home/dev/.sonar Shared
-      [TMP]/state/sandbox-live/mounts/_toad-config -> /home/dev/.config/toad Shared
-      [TMP]/state/sandbox-live/mounts/_vibe-config -> /home/dev/.vibe Shared
+      [TMP]/state/executor/tasks/0123456789ab/config/_blablador-config -> /home/dev/.blablador Private
+      [TMP]/state/executor/tasks/0123456789ab/config/_claude-config -> /home/dev/.claude Private
+      [TMP]/state/executor/tasks/0123456789ab/config/_coderabbit-config -> /home/dev/.coderabbit Private
+      [TMP]/state/executor/tasks/0123456789ab/config/_codex-config -> /home/dev/.codex Private
+      [TMP]/state/executor/tasks/0123456789ab/config/_gh-config -> /home/dev/.config/gh Private
+      [TMP]/state/executor/tasks/0123456789ab/config/_glab-config -> /home/dev/.config/glab-cli Private
+      [TMP]/state/executor/tasks/0123456789ab/config/_kisski-config -> /home/dev/.kisski Private
+      [TMP]/state/executor/tasks/0123456789ab/config/_opencode-config -> /home/dev/.config/opencode Private
+      [TMP]/state/executor/tasks/0123456789ab/config/_opencode-data -> /home/dev/.local/share/opencode Private
+      [TMP]/state/executor/tasks/0123456789ab/config/_opencode-state -> /home/dev/.local/state Private
+      [TMP]/state/executor/tasks/0123456789ab/config/_openrouter-config -> /home/dev/.openrouter Private
+      [TMP]/state/executor/tasks/0123456789ab/config/_pi-config -> /home/dev/.pi Private
+      [TMP]/state/executor/tasks/0123456789ab/config/_sonar-config -> /home/dev/.sonar Private
+      [TMP]/state/executor/tasks/0123456789ab/config/_toad-config -> /home/dev/.config/toad Private
+      [TMP]/state/executor/tasks/0123456789ab/config/_vibe-config -> /home/dev/.vibe Private
       [TMP]/state/executor/tasks/0123456789ab/credentials/_blablador-config/config.json -> /home/dev/.blablador/config.json Private ro
       [TMP]/state/executor/tasks/0123456789ab/credentials/_claude-config/.credentials.json -> /home/dev/.claude/.credentials.json Private ro
       [TMP]/state/executor/tasks/0123456789ab/credentials/_codex-config/auth.json -> /home/dev/.codex/auth.json Private ro
@@ -190,21 +190,21 @@ fn codex_env_and_volumes() {
       VIBE_AUTO_APPROVE=true
     volumes:
       [TMP]/project -> /workspace None
-      [TMP]/state/sandbox-live/mounts/_blablador-config -> /home/dev/.blablador Shared
-      [TMP]/state/sandbox-live/mounts/_claude-config -> /home/dev/.claude Shared
-      [TMP]/state/sandbox-live/mounts/_coderabbit-config -> /home/dev/.coderabbit Shared
-      [TMP]/state/sandbox-live/mounts/_codex-config -> /home/dev/.codex Shared
-      [TMP]/state/sandbox-live/mounts/_gh-config -> /home/dev/.config/gh Shared
-      [TMP]/state/sandbox-live/mounts/_glab-config -> /home/dev/.config/glab-cli Shared
-      [TMP]/state/sandbox-live/mounts/_kisski-config -> /home/dev/.kisski Shared
-      [TMP]/state/sandbox-live/mounts/_opencode-config -> /home/dev/.config/opencode Shared
-      [TMP]/state/sandbox-live/mounts/_opencode-data -> /home/dev/.local/share/opencode Shared
-      [TMP]/state/sandbox-live/mounts/_opencode-state -> /home/dev/.local/state Shared
-      [TMP]/state/sandbox-live/mounts/_openrouter-config -> /home/dev/.openrouter Shared
-      [TMP]/state/sandbox-live/mounts/_pi-config -> /home/dev/.pi Shared
-      [TMP]/state/sandbox-live/mounts/_sonar-config -> /home/dev/.sonar Shared
-      [TMP]/state/sandbox-live/mounts/_toad-config -> /home/dev/.config/toad Shared
-      [TMP]/state/sandbox-live/mounts/_vibe-config -> /home/dev/.vibe Shared
+      [TMP]/state/executor/tasks/0123456789ab/config/_blablador-config -> /home/dev/.blablador Private
+      [TMP]/state/executor/tasks/0123456789ab/config/_claude-config -> /home/dev/.claude Private
+      [TMP]/state/executor/tasks/0123456789ab/config/_coderabbit-config -> /home/dev/.coderabbit Private
+      [TMP]/state/executor/tasks/0123456789ab/config/_codex-config -> /home/dev/.codex Private
+      [TMP]/state/executor/tasks/0123456789ab/config/_gh-config -> /home/dev/.config/gh Private
+      [TMP]/state/executor/tasks/0123456789ab/config/_glab-config -> /home/dev/.config/glab-cli Private
+      [TMP]/state/executor/tasks/0123456789ab/config/_kisski-config -> /home/dev/.kisski Private
+      [TMP]/state/executor/tasks/0123456789ab/config/_opencode-config -> /home/dev/.config/opencode Private
+      [TMP]/state/executor/tasks/0123456789ab/config/_opencode-data -> /home/dev/.local/share/opencode Private
+      [TMP]/state/executor/tasks/0123456789ab/config/_opencode-state -> /home/dev/.local/state Private
+      [TMP]/state/executor/tasks/0123456789ab/config/_openrouter-config -> /home/dev/.openrouter Private
+      [TMP]/state/executor/tasks/0123456789ab/config/_pi-config -> /home/dev/.pi Private
+      [TMP]/state/executor/tasks/0123456789ab/config/_sonar-config -> /home/dev/.sonar Private
+      [TMP]/state/executor/tasks/0123456789ab/config/_toad-config -> /home/dev/.config/toad Private
+      [TMP]/state/executor/tasks/0123456789ab/config/_vibe-config -> /home/dev/.vibe Private
       [TMP]/state/executor/tasks/0123456789ab/credentials/_blablador-config/config.json -> /home/dev/.blablador/config.json Private ro
       [TMP]/state/executor/tasks/0123456789ab/credentials/_claude-config/.credentials.json -> /home/dev/.claude/.credentials.json Private ro
       [TMP]/state/executor/tasks/0123456789ab/credentials/_codex-config/auth.json -> /home/dev/.codex/auth.json Private ro
@@ -276,6 +276,21 @@ fn shared_mount_must_be_absolute_without_colon() {
             .contains(&("TEROK_SHARED_DIR".to_owned(), "/data".to_owned()))
     );
     assert!(dir.path().join("shared").is_dir());
+}
+
+/// `--shared-dir` names the user's directory: created when missing, never re-moded.
+#[test]
+fn the_users_shared_dir_keeps_its_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let theirs = dir.path().join("exchange");
+    std::fs::create_dir(&theirs).unwrap();
+    std::fs::set_permissions(&theirs, std::fs::Permissions::from_mode(0o2775)).unwrap();
+    let mut spec = spec(dir.path(), "claude");
+    spec.shared_dir = Some(theirs.clone());
+    assemble_container_env(&roster(), &spec).unwrap();
+    let mode = std::fs::metadata(&theirs).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o2775);
 }
 
 #[test]
@@ -376,10 +391,12 @@ fn agent_config_dir_contents() {
             instructions: String::new(),
             prompt: Some("fix the bug".into()),
             subagents: vec![
-                serde_json::json!({"name": "reviewer", "prompt": "Review", "default": true}),
+                serde_json::from_value(
+                    serde_json::json!({"name": "reviewer", "prompt": "Review", "default": true}),
+                )
+                .unwrap(),
             ],
             vault_env: vec![("ANTHROPIC_API_KEY".into(), CLAUDE_TOKEN.into())],
-            mounts_dir: dir.path().join("mounts"),
             ..AgentConfigSpec::default()
         },
     )
@@ -408,6 +425,11 @@ fn agent_config_dir_contents() {
             "# Phantom tokens of the current run of this task (rewritten when it starts again).\nANTHROPIC_API_KEY={CLAUDE_TOKEN}\n"
         )
     );
+    // The edits of the shared configs happen when the container's environment is assembled.
+    let warnings =
+        terok_container_env::edit_shared_configs(&roster(), "claude", &dir.path().join("mounts"))
+            .unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
     let settings =
         std::fs::read_to_string(dir.path().join("mounts/_claude-config/settings.json")).unwrap();
     assert!(settings.contains("claude-session.txt"), "{settings}");
@@ -424,8 +446,9 @@ fn agent_config_dir_contents() {
             task_id: TASK.into(),
             agent: "codex".into(),
             dir: dir.path().join("codex-config"),
-            subagents: vec![serde_json::json!({"name": "x", "default": true})],
-            mounts_dir: dir.path().join("mounts"),
+            subagents: vec![
+                serde_json::from_value(serde_json::json!({"name": "x", "default": true})).unwrap(),
+            ],
             ..AgentConfigSpec::default()
         },
     )
@@ -433,5 +456,95 @@ fn agent_config_dir_contents() {
     assert_eq!(
         prepared.warnings,
         ["Codex does not support sub-agents; ignoring 1 definition(s)"]
+    );
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args(["-c", "protocol.file.allow=always"])
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {out:?}");
+}
+
+/// The git mounts of a repository with a submodule: every directory a hostile agent would
+/// rename to put its own repository in place is a mount point, and what git executes — and
+/// each `.git` file that says where a git directory is — is read-only.
+#[test]
+fn a_repository_s_git_directories_are_pinned_and_what_git_runs_is_read_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir.path().join("lib");
+    let project = dir.path().join("project");
+    for repo in [&lib, &project] {
+        std::fs::create_dir_all(repo).unwrap();
+        git(repo, &["init", "-q"]);
+        git(
+            repo,
+            &[
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "commit",
+                "-q",
+                "--allow-empty",
+                "-m",
+                "init",
+            ],
+        );
+    }
+    git(
+        &project,
+        &[
+            "submodule",
+            "add",
+            "-q",
+            lib.to_str().unwrap(),
+            "vendor/lib",
+        ],
+    );
+    let assembled = assemble_container_env(&roster(), &spec(dir.path(), "claude")).unwrap();
+    let git_mounts: Vec<String> = render(&assembled, dir.path())
+        .lines()
+        .filter(|l| l.contains(".git"))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        git_mounts,
+        [
+            "  [TMP]/project/.git -> /workspace/.git None",
+            "  [TMP]/project/.git/config -> /workspace/.git/config None ro",
+            "  [TMP]/project/.git/hooks -> /workspace/.git/hooks None ro",
+            "  [TMP]/project/.git/modules -> /workspace/.git/modules None",
+            "  [TMP]/project/.git/modules/vendor -> /workspace/.git/modules/vendor None",
+            "  [TMP]/project/.git/modules/vendor/lib -> /workspace/.git/modules/vendor/lib None",
+            "  [TMP]/project/vendor/lib/.git -> /workspace/vendor/lib/.git None ro",
+            "  [TMP]/project/.git/modules/vendor/lib/config -> /workspace/.git/modules/vendor/lib/config None ro",
+            "  [TMP]/project/.git/modules/vendor/lib/hooks -> /workspace/.git/modules/vendor/lib/hooks None ro",
+        ],
+    );
+}
+
+/// A worktree's `.git` is a file naming its git directory: read-only, so the agent cannot
+/// point it at a git directory of its own.
+#[test]
+fn a_git_file_is_read_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::write(
+        project.join(".git"),
+        "gitdir: /elsewhere/.git/worktrees/x\n",
+    )
+    .unwrap();
+    let assembled = assemble_container_env(&roster(), &spec(dir.path(), "claude")).unwrap();
+    let rendered = render(&assembled, dir.path());
+    assert!(
+        rendered.contains("  [TMP]/project/.git -> /workspace/.git None ro\n"),
+        "{rendered}"
     );
 }

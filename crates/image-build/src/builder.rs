@@ -258,125 +258,19 @@ impl<'a, R: ContainerRuntime> ImageBuilder<'a, R> {
         let tags = Self::tags(request);
         let family = self.family(request, &tags).await?;
         let _lock = self.lock(&tags.l0).await?;
-
-        // L0: the Dockerfile, its scripts, the CA certificates, and the base image itself.
-        let l0_files = l0_files(request, family)?;
-        // L1: install snippets of the selection, the scripts, the help lines, and L0.
-        let l1_files = self.l1_files(request, family)?;
-        if let Some(built) =
-            self.trusted_recent_check(request, &tags, family, &l0_files, &l1_files, on_event)
-        {
+        let inputs = self.inputs(request, tags, family)?;
+        if let Some(built) = self.trusted_recent_check(request, &inputs, on_event) {
             return Ok(built);
         }
-
-        // One podman call for the three images a current setup has (the common case).
-        let mut known = self
-            .runtime
-            .image_inspect_many(&[request.base_image.clone(), tags.l0.clone(), tags.l1.clone()])
-            .await?
-            .into_iter();
-        let (base_info, l0_info, l1_info) = (
-            known.next().flatten(),
-            known.next().flatten(),
-            known.next().flatten(),
-        );
-        // The base image's id is an input of L0: pull a missing base first, so the first
-        // check and every later one hash the same thing.
-        let base_info = match base_info {
-            Some(info) => Some(info),
-            None if !request.base_image.starts_with("localhost/") => {
-                self.runtime.pull(&request.base_image).await?;
-                self.runtime.image_inspect(&request.base_image).await?
-            }
-            None => None,
-        };
-        let base_id = base_info.map(|i| i.id).unwrap_or_default();
-        let base_input = format!("base={}@{base_id}", request.base_image);
-        let l0 = self
-            .layer(
-                Layer::L0,
-                &tags.l0,
-                l0_files,
-                &[&base_input],
-                l0_info,
-                LayerBuild {
-                    family,
-                    base: request.base_image.clone(),
-                    cache_bust: None,
-                    force: false,
-                    no_cache: request.full_rebuild,
-                    pull_always: request.full_rebuild
-                        && !request.base_image.starts_with("localhost/"),
-                    extra_tags: Vec::new(),
-                },
-                on_event,
-            )
-            .await?;
-
-        let l0_input = format!("l0={}", l0.content_hash);
+        let known = self.known_images(request, &inputs.tags).await?;
+        let l0 = self.ensure_l0(request, &inputs, &known, on_event).await?;
         let l1 = self
-            .layer(
-                Layer::L1,
-                &tags.l1,
-                l1_files,
-                &[&l0_input],
-                // A rebuilt L0 makes L1's recorded input stale anyway; reuse the answer.
-                l1_info.clone(),
-                LayerBuild {
-                    family,
-                    base: local(&tags.l0),
-                    cache_bust: Some(("AGENT_CACHE_BUST", cache_bust(request.rebuild))),
-                    force: request.rebuild,
-                    no_cache: request.full_rebuild,
-                    pull_always: false,
-                    extra_tags: vec![tags.l1_alias.clone()],
-                },
-                on_event,
-            )
+            .ensure_l1(request, &inputs, &known, &l0, on_event)
             .await?;
-        // The alias already on the reused L1 needs no second look.
-        let alias_current = l1.reused
-            && l1_info.is_some_and(|info| {
-                info.tags
-                    .iter()
-                    .any(|t| t.trim_start_matches("localhost/") == tags.l1_alias)
-            });
-        if !alias_current {
-            self.point_alias(&tags.l1_alias, &tags.l1, &l1.id).await?;
-        }
-
-        let sidecar = match &request.sidecar {
-            None => None,
-            Some(tool) => {
-                let files = ContextFiles::new(render_sidecar(family, tool)?);
-                let tool_input = format!("tool={tool}");
-                let existing = self.runtime.image_inspect(&tags.sidecar).await?;
-                Some(
-                    self.layer(
-                        Layer::Sidecar,
-                        &tags.sidecar,
-                        files,
-                        &[&l0_input, &tool_input],
-                        existing,
-                        LayerBuild {
-                            family,
-                            base: local(&tags.l0),
-                            cache_bust: Some(("TOOL_CACHE_BUST", cache_bust(request.rebuild))),
-                            force: request.rebuild,
-                            no_cache: request.full_rebuild,
-                            pull_always: false,
-                            extra_tags: Vec::new(),
-                        },
-                        on_event,
-                    )
-                    .await?,
-                )
-            }
-        };
-
+        let sidecar = self.ensure_sidecar(request, &inputs, &l0, on_event).await?;
         self.write_stamp(&Stamp {
             base_image: request.base_image.clone(),
-            base_id,
+            base_id: known.base_id,
             family: family.as_str().to_owned(),
             l0_tag: l0.tag.clone(),
             l0_id: l0.id.clone(),
@@ -384,16 +278,166 @@ impl<'a, R: ContainerRuntime> ImageBuilder<'a, R> {
             l1_tag: l1.tag.clone(),
             l1_id: l1.id.clone(),
             l1_hash: l1.content_hash.clone(),
-            l1_alias: tags.l1_alias.clone(),
+            l1_alias: inputs.tags.l1_alias.clone(),
             written_unix: terok_core::time::unix_now(),
         });
         Ok(BuiltImages {
             family,
             l0,
             l1,
-            l1_alias: tags.l1_alias,
+            l1_alias: inputs.tags.l1_alias,
             sidecar,
         })
+    }
+
+    /// Everything that feeds the layers of `request`, computed without podman.
+    fn inputs(
+        &self,
+        request: &BuildRequest,
+        tags: TagSet,
+        family: PackageFamily,
+    ) -> Result<Inputs, ImageBuildError> {
+        Ok(Inputs {
+            // L0: the Dockerfile, its scripts, the CA certificates (and the base image).
+            l0_files: l0_files(request, family)?,
+            // L1: install snippets of the selection, the scripts, the help lines (and L0).
+            l1_files: self.l1_files(request, family)?,
+            tags,
+            family,
+        })
+    }
+
+    /// The base image, L0 and L1 as podman knows them: one call for the three images a
+    /// current setup has (the common case). A missing base is pulled first, because its id
+    /// is an input of L0: the first check and every later one hash the same thing.
+    async fn known_images(
+        &self,
+        request: &BuildRequest,
+        tags: &TagSet,
+    ) -> Result<KnownImages, ImageBuildError> {
+        let mut known = self
+            .runtime
+            .image_inspect_many(&[request.base_image.clone(), tags.l0.clone(), tags.l1.clone()])
+            .await?
+            .into_iter();
+        let (base, l0, l1) = (
+            known.next().flatten(),
+            known.next().flatten(),
+            known.next().flatten(),
+        );
+        let base = match base {
+            Some(info) => Some(info),
+            None if !request.base_image.starts_with("localhost/") => {
+                self.runtime.pull(&request.base_image).await?;
+                self.runtime.image_inspect(&request.base_image).await?
+            }
+            None => None,
+        };
+        Ok(KnownImages {
+            base_id: base.map(|i| i.id).unwrap_or_default(),
+            l0,
+            l1,
+        })
+    }
+
+    /// L0 on the base image.
+    async fn ensure_l0(
+        &self,
+        request: &BuildRequest,
+        inputs: &Inputs,
+        known: &KnownImages,
+        on_event: &mut (dyn FnMut(BuildEvent) + Send),
+    ) -> Result<BuiltImage, ImageBuildError> {
+        let job = LayerJob {
+            layer: Layer::L0,
+            tag: inputs.tags.l0.clone(),
+            files: &inputs.l0_files,
+            inputs: vec![format!("base={}@{}", request.base_image, known.base_id)],
+            existing: known.l0.clone(),
+        };
+        let how = LayerBuild {
+            family: inputs.family,
+            base: request.base_image.clone(),
+            cache_bust: None,
+            force: false,
+            no_cache: request.full_rebuild,
+            pull_always: request.full_rebuild && !request.base_image.starts_with("localhost/"),
+            extra_tags: Vec::new(),
+        };
+        self.layer(job, how, on_event).await
+    }
+
+    /// L1 on L0, tagged with the selection tag and the alias.
+    async fn ensure_l1(
+        &self,
+        request: &BuildRequest,
+        inputs: &Inputs,
+        known: &KnownImages,
+        l0: &BuiltImage,
+        on_event: &mut (dyn FnMut(BuildEvent) + Send),
+    ) -> Result<BuiltImage, ImageBuildError> {
+        let tags = &inputs.tags;
+        let job = LayerJob {
+            layer: Layer::L1,
+            tag: tags.l1.clone(),
+            files: &inputs.l1_files,
+            inputs: vec![format!("l0={}", l0.content_hash)],
+            // A rebuilt L0 makes L1's recorded input stale anyway; reuse the answer.
+            existing: known.l1.clone(),
+        };
+        let how = LayerBuild {
+            family: inputs.family,
+            base: local(&tags.l0),
+            cache_bust: Some(("AGENT_CACHE_BUST", cache_bust(request.rebuild))),
+            force: request.rebuild,
+            no_cache: request.full_rebuild,
+            pull_always: false,
+            extra_tags: vec![tags.l1_alias.clone()],
+        };
+        let l1 = self.layer(job, how, on_event).await?;
+        // The alias already on the reused L1 needs no second look.
+        let alias_current = l1.reused
+            && known.l1.as_ref().is_some_and(|info| {
+                info.tags
+                    .iter()
+                    .any(|t| t.trim_start_matches("localhost/") == tags.l1_alias)
+            });
+        if !alias_current {
+            self.point_alias(&tags.l1_alias, &tags.l1, &l1.id).await?;
+        }
+        Ok(l1)
+    }
+
+    /// The sidecar image on L0, when the request asks for one.
+    async fn ensure_sidecar(
+        &self,
+        request: &BuildRequest,
+        inputs: &Inputs,
+        l0: &BuiltImage,
+        on_event: &mut (dyn FnMut(BuildEvent) + Send),
+    ) -> Result<Option<BuiltImage>, ImageBuildError> {
+        let Some(tool) = &request.sidecar else {
+            return Ok(None);
+        };
+        let tags = &inputs.tags;
+        let files = ContextFiles::new(render_sidecar(inputs.family, tool)?);
+        let job = LayerJob {
+            layer: Layer::Sidecar,
+            tag: tags.sidecar.clone(),
+            files: &files,
+            inputs: vec![format!("l0={}", l0.content_hash), format!("tool={tool}")],
+            existing: self.runtime.image_inspect(&tags.sidecar).await?,
+        };
+        let how = LayerBuild {
+            family: inputs.family,
+            base: local(&tags.l0),
+            cache_bust: Some(("TOOL_CACHE_BUST", cache_bust(request.rebuild))),
+            force: request.rebuild,
+            no_cache: request.full_rebuild,
+            pull_always: false,
+            extra_tags: Vec::new(),
+        };
+        self.layer(job, how, on_event).await.map(Some)
     }
 
     /// The images of `request` if a trusted recent check (see [`Self::with_stamps`]) covers
@@ -401,9 +445,8 @@ impl<'a, R: ContainerRuntime> ImageBuilder<'a, R> {
     pub fn recent_check(&self, request: &BuildRequest) -> Option<BuiltImages> {
         let tags = Self::tags(request);
         let family = detect_family(&request.base_image, request.family).ok()?;
-        let l0_files = l0_files(request, family).ok()?;
-        let l1_files = self.l1_files(request, family).ok()?;
-        self.trusted_recent_check(request, &tags, family, &l0_files, &l1_files, &mut |_| {})
+        let inputs = self.inputs(request, tags, family).ok()?;
+        self.trusted_recent_check(request, &inputs, &mut |_| {})
     }
 
     /// The L1 build context of `request`.
@@ -469,12 +512,16 @@ impl<'a, R: ContainerRuntime> ImageBuilder<'a, R> {
     fn trusted_recent_check(
         &self,
         request: &BuildRequest,
-        tags: &TagSet,
-        family: PackageFamily,
-        l0_files: &ContextFiles,
-        l1_files: &ContextFiles,
+        inputs: &Inputs,
         on_event: &mut (dyn FnMut(BuildEvent) + Send),
     ) -> Option<BuiltImages> {
+        let Inputs {
+            tags,
+            family,
+            l0_files,
+            l1_files,
+        } = inputs;
+        let family = *family;
         let max_age = self.stamps.as_ref()?.1?;
         if request.rebuild || request.full_rebuild || request.sidecar.is_some() {
             return None;
@@ -576,43 +623,36 @@ impl<'a, R: ContainerRuntime> ImageBuilder<'a, R> {
         let path = dir.join(format!("build-{}.lock", crate::tags::base_fragment(l0_tag)));
         let dir = dir.clone();
         tokio::task::spawn_blocking(move || {
-            std::fs::create_dir_all(&dir).map_err(|e| {
-                ImageBuildError::Context(format!("cannot create {}: {e}", dir.display()))
-            })?;
-            let file = std::fs::File::options()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&path)
-                .map_err(|e| {
-                    ImageBuildError::Context(format!("cannot open {}: {e}", path.display()))
-                })?;
-            file.lock().map_err(|e| {
-                ImageBuildError::Context(format!("cannot lock {}: {e}", path.display()))
-            })?;
-            Ok(Some(file))
+            terok_core::secure_fs::lock_exclusive(&path)
+                .map(Some)
+                .map_err(|e| ImageBuildError::Context(format!("{e} (in {})", dir.display())))
         })
         .await
         .map_err(|e| ImageBuildError::Context(format!("lock task failed: {e}")))?
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// One layer: reused when an image with the same content hash exists, else built.
     async fn layer(
         &self,
-        layer: Layer,
-        tag: &str,
-        files: ContextFiles,
-        extra: &[&str],
-        existing: Option<ImageInfo>,
+        job: LayerJob<'_>,
         how: LayerBuild,
         on_event: &mut (dyn FnMut(BuildEvent) + Send),
     ) -> Result<BuiltImage, ImageBuildError> {
+        let LayerJob {
+            layer,
+            tag,
+            files,
+            inputs,
+            existing,
+        } = job;
+        let tag = tag.as_str();
         let started = Instant::now();
         on_event(BuildEvent::LayerStarted {
             layer,
             tag: tag.to_owned(),
         });
-        let hash = files.hash(extra);
+        let extra: Vec<&str> = inputs.iter().map(String::as_str).collect();
+        let hash = files.hash(&extra);
         if !how.force
             && !how.no_cache
             && let Some(existing) = existing.filter(|img| {
@@ -692,6 +732,34 @@ impl<'a, R: ContainerRuntime> ImageBuilder<'a, R> {
     }
 }
 
+/// Everything that feeds the layers of one request.
+struct Inputs {
+    tags: TagSet,
+    family: PackageFamily,
+    l0_files: ContextFiles,
+    l1_files: ContextFiles,
+}
+
+/// The images of a request as podman knows them before the build.
+struct KnownImages {
+    /// The base image's id (empty when it does not exist locally).
+    base_id: String,
+    l0: Option<ImageInfo>,
+    l1: Option<ImageInfo>,
+}
+
+/// One layer to make sure of.
+struct LayerJob<'a> {
+    layer: Layer,
+    tag: String,
+    files: &'a ContextFiles,
+    /// Inputs besides the files (the layer below, the base image's id).
+    inputs: Vec<String>,
+    /// What podman has under the tag now.
+    existing: Option<ImageInfo>,
+}
+
+/// How a layer is built when it must be.
 struct LayerBuild {
     family: PackageFamily,
     base: String,

@@ -147,8 +147,8 @@ fn collect_crt(path: &Path, out: &mut Vec<PathBuf>) -> Result<(), ImageBuildErro
     Ok(())
 }
 
-/// Decodes the escapes upstream allows in help labels (`\033`, `\x1b`, `\u00e9`, `\n`, `\t`,
-/// `\e`, `\\`); anything else, including non-ASCII text, is kept as written.
+/// Decodes the escapes the Python terok-executor allows in help labels (`\033`, `\x1b`, `\u00e9`,
+/// `\n`, `\t`, `\e`, `\\`); anything else, including non-ASCII text, is kept as written.
 pub fn decode_help_escapes(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars().peekable();
@@ -298,8 +298,7 @@ impl ContextFiles {
     }
 
     /// Writes the files into a fresh temporary directory.
-    pub(crate) fn stage(self) -> Result<Staged, ImageBuildError> {
-        use std::os::unix::fs::PermissionsExt;
+    pub(crate) fn stage(&self) -> Result<Staged, ImageBuildError> {
         let dir = tempfile::Builder::new()
             .prefix("terok-executor-build-")
             .tempdir()
@@ -312,11 +311,9 @@ impl ContextFiles {
                 std::fs::create_dir_all(parent)
                     .map_err(|e| ImageBuildError::Context(format!("{}: {e}", parent.display())))?;
             }
-            std::fs::write(&target, contents)
-                .map_err(|e| ImageBuildError::Context(format!("{}: {e}", target.display())))?;
             let mode = if *executable { 0o755 } else { 0o644 };
-            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode))
-                .map_err(|e| ImageBuildError::Context(format!("{}: {e}", target.display())))?;
+            terok_core::secure_fs::write_atomic(&target, contents, mode)
+                .map_err(|e| ImageBuildError::Context(e.to_string()))?;
         }
         Ok(Staged { dir })
     }

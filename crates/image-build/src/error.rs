@@ -7,9 +7,6 @@ use terok_podman::PodmanError;
 pub enum ImageBuildError {
     /// The package family of the base image is not known.
     #[error("cannot infer the package family of base image `{base}`")]
-    #[diagnostic(help(
-        "set `family: deb` or `family: rpm` under `image:` in config.yml, or pass --family deb|rpm"
-    ))]
     UnknownFamily {
         /// The base image.
         base: String,

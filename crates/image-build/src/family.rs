@@ -1,4 +1,4 @@
-//! Package-family detection from the base image name (executor.md §3.1).
+//! Package-family detection from the base image name (docs/compatibility.md#6.1).
 
 use terok_core::config::PackageFamily;
 

@@ -1,5 +1,5 @@
-//! Image tag names, exactly as upstream (executor.md §3.1), so images built by either
-//! implementation are found by the other.
+//! Image tag names, exactly as the Python terok-executor makes them (docs/compatibility.md
+//! §6.2), so images built by either implementation are found by the other.
 
 use sha1::{Digest, Sha1};
 

@@ -2,7 +2,7 @@
 //! builder (against the recording fake runtime; the real-podman build is in podman_build.rs).
 
 // Test helpers may panic: a panic is how a test reports failure.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
 use insta::assert_snapshot;
 use terok_core::config::PackageFamily;
@@ -14,7 +14,7 @@ use terok_podman::{FakeCall, FakeRuntime};
 use terok_roster::{Roster, RosterLoader};
 
 #[test]
-fn family_detection_covers_upstream_cases_and_local_names() {
+fn family_detection_covers_the_python_cases_and_local_names() {
     let deb = Some(PackageFamily::Deb);
     let rpm = Some(PackageFamily::Rpm);
     for (base, want) in [
@@ -44,14 +44,12 @@ fn family_detection_covers_upstream_cases_and_local_names() {
         shown.contains("cannot infer the package family of base image `alpine:3`"),
         "{shown}"
     );
-    assert!(
-        shown.contains("set `family: deb` or `family: rpm` under `image:`"),
-        "{shown}"
-    );
+    // The library states the condition; which flag or key fixes it is the caller's to say.
+    assert!(!shown.contains("--family"), "{shown}");
 }
 
 #[test]
-fn tags_follow_upstream_naming() {
+fn tags_follow_the_python_naming() {
     let t = TagSet::new("ubuntu:24.04", &["codex".into(), "claude".into()]);
     assert_eq!(t.l0, "terok-l0:ubuntu-24.04");
     assert_eq!(t.l1, "terok-l1-cli:ubuntu-24.04-claude-codex");
@@ -66,7 +64,7 @@ fn tags_follow_upstream_naming() {
         TagSet::new("ubuntu@sha256:0123456789abcdef", &[]).l0,
         "terok-l0:ubuntu-sha256-0123456789abcdef"
     );
-    // The default `all` selection of upstream's example.
+    // The default `all` selection, as in the Python terok-executor's example.
     let all: Vec<String> =
         "blablador caddy claude codex copilot gh glab kisski opencode openrouter sonar toad vibe"
             .split(' ')

@@ -3,7 +3,7 @@
 //! L1 and leaves L0 alone.
 
 // Test helpers may panic: a panic is how a test reports failure.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
 use terok_image_build::{BuildEvent, BuildRequest, ImageBuilder};
 use terok_podman::{ContainerRuntime, PodmanCli};
