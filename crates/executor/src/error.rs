@@ -1,57 +1,138 @@
-//! Why a launch or a lifecycle operation failed.
+//! Why an operation of the executor failed. Messages state the condition; what to do about it
+//! depends on the caller (the `terok-executor` CLI maps these to the verb to run next).
 
 use std::path::PathBuf;
 
-/// A launch or lifecycle operation failed. Nothing is left half-done: a failed launch removes
-/// its task directory and revokes its tokens.
+/// An operation of the executor failed. Nothing is left half-done: a failed launch removes its
+/// task directory, its tokens, its listener and its container.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[non_exhaustive]
 pub enum ExecutorError {
+    /// config.yml could not be loaded.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Config(#[from] terok_core::config::ConfigError),
+    /// A config.yml edit failed.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    ConfigEdit(#[from] terok_core::config::edit::ConfigEditError),
+    /// Host paths could not be resolved.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Paths(#[from] terok_core::paths::PathsError),
+    /// `--raw` reads no config file, so there is none to write to.
+    #[error("no config file is read (raw configuration), so there is none to write to")]
+    NoConfigFile,
     /// The repository argument is neither an existing directory nor a git URL.
     #[error("Local path not found: {0}")]
-    #[diagnostic(help(
-        "give an existing directory, or a git URL such as https://host/org/repo.git"
-    ))]
     LocalPathNotFound(String),
-    /// `--workspace` names something that is not a directory.
-    #[error("--workspace {} is not a directory", .0.display())]
+    /// A relative repository path was given to a session without a working directory.
+    #[error("`{0}` is a relative path, and this session has no working directory to resolve it")]
+    RelativeRepoWithoutCwd(String),
+    /// The workspace directory for a git URL is not a directory.
+    #[error("workspace {} is not a directory", .0.display())]
     WorkspaceNotADirectory(PathBuf),
-    /// The agent is not in the selected images.
+    /// A directory lent to the container (the workspace, the shared directory) holds terok's
+    /// own files, or lies inside them.
+    #[error(
+        "the {lent} {} overlaps terok's {what} ({}): the agent could read or change it",
+        workspace.display(),
+        path.display()
+    )]
+    WorkspaceHoldsTerokFiles {
+        /// Which directory: `workspace` or `shared directory`.
+        lent: &'static str,
+        /// The directory.
+        workspace: PathBuf,
+        /// Which of terok's files.
+        what: &'static str,
+        /// Where they are.
+        path: PathBuf,
+    },
+    /// A credential was asked for a provider the roster does not route.
+    #[error("no provider `{name}` in the roster (providers: {})", known.join(", "))]
+    UnknownProvider {
+        /// The name given.
+        name: String,
+        /// The providers there are.
+        known: Vec<String>,
+    },
+    /// The agent is not in the image selection.
     #[error("{agent} is not installed in the image (the image selection is: {selection})")]
-    #[diagnostic(help(
-        "add it: `terok-executor agents set all` or `terok-executor build --agents {agent}`"
-    ))]
     AgentNotInImage {
         /// The agent.
         agent: String,
-        /// The selection the image was built with.
+        /// The selection the image is built with.
         selection: String,
     },
-    /// The flags contradict each other.
-    #[error("{0}")]
-    InvalidOptions(String),
+    /// Removal at the end was asked for a task nobody waits for.
+    #[error(
+        "removal when the run ends applies to headless runs only; an interactive task is removed explicitly"
+    )]
+    RemoveOnExitInteractive,
     /// The vault is needed but does not run.
     #[error("the vault is not running, and this launch requires it")]
-    #[diagnostic(help("start it with `terok-executor vault start`"))]
     VaultRequired,
-    /// The vault refused or broke.
+    /// The vault refused a request, or the exchange broke.
     #[error(transparent)]
     #[diagnostic(transparent)]
     Vault(#[from] terok_vault::control::ControlError),
+    /// The vault daemon could not run in this process.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    VaultDaemon(#[from] terok_vault::VaultError),
+    /// The session has no program to start the vault daemon with.
+    #[error("the vault is not running, and this session has no program to start it with")]
+    NoVaultLauncher,
+    /// The vault daemon program could not be started.
+    #[error("cannot start the vault daemon `{}`: {source}", program.display())]
+    VaultSpawn {
+        /// The program.
+        program: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The vault daemon started but did not answer.
+    #[error("the vault daemon (pid {pid}) did not come up; the last lines of {}:\n{tail}", log.display())]
+    VaultDidNotStart {
+        /// Its process id.
+        pid: u32,
+        /// Its log file.
+        log: PathBuf,
+        /// The end of its log.
+        tail: String,
+    },
     /// No such task or container.
     #[error("Container not found: {0}")]
-    #[diagnostic(help("`terok-executor list` shows the tasks"))]
     TaskNotFound(String),
     /// The container runs already (for `start`).
     #[error("{0} is already running")]
     AlreadyRunning(String),
-    /// The roster has no such agent.
+    /// The roster has no such entry, or a roster file is invalid.
     #[error(transparent)]
     #[diagnostic(transparent)]
-    Roster(#[from] terok_roster::RosterError),
+    Roster(Box<terok_roster::RosterError>),
     /// Images could not be built.
     #[error(transparent)]
     #[diagnostic(transparent)]
-    Images(#[from] terok_image_build::ImageBuildError),
+    Images(Box<terok_image_build::ImageBuildError>),
+    /// `image.user_snippet_file` could not be read.
+    #[error("cannot read image.user_snippet_file {}: {source}", path.display())]
+    UserSnippetFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A sidecar image was asked for without naming the tool, and the roster has none.
+    #[error("no roster entry has a sidecar section")]
+    NoSidecarTool,
+    /// A sidecar image was asked for without naming the tool, and the roster has several.
+    #[error("several sidecar tools exist: {}", tools.join(", "))]
+    AmbiguousSidecar {
+        /// Their names.
+        tools: Vec<String>,
+    },
     /// The container environment could not be assembled.
     #[error(transparent)]
     #[diagnostic(transparent)]
@@ -64,6 +145,38 @@ pub enum ExecutorError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Fs(#[from] terok_core::secure_fs::SecureFsError),
+    /// The credential database refused.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Credentials(#[from] terok_credentials::DbError),
+    /// The credential database's key is not available.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Key(#[from] terok_credentials::key::KeyError),
+    /// A credential could not be stored or captured.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Auth(#[from] terok_credentials::auth::AuthError),
+    /// routes.json could not be written or read.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Routes(#[from] terok_credentials::routes::RoutesError),
+    /// An agent's config file could not be pointed at the vault.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Patch(#[from] terok_credentials::patch::PatchError),
+    /// The provider has no login command (only API keys).
+    #[error("{label} has no login command; it authenticates with an API key")]
+    NoLoginCommand {
+        /// The provider's label.
+        label: String,
+    },
+    /// The login container failed.
+    #[error("the login container exited with {code}")]
+    LoginFailed {
+        /// Its exit code.
+        code: i32,
+    },
     /// A task record could not be read or written.
     #[error("task record {}: {detail}", path.display())]
     TaskRecord {
@@ -72,15 +185,54 @@ pub enum ExecutorError {
         /// What is wrong.
         detail: String,
     },
-    /// podman could not create or start the container (its messages were in the output).
-    #[error("podman could not start {name} (exit status {code}); see podman's message above")]
+    /// Podman could not run the container (its messages were in the output).
+    #[error("podman could not run {name}: {}", failure_text(*.code))]
     LaunchFailed {
         /// Container name.
         name: String,
-        /// podman's exit status.
+        /// Podman's exit status (125, 126 or 127).
         code: i32,
     },
     /// The OS random number generator failed.
     #[error("cannot draw a random task id")]
     Rng,
+    /// Local I/O failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+}
+
+/// What podman's exit statuses 125–127 mean when no container was left to look at.
+fn failure_text(code: i32) -> String {
+    match code {
+        125 => "podman itself failed (exit status 125; its message is above)".to_owned(),
+        126 => "the container's command could not be invoked (exit status 126)".to_owned(),
+        127 => "the container's command was not found (exit status 127)".to_owned(),
+        other => format!("exit status {other}"),
+    }
+}
+
+// Boxed: these two are the largest, and every result of the session carries the error's size.
+impl From<terok_roster::RosterError> for ExecutorError {
+    fn from(err: terok_roster::RosterError) -> Self {
+        Self::Roster(Box::new(err))
+    }
+}
+
+impl From<terok_image_build::ImageBuildError> for ExecutorError {
+    fn from(err: terok_image_build::ImageBuildError) -> Self {
+        Self::Images(Box::new(err))
+    }
+}
+
+impl ExecutorError {
+    /// An I/O error with what was being done.
+    pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
+        let context = context.into();
+        move |source| Self::Io { context, source }
+    }
 }

@@ -1,50 +1,134 @@
 //! terok-executor: the library an orchestrator embeds to run an AI coding agent in a hardened
-//! Podman container (the `terok-executor` binary is a thin clap layer on top of it).
+//! Podman container, with the real credentials kept on the host. The `terok-executor` binary
+//! is a thin layer on top: it parses its arguments, calls one method of [`Executor`] and
+//! prints the result.
 //!
-//! - [`AgentRunner`]: headless and interactive launches ([`RunOptions`] has a typed field for
-//!   every applicable `run` flag), returning a [`LaunchedTask`] handle: container name, output
-//!   lines, and [`LaunchedTask::wait_with`] → [`RunOutcome`] with the agent's exit code (124
-//!   when the timeout fired; the host enforces it too).
-//! - [`lifecycle`]: `list`, `start`, `stop`, `rm` of tasks by label.
-//! - [`preflight`]: what a launch needs from the host, as data.
-//! - [`render_stream_json_line`]: Claude's stream-json as readable text.
+//! - [`Executor`]: the session — configuration, paths, the roster, a container runtime and
+//!   the vault, opened once with [`Executor::builder`].
+//! - Launching: [`Executor::launch`] with [`RunOptions`] (a typed field for every `run` flag)
+//!   returns a [`LaunchedTask`] the caller owns; [`LaunchedTask::wait_with`] streams the output
+//!   and ends with a [`RunOutcome`] (the agent's exit code; 124 when the timeout fired, which
+//!   the host enforces too).
+//! - Tasks: [`Executor::list_tasks`], [`Executor::start_task`], [`Executor::stop_task`],
+//!   [`Executor::remove_task`].
+//! - Images: [`Executor::build_request`], [`Executor::ensure_images`],
+//!   [`Executor::missing_images`], [`Executor::remove_images`].
+//! - Credentials and the vault: [`Executor::store_api_key`], [`Executor::oauth_login`],
+//!   [`Executor::ensure_vault`], [`Executor::serve_vault`], [`Executor::vault_report`],
+//!   [`Executor::clean_vault`].
+//! - Host checks as data: [`Executor::setup_checks`], [`Executor::credential_state`].
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use terok_executor::{AgentRunner, ImageSource, RunOptions, VaultClient};
-//! let env = terok_core::env::HostEnv::from_process();
-//! let paths = terok_core::paths::TerokPaths::resolve(&env, None)?;
-//! let roster = terok_roster::RosterLoader::for_paths(&paths).load()?;
-//! let podman = terok_podman::PodmanCli::new();
-//! let vault = VaultClient::new(terok_vault::VaultPaths::from_terok(&paths).control_socket());
-//! let runner = AgentRunner::new(&podman, &roster, &paths, env).with_vault(vault);
-//! let request = terok_image_build::BuildRequest::new("ubuntu:24.04", vec!["claude".into()]);
-//! let options = RunOptions::headless("claude", ".", "fix the failing test", ImageSource::Ensure(request));
-//! let task = runner.launch(&options, &mut |event| eprintln!("{event:?}")).await?;
-//! eprintln!("container {}", task.name());
-//! let outcome = task
-//!     .wait_with(|line| println!("{}", line.line), std::future::pending())
+//! # async fn demo() -> Result<(), terok_executor::ExecutorError> {
+//! use terok_executor::{Executor, ImageChoice, ImageSource, RunEvent, RunOptions};
+//!
+//! let executor = Executor::builder(terok_core::HostEnv::from_process())
+//!     .cwd("/srv/projects")
+//!     .build()?;
+//! let request = executor.build_request(&ImageChoice::default())?;
+//! let options = RunOptions::headless(
+//!     "claude",
+//!     "sample-project",
+//!     "fix the failing test",
+//!     ImageSource::Ensure(request),
+//! );
+//! let task = executor
+//!     .launch(&options, &mut |event: RunEvent| eprintln!("{event:?}"))
 //!     .await?;
+//! // The task owns what it needs: it can be moved into a spawned task.
+//! let outcome = tokio::spawn(async move {
+//!     task.wait_with(|line| println!("{}", line.line), std::future::pending())
+//!         .await
+//! })
+//! .await
+//! .expect("the run's task panicked")?;
 //! std::process::exit(outcome.exit_code);
 //! # }
 //! ```
+//!
+//! `examples/headless.rs` is the same as a program.
 
+// Test code writes its fixtures directly; shipped code writes through terok_core::secure_fs.
+#![cfg_attr(test, allow(clippy::disallowed_methods))]
+
+mod agents;
+mod auth;
+mod checks;
+mod container_user;
+mod doctor;
 mod error;
-pub mod lifecycle;
-pub mod preflight;
+mod host;
+mod images;
+mod launch;
+mod launched;
+mod lifecycle;
+mod ownership;
 mod repo;
-mod runner;
+mod session;
+mod settings_check;
 mod stream;
 mod task;
 mod vault;
+mod vault_service;
 
+pub use agents::{AgentDocument, AgentSummary, ImageSelection, SelectionWritten, roster_schema};
+pub use auth::{AuthEvent, AuthOptions, LoginOutcome, Stored, auth_container};
+pub use checks::{CredentialState, HostCheck, SetupScope};
+pub use container_user::ContainerUser;
+pub use doctor::{DoctorCheck, Verdict};
 pub use error::ExecutorError;
-pub use repo::{RepoSource, classify_repo};
-pub use runner::{
-    AgentRunner, HOST_TIMEOUT_GRACE_SECS, IMAGE_CHECK_TRUST, INIT_COMPLETE, INTERRUPTED_EXIT_CODE,
-    ImageSource, LaunchedTask, Mode, READY_MARKER, RunEvent, RunOptions, RunOutcome,
-    TIMEOUT_EXIT_CODE,
+pub use host::{GitIdentity, cdi_gpu_vendors, gpu_request, host_git_identity};
+pub use images::{IMAGE_CHECK_TRUST, ImageChoice, ImageState, RemovedImages, SidecarChoice};
+pub use launch::options::{ImageSource, Mode, RunEvent, RunOptions};
+pub use launch::{HOST_TIMEOUT_GRACE_SECS, OnRunEvent};
+pub use launched::{
+    CREDENTIAL_REJECTED_EXIT_CODE, INIT_COMPLETE, INTERRUPTED_EXIT_CODE, LaunchedTask,
+    READY_MARKER, RunOutcome, TIMEOUT_EXIT_CODE, TaskEvent, WaitOptions,
 };
+pub use lifecycle::{Removed, TaskListing};
+pub use ownership::{RootfulTask, WorkspaceOwner};
+pub use repo::{RepoSource, classify_repo};
+pub use session::{Executor, ExecutorBuilder};
+pub use settings_check::{EGRESS_OPEN, inert_settings};
 pub use stream::render_stream_json_line;
-pub use task::{CONTAINER_PREFIX, TaskRecord, TaskStore, container_name, is_task_id, new_task_id};
-pub use vault::{STANDALONE_SCOPE, VaultClient};
+pub use task::{
+    CONTAINER_PREFIX, TaskMode, TaskRecord, TaskStore, container_name, is_task_id, new_task_id,
+};
+pub use vault::{OpenListener, STANDALONE_SCOPE, VaultClient, VaultLauncher};
+pub use vault_service::{
+    CleanReport, LeakedFile, RoutesWritten, SECRETS_ON_STDIN_VAR, VaultReport, VaultStart,
+    receive_handed_secrets, running_containers, serve_vault,
+};
+
+// The lower layers' types that appear in this API, so a caller needs no other terok crate.
+pub use terok_core::config::PackageFamily;
+pub use terok_core::subids::{IdRange, IdReservation};
+pub use terok_credentials::routes::{Route, RouteChange, RouteTable};
+pub use terok_credentials::{CredentialSummary, TokenRecord};
+pub use terok_image_build::{BuildEvent, BuildRequest, BuiltImage, BuiltImages, Layer};
+pub use terok_podman::userns::RootfulIds;
+pub use terok_podman::{GpuRequest, LogLine, LogSource, PodmanCli, UserMapping};
+pub use terok_roster::model::LogFormat;
+pub use terok_roster::{
+    AgentDefaults, AgentSettings, InstructionsConfig, InstructionsText, PerAgent,
+    SubagentDefinition,
+};
+pub use terok_vault::VaultConfig;
+pub use terok_vault::control::{DaemonStatus, ServedRoutes};
+pub use terok_vault::rejections::Rejection;
+
+/// The errors of the lower layers an [`ExecutorError`] wraps, for callers that match on them.
+pub mod errors {
+    pub use terok_core::config::ConfigError;
+    pub use terok_core::config::edit::ConfigEditError;
+    pub use terok_core::secure_fs::SecureFsError;
+    pub use terok_credentials::DbError;
+    pub use terok_credentials::auth::AuthError;
+    pub use terok_credentials::key::KeyError;
+    pub use terok_credentials::routes::RoutesError;
+    pub use terok_image_build::ImageBuildError;
+    pub use terok_podman::PodmanError;
+    pub use terok_roster::RosterError;
+    pub use terok_vault::VaultError;
+    pub use terok_vault::control::ControlError;
+}

@@ -1,21 +1,24 @@
-//! The life of a task after its launch: `list`, `start`, `stop`, `rm` (upstream 0.5.0 verbs,
-//! selecting containers by label, decisions.md §3 item 6).
+//! The life of a task after its launch: `list`, `start`, `stop`, `rm`, with containers
+//! selected by label (docs/decisions.md#3.6). `start` replays the launch's credential step
+//! from the task record: fresh tokens for the same providers, the same phantom files and
+//! config patches, a new `vault.env`.
 
 use std::collections::BTreeMap;
 
-use terok_container_env::{
-    ContainerEnvSpec, VaultWiring, vault_env, write_phantom_files, write_vault_env,
-};
-use terok_core::paths::TerokPaths;
+use terok_container_env::{ContainerEnvSpec, vault_env, write_task_credentials, write_vault_env};
 use terok_podman::{ContainerRuntime, LABEL_AGENT, LABEL_EXECUTOR, LABEL_TASK};
-use terok_roster::Roster;
+use terok_vault::control::ControlError;
 
 use crate::error::ExecutorError;
-use crate::task::{TaskRecord, TaskStore};
-use crate::vault::VaultClient;
+use crate::session::Executor;
+use crate::task::TaskRecord;
+
+/// Seconds a stopping task gets before it is killed.
+const STOP_GRACE_SECS: u32 = 10;
 
 /// One task as `list` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct TaskListing {
     /// Container name.
     pub name: String,
@@ -27,163 +30,208 @@ pub struct TaskListing {
     pub state: String,
     /// Seconds since creation.
     pub age_secs: i64,
-}
-
-/// Every task: containers carrying our label, and task directories whose container is gone
-/// (so `rm` can clean them). Sorted by name.
-pub async fn list_tasks<R: ContainerRuntime>(
-    runtime: &R,
-    store: &TaskStore,
-) -> Result<Vec<TaskListing>, ExecutorError> {
-    let now = terok_core::time::unix_now();
-    let records: BTreeMap<String, TaskRecord> = store
-        .list()
-        .into_iter()
-        .map(|r| (r.name.clone(), r))
-        .collect();
-    let mut out = Vec::new();
-    let containers = runtime.list(LABEL_EXECUTOR).await?;
-    for c in &containers {
-        let record = records.get(&c.name);
-        out.push(TaskListing {
-            name: c.name.clone(),
-            task_id: c
-                .labels
-                .get(LABEL_TASK)
-                .cloned()
-                .or_else(|| record.map(|r| r.id.clone()))
-                .unwrap_or_default(),
-            agent: c.labels.get(LABEL_AGENT).cloned().unwrap_or_default(),
-            state: c.state.clone(),
-            age_secs: (now - c.created_unix).max(0),
-        });
-    }
-    for (name, record) in &records {
-        if !containers.iter().any(|c| &c.name == name) {
-            out.push(TaskListing {
-                name: name.clone(),
-                task_id: record.id.clone(),
-                agent: record.agent.clone(),
-                state: "missing".to_owned(),
-                age_secs: (now - record.created_unix).max(0),
-            });
-        }
-    }
-    out.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(out)
+    /// The provider whose stored credential the model API keeps refusing for this task, if
+    /// any (its agent cannot work until a new one is stored).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential_rejected: Option<String>,
 }
 
 /// What `rm` did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Removed {
     /// The container existed and was removed.
     pub container: bool,
     /// The task directory existed and was removed.
     pub task_dir: bool,
-    /// Tokens revoked through the vault; `None` when the vault did not run (the caller
-    /// revokes in the database).
-    pub revoked: Option<usize>,
+    /// Tokens revoked (through the vault, or in the database when the vault does not run).
+    pub revoked: usize,
 }
 
-/// Removes a task: its container (running or not), its tokens, its task directory. `name` is a
-/// container name or a task id.
-pub async fn remove_task<R: ContainerRuntime>(
-    runtime: &R,
-    store: &TaskStore,
-    vault: Option<&VaultClient>,
-    name: &str,
-) -> Result<Removed, ExecutorError> {
-    let record = store.find(name);
-    let container_name = record.as_ref().map_or(name, |r| r.name.as_str()).to_owned();
-    let info = runtime.inspect(&container_name).await?;
-    // Only our own containers: a name that is not ours is not removed.
-    let ours = info
-        .as_ref()
-        .is_some_and(|c| c.labels.contains_key(LABEL_EXECUTOR));
-    if record.is_none() && !ours {
-        return Err(ExecutorError::TaskNotFound(name.to_owned()));
+impl<R: ContainerRuntime> Executor<R> {
+    /// Every task: containers carrying our label, and task directories whose container is
+    /// gone (so `rm` can clean them). Sorted by name.
+    pub async fn list_tasks(&self) -> Result<Vec<TaskListing>, ExecutorError> {
+        let now = terok_core::time::unix_now();
+        let records: BTreeMap<String, TaskRecord> = self
+            .task_store()
+            .list()
+            .into_iter()
+            .map(|r| (r.name.clone(), r))
+            .collect();
+        let containers = self.runtime.list(LABEL_EXECUTOR).await?;
+        // A vault that does not answer knows of no refusal.
+        let rejected: BTreeMap<String, String> = self
+            .vault
+            .rejections(None)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| (r.container, r.provider))
+            .collect();
+        let mut out: Vec<TaskListing> = containers
+            .iter()
+            .map(|c| TaskListing {
+                name: c.name.clone(),
+                task_id: c
+                    .labels
+                    .get(LABEL_TASK)
+                    .cloned()
+                    .or_else(|| records.get(&c.name).map(|r| r.id.clone()))
+                    .unwrap_or_default(),
+                agent: c.labels.get(LABEL_AGENT).cloned().unwrap_or_default(),
+                state: c.state.clone(),
+                age_secs: (now - c.created_unix).max(0),
+                credential_rejected: rejected.get(&c.name).cloned(),
+            })
+            .collect();
+        out.extend(
+            records
+                .values()
+                .filter(|r| !containers.iter().any(|c| c.name == r.name))
+                .map(|r| TaskListing {
+                    name: r.name.clone(),
+                    task_id: r.id.clone(),
+                    agent: r.agent.clone(),
+                    state: "missing".to_owned(),
+                    age_secs: (now - r.created_unix).max(0),
+                    credential_rejected: None,
+                }),
+        );
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
     }
-    let mut removed = Removed::default();
-    if ours {
-        runtime.remove(&container_name).await?;
-        removed.container = true;
-    }
-    removed.revoked = match vault {
-        Some(client) => match client.close(&container_name).await {
-            Ok(n) => Some(n),
-            Err(terok_vault::control::ControlError::NotRunning { .. }) => None,
-            Err(err) => return Err(err.into()),
-        },
-        None => None,
-    };
-    if let Some(record) = &record {
-        store.remove(&record.id)?;
-        removed.task_dir = true;
-    }
-    Ok(removed)
-}
 
-/// Stops a running task (it stays for a later `start`) and revokes its tokens.
-pub async fn stop_task<R: ContainerRuntime>(
-    runtime: &R,
-    store: &TaskStore,
-    vault: Option<&VaultClient>,
-    name: &str,
-) -> Result<String, ExecutorError> {
-    let container_name = resolve_container(runtime, store, name).await?;
-    runtime.stop(&container_name, 10).await?;
-    if let Some(client) = vault {
-        let _ = client.close(&container_name).await;
+    /// Removes a task — its container (running or not), its tokens, its task directory.
+    /// `name` is a container name or a task id; a container that is not ours is refused.
+    pub async fn remove_task(&self, name: &str) -> Result<Removed, ExecutorError> {
+        let store = self.task_store();
+        let record = store.find(name);
+        let container = record.as_ref().map_or(name, |r| r.name.as_str()).to_owned();
+        let ours = self
+            .runtime
+            .inspect(&container)
+            .await?
+            .is_some_and(|c| c.labels.contains_key(LABEL_EXECUTOR));
+        if record.is_none() && !ours {
+            return Err(ExecutorError::TaskNotFound(name.to_owned()));
+        }
+        let mut removed = Removed::default();
+        if ours {
+            self.runtime.remove(&container).await?;
+            removed.container = true;
+        }
+        if let Some(rootful) = record.as_ref().and_then(|r| r.rootful.as_ref()) {
+            give_back(rootful)?;
+        }
+        removed.revoked = self.revoke(&container).await?;
+        if let Some(record) = &record {
+            store.remove(&record.id)?;
+            removed.task_dir = true;
+        }
+        Ok(removed)
     }
-    Ok(container_name)
-}
 
-/// Starts a stopped task again. Its tokens were revoked when it stopped, so fresh ones are
-/// minted and written to its `vault.env` and phantom credential files before podman starts it.
-pub async fn start_task<R: ContainerRuntime>(
-    runtime: &R,
-    roster: &Roster,
-    paths: &TerokPaths,
-    vault: Option<&VaultClient>,
-    name: &str,
-) -> Result<String, ExecutorError> {
-    let store = TaskStore::new(paths.tasks_dir());
-    let container_name = resolve_container(runtime, &store, name).await?;
-    let info = runtime
-        .inspect(&container_name)
-        .await?
-        .ok_or_else(|| ExecutorError::TaskNotFound(name.to_owned()))?;
-    if info.state.running {
-        return Err(ExecutorError::AlreadyRunning(container_name));
+    /// Revokes `container`'s tokens: through the vault (which also closes its listener), or
+    /// in the database when the vault does not run.
+    async fn revoke(&self, container: &str) -> Result<usize, ExecutorError> {
+        match self.vault.close(container).await {
+            Ok(n) => Ok(n),
+            Err(ControlError::NotRunning { .. }) => match self.open_existing_db()? {
+                Some(db) => Ok(db.revoke_subject(container)?),
+                None => Ok(0),
+            },
+            Err(err) => Err(err.into()),
+        }
     }
-    if let Some(record) = store.find(&container_name)
-        && record.vault
-    {
-        let client = vault.ok_or(ExecutorError::VaultRequired)?;
-        let wiring: VaultWiring = client
-            .open(&container_name, record.providers.clone())
+
+    /// Stops a running task (it stays for a later `start`) and revokes its tokens; returns
+    /// the container name.
+    pub async fn stop_task(&self, name: &str) -> Result<String, ExecutorError> {
+        let container = self.our_container(name).await?;
+        self.runtime.stop(&container, STOP_GRACE_SECS).await?;
+        self.revoke(&container).await?;
+        if let Some(rootful) = self.task_store().find(&container).and_then(|r| r.rootful) {
+            give_back(&rootful)?;
+        }
+        Ok(container)
+    }
+
+    /// Starts a stopped task again. Its tokens were revoked when it stopped, so fresh ones are
+    /// minted and written to its phantom files and `vault.env` before podman starts it.
+    pub async fn start_task(&self, name: &str) -> Result<String, ExecutorError> {
+        let container = self.our_container(name).await?;
+        let info = self
+            .runtime
+            .inspect(&container)
+            .await?
+            .ok_or_else(|| ExecutorError::TaskNotFound(name.to_owned()))?;
+        if info.state.running {
+            return Err(ExecutorError::AlreadyRunning(container));
+        }
+        let record = self.task_store().find(&container);
+        if let Some(record) = record.as_ref().filter(|r| r.vault) {
+            self.rewire_credentials(record).await?;
+        }
+        if let Some(record) = &record
+            && let Some(rootful) = &record.rootful
+        {
+            let layout = self.task_store().layout(&record.id);
+            rootful
+                .hand_over(&layout.container_files())
+                .map_err(ExecutorError::io(
+                    "cannot hand the task's files to the container's user",
+                ))?;
+        }
+        self.runtime.start(&container).await?;
+        Ok(container)
+    }
+
+    /// The launch's credential step again, for a task about to restart.
+    async fn rewire_credentials(&self, record: &TaskRecord) -> Result<(), ExecutorError> {
+        let socket_uid = record.rootful.as_ref().map(|r| r.dev_uid);
+        let listener = self
+            .vault
+            .open(&record.name, record.providers.clone(), socket_uid)
             .await?
             .ok_or(ExecutorError::VaultRequired)?;
-        let layout = store.layout(&record.id);
-        let mut spec =
-            ContainerEnvSpec::new(&record.id, &record.agent, &layout.dir, &paths.mounts_dir);
-        spec.vault = Some(wiring.clone());
-        write_phantom_files(roster, &spec)?;
-        write_vault_env(&layout.agent_config(), &vault_env(roster, &wiring))?;
+        self.sync_routes(&listener.routes_hash).await?;
+        let wiring = listener.wiring;
+        let roster = self.roster()?;
+        let layout = self.task_store().layout(&record.id);
+        let mut spec = ContainerEnvSpec::new(
+            &record.id,
+            &record.agent,
+            &layout.dir,
+            &self.paths.mounts_dir,
+        );
+        spec.installed = record.installed.clone();
+        spec.vault = Some(wiring);
+        // Warnings of a restart (a shared config moved aside) have no one to tell; the file
+        // itself says what happened.
+        let _ = write_task_credentials(roster, &spec)?;
+        if let Some(wiring) = &spec.vault {
+            write_vault_env(&layout.agent_config(), &vault_env(roster, wiring))?;
+        }
+        Ok(())
     }
-    runtime.start(&container_name).await?;
-    Ok(container_name)
+
+    /// The container behind `name` (a container name or a task id), which must be ours.
+    async fn our_container(&self, name: &str) -> Result<String, ExecutorError> {
+        let container = self
+            .task_store()
+            .find(name)
+            .map_or_else(|| name.to_owned(), |r| r.name);
+        match self.runtime.inspect(&container).await? {
+            Some(info) if info.labels.contains_key(LABEL_EXECUTOR) => Ok(container),
+            _ => Err(ExecutorError::TaskNotFound(name.to_owned())),
+        }
+    }
 }
 
-/// The container behind `name` (a container name or a task id), which must be ours.
-async fn resolve_container<R: ContainerRuntime>(
-    runtime: &R,
-    store: &TaskStore,
-    name: &str,
-) -> Result<String, ExecutorError> {
-    let container_name = store.find(name).map_or_else(|| name.to_owned(), |r| r.name);
-    match runtime.inspect(&container_name).await? {
-        Some(info) if info.labels.contains_key(LABEL_EXECUTOR) => Ok(container_name),
-        _ => Err(ExecutorError::TaskNotFound(name.to_owned())),
-    }
+/// Gives a stopped task's workspace back to its owner.
+fn give_back(rootful: &crate::ownership::RootfulTask) -> Result<(), ExecutorError> {
+    rootful.give_back().map(drop).map_err(ExecutorError::io(
+        "cannot give the workspace back to its owner",
+    ))
 }

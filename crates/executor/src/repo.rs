@@ -1,6 +1,6 @@
-//! Classifying the repository argument of `run` (executor.md §5.1): an existing directory is
-//! mounted; anything that looks like a path but is not a directory is an error; the rest is a
-//! git URL cloned inside the container.
+//! Classifying the repository argument of `run`, as the Python terok-executor does: an existing
+//! directory is mounted; anything that looks like a path but is not a directory is an error;
+//! the rest is a git URL cloned inside the container.
 
 use std::path::{Path, PathBuf};
 
@@ -17,15 +17,20 @@ pub enum RepoSource {
     GitUrl(String),
 }
 
-/// Classifies `text`, resolving relative paths against `cwd`.
-pub fn classify_repo(text: &str, env: &HostEnv, cwd: &Path) -> Result<RepoSource, ExecutorError> {
+/// Classifies `text`, resolving relative paths against `cwd` (without one, a relative path
+/// that is not a URL is an error).
+pub fn classify_repo(
+    text: &str,
+    env: &HostEnv,
+    cwd: Option<&Path>,
+) -> Result<RepoSource, ExecutorError> {
     let expanded = terok_core::paths::expand_tilde(Path::new(text), env);
     let candidate = if expanded.is_absolute() {
-        expanded
+        Some(expanded)
     } else {
-        cwd.join(expanded)
+        cwd.map(|cwd| cwd.join(expanded))
     };
-    if candidate.is_dir() {
+    if let Some(candidate) = candidate.filter(|c| c.is_dir()) {
         let resolved = candidate.canonicalize().unwrap_or(candidate);
         return Ok(RepoSource::Local(resolved));
     }
@@ -34,6 +39,9 @@ pub fn classify_repo(text: &str, env: &HostEnv, cwd: &Path) -> Result<RepoSource
         || text == ".."
         || (!text.starts_with("git@") && !text.contains("://") && !text.contains(':'));
     if looks_like_path {
+        if cwd.is_none() && !Path::new(text).is_absolute() && !text.starts_with('~') {
+            return Err(ExecutorError::RelativeRepoWithoutCwd(text.to_owned()));
+        }
         return Err(ExecutorError::LocalPathNotFound(text.to_owned()));
     }
     Ok(RepoSource::GitUrl(text.to_owned()))
@@ -50,15 +58,15 @@ mod tests {
         let env = HostEnv::from_vars([("HOME", dir.path().to_str().unwrap())], 0);
         let resolved = dir.path().canonicalize().unwrap().join("proj");
         assert_eq!(
-            classify_repo("proj", &env, dir.path()).unwrap(),
+            classify_repo("proj", &env, Some(dir.path())).unwrap(),
             RepoSource::Local(resolved.clone())
         );
         assert_eq!(
-            classify_repo("~/proj", &env, Path::new("/")).unwrap(),
+            classify_repo("~/proj", &env, None).unwrap(),
             RepoSource::Local(resolved)
         );
         for missing in ["./nope", "/nope/x", "~/nope", "nope", "../nope"] {
-            let err = classify_repo(missing, &env, dir.path()).unwrap_err();
+            let err = classify_repo(missing, &env, Some(dir.path())).unwrap_err();
             assert_eq!(err.to_string(), format!("Local path not found: {missing}"));
         }
         for url in [
@@ -68,9 +76,13 @@ mod tests {
             "host:repo",
         ] {
             assert_eq!(
-                classify_repo(url, &env, dir.path()).unwrap(),
+                classify_repo(url, &env, None).unwrap(),
                 RepoSource::GitUrl(url.into())
             );
         }
+        assert!(matches!(
+            classify_repo("proj", &env, None),
+            Err(ExecutorError::RelativeRepoWithoutCwd(_))
+        ));
     }
 }

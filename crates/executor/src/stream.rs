@@ -3,7 +3,8 @@
 //! The choice (documented in docs/running.md): on a TTY the CLI renders each JSON event as a
 //! short line of text (assistant text as is, tool calls as `→ Tool argument`, the final result
 //! with its turn count); when stdout is a pipe or file, or with `--raw-output`, every line is
-//! passed through byte for byte, as upstream does, so scripts keep the full event stream.
+//! passed through byte for byte, as the Python terok-executor does, so scripts keep the full
+//! event stream.
 //! Lines that are not JSON (the init script's `>> …`) always pass through.
 
 use serde_json::Value;
@@ -18,6 +19,7 @@ pub fn render_stream_json_line(line: &str) -> Option<String> {
         return Some(line.to_owned());
     };
     match event["type"].as_str() {
+        Some("system") if event["subtype"] == "api_retry" => Some(api_retry(&event)),
         Some("system") if event["subtype"] == "init" => Some(format!(
             "» session started{}",
             event["model"]
@@ -57,6 +59,27 @@ pub fn render_stream_json_line(line: &str) -> Option<String> {
         }
         _ => None,
     }
+}
+
+/// Claude's `api_retry` event: `↻ API error 401 (authentication_failed); retry 2 of 10 in 1.1 s`.
+fn api_retry(event: &Value) -> String {
+    let status = event["error_status"]
+        .as_u64()
+        .map_or_else(|| "error".to_owned(), |s| format!("error {s}"));
+    let reason = event["error"]
+        .as_str()
+        .map(|e| format!(" ({})", first_line(e)))
+        .unwrap_or_default();
+    let attempt = event["attempt"].as_u64();
+    let max = event["max_retries"].as_u64();
+    let delay = event["retry_delay_ms"].as_f64().map(|ms| ms / 1000.0);
+    let retry = match (attempt, max, delay) {
+        (Some(n), Some(m), Some(d)) => format!("; retry {n} of {m} in {d:.1} s"),
+        (Some(n), Some(m), None) => format!("; retry {n} of {m}"),
+        (Some(n), None, _) => format!("; retry {n}"),
+        _ => "; retrying".to_owned(),
+    };
+    format!("↻ API {status}{reason}{retry}")
 }
 
 fn render_content(content: &Value) -> Option<String> {
@@ -121,6 +144,8 @@ mod tests {
             r#"{"type":"user","message":{"content":[{"type":"tool_result","content":"ok"}]}}"#,
             r#"{"type":"user","message":{"content":[{"type":"tool_result","is_error":true,"content":"File has not been read yet\nmore"}]}}"#,
             r#"{"type":"assistant","message":{"content":[{"type":"tool_use","name":"Bash","input":{"command":"pytest -q\necho"}}]}}"#,
+            r#"{"type":"system","subtype":"api_retry","attempt":2,"max_retries":10,"retry_delay_ms":1100,"error_status":401,"error":"authentication_failed"}"#,
+            r#"{"type":"system","subtype":"api_retry","error_status":529}"#,
             r#"{"type":"result","subtype":"success","num_turns":3,"duration_ms":4200,"result":"Fixed."}"#,
             "{not json",
         ];
@@ -135,6 +160,8 @@ mod tests {
         → Read /workspace/calc.py
           ✗ File has not been read yet
         → Bash pytest -q
+        ↻ API error 401 (authentication_failed); retry 2 of 10 in 1.1 s
+        ↻ API error 529; retrying
         ✓ done after 3 turns (4.2 s)
         {not json
         ");

@@ -1,7 +1,9 @@
 //! Task ids and the task store: one directory per task under `<executor state>/tasks/<id>/`
-//! (decisions.md §3 item 7) with a `task.json` record, so `list`, `start` and `rm` know what
-//! a container was launched with even after the launching process is gone.
+//! (docs/decisions.md: the task directory lives under the executor's state root) with a
+//! `task.json` record, so `list`, `start` and `rm` know what a container was launched with
+//! even after the launching process is gone.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -27,8 +29,31 @@ pub fn container_name(id: &str) -> String {
     format!("{CONTAINER_PREFIX}{id}")
 }
 
-/// What a task was launched with.
+/// How a task runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum TaskMode {
+    /// Once on a prompt; the launcher follows its output to the end.
+    Headless,
+    /// A container to log into.
+    Interactive,
+}
+
+impl TaskMode {
+    /// `headless` or `interactive`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Headless => "headless",
+            Self::Interactive => "interactive",
+        }
+    }
+}
+
+/// What a task was launched with: enough for `start` to give a stopped task the same wiring
+/// again (fresh tokens for the same providers, the same phantom files and config patches).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct TaskRecord {
     /// Task id.
     pub id: String,
@@ -36,8 +61,8 @@ pub struct TaskRecord {
     pub name: String,
     /// Agent.
     pub agent: String,
-    /// `headless` or `interactive`.
-    pub mode: String,
+    /// How it runs.
+    pub mode: TaskMode,
     /// The repository argument as given (a resolved path or a URL).
     pub repo: String,
     /// The git URL cloned inside, when there is one.
@@ -52,8 +77,16 @@ pub struct TaskRecord {
     /// Providers the launch asked the vault for (`start` asks for the same).
     #[serde(default)]
     pub providers: Vec<String>,
+    /// Roster entries installed in the image (their config directories are mounted); `None`
+    /// when the image was given as a tag and nothing restricts it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub installed: Option<BTreeSet<String>>,
     /// `--rm`: removed (container, task dir, tokens) when the run ends.
     pub remove_on_exit: bool,
+    /// Rootful: `dev`'s host ids and the workspace lent to it, to hand over again on `start`
+    /// and give back when the container stops.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rootful: Option<crate::ownership::RootfulTask>,
 }
 
 /// The task directories.
@@ -163,14 +196,16 @@ mod tests {
             id: id.into(),
             name: container_name(id),
             agent: "claude".into(),
-            mode: "headless".into(),
+            mode: TaskMode::Headless,
             repo: "/src".into(),
             git_url: None,
             image: "img".into(),
             created_unix: created,
             vault: true,
             providers: vec!["claude".into()],
+            installed: None,
             remove_on_exit: false,
+            rootful: None,
         }
     }
 
@@ -180,6 +215,15 @@ mod tests {
         assert!(is_task_id(&a), "{a}");
         assert_ne!(a, new_task_id().unwrap());
         assert!(!is_task_id("../etc/passw"));
+    }
+
+    #[test]
+    fn records_of_earlier_versions_still_read() {
+        let old = r#"{"id":"aaaaaaaaaaaa","name":"n","agent":"claude","mode":"interactive",
+            "repo":"/src","image":"img","created_unix":1,"vault":true,"remove_on_exit":false}"#;
+        let record: TaskRecord = serde_json::from_str(old).unwrap();
+        assert_eq!(record.mode, TaskMode::Interactive);
+        assert!(record.providers.is_empty() && record.installed.is_none());
     }
 
     #[test]

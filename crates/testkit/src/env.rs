@@ -26,8 +26,17 @@ impl IsolatedEnv {
             "etc-terok",
             "state",
             "work",
+            "etc",
         ] {
             std::fs::create_dir_all(env.dir.path().join(sub))?;
+        }
+        // The host's account and subordinate-id files, read-only copies: `setup` may reserve
+        // an id range in these, never in the real ones.
+        for name in ["passwd", "group", "subuid", "subgid"] {
+            let real = Path::new("/etc").join(name);
+            if real.exists() {
+                std::fs::copy(&real, env.host_ids_dir().join(name))?;
+            }
         }
         Ok(env)
     }
@@ -55,6 +64,11 @@ impl IsolatedEnv {
     /// The system config directory that stands in for `/etc/terok`.
     pub fn system_config_dir(&self) -> PathBuf {
         self.root().join("etc-terok")
+    }
+
+    /// Where the host's id files are read and reserved (`TEROK_HOST_IDS_DIR`).
+    pub fn host_ids_dir(&self) -> PathBuf {
+        self.root().join("etc")
     }
 
     /// The state root (`TEROK_ROOT`).
@@ -106,6 +120,10 @@ impl IsolatedEnv {
             (
                 "TEROK_SYSTEM_CONFIG_DIR".to_owned(),
                 self.system_config_dir().into_os_string(),
+            ),
+            (
+                "TEROK_HOST_IDS_DIR".to_owned(),
+                self.host_ids_dir().into_os_string(),
             ),
             ("NO_COLOR".to_owned(), OsString::from("1")),
             ("TZ".to_owned(), OsString::from("UTC")),

@@ -10,12 +10,17 @@
 //! Dev-only: shipped crates may use it only as a dev-dependency (`cargo xtask layers` and
 //! deny.toml enforce this).
 
+// A tool, not shipped: it writes its files (fixtures, configs) directly.
+#![allow(clippy::disallowed_methods)]
+
 pub mod agents;
 pub mod base_image;
+pub mod cli;
 pub mod env;
 pub mod model;
 pub mod podman;
 pub mod server;
+pub mod unix_http;
 pub mod upstream;
 
 pub use env::IsolatedEnv;

@@ -56,9 +56,34 @@ pub struct ModelScript {
     /// Answer to requests without tools (default `OK`).
     #[serde(default)]
     pub side_answer: Option<String>,
+    /// Refuse every Messages request instead (a key the API does not accept).
+    #[serde(default)]
+    pub reject: Option<Refusal>,
+}
+
+/// An API refusing the credential: the status and the error type of its error body.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Refusal {
+    /// 401 or 403.
+    pub status: u16,
+    /// `authentication_error`, `permission_error`, …
+    pub error_type: String,
 }
 
 impl ModelScript {
+    /// A script that refuses every request with `status` and `error_type`.
+    pub fn refusing(status: u16, error_type: &str) -> Self {
+        Self {
+            turns: Vec::new(),
+            side_answer: None,
+            reject: Some(Refusal {
+                status,
+                error_type: error_type.to_owned(),
+            }),
+        }
+    }
+
     /// Reads a script from YAML (or JSON) text; `file` names it in errors.
     pub fn parse(text: &str, file: &std::path::Path) -> Result<Self, String> {
         terok_core::yaml::parse_typed(text, file).map_err(|e| format!("{e:?}"))
@@ -146,7 +171,10 @@ async fn respond(State(shared): State<Shared>, request: Request) -> Response {
             let chars = body.len() as u64;
             json_response(&json!({ "input_tokens": (chars / 4).max(1) }))
         }
-        (&Method::POST, "/v1/messages") => messages(&shared, &parts.headers, &body),
+        (&Method::POST, "/v1/messages") => match &shared.script.reject {
+            Some(refusal) => refused(refusal),
+            None => messages(&shared, &parts.headers, &body),
+        },
         _ => {
             let mut response = json_response(&json!({
                 "type": "error",
@@ -156,6 +184,17 @@ async fn respond(State(shared): State<Shared>, request: Request) -> Response {
             response
         }
     }
+}
+
+/// The Messages API's answer to a key it does not accept.
+fn refused(refusal: &Refusal) -> Response {
+    let mut response = json_response(&json!({
+        "type": "error",
+        "error": {"type": refusal.error_type, "message": "invalid x-api-key"}
+    }));
+    *response.status_mut() =
+        StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::UNAUTHORIZED);
+    response
 }
 
 fn json_response(value: &Value) -> Response {

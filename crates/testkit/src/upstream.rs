@@ -28,6 +28,8 @@ pub struct RecordedRequest {
     pub headers: Vec<(String, String)>,
     /// Body.
     pub body: Vec<u8>,
+    /// When it arrived.
+    pub at: std::time::Instant,
 }
 
 impl RecordedRequest {
@@ -51,6 +53,7 @@ impl RecordedRequest {
                 })
                 .collect(),
             body: body.to_vec(),
+            at: std::time::Instant::now(),
         }
     }
 

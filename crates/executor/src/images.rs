@@ -1,0 +1,240 @@
+//! The session's images: a [`BuildRequest`] from what the caller chose and config.yml's
+//! `image:` section, building what is missing or stale (with build locks and recorded checks
+//! under the state root), their presence as data, and their removal.
+
+use terok_core::config::PackageFamily;
+use terok_image_build::{
+    BuildEvent, BuildRequest, BuiltImages, CaSource, ImageBuilder, LABEL_CONTENT_HASH, LABEL_LAYER,
+};
+use terok_podman::ContainerRuntime;
+
+use crate::error::ExecutorError;
+use crate::session::Executor;
+
+/// How long a launch trusts a recorded image check whose inputs are unchanged.
+pub const IMAGE_CHECK_TRUST: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Which images to build, as a caller chooses them; what is left `None` comes from config.yml
+/// (`image.base_image`, `image.family`, `image.agents`), then the defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ImageChoice {
+    /// The base image of L0.
+    pub base: Option<String>,
+    /// Its package family, when its name does not say.
+    pub family: Option<PackageFamily>,
+    /// The agent selection (`all`, `claude,codex`, `all,-vibe`).
+    pub agents: Option<String>,
+    /// Rebuild the agent layer even when it is current.
+    pub rebuild: bool,
+    /// Rebuild everything without podman's cache.
+    pub full_rebuild: bool,
+    /// Also build a sidecar tool image.
+    pub sidecar: Option<SidecarChoice>,
+}
+
+/// Which sidecar tool image to build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SidecarChoice {
+    /// The roster's only sidecar tool.
+    TheOnlyOne,
+    /// This tool.
+    Named(String),
+}
+
+/// One image a launch needs and whether it exists (built by terok, with its content hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ImageState {
+    /// `L0` or `L1`.
+    pub layer: &'static str,
+    /// Tag.
+    pub tag: String,
+    /// Whether it exists.
+    pub present: bool,
+}
+
+/// What [`Executor::remove_images`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RemovedImages {
+    /// Each removed image, by its references.
+    pub removed: Vec<Vec<String>>,
+    /// Images that stayed (used by a container, …), with podman's reason.
+    pub kept: Vec<(String, String)>,
+}
+
+impl<R: ContainerRuntime> Executor<R> {
+    /// The build request for `choice`: the choice first, then config.yml, then the defaults.
+    pub fn build_request(&self, choice: &ImageChoice) -> Result<BuildRequest, ExecutorError> {
+        let config = &self.config.config.image;
+        let roster = self.roster()?;
+        let selection_text = choice
+            .agents
+            .clone()
+            .or_else(|| config.agents.clone())
+            .unwrap_or_else(|| "all".to_owned());
+        Ok(BuildRequest {
+            base_image: choice
+                .base
+                .clone()
+                .unwrap_or_else(|| config.base_image.clone()),
+            family: choice.family.or(config.family),
+            selection: roster.resolve_selection(&selection_text)?,
+            rebuild: choice.rebuild,
+            full_rebuild: choice.full_rebuild,
+            sidecar: self.sidecar_tool(choice.sidecar.as_ref())?,
+            ca: self.ca_source(),
+            user_snippet: self.user_snippet()?,
+        })
+    }
+
+    /// The tool whose sidecar image `choice` asks for.
+    fn sidecar_tool(
+        &self,
+        choice: Option<&SidecarChoice>,
+    ) -> Result<Option<String>, ExecutorError> {
+        let roster = self.roster()?;
+        match choice {
+            None => Ok(None),
+            Some(SidecarChoice::Named(tool)) => Ok(Some(roster.sidecar(tool)?.1.tool_name.clone())),
+            Some(SidecarChoice::TheOnlyOne) => {
+                let tools: Vec<String> = roster.sidecars().map(|(a, _)| a.name.clone()).collect();
+                match tools.as_slice() {
+                    [one] => Ok(Some(one.clone())),
+                    [] => Err(ExecutorError::NoSidecarTool),
+                    _ => Err(ExecutorError::AmbiguousSidecar { tools }),
+                }
+            }
+        }
+    }
+
+    /// The CA certificates L0 installs (`image.ca_certificates`).
+    fn ca_source(&self) -> CaSource {
+        match &self.config.config.image.ca_certificates {
+            None => CaSource::default(),
+            Some(paths) if paths.is_empty() => CaSource::None,
+            Some(paths) => CaSource::Paths(
+                paths
+                    .iter()
+                    .map(|p| terok_core::paths::expand_tilde(p, &self.env))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// The Dockerfile fragment appended to L1: the inline snippet, then the file's.
+    fn user_snippet(&self) -> Result<Option<String>, ExecutorError> {
+        let config = &self.config.config.image;
+        let mut snippet = config.user_snippet_inline.clone().unwrap_or_default();
+        if let Some(file) = &config.user_snippet_file {
+            let path = terok_core::paths::expand_tilde(file, &self.env);
+            let text = std::fs::read_to_string(&path)
+                .map_err(|source| ExecutorError::UserSnippetFile { path, source })?;
+            if !snippet.is_empty() {
+                snippet.push('\n');
+            }
+            snippet.push_str(&text);
+        }
+        Ok(Some(snippet).filter(|s| !s.trim().is_empty()))
+    }
+
+    /// An image builder with the session's build locks and recorded checks; `trust` is how
+    /// long a recorded check answers without podman (launches), `None` to always ask.
+    pub(crate) fn image_builder(
+        &self,
+        trust: Option<std::time::Duration>,
+    ) -> Result<ImageBuilder<'_, R>, ExecutorError> {
+        Ok(ImageBuilder::new(&*self.runtime, self.roster()?)
+            .with_lock_dir(self.paths.image_locks_dir())
+            .with_stamps(self.paths.image_stamps_dir(), trust))
+    }
+
+    /// Builds the images of `request` that are missing or stale; `on_event` gets progress.
+    pub async fn ensure_images(
+        &self,
+        request: &BuildRequest,
+        on_event: &mut (dyn FnMut(BuildEvent) + Send),
+    ) -> Result<BuiltImages, ExecutorError> {
+        Ok(self.image_builder(None)?.ensure(request, on_event).await?)
+    }
+
+    /// Whether podman answers; the error says why not.
+    pub async fn podman_status(&self) -> Result<(), terok_podman::PodmanError> {
+        self.runtime
+            .images_with_label(LABEL_LAYER)
+            .await
+            .map(|_| ())
+    }
+
+    /// The L0 and L1 images of `request` and whether each exists (built by terok). One podman
+    /// call, which also asks about the base image, so that a session that remembers image
+    /// checks answers the build check that follows without asking again.
+    pub async fn image_states(
+        &self,
+        request: &BuildRequest,
+    ) -> Result<Vec<ImageState>, ExecutorError> {
+        let tags = ImageBuilder::<R>::tags(request);
+        let found = self
+            .runtime
+            .image_inspect_many(&[request.base_image.clone(), tags.l0.clone(), tags.l1.clone()])
+            .await?;
+        Ok([("L0", tags.l0), ("L1", tags.l1)]
+            .into_iter()
+            .zip(found.into_iter().skip(1))
+            .map(|((layer, tag), info)| ImageState {
+                layer,
+                tag,
+                present: info.is_some_and(|img| img.labels.contains_key(LABEL_CONTENT_HASH)),
+            })
+            .collect())
+    }
+
+    /// The images of `request` a launch would have to build. A check recorded in the last
+    /// [`IMAGE_CHECK_TRUST`] (by a build or a launch) whose inputs are unchanged answers
+    /// without podman.
+    pub async fn missing_images(
+        &self,
+        request: &BuildRequest,
+    ) -> Result<Vec<ImageState>, ExecutorError> {
+        let recent = self
+            .image_builder(Some(IMAGE_CHECK_TRUST))?
+            .recent_check(request)
+            .is_some();
+        if recent {
+            return Ok(Vec::new());
+        }
+        let mut states = self.image_states(request).await?;
+        states.retain(|s| !s.present);
+        Ok(states)
+    }
+
+    /// Removes every image terok built (found by label) and forgets the recorded checks.
+    pub async fn remove_images(&self) -> Result<RemovedImages, ExecutorError> {
+        let images = self.runtime.images_with_label(LABEL_LAYER).await?;
+        let mut report = RemovedImages::default();
+        for image in &images {
+            // Removing every tag removes the image; by id podman refuses multi-tagged images.
+            let refs = if image.tags.is_empty() {
+                vec![image.id.clone()]
+            } else {
+                image.tags.clone()
+            };
+            match self.runtime.image_remove(&refs, false).await {
+                Ok(()) => report.removed.push(refs),
+                Err(err) => report
+                    .kept
+                    .push((refs.first().cloned().unwrap_or_default(), err.to_string())),
+            }
+        }
+        // The recorded checks describe images that are gone now.
+        match std::fs::remove_dir_all(self.paths.image_stamps_dir()) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                return Err(ExecutorError::io("cannot forget the recorded image checks")(err));
+            }
+            _ => {}
+        }
+        Ok(report)
+    }
+}

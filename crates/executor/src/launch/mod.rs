@@ -1,0 +1,484 @@
+//! A launch: one agent in one new container, in named steps around a [`plan::LaunchPlan`].
+//!
+//! 1. plan — check the options, decide what happens (nothing is created);
+//! 2. image — build what is missing or stale;
+//! 3. task — a task id, a container name, a private task directory;
+//! 4. vault — the container's listener opened and its tokens minted *before* it exists;
+//! 5. environment — env and mounts assembled, phantom credential files written;
+//! 6. agent config — `/home/dev/.terok`: wrappers, instructions, prompt;
+//! 7. record — `task.json`, so `list`, `start` and `rm` know the task later;
+//! 8. container — headless: one `podman run` with the output streamed; interactive: a
+//!    detached container that waits for `podman exec`.
+//!
+//! A failing step undoes the ones before it ([`Undo`]): no container, no task directory, no
+//! token, no listener is left behind.
+
+pub(crate) mod options;
+pub(crate) mod plan;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use terok_container_env::{
+    AgentConfigSpec, ContainerEnv, ContainerEnvSpec, Relabel, TaskLayout, VaultWiring, Workspace,
+    assemble_container_env, clone_cache, prepare_agent_config,
+};
+use terok_podman::{
+    ContainerRuntime, LABEL_AGENT, LABEL_EXECUTOR, LABEL_TASK, LogStream, RunSpec, Sharing,
+    VolumeSpec,
+};
+use terok_roster::{
+    HeadlessOptions, InstructionsDelivery, headless_command, instructions_delivery,
+    resolve_instructions,
+};
+use tokio::time::Instant;
+
+use crate::container_user::ContainerUser;
+use crate::error::ExecutorError;
+use crate::images::IMAGE_CHECK_TRUST;
+use crate::launched::{LaunchedTask, READY_MARKER, TaskHandles};
+use crate::ownership::RootfulTask;
+use crate::repo::RepoSource;
+use crate::session::Executor;
+use crate::task::{TaskRecord, TaskStore, container_name, new_task_id};
+use crate::vault::VaultClient;
+use options::{ImageSource, Mode, RunEvent, RunOptions};
+use plan::LaunchPlan;
+
+/// Seconds the host waits beyond the agent's own timeout before it stops the container (the
+/// init script and image start-up run before the in-container timer starts).
+pub const HOST_TIMEOUT_GRACE_SECS: u64 = 30;
+
+/// A progress callback.
+pub type OnRunEvent<'a> = &'a mut (dyn FnMut(RunEvent) + Send);
+
+impl<R: ContainerRuntime> Executor<R> {
+    /// Launches `options`. On error nothing is left behind: no task directory, no token, no
+    /// listener, no container.
+    pub async fn launch(
+        &self,
+        options: &RunOptions,
+        on_event: OnRunEvent<'_>,
+    ) -> Result<LaunchedTask<R>, ExecutorError> {
+        let plan = self.plan_launch(options)?;
+        let warnings = plan.settings.warnings.iter().cloned();
+        for warning in warnings.chain(self.inert_settings()) {
+            on_event(RunEvent::Warning(warning));
+        }
+        on_event(RunEvent::EgressOpen);
+        let image = self.launch_image(&plan, on_event).await?;
+        let mut launch = Launch::begin(self, plan, image)?;
+        match launch.run(on_event).await {
+            Ok(task) => Ok(task),
+            Err(err) => {
+                launch.undo.run().await;
+                Err(err)
+            }
+        }
+    }
+
+    /// Step 2: the image the container runs, built first when missing or stale.
+    async fn launch_image(
+        &self,
+        plan: &LaunchPlan<'_>,
+        on_event: OnRunEvent<'_>,
+    ) -> Result<String, ExecutorError> {
+        match &plan.options.image {
+            ImageSource::Tag(tag) => Ok(tag.clone()),
+            ImageSource::Ensure(request) => {
+                let built = self
+                    .image_builder(Some(IMAGE_CHECK_TRUST))?
+                    .ensure(request, &mut |event| on_event(RunEvent::Image(event)))
+                    .await?;
+                Ok(built.l1.tag)
+            }
+        }
+    }
+
+    /// The handles a task needs after its launch, shared with the session.
+    pub(crate) fn task_handles(&self) -> TaskHandles<R> {
+        TaskHandles {
+            runtime: Arc::clone(&self.runtime),
+            vault: self.vault.clone(),
+            store: self.task_store(),
+            clone_cache: self.paths.clone_cache_dir(),
+        }
+    }
+}
+
+/// A launch in progress: the plan, the task it created, and what to undo if a step fails.
+struct Launch<'e, 'o, R> {
+    executor: &'e Executor<R>,
+    plan: LaunchPlan<'o>,
+    image: String,
+    id: String,
+    name: String,
+    layout: TaskLayout,
+    /// Who the container's users are on the host.
+    user: ContainerUser,
+    undo: Undo<R>,
+}
+
+impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
+    /// Step 3: a task id, a container name and a new private task directory.
+    fn begin(
+        executor: &'e Executor<R>,
+        plan: LaunchPlan<'o>,
+        image: String,
+    ) -> Result<Self, ExecutorError> {
+        let id = new_task_id()?;
+        let name = plan
+            .options
+            .name
+            .clone()
+            .unwrap_or_else(|| container_name(&id));
+        let workspace = match &plan.workspace {
+            Workspace::Host(dir) => Some(dir.as_path()),
+            Workspace::Task => None,
+        };
+        let user = executor.container_user(workspace)?;
+        let store = executor.task_store();
+        let layout = store.create(&id)?;
+        let undo = Undo {
+            runtime: Arc::clone(&executor.runtime),
+            vault: executor.vault.clone(),
+            store,
+            task_id: id.clone(),
+            name: name.clone(),
+            vault_opened: false,
+            container_created: false,
+            lent: None,
+        };
+        Ok(Self {
+            executor,
+            plan,
+            image,
+            id,
+            name,
+            layout,
+            user,
+            undo,
+        })
+    }
+
+    /// Steps 4–8.
+    async fn run(&mut self, on_event: OnRunEvent<'_>) -> Result<LaunchedTask<R>, ExecutorError> {
+        if let Some(range) = self.user.unreserved {
+            on_event(RunEvent::Warning(format!(
+                "no id range is reserved for terok in /etc/subuid and /etc/subgid; the \
+                 container's users map to {}–{}, free today — `terok-executor setup` reserves it",
+                range.start,
+                u64::from(range.start) + u64::from(range.count) - 1
+            )));
+        }
+        let wiring = self.wire_vault(on_event).await?;
+        let env = self.assemble(wiring.as_ref(), on_event)?;
+        self.write_agent_config(&env, on_event)?;
+        self.hand_over()?;
+        let spec = self.run_spec(env);
+        let record = self.save_record(wiring.is_some())?;
+        on_event(RunEvent::Launching {
+            name: self.name.clone(),
+            image: self.image.clone(),
+        });
+        let (output, deadline) = self.start_container(&spec).await?;
+        let image_stamp = match &self.plan.options.image {
+            ImageSource::Ensure(_) => Some(terok_image_build::stamp_file(
+                &self.executor.paths.image_stamps_dir(),
+                &self.image,
+            )),
+            ImageSource::Tag(_) => None,
+        };
+        Ok(LaunchedTask::new(
+            self.executor.task_handles(),
+            record,
+            output,
+            deadline,
+            wiring,
+            image_stamp,
+        ))
+    }
+
+    /// Step 4: the listener opened and the tokens minted, before the container exists; the
+    /// daemon made to serve the roster's routes as they are now.
+    async fn wire_vault(
+        &mut self,
+        on_event: OnRunEvent<'_>,
+    ) -> Result<Option<VaultWiring>, ExecutorError> {
+        let listener = self
+            .executor
+            .vault
+            .open(
+                &self.name,
+                self.plan.providers.clone(),
+                self.user.socket_uid(),
+            )
+            .await?;
+        self.undo.vault_opened = listener.is_some();
+        let wiring = match listener {
+            Some(listener) => {
+                let changes = self.executor.sync_routes(&listener.routes_hash).await?;
+                if !changes.is_empty() {
+                    on_event(RunEvent::RoutesUpdated { changes });
+                }
+                Some(listener.wiring)
+            }
+            None => None,
+        };
+        match &wiring {
+            Some(w) => on_event(RunEvent::VaultWired {
+                providers: w.tokens.keys().cloned().collect(),
+            }),
+            None if self.plan.options.vault_required => return Err(ExecutorError::VaultRequired),
+            None => {}
+        }
+        Ok(wiring)
+    }
+
+    /// What decides the container's environment and mounts.
+    fn env_spec(&self, wiring: Option<&VaultWiring>) -> ContainerEnvSpec {
+        let options = self.plan.options;
+        let mut spec = ContainerEnvSpec::new(
+            &self.id,
+            &self.plan.agent.name,
+            &self.layout.dir,
+            &self.executor.paths.mounts_dir,
+        );
+        spec.workspace = self.plan.workspace.clone();
+        spec.code_repo = self.plan.git_url.clone();
+        spec.branch = options.branch.clone();
+        if let Some(human) = &options.human_identity {
+            spec.authorship = "agent-human".to_owned();
+            spec.human_name = human.name.clone();
+            spec.human_email = human.email.clone();
+        }
+        spec.unrestricted = !options.restricted;
+        spec.timezone = options.timezone.clone().or_else(|| {
+            terok_core::timezone::detect_host_timezone(&self.executor.env, Path::new("/"))
+        });
+        spec.shared_dir = options
+            .shared_dir
+            .as_deref()
+            .map(|d| self.executor.absolute(d).unwrap_or_else(|| d.to_path_buf()));
+        if let Some(mount) = &options.shared_mount {
+            spec.shared_mount = mount.clone();
+        }
+        spec.vault = wiring.cloned();
+        spec.installed = self.plan.installed.clone();
+        spec
+    }
+
+    /// Step 5: env and mounts, phantom credential files, and a git-URL workspace seeded from
+    /// the clone cache (the container only fetches then).
+    fn assemble(
+        &self,
+        wiring: Option<&VaultWiring>,
+        on_event: OnRunEvent<'_>,
+    ) -> Result<ContainerEnv, ExecutorError> {
+        let env = assemble_container_env(self.executor.roster()?, &self.env_spec(wiring))?;
+        for warning in &env.warnings {
+            on_event(RunEvent::Warning(warning.clone()));
+        }
+        if let (Some(url), Workspace::Task) = (&self.plan.git_url, &self.plan.workspace)
+            && let Err(err) = clone_cache::seed_workspace(
+                &self.executor.paths.clone_cache_dir(),
+                url,
+                &self.layout.workspace(),
+            )
+        {
+            on_event(RunEvent::Warning(format!(
+                "{err}; cloning from scratch instead"
+            )));
+        }
+        Ok(env)
+    }
+
+    /// Step 6: the agent-config directory.
+    fn write_agent_config(
+        &self,
+        env: &ContainerEnv,
+        on_event: OnRunEvent<'_>,
+    ) -> Result<(), ExecutorError> {
+        let defaults = &self.executor.defaults;
+        let project_root = match &self.plan.repo {
+            RepoSource::Local(dir) => Some(dir.as_path()),
+            RepoSource::GitUrl(_) => None,
+        };
+        let instructions = resolve_instructions(
+            defaults.instructions.as_ref(),
+            &self.plan.agent.name,
+            project_root,
+        );
+        let (prompt, initial_prompt) = match &self.plan.options.mode {
+            Mode::Headless { prompt } => (Some(self.full_prompt(prompt, &instructions)), None),
+            Mode::Interactive { initial_prompt } => (None, initial_prompt.clone()),
+        };
+        let prepared = prepare_agent_config(
+            self.executor.roster()?,
+            &AgentConfigSpec {
+                task_id: self.id.clone(),
+                agent: self.plan.agent.name.clone(),
+                dir: self.layout.agent_config(),
+                instructions,
+                prompt,
+                initial_prompt,
+                subagents: defaults.subagents.clone(),
+                selected_subagents: Vec::new(),
+                base_dir: project_root.map(Path::to_path_buf),
+                vault_env: env.vault_env.clone(),
+            },
+        )?;
+        for warning in prepared.warnings {
+            on_event(RunEvent::Warning(warning));
+        }
+        Ok(())
+    }
+
+    /// The headless prompt: configured instructions for agents without a channel for them
+    /// (only when configured: the Python terok-executor's standalone runner never does this),
+    /// the settings' prefix, then the user's prompt.
+    fn full_prompt(&self, prompt: &str, instructions: &str) -> String {
+        let mut parts: Vec<String> = Vec::new();
+        if self.executor.defaults.instructions.is_some()
+            && instructions_delivery(&self.plan.agent) == InstructionsDelivery::PromptPrefix
+        {
+            parts.push(instructions.to_owned());
+        }
+        parts.extend(self.plan.settings.prompt_prefix.iter().cloned());
+        parts.push(prompt.to_owned());
+        parts.join("\n\n")
+    }
+
+    /// Step 6b, rootful: the task's files and a root-owned workspace handed to the container's
+    /// `dev` (given back by the undo should a later step fail).
+    fn hand_over(&mut self) -> Result<(), ExecutorError> {
+        let Some(rootful) = &self.user.rootful else {
+            return Ok(());
+        };
+        self.undo.lent = Some(rootful.clone());
+        rootful
+            .hand_over(&self.layout.container_files())
+            .map_err(ExecutorError::io(
+                "cannot hand the task's files to the container's user",
+            ))
+    }
+
+    /// The container: hardened, labelled, its environment through a pipe or an env file.
+    fn run_spec(&self, env: ContainerEnv) -> RunSpec {
+        let options = self.plan.options;
+        let command = if options.is_headless() {
+            let cmd = headless_command(
+                &self.plan.agent,
+                &HeadlessOptions {
+                    timeout_secs: self.plan.settings.timeout_secs,
+                    model: self.plan.settings.model.clone(),
+                    max_turns: self.plan.settings.max_turns,
+                },
+            );
+            format!("init-ssh-and-repo.sh && {}", cmd.to_shell())
+        } else {
+            format!("init-ssh-and-repo.sh && echo {READY_MARKER}; tail -f /dev/null")
+        };
+        RunSpec {
+            name: self.name.clone(),
+            image: self.image.clone(),
+            command: vec!["bash".to_owned(), "-lc".to_owned(), command],
+            env: env.env,
+            volumes: env.volumes.iter().map(to_volume_spec).collect(),
+            labels: vec![
+                (LABEL_EXECUTOR.to_owned(), "1".to_owned()),
+                (LABEL_TASK.to_owned(), self.id.clone()),
+                (LABEL_AGENT.to_owned(), self.plan.agent.name.clone()),
+            ],
+            restricted: options.restricted,
+            user_mapping: self.user.mapping,
+            memory: options.memory.clone(),
+            cpus: options.cpus.clone(),
+            gpus: options.gpus.clone(),
+            init: true,
+            ..RunSpec::default()
+        }
+    }
+
+    /// Step 7: the task record.
+    fn save_record(&self, vault: bool) -> Result<TaskRecord, ExecutorError> {
+        let record = TaskRecord {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            agent: self.plan.agent.name.clone(),
+            mode: self.plan.mode(),
+            repo: self.plan.repo_text(),
+            git_url: self.plan.git_url.clone(),
+            image: self.image.clone(),
+            created_unix: terok_core::time::unix_now(),
+            vault,
+            providers: self.plan.providers.clone(),
+            installed: self.plan.installed.clone(),
+            remove_on_exit: self.plan.options.remove_on_exit,
+            rootful: self.user.rootful.clone(),
+        };
+        self.undo.store.save(&record)?;
+        Ok(record)
+    }
+
+    /// Step 8: the container started; its output, and the host's deadline for a headless run.
+    async fn start_container(
+        &mut self,
+        spec: &RunSpec,
+    ) -> Result<(LogStream, Option<Instant>), ExecutorError> {
+        let runtime = &self.executor.runtime;
+        if self.plan.options.is_headless() {
+            let stream = runtime.run_streaming(spec)?;
+            self.undo.container_created = true;
+            let limit = self.plan.settings.timeout_secs + HOST_TIMEOUT_GRACE_SECS;
+            return Ok((stream, Some(Instant::now() + Duration::from_secs(limit))));
+        }
+        runtime.create(spec, &self.layout.private_dir()).await?;
+        self.undo.container_created = true;
+        runtime.start(&self.name).await?;
+        Ok((runtime.follow_logs(&self.name)?, None))
+    }
+}
+
+fn to_volume_spec(volume: &terok_container_env::Volume) -> VolumeSpec {
+    VolumeSpec {
+        host: volume.host.clone(),
+        container: volume.container.clone(),
+        sharing: match volume.relabel {
+            Relabel::Private => Sharing::Private,
+            Relabel::Shared => Sharing::Shared,
+            Relabel::None => Sharing::None,
+        },
+        read_only: volume.read_only,
+    }
+}
+
+/// What a launch that fails half-way takes back: the container, the listener and its
+/// tokens, the task directory.
+struct Undo<R> {
+    runtime: Arc<R>,
+    vault: VaultClient,
+    store: TaskStore,
+    task_id: String,
+    name: String,
+    vault_opened: bool,
+    container_created: bool,
+    /// The workspace lent to the container's `dev`, to give back.
+    lent: Option<RootfulTask>,
+}
+
+impl<R: ContainerRuntime> Undo<R> {
+    async fn run(&self) {
+        if self.container_created {
+            let _ = self.runtime.remove(&self.name).await;
+        }
+        if let Some(lent) = &self.lent {
+            let _ = lent.give_back();
+        }
+        if self.vault_opened {
+            let _ = self.vault.close(&self.name).await;
+        }
+        let _ = self.store.remove(&self.task_id);
+    }
+}

@@ -1,0 +1,187 @@
+//! What a caller asks of a launch ([`RunOptions`]: a typed field for every applicable `run`
+//! flag) and what the launch tells it while it happens ([`RunEvent`]).
+
+use std::path::PathBuf;
+
+use terok_credentials::routes::RouteChange;
+use terok_image_build::{BuildEvent, BuildRequest};
+use terok_podman::GpuRequest;
+
+use crate::host::GitIdentity;
+
+/// What the agent does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Mode {
+    /// Run once on `prompt`, stream the output, end with the agent's exit code.
+    Headless {
+        /// The task.
+        prompt: String,
+    },
+    /// Start a container to log into (`podman exec -it NAME bash -l`).
+    Interactive {
+        /// First message of the agent's session, if any.
+        initial_prompt: Option<String>,
+    },
+}
+
+/// Which image the container runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ImageSource {
+    /// This image, as it is.
+    Tag(String),
+    /// The L1 image of this request, built first when missing or stale.
+    Ensure(BuildRequest),
+}
+
+/// Every option of a headless or interactive launch.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct RunOptions {
+    /// The agent (a roster name).
+    pub agent: String,
+    /// A directory or a git URL.
+    pub repo: String,
+    /// Headless or interactive.
+    pub mode: Mode,
+    /// The image.
+    pub image: ImageSource,
+    /// The model, for agents that can choose one.
+    pub model: Option<String>,
+    /// The turn limit.
+    pub max_turns: Option<u32>,
+    /// Seconds before the agent is stopped (default: configured, else 1800).
+    pub timeout_secs: Option<u64>,
+    /// Container name (default `terok-executor-<task id>`).
+    pub name: Option<String>,
+    /// Branch to clone or create (git URLs).
+    pub branch: Option<String>,
+    /// No auto-approve and `no-new-privileges` (no sudo inside).
+    pub restricted: bool,
+    /// GPUs through CDI.
+    pub gpus: Option<GpuRequest>,
+    /// Memory limit (`4g`).
+    pub memory: Option<String>,
+    /// CPU limit (`2.0`).
+    pub cpus: Option<String>,
+    /// The human the agent commits with (as co-author).
+    pub human_identity: Option<GitIdentity>,
+    /// A host directory shared with the task.
+    pub shared_dir: Option<PathBuf>,
+    /// Where it is mounted (default `/shared`).
+    pub shared_mount: Option<String>,
+    /// Time zone of the container (default: the host's).
+    pub timezone: Option<String>,
+    /// The host directory a git URL is cloned into (default: inside the task directory).
+    pub workspace_dir: Option<PathBuf>,
+    /// Remove the container, its task directory and its tokens when the run ends.
+    pub remove_on_exit: bool,
+    /// Fail instead of launching without credentials when the vault does not run.
+    pub vault_required: bool,
+    /// Providers the task gets a phantom token for besides its agent's own (and those of
+    /// config.yml's `vault.task_credentials`).
+    pub extra_credentials: Vec<String>,
+}
+
+impl RunOptions {
+    /// A headless run of `agent` on `repo` with `prompt`, everything else at its default.
+    pub fn headless(
+        agent: impl Into<String>,
+        repo: impl Into<String>,
+        prompt: impl Into<String>,
+        image: ImageSource,
+    ) -> Self {
+        Self::new(
+            agent,
+            repo,
+            Mode::Headless {
+                prompt: prompt.into(),
+            },
+            image,
+        )
+    }
+
+    /// An interactive container for `agent` on `repo`.
+    pub fn interactive(
+        agent: impl Into<String>,
+        repo: impl Into<String>,
+        image: ImageSource,
+    ) -> Self {
+        Self::new(
+            agent,
+            repo,
+            Mode::Interactive {
+                initial_prompt: None,
+            },
+            image,
+        )
+    }
+
+    /// A launch of `agent` on `repo` in `mode`, everything else at its default.
+    pub fn new(
+        agent: impl Into<String>,
+        repo: impl Into<String>,
+        mode: Mode,
+        image: ImageSource,
+    ) -> Self {
+        Self {
+            agent: agent.into(),
+            repo: repo.into(),
+            mode,
+            image,
+            model: None,
+            max_turns: None,
+            timeout_secs: None,
+            name: None,
+            branch: None,
+            restricted: false,
+            gpus: None,
+            memory: None,
+            cpus: None,
+            human_identity: None,
+            shared_dir: None,
+            shared_mount: None,
+            timezone: None,
+            workspace_dir: None,
+            remove_on_exit: false,
+            vault_required: false,
+            extra_credentials: Vec::new(),
+        }
+    }
+
+    /// Whether the launcher follows the run to its end.
+    pub fn is_headless(&self) -> bool {
+        matches!(self.mode, Mode::Headless { .. })
+    }
+}
+
+/// Progress of a launch, for the caller to show.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum RunEvent {
+    /// Image preparation.
+    Image(BuildEvent),
+    /// Something the user asked for that does not apply, said once.
+    Warning(String),
+    /// The task's network is not filtered ([`crate::EGRESS_OPEN`] says what that means).
+    EgressOpen,
+    /// The vault listener is open; tokens were minted for these providers (none when no
+    /// credential is stored for them).
+    VaultWired {
+        /// Providers with a token.
+        providers: Vec<String>,
+    },
+    /// The vault served routes of an older roster; it serves the roster's now.
+    RoutesUpdated {
+        /// What changed, by provider.
+        changes: Vec<RouteChange>,
+    },
+    /// The container is being created.
+    Launching {
+        /// Container name.
+        name: String,
+        /// Image.
+        image: String,
+    },
+}

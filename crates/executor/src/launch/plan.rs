@@ -1,0 +1,217 @@
+//! [`LaunchPlan`]: everything a launch decides before it creates anything — the agent, where
+//! the code comes from, the settings of the run, which roster entries the image has and which
+//! providers the container gets tokens for. A bad option fails here, with nothing to undo.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use terok_container_env::Workspace;
+use terok_podman::ContainerRuntime;
+use terok_roster::{Agent, RunOverrides, RunSettings, apply_provider_config};
+
+use crate::error::ExecutorError;
+use crate::launch::options::{ImageSource, Mode, RunOptions};
+use crate::repo::{RepoSource, classify_repo};
+use crate::session::Executor;
+use crate::task::TaskMode;
+
+/// What a launch will do.
+#[derive(Debug)]
+pub(crate) struct LaunchPlan<'o> {
+    /// The caller's options.
+    pub options: &'o RunOptions,
+    /// The agent's roster entry.
+    pub agent: Agent,
+    /// Where the code comes from.
+    pub repo: RepoSource,
+    /// The git URL cloned inside, if any.
+    pub git_url: Option<String>,
+    /// Where `/workspace` comes from.
+    pub workspace: Workspace,
+    /// Model, turn limit, timeout, prompt prefix.
+    pub settings: RunSettings,
+    /// Roster entries the image has (`None`: unknown, nothing is left out).
+    pub installed: Option<BTreeSet<String>>,
+    /// Providers the container gets tokens for (those with a stored credential): the
+    /// agent's own and the ones asked for, never every stored one.
+    pub providers: Vec<String>,
+}
+
+impl LaunchPlan<'_> {
+    /// How the task runs.
+    pub fn mode(&self) -> TaskMode {
+        match self.options.mode {
+            Mode::Headless { .. } => TaskMode::Headless,
+            Mode::Interactive { .. } => TaskMode::Interactive,
+        }
+    }
+
+    /// The repository as recorded: a resolved path or the URL.
+    pub fn repo_text(&self) -> String {
+        match &self.repo {
+            RepoSource::Local(dir) => dir.display().to_string(),
+            RepoSource::GitUrl(url) => url.clone(),
+        }
+    }
+}
+
+impl<R: ContainerRuntime> Executor<R> {
+    /// Checks `options` and decides what the launch does; creates nothing.
+    pub(crate) fn plan_launch<'o>(
+        &self,
+        options: &'o RunOptions,
+    ) -> Result<LaunchPlan<'o>, ExecutorError> {
+        let roster = self.roster()?;
+        let agent = roster.agent(&options.agent)?.clone();
+        if options.remove_on_exit && !options.is_headless() {
+            return Err(ExecutorError::RemoveOnExitInteractive);
+        }
+        let repo = classify_repo(&options.repo, &self.env, self.cwd.as_deref())?;
+        let installed = installed_entries(&options.image, &agent)?;
+        let (git_url, workspace) = self.workspace_of(&repo, options)?;
+        let settings = apply_provider_config(
+            &agent,
+            &RunOverrides {
+                model: options.model.clone(),
+                max_turns: options.max_turns,
+                timeout_secs: options.timeout_secs,
+                subagents: !self.defaults.subagents.is_empty(),
+            },
+            &self.defaults.settings,
+        );
+        let providers = self.task_providers(&agent, options)?;
+        Ok(LaunchPlan {
+            options,
+            agent,
+            repo,
+            git_url,
+            workspace,
+            settings,
+            installed,
+            providers,
+        })
+    }
+
+    /// The providers a task of `agent` gets tokens for: its own, then the ones the run and
+    /// config.yml ask for. A token is a way for the agent to act as the user there, so no
+    /// other stored credential is handed out.
+    fn task_providers(
+        &self,
+        agent: &Agent,
+        options: &RunOptions,
+    ) -> Result<Vec<String>, ExecutorError> {
+        let roster = self.roster()?;
+        let mut providers: BTreeSet<String> = roster
+            .provider_for(agent)
+            .map(|p| p.name.clone())
+            .into_iter()
+            .collect();
+        let asked = options
+            .extra_credentials
+            .iter()
+            .chain(&self.config.config.vault.task_credentials);
+        for name in asked {
+            let provider = roster
+                .provider(name)
+                .ok_or_else(|| ExecutorError::UnknownProvider {
+                    name: name.clone(),
+                    known: roster.providers().map(|p| p.name.clone()).collect(),
+                })?;
+            providers.insert(provider.name.clone());
+        }
+        Ok(providers.into_iter().collect())
+    }
+
+    /// The git URL to clone (if any) and where `/workspace` comes from.
+    fn workspace_of(
+        &self,
+        repo: &RepoSource,
+        options: &RunOptions,
+    ) -> Result<(Option<String>, Workspace), ExecutorError> {
+        let workspace_dir = match &options.workspace_dir {
+            Some(dir) => {
+                let dir = self
+                    .absolute(dir)
+                    .filter(|d| d.is_dir())
+                    .ok_or_else(|| ExecutorError::WorkspaceNotADirectory(dir.clone()))?;
+                Some(dir)
+            }
+            None => None,
+        };
+        let (url, workspace) = match repo {
+            RepoSource::Local(dir) => (None, Workspace::Host(dir.clone())),
+            RepoSource::GitUrl(url) => (
+                Some(url.clone()),
+                workspace_dir.map_or(Workspace::Task, Workspace::Host),
+            ),
+        };
+        if let Workspace::Host(dir) = &workspace {
+            self.refuse_terok_files_in("workspace", dir)?;
+        }
+        if let Some(dir) = &options.shared_dir {
+            let dir = self.absolute(dir).unwrap_or_else(|| dir.clone());
+            self.refuse_terok_files_in("shared directory", &dir)?;
+        }
+        Ok((url, workspace))
+    }
+
+    /// A directory lent to the container (`lent`: the workspace, the shared directory) that
+    /// holds terok's own files (`run claude ~`), or lies inside them, would hand the agent the
+    /// vault, the other tasks and the config that decides its own limits.
+    fn refuse_terok_files_in(
+        &self,
+        lent: &'static str,
+        workspace: &Path,
+    ) -> Result<(), ExecutorError> {
+        let paths = &self.paths;
+        let db = self.vault_paths.db();
+        let own: [(&'static str, &Path); 9] = [
+            ("credentials database", &db),
+            ("vault directory", &paths.vault_dir),
+            ("shared agent configs", &paths.mounts_dir),
+            ("runtime directory", &paths.runtime_dir),
+            ("state directory", &paths.state_root),
+            ("task directory", &paths.executor_state_dir),
+            ("sandbox state directory", &paths.sandbox_state_dir),
+            ("config directory", &paths.user_config_dir),
+            ("system config directory", &paths.system_config_dir),
+        ];
+        let workspace = canonical(workspace);
+        for (what, path) in own {
+            let path = canonical(path);
+            if path.starts_with(&workspace) || workspace.starts_with(&path) {
+                return Err(ExecutorError::WorkspaceHoldsTerokFiles {
+                    lent,
+                    workspace,
+                    what,
+                    path,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `path` with links resolved when it exists (a missing path is compared as it is).
+fn canonical(path: &Path) -> PathBuf {
+    path.canonicalize().unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// The roster entries the image of `source` has; an agent that is not among them fails.
+fn installed_entries(
+    source: &ImageSource,
+    agent: &Agent,
+) -> Result<Option<BTreeSet<String>>, ExecutorError> {
+    match source {
+        ImageSource::Tag(_) => Ok(None),
+        ImageSource::Ensure(request) => {
+            if !request.selection.contains(&agent.name) {
+                return Err(ExecutorError::AgentNotInImage {
+                    agent: agent.name.clone(),
+                    selection: request.selection.join(","),
+                });
+            }
+            Ok(Some(request.selection.iter().cloned().collect()))
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! config.yml keys that are accepted for compatibility but do nothing yet, said as such rather
+//! than ignored silently, and the plain statement that a task's egress is open until the
+//! egress firewall exists.
+
+use terok_core::config::{NetworkSection, ServicesMode, TerokConfig};
+use terok_podman::ContainerRuntime;
+
+use crate::session::Executor;
+
+/// What every launch says until the egress firewall exists.
+pub const EGRESS_OPEN: &str = "egress is open: the agent can reach any address the container's \
+                               network reaches (this host's services, your LAN, the internet); \
+                               the egress firewall (shield) is not implemented yet";
+
+/// The keys of `config` that are set but have no effect yet, each with what that means.
+pub fn inert_settings(config: &TerokConfig) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut inert = |key: &str, set: bool, meaning: &str| {
+        if set {
+            out.push(format!("config.yml `{key}` has no effect yet: {meaning}"));
+        }
+    };
+    let no_shield = "the egress firewall (shield) is not implemented";
+    let shield = &config.shield;
+    inert(
+        "shield.bypass_firewall_no_protection",
+        shield.bypass_firewall_no_protection,
+        no_shield,
+    );
+    inert("shield.profiles", !shield.profiles.is_empty(), no_shield);
+    inert("shield.audit", shield.audit.is_some(), no_shield);
+    inert(
+        "shield.upstream_dns",
+        shield.upstream_dns.is_some(),
+        no_shield,
+    );
+    inert(
+        "services.mode: tcp",
+        config.services.mode == ServicesMode::Tcp,
+        "the vault serves each task on a Unix socket",
+    );
+    inert(
+        "vault.port",
+        config.vault.port.is_some(),
+        "the vault serves each task on a Unix socket",
+    );
+    inert(
+        "vault.ssh_signer_port",
+        config.vault.ssh_signer_port.is_some(),
+        "the SSH signer is not implemented",
+    );
+    let no_gate = "the git gate is not implemented; git URLs are cloned directly";
+    inert(
+        "gate_server.port",
+        config.gate_server.port.is_some(),
+        no_gate,
+    );
+    inert(
+        "gate_server.repos_dir",
+        config.gate_server.repos_dir.is_some(),
+        no_gate,
+    );
+    inert(
+        "network.port_range_start/end",
+        config.network != NetworkSection::default(),
+        "no host port is allocated",
+    );
+    inert(
+        "ssh.use_personal",
+        config.ssh.use_personal,
+        "the SSH signer is not implemented",
+    );
+    out
+}
+
+impl<R: ContainerRuntime> Executor<R> {
+    /// The keys of the session's config.yml that do nothing yet.
+    pub fn inert_settings(&self) -> Vec<String> {
+        inert_settings(&self.config.config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_keys_without_effect_are_named() {
+        assert!(inert_settings(&TerokConfig::default()).is_empty());
+        let mut config = TerokConfig::default();
+        config.shield.profiles = vec!["dev-python".into()];
+        config.services.mode = ServicesMode::Tcp;
+        let said = inert_settings(&config);
+        assert_eq!(said.len(), 2, "{said:?}");
+        assert!(said[0].starts_with("config.yml `shield.profiles` has no effect yet"));
+    }
+}

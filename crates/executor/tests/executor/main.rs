@@ -1,0 +1,13 @@
+//! The executor as an orchestrator embeds it: a session opened on the recording fake runtime
+//! (or real podman) with a real vault daemon served in the test process.
+
+// Test helpers may panic: a panic is how a test reports failure.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
+
+mod auth;
+mod launch;
+mod rejections;
+mod routes;
+mod sessions;
+mod support;
+mod vault_container;
