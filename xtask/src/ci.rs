@@ -54,6 +54,9 @@ pub fn run() -> anyhow::Result<()> {
     } else {
         run_echo(cargo().args(["test", "--workspace", "--locked", "--no-fail-fast"]))?;
     }
+    step("examples");
+    // An orchestrator's first read (crates/executor/examples): it must keep building.
+    run_echo(cargo().args(["build", "--workspace", "--examples", "--locked"]))?;
     step("doc tests");
     run_echo(cargo().args(["test", "--workspace", "--locked", "--doc"]))?;
     println!("\nci: all checks passed");

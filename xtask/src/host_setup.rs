@@ -91,6 +91,20 @@ pub fn setup(cargo_tools: bool) -> anyhow::Result<()> {
         }
     }
 
+    if root {
+        // Rootful containers map their users into a range no account uses: reserve it, so
+        // `useradd` never hands it out.
+        let etc = Path::new("/etc");
+        let found = terok_core::subids::id_reservation(etc);
+        if !found.reserved {
+            terok_core::subids::reserve_ids(etc, found.range)?;
+            changed.push(format!(
+                "reserved ids {}+{} for terok in /etc/subuid and /etc/subgid",
+                found.range.start, found.range.count
+            ));
+        }
+    }
+
     let conf = containers_conf_path(root)?;
     if configure_podman(&conf)? {
         changed.push(format!("configured {}", conf.display()));

@@ -133,6 +133,29 @@ fn only_terok_podman_spawns_podman() {
     );
 }
 
+/// Architecture Invariant: no child process inherits the vault key or passphrase — every
+/// file that starts a process removes `SECRET_VARS` from its environment.
+#[test]
+fn every_child_process_is_started_without_the_vault_secrets() {
+    // terok-testkit is dev-only tooling; the CLI starts no process (clap's `Command` is not one).
+    let mut found = Vec::new();
+    for path in library_sources(&["testkit", "cli"]) {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let code: Vec<(usize, &str)> = non_test_lines(&text).collect();
+        let scrubs = code.iter().any(|(_, l)| l.contains("SECRET_VARS"));
+        for (line_no, line) in &code {
+            if line.contains("Command::new(") && !scrubs {
+                found.push(format!("{}:{line_no}: {}", relative(&path), line.trim()));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "processes started with the vault secrets in their environment:\n{}",
+        found.join("\n")
+    );
+}
+
 #[test]
 fn architecture_doc_shows_the_layers_table() {
     let doc_path = workspace_root().join("docs/architecture.md");
@@ -152,5 +175,129 @@ fn roster_schema_doc_is_current() {
     assert!(
         committed == crate::docs::roster_schema_text(),
         "docs/roster.schema.json is out of date with crates/roster/src/schema.rs; run `cargo xtask docs`"
+    );
+}
+
+/// Every file under `dir` (any kind), skipping build output and git metadata.
+fn all_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                if path
+                    .file_name()
+                    .is_some_and(|n| n == "target" || n == ".git")
+                {
+                    continue;
+                }
+                stack.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The texts a reference outside the repository shows up as: the reference files of the
+/// Python original and our early decision notes, which lived next to the repository. Built
+/// with `concat!` so that this file does not match itself.
+const OUTSIDE_REFERENCES: &[&str] = &[
+    concat!("executor", ".md"),
+    concat!("sandbox", ".md"),
+    concat!("..", "/shared"),
+    concat!("/work", "/shared"),
+];
+
+/// A section citation of the decisions file points outside the repository unless it is the
+/// one under `docs/`.
+const DECISIONS_CITATION: &str = concat!("decisions", ".md §");
+
+/// What on `line` points outside the repository, if anything.
+fn outside_reference(line: &str) -> Option<&'static str> {
+    if let Some(found) = OUTSIDE_REFERENCES.iter().find(|p| line.contains(**p)) {
+        return Some(found);
+    }
+    line.match_indices(DECISIONS_CITATION)
+        .any(|(at, _)| !line[..at].ends_with("docs/"))
+        .then_some(DECISIONS_CITATION)
+}
+
+#[test]
+fn no_reference_points_outside_the_repository() {
+    // The project explains itself: comments and docs cite docs/decisions.md and
+    // docs/compatibility.md, never files that only exist on some machine.
+    let root = workspace_root();
+    let mut files = vec![root.join("README.md")];
+    for dir in ["crates", "xtask", "docs", "resources"] {
+        files.extend(all_files(&root.join(dir)));
+    }
+    let mut found = Vec::new();
+    for path in files {
+        let Ok(bytes) = std::fs::read(&path) else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        for (line_no, line) in text.lines().enumerate() {
+            if let Some(pattern) = outside_reference(line) {
+                found.push(format!(
+                    "{}:{}: `{pattern}` in: {}",
+                    relative(&path),
+                    line_no + 1,
+                    line.trim()
+                ));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "references to files outside the repository (cite docs/decisions.md or \
+         docs/compatibility.md by section instead):\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn outside_references_are_recognised() {
+    let decisions = concat!("decisions", ".md");
+    assert_eq!(
+        outside_reference(&format!("(docs/{decisions} §3.3)")),
+        None,
+        "the in-repository file is fine"
+    );
+    assert!(outside_reference(&format!("({decisions} §3 item 3)")).is_some());
+    assert!(outside_reference(&format!("docs/{decisions} §1, {decisions} §2")).is_some());
+    assert!(outside_reference(concat!("see executor", ".md §4")).is_some());
+    assert!(outside_reference(concat!("..", "/shared/spec")).is_some());
+    assert_eq!(outside_reference("docs/compatibility.md §9.2"), None);
+}
+
+#[test]
+fn no_source_file_imports_one_that_imports_it_back() {
+    let root = workspace_root();
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root.join("crates"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join("src"))
+        .collect();
+    dirs.push(root.join("xtask/src"));
+    dirs.sort();
+    let mut found = Vec::new();
+    for src in dirs {
+        for cycle in crate::module_graph::cycles(&crate::module_graph::graph(&src)) {
+            let names: Vec<String> = cycle.iter().map(|p| relative(p)).collect();
+            found.push(names.join(" -> "));
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "files that import each other (move what both need into a module of its own):\n{}",
+        found.join("\n")
     );
 }

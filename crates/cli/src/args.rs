@@ -67,8 +67,20 @@ pub enum Command {
     Uninstall(UninstallArgs),
     /// Print the effective configuration: every config.yml layer merged, defaults filled in.
     ShowConfig(ShowConfigArgs),
+    /// Check this host and its tasks: podman, the vault, its routes, refused credentials.
+    Doctor(DoctorArgs),
     /// The token broker that keeps real credentials on the host.
     Vault(VaultArgs),
+}
+
+/// Arguments of `doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Only this task (container name or task id); default: every running task.
+    pub task: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `show-config`.
@@ -86,7 +98,8 @@ pub struct AgentsArgs {
     /// What to do (default: list).
     #[command(subcommand)]
     pub command: Option<AgentsCommand>,
-    /// Options of the default `list` (so `agents --all` works as it did upstream).
+    /// Options of the default `list` (so `agents --all` works as it does in the Python
+    /// terok-executor).
     #[command(flatten)]
     pub list: AgentsListArgs,
 }
@@ -203,7 +216,8 @@ pub struct UninstallArgs {
 pub struct AuthArgs {
     /// The agent or tool to authenticate (see `agents list --all`).
     pub agent: String,
-    /// Store this API key instead of logging in; `-` reads it from stdin.
+    /// Store this API key instead of logging in; `-` reads it from stdin (preferred: a key on
+    /// the command line shows in the process list and the shell history).
     #[arg(long, value_name = "KEY")]
     pub api_key: Option<String>,
     /// Base image of the auth container (OAuth logins; default: image.base_image).
@@ -230,12 +244,21 @@ pub enum VaultCommand {
     Stop,
     /// Show the vault's state: daemon, database, routes, credentials, listeners, leaks.
     Status,
-    /// Regenerate routes.json from the roster (and reload a running daemon).
-    Routes,
+    /// Regenerate routes.json from the roster, reload a running daemon, and show what it
+    /// serves.
+    Routes(VaultRoutesArgs),
     /// List stored credentials (never their values); with --tokens, live tokens by container.
     List(VaultListArgs),
     /// Remove leaked credential files and revoke the tokens of containers that no longer run.
     Clean(VaultCleanArgs),
+}
+
+/// Arguments of `vault routes`.
+#[derive(Debug, Args)]
+pub struct VaultRoutesArgs {
+    /// Print the served routes as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `vault list`.
@@ -258,8 +281,9 @@ pub struct VaultCleanArgs {
 /// Arguments of `run`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Exit status: the agent's own (124 when --timeout fired, 130 on Ctrl-C), \
-                        1 when the launch failed, 3 when setup is needed."
+    after_help = "Exit status: the agent's own (124 when --timeout fired, 130 on Ctrl-C, 77 when \
+                  the model API kept refusing the stored credential), 1 when the launch failed, \
+                  3 when setup is needed."
 )]
 pub struct RunArgs {
     /// The agent (see `terok-executor agents`).
@@ -300,7 +324,7 @@ pub struct RunArgs {
     /// GPUs through CDI: all, nvidia, amd, intel, or vendor:index lists (amd:1,intel).
     #[arg(long, value_name = "SPEC")]
     pub gpus: Option<String>,
-    /// Same as --gpus all (deprecated upstream).
+    /// Same as --gpus all (deprecated in the Python terok-executor).
     #[arg(long, hide = true, conflicts_with = "gpus")]
     pub gpu: bool,
     /// Memory limit, e.g. 4g.
@@ -337,6 +361,14 @@ pub struct RunArgs {
     /// Same as --output raw.
     #[arg(long, hide = true, conflicts_with = "output")]
     pub raw_output: bool,
+    /// Also give the task a phantom token for PROVIDER (e.g. `gh` for a task that opens pull
+    /// requests); repeatable. Only the agent's own provider gets one otherwise.
+    #[arg(long = "credential", value_name = "PROVIDER")]
+    pub credentials: Vec<String>,
+    /// Keep waiting for the agent when the model API refuses the stored credential (by
+    /// default the run stops after three refusals in a row, exit status 77).
+    #[arg(long)]
+    pub no_fail_fast: bool,
     /// Accepted for compatibility; the git gate is not available yet, so URLs are cloned directly.
     #[arg(long, hide = true, overrides_with = "no_gate")]
     pub gate: bool,

@@ -1,147 +1,166 @@
-//! What every verb needs from the invocation: the host environment, the chosen config source,
-//! and (loaded on first use) the configuration, paths and roster.
+//! What every verb needs from the invocation: the global flags, the [`Executor`] session
+//! (opened on first use), and the one async runtime of the process.
 
-use std::cell::OnceCell;
+use std::cell::{Cell, OnceCell};
+use std::ffi::OsString;
 
-use terok_core::config::{ConfigSource, LoadedConfig, load_config};
+use terok_core::config::ConfigSource;
 use terok_core::env::HostEnv;
-use terok_core::paths::TerokPaths;
-use terok_roster::{Roster, RosterLoader};
+use terok_executor::{Executor, VaultLauncher};
 
-use crate::args::GlobalArgs;
+use crate::args::{Command, GlobalArgs, VaultCommand};
 
-/// The invocation's environment, resolved lazily and at most once.
+/// The invocation: flags, the session and the runtime, each made at most once.
 pub struct Context {
     /// The process environment.
     pub env: HostEnv,
-    /// Which config files to read (`--config`, `--raw`, or the layers).
-    pub config_source: ConfigSource,
     /// `-v` count.
     pub verbose: u8,
-    /// `--connection`.
-    pub connection: Option<String>,
-    config: OnceCell<LoadedConfig>,
-    paths: OnceCell<TerokPaths>,
-    roster: OnceCell<Roster>,
+    global: GlobalArgs,
+    /// The subcommands this command tree is mounted under (empty for `terok-executor`).
+    mount_path: Vec<String>,
+    /// `vault serve` runs a daemon: it needs worker threads, and no memory of image checks.
+    daemon: bool,
+    executor: OnceCell<Executor>,
+    runtime: OnceCell<tokio::runtime::Runtime>,
+    warned: Cell<bool>,
 }
 
 impl Context {
     /// Captures the process environment and the global flags.
-    pub fn new(global: &GlobalArgs) -> Self {
+    pub fn new(global: GlobalArgs, mount_path: &[&str], command: &Command) -> Self {
+        let daemon =
+            matches!(command, Command::Vault(v) if matches!(v.command, VaultCommand::Serve));
+        let mut env = HostEnv::from_process();
+        if daemon {
+            // A daemon started by a session gets the vault key through a pipe, not its
+            // environment.
+            env = terok_executor::receive_handed_secrets(env, std::io::stdin().lock());
+        }
         Self {
-            env: HostEnv::from_process(),
-            config_source: ConfigSource::from_flags(global.config.clone(), global.raw),
+            env,
             verbose: global.verbose,
-            connection: global.connection.clone(),
-            config: OnceCell::new(),
-            paths: OnceCell::new(),
-            roster: OnceCell::new(),
+            global,
+            mount_path: mount_path.iter().map(|s| (*s).to_owned()).collect(),
+            daemon,
+            executor: OnceCell::new(),
+            runtime: OnceCell::new(),
+            warned: Cell::new(false),
         }
     }
 
-    /// The validated, merged configuration.
-    pub fn config(&self) -> miette::Result<&LoadedConfig> {
-        if let Some(config) = self.config.get() {
-            return Ok(config);
+    /// Which config files to read (`--config`, `--raw`, or the layers).
+    pub fn config_source(&self) -> ConfigSource {
+        ConfigSource::from_flags(self.global.config.clone(), self.global.raw)
+    }
+
+    /// The session, opened on first use.
+    pub fn executor(&self) -> miette::Result<&Executor> {
+        if let Some(executor) = self.executor.get() {
+            return Ok(executor);
         }
-        let loaded = load_config(&self.config_source, &self.env)?;
-        Ok(self.config.get_or_init(|| loaded))
-    }
-
-    /// Host paths (they depend on `paths.root` in the configuration).
-    pub fn paths(&self) -> miette::Result<&TerokPaths> {
-        if let Some(paths) = self.paths.get() {
-            return Ok(paths);
+        let mut builder = Executor::builder(self.env.clone())
+            .config(self.config_source())
+            .connection(self.global.connection.clone())
+            // One command is short-lived: a check followed by a build asks podman once.
+            .remember_image_checks(!self.daemon)
+            .vault_launcher(self.vault_launcher()?);
+        if let Ok(cwd) = std::env::current_dir() {
+            builder = builder.cwd(cwd);
         }
-        let root = self.config()?.config.paths.root.clone();
-        let paths = TerokPaths::resolve(&self.env, root.as_deref())?;
-        Ok(self.paths.get_or_init(|| paths))
+        let executor = builder.build()?;
+        Ok(self.executor.get_or_init(|| executor))
     }
 
-    /// The roster: bundled entries with the system and user overrides. Load warnings are
-    /// printed once, here.
-    pub fn roster(&self) -> miette::Result<&Roster> {
-        if let Some(roster) = self.roster.get() {
-            return Ok(roster);
-        }
-        let roster = RosterLoader::for_paths(self.paths()?).load()?;
-        for warning in roster.warnings() {
-            eprintln!("warning: {warning}");
-        }
-        Ok(self.roster.get_or_init(|| roster))
-    }
-
-    /// The vault's files and sockets.
-    pub fn vault_paths(&self) -> miette::Result<terok_vault::VaultPaths> {
-        let mut paths = terok_vault::VaultPaths::from_terok(self.paths()?);
-        paths.db_override = self
-            .config()?
-            .config
-            .credentials
-            .db_path
-            .as_ref()
-            .map(|p| terok_core::paths::expand_tilde(p, &self.env));
-        Ok(paths)
-    }
-
-    /// Where the credential key comes from.
-    pub fn key_options(&self) -> miette::Result<terok_credentials::KeyOptions> {
-        let mut options =
-            terok_credentials::KeyOptions::new(self.vault_paths()?.vault_dir, self.env.clone());
-        options.passphrase_command = self.config()?.config.credentials.passphrase_command.clone();
-        Ok(options)
-    }
-
-    /// Opens the credential database (creating it and its key on first use).
-    pub fn open_db(&self) -> miette::Result<terok_credentials::CredentialDb> {
-        let paths = self.vault_paths()?;
-        let (key, source) = terok_credentials::resolve_key(&self.key_options()?, &paths.db())?;
-        Ok(terok_credentials::CredentialDb::open(
-            &paths.db(),
-            key,
-            &source.to_string(),
-        )?)
-    }
-
-    /// Opens the credential database if it exists (read-only verbs must not create it).
-    pub fn open_existing_db(&self) -> miette::Result<Option<terok_credentials::CredentialDb>> {
-        if !self.vault_paths()?.db().exists() {
-            return Ok(None);
-        }
-        self.open_db().map(Some)
-    }
-
-    /// The podman runtime, honouring `--connection`. One invocation is short-lived, so image
-    /// inspections are remembered (preflight and the build check ask podman once).
-    pub fn podman(&self) -> terok_podman::PodmanCli {
-        terok_podman::PodmanCli::new()
-            .with_connection(self.connection.clone())
-            .with_image_memo()
-    }
-
-    /// Runs a future to completion on a single-threaded runtime (the CLI does one thing at a time).
-    pub fn block_on<F: std::future::Future>(&self, future: F) -> miette::Result<F::Output> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| miette::miette!("cannot start the async runtime: {e}"))?;
-        Ok(runtime.block_on(future))
-    }
-
-    /// The config file that writes go to: `--config`, else `TEROK_CONFIG_FILE`, else the user's.
-    pub fn writable_config_file(&self) -> miette::Result<std::path::PathBuf> {
-        match &self.config_source {
-            ConfigSource::File(path) => Ok(path.clone()),
-            ConfigSource::Nothing => Err(miette::miette!(
-                help = "drop --raw, or name the file with --config PATH",
-                "--raw reads no config file, so there is none to write to"
-            )),
-            ConfigSource::Layered => {
-                match self.env.path_var(terok_core::paths::vars::CONFIG_FILE) {
-                    Some(path) => Ok(path),
-                    None => Ok(self.paths()?.user_config_file()),
-                }
+    /// Loads the roster (a broken override file fails here, with its diagnostic) and prints
+    /// its warnings, once.
+    pub fn load_roster(&self) -> miette::Result<()> {
+        let executor = self.executor()?;
+        executor.roster()?;
+        if !self.warned.replace(true) {
+            for warning in executor.warnings() {
+                crate::output::warn(warning);
             }
         }
+        Ok(())
+    }
+
+    /// This very program, reached the way it was invoked, serving the vault in the foreground.
+    fn vault_launcher(&self) -> miette::Result<VaultLauncher> {
+        let program = std::env::current_exe()
+            .map_err(|e| miette::miette!("cannot find this program's path: {e}"))?;
+        let mut args: Vec<OsString> = self.mount_path.iter().map(OsString::from).collect();
+        match self.config_source() {
+            ConfigSource::File(path) => args.extend(["--config".into(), path.into_os_string()]),
+            ConfigSource::Nothing => args.push("--raw".into()),
+            ConfigSource::Layered => {}
+        }
+        if let Some(connection) = &self.global.connection {
+            args.extend(["--connection".into(), connection.into()]);
+        }
+        args.extend(["vault".into(), "serve".into()]);
+        Ok(VaultLauncher::new(program, args))
+    }
+
+    /// Runs `future` to completion on the process's one async runtime (made on first use:
+    /// single-threaded for a command, two workers for the vault daemon).
+    pub fn block_on<F: std::future::Future>(&self, future: F) -> miette::Result<F::Output> {
+        if self.runtime.get().is_none() {
+            let built = if self.daemon {
+                // Two workers: one measured the same throughput (cargo xtask bench) but would
+                // stall every container while a database call or TLS handshake runs.
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+            } else {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+            }
+            .map_err(|e| miette::miette!("cannot start the async runtime: {e}"))?;
+            let _ = self.runtime.set(built);
+        }
+        let runtime = self
+            .runtime
+            .get()
+            .ok_or_else(|| miette::miette!("the async runtime is gone"))?;
+        Ok(runtime.block_on(future))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn a_mounted_tree_serves_the_vault_through_its_own_path() {
+        let cli = crate::args::Cli::parse_from([
+            "terok-executor",
+            "--config",
+            "/etc/x.yml",
+            "--connection",
+            "remote",
+            "vault",
+            "status",
+        ]);
+        let command = cli.command.unwrap();
+        let ctx = Context::new(cli.global, &["executor"], &command);
+        let launcher = ctx.vault_launcher().unwrap();
+        assert_eq!(
+            launcher.args(),
+            [
+                "executor",
+                "--config",
+                "/etc/x.yml",
+                "--connection",
+                "remote",
+                "vault",
+                "serve"
+            ]
+            .map(OsString::from)
+        );
+        assert_eq!(launcher.program(), std::env::current_exe().unwrap());
     }
 }

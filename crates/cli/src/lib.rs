@@ -1,17 +1,22 @@
 //! The `terok-executor` command line: the clap tree ([`command`]) and the dispatcher
-//! ([`run_matches`]), kept apart so an orchestrator can mount the whole tree under its own CLI:
+//! ([`run_matches`]), kept apart so an orchestrator can mount the whole tree under its own CLI.
+//! A mounted tree tells the dispatcher where it sits ([`run_matches_under`]), so the vault
+//! daemon it starts in the background is `<this binary> executor vault serve`:
 //!
 //! ```no_run
 //! let cli = clap::Command::new("terok")
 //!     .subcommand(terok_executor_cli::command().name("executor"));
 //! let matches = cli.get_matches();
 //! if let Some(("executor", sub)) = matches.subcommand() {
-//!     std::process::exit(terok_executor_cli::run_matches(sub).into());
+//!     std::process::exit(terok_executor_cli::run_matches_under(sub, &["executor"]).into());
 //! }
 //! ```
 //!
-//! This is the only crate that prints to the terminal or decides the process exit code.
+//! Every operation lives in the `terok-executor` library; this crate parses, calls it, prints,
+//! and decides the exit code — the only crate that does either.
 
+// Test code writes its fixtures directly; shipped code writes through terok_core::secure_fs.
+#![cfg_attr(test, allow(clippy::disallowed_methods))]
 // The CLI is where output to the terminal belongs.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -21,6 +26,7 @@ mod context;
 mod output;
 mod progress;
 mod prompt;
+mod remedy;
 
 use std::process::ExitCode;
 
@@ -33,10 +39,17 @@ pub fn command() -> clap::Command {
     Cli::command()
 }
 
-/// Runs the command described by `matches` (from [`command`]) and returns the exit status.
+/// Runs the command described by `matches` (from [`command`], as the `terok-executor`
+/// binary) and returns the exit status.
 pub fn run_matches(matches: &clap::ArgMatches) -> Status {
+    run_matches_under(matches, &[])
+}
+
+/// Runs the command described by `matches` in a binary that mounts [`command`] under the
+/// subcommands `mount_path` (`&["executor"]` for `terok executor …`).
+pub fn run_matches_under(matches: &clap::ArgMatches, mount_path: &[&str]) -> Status {
     match Cli::from_arg_matches(matches) {
-        Ok(cli) => run(cli),
+        Ok(cli) => run(cli, mount_path),
         Err(err) => {
             let _ = err.print();
             Status::Usage
@@ -118,19 +131,19 @@ impl From<Status> for ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Status {
+fn run(cli: Cli, mount_path: &[&str]) -> Status {
     output::init(cli.global.verbose);
     let Some(command) = cli.command else {
-        // Upstream prints the help and exits 1 when no verb is given.
+        // The Python terok-executor prints the help and exits 1 when no verb is given.
         let _ = command().print_help();
         println!();
         return Status::Failure;
     };
-    let ctx = context::Context::new(&cli.global);
+    let ctx = context::Context::new(cli.global, mount_path, &command);
     match commands::dispatch(&ctx, command) {
         Ok(status) => status,
         Err(report) => {
-            output::report_error(&report);
+            output::report_error(report);
             Status::Failure
         }
     }

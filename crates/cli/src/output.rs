@@ -33,7 +33,55 @@ pub fn init(verbosity: u8) {
     }));
 }
 
-/// Prints an error with its snippet, labels and help.
-pub fn report_error(report: &miette::Report) {
-    eprintln!("{report:?}");
+/// Prints `warning: …` on stderr, with what the text carries from a container or an upstream
+/// (names, messages) made safe for the terminal.
+pub fn warn(text: impl std::fmt::Display) {
+    eprintln!(
+        "warning: {}",
+        terok_core::text::printable(&text.to_string())
+    );
+}
+
+/// Prints an error with its snippet, labels and help (the command line's remedy when there
+/// is one).
+pub fn report_error(report: miette::Report) {
+    eprintln!("{:?}", crate::remedy::attach(report));
+}
+
+/// Left-aligned columns, each as wide as its widest cell, separated by two spaces.
+pub fn table<const N: usize>(header: [&str; N], rows: &[[&str; N]]) -> String {
+    let mut widths = header.map(str::len);
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in std::iter::once(&header).chain(rows) {
+        let line: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_columns_align_without_trailing_spaces() {
+        let out = table(
+            ["NAME", "LABEL", "TYPE"],
+            &[["claude", "Claude", "native"], ["gh", "GitHub CLI", "tool"]],
+        );
+        assert_eq!(
+            out,
+            "NAME    LABEL       TYPE\nclaude  Claude      native\ngh      GitHub CLI  tool\n"
+        );
+    }
 }

@@ -3,9 +3,10 @@
 
 use std::io::IsTerminal;
 use std::time::Duration;
+use terok_core::text::printable;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use terok_image_build::BuildEvent;
+use terok_executor::{BuildEvent, Layer};
 
 /// Renders [`BuildEvent`]s.
 pub struct BuildProgress {
@@ -15,7 +16,7 @@ pub struct BuildProgress {
     /// Say nothing about layers that turn out current (for `run`, where the check is routine);
     /// the pending layer is announced when its first build step arrives.
     quiet_when_current: bool,
-    pending: Option<(terok_image_build::Layer, String)>,
+    pending: Option<(Layer, String)>,
 }
 
 impl BuildProgress {
@@ -38,7 +39,7 @@ impl BuildProgress {
         }
     }
 
-    fn announce(&mut self, layer: terok_image_build::Layer, tag: &str) {
+    fn announce(&mut self, layer: Layer, tag: &str) {
         if self.tty {
             let bar = ProgressBar::new_spinner();
             bar.set_style(
@@ -73,13 +74,14 @@ impl BuildProgress {
                 if let Some((pending_layer, tag)) = self.pending.take() {
                     self.announce(pending_layer, &tag);
                 }
-                let text: String = text.chars().take(100).collect();
+                let text: String = printable(&text).chars().take(100).collect();
                 match &self.bar {
                     Some(bar) => bar.set_message(format!("step {current}/{total}: {text}")),
                     None => eprintln!("{} step {current}/{total}: {text}", layer.display_name()),
                 }
             }
             BuildEvent::Output { line, .. } => {
+                let line = printable(&line);
                 if self.verbose {
                     match &self.bar {
                         Some(bar) => bar.println(format!("  | {line}")),

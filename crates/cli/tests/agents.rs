@@ -1,28 +1,16 @@
 //! `agents list | show | set | schema` as users see them, and the errors for bad roster files.
 
 // Test helpers may panic: a panic is how a test reports failure.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
 use insta::assert_snapshot;
 use terok_testkit::IsolatedEnv;
+use terok_testkit::cli::{CliRun as Run, run_cli};
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
+const BIN: &str = env!("CARGO_BIN_EXE_terok-executor");
 
 fn run_in(env: &IsolatedEnv, args: &[&str]) -> Run {
-    let out = env
-        .command(env!("CARGO_BIN_EXE_terok-executor"))
-        .args(args)
-        .output()
-        .expect("run terok-executor");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: env.redact(&String::from_utf8_lossy(&out.stdout)),
-        stderr: env.redact(&String::from_utf8_lossy(&out.stderr)),
-    }
+    run_cli(env, BIN, args)
 }
 
 fn with_override(name: &str, text: &str) -> IsolatedEnv {
@@ -246,14 +234,14 @@ fn error_unknown_top_level_key() {
 #[test]
 fn error_unknown_nested_key() {
     assert_snapshot!(error_for("claude.yaml", "vault:\n  upstream: https://proxy.example\n  upstreem: https://typo\n"), @"
-     x [TMP]/home/.config/terok/agent/agents/claude.yaml:3:3: vault.upstreem: unknown field `upstreem`, expected one of route_prefix, upstream, path_upstreams, oauth_extra_headers, auth_header, auth_prefix, credential_type, credential_file, phantom_env, oauth_phantom_env, base_url_env, socket_env, shared_config_patch, oauth_refresh
+     x [TMP]/home/.config/terok/agent/agents/claude.yaml:3:3: vault.upstreem: unknown field `upstreem`, expected one of route_prefix, upstream, path_upstreams, oauth_extra_headers, auth_header, auth_prefix, credential_type, credential_file, phantom_env, oauth_phantom_env, base_url_env, socket_env, shared_config_patch, oauth_refresh, deny, redirect_hosts
       ,-[[TMP]/home/.config/terok/agent/agents/claude.yaml:3:3]
     2 |   upstream: https://proxy.example
     3 |   upstreem: https://typo
       :   ^^^^|^^^
       :       `-- unknown field `upstreem`
       `----
-     help: did you mean `upstream`? Allowed keys here: route_prefix, upstream, path_upstreams, oauth_extra_headers, auth_header, auth_prefix, credential_type, credential_file, phantom_env, oauth_phantom_env, base_url_env, socket_env, shared_config_patch, oauth_refresh
+     help: did you mean `upstream`? Allowed keys here: route_prefix, upstream, path_upstreams, oauth_extra_headers, auth_header, auth_prefix, credential_type, credential_file, phantom_env, oauth_phantom_env, base_url_env, socket_env, shared_config_patch, oauth_refresh, deny, redirect_hosts
     ");
 }
 

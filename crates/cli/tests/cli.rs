@@ -2,28 +2,16 @@
 //! errors for a bad config file, as inline snapshots.
 
 // Test helpers may panic: a panic is how a test reports failure.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
 use insta::assert_snapshot;
 use terok_testkit::IsolatedEnv;
+use terok_testkit::cli::{CliRun as Run, run_cli};
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
+const BIN: &str = env!("CARGO_BIN_EXE_terok-executor");
 
 fn run_in(env: &IsolatedEnv, args: &[&str]) -> Run {
-    let out = env
-        .command(env!("CARGO_BIN_EXE_terok-executor"))
-        .args(args)
-        .output()
-        .expect("run terok-executor");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: env.redact(&String::from_utf8_lossy(&out.stdout)),
-        stderr: env.redact(&String::from_utf8_lossy(&out.stderr)),
-    }
+    run_cli(env, BIN, args)
 }
 
 fn run(args: &[&str]) -> Run {
@@ -62,6 +50,7 @@ fn help_lists_verbs_and_global_options() {
       setup        Prepare this host: vault routes, the vault daemon, the container images (idempotent)
       uninstall    Remove what setup and build created: every image terok built
       show-config  Print the effective configuration: every config.yml layer merged, defaults filled in
+      doctor       Check this host and its tasks: podman, the vault, its routes, refused credentials
       vault        The token broker that keeps real credentials on the host
 
     Options:
@@ -307,7 +296,7 @@ fn the_command_tree_mounts_under_another_cli() {
 }
 
 #[test]
-fn build_help_lists_the_upstream_flags() {
+fn build_help_lists_the_python_flags() {
     let r = run(&["build", "--help"]);
     assert_eq!(r.code, 0);
     for flag in [
@@ -368,7 +357,7 @@ fn an_unknown_base_image_says_how_to_set_the_family() {
 }
 
 #[test]
-fn run_help_lists_the_upstream_flags() {
+fn run_help_lists_the_python_flags() {
     let r = run(&["run", "--help"]);
     assert_eq!(r.code, 0);
     assert_snapshot!(r.stdout, @"
@@ -481,11 +470,19 @@ fn run_help_lists_the_upstream_flags() {
               
               [default: auto]
 
+          --credential <PROVIDER>
+              Also give the task a phantom token for PROVIDER (e.g. `gh` for a task that opens pull
+              requests); repeatable. Only the agent's own provider gets one otherwise
+
+          --no-fail-fast
+              Keep waiting for the agent when the model API refuses the stored credential (by default
+              the run stops after three refusals in a row, exit status 77)
+
       -h, --help
               Print help (see a summary with '-h')
 
-    Exit status: the agent's own (124 when --timeout fired, 130 on Ctrl-C), 1 when the launch failed, 3
-    when setup is needed.
+    Exit status: the agent's own (124 when --timeout fired, 130 on Ctrl-C, 77 when the model API kept
+    refusing the stored credential), 1 when the launch failed, 3 when setup is needed.
     ");
 }
 
@@ -522,6 +519,34 @@ fn run_rejects_unknown_agents_and_missing_paths_before_touching_podman() {
     x Local path not found: ./no/such/dir
     help: give an existing directory, or a git URL such as https://host/org/repo.git
     ");
+}
+
+/// `run claude ~` would hand the agent terok's config and state (the vault among them).
+#[test]
+fn a_workspace_holding_teroks_own_files_is_refused() {
+    let env = IsolatedEnv::new().unwrap();
+    let r = run_in(
+        &env,
+        &[
+            "run",
+            "claude",
+            "~",
+            "-p",
+            "x",
+            "--no-preflight",
+            "--connection",
+            "terok-test-none",
+        ],
+    );
+    assert_eq!(r.code, 1);
+    assert_snapshot!(r.stderr, @"
+    x the workspace [TMP]/home overlaps terok's config directory ([TMP]/home/.config/terok): the agent could read or change it
+    help: run on the project's own directory, one that holds none of terok's files
+    ");
+    assert!(
+        !env.state_root().join("executor/tasks").exists(),
+        "nothing written"
+    );
 }
 
 #[test]

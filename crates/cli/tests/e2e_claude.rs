@@ -5,7 +5,7 @@
 //! are revoked when it exits.
 
 // Test helpers may panic: a panic is how a test reports failure.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -125,19 +125,7 @@ fn claude_fixes_the_failing_test_through_the_vault() {
     };
 
     // The user stores the key (from stdin, as a careful user would).
-    let mut auth = cli(&["auth", "claude", "--api-key", "-"]);
-    auth.stdin(Stdio::piped()).stdout(Stdio::null());
-    let mut child = auth.spawn().unwrap();
-    {
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(REAL_KEY.as_bytes())
-            .unwrap();
-    }
-    assert!(child.wait().unwrap().success());
+    terok_testkit::cli::store_key(&env, BIN, "claude", REAL_KEY);
     {
         let _lock = machine_lock("launch-images").unwrap();
         let out = cli(&["build"]).output().unwrap();

@@ -4,7 +4,7 @@
 //! cleanup are checked on real containers.
 
 // Test helpers may panic: a panic is how a test reports failure.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -33,19 +33,7 @@ impl Host {
         std::fs::create_dir_all(env.work_dir().join("project")).unwrap();
         std::fs::write(env.work_dir().join("project/README.md"), "# sample\n").unwrap();
         let host = Self { env };
-        let mut auth = host.command(&["auth", "claude", "--api-key", "-"]);
-        auth.stdin(Stdio::piped()).stdout(Stdio::null());
-        let mut child = auth.spawn().unwrap();
-        {
-            use std::io::Write;
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(REAL_KEY.as_bytes())
-                .unwrap();
-        }
-        assert!(child.wait().unwrap().success());
+        terok_testkit::cli::store_key(&host.env, BIN, "claude", REAL_KEY);
         {
             let _lock = machine_lock("launch-images").unwrap();
             let out = host.run(&["build"]);
@@ -282,6 +270,108 @@ fn the_exit_code_is_the_agents_and_rm_cleans_up() {
 }
 
 #[test]
+fn the_agent_cannot_write_what_git_on_the_host_executes() {
+    if !require_podman("the_agent_cannot_write_what_git_on_the_host_executes") {
+        return;
+    }
+    let host = Host::new();
+    let project = host.env.work_dir().join("project");
+    let git = Command::new("git")
+        .args(["init", "-q"])
+        .current_dir(&project)
+        .status()
+        .unwrap();
+    assert!(git.success());
+    let config_before = std::fs::read_to_string(project.join(".git/config")).unwrap();
+    // What a hostile agent tries: a command in the repository config and a hook, both run by
+    // the user's next `git status` / `git commit` on the host.
+    let attack = "git config core.fsmonitor 'touch /tmp/pwned' && echo wrote-config; \
+                  printf '#!/bin/sh\\ntouch /tmp/pwned\\n' > .git/hooks/pre-commit && echo wrote-hook; \
+                  echo '[core]' >> .git/config && echo appended-config; \
+                  mv .git .git-moved && echo moved-git; \
+                  mv .git/hooks .git/hooks-moved && echo moved-hooks; \
+                  ln -sf /tmp/evil .git/config && echo linked-config; \
+                  touch .git/agent-was-here && echo git-writable; \
+                  touch /workspace/still-writable; exit 0";
+    let out = host.run(&["run", "scripted", "project", "-p", attack, "--rm"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for said in [
+        "wrote-config",
+        "wrote-hook",
+        "appended-config",
+        "moved-git",
+        "moved-hooks",
+        "linked-config",
+    ] {
+        assert!(!stdout.contains(said), "{said}: {}", text(&out));
+    }
+    assert_eq!(
+        std::fs::read_to_string(project.join(".git/config")).unwrap(),
+        config_before
+    );
+    assert!(!project.join(".git/hooks/pre-commit").exists());
+    assert!(!project.join(".git-moved").exists());
+    assert!(
+        stdout.contains("git-writable"),
+        "the agent still commits: {}",
+        text(&out)
+    );
+    assert!(
+        project.join("still-writable").exists(),
+        "the workspace itself stays writable"
+    );
+}
+
+/// Every entry under `dir` (links not followed): path, uid, mode.
+fn owners_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, u32, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(path) = pending.pop() {
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        if meta.is_dir() {
+            pending.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        }
+        out.push((path, meta.uid(), meta.mode()));
+    }
+    out
+}
+
+/// The setuid trick, as `dev` and as the container's root (through sudo): nothing it leaves in
+/// the workspace runs as host root, or as anyone but the workspace's owner. With podman as
+/// root, `dev` used to be host root.
+#[test]
+fn the_agent_leaves_no_setuid_file_that_runs_as_someone_else() {
+    if !require_podman("the_agent_leaves_no_setuid_file_that_runs_as_someone_else") {
+        return;
+    }
+    let host = Host::new();
+    let project = host.env.work_dir().join("project");
+    let owner = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(&project).unwrap().uid()
+    };
+    let attack = "cp /bin/bash /workspace/.x && chmod 4755 /workspace/.x && echo dev-copied; \
+                  sudo -n cp /bin/bash /workspace/.y && sudo -n chmod 6755 /workspace/.y \
+                  && echo root-copied; sudo -n mkdir /workspace/made-by-root; \
+                  echo \"host-uid-of-dev=$(stat -c %u /workspace/.x)\"; exit 0";
+    let out = host.run(&["run", "scripted", "project", "-p", attack, "--rm"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("dev-copied") && stdout.contains("root-copied"),
+        "{}",
+        text(&out)
+    );
+    for (path, uid, mode) in owners_under(&project) {
+        assert_eq!(uid, owner, "{} is not the owner's", path.display());
+        assert_eq!(mode & 0o6000, 0, "{} keeps a set-id bit", path.display());
+    }
+    assert!(project.join(".x").exists() && project.join("made-by-root").exists());
+}
+
+#[test]
 fn timeout_ends_with_124_and_rm_flag_leaves_nothing() {
     if !require_podman("timeout_ends_with_124_and_rm_flag_leaves_nothing") {
         return;
@@ -318,7 +408,18 @@ fn four_runs_at_once_get_their_own_names_dirs_sockets_and_tokens() {
                   curl -s -o /dev/null -w 'vault=%{http_code}\\n' http://127.0.0.1:9419/v1/models \
                   -H \"x-api-key: $ANTHROPIC_API_KEY\" || true";
     let children: Vec<Child> = (0..4)
-        .map(|_| host.spawn(&["run", "scripted", "project", "-p", script]))
+        .map(|_| {
+            // The stand-in agent routes no provider: it gets Claude's token only when asked.
+            host.spawn(&[
+                "run",
+                "scripted",
+                "project",
+                "-p",
+                script,
+                "--credential",
+                "claude",
+            ])
+        })
         .collect();
     let outputs: Vec<Output> = children
         .into_iter()
@@ -383,7 +484,15 @@ fn a_killed_cli_leaves_a_task_that_rm_and_the_sweep_clean() {
     };
 
     // kill -9 mid-run: the container keeps running and keeps its tokens; rm cleans it all.
-    let mut cli = host.spawn(&["run", "scripted", "project", "-p", "sleep 300"]);
+    let mut cli = host.spawn(&[
+        "run",
+        "scripted",
+        "project",
+        "-p",
+        "sleep 300",
+        "--credential",
+        "claude",
+    ]);
     let first = wait_running(&host, 0);
     cli.kill().unwrap();
     cli.wait().unwrap();
@@ -400,7 +509,15 @@ fn a_killed_cli_leaves_a_task_that_rm_and_the_sweep_clean() {
     assert!(host.task_dirs().is_empty());
 
     // kill -9, then the agent finishes on its own: the next sweep revokes its tokens.
-    let mut cli = host.spawn(&["run", "scripted", "project", "-p", "sleep 3"]);
+    let mut cli = host.spawn(&[
+        "run",
+        "scripted",
+        "project",
+        "-p",
+        "sleep 3",
+        "--credential",
+        "claude",
+    ]);
     let second = wait_running(&host, 0);
     cli.kill().unwrap();
     cli.wait().unwrap();
@@ -430,7 +547,14 @@ fn interactive_task_stops_and_starts_with_fresh_tokens() {
         return;
     }
     let host = Host::new();
-    let out = host.run(&["run", "scripted", "project", "--interactive"]);
+    let out = host.run(&[
+        "run",
+        "scripted",
+        "project",
+        "--interactive",
+        "--credential",
+        "claude",
+    ]);
     assert!(out.status.success(), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("Container ready. Login with:"), "{stdout}");
@@ -517,9 +641,26 @@ fn setup_is_idempotent_and_check_reports_what_is_missing() {
             .output()
             .unwrap()
     };
+    // No id range reserved yet (as root, `setup` reserves one; rootless has no row).
+    let root = terok_core::env::HostEnv::from_process().is_root();
+    for name in ["subuid", "subgid"] {
+        std::fs::write(env.host_ids_dir().join(name), "").unwrap();
+    }
     let out = run(&["setup", "--check"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    insta::assert_snapshot!(String::from_utf8_lossy(&out.stdout), @"
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let (ids, rows): (Vec<&str>, Vec<&str>) =
+        stdout.lines().partition(|l| l.contains("container ids"));
+    if root {
+        assert_eq!(ids.len(), 1, "{stdout}");
+        assert!(
+            ids[0].contains("FAIL (") && ids[0].contains("free, not reserved"),
+            "{stdout}"
+        );
+    } else {
+        assert!(ids.is_empty(), "{stdout}");
+    }
+    insta::assert_snapshot!(rows.join("\n"), @"
     terok-executor status:
       podman                 ok (answers)
       vault                  FAIL (not running)
@@ -531,6 +672,11 @@ fn setup_is_idempotent_and_check_reports_what_is_missing() {
     let out = run(&["setup", "--no-images"]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("Vault started"), "{}", text(&out));
+    if root {
+        assert!(text(&out).contains("Reserved ids "), "{}", text(&out));
+        let subuid = std::fs::read_to_string(env.host_ids_dir().join("subuid")).unwrap();
+        assert!(subuid.starts_with("terok:"), "{subuid}");
+    }
     let out = run(&["setup", "--no-images"]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("Vault is running."), "{}", text(&out));

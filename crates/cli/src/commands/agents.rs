@@ -1,11 +1,11 @@
 //! `agents list | show | set | schema`: the roster as users see it.
 
 use miette::IntoDiagnostic;
-use terok_roster::Agent;
 
 use crate::Status;
 use crate::args::{AgentsArgs, AgentsCommand, AgentsListArgs};
 use crate::context::Context;
+use crate::output::table;
 
 pub fn run(ctx: &Context, args: AgentsArgs) -> miette::Result<Status> {
     match args.command {
@@ -15,7 +15,7 @@ pub fn run(ctx: &Context, args: AgentsArgs) -> miette::Result<Status> {
         Some(AgentsCommand::Set(set)) => set_selection(ctx, set.selection.as_deref()),
         Some(AgentsCommand::Schema) => {
             let schema =
-                serde_json::to_string_pretty(&terok_roster::json_schema()).into_diagnostic()?;
+                serde_json::to_string_pretty(&terok_executor::roster_schema()).into_diagnostic()?;
             println!("{schema}");
             Ok(Status::Ok)
         }
@@ -23,14 +23,12 @@ pub fn run(ctx: &Context, args: AgentsArgs) -> miette::Result<Status> {
 }
 
 fn list(ctx: &Context, args: &AgentsListArgs) -> miette::Result<Status> {
-    let roster = ctx.roster()?;
-    let entries: Vec<&Agent> = roster.listed(args.all).collect();
+    let entries = ctx.executor()?.agent_summaries(args.all)?;
     if args.json {
-        let rows: Vec<serde_json::Value> = entries
-            .iter()
-            .map(|a| serde_json::json!({"name": a.name, "label": a.label, "type": a.kind.as_str()}))
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&rows).into_diagnostic()?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&entries).into_diagnostic()?
+        );
         return Ok(Status::Ok);
     }
     if entries.is_empty() {
@@ -39,99 +37,48 @@ fn list(ctx: &Context, args: &AgentsListArgs) -> miette::Result<Status> {
     }
     let rows: Vec<[&str; 3]> = entries
         .iter()
-        .map(|a| [a.name.as_str(), a.label.as_str(), a.kind.as_str()])
+        .map(|a| [a.name.as_str(), a.label.as_str(), a.kind])
         .collect();
     print!("{}", table(["NAME", "LABEL", "TYPE"], &rows));
     Ok(Status::Ok)
 }
 
-/// Left-aligned columns, each as wide as its widest cell, separated by two spaces.
-fn table<const N: usize>(header: [&str; N], rows: &[[&str; N]]) -> String {
-    let mut widths = header.map(str::len);
-    for row in rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for row in std::iter::once(&header).chain(rows) {
-        let line: Vec<String> = row
-            .iter()
-            .zip(widths)
-            .map(|(cell, width)| format!("{cell:<width$}"))
-            .collect();
-        out.push_str(line.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
-}
-
 fn show_entry(ctx: &Context, name: &str) -> miette::Result<Status> {
-    let roster = ctx.roster()?;
-    roster.entry(name)?;
-    let document = roster
-        .document(name)
-        .ok_or_else(|| miette::miette!("no document for `{name}`"))?;
+    let entry = ctx.executor()?.agent_document(name)?;
     println!("# {name}: merged from");
-    for origin in roster.origins(name) {
+    for origin in &entry.origins {
         println!("#   {origin}");
     }
     print!(
         "{}",
-        terok_core::yaml::to_yaml_string(&document).into_diagnostic()?
+        terok_core::yaml::to_yaml_string(&entry.document).into_diagnostic()?
     );
     Ok(Status::Ok)
 }
 
 fn set_selection(ctx: &Context, selection: Option<&str>) -> miette::Result<Status> {
-    let roster = ctx.roster()?;
+    let executor = ctx.executor()?;
     let Some(selection) = selection else {
-        let current = ctx.config()?.config.image.agents.clone();
-        let shown = current.as_deref().unwrap_or("all");
-        let resolved = roster.resolve_selection(shown)?;
+        let current = executor.image_selection()?;
         println!(
-            "image.agents: {shown}{}",
-            if current.is_none() { " (default)" } else { "" }
+            "image.agents: {}{}",
+            current.configured.as_deref().unwrap_or("all"),
+            if current.configured.is_none() {
+                " (default)"
+            } else {
+                ""
+            }
         );
-        println!("L1 images contain: {}", resolved.join(", "));
+        println!("L1 images contain: {}", current.resolved.join(", "));
         println!("Change it with: terok-executor agents set <all | name,name | all,-name>");
         return Ok(Status::Ok);
     };
-    let resolved = roster.resolve_selection(selection)?;
-    let normalized = selection
-        .split(',')
-        .map(|p| p.trim().to_ascii_lowercase())
-        .filter(|p| !p.is_empty())
-        .collect::<Vec<_>>()
-        .join(",");
-    let normalized = if normalized.is_empty() {
-        "all".to_owned()
-    } else {
-        normalized
-    };
-    let path = ctx.writable_config_file()?;
-    terok_core::config::edit::set_image_agents(&path, &normalized)?;
+    let written = executor.set_image_selection(selection)?;
     println!(
-        "image.agents = {normalized} (written to {})",
-        path.display()
+        "image.agents = {} (written to {})",
+        written.selection,
+        written.path.display()
     );
-    println!("L1 images will contain: {}", resolved.join(", "));
+    println!("L1 images will contain: {}", written.resolved.join(", "));
     Ok(Status::Ok)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn table_columns_align_without_trailing_spaces() {
-        let out = table(
-            ["NAME", "LABEL", "TYPE"],
-            &[["claude", "Claude", "native"], ["gh", "GitHub CLI", "tool"]],
-        );
-        assert_eq!(
-            out,
-            "NAME    LABEL       TYPE\nclaude  Claude      native\ngh      GitHub CLI  tool\n"
-        );
-    }
 }

@@ -1,8 +1,11 @@
-//! One module per verb; [`dispatch`] routes a parsed [`Command`] to its handler.
+//! One module per verb; [`dispatch`] routes a parsed [`Command`] to its handler. A handler
+//! turns its arguments into the library's settings, calls the [`terok_executor::Executor`]
+//! and prints what came back.
 
 mod agents;
 mod auth;
 mod build;
+mod doctor;
 mod run;
 mod setup;
 mod show_config;
@@ -10,23 +13,55 @@ mod tasks;
 mod vault;
 
 use crate::Status;
-use crate::args::Command;
+use crate::args::{AgentsCommand, Command, VaultCommand};
 use crate::context::Context;
 
 /// Runs one verb.
 pub fn dispatch(ctx: &Context, command: Command) -> miette::Result<Status> {
+    if needs_roster(&command) {
+        ctx.load_roster()?;
+    }
     match command {
-        Command::Run(args) => run::run(ctx, &args),
+        Command::Run(args) => run::run(ctx, *args),
         Command::List(args) => tasks::list(ctx, &args),
         Command::Start(args) => tasks::start(ctx, &args),
         Command::Stop(args) => tasks::stop(ctx, &args),
         Command::Rm(args) => tasks::rm(ctx, &args),
         Command::Agents(args) => agents::run(ctx, args),
-        Command::Auth(args) => auth::run(ctx, &args),
+        Command::Auth(args) => auth::run(ctx, args),
         Command::Vault(args) => vault::run(ctx, &args),
-        Command::Build(args) => build::run(ctx, &args),
-        Command::Setup(args) => setup::run(ctx, &args),
+        Command::Build(args) => build::run(ctx, args),
+        Command::Setup(args) => setup::run(ctx, args),
         Command::Uninstall(args) => setup::uninstall(ctx, &args),
         Command::ShowConfig(args) => show_config::run(ctx, &args),
+        Command::Doctor(args) => doctor::run(ctx, &args),
+    }
+}
+
+/// Whether the verb reads the roster (it is then loaded first, and its warnings printed
+/// before anything else). Verbs that only handle existing tasks or the daemon work even
+/// when a roster override is broken.
+fn needs_roster(command: &Command) -> bool {
+    match command {
+        // The schema is what a user needs to fix a broken override.
+        Command::Agents(agents) => !matches!(agents.command, Some(AgentsCommand::Schema)),
+        Command::Run(_)
+        | Command::Start(_)
+        | Command::Auth(_)
+        | Command::Build(_)
+        | Command::Setup(_)
+        | Command::Doctor(_) => true,
+        Command::Vault(vault) => matches!(
+            vault.command,
+            VaultCommand::Start
+                | VaultCommand::Routes(_)
+                | VaultCommand::Status
+                | VaultCommand::Clean(_)
+        ),
+        Command::List(_)
+        | Command::Stop(_)
+        | Command::Rm(_)
+        | Command::Uninstall(_)
+        | Command::ShowConfig(_) => false,
     }
 }

@@ -1,91 +1,69 @@
 //! `setup` and `uninstall`: prepare this host (vault routes and daemon, container images) and
 //! undo it.
 
-use terok_image_build::{ImageBuilder, LABEL_CONTENT_HASH, LABEL_LAYER};
-use terok_podman::ContainerRuntime;
+use terok_executor::{SetupScope, VaultStart};
 
 use crate::Status;
 use crate::args::{SetupArgs, UninstallArgs};
-use crate::commands::build::{EnsureOptions, build_request, ensure_images, print_tags};
-use crate::commands::vault::ensure_vault_running;
+use crate::commands::build::{ensure_images, image_choice, print_tags};
+use crate::commands::vault::print_routes;
 use crate::context::Context;
 
-pub fn run(ctx: &Context, args: &SetupArgs) -> miette::Result<Status> {
-    if args.check {
-        return check(ctx, args);
+pub fn run(ctx: &Context, args: SetupArgs) -> miette::Result<Status> {
+    let SetupArgs {
+        check: check_only,
+        no_sandbox,
+        no_images,
+        image,
+    } = args;
+    let executor = ctx.executor()?;
+    let request = executor.build_request(&image_choice(image))?;
+    if check_only {
+        let mut scope = SetupScope::default();
+        scope.vault = !no_sandbox;
+        scope.images = (!no_images).then_some(request);
+        return check(ctx, &scope);
     }
-    if !args.no_sandbox {
-        crate::commands::vault::routes(ctx)?;
-        match ensure_vault_running(ctx)? {
-            Some(pid) => println!("Vault started (pid {pid})."),
-            None => println!("Vault is running."),
-        }
+    if let Some(range) = executor.reserve_id_range()? {
+        println!(
+            "Reserved ids {}–{} for containers' users in subuid and subgid.",
+            range.start,
+            u64::from(range.start) + u64::from(range.count) - 1
+        );
     }
-    if !args.no_images {
-        let request = build_request(ctx, &args.image, &EnsureOptions::default())?;
+    if !no_sandbox {
+        ctx.block_on(async {
+            print_routes(&executor.update_routes().await?);
+            match executor.ensure_vault().await? {
+                VaultStart::Started { pid } => println!("Vault started (pid {pid})."),
+                _ => println!("Vault is running."),
+            }
+            Ok::<_, terok_executor::ExecutorError>(())
+        })??;
+    }
+    if !no_images {
         eprintln!(
             "Preparing images for {} with {} (the first build takes a few minutes)…",
             request.base_image,
             request.selection.join(", ")
         );
-        let built = ensure_images(ctx, &args.image, &EnsureOptions::default())?;
-        print_tags(&built);
+        print_tags(&ensure_images(ctx, &request)?);
     }
     println!("Setup complete.");
     println!("Try: terok-executor run <agent> . -p \"...\"   (agents: terok-executor agents)");
     Ok(Status::Ok)
 }
 
-fn row(name: &str, result: Result<String, String>) -> bool {
-    match result {
-        Ok(detail) => {
-            println!("  {name:<22} ok ({detail})");
-            true
-        }
-        Err(detail) => {
-            println!("  {name:<22} FAIL ({detail})");
-            false
-        }
-    }
-}
-
-fn check(ctx: &Context, args: &SetupArgs) -> miette::Result<Status> {
+fn check(ctx: &Context, scope: &SetupScope) -> miette::Result<Status> {
     println!("terok-executor status:");
-    let podman = ctx.podman();
-    let podman_ok = row(
-        "podman",
-        ctx.block_on(terok_executor::preflight::podman_status(&podman))?
-            .map(|()| "answers".to_owned()),
-    );
-    let mut all_ok = podman_ok;
-    if !args.no_sandbox {
-        let socket = ctx.vault_paths()?.control_socket();
-        let running = ctx.block_on(terok_executor::VaultClient::new(&socket).is_running())?;
-        all_ok &= row(
-            "vault",
-            if running {
-                Ok("running".to_owned())
-            } else {
-                Err("not running".to_owned())
-            },
-        );
-    }
-    if podman_ok && !args.no_images {
-        let request = build_request(ctx, &args.image, &EnsureOptions::default())?;
-        let tags = ImageBuilder::<terok_podman::PodmanCli>::tags(&request);
-        for (name, tag) in [("image L0", &tags.l0), ("image L1", &tags.l1)] {
-            let found = ctx.block_on(async { podman.image_inspect(tag).await })?;
-            all_ok &= row(
-                name,
-                match found {
-                    Ok(Some(img)) if img.labels.contains_key(LABEL_CONTENT_HASH) => Ok(tag.clone()),
-                    Ok(_) => Err(format!("{tag} not built")),
-                    Err(e) => Err(e.to_string()),
-                },
-            );
+    let rows = ctx.block_on(ctx.executor()?.setup_checks(scope))?;
+    for row in &rows {
+        match &row.outcome {
+            Ok(detail) => println!("  {:<22} ok ({detail})", row.name),
+            Err(detail) => println!("  {:<22} FAIL ({detail})", row.name),
         }
     }
-    if all_ok {
+    if rows.iter().all(|r| r.ok()) {
         println!("All prerequisites met.");
         Ok(Status::Ok)
     } else {
@@ -95,34 +73,25 @@ fn check(ctx: &Context, args: &SetupArgs) -> miette::Result<Status> {
 }
 
 pub fn uninstall(ctx: &Context, args: &UninstallArgs) -> miette::Result<Status> {
-    if !args.keep_images {
-        let podman = ctx.podman();
-        let images = ctx.block_on(async { podman.images_with_label(LABEL_LAYER).await })??;
-        let mut kept = 0;
-        for image in &images {
-            // Removing every tag removes the image; by id podman refuses multi-tagged images.
-            let refs = if image.tags.is_empty() {
-                vec![image.id.clone()]
-            } else {
-                image.tags.clone()
-            };
-            let name = refs.first().cloned().unwrap_or_default();
-            match ctx.block_on(async { podman.image_remove(&refs, false).await })? {
-                Ok(()) => println!("Removed image {}", refs.join(", ")),
-                Err(err) => {
-                    kept += 1;
-                    eprintln!("Kept image {name}: {err}");
-                }
-            }
+    let UninstallArgs {
+        keep_images,
+        no_sandbox: _,
+    } = args;
+    if !keep_images {
+        let report = ctx.block_on(ctx.executor()?.remove_images())??;
+        for refs in &report.removed {
+            println!("Removed image {}", refs.join(", "));
         }
-        // The recorded image checks describe images that are gone now.
-        let _ = std::fs::remove_dir_all(ctx.paths()?.state_root.join("images"));
-        if images.is_empty() {
+        for (name, err) in &report.kept {
+            eprintln!("Kept image {name}: {err}");
+        }
+        if report.removed.is_empty() && report.kept.is_empty() {
             println!("No terok images to remove.");
-        } else if kept > 0 {
+        } else if !report.kept.is_empty() {
             eprintln!(
-                "{kept} image(s) could not be removed (see above); images used by containers stay \
-                 until those containers are removed."
+                "{} image(s) could not be removed (see above); images used by containers stay \
+                 until those containers are removed.",
+                report.kept.len()
             );
         }
     }

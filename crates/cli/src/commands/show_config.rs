@@ -7,7 +7,7 @@ use crate::args::ShowConfigArgs;
 use crate::context::Context;
 
 pub fn run(ctx: &Context, args: &ShowConfigArgs) -> miette::Result<Status> {
-    let loaded = ctx.config()?;
+    let loaded = ctx.executor()?.config();
     let effective = loaded.effective_document()?;
     if args.json {
         let text = serde_json::to_string_pretty(&effective).into_diagnostic()?;

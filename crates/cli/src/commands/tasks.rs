@@ -1,20 +1,12 @@
-//! `list`, `start`, `stop`, `rm`: the tasks terok started, selected by label.
+//! `list`, `start`, `stop`, `rm`: the tasks terok started.
 
-use terok_executor::lifecycle::{list_tasks, remove_task, start_task, stop_task};
-use terok_executor::{TaskStore, VaultClient};
+use miette::IntoDiagnostic;
+use terok_executor::VaultStart;
 
 use crate::Status;
 use crate::args::{ListArgs, RmArgs, TaskNameArgs};
-use crate::commands::vault::ensure_vault_running;
 use crate::context::Context;
-
-fn store(ctx: &Context) -> miette::Result<TaskStore> {
-    Ok(TaskStore::new(ctx.paths()?.tasks_dir()))
-}
-
-fn vault(ctx: &Context) -> miette::Result<VaultClient> {
-    Ok(VaultClient::new(ctx.vault_paths()?.control_socket()))
-}
+use crate::output::table;
 
 /// `3d`, `5h`, `12m`, `40s`.
 fn human_age(secs: i64) -> String {
@@ -27,12 +19,12 @@ fn human_age(secs: i64) -> String {
 }
 
 pub fn list(ctx: &Context, args: &ListArgs) -> miette::Result<Status> {
-    let podman = ctx.podman();
-    let tasks = ctx.block_on(list_tasks(&podman, &store(ctx)?))??;
-    if args.json {
+    let ListArgs { json } = args;
+    let tasks = ctx.block_on(ctx.executor()?.list_tasks())??;
+    if *json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&tasks).map_err(|e| miette::miette!("{e}"))?
+            serde_json::to_string_pretty(&tasks).into_diagnostic()?
         );
         return Ok(Status::Ok);
     }
@@ -40,90 +32,57 @@ pub fn list(ctx: &Context, args: &ListArgs) -> miette::Result<Status> {
         eprintln!("No tasks.");
         return Ok(Status::Ok);
     }
-    let rows: Vec<[String; 4]> = tasks
+    let ages: Vec<String> = tasks.iter().map(|t| human_age(t.age_secs)).collect();
+    let rows: Vec<[&str; 4]> = tasks
         .iter()
-        .map(|t| {
+        .zip(&ages)
+        .map(|(t, age)| {
             [
-                t.name.clone(),
-                t.agent.clone(),
-                t.state.clone(),
-                human_age(t.age_secs),
+                t.name.as_str(),
+                t.agent.as_str(),
+                t.state.as_str(),
+                age.as_str(),
             ]
         })
         .collect();
-    let header = ["NAME", "AGENT", "STATE", "AGE"];
-    let widths: Vec<usize> = (0..4)
-        .map(|i| {
-            rows.iter()
-                .map(|r| r[i].chars().count())
-                .chain([header[i].len()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let line = |cells: [&str; 4]| {
-        let mut out = String::new();
-        for (i, cell) in cells.iter().enumerate() {
-            if i == 3 {
-                out.push_str(cell);
-            } else {
-                out.push_str(&format!("{cell:<width$}  ", width = widths[i]));
-            }
-        }
-        out
-    };
-    println!("{}", line(header));
-    for row in &rows {
-        println!("{}", line([&row[0], &row[1], &row[2], &row[3]]));
-    }
+    print!("{}", table(["NAME", "AGENT", "STATE", "AGE"], &rows));
     Ok(Status::Ok)
 }
 
-pub fn start(ctx: &Context, args: &TaskNameArgs) -> miette::Result<Status> {
-    if let Some(pid) = ensure_vault_running(ctx)? {
+/// Says so when the vault had to be started for this command.
+pub fn report_vault_start(start: VaultStart) {
+    if let VaultStart::Started { pid } = start {
         eprintln!("Vault started (pid {pid}).");
     }
-    let podman = ctx.podman();
-    let client = vault(ctx)?;
-    let name = ctx.block_on(start_task(
-        &podman,
-        ctx.roster()?,
-        ctx.paths()?,
-        Some(&client),
-        &args.name,
-    ))??;
-    println!("Started: {name}");
+}
+
+pub fn start(ctx: &Context, args: &TaskNameArgs) -> miette::Result<Status> {
+    let TaskNameArgs { name } = args;
+    let executor = ctx.executor()?;
+    let started = ctx.block_on(async {
+        report_vault_start(executor.ensure_vault().await?);
+        executor.start_task(name).await
+    })??;
+    println!("Started: {started}");
     Ok(Status::Ok)
 }
 
 pub fn stop(ctx: &Context, args: &TaskNameArgs) -> miette::Result<Status> {
-    let podman = ctx.podman();
-    let client = vault(ctx)?;
-    let name = ctx.block_on(stop_task(&podman, &store(ctx)?, Some(&client), &args.name))??;
-    println!("Stopped: {name}");
+    let TaskNameArgs { name } = args;
+    let stopped = ctx.block_on(ctx.executor()?.stop_task(name))??;
+    println!("Stopped: {stopped}");
     Ok(Status::Ok)
 }
 
 pub fn rm(ctx: &Context, args: &RmArgs) -> miette::Result<Status> {
-    let podman = ctx.podman();
-    let client = vault(ctx)?;
-    let store = store(ctx)?;
+    let RmArgs { names } = args;
+    let executor = ctx.executor()?;
     let mut status = Status::Ok;
-    for name in &args.names {
-        match ctx.block_on(remove_task(&podman, &store, Some(&client), name))? {
-            Ok(removed) => {
-                if removed.revoked.is_none() {
-                    // The vault does not run: revoke in the database directly.
-                    let container = store.find(name).map_or_else(|| name.clone(), |r| r.name);
-                    if let Some(db) = ctx.open_existing_db()? {
-                        db.revoke_subject(&container)?;
-                        db.revoke_subject(name)?;
-                    }
-                }
-                println!("Removed: {name}");
-            }
+    for name in names {
+        match ctx.block_on(executor.remove_task(name))? {
+            Ok(_) => println!("Removed: {name}"),
             Err(err) => {
-                crate::output::report_error(&miette::Report::new(err));
+                crate::output::report_error(err.into());
                 status = Status::Failure;
             }
         }

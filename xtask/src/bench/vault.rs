@@ -12,7 +12,7 @@ use terok_testkit::IsolatedEnv;
 use terok_testkit::upstream::MockUpstream;
 use terok_vault::control::{ControlRequest, ControlResponse, call};
 
-use crate::bench::{Goal, Row, fmt_num};
+use super::table::{Goal, Row, fmt_num};
 use crate::util::run_echo;
 
 const SEQUENTIAL: usize = 2000;

@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use terok_testkit::IsolatedEnv;
 use terok_testkit::agents::{LAUNCH_TEST_CONFIG, SCRIPTED_AGENT, install_scripted_agent};
 
-use crate::bench::{Goal, Row, fmt_num, median_ms};
+use super::table::{Goal, Row, fmt_num, median_ms};
 use crate::util::run_echo;
 
 /// What the stand-in agent prints; the clock stops when it appears.

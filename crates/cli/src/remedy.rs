@@ -1,0 +1,113 @@
+//! What to do about a failure, in terms of this command line. The library's errors state the
+//! condition; here the conditions the user can fix get the verb or flag that fixes them,
+//! shown as the error's `help:` line.
+
+use std::fmt;
+
+use miette::Diagnostic;
+use terok_executor::ExecutorError;
+use terok_executor::errors::{
+    AuthError, ConfigEditError, ConfigError, ControlError, ImageBuildError,
+};
+
+/// `report` with the command line's remedy attached, when there is one.
+pub fn attach(report: miette::Report) -> miette::Report {
+    match report.downcast::<ExecutorError>() {
+        Ok(err) => match remedy(&err) {
+            Some(help) => miette::Report::new(Remedied { inner: err, help }),
+            None => miette::Report::new(err),
+        },
+        Err(report) => report,
+    }
+}
+
+/// The remedy for `err`, if the user can fix it with this command line.
+fn remedy(err: &ExecutorError) -> Option<String> {
+    use ExecutorError as E;
+    Some(match err {
+        E::LocalPathNotFound(_) => {
+            "give an existing directory, or a git URL such as https://host/org/repo.git".to_owned()
+        }
+        E::WorkspaceHoldsTerokFiles { .. } => {
+            "run on the project's own directory, one that holds none of terok's files".to_owned()
+        }
+        E::AgentNotInImage { agent, .. } => format!(
+            "add it: `terok-executor agents set all` or `terok-executor build --agents {agent}`"
+        ),
+        E::RemoveOnExitInteractive => {
+            "--rm applies to headless runs; remove an interactive task with \
+             `terok-executor rm NAME` when you are done"
+                .to_owned()
+        }
+        E::VaultRequired | E::Vault(ControlError::NotRunning { .. }) => {
+            "start it with `terok-executor vault start`".to_owned()
+        }
+        E::VaultDidNotStart { log, .. } => format!("see {}", log.display()),
+        E::TaskNotFound(_) => "`terok-executor list` shows the tasks".to_owned(),
+        E::NoConfigFile => "drop --raw, or name the file with --config PATH".to_owned(),
+        E::UserSnippetFile { .. } => "fix or remove image.user_snippet_file in config.yml".to_owned(),
+        E::AmbiguousSidecar { .. } => "name one: --sidecar=TOOL".to_owned(),
+        E::NoLoginCommand { .. } => "store a key: pipe it into --api-key - (or pass --api-key KEY)".to_owned(),
+        E::Images(err) if matches!(**err, ImageBuildError::UnknownFamily { .. }) => {
+            "set `family: deb` or `family: rpm` under `image:` in config.yml, or pass --family deb|rpm"
+                .to_owned()
+        }
+        E::Config(ConfigError::MissingExplicit { path, .. }) => format!(
+            "create {}, fix the path, or use --raw to run without any config",
+            path.display()
+        ),
+        E::ConfigEdit(ConfigEditError::Unparseable { .. }) => {
+            "fix the file by hand (see `terok-executor show-config` for the error)".to_owned()
+        }
+        E::Routes(_) => "regenerate it with `terok-executor vault routes`".to_owned(),
+        E::Auth(AuthError::EmptyKey) => {
+            "pipe the key in with --api-key - (or pass --api-key KEY)".to_owned()
+        }
+        _ => return None,
+    })
+}
+
+/// An error with a remedy: the error's own diagnostic, with `help` in place of its help.
+#[derive(Debug)]
+struct Remedied {
+    inner: ExecutorError,
+    help: String,
+}
+
+impl fmt::Display for Remedied {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.inner, f)
+    }
+}
+
+impl std::error::Error for Remedied {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.inner.source()
+    }
+}
+
+impl Diagnostic for Remedied {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.inner.code()
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        Some(Box::new(&self.help))
+    }
+
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        self.inner.source_code()
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
+        self.inner.labels()
+    }
+
+    fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn Diagnostic> + 'a>> {
+        self.inner.related()
+    }
+
+    fn diagnostic_source(&self) -> Option<&dyn Diagnostic> {
+        self.inner.diagnostic_source()
+    }
+}
