@@ -54,6 +54,12 @@ pub fn run() -> anyhow::Result<()> {
     } else {
         run_echo(cargo().args(["test", "--workspace", "--locked", "--no-fail-fast"]))?;
     }
+    if is_ci() && crate::util::is_root() {
+        // The same machine as an unprivileged user: rootless podman, keep-id, the vault's
+        // sockets for the container's uid, the runtime directory.
+        step("rootless tests");
+        rootless_tests()?;
+    }
     step("examples");
     // An orchestrator's first read (crates/executor/examples): it must keep building.
     run_echo(cargo().args(["build", "--workspace", "--examples", "--locked"]))?;
@@ -61,6 +67,23 @@ pub fn run() -> anyhow::Result<()> {
     run_echo(cargo().args(["test", "--workspace", "--locked", "--doc"]))?;
     println!("\nci: all checks passed");
     Ok(())
+}
+
+/// The rootless tests, as the unprivileged CI account.
+pub fn rootless_tests() -> anyhow::Result<()> {
+    if !crate::util::is_root() {
+        anyhow::bail!(
+            "run the rootless tests as root: they switch to the {} account",
+            crate::rootless::CI_ACCOUNT
+        );
+    }
+    let root = workspace_root();
+    let cargo = || {
+        let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+        cmd.current_dir(&root);
+        cmd
+    };
+    crate::rootless::run_ci_tests(&root, &cargo)
 }
 
 fn step(name: &str) {

@@ -10,7 +10,7 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 
-use crate::util::{is_root, on_path, output_of, run_echo};
+use crate::util::{is_ci, is_root, on_path, output_of, run_echo};
 
 /// Debian packages the build, the tests and the demo need.
 pub const APT_PACKAGES: &[&str] = &[
@@ -103,6 +103,16 @@ pub fn setup(cargo_tools: bool) -> anyhow::Result<()> {
                 found.range.start, found.range.count
             ));
         }
+    }
+
+    // Rootless podman: usable devices and overlay storage (as root, for the CI account).
+    if root {
+        changed.extend(crate::rootless::open_devices()?);
+        if is_ci() {
+            changed.extend(crate::rootless::ensure_ci_account()?);
+        }
+    } else if let Some(home) = std::env::var_os("HOME") {
+        changed.extend(crate::rootless::configure_storage(Path::new(&home), None)?);
     }
 
     let conf = containers_conf_path(root)?;

@@ -20,6 +20,7 @@ mod demo;
 mod docs;
 mod host_setup;
 mod layers;
+mod rootless;
 mod util;
 
 #[cfg(test)]
@@ -48,8 +49,12 @@ enum Task {
     HostSetup,
     /// Create the local Debian base image used by tests and the demo, unless it exists.
     BaseImage,
-    /// Run every CI check: fmt, clippy, layers, cargo-deny, then the tests.
+    /// Run every CI check: fmt, clippy, layers, cargo-deny, then the tests (in CI, as root,
+    /// the podman-backed ones again as an unprivileged account).
     Ci,
+    /// As root: run the rootless tests as the unprivileged CI account (host-setup with
+    /// CI=true creates it), as `ci` does in CI.
+    RootlessTests,
     /// Regenerate generated documentation (docs/roster.schema.json, the layers table).
     Docs,
     /// Set up this machine and watch the real Claude Code fix a failing test in a terok
@@ -61,7 +66,8 @@ enum Task {
         /// Runs per figure (the median is reported).
         #[arg(long, default_value_t = 30)]
         runs: usize,
-        /// Only this group of figures: agents, build, launch, vault.
+        /// Only this group of figures: agents, build, launch, vault; or first-run (minutes,
+        /// as root: the first `run` rootless versus rootful, never part of the default set).
         #[arg(long, value_name = "GROUP")]
         only: Option<String>,
     },
@@ -78,6 +84,7 @@ fn main() -> std::process::ExitCode {
         Task::HostSetup => host_setup::run(),
         Task::BaseImage => base_image::run(),
         Task::Ci => ci::run(),
+        Task::RootlessTests => ci::rootless_tests(),
         Task::Docs => docs::run(),
         Task::Demo => demo::run(),
         Task::Bench { runs, only } => bench::run(runs, only.as_deref()),

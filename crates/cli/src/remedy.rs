@@ -10,6 +10,24 @@ use terok_executor::errors::{
     AuthError, ConfigEditError, ConfigError, ControlError, ImageBuildError,
 };
 
+/// How to move rootless podman from `vfs` to overlay storage.
+pub const VFS_STORAGE_FIX: &str = "\
+To use overlay (native on Linux 5.13 and later; else install fuse-overlayfs), write
+~/.config/containers/storage.conf (as root: /etc/containers/storage.conf):
+  [storage]
+  driver = \"overlay\"
+then run `podman system reset` (it removes every image and container of this user) and
+`terok-executor setup`. See the README's rootless section.";
+
+/// `text` with every line indented by `by` spaces.
+pub fn indented(text: &str, by: usize) -> String {
+    let pad = " ".repeat(by);
+    text.lines()
+        .map(|line| format!("{pad}{line}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// `report` with the command line's remedy attached, when there is one.
 pub fn attach(report: miette::Report) -> miette::Report {
     match report.downcast::<ExecutorError>() {

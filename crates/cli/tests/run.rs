@@ -113,7 +113,13 @@ impl Drop for Host {
     fn drop(&mut self) {
         let names: Vec<String> = self.list().into_iter().map(|(n, _)| n).collect();
         for name in names {
-            let _ = Command::new("podman").args(["rm", "-f", &name]).output();
+            // The CLI's environment: rootless, podman's runtime state is under its
+            // XDG_RUNTIME_DIR.
+            let _ = self
+                .env
+                .command("podman")
+                .args(["rm", "-f", &name])
+                .output();
         }
         let _ = self.run(&["vault", "stop"]);
     }
@@ -560,7 +566,9 @@ fn interactive_task_stops_and_starts_with_fresh_tokens() {
     assert!(stdout.contains("Container ready. Login with:"), "{stdout}");
     let name = announced_name(&out);
     let token_in = |name: &str| -> String {
-        let out = Command::new("podman")
+        let out = host
+            .env
+            .command("podman")
             .args(["exec", name, "bash", "-lc", "echo $ANTHROPIC_API_KEY"])
             .output()
             .unwrap();
@@ -663,6 +671,7 @@ fn setup_is_idempotent_and_check_reports_what_is_missing() {
     insta::assert_snapshot!(rows.join("\n"), @"
     terok-executor status:
       podman                 ok (answers)
+      storage                ok (overlay)
       vault                  FAIL (not running)
       image L0               FAIL (terok-l0:localhost-terok-no-such-base-1 not built)
       image L1               FAIL (terok-l1-cli:localhost-terok-no-such-base-1-claude not built)
@@ -684,4 +693,52 @@ fn setup_is_idempotent_and_check_reports_what_is_missing() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(text(&out).contains("All prerequisites met."));
     let _ = run(&["vault", "stop"]);
+}
+
+/// Podman on `vfs` storage (where rootless podman falls back when overlay is not set up):
+/// `setup --check` says what it costs and how to change it. The storage is a temporary one.
+#[test]
+fn setup_check_warns_about_vfs_storage_with_the_fix() {
+    if !require_podman("setup_check_warns_about_vfs_storage_with_the_fix") {
+        return;
+    }
+    let env = IsolatedEnv::new().unwrap();
+    let storage = env.root().join("vfs-storage");
+    std::fs::create_dir_all(&storage).unwrap();
+    let conf = storage.join("storage.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[storage]\ndriver = \"vfs\"\ngraphroot = \"{0}/graph\"\nrunroot = \"{0}/run\"\n\
+             rootless_storage_path = \"{0}/graph\"\n",
+            storage.display()
+        ),
+    )
+    .unwrap();
+    let out = env
+        .command(BIN)
+        .args(["setup", "--check", "--no-images", "--no-sandbox"])
+        .env("CONTAINERS_STORAGE_CONF", &conf)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<&str> = stdout
+        .lines()
+        .filter(|l| !l.contains("container ids"))
+        .collect();
+    insta::assert_snapshot!(rows.join("\n"), @r#"
+    terok-executor status:
+      podman                 ok (answers)
+      storage                ok (vfs)
+                             warning: podman stores images with vfs, which copies every layer in full: a first build takes several times longer and images take several times the disk
+        To use overlay (native on Linux 5.13 and later; else install fuse-overlayfs), write
+        ~/.config/containers/storage.conf (as root: /etc/containers/storage.conf):
+          [storage]
+          driver = "overlay"
+        then run `podman system reset` (it removes every image and container of this user) and
+        `terok-executor setup`. See the README's rootless section.
+    All prerequisites met.
+    "#);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }

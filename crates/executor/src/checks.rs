@@ -16,13 +16,21 @@ pub struct HostCheck {
     pub name: String,
     /// `Ok(detail)` when it is fine, `Err(detail)` when it is not.
     pub outcome: Result<String, String>,
+    /// What works but costs the user (a slow storage driver), when something does.
+    pub warning: Option<String>,
 }
+
+/// Why `vfs` storage is worth changing.
+pub const VFS_STORAGE: &str = "podman stores images with vfs, which copies every layer in \
+                                full: a first build takes several times longer and images take \
+                                several times the disk";
 
 impl HostCheck {
     fn new(name: impl Into<String>, outcome: Result<String, String>) -> Self {
         Self {
             name: name.into(),
             outcome,
+            warning: None,
         }
     }
 
@@ -70,6 +78,9 @@ impl<R: ContainerRuntime> Executor<R> {
             "podman",
             podman.map(|()| "answers".to_owned()),
         )];
+        if podman_ok {
+            rows.push(self.storage_check().await);
+        }
         if scope.vault {
             rows.push(HostCheck::new(
                 "vault",
@@ -101,6 +112,20 @@ impl<R: ContainerRuntime> Executor<R> {
             rows.extend(self.image_rows(request).await);
         }
         rows
+    }
+
+    /// Podman's storage driver, with a warning when it is `vfs` (rootless podman falls back to
+    /// it where overlay is not set up).
+    pub async fn storage_check(&self) -> HostCheck {
+        let driver = self
+            .runtime
+            .storage_driver()
+            .await
+            .map_err(|e| e.to_string());
+        let slow = driver.as_deref() == Ok("vfs");
+        let mut row = HostCheck::new("storage", driver);
+        row.warning = slow.then(|| VFS_STORAGE.to_owned());
+        row
     }
 
     /// Whether the running daemon serves the roster's routes (no row when it does not run).

@@ -674,6 +674,13 @@ impl ContainerRuntime for PodmanCli {
         }
     }
 
+    async fn storage_driver(&self) -> Result<String, PodmanError> {
+        let out = self
+            .run(strings(&["info", "--format", "{{.Store.GraphDriverName}}"]))
+            .await?;
+        Ok(out.trim().to_owned())
+    }
+
     async fn images_with_label(&self, label: &str) -> Result<Vec<ImageInfo>, PodmanError> {
         let out = self
             .run(strings(&[

@@ -66,6 +66,8 @@ pub enum FakeCall {
     ImageRemove(Vec<String>),
     /// `images --filter label=…`.
     ImagesWithLabel(String),
+    /// `info` for the storage driver.
+    StorageDriver,
     /// `build`.
     Build(Box<BuildSpec>),
 }
@@ -108,6 +110,8 @@ struct State {
     /// Containers whose output stays open until they are stopped or removed.
     running_until_stopped: std::collections::BTreeSet<String>,
     open_streams: BTreeMap<String, mpsc::Sender<LogLine>>,
+    /// The storage driver reported (`None`: `overlay`).
+    storage_driver: Option<String>,
 }
 
 impl std::fmt::Debug for State {
@@ -161,6 +165,11 @@ impl FakeRuntime {
     /// Number of `build` calls so far.
     pub fn build_count(&self) -> usize {
         self.with_state(|s| s.builds)
+    }
+
+    /// Makes the fake report `driver` as podman's storage driver (`overlay` by default).
+    pub fn set_storage_driver(&self, driver: &str) {
+        self.with_state(|s| s.storage_driver = Some(driver.to_owned()));
     }
 
     /// Adds an image under `reference` with `labels`.
@@ -511,6 +520,11 @@ impl ContainerRuntime for FakeRuntime {
             }
         });
         Ok(())
+    }
+
+    async fn storage_driver(&self) -> Result<String, PodmanError> {
+        self.record(FakeCall::StorageDriver);
+        Ok(self.with_state(|s| s.storage_driver.clone().unwrap_or_else(|| "overlay".into())))
     }
 
     async fn images_with_label(&self, label: &str) -> Result<Vec<ImageInfo>, PodmanError> {

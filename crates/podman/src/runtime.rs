@@ -293,6 +293,10 @@ pub trait ContainerRuntime: Send + Sync + 'static {
         label: &str,
     ) -> impl Future<Output = Result<Vec<ImageInfo>, PodmanError>> + Send;
 
+    /// The storage driver podman uses (`overlay`, `vfs`, …): with `vfs` every layer is a full
+    /// copy, which makes a first build several times slower.
+    fn storage_driver(&self) -> impl Future<Output = Result<String, PodmanError>> + Send;
+
     /// Builds an image, handing every output line to `on_line`.
     fn build(
         &self,

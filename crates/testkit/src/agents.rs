@@ -41,10 +41,12 @@ pub fn install_scripted_agent(env: &IsolatedEnv) -> std::io::Result<PathBuf> {
     Ok(path)
 }
 
-/// Holds an exclusive lock shared by every test process on this machine (e.g. around a build
-/// of an image several tests need), released when dropped.
+/// Holds an exclusive lock shared by every test process of this user on this machine (e.g.
+/// around a build of an image several tests need), released when dropped. Per user: each
+/// has its own podman storage, and another user's lock file is not ours to open.
 pub fn machine_lock(name: &str) -> std::io::Result<std::fs::File> {
-    let path = PathBuf::from(format!("/var/tmp/terok-test-{name}.lock"));
+    let uid = terok_core::env::HostEnv::from_process().euid();
+    let path = PathBuf::from(format!("/var/tmp/terok-test-{name}-{uid}.lock"));
     let file = std::fs::File::options()
         .create(true)
         .truncate(false)

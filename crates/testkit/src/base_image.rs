@@ -85,7 +85,9 @@ fn image_exists() -> Result<bool, BaseImageError> {
 }
 
 fn lock() -> Result<File, BaseImageError> {
-    let path = PathBuf::from("/var/tmp/terok-base-image.lock");
+    // Per user, as each has its own podman storage.
+    let uid = terok_core::env::HostEnv::from_process().euid();
+    let path = PathBuf::from(format!("/var/tmp/terok-base-image-{uid}.lock"));
     let file = File::options()
         .create(true)
         .truncate(false)

@@ -38,7 +38,19 @@ impl IsolatedEnv {
                 std::fs::copy(&real, env.host_ids_dir().join(name))?;
             }
         }
+        if !HostEnv::from_process().is_root()
+            && std::env::var_os(STORAGE_CONF).is_none()
+            && let Some(pinned) = rootless_storage_pin()
+        {
+            std::fs::write(env.storage_conf(), pinned)?;
+        }
         Ok(env)
+    }
+
+    /// Rootless: the podman storage config that keeps this user's real image store (see
+    /// [`rootless_storage_pin`]).
+    fn storage_conf(&self) -> PathBuf {
+        self.dir.path().join("containers-storage.conf")
     }
 
     /// The root of the temporary tree.
@@ -128,7 +140,19 @@ impl IsolatedEnv {
             ("NO_COLOR".to_owned(), OsString::from("1")),
             ("TZ".to_owned(), OsString::from("UTC")),
         ];
-        for keep in ["PATH", "CI", "CONTAINER_HOST", "CONTAINER_CONNECTION"] {
+        if self.storage_conf().exists() {
+            vars.push((
+                STORAGE_CONF.to_owned(),
+                self.storage_conf().into_os_string(),
+            ));
+        }
+        for keep in [
+            "PATH",
+            "CI",
+            "CONTAINER_HOST",
+            "CONTAINER_CONNECTION",
+            STORAGE_CONF,
+        ] {
             if let Some(value) = std::env::var_os(keep) {
                 vars.push((keep.to_owned(), value));
             }
@@ -160,4 +184,34 @@ impl IsolatedEnv {
 
 fn terok_core_euid() -> u32 {
     HostEnv::from_process().euid()
+}
+
+/// The variable naming podman's storage config.
+const STORAGE_CONF: &str = "CONTAINERS_STORAGE_CONF";
+
+/// Rootless podman keeps its images under `$HOME`: with the isolated `HOME` every test would
+/// start from an empty store and build every image again. This config points podman at the
+/// real user's store (graph root, run root, driver), read once from `podman info`; terok's own
+/// state stays isolated. `None` when podman does not answer.
+fn rootless_storage_pin() -> Option<&'static str> {
+    static PIN: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    PIN.get_or_init(|| {
+        let out = Command::new("podman")
+            .args([
+                "info",
+                "--format",
+                "{{.Store.GraphRoot}}\t{{.Store.RunRoot}}\t{{.Store.GraphDriverName}}",
+            ])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())?;
+        let text = String::from_utf8(out.stdout).ok()?;
+        let mut fields = text.trim().split('\t');
+        let (graph, run, driver) = (fields.next()?, fields.next()?, fields.next()?);
+        Some(format!(
+            "[storage]\ndriver = \"{driver}\"\ngraphroot = \"{graph}\"\nrunroot = \"{run}\"\n\
+             rootless_storage_path = \"{graph}\"\n"
+        ))
+    })
+    .as_deref()
 }

@@ -3,6 +3,7 @@
 //! measured. Every figure is measured next to a baseline taken in the same run, so a slow or
 //! busy machine shows up in both.
 
+mod first_run;
 mod launch;
 mod table;
 mod vault;
@@ -114,9 +115,9 @@ pub fn run(runs: usize, only: Option<&str>) -> anyhow::Result<()> {
         return run_echo(&mut cmd);
     }
     if let Some(group) = only
-        && !["agents", "build", "launch", "vault"].contains(&group)
+        && !["agents", "build", "launch", "vault", "first-run"].contains(&group)
     {
-        bail!("unknown group `{group}`; expected agents, build, launch or vault");
+        bail!("unknown group `{group}`; expected agents, build, launch, vault or first-run");
     }
     let wanted = |group: &str| only.is_none_or(|o| o == group);
     let binary = release_binary()?;
@@ -132,6 +133,10 @@ pub fn run(runs: usize, only: Option<&str>) -> anyhow::Result<()> {
     }
     if wanted("vault") {
         rows.extend(vault::rows(&binary)?);
+    }
+    // Minutes and an extra account: only when asked for by name.
+    if only == Some("first-run") {
+        rows.push(first_run::row(&binary)?);
     }
     print_table(&rows);
     Ok(())

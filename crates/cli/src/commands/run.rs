@@ -332,6 +332,13 @@ fn preflight(
         }
     };
     if !missing.is_empty() {
+        if let Some(warning) = ctx.block_on(executor.storage_check())?.warning {
+            crate::output::warn(warning);
+            eprintln!(
+                "{}",
+                crate::remedy::indented(crate::remedy::VFS_STORAGE_FIX, 2)
+            );
+        }
         let what: Vec<String> = missing
             .iter()
             .map(|s| format!("{} {}", s.layer, s.tag))

@@ -62,6 +62,13 @@ fn check(ctx: &Context, scope: &SetupScope) -> miette::Result<Status> {
             Ok(detail) => println!("  {:<22} ok ({detail})", row.name),
             Err(detail) => println!("  {:<22} FAIL ({detail})", row.name),
         }
+        if let Some(warning) = &row.warning {
+            println!("  {:<22} warning: {warning}", "");
+            println!(
+                "{}",
+                crate::remedy::indented(crate::remedy::VFS_STORAGE_FIX, 4)
+            );
+        }
     }
     if rows.iter().all(|r| r.ok()) {
         println!("All prerequisites met.");

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use terok_executor::READY_MARKER;
+use terok_executor::{READY_MARKER, SetupScope};
 
 use crate::support::Session;
 
@@ -71,4 +71,25 @@ async fn a_launched_task_moves_into_a_spawned_task() {
         .await
         .unwrap();
     assert!(ready);
+}
+
+/// `vfs` storage works but costs minutes: the host checks say so as a warning, not a failure.
+#[tokio::test]
+async fn vfs_storage_is_a_warning_in_the_host_checks() {
+    let session = Session::fake();
+    let rows = session.executor.setup_checks(&SetupScope::default()).await;
+    let storage = rows.iter().find(|r| r.name == "storage").unwrap();
+    assert_eq!(storage.outcome, Ok("overlay".to_owned()));
+    assert_eq!(storage.warning, None);
+    session.fake_runtime().set_storage_driver("vfs");
+    let storage = session.executor.storage_check().await;
+    assert_eq!(storage.outcome, Ok("vfs".to_owned()));
+    assert!(storage.ok());
+    assert!(
+        storage
+            .warning
+            .as_deref()
+            .is_some_and(|w| w.contains("copies every layer")),
+        "{storage:?}"
+    );
 }
