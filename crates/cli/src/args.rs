@@ -369,6 +369,11 @@ pub struct RunArgs {
     /// default the run stops after three refusals in a row, exit status 77).
     #[arg(long)]
     pub no_fail_fast: bool,
+    /// What the container may reach: `offline` (loopback only; the agent reaches its model
+    /// API through the vault's socket) or `open` (unfiltered; the allow-list firewall is not
+    /// available yet).
+    #[arg(long, value_enum, value_name = "MODE", default_value = "open")]
+    pub shield: ShieldMode,
     /// Accepted for compatibility; the git gate is not available yet, so URLs are cloned directly.
     #[arg(long, hide = true, overrides_with = "no_gate")]
     pub gate: bool,
@@ -398,6 +403,15 @@ pub struct RmArgs {
     /// Container names or task ids (see `terok-executor list`).
     #[arg(required = true)]
     pub names: Vec<String>,
+}
+
+/// `run --shield` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ShieldMode {
+    /// No network but loopback.
+    Offline,
+    /// Unfiltered egress.
+    Open,
 }
 
 /// `run --output` values.

@@ -478,6 +478,17 @@ fn run_help_lists_the_python_flags() {
               Keep waiting for the agent when the model API refuses the stored credential (by default
               the run stops after three refusals in a row, exit status 77)
 
+          --shield <MODE>
+              What the container may reach: `offline` (loopback only; the agent reaches its model API
+              through the vault's socket) or `open` (unfiltered; the allow-list firewall is not
+              available yet)
+
+              Possible values:
+              - offline: No network but loopback
+              - open:    Unfiltered egress
+              
+              [default: open]
+
       -h, --help
               Print help (see a summary with '-h')
 

@@ -151,6 +151,9 @@ fn claude_fixes_the_failing_test_through_the_vault() {
         "fix the failing test",
         "--timeout",
         "600",
+        // No network but loopback: the agent reaches the model only through the vault's socket.
+        "--shield",
+        "offline",
     ])
     .output()
     .unwrap();
@@ -237,6 +240,10 @@ fn claude_fixes_the_failing_test_through_the_vault() {
         "the container got a phantom token"
     );
     let info: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    assert_eq!(
+        info[0]["HostConfig"]["NetworkMode"], "none",
+        "the run was offline"
+    );
     let upper = info[0]["GraphDriver"]["Data"]["UpperDir"]
         .as_str()
         .map(PathBuf::from);

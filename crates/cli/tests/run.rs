@@ -742,3 +742,40 @@ fn setup_check_warns_about_vfs_storage_with_the_fix() {
     "#);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
+
+/// `--shield offline`: the container has no network interface but loopback, and the agent
+/// still reaches the vault through its socket.
+#[test]
+fn an_offline_task_has_only_loopback_and_still_reaches_the_vault() {
+    if !require_podman("an_offline_task_has_only_loopback_and_still_reaches_the_vault") {
+        return;
+    }
+    let host = Host::new();
+    let script = "ls /sys/class/net | tr '\\n' ' '; echo; \
+                  curl -s -o /dev/null -w 'vault:%{http_code}\\n' \
+                    -H 'x-api-key: not-a-phantom' \"$ANTHROPIC_BASE_URL/v1/models\"; \
+                  exit 0";
+    let out = host.run(&[
+        "run",
+        "scripted",
+        "project",
+        "--credential",
+        "claude",
+        "--shield",
+        "offline",
+        "--rm",
+        "-p",
+        script,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.lines().any(|l| l.trim() == "lo"), "{stdout}");
+    // The vault answered through its socket: its own 401 for a key that is no phantom, so
+    // no request leaves this machine.
+    assert!(stdout.lines().any(|l| l == "vault:401"), "{}", text(&out));
+    assert!(
+        !text(&out).contains("egress is open"),
+        "an offline run does not say egress is open: {}",
+        text(&out)
+    );
+}

@@ -79,7 +79,7 @@ pub use doctor::{DoctorCheck, Verdict};
 pub use error::ExecutorError;
 pub use host::{GitIdentity, cdi_gpu_vendors, gpu_request, host_git_identity};
 pub use images::{IMAGE_CHECK_TRUST, ImageChoice, ImageState, RemovedImages, SidecarChoice};
-pub use launch::options::{ImageSource, Mode, RunEvent, RunOptions};
+pub use launch::options::{Egress, ImageSource, Mode, RunEvent, RunOptions};
 pub use launch::{HOST_TIMEOUT_GRACE_SECS, OnRunEvent};
 pub use launched::{
     CREDENTIAL_REJECTED_EXIT_CODE, INIT_COMPLETE, INTERRUPTED_EXIT_CODE, LaunchedTask,

@@ -10,7 +10,7 @@ use crate::session::Executor;
 /// What every launch says until the egress firewall exists.
 pub const EGRESS_OPEN: &str = "egress is open: the agent can reach any address the container's \
                                network reaches (this host's services, your LAN, the internet); \
-                               the egress firewall (shield) is not implemented yet";
+                               the allow-list firewall is not implemented yet";
 
 /// The keys of `config` that are set but have no effect yet, each with what that means.
 pub fn inert_settings(config: &TerokConfig) -> Vec<String> {

@@ -12,7 +12,7 @@ use terok_executor::{
 };
 
 use crate::Status;
-use crate::args::{OutputFormat, RunArgs};
+use crate::args::{OutputFormat, RunArgs, ShieldMode};
 use crate::commands::build::image_choice;
 use crate::commands::tasks::report_vault_start;
 use crate::context::Context;
@@ -102,6 +102,7 @@ fn settings(executor: &Executor, args: RunArgs) -> miette::Result<(RunOptions, P
         raw_output,
         credentials,
         no_fail_fast,
+        shield,
         gate,
         no_gate: _,
     } = args;
@@ -147,6 +148,10 @@ fn settings(executor: &Executor, args: RunArgs) -> miette::Result<(RunOptions, P
     options.shared_mount = Some(shared_mount);
     options.timezone = timezone;
     options.extra_credentials = credentials;
+    options.egress = match shield {
+        ShieldMode::Offline => terok_executor::Egress::Offline,
+        ShieldMode::Open => terok_executor::Egress::Open,
+    };
     let presentation = Presentation {
         yes,
         no_fail_fast,
@@ -188,7 +193,10 @@ fn show_event(progress: &mut BuildProgress, event: RunEvent) {
     match event {
         RunEvent::Image(event) => progress.event(event),
         RunEvent::Warning(text) => crate::output::warn(text),
-        RunEvent::EgressOpen => eprintln!("warning: {}", terok_executor::EGRESS_OPEN),
+        RunEvent::EgressOpen => eprintln!(
+            "warning: {} (`--shield offline` leaves the container loopback only)",
+            terok_executor::EGRESS_OPEN
+        ),
         RunEvent::VaultWired { providers } if providers.is_empty() => {
             eprintln!("Vault: no credential stored for any agent; the agent runs without one");
         }

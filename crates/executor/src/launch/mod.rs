@@ -43,7 +43,7 @@ use crate::repo::RepoSource;
 use crate::session::Executor;
 use crate::task::{TaskRecord, TaskStore, container_name, new_task_id};
 use crate::vault::VaultClient;
-use options::{ImageSource, Mode, RunEvent, RunOptions};
+use options::{Egress, ImageSource, Mode, RunEvent, RunOptions};
 use plan::LaunchPlan;
 
 /// Seconds the host waits beyond the agent's own timeout before it stops the container (the
@@ -66,7 +66,9 @@ impl<R: ContainerRuntime> Executor<R> {
         for warning in warnings.chain(self.inert_settings()) {
             on_event(RunEvent::Warning(warning));
         }
-        on_event(RunEvent::EgressOpen);
+        if options.egress == Egress::Open {
+            on_event(RunEvent::EgressOpen);
+        }
         let image = self.launch_image(&plan, on_event).await?;
         let mut launch = Launch::begin(self, plan, image)?;
         match launch.run(on_event).await {
@@ -397,6 +399,7 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
             cpus: options.cpus.clone(),
             gpus: options.gpus.clone(),
             init: true,
+            network: (options.egress == Egress::Offline).then(|| "none".to_owned()),
             ..RunSpec::default()
         }
     }

@@ -82,6 +82,22 @@ pub struct RunOptions {
     /// Providers the task gets a phantom token for besides its agent's own (and those of
     /// config.yml's `vault.task_credentials`).
     pub extra_credentials: Vec<String>,
+    /// What the container may reach over the network.
+    pub egress: Egress,
+}
+
+/// What a task's container may reach over the network.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Egress {
+    /// Any address its network reaches: this host's services, the LAN, the internet (until
+    /// the egress firewall's allow-list exists, the default).
+    #[default]
+    Open,
+    /// No network but loopback (`--network none`). The vault (and later the gate) reach the
+    /// container through their mounted Unix sockets, so an agent that talks only to its
+    /// model API through the vault works; nothing else leaves the container.
+    Offline,
 }
 
 impl RunOptions {
@@ -147,6 +163,7 @@ impl RunOptions {
             remove_on_exit: false,
             vault_required: false,
             extra_credentials: Vec::new(),
+            egress: Egress::Open,
         }
     }
 

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use terok_executor::{
-    ExecutorError, ImageSource, LaunchedTask, RunEvent, RunOptions, TIMEOUT_EXIT_CODE,
+    Egress, ExecutorError, ImageSource, LaunchedTask, RunEvent, RunOptions, TIMEOUT_EXIT_CODE,
 };
 use terok_podman::{FakeCall, FakeOp, FakeRuntime};
 
@@ -448,6 +448,46 @@ async fn every_launch_says_egress_is_open_and_names_config_keys_that_do_nothing(
         )),
         "{events:?}"
     );
+}
+
+/// Offline: podman gives the container no network but loopback, and the launch does not say
+/// egress is open.
+#[tokio::test]
+async fn an_offline_task_gets_no_network_and_no_open_egress_warning() {
+    let session = Session::fake();
+    let mut options = session.headless("hi");
+    options.egress = Egress::Offline;
+    let mut events = Vec::new();
+    session
+        .executor
+        .launch(&options, &mut |e| events.push(e))
+        .await
+        .unwrap();
+    assert!(!events.contains(&RunEvent::EgressOpen), "{events:?}");
+    let argv = session
+        .fake_runtime()
+        .calls()
+        .into_iter()
+        .find_map(|c| match c {
+            FakeCall::Run { argv, .. } => Some(argv),
+            _ => None,
+        })
+        .unwrap();
+    let network = argv.iter().position(|a| a == "--network").unwrap();
+    assert_eq!(argv[network + 1], "none", "{argv:?}");
+    // Open (the default) says so, and leaves podman's network as it is.
+    let session = Session::fake();
+    let mut events = Vec::new();
+    session
+        .executor
+        .launch(&session.headless("hi"), &mut |e| events.push(e))
+        .await
+        .unwrap();
+    assert!(events.contains(&RunEvent::EgressOpen));
+    assert!(session.fake_runtime().calls().iter().all(|c| match c {
+        FakeCall::Run { argv, .. } => !argv.iter().any(|a| a == "--network"),
+        _ => true,
+    }));
 }
 
 #[tokio::test]
