@@ -1,0 +1,235 @@
+//! The nftables ruleset of a task: outgoing traffic is dropped unless it is loopback, part of
+//! a connection already made, DNS to the task's resolver, or to an allowed address — and
+//! private, link-local and metadata addresses are refused even when a name resolves to one.
+//! What is refused is refused at once (TCP reset, ICMP admin-prohibited), so the agent sees an
+//! error instead of a connect that hangs. Incoming: loopback and replies only.
+
+use std::net::IpAddr;
+
+use crate::error::ShieldError;
+use crate::profile::{Destination, Network, Profile};
+
+/// The nftables table terok owns in a container's network namespace.
+pub const TABLE: &str = "terok_shield";
+
+/// IPv4 blocks never reached unless allowed by address: private (RFC 1918), shared (CGNAT),
+/// link-local (with the cloud metadata service at 169.254.169.254), "this network",
+/// multicast and reserved.
+pub const BLOCKED_V4: [&str; 8] = [
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "224.0.0.0/4",
+    "240.0.0.0/4",
+];
+
+/// IPv6 blocks never reached unless allowed by address: unique-local (with cloud metadata
+/// services such as fd00:ec2::254), link-local, multicast and IPv4-mapped.
+pub const BLOCKED_V6: [&str; 4] = ["fc00::/7", "fe80::/10", "ff00::/8", "::ffff:0:0/96"];
+
+/// What one task may reach.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// Address blocks the task may connect to.
+    pub allowed: Vec<Network>,
+    /// Address blocks refused even when allowed (a live `deny`).
+    pub denied: Vec<Network>,
+    /// The one DNS server the task may ask (its resolver); `None`: no DNS.
+    pub resolver: Option<IpAddr>,
+}
+
+impl Policy {
+    /// The policy of `profiles`, each domain turned into its addresses by `resolve`.
+    pub fn from_profiles(
+        profiles: &[Profile],
+        resolver: Option<IpAddr>,
+        resolve: &mut dyn FnMut(&str) -> Vec<IpAddr>,
+    ) -> Self {
+        let mut allowed = Vec::new();
+        for destination in profiles.iter().flat_map(|p| &p.destinations) {
+            match destination {
+                Destination::Network(network) => allowed.push(*network),
+                Destination::Domain(domain) => {
+                    allowed.extend(resolve(domain).into_iter().map(Network::host));
+                }
+            }
+        }
+        allowed.sort();
+        allowed.dedup();
+        Self {
+            allowed,
+            denied: Vec::new(),
+            resolver,
+        }
+    }
+}
+
+/// The ruleset of `policy`, as `nft -f` reads it. It first deletes an earlier version of the
+/// table, so loading it again replaces the rules in one transaction.
+pub fn ruleset(policy: &Policy) -> String {
+    let (allow_v4, allow_v6) = split(&policy.allowed);
+    let (deny_v4, deny_v6) = split(&policy.denied);
+    let mut out = format!("table inet {TABLE}\ndelete table inet {TABLE}\ntable inet {TABLE} {{\n");
+    out.push_str(&set("allow_v4", "ipv4_addr", &allow_v4));
+    out.push_str(&set("allow_v6", "ipv6_addr", &allow_v6));
+    out.push_str(&set("deny_v4", "ipv4_addr", &deny_v4));
+    out.push_str(&set("deny_v6", "ipv6_addr", &deny_v6));
+    out.push_str("  chain output {\n    type filter hook output priority 0; policy drop;\n");
+    out.push_str("    oifname \"lo\" accept\n    ct state established,related accept\n");
+    if let Some(resolver) = policy.resolver {
+        let family = if resolver.is_ipv4() { "ip" } else { "ip6" };
+        out.push_str(&format!(
+            "    {family} daddr {resolver} udp dport 53 accept\n    {family} daddr {resolver} tcp dport 53 accept\n"
+        ));
+    }
+    out.push_str(concat!(
+        "    ip daddr @deny_v4 meta l4proto tcp reject with tcp reset\n",
+        "    ip daddr @deny_v4 reject with icmp type admin-prohibited\n",
+        "    ip6 daddr @deny_v6 meta l4proto tcp reject with tcp reset\n",
+        "    ip6 daddr @deny_v6 reject with icmpv6 type admin-prohibited\n",
+        "    ip daddr @allow_v4 accept\n",
+        "    ip6 daddr @allow_v6 accept\n",
+    ));
+    out.push_str(&format!(
+        "    ip daddr {{ {} }} reject with icmp type admin-prohibited\n",
+        BLOCKED_V4.join(", ")
+    ));
+    out.push_str(&format!(
+        "    ip6 daddr {{ {} }} reject with icmpv6 type admin-prohibited\n",
+        BLOCKED_V6.join(", ")
+    ));
+    out.push_str(concat!(
+        "    log prefix \"terok-shield deny: \" level info\n",
+        "    meta l4proto tcp reject with tcp reset\n",
+        "    reject with icmpx type admin-prohibited\n",
+        "  }\n",
+        "  chain input {\n    type filter hook input priority 0; policy drop;\n",
+        "    iifname \"lo\" accept\n    ct state established,related accept\n  }\n",
+        "}\n",
+    ));
+    out
+}
+
+/// The IPv4 and IPv6 blocks of `networks`, as nftables writes them.
+fn split(networks: &[Network]) -> (Vec<String>, Vec<String>) {
+    let text = |n: &Network| {
+        let full = if n.addr.is_ipv4() { 32 } else { 128 };
+        if n.prefix == full {
+            n.addr.to_string()
+        } else {
+            n.to_string()
+        }
+    };
+    let v4 = networks.iter().filter(|n| n.addr.is_ipv4()).map(text);
+    let v6 = networks.iter().filter(|n| n.addr.is_ipv6()).map(text);
+    (v4.collect(), v6.collect())
+}
+
+/// A named set of address blocks (an empty set has no `elements` line: nftables refuses one).
+fn set(name: &str, kind: &str, elements: &[String]) -> String {
+    let mut out = format!("  set {name} {{\n    type {kind}\n    flags interval\n");
+    if !elements.is_empty() {
+        out.push_str(&format!("    elements = {{ {} }}\n", elements.join(", ")));
+    }
+    out.push_str("  }\n");
+    out
+}
+
+/// Checks `nft -j list ruleset` output from a container's network namespace: terok's table is
+/// there with both chains hooked and dropping by default — what the launch must see before
+/// the agent starts.
+pub fn verify_listing(listing: &str) -> Result<(), ShieldError> {
+    let json: serde_json::Value = serde_json::from_str(listing)
+        .map_err(|e| ShieldError::NotLoaded(format!("the listing is not JSON: {e}")))?;
+    let items = json["nftables"]
+        .as_array()
+        .ok_or_else(|| ShieldError::NotLoaded("the listing has no `nftables` array".into()))?;
+    let ours = |item: &serde_json::Value, kind: &str| {
+        let value = &item[kind];
+        value["family"] == "inet"
+            && (value["name"] == TABLE && kind == "table" || value["table"] == TABLE)
+    };
+    if !items.iter().any(|item| ours(item, "table")) {
+        return Err(ShieldError::NotLoaded(format!("no table inet {TABLE}")));
+    }
+    for hook in ["output", "input"] {
+        let chain = items
+            .iter()
+            .filter(|item| ours(item, "chain"))
+            .map(|item| &item["chain"])
+            .find(|chain| chain["hook"] == hook);
+        match chain {
+            Some(chain) if chain["policy"] == "drop" => {}
+            Some(chain) => {
+                return Err(ShieldError::NotLoaded(format!(
+                    "the {hook} chain's policy is {}, not drop",
+                    chain["policy"]
+                )));
+            }
+            None => {
+                return Err(ShieldError::NotLoaded(format!(
+                    "no chain on the {hook} hook"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> Policy {
+        let profile = Profile::parse("t", "t.txt", "pypi.org\n10.89.0.7\n2001:db8::/32\n").unwrap();
+        Policy::from_profiles(
+            &[profile],
+            Some("10.89.0.1".parse().unwrap()),
+            &mut |domain| {
+                assert_eq!(domain, "pypi.org");
+                vec!["151.101.0.223".parse().unwrap()]
+            },
+        )
+    }
+
+    #[test]
+    fn the_ruleset_allows_the_policy_and_refuses_private_ranges_by_default() {
+        let text = ruleset(&policy());
+        assert!(
+            text.contains("elements = { 10.89.0.7, 151.101.0.223 }"),
+            "{text}"
+        );
+        assert!(text.contains("elements = { 2001:db8::/32 }"), "{text}");
+        assert!(
+            text.contains("ip daddr 10.89.0.1 udp dport 53 accept"),
+            "{text}"
+        );
+        assert!(text.contains("policy drop;"), "{text}");
+        for block in BLOCKED_V4.iter().chain(&BLOCKED_V6) {
+            assert!(text.contains(block), "{block}");
+        }
+        // An allowed private address comes before the private reject.
+        let allow = text.find("ip daddr @allow_v4 accept").unwrap();
+        let private = text.find("10.0.0.0/8").unwrap();
+        assert!(allow < private);
+        // Empty sets carry no elements line.
+        let deny_v4 = &text[text.find("set deny_v4").unwrap()..];
+        assert!(!deny_v4[..deny_v4.find('}').unwrap()].contains("elements"));
+    }
+
+    #[test]
+    fn a_listing_without_the_table_or_with_an_accepting_chain_is_refused() {
+        assert!(verify_listing(r#"{"nftables":[{"metainfo":{}}]}"#).is_err());
+        let accepting = r#"{"nftables":[
+            {"table":{"family":"inet","name":"terok_shield","handle":1}},
+            {"chain":{"family":"inet","table":"terok_shield","name":"output","hook":"output","policy":"accept"}},
+            {"chain":{"family":"inet","table":"terok_shield","name":"input","hook":"input","policy":"drop"}}]}"#;
+        let err = verify_listing(accepting).unwrap_err();
+        assert!(err.to_string().contains("output chain's policy"), "{err}");
+        let good = accepting.replace("\"accept\"", "\"drop\"");
+        verify_listing(&good).unwrap();
+    }
+}
