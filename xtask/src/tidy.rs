@@ -5,6 +5,14 @@ use std::path::{Path, PathBuf};
 use crate::util::workspace_root;
 
 fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    files_under(dir, &["target", "fixtures"], &|path| {
+        path.extension().is_some_and(|e| e == "rs")
+    })
+}
+
+/// The files under `dir` that `keep` accepts, sorted, not descending into directories named in
+/// `skip`.
+fn files_under(dir: &Path, skip: &[&str], keep: &dyn Fn(&Path) -> bool) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(dir) = stack.pop() {
@@ -14,14 +22,13 @@ fn rust_files(dir: &Path) -> Vec<PathBuf> {
         for entry in entries.flatten() {
             let path = entry.path();
             if path.is_dir() {
-                if path
+                if !path
                     .file_name()
-                    .is_some_and(|n| n == "target" || n == "fixtures")
+                    .is_some_and(|n| skip.iter().any(|s| n == *s))
                 {
-                    continue;
+                    stack.push(path);
                 }
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "rs") {
+            } else if keep(&path) {
                 out.push(path);
             }
         }
@@ -180,29 +187,7 @@ fn roster_schema_doc_is_current() {
 
 /// Every file under `dir` (any kind), skipping build output and git metadata.
 fn all_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                if path
-                    .file_name()
-                    .is_some_and(|n| n == "target" || n == ".git")
-                {
-                    continue;
-                }
-                stack.push(path);
-            } else {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
-    out
+    files_under(dir, &["target", ".git"], &|_| true)
 }
 
 /// The texts a reference outside the repository shows up as: the reference files of the

@@ -15,14 +15,7 @@ fn an_empty_key_is_refused_and_nothing_is_stored() {
         matches!(err, ExecutorError::Auth(AuthError::EmptyKey)),
         "{err}"
     );
-    assert!(
-        session
-            .executor
-            .stored_credentials()
-            .unwrap()
-            .unwrap_or_default()
-            .is_empty()
-    );
+    assert!(session.has_no_credentials());
     let stored = session.executor.store_api_key("claude", REAL_KEY).unwrap();
     assert_eq!(
         (stored.provider.as_str(), stored.kind.as_str()),
@@ -89,14 +82,7 @@ async fn a_cancelled_login_stores_nothing() {
         .await
         .unwrap();
     assert_eq!(outcome, LoginOutcome::Cancelled);
-    assert!(
-        session
-            .executor
-            .stored_credentials()
-            .unwrap()
-            .unwrap_or_default()
-            .is_empty()
-    );
+    assert!(session.has_no_credentials());
     let err = session
         .executor
         .oauth_login("vibe", None, &mut |_| {})

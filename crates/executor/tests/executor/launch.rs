@@ -464,15 +464,7 @@ async fn an_offline_task_gets_no_network_and_no_open_egress_warning() {
         .await
         .unwrap();
     assert!(!events.contains(&RunEvent::EgressOpen), "{events:?}");
-    let argv = session
-        .fake_runtime()
-        .calls()
-        .into_iter()
-        .find_map(|c| match c {
-            FakeCall::Run { argv, .. } => Some(argv),
-            _ => None,
-        })
-        .unwrap();
+    let argv = session.first_run_argv();
     let network = argv.iter().position(|a| a == "--network").unwrap();
     assert_eq!(argv[network + 1], "none", "{argv:?}");
     // Open (the default) says so, and leaves podman's network as it is.
@@ -503,15 +495,7 @@ async fn a_repository_workspace_gets_its_git_config_and_hooks_read_only() {
         .launch(&session.headless("hi"), &mut |_| {})
         .await
         .unwrap();
-    let argv = session
-        .fake_runtime()
-        .calls()
-        .into_iter()
-        .find_map(|c| match c {
-            FakeCall::Run { argv, .. } => Some(argv),
-            _ => None,
-        })
-        .unwrap();
+    let argv = session.first_run_argv();
     let project = session
         .env
         .work_dir()

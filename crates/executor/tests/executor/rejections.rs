@@ -12,7 +12,7 @@ use terok_podman::FakeRuntime;
 use terok_testkit::model::{ModelScript, ScriptedModel};
 use terok_testkit::unix_http;
 
-use crate::support::{REAL_KEY, Session};
+use crate::support::{REAL_KEY, Session, token_and_socket};
 
 /// A session whose Claude route leads to a model API that refuses every key.
 async fn refused_session() -> (Session, ScriptedModel) {
@@ -46,14 +46,7 @@ async fn launch(
         .launch(&options, &mut |_| {})
         .await
         .unwrap();
-    let text = std::fs::read_to_string(task.task_dir().join("agent-config/vault.env")).unwrap();
-    let token = text
-        .lines()
-        .find_map(|l| l.strip_prefix("ANTHROPIC_API_KEY="))
-        .unwrap()
-        .trim_matches('\'')
-        .to_owned();
-    let socket = session.executor.vault_paths().container_socket(name);
+    let (token, socket) = token_and_socket(&task, &session.executor);
     (task, token, socket)
 }
 

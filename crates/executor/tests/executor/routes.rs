@@ -2,14 +2,12 @@
 //! routes up to date before the container starts, status reports a daemon serving an older
 //! roster, and a broken override changes nothing.
 
-use std::path::PathBuf;
-
 use terok_executor::{Executor, ExecutorError, LaunchedTask, RouteChange, RunEvent};
 use terok_podman::FakeRuntime;
 use terok_testkit::unix_http;
 use terok_testkit::upstream::MockUpstream;
 
-use crate::support::{REAL_KEY, Session};
+use crate::support::{REAL_KEY, Session, token_and_socket};
 
 /// Points Claude's route at `upstream` with a user override (`None` removes the override).
 fn override_claude(session: &Session, upstream: Option<&str>) {
@@ -28,21 +26,6 @@ fn next_command(session: &Session) -> Executor<FakeRuntime> {
         .cwd(session.env.work_dir())
         .build_with_runtime(FakeRuntime::new())
         .unwrap()
-}
-
-/// The phantom in the task's `vault.env` and the task's socket on the host.
-fn token_and_socket(
-    task: &LaunchedTask<FakeRuntime>,
-    executor: &Executor<FakeRuntime>,
-) -> (String, PathBuf) {
-    let text = std::fs::read_to_string(task.task_dir().join("agent-config/vault.env")).unwrap();
-    let token = text
-        .lines()
-        .find_map(|l| l.strip_prefix("ANTHROPIC_API_KEY="))
-        .unwrap()
-        .trim_matches('\'')
-        .to_owned();
-    (token, executor.vault_paths().container_socket(task.name()))
 }
 
 /// Sends one request over the task's socket, as Claude in the container would.

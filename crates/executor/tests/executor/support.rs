@@ -2,11 +2,12 @@
 //! (or real podman), a real vault daemon served in this process, and what the tests look at
 //! afterwards (task directories, live tokens, open listeners, containers).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use terok_core::config::ConfigSource;
-use terok_executor::{Executor, ImageSource, RunOptions};
-use terok_podman::{ContainerRuntime, FakeRuntime};
+use terok_executor::{Executor, ImageSource, LaunchedTask, RunOptions};
+use terok_podman::{ContainerRuntime, FakeCall, FakeRuntime};
 use terok_testkit::IsolatedEnv;
 
 /// The key the tests store; it must never show up where a container could see it.
@@ -31,6 +32,33 @@ impl Session<FakeRuntime> {
     pub fn fake_runtime(&self) -> &FakeRuntime {
         self.executor.runtime()
     }
+
+    /// The argv of the first `podman run` the session made.
+    pub fn first_run_argv(&self) -> Vec<String> {
+        self.fake_runtime()
+            .calls()
+            .into_iter()
+            .find_map(|c| match c {
+                FakeCall::Run { argv, .. } => Some(argv),
+                _ => None,
+            })
+            .expect("a podman run")
+    }
+}
+
+/// The phantom in a launched task's `vault.env` and the task's vault socket on the host.
+pub fn token_and_socket(
+    task: &LaunchedTask<FakeRuntime>,
+    executor: &Executor<FakeRuntime>,
+) -> (String, PathBuf) {
+    let text = std::fs::read_to_string(task.task_dir().join("agent-config/vault.env")).unwrap();
+    let token = text
+        .lines()
+        .find_map(|l| l.strip_prefix("ANTHROPIC_API_KEY="))
+        .unwrap()
+        .trim_matches('\'')
+        .to_owned();
+    (token, executor.vault_paths().container_socket(task.name()))
 }
 
 impl<R: ContainerRuntime> Session<R> {
@@ -66,6 +94,15 @@ impl<R: ContainerRuntime> Session<R> {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         panic!("the test vault did not come up");
+    }
+
+    /// Whether no credential is stored.
+    pub fn has_no_credentials(&self) -> bool {
+        self.executor
+            .stored_credentials()
+            .unwrap()
+            .unwrap_or_default()
+            .is_empty()
     }
 
     /// A headless run of Claude on the sample project, on [`IMAGE`].
