@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 
 use crate::error::PodmanError;
 use crate::runtime::*;
-use crate::spec::{RunSpec, env_file_contents};
+use crate::spec::{RunSpec, env_file_contents, hooks_dir_args};
 
 /// Image inspections remembered by reference (`None`: podman said it does not exist).
 type ImageMemo = Arc<Mutex<HashMap<String, Option<ImageInfo>>>>;
@@ -165,6 +165,79 @@ impl PodmanCli {
             Err(err) => Err(err),
         }
     }
+}
+
+/// Runs `argv` on the host inside the network namespace of the running container `name`:
+/// through `nsenter` as root; rootless, inside podman's user namespace (`podman unshare`),
+/// which owns the container's network namespace.
+async fn in_netns(
+    cli: &PodmanCli,
+    name: &str,
+    argv: &[String],
+    stdin: Option<&str>,
+) -> Result<ExecOutput, PodmanError> {
+    use tokio::io::AsyncWriteExt;
+    if cli.connection.is_some() || std::env::var_os("CONTAINER_HOST").is_some() {
+        return Err(PodmanError::NeedsLocal(
+            "entering a container's network namespace".to_owned(),
+        ));
+    }
+    let info = cli
+        .inspect(name)
+        .await?
+        .filter(|info| info.state.running && info.state.pid > 0)
+        .ok_or_else(|| PodmanError::NotRunning(name.to_owned()))?;
+    let mut args = vec![
+        format!("--net=/proc/{}/ns/net", info.state.pid),
+        "--".to_owned(),
+    ];
+    args.extend(argv.iter().cloned());
+    let mut command = if terok_core::env::HostEnv::from_process().is_root() {
+        let mut command = Command::new("nsenter");
+        for var in terok_core::env::SECRET_VARS {
+            command.env_remove(var);
+        }
+        command.args(&args).kill_on_drop(true);
+        command
+    } else {
+        let mut full = strings(&["unshare", "nsenter"]);
+        full.extend(args);
+        cli.command(&full)
+    };
+    let mut child = command
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| PodmanError::Io {
+            context: "cannot run nsenter".to_owned(),
+            source: e,
+        })?;
+    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(text.as_bytes())
+            .await
+            .map_err(|e| PodmanError::Io {
+                context: "cannot write to the command in the network namespace".to_owned(),
+                source: e,
+            })?;
+        drop(pipe);
+    }
+    let output = child
+        .wait_with_output()
+        .await
+        .map_err(|e| PodmanError::Io {
+            context: "waiting for the command in the network namespace".to_owned(),
+            source: e,
+        })?;
+    Ok(ExecOutput {
+        status: output.status.code().unwrap_or(128 + 9),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    })
 }
 
 fn failed(args: &[String], status: &str, stderr: &str) -> PodmanError {
@@ -337,21 +410,38 @@ impl ContainerRuntime for PodmanCli {
         spec.validate()?;
         let env_file = EnvFileGuard::write(spec, env_dir)?;
         let env_path = env_file.0.clone();
-        let mut args = strings(&["create"]);
+        let mut args = spec.global_args();
+        args.push("create".to_owned());
         args.extend(spec.create_args(&env_path));
         let out = self.run(args).await?;
         Ok(out.trim().to_owned())
     }
 
     async fn start(&self, name: &str) -> Result<(), PodmanError> {
-        self.run(strings(&["start", "--", name])).await.map(|_| ())
+        self.start_hooked(name, &[]).await
+    }
+
+    async fn start_hooked(&self, name: &str, hooks_dirs: &[PathBuf]) -> Result<(), PodmanError> {
+        let mut args = hooks_dir_args(hooks_dirs);
+        args.extend(strings(&["start", "--", name]));
+        self.run(args).await.map(|_| ())
+    }
+
+    async fn in_netns(
+        &self,
+        name: &str,
+        argv: &[String],
+        stdin: Option<&str>,
+    ) -> Result<ExecOutput, PodmanError> {
+        in_netns(self, name, argv, stdin).await
     }
 
     async fn run_attached(&self, spec: &RunSpec, env_dir: &Path) -> Result<i32, PodmanError> {
         spec.validate()?;
         let env_file = EnvFileGuard::write(spec, env_dir)?;
         let env_path = env_file.0.clone();
-        let mut args = strings(&["run"]);
+        let mut args = spec.global_args();
+        args.push("run".to_owned());
         args.extend(spec.create_args(&env_path));
         let status = self
             .command(&args)
@@ -367,7 +457,8 @@ impl ContainerRuntime for PodmanCli {
     fn run_streaming(&self, spec: &RunSpec) -> Result<LogStream, PodmanError> {
         use tokio::io::AsyncWriteExt;
         spec.validate()?;
-        let mut args = strings(&["run", "--sig-proxy=false"]);
+        let mut args = spec.global_args();
+        args.extend(strings(&["run", "--sig-proxy=false"]));
         args.extend(spec.create_args(Path::new("/dev/stdin")));
         let mut child = self
             .command(&args)

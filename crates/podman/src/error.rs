@@ -31,6 +31,13 @@ pub enum PodmanError {
         /// What was wrong.
         detail: String,
     },
+    /// The container is not running (so it has no network namespace to enter).
+    #[error("container {0} is not running")]
+    NotRunning(String),
+    /// The operation needs the container's host (its network namespace), which a remote
+    /// connection does not give.
+    #[error("{0} needs podman on this host, not a remote connection")]
+    NeedsLocal(String),
     /// A spec was rejected before podman ran.
     #[error("invalid container spec: {0}")]
     InvalidSpec(String),

@@ -3,7 +3,7 @@
 //! be tested without it.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Mutex;
 
@@ -26,6 +26,17 @@ pub enum FakeCall {
     },
     /// `start`.
     Start(String),
+    /// `start` with OCI hook directories.
+    StartHooked(String, Vec<PathBuf>),
+    /// A command run in the container's network namespace from the host, with its stdin.
+    InNetns {
+        /// The container.
+        name: String,
+        /// The command.
+        argv: Vec<String>,
+        /// What it read on stdin.
+        stdin: Option<String>,
+    },
     /// `run` with the terminal attached.
     RunAttached {
         /// The spec.
@@ -112,6 +123,8 @@ struct State {
     open_streams: BTreeMap<String, mpsc::Sender<LogLine>>,
     /// The storage driver reported (`None`: `overlay`).
     storage_driver: Option<String>,
+    /// What commands in a network namespace answer, in turn (then: success, no output).
+    netns_answers: std::collections::VecDeque<ExecOutput>,
 }
 
 impl std::fmt::Debug for State {
@@ -208,6 +221,11 @@ impl FakeRuntime {
         self.with_state(|s| s.running_until_stopped.insert(name.to_owned()));
     }
 
+    /// Queues the answer of the next command run in a container's network namespace.
+    pub fn answer_in_netns(&self, answer: ExecOutput) {
+        self.with_state(|s| s.netns_answers.push_back(answer));
+    }
+
     /// Makes every later build fail.
     pub fn fail_builds(&self) {
         self.fail(FakeOp::Build);
@@ -283,7 +301,38 @@ impl ContainerRuntime for FakeRuntime {
     }
 
     async fn start(&self, name: &str) -> Result<(), PodmanError> {
-        self.record(FakeCall::Start(name.to_owned()));
+        self.start_hooked(name, &[]).await
+    }
+
+    async fn in_netns(
+        &self,
+        name: &str,
+        argv: &[String],
+        stdin: Option<&str>,
+    ) -> Result<ExecOutput, PodmanError> {
+        self.record(FakeCall::InNetns {
+            name: name.to_owned(),
+            argv: argv.to_vec(),
+            stdin: stdin.map(str::to_owned),
+        });
+        self.with_state(|s| {
+            if !s.containers.get(name).is_some_and(|c| c.state.running) {
+                return Err(PodmanError::NotRunning(name.to_owned()));
+            }
+            Ok(s.netns_answers.pop_front().unwrap_or(ExecOutput {
+                status: 0,
+                stdout: String::new(),
+                stderr: String::new(),
+            }))
+        })
+    }
+
+    async fn start_hooked(&self, name: &str, hooks_dirs: &[PathBuf]) -> Result<(), PodmanError> {
+        self.record(if hooks_dirs.is_empty() {
+            FakeCall::Start(name.to_owned())
+        } else {
+            FakeCall::StartHooked(name.to_owned(), hooks_dirs.to_vec())
+        });
         self.with_state(|s| s.failure(FakeOp::Start, "start"))?;
         self.with_state(|s| match s.containers.get_mut(name) {
             Some(c) => {

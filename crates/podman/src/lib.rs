@@ -29,5 +29,5 @@ pub use runtime::{
 };
 pub use spec::{
     GpuRequest, LABEL_AGENT, LABEL_EXECUTOR, LABEL_TASK, RunSpec, Sharing, UserMapping, VolumeSpec,
-    env_file_contents,
+    env_file_contents, hooks_dir_args,
 };

@@ -201,6 +201,24 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     /// Starts a created or stopped container.
     fn start(&self, name: &str) -> impl Future<Output = Result<(), PodmanError>> + Send;
 
+    /// Starts a created or stopped container with the OCI hooks of `hooks_dirs` (podman reads
+    /// hooks at every start, not when the container is created).
+    fn start_hooked(
+        &self,
+        name: &str,
+        hooks_dirs: &[PathBuf],
+    ) -> impl Future<Output = Result<(), PodmanError>> + Send;
+
+    /// Runs `argv` on the host inside the network namespace of the running container `name`
+    /// (for the firewall's tools, which the container neither has nor may use), with `stdin`
+    /// piped in.
+    fn in_netns(
+        &self,
+        name: &str,
+        argv: &[String],
+        stdin: Option<&str>,
+    ) -> impl Future<Output = Result<ExecOutput, PodmanError>> + Send;
+
     /// Creates and starts a container and streams its output until it exits (`podman run` with
     /// stdout and stderr piped): one podman call from nothing to the agent's first line. The
     /// environment reaches podman through a pipe (`--env-file /dev/stdin`), so it is never on

@@ -192,6 +192,14 @@ pub struct RunSpec {
     pub network: Option<String>,
     /// Allocate a TTY and keep stdin open (interactive containers).
     pub tty: bool,
+    /// `--annotation` pairs (an OCI hook selects containers by them).
+    pub annotations: Vec<(String, String)>,
+    /// `--dns` servers.
+    pub dns: Vec<String>,
+    /// Directories of OCI hook definitions podman reads when it starts the container (a global
+    /// option: podman reads hooks at every start, so [`crate::ContainerRuntime::start_hooked`]
+    /// takes them again).
+    pub hooks_dirs: Vec<PathBuf>,
 }
 
 impl RunSpec {
@@ -249,6 +257,11 @@ impl RunSpec {
         Ok(())
     }
 
+    /// `podman`'s global options this container needs (before `run` or `create`).
+    pub fn global_args(&self) -> Vec<String> {
+        hooks_dir_args(&self.hooks_dirs)
+    }
+
     /// The arguments after `podman create`, given the env file that holds [`Self::env`].
     pub fn create_args(&self, env_file: &Path) -> Vec<String> {
         let mut args: Vec<String> = Vec::new();
@@ -256,6 +269,9 @@ impl RunSpec {
         push(&["--name", &self.name]);
         for (key, value) in &self.labels {
             push(&["--label", &format!("{key}={value}")]);
+        }
+        for (key, value) in &self.annotations {
+            push(&["--annotation", &format!("{key}={value}")]);
         }
         push(&["--env-file", &env_file.to_string_lossy()]);
         if self.restricted {
@@ -287,6 +303,9 @@ impl RunSpec {
         if let Some(network) = &self.network {
             push(&["--network", network]);
         }
+        for server in &self.dns {
+            push(&["--dns", server]);
+        }
         for host in &self.add_hosts {
             push(&["--add-host", host]);
         }
@@ -315,6 +334,13 @@ impl RunSpec {
         }
         env
     }
+}
+
+/// `--hooks-dir DIR` for each of `dirs`.
+pub fn hooks_dir_args(dirs: &[PathBuf]) -> Vec<String> {
+    dirs.iter()
+        .flat_map(|dir| ["--hooks-dir".to_owned(), dir.display().to_string()])
+        .collect()
 }
 
 /// The env-file text for `env`: one `KEY=VALUE` per line (podman takes the value verbatim).
