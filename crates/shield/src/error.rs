@@ -35,4 +35,31 @@ pub enum ShieldError {
     /// A loaded ruleset that is not the one terok wrote.
     #[error("the firewall in the container's network namespace is not terok's: {0}")]
     NotLoaded(String),
+    /// A file of the shield directory that cannot be written.
+    #[error("cannot write {}: {detail}", path.display())]
+    Write {
+        /// The file or directory.
+        path: PathBuf,
+        /// Why.
+        detail: String,
+    },
+    /// A task's saved shield state that cannot be read or is damaged.
+    #[error("cannot read the task's shield state {}: {detail}", path.display())]
+    ReadState {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        detail: String,
+    },
+    /// What podman handed the launch hook is not what it expects.
+    #[error("the shield hook's input: {0}")]
+    HookInput(String),
+    /// A step of loading or reading the firewall failed.
+    #[error("{step}: {detail}")]
+    Firewall {
+        /// What was being done.
+        step: String,
+        /// What the tool said.
+        detail: String,
+    },
 }

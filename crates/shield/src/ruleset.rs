@@ -37,15 +37,17 @@ pub struct Policy {
     pub allowed: Vec<Network>,
     /// Address blocks refused even when allowed (a live `deny`).
     pub denied: Vec<Network>,
-    /// The one DNS server the task may ask (its resolver); `None`: no DNS.
-    pub resolver: Option<IpAddr>,
+    /// DNS servers the task may ask. The launch hook adds those of the container's
+    /// `/etc/resolv.conf`, which only podman knows when the container is created.
+    pub resolvers: Vec<IpAddr>,
+    /// Whether refused connections are logged and remembered for `shield status`.
+    pub audit: bool,
 }
 
 impl Policy {
     /// The policy of `profiles`, each domain turned into its addresses by `resolve`.
     pub fn from_profiles(
         profiles: &[Profile],
-        resolver: Option<IpAddr>,
         resolve: &mut dyn FnMut(&str) -> Vec<IpAddr>,
     ) -> Self {
         let mut allowed = Vec::new();
@@ -62,37 +64,60 @@ impl Policy {
         Self {
             allowed,
             denied: Vec::new(),
-            resolver,
+            resolvers: Vec::new(),
+            audit: true,
         }
     }
 }
+
+/// Seconds a refused destination stays in the `denied_v4`/`denied_v6` sets `shield status`
+/// reads.
+pub const DENIAL_MEMORY_SECS: u32 = 3600;
 
 /// The ruleset of `policy`, as `nft -f` reads it. It first deletes an earlier version of the
 /// table, so loading it again replaces the rules in one transaction.
 pub fn ruleset(policy: &Policy) -> String {
     let (allow_v4, allow_v6) = split(&policy.allowed);
     let (deny_v4, deny_v6) = split(&policy.denied);
+    let resolvers: Vec<Network> = policy
+        .resolvers
+        .iter()
+        .copied()
+        .map(Network::host)
+        .collect();
+    let (dns_v4, dns_v6) = split(&resolvers);
     let mut out = format!("table inet {TABLE}\ndelete table inet {TABLE}\ntable inet {TABLE} {{\n");
+    out.push_str(&set("dns_v4", "ipv4_addr", &dns_v4));
+    out.push_str(&set("dns_v6", "ipv6_addr", &dns_v6));
     out.push_str(&set("allow_v4", "ipv4_addr", &allow_v4));
     out.push_str(&set("allow_v6", "ipv6_addr", &allow_v6));
     out.push_str(&set("deny_v4", "ipv4_addr", &deny_v4));
     out.push_str(&set("deny_v6", "ipv6_addr", &deny_v6));
-    out.push_str("  chain output {\n    type filter hook output priority 0; policy drop;\n");
-    out.push_str("    oifname \"lo\" accept\n    ct state established,related accept\n");
-    if let Some(resolver) = policy.resolver {
-        let family = if resolver.is_ipv4() { "ip" } else { "ip6" };
-        out.push_str(&format!(
-            "    {family} daddr {resolver} udp dport 53 accept\n    {family} daddr {resolver} tcp dport 53 accept\n"
-        ));
+    if policy.audit {
+        for (name, kind) in [("denied_v4", "ipv4_addr"), ("denied_v6", "ipv6_addr")] {
+            out.push_str(&format!(
+                "  set {name} {{\n    type {kind} . inet_proto . inet_service\n    \
+                 flags dynamic,timeout\n    timeout {DENIAL_MEMORY_SECS}s\n    size 4096\n  }}\n"
+            ));
+        }
     }
     out.push_str(concat!(
-        "    ip daddr @deny_v4 meta l4proto tcp reject with tcp reset\n",
-        "    ip daddr @deny_v4 reject with icmp type admin-prohibited\n",
-        "    ip6 daddr @deny_v6 meta l4proto tcp reject with tcp reset\n",
-        "    ip6 daddr @deny_v6 reject with icmpv6 type admin-prohibited\n",
-        "    ip daddr @allow_v4 accept\n",
-        "    ip6 daddr @allow_v6 accept\n",
+        "  chain output {\n    type filter hook output priority 0; policy drop;\n",
+        "    oifname \"lo\" accept\n    ct state established,related accept\n",
+        "    ip daddr @dns_v4 udp dport 53 accept\n    ip daddr @dns_v4 tcp dport 53 accept\n",
+        "    ip6 daddr @dns_v6 udp dport 53 accept\n    ip6 daddr @dns_v6 tcp dport 53 accept\n",
+        "    ip daddr @deny_v4 goto refuse\n    ip6 daddr @deny_v6 goto refuse\n",
+        "    ip daddr @allow_v4 accept\n    ip6 daddr @allow_v6 accept\n",
+        "    goto refuse\n  }\n",
+        "  chain refuse {\n",
     ));
+    if policy.audit {
+        out.push_str(concat!(
+            "    meta l4proto { tcp, udp } update @denied_v4 { ip daddr . meta l4proto . th dport }\n",
+            "    meta l4proto { tcp, udp } update @denied_v6 { ip6 daddr . meta l4proto . th dport }\n",
+            "    log prefix \"terok-shield deny: \" level info\n",
+        ));
+    }
     out.push_str(&format!(
         "    ip daddr {{ {} }} reject with icmp type admin-prohibited\n",
         BLOCKED_V4.join(", ")
@@ -102,7 +127,6 @@ pub fn ruleset(policy: &Policy) -> String {
         BLOCKED_V6.join(", ")
     ));
     out.push_str(concat!(
-        "    log prefix \"terok-shield deny: \" level info\n",
         "    meta l4proto tcp reject with tcp reset\n",
         "    reject with icmpx type admin-prohibited\n",
         "  }\n",
@@ -110,6 +134,23 @@ pub fn ruleset(policy: &Policy) -> String {
         "    iifname \"lo\" accept\n    ct state established,related accept\n  }\n",
         "}\n",
     ));
+    out
+}
+
+/// The `nft` script line that adds `addresses` to the DNS sets (what the launch hook appends
+/// once it knows the container's resolvers); empty when there are none.
+pub fn add_resolvers(addresses: &[IpAddr]) -> String {
+    let networks: Vec<Network> = addresses.iter().copied().map(Network::host).collect();
+    let (v4, v6) = split(&networks);
+    let mut out = String::new();
+    for (name, elements) in [("dns_v4", v4), ("dns_v6", v6)] {
+        if !elements.is_empty() {
+            out.push_str(&format!(
+                "add element inet {TABLE} {name} {{ {} }}\n",
+                elements.join(", ")
+            ));
+        }
+    }
     out
 }
 
@@ -185,14 +226,12 @@ mod tests {
 
     fn policy() -> Policy {
         let profile = Profile::parse("t", "t.txt", "pypi.org\n10.89.0.7\n2001:db8::/32\n").unwrap();
-        Policy::from_profiles(
-            &[profile],
-            Some("10.89.0.1".parse().unwrap()),
-            &mut |domain| {
-                assert_eq!(domain, "pypi.org");
-                vec!["151.101.0.223".parse().unwrap()]
-            },
-        )
+        let mut policy = Policy::from_profiles(&[profile], &mut |domain| {
+            assert_eq!(domain, "pypi.org");
+            vec!["151.101.0.223".parse().unwrap()]
+        });
+        policy.resolvers = vec!["10.89.0.1".parse().unwrap()];
+        policy
     }
 
     #[test]
@@ -204,7 +243,12 @@ mod tests {
         );
         assert!(text.contains("elements = { 2001:db8::/32 }"), "{text}");
         assert!(
-            text.contains("ip daddr 10.89.0.1 udp dport 53 accept"),
+            text.contains("ip daddr @dns_v4 udp dport 53 accept"),
+            "{text}"
+        );
+        let dns = &text[text.find("set dns_v4").unwrap()..];
+        assert!(
+            dns[..dns.find('}').unwrap()].contains("10.89.0.1"),
             "{text}"
         );
         assert!(text.contains("policy drop;"), "{text}");
@@ -215,6 +259,11 @@ mod tests {
         let allow = text.find("ip daddr @allow_v4 accept").unwrap();
         let private = text.find("10.0.0.0/8").unwrap();
         assert!(allow < private);
+        // What is refused is remembered for `shield status`, unless audit is off.
+        assert!(text.contains("update @denied_v4"), "{text}");
+        let mut quiet = policy();
+        quiet.audit = false;
+        assert!(!ruleset(&quiet).contains("denied_v4"));
         // Empty sets carry no elements line.
         let deny_v4 = &text[text.find("set deny_v4").unwrap()..];
         assert!(!deny_v4[..deny_v4.find('}').unwrap()].contains("elements"));

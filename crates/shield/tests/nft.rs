@@ -7,7 +7,9 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use terok_shield::{BLOCKED_V4, BLOCKED_V6, Network, Policy, ruleset, verify_listing};
+use terok_shield::{
+    BLOCKED_V4, BLOCKED_V6, Network, Policy, add_resolvers, ruleset, verify_listing,
+};
 
 /// Loads `script` into a fresh network namespace and returns `nft -j list ruleset` from it;
 /// `None` when this process may not make one (not root), which CI never is.
@@ -69,7 +71,8 @@ fn policy() -> Policy {
             Network::parse("2001:db8::/32").unwrap(),
         ],
         denied: vec![Network::parse("151.101.64.0/18").unwrap()],
-        resolver: Some("10.89.0.1".parse().unwrap()),
+        resolvers: vec!["10.89.0.1".parse().unwrap()],
+        audit: true,
     }
 }
 
@@ -93,6 +96,10 @@ fn the_kernel_takes_the_ruleset_and_it_verifies() {
         );
     }
     assert!(listing.contains("10.89.0.7"), "{listing}");
+    // The launch hook's resolvers join the DNS set in the same transaction.
+    let with_dns = ruleset(&policy()) + &add_resolvers(&["10.0.2.3".parse().unwrap()]);
+    let listing = load_in_own_netns(&with_dns).unwrap().unwrap();
+    assert!(listing.contains("10.0.2.3"), "{listing}");
     // Loading again replaces the table in one go (a live allow or deny).
     let script = ruleset(&policy()).repeat(2);
     let again = load_in_own_netns(&script).unwrap().unwrap();
