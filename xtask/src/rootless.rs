@@ -17,7 +17,8 @@ pub const CI_ACCOUNT: &str = "terok-ci";
 const NATIVE_OVERLAY_KERNEL: (u32, u32) = (5, 13);
 
 /// The podman-backed tests CI runs rootless: the Claude end-to-end scenario, the vault
-/// socket and token binding of launched tasks, the git guards, and the credential commands.
+/// socket and token binding of launched tasks, the git guards, the egress firewall, and the
+/// credential commands.
 const ROOTLESS_TESTS: &[(&str, &[&str])] = &[
     ("credentials", &[]),
     (
@@ -27,6 +28,8 @@ const ROOTLESS_TESTS: &[(&str, &[&str])] = &[
             "four_runs_at_once_get_their_own_names_dirs_sockets_and_tokens",
             "interactive_task_stops_and_starts_with_fresh_tokens",
             "the_agent_cannot_write_what_git_on_the_host_executes",
+            "an_allowlisted_task_reaches_only_what_is_allowed",
+            "a_shield_that_cannot_load_leaves_nothing_running",
         ],
     ),
     ("e2e_claude", &[]),

@@ -71,6 +71,8 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// The token broker that keeps real credentials on the host.
     Vault(VaultArgs),
+    /// The egress firewall of a task: status, live allow and deny.
+    Shield(ShieldArgs),
 }
 
 /// Arguments of `doctor`.
@@ -369,11 +371,14 @@ pub struct RunArgs {
     /// default the run stops after three refusals in a row, exit status 77).
     #[arg(long)]
     pub no_fail_fast: bool,
-    /// What the container may reach: `offline` (loopback only; the agent reaches its model
-    /// API through the vault's socket) or `open` (unfiltered; the allow-list firewall is not
-    /// available yet).
-    #[arg(long, value_enum, value_name = "MODE", default_value = "open")]
-    pub shield: ShieldMode,
+    /// What the container may reach (default: `allowlist`, or `open` when config.yml sets
+    /// `shield.bypass_firewall_no_protection`).
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub shield: Option<ShieldMode>,
+    /// The podman network the container joins (default: podman's own; not with `--shield
+    /// offline`).
+    #[arg(long, value_name = "NAME")]
+    pub network: Option<String>,
     /// Accepted for compatibility; the git gate is not available yet, so URLs are cloned directly.
     #[arg(long, hide = true, overrides_with = "no_gate")]
     pub gate: bool,
@@ -408,10 +413,53 @@ pub struct RmArgs {
 /// `run --shield` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ShieldMode {
-    /// No network but loopback.
+    /// No network but loopback; the agent reaches its model API through the vault's socket.
     Offline,
-    /// Unfiltered egress.
+    /// Only the destinations of the shield profiles; private and metadata addresses refused.
+    Allowlist,
+    /// Unfiltered egress (a loud warning at every launch).
     Open,
+}
+
+/// Arguments of `shield`.
+#[derive(Debug, Args)]
+pub struct ShieldArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: ShieldCommand,
+}
+
+/// The verbs of `shield`.
+#[derive(Debug, Subcommand)]
+pub enum ShieldCommand {
+    /// A task's firewall: mode, profiles, allowed and denied addresses, recent denials.
+    Status(ShieldStatusArgs),
+    /// Let a running task reach a domain, an address or an address/prefix, at once.
+    Allow(ShieldTargetArgs),
+    /// Refuse a domain, an address or an address/prefix to a task, even where a profile allows it.
+    Deny(ShieldTargetArgs),
+    /// The OCI hook podman runs before a shielded container starts (reads its state on stdin).
+    #[command(hide = true)]
+    Hook,
+}
+
+/// Arguments of `shield status`.
+#[derive(Debug, Args)]
+pub struct ShieldStatusArgs {
+    /// Container name or task id (see `terok-executor list`).
+    pub name: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `shield allow` and `shield deny`.
+#[derive(Debug, Args)]
+pub struct ShieldTargetArgs {
+    /// Container name or task id (see `terok-executor list`).
+    pub name: String,
+    /// A domain (resolved on this host now), an address, or an address/prefix.
+    pub target: String,
 }
 
 /// `run --output` values.

@@ -6,7 +6,7 @@ use std::ffi::OsString;
 
 use terok_core::config::ConfigSource;
 use terok_core::env::HostEnv;
-use terok_executor::{Executor, VaultLauncher};
+use terok_executor::{Executor, ShieldHook, VaultLauncher};
 
 use crate::args::{Command, GlobalArgs, VaultCommand};
 
@@ -64,7 +64,8 @@ impl Context {
             .connection(self.global.connection.clone())
             // One command is short-lived: a check followed by a build asks podman once.
             .remember_image_checks(!self.daemon)
-            .vault_launcher(self.vault_launcher()?);
+            .vault_launcher(self.vault_launcher()?)
+            .shield_hook(self.shield_hook()?);
         if let Ok(cwd) = std::env::current_dir() {
             builder = builder.cwd(cwd);
         }
@@ -100,6 +101,15 @@ impl Context {
         }
         args.extend(["vault".into(), "serve".into()]);
         Ok(VaultLauncher::new(program, args))
+    }
+
+    /// This very program, as podman runs it for the shield's OCI hook.
+    fn shield_hook(&self) -> miette::Result<ShieldHook> {
+        let program = std::env::current_exe()
+            .map_err(|e| miette::miette!("cannot find this program's path: {e}"))?;
+        let mut args = self.mount_path.clone();
+        args.extend(["shield".to_owned(), "hook".to_owned()]);
+        Ok(ShieldHook::new(program, args))
     }
 
     /// Runs `future` to completion on the process's one async runtime (made on first use:

@@ -52,6 +52,7 @@ fn help_lists_verbs_and_global_options() {
       show-config  Print the effective configuration: every config.yml layer merged, defaults filled in
       doctor       Check this host and its tasks: podman, the vault, its routes, refused credentials
       vault        The token broker that keeps real credentials on the host
+      shield       The egress firewall of a task: status, live allow and deny
 
     Options:
           --config <PATH>
@@ -479,15 +480,19 @@ fn run_help_lists_the_python_flags() {
               the run stops after three refusals in a row, exit status 77)
 
           --shield <MODE>
-              What the container may reach: `offline` (loopback only; the agent reaches its model API
-              through the vault's socket) or `open` (unfiltered; the allow-list firewall is not
-              available yet)
+              What the container may reach (default: `allowlist`, or `open` when config.yml sets
+              `shield.bypass_firewall_no_protection`)
 
               Possible values:
-              - offline: No network but loopback
-              - open:    Unfiltered egress
-              
-              [default: open]
+              - offline:   No network but loopback; the agent reaches its model API through the vault's
+                socket
+              - allowlist: Only the destinations of the shield profiles; private and metadata addresses
+                refused
+              - open:      Unfiltered egress (a loud warning at every launch)
+
+          --network <NAME>
+              The podman network the container joins (default: podman's own; not with `--shield
+              offline`)
 
       -h, --help
               Print help (see a summary with '-h')

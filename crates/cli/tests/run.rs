@@ -673,6 +673,7 @@ fn setup_is_idempotent_and_check_reports_what_is_missing() {
       podman                 ok (answers)
       storage                ok (overlay)
       vault                  FAIL (not running)
+      shield                 ok (allowlist: nft, nsenter and the hook are here)
       image L0               FAIL (terok-l0:localhost-terok-no-such-base-1 not built)
       image L1               FAIL (terok-l1-cli:localhost-terok-no-such-base-1-claude not built)
     Run: terok-executor setup
@@ -738,6 +739,7 @@ fn setup_check_warns_about_vfs_storage_with_the_fix() {
           driver = "overlay"
         then run `podman system reset` (it removes every image and container of this user) and
         `terok-executor setup`. See the README's rootless section.
+      shield                 ok (allowlist: nft, nsenter and the hook are here)
     All prerequisites met.
     "#);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -778,4 +780,370 @@ fn an_offline_task_has_only_loopback_and_still_reaches_the_vault() {
         "an offline run does not say egress is open: {}",
         text(&out)
     );
+}
+
+/// A podman network of this test's own, with HTTP servers on it; removed on drop.
+struct TestNetwork<'h> {
+    host: &'h Host,
+    name: String,
+    servers: Vec<String>,
+}
+
+impl<'h> TestNetwork<'h> {
+    fn new(host: &'h Host, tag: &str) -> Self {
+        let name = format!("terok-test-{tag}-{}", std::process::id());
+        let out = host
+            .env
+            .command("podman")
+            .args(["network", "create", &name])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        Self {
+            host,
+            name,
+            servers: Vec::new(),
+        }
+    }
+
+    /// Starts an HTTP server on port 8080 of this network; its address.
+    fn server(&mut self) -> String {
+        let name = format!("{}-srv{}", self.name, self.servers.len());
+        // An agent image: it has python3.
+        let images = self
+            .host
+            .env
+            .command("podman")
+            .args([
+                "images",
+                "--format",
+                "{{.Repository}}:{{.Tag}}",
+                "--filter",
+                "reference=*terok-l1-cli*",
+            ])
+            .output()
+            .unwrap();
+        let images = String::from_utf8_lossy(&images.stdout).into_owned();
+        let image = images.lines().next().expect("the agent image is built");
+        let out = self
+            .host
+            .env
+            .command("podman")
+            .args(["run", "-d", "--name", &name, "--network", &self.name, image])
+            .args(["python3", "-m", "http.server", "8080"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        self.servers.push(name.clone());
+        let out = self
+            .host
+            .env
+            .command("podman")
+            .args([
+                "inspect",
+                "--format",
+                "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+                &name,
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+}
+
+impl Drop for TestNetwork<'_> {
+    fn drop(&mut self) {
+        for server in &self.servers {
+            let _ = self
+                .host
+                .env
+                .command("podman")
+                .args(["rm", "-f", "-t", "0", server])
+                .output();
+        }
+        let _ = self
+            .host
+            .env
+            .command("podman")
+            .args(["network", "rm", "-f", &self.name])
+            .output();
+    }
+}
+
+/// `curl` from inside `task` to `http://ADDR:8080/`: (exit code, HTTP status).
+fn curl_from(host: &Host, task: &str, addr: &str) -> (i32, String) {
+    let out = host
+        .env
+        .command("podman")
+        .args([
+            "exec",
+            task,
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "10",
+        ])
+        .arg(format!("http://{addr}:8080/"))
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// `shield status --json` of `task`.
+fn shield_status(host: &Host, task: &str) -> serde_json::Value {
+    let out = host.run(&["shield", "status", task, "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Copies this host's `nft` and the libraries it needs into `task` (an attacker brings their
+/// own tools) and runs `nft ARGS` there as root; its output.
+fn nft_inside_as_root(host: &Host, task: &str, args: &[&str]) -> Output {
+    let kit = host.env.root().join("nftkit");
+    std::fs::create_dir_all(&kit).unwrap();
+    let ldd = Command::new("ldd").arg("/usr/sbin/nft").output().unwrap();
+    let mut files = vec![std::path::PathBuf::from("/usr/sbin/nft")];
+    for line in String::from_utf8_lossy(&ldd.stdout).lines() {
+        files.extend(
+            line.split_whitespace()
+                .filter(|w| w.starts_with('/'))
+                .map(Into::into),
+        );
+    }
+    for file in &files {
+        std::fs::copy(file, kit.join(file.file_name().unwrap())).unwrap();
+    }
+    let out = host
+        .env
+        .command("podman")
+        .args([
+            "cp",
+            &format!("{}/.", kit.display()),
+            &format!("{task}:/tmp/nftkit"),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let loader = files
+        .iter()
+        .find(|f| f.to_string_lossy().contains("ld-linux"))
+        .unwrap();
+    host.env
+        .command("podman")
+        .args(["exec", "-u", "root", task])
+        .arg(format!(
+            "/tmp/nftkit/{}",
+            loader.file_name().unwrap().to_string_lossy()
+        ))
+        .args(["--library-path", "/tmp/nftkit", "/tmp/nftkit/nft"])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// The default mode, `allowlist`: an allowed server answers, another is refused at once (a TCP
+/// reset, not a timeout), the refusal shows in `shield status`, root inside cannot flush the
+/// rules, the private and metadata rejects are in the container's ruleset, and `shield allow`
+/// and `shield deny` open and close a server while the task runs.
+#[test]
+fn an_allowlisted_task_reaches_only_what_is_allowed() {
+    if !require_podman("an_allowlisted_task_reaches_only_what_is_allowed") {
+        return;
+    }
+    let host = Host::new();
+    let mut network = TestNetwork::new(&host, "allow");
+    let allowed = network.server();
+    let other = network.server();
+    let profiles = host.env.user_config_dir().join("shield/profiles");
+    std::fs::create_dir_all(&profiles).unwrap();
+    std::fs::write(
+        profiles.join("lab.txt"),
+        format!("# the test's server\n{allowed}\n"),
+    )
+    .unwrap();
+    let config = std::fs::read_to_string(host.env.user_config_dir().join("config.yml")).unwrap();
+    host.env
+        .write_user_config(&format!("{config}\nshield:\n  profiles: [lab]\n"))
+        .unwrap();
+
+    let out = host.run(&[
+        "run",
+        "scripted",
+        "project",
+        "--interactive",
+        "--network",
+        &network.name,
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!text(&out).contains("egress is open"), "{}", text(&out));
+    let task = announced_name(&out);
+
+    assert_eq!(curl_from(&host, &task, &allowed), (0, "200".to_owned()));
+    // Refused with a reset: curl's "connection refused" (7), never its timeout (28).
+    assert_eq!(curl_from(&host, &task, &other).0, 7);
+
+    let status = shield_status(&host, &task);
+    assert_eq!(status["mode"], "allowlist", "{status}");
+    assert_eq!(status["applied"], true, "{status}");
+    let denials = status["live"]["denials"].as_array().unwrap();
+    assert!(
+        denials
+            .iter()
+            .any(|d| d["address"] == other.as_str() && d["port"] == 8080 && d["protocol"] == "tcp"),
+        "{status}"
+    );
+
+    // Root inside, with its own nft, cannot touch the rules: NET_ADMIN is dropped.
+    let flush = nft_inside_as_root(&host, &task, &["flush", "ruleset"]);
+    assert!(!flush.status.success(), "{}", text(&flush));
+    assert!(
+        text(&flush).contains("Operation not permitted"),
+        "{}",
+        text(&flush)
+    );
+    assert_eq!(curl_from(&host, &task, &other).0, 7, "the rules survive");
+
+    // The ruleset, read from the container's network namespace: private, link-local and
+    // metadata ranges are refused, IPv6 and every protocol included (read, not tried).
+    let pid = podman_inspect_env(&host, &task)["State"]["Pid"]
+        .as_i64()
+        .unwrap();
+    let rules = host
+        .env
+        .command("podman")
+        .args([
+            "unshare",
+            "nsenter",
+            &format!("--net=/proc/{pid}/ns/net"),
+            "/usr/sbin/nft",
+            "list",
+            "table",
+            "inet",
+            "terok_shield",
+        ])
+        .output()
+        .unwrap();
+    let rules = if rules.status.success() {
+        String::from_utf8_lossy(&rules.stdout).into_owned()
+    } else {
+        // As root, podman has no `unshare`: enter the namespace directly.
+        let out = Command::new("nsenter")
+            .args([
+                &format!("--net=/proc/{pid}/ns/net"),
+                "nft",
+                "list",
+                "table",
+                "inet",
+                "terok_shield",
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    for needle in [
+        "10.0.0.0/8",
+        "169.254.0.0/16",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "fc00::/7",
+        "fe80::/10",
+        "policy drop",
+        "reject with icmpx admin-prohibited",
+        "reject with icmpv6 admin-prohibited",
+        "reject with tcp reset",
+    ] {
+        assert!(rules.contains(needle), "{needle} missing:\n{rules}");
+    }
+
+    // Live changes, no restart.
+    let out = host.run(&["shield", "allow", &task, &other]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(curl_from(&host, &task, &other), (0, "200".to_owned()));
+    let out = host.run(&["shield", "deny", &task, &other]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(curl_from(&host, &task, &other).0, 7);
+    assert_eq!(curl_from(&host, &task, &allowed), (0, "200".to_owned()));
+    let out = host.run(&["rm", &task]);
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+/// `podman inspect` of `name` in the CLI's environment (rootless tests have their own podman).
+fn podman_inspect_env(host: &Host, name: &str) -> serde_json::Value {
+    let out = host
+        .env
+        .command("podman")
+        .args(["inspect", name])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()[0].clone()
+}
+
+/// Fail closed: a ruleset the kernel refuses stops the start with the reason and leaves no
+/// running container; a container started without the hook (plain `podman start`) runs
+/// nothing.
+#[test]
+fn a_shield_that_cannot_load_leaves_nothing_running() {
+    if !require_podman("a_shield_that_cannot_load_leaves_nothing_running") {
+        return;
+    }
+    let host = Host::new();
+    let out = host.run(&["run", "scripted", "project", "--interactive"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let task = announced_name(&out);
+    let out = host.run(&["stop", &task]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    // Started behind terok's back, without the hook: the container stops before anything runs.
+    // (Its vault socket went away with `stop`; an empty directory stands in for it.)
+    for mount in podman_inspect_env(&host, &task)["Mounts"]
+        .as_array()
+        .unwrap()
+    {
+        let source = std::path::Path::new(mount["Source"].as_str().unwrap());
+        if !source.exists() {
+            std::fs::create_dir_all(source).unwrap();
+        }
+    }
+    let podman = |args: &[&str]| host.env.command("podman").args(args).output().unwrap();
+    let out = podman(&["start", &task]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = podman(&["wait", &task]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "97",
+        "{}",
+        text(&out)
+    );
+    let out = podman(&["logs", &task]);
+    assert!(
+        text(&out).contains("egress firewall is not loaded"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(podman_inspect_env(&host, &task)["State"]["Running"], false);
+
+    // A damaged ruleset: the hook fails, podman refuses the start.
+    let task_id = host.task_dirs().into_iter().next().unwrap();
+    let ruleset = host.tasks_dir().join(task_id).join("shield/ruleset.nft");
+    let rules = std::fs::read_to_string(&ruleset).unwrap();
+    std::fs::write(&ruleset, rules.replace("policy drop;", "policy dropp;")).unwrap();
+    let out = host.run(&["start", &task]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("egress firewall was not loaded"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(podman_inspect_env(&host, &task)["State"]["Running"], false);
+    let out = host.run(&["rm", &task]);
+    assert!(out.status.success(), "{}", text(&out));
 }

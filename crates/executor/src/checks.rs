@@ -93,6 +93,7 @@ impl<R: ContainerRuntime> Executor<R> {
                 rows.push(row);
             }
         }
+        rows.push(self.shield_check());
         if let Some(found) = self.id_reservation() {
             let span = format!(
                 "{}–{}",
@@ -112,6 +113,29 @@ impl<R: ContainerRuntime> Executor<R> {
             rows.extend(self.image_rows(request).await);
         }
         rows
+    }
+
+    /// Whether `allowlist` launches can work here: `nft` and `nsenter` on the host, a hook
+    /// program; with the bypass set, a warning instead.
+    pub fn shield_check(&self) -> HostCheck {
+        if self.config.config.shield.bypass_firewall_no_protection {
+            let mut row = HostCheck::new("shield", Ok("bypassed: tasks run unfiltered".to_owned()));
+            row.warning = Some(
+                "config.yml sets shield.bypass_firewall_no_protection: every task can reach \
+                 this host's services, your LAN and the internet"
+                    .to_owned(),
+            );
+            return row;
+        }
+        let outcome = match self.check_shield_ready() {
+            Ok(_) => Ok("allowlist: nft, nsenter and the hook are here".to_owned()),
+            Err(ExecutorError::ShieldToolsMissing(tools)) => Err(format!(
+                "missing {} (Debian: apt-get install nftables util-linux)",
+                tools.join(" and ")
+            )),
+            Err(err) => Err(err.to_string()),
+        };
+        HostCheck::new("shield", outcome)
     }
 
     /// Podman's storage driver, with a warning when it is `vfs` (rootless podman falls back to

@@ -102,6 +102,45 @@ pub enum ExecutorError {
         /// The end of its log.
         tail: String,
     },
+    /// The egress firewall's profiles, state or hook failed.
+    #[error(transparent)]
+    Shield(#[from] terok_shield::ShieldError),
+    /// An `allowlist` launch on a host without the firewall's tools.
+    #[error("the egress firewall needs {} on this host", .0.join(" and "))]
+    ShieldToolsMissing(Vec<String>),
+    /// An `allowlist` launch in a session that has no program to serve the shield's hook.
+    #[error("the egress firewall needs a hook program, and this session has none")]
+    NoShieldHook,
+    /// `offline` has no network to join.
+    #[error("an offline task has no network, so it cannot join one")]
+    OfflineWithNetwork,
+    /// A config.yml value that cannot be used.
+    #[error("config.yml `{key}`: {detail}")]
+    BadSetting {
+        /// The key.
+        key: String,
+        /// What is wrong with its value.
+        detail: String,
+    },
+    /// The running firewall refused a read or a change.
+    #[error("the firewall of {name}: {detail}")]
+    ShieldLive {
+        /// The container.
+        name: String,
+        /// What nft said.
+        detail: String,
+    },
+    /// A live change for a task that runs without the allow-list firewall.
+    #[error(
+        "{0} runs without the allow-list firewall (offline or open), so it has no allow-list to change"
+    )]
+    NotShielded(String),
+    /// An `allow`/`deny` target that is neither a domain nor an address (block).
+    #[error("`{0}` is not a domain, an address or an address/prefix")]
+    BadShieldTarget(String),
+    /// A domain with no address.
+    #[error("{0} has no address (this host cannot resolve it)")]
+    Unresolved(String),
     /// No such task or container.
     #[error("Container not found: {0}")]
     TaskNotFound(String),

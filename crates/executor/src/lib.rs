@@ -66,6 +66,7 @@ mod ownership;
 mod repo;
 mod session;
 mod settings_check;
+mod shield;
 mod stream;
 mod task;
 mod vault;
@@ -90,6 +91,9 @@ pub use ownership::{RootfulTask, WorkspaceOwner};
 pub use repo::{RepoSource, classify_repo};
 pub use session::{Executor, ExecutorBuilder};
 pub use settings_check::{EGRESS_OPEN, inert_settings};
+pub use shield::{
+    ShieldChange, ShieldHook, ShieldStatus, missing_shield_tools, resolve_on_host, run_shield_hook,
+};
 pub use stream::render_stream_json_line;
 pub use task::{
     CONTAINER_PREFIX, TaskMode, TaskRecord, TaskStore, container_name, is_task_id, new_task_id,
@@ -113,6 +117,8 @@ pub use terok_roster::{
     AgentDefaults, AgentSettings, InstructionsConfig, InstructionsText, PerAgent,
     SubagentDefinition,
 };
+pub use terok_shield::live::{Denial, LiveSets};
+pub use terok_shield::{Network, Policy, ShieldState};
 pub use terok_vault::VaultConfig;
 pub use terok_vault::control::{DaemonStatus, ServedRoutes};
 pub use terok_vault::rejections::Rejection;
@@ -129,6 +135,7 @@ pub mod errors {
     pub use terok_image_build::ImageBuildError;
     pub use terok_podman::PodmanError;
     pub use terok_roster::RosterError;
+    pub use terok_shield::ShieldError;
     pub use terok_vault::VaultError;
     pub use terok_vault::control::ControlError;
 }

@@ -183,7 +183,11 @@ impl<R: ContainerRuntime> Executor<R> {
                     "cannot hand the task's files to the container's user",
                 ))?;
         }
-        self.runtime.start(&container).await?;
+        let hooks_dirs = match &record {
+            Some(record) => self.reshield(record)?,
+            None => Vec::new(),
+        };
+        self.runtime.start_hooked(&container, &hooks_dirs).await?;
         Ok(container)
     }
 
@@ -217,7 +221,7 @@ impl<R: ContainerRuntime> Executor<R> {
     }
 
     /// The container behind `name` (a container name or a task id), which must be ours.
-    async fn our_container(&self, name: &str) -> Result<String, ExecutorError> {
+    pub(crate) async fn our_container(&self, name: &str) -> Result<String, ExecutorError> {
         let container = self
             .task_store()
             .find(name)

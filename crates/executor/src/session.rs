@@ -12,6 +12,7 @@ use terok_roster::{AgentDefaults, Roster, RosterLoader};
 use terok_vault::VaultPaths;
 
 use crate::error::ExecutorError;
+use crate::shield::hook::ShieldHook;
 use crate::task::TaskStore;
 use crate::vault::{VaultClient, VaultLauncher};
 
@@ -31,6 +32,7 @@ pub struct Executor<R = PodmanCli> {
     pub(crate) runtime: Arc<R>,
     pub(crate) vault: VaultClient,
     pub(crate) launcher: Option<VaultLauncher>,
+    pub(crate) shield_hook: Option<ShieldHook>,
     pub(crate) cwd: Option<PathBuf>,
     pub(crate) defaults: AgentDefaults,
 }
@@ -55,6 +57,7 @@ pub struct ExecutorBuilder {
     remember_images: bool,
     cwd: Option<PathBuf>,
     launcher: Option<VaultLauncher>,
+    shield_hook: Option<ShieldHook>,
     defaults: AgentDefaults,
 }
 
@@ -91,6 +94,13 @@ impl ExecutorBuilder {
     /// in the background when a launch or `ensure_vault` needs it.
     pub fn vault_launcher(mut self, launcher: VaultLauncher) -> Self {
         self.launcher = Some(launcher);
+        self
+    }
+
+    /// The program (and arguments) podman runs as the egress firewall's OCI hook; without
+    /// one, `allowlist` launches are refused.
+    pub fn shield_hook(mut self, hook: ShieldHook) -> Self {
+        self.shield_hook = Some(hook);
         self
     }
 
@@ -134,6 +144,7 @@ impl ExecutorBuilder {
             runtime: Arc::new(runtime),
             vault,
             launcher: self.launcher,
+            shield_hook: self.shield_hook,
             cwd: self.cwd,
             defaults: self.defaults,
         })
@@ -150,6 +161,7 @@ impl Executor<PodmanCli> {
             remember_images: false,
             cwd: None,
             launcher: None,
+            shield_hook: None,
             defaults: AgentDefaults::default(),
         }
     }

@@ -1,16 +1,15 @@
 //! config.yml keys that are accepted for compatibility but do nothing yet, said as such rather
-//! than ignored silently, and the plain statement that a task's egress is open until the
-//! egress firewall exists.
+//! than ignored silently, and the plain statement of what an unfiltered (`open`) task can reach.
 
 use terok_core::config::{NetworkSection, ServicesMode, TerokConfig};
 use terok_podman::ContainerRuntime;
 
 use crate::session::Executor;
 
-/// What every launch says until the egress firewall exists.
-pub const EGRESS_OPEN: &str = "egress is open: the agent can reach any address the container's \
-                               network reaches (this host's services, your LAN, the internet); \
-                               the allow-list firewall is not implemented yet";
+/// What every `open` launch says.
+pub const EGRESS_OPEN: &str = "egress is open (no firewall): the agent can reach any address the \
+                               container's network reaches — this host's services, your LAN, \
+                               the internet";
 
 /// The keys of `config` that are set but have no effect yet, each with what that means.
 pub fn inert_settings(config: &TerokConfig) -> Vec<String> {
@@ -20,20 +19,6 @@ pub fn inert_settings(config: &TerokConfig) -> Vec<String> {
             out.push(format!("config.yml `{key}` has no effect yet: {meaning}"));
         }
     };
-    let no_shield = "the egress firewall (shield) is not implemented";
-    let shield = &config.shield;
-    inert(
-        "shield.bypass_firewall_no_protection",
-        shield.bypass_firewall_no_protection,
-        no_shield,
-    );
-    inert("shield.profiles", !shield.profiles.is_empty(), no_shield);
-    inert("shield.audit", shield.audit.is_some(), no_shield);
-    inert(
-        "shield.upstream_dns",
-        shield.upstream_dns.is_some(),
-        no_shield,
-    );
     inert(
         "services.mode: tcp",
         config.services.mode == ServicesMode::Tcp,
@@ -88,10 +73,11 @@ mod tests {
     fn set_keys_without_effect_are_named() {
         assert!(inert_settings(&TerokConfig::default()).is_empty());
         let mut config = TerokConfig::default();
+        // The shield's keys are honoured: they are not named.
         config.shield.profiles = vec!["dev-python".into()];
         config.services.mode = ServicesMode::Tcp;
         let said = inert_settings(&config);
-        assert_eq!(said.len(), 2, "{said:?}");
-        assert!(said[0].starts_with("config.yml `shield.profiles` has no effect yet"));
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(said[0].starts_with("config.yml `services.mode: tcp` has no effect yet"));
     }
 }

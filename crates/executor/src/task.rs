@@ -87,6 +87,10 @@ pub struct TaskRecord {
     /// and give back when the container stops.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rootful: Option<crate::ownership::RootfulTask>,
+    /// Whether the container runs behind the allow-list firewall (its hook is needed at
+    /// every start).
+    #[serde(default)]
+    pub shielded: bool,
 }
 
 /// The task directories.
@@ -206,6 +210,7 @@ mod tests {
             installed: None,
             remove_on_exit: false,
             rootful: None,
+            shielded: false,
         }
     }
 

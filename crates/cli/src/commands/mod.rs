@@ -8,6 +8,7 @@ mod build;
 mod doctor;
 mod run;
 mod setup;
+mod shield;
 mod show_config;
 mod tasks;
 mod vault;
@@ -35,6 +36,7 @@ pub fn dispatch(ctx: &Context, command: Command) -> miette::Result<Status> {
         Command::Uninstall(args) => setup::uninstall(ctx, &args),
         Command::ShowConfig(args) => show_config::run(ctx, &args),
         Command::Doctor(args) => doctor::run(ctx, &args),
+        Command::Shield(args) => shield::run(ctx, args),
     }
 }
 
@@ -62,6 +64,7 @@ fn needs_roster(command: &Command) -> bool {
         | Command::Stop(_)
         | Command::Rm(_)
         | Command::Uninstall(_)
+        | Command::Shield(_)
         | Command::ShowConfig(_) => false,
     }
 }

@@ -103,6 +103,7 @@ fn settings(executor: &Executor, args: RunArgs) -> miette::Result<(RunOptions, P
         credentials,
         no_fail_fast,
         shield,
+        network,
         gate,
         no_gate: _,
     } = args;
@@ -148,10 +149,12 @@ fn settings(executor: &Executor, args: RunArgs) -> miette::Result<(RunOptions, P
     options.shared_mount = Some(shared_mount);
     options.timezone = timezone;
     options.extra_credentials = credentials;
-    options.egress = match shield {
+    options.egress = shield.map(|mode| match mode {
         ShieldMode::Offline => terok_executor::Egress::Offline,
+        ShieldMode::Allowlist => terok_executor::Egress::Allowlist,
         ShieldMode::Open => terok_executor::Egress::Open,
-    };
+    });
+    options.network = network;
     let presentation = Presentation {
         yes,
         no_fail_fast,
@@ -194,7 +197,8 @@ fn show_event(progress: &mut BuildProgress, event: RunEvent) {
         RunEvent::Image(event) => progress.event(event),
         RunEvent::Warning(text) => crate::output::warn(text),
         RunEvent::EgressOpen => eprintln!(
-            "warning: {} (`--shield offline` leaves the container loopback only)",
+            "warning: {} (`--shield allowlist` allows only the shield profiles' destinations; \
+             `--shield offline` leaves the container loopback only)",
             terok_executor::EGRESS_OPEN
         ),
         RunEvent::VaultWired { providers } if providers.is_empty() => {

@@ -32,6 +32,12 @@ pub fn run(ctx: &Context, args: SetupArgs) -> miette::Result<Status> {
         );
     }
     if !no_sandbox {
+        match executor.install_shield_hook() {
+            Ok(dir) => println!("Shield: the OCI hook is in {}.", dir.display()),
+            Err(err) => crate::output::warn(format!(
+                "{err}: tasks can run only `--shield offline` or `--shield open` until it is fixed"
+            )),
+        }
         ctx.block_on(async {
             print_routes(&executor.update_routes().await?);
             match executor.ensure_vault().await? {
@@ -64,10 +70,12 @@ fn check(ctx: &Context, scope: &SetupScope) -> miette::Result<Status> {
         }
         if let Some(warning) = &row.warning {
             println!("  {:<22} warning: {warning}", "");
-            println!(
-                "{}",
-                crate::remedy::indented(crate::remedy::VFS_STORAGE_FIX, 4)
-            );
+            if row.name == "storage" {
+                println!(
+                    "{}",
+                    crate::remedy::indented(crate::remedy::VFS_STORAGE_FIX, 4)
+                );
+            }
         }
     }
     if rows.iter().all(|r| r.ok()) {

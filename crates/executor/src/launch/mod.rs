@@ -16,7 +16,7 @@
 pub(crate) mod options;
 pub(crate) mod plan;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,6 +32,7 @@ use terok_roster::{
     HeadlessOptions, InstructionsDelivery, headless_command, instructions_delivery,
     resolve_instructions,
 };
+use terok_shield::ContainerArgs;
 use tokio::time::Instant;
 
 use crate::container_user::ContainerUser;
@@ -66,7 +67,7 @@ impl<R: ContainerRuntime> Executor<R> {
         for warning in warnings.chain(self.inert_settings()) {
             on_event(RunEvent::Warning(warning));
         }
-        if options.egress == Egress::Open {
+        if plan.egress == Egress::Open {
             on_event(RunEvent::EgressOpen);
         }
         let image = self.launch_image(&plan, on_event).await?;
@@ -119,6 +120,8 @@ struct Launch<'e, 'o, R> {
     layout: TaskLayout,
     /// Who the container's users are on the host.
     user: ContainerUser,
+    /// The firewall's podman arguments and hooks directory (for `allowlist`).
+    shield: Option<(ContainerArgs, PathBuf)>,
     undo: Undo<R>,
 }
 
@@ -160,6 +163,7 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
             name,
             layout,
             user,
+            shield: None,
             undo,
         })
     }
@@ -177,6 +181,7 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
         let wiring = self.wire_vault(on_event).await?;
         let env = self.assemble(wiring.as_ref(), on_event)?;
         self.write_agent_config(&env, on_event)?;
+        self.raise_shield()?;
         self.hand_over()?;
         let spec = self.run_spec(env);
         let record = self.save_record(wiring.is_some())?;
@@ -352,7 +357,20 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
         parts.join("\n\n")
     }
 
-    /// Step 6b, rootful: the task's files and a root-owned workspace handed to the container's
+    /// Step 6b, `allowlist`: the task's firewall state and the hook that loads it.
+    fn raise_shield(&mut self) -> Result<(), ExecutorError> {
+        if self.plan.egress != Egress::Allowlist {
+            return Ok(());
+        }
+        let args = self
+            .executor
+            .prepare_shield(&self.layout.dir, &self.plan.shield_profiles)?;
+        let hooks_dir = self.executor.install_shield_hook()?;
+        self.shield = Some((args, hooks_dir));
+        Ok(())
+    }
+
+    /// Step 6c, rootful: the task's files and a root-owned workspace handed to the container's
     /// `dev` (given back by the undo should a later step fail).
     fn hand_over(&mut self) -> Result<(), ExecutorError> {
         let Some(rootful) = &self.user.rootful else {
@@ -382,12 +400,32 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
         } else {
             format!("init-ssh-and-repo.sh && echo {READY_MARKER}; tail -f /dev/null")
         };
+        let command = match &self.shield {
+            Some(_) => format!("{}\n{command}", terok_shield::hook::entry_check()),
+            None => command,
+        };
+        let mut volumes: Vec<VolumeSpec> = env.volumes.iter().map(to_volume_spec).collect();
+        let (annotations, dns, hooks_dirs) = match &self.shield {
+            Some((args, hooks_dir)) => {
+                volumes.extend(args.volumes.iter().cloned());
+                (
+                    args.annotations.clone(),
+                    args.dns.clone(),
+                    vec![hooks_dir.clone()],
+                )
+            }
+            None => Default::default(),
+        };
+        let network = match self.plan.egress {
+            Egress::Offline => Some("none".to_owned()),
+            Egress::Allowlist | Egress::Open => options.network.clone(),
+        };
         RunSpec {
             name: self.name.clone(),
             image: self.image.clone(),
             command: vec!["bash".to_owned(), "-lc".to_owned(), command],
             env: env.env,
-            volumes: env.volumes.iter().map(to_volume_spec).collect(),
+            volumes,
             labels: vec![
                 (LABEL_EXECUTOR.to_owned(), "1".to_owned()),
                 (LABEL_TASK.to_owned(), self.id.clone()),
@@ -399,7 +437,10 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
             cpus: options.cpus.clone(),
             gpus: options.gpus.clone(),
             init: true,
-            network: (options.egress == Egress::Offline).then(|| "none".to_owned()),
+            network,
+            annotations,
+            dns,
+            hooks_dirs,
             ..RunSpec::default()
         }
     }
@@ -420,6 +461,7 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
             installed: self.plan.installed.clone(),
             remove_on_exit: self.plan.options.remove_on_exit,
             rootful: self.user.rootful.clone(),
+            shielded: self.shield.is_some(),
         };
         self.undo.store.save(&record)?;
         Ok(record)
@@ -439,7 +481,7 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
         }
         runtime.create(spec, &self.layout.private_dir()).await?;
         self.undo.container_created = true;
-        runtime.start(&self.name).await?;
+        runtime.start_hooked(&self.name, &spec.hooks_dirs).await?;
         Ok((runtime.follow_logs(&self.name)?, None))
     }
 }

@@ -82,17 +82,22 @@ pub struct RunOptions {
     /// Providers the task gets a phantom token for besides its agent's own (and those of
     /// config.yml's `vault.task_credentials`).
     pub extra_credentials: Vec<String>,
-    /// What the container may reach over the network.
-    pub egress: Egress,
+    /// What the container may reach over the network (`None`: as config.yml says —
+    /// `allowlist`, or `open` with `shield.bypass_firewall_no_protection`).
+    pub egress: Option<Egress>,
+    /// The podman network the container joins (default: podman's own); not with `offline`.
+    pub network: Option<String>,
 }
 
 /// What a task's container may reach over the network.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Egress {
-    /// Any address its network reaches: this host's services, the LAN, the internet (until
-    /// the egress firewall's allow-list exists, the default).
-    #[default]
+    /// Only the destinations of the configured shield profiles (and live `allow`s), enforced
+    /// by an nftables ruleset an OCI hook loads into the container's network namespace before
+    /// its first process runs; private, link-local and metadata addresses are refused.
+    Allowlist,
+    /// Any address its network reaches: this host's services, the LAN, the internet.
     Open,
     /// No network but loopback (`--network none`). The vault (and later the gate) reach the
     /// container through their mounted Unix sockets, so an agent that talks only to its
@@ -163,7 +168,8 @@ impl RunOptions {
             remove_on_exit: false,
             vault_required: false,
             extra_credentials: Vec::new(),
-            egress: Egress::Open,
+            egress: None,
+            network: None,
         }
     }
 

@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 use terok_container_env::Workspace;
 use terok_podman::ContainerRuntime;
 use terok_roster::{Agent, RunOverrides, RunSettings, apply_provider_config};
+use terok_shield::Profile;
 
 use crate::error::ExecutorError;
-use crate::launch::options::{ImageSource, Mode, RunOptions};
+use crate::launch::options::{Egress, ImageSource, Mode, RunOptions};
 use crate::repo::{RepoSource, classify_repo};
 use crate::session::Executor;
 use crate::task::TaskMode;
@@ -35,6 +36,10 @@ pub(crate) struct LaunchPlan<'o> {
     /// Providers the container gets tokens for (those with a stored credential): the
     /// agent's own and the ones asked for, never every stored one.
     pub providers: Vec<String>,
+    /// What the container may reach.
+    pub egress: Egress,
+    /// The allow-list profiles (for `allowlist`).
+    pub shield_profiles: Vec<Profile>,
 }
 
 impl LaunchPlan<'_> {
@@ -80,6 +85,17 @@ impl<R: ContainerRuntime> Executor<R> {
             &self.defaults.settings,
         );
         let providers = self.task_providers(&agent, options)?;
+        let egress = self.egress_for(options.egress);
+        if egress == Egress::Offline && options.network.is_some() {
+            return Err(ExecutorError::OfflineWithNetwork);
+        }
+        let shield_profiles = match egress {
+            Egress::Allowlist => {
+                self.check_shield_ready()?;
+                self.shield_profiles()?
+            }
+            Egress::Open | Egress::Offline => Vec::new(),
+        };
         Ok(LaunchPlan {
             options,
             agent,
@@ -89,6 +105,8 @@ impl<R: ContainerRuntime> Executor<R> {
             settings,
             installed,
             providers,
+            egress,
+            shield_profiles,
         })
     }
 

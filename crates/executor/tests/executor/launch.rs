@@ -424,30 +424,169 @@ async fn a_task_gets_tokens_for_its_agent_only_unless_asked() {
     assert!(err.to_string().contains("no provider `gitlub`"), "{err}");
 }
 
+/// `open` — asked for, or the default with `shield.bypass_firewall_no_protection` — is said
+/// aloud, and has no hook, annotation or stamp check.
 #[tokio::test]
-async fn every_launch_says_egress_is_open_and_names_config_keys_that_do_nothing() {
+async fn an_open_task_is_said_to_be_unfiltered() {
     let session = Session::fake();
     session
         .env
-        .write_user_config("shield:\n  profiles: [dev-python]\n")
+        .write_user_config(
+            "shield:\n  bypass_firewall_no_protection: true\n  profiles: [dev-python]\n",
+        )
         .unwrap();
+    // No hook program is needed for it.
     let executor = terok_executor::Executor::builder(session.env.host_env())
         .cwd(session.env.work_dir())
         .build_with_runtime(FakeRuntime::new())
         .unwrap();
     let mut events = Vec::new();
     executor
+        .launch(&session.headless("hi"), &mut |e| events.push(e))
+        .await
+        .unwrap();
+    assert!(events.contains(&RunEvent::EgressOpen), "{events:?}");
+    // The shield's keys are honoured, so none is named as doing nothing.
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, RunEvent::Warning(w) if w.contains("shield."))),
+        "{events:?}"
+    );
+    let run = executor
+        .runtime()
+        .calls()
+        .into_iter()
+        .find_map(|c| match c {
+            FakeCall::Run { spec, argv } => Some((spec, argv)),
+            _ => None,
+        })
+        .unwrap();
+    assert!(run.0.hooks_dirs.is_empty() && run.0.annotations.is_empty());
+    assert!(
+        !run.1.iter().any(|a| a.contains("terok-shield")),
+        "{:?}",
+        run.1
+    );
+}
+
+/// The default, `allowlist`: the hook definition, the task's state and ruleset, the podman
+/// arguments that have the hook load them, and the stamp check before anything runs.
+#[tokio::test]
+async fn an_allowlist_launch_hands_the_ruleset_to_the_hook() {
+    let session = Session::fake();
+    let profiles = session.env.user_config_dir().join("shield/profiles");
+    std::fs::create_dir_all(&profiles).unwrap();
+    std::fs::write(profiles.join("lab.txt"), "10.89.0.7\n2001:db8::/32\n").unwrap();
+    session
+        .env
+        .write_user_config("shield:\n  profiles: [lab]\n  upstream_dns: 10.89.0.1\n")
+        .unwrap();
+    let executor = terok_executor::Executor::builder(session.env.host_env())
+        .cwd(session.env.work_dir())
+        .shield_hook(crate::support::test_shield_hook())
+        .build_with_runtime(FakeRuntime::new())
+        .unwrap();
+    let mut events = Vec::new();
+    let task = executor
         .launch(&session.interactive(), &mut |e| events.push(e))
         .await
         .unwrap();
-    assert!(events.contains(&RunEvent::EgressOpen));
+    assert!(!events.contains(&RunEvent::EgressOpen), "{events:?}");
+    let calls = executor.runtime().calls();
+    let (spec, argv) = calls
+        .iter()
+        .find_map(|c| match c {
+            FakeCall::Create { spec, argv } => Some((spec.clone(), argv.clone())),
+            _ => None,
+        })
+        .unwrap();
+    let hooks_dir = executor.shield_hooks_dir();
+    assert_eq!(spec.hooks_dirs, std::slice::from_ref(&hooks_dir));
+    // podman reads hooks when it starts the container, so the start names them again.
+    assert!(calls.contains(&FakeCall::StartHooked(
+        task.name().to_owned(),
+        vec![hooks_dir.clone()]
+    )));
+    let hook: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(hooks_dir.join("terok-shield.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(hook["hook"]["path"], crate::support::SHIELD_HOOK);
+    let shield_dir = task.task_dir().join("shield");
+    let annotation = format!("ai.terok.shield={}", shield_dir.display());
     assert!(
-        events.iter().any(|e| matches!(
-            e,
-            RunEvent::Warning(w) if w.starts_with("config.yml `shield.profiles` has no effect yet")
-        )),
-        "{events:?}"
+        argv.windows(2)
+            .any(|w| w == ["--annotation", annotation.as_str()]),
+        "{argv:?}"
     );
+    assert!(
+        argv.windows(2).any(|w| w == ["--dns", "10.89.0.1"]),
+        "{argv:?}"
+    );
+    let stamp_mount = format!(
+        "{}:/run/terok-shield:Z,ro",
+        shield_dir.join("stamp").display()
+    );
+    assert!(argv.contains(&stamp_mount), "{argv:?}");
+    assert!(
+        argv.windows(2).any(|w| w == ["--cap-drop", "NET_ADMIN"]),
+        "{argv:?}"
+    );
+    let command = argv.last().unwrap();
+    assert!(
+        command.starts_with("terok_stat=$(cat /proc/1/stat)"),
+        "{command}"
+    );
+    assert!(command.contains("exit 97"), "{command}");
+    let rules = std::fs::read_to_string(shield_dir.join("ruleset.nft")).unwrap();
+    assert!(rules.contains("elements = { 10.89.0.7 }"), "{rules}");
+    assert!(rules.contains("elements = { 2001:db8::/32 }"), "{rules}");
+}
+
+/// What `allowlist` needs is checked before anything is created: a hook program, readable
+/// profiles (a bad line is named by file and line).
+#[tokio::test]
+async fn an_allowlist_launch_that_cannot_be_shielded_creates_nothing() {
+    let session = Session::fake();
+    let executor = terok_executor::Executor::builder(session.env.host_env())
+        .cwd(session.env.work_dir())
+        .build_with_runtime(FakeRuntime::new())
+        .unwrap();
+    let err = executor
+        .launch(&session.headless("hi"), &mut |_| {})
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ExecutorError::NoShieldHook), "{err}");
+
+    let profiles = session.env.user_config_dir().join("shield/profiles");
+    std::fs::create_dir_all(&profiles).unwrap();
+    std::fs::write(profiles.join("lab.txt"), "10.89.0.7\nhttp://nope\n").unwrap();
+    session
+        .env
+        .write_user_config("shield:\n  profiles: [lab]\n")
+        .unwrap();
+    let executor = terok_executor::Executor::builder(session.env.host_env())
+        .cwd(session.env.work_dir())
+        .shield_hook(crate::support::test_shield_hook())
+        .build_with_runtime(FakeRuntime::new())
+        .unwrap();
+    let err = executor
+        .launch(&session.headless("hi"), &mut |_| {})
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("lab.txt line 2: `http://nope`"),
+        "{err}"
+    );
+    assert!(
+        !executor.paths().tasks_dir().exists()
+            || std::fs::read_dir(executor.paths().tasks_dir())
+                .unwrap()
+                .next()
+                .is_none()
+    );
+    assert!(executor.runtime().calls().is_empty());
 }
 
 /// Offline: podman gives the container no network but loopback, and the launch does not say
@@ -456,7 +595,7 @@ async fn every_launch_says_egress_is_open_and_names_config_keys_that_do_nothing(
 async fn an_offline_task_gets_no_network_and_no_open_egress_warning() {
     let session = Session::fake();
     let mut options = session.headless("hi");
-    options.egress = Egress::Offline;
+    options.egress = Some(Egress::Offline);
     let mut events = Vec::new();
     session
         .executor
@@ -467,19 +606,10 @@ async fn an_offline_task_gets_no_network_and_no_open_egress_warning() {
     let argv = session.first_run_argv();
     let network = argv.iter().position(|a| a == "--network").unwrap();
     assert_eq!(argv[network + 1], "none", "{argv:?}");
-    // Open (the default) says so, and leaves podman's network as it is.
-    let session = Session::fake();
-    let mut events = Vec::new();
-    session
-        .executor
-        .launch(&session.headless("hi"), &mut |e| events.push(e))
-        .await
-        .unwrap();
-    assert!(events.contains(&RunEvent::EgressOpen));
-    assert!(session.fake_runtime().calls().iter().all(|c| match c {
-        FakeCall::Run { argv, .. } => !argv.iter().any(|a| a == "--network"),
-        _ => true,
-    }));
+    // With a network to join, offline is refused.
+    options.network = Some("lab".into());
+    let err = launch_err(&session, &options).await;
+    assert!(matches!(err, ExecutorError::OfflineWithNetwork), "{err}");
 }
 
 #[tokio::test]

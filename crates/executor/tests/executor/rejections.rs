@@ -174,6 +174,7 @@ async fn without_fail_fast_the_run_keeps_waiting_and_list_and_doctor_name_the_ta
     // A new key stored afterwards clears the credential's verdict (times are in seconds).
     tokio::time::sleep(Duration::from_secs(2)).await;
     Executor::builder(session.env.host_env())
+        .shield_hook(crate::support::test_shield_hook())
         .build_with_runtime(FakeRuntime::new())
         .unwrap()
         .store_api_key("claude", "sk-ant-api03-another-key")

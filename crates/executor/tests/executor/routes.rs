@@ -24,6 +24,7 @@ fn override_claude(session: &Session, upstream: Option<&str>) {
 fn next_command(session: &Session) -> Executor<FakeRuntime> {
     Executor::builder(session.env.host_env())
         .cwd(session.env.work_dir())
+        .shield_hook(crate::support::test_shield_hook())
         .build_with_runtime(FakeRuntime::new())
         .unwrap()
 }

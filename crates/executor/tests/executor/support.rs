@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use terok_core::config::ConfigSource;
-use terok_executor::{Executor, ImageSource, LaunchedTask, RunOptions};
+use terok_executor::{Executor, ImageSource, LaunchedTask, RunOptions, ShieldHook};
 use terok_podman::{ContainerRuntime, FakeCall, FakeRuntime};
 use terok_testkit::IsolatedEnv;
 
@@ -61,6 +61,14 @@ pub fn token_and_socket(
     (token, executor.vault_paths().container_socket(task.name()))
 }
 
+/// The hook program the test sessions name (the fake runtime never runs it).
+pub const SHIELD_HOOK: &str = "/usr/libexec/terok-test/terok-executor";
+
+/// The shield hook of the test sessions.
+pub fn test_shield_hook() -> ShieldHook {
+    ShieldHook::new(SHIELD_HOOK, ["shield", "hook"])
+}
+
 impl<R: ContainerRuntime> Session<R> {
     /// A session on `runtime` in a new isolated environment.
     pub fn with_runtime(runtime: R) -> Self {
@@ -70,6 +78,7 @@ impl<R: ContainerRuntime> Session<R> {
         let executor = Executor::builder(env.host_env())
             .config(ConfigSource::Layered)
             .cwd(env.work_dir())
+            .shield_hook(test_shield_hook())
             .build_with_runtime(runtime)
             .unwrap();
         Self {

@@ -1,0 +1,303 @@
+//! The egress firewall in a launch and on a running task: which mode a launch gets, the
+//! task's shield directory and the podman arguments that have the OCI hook load it, and the
+//! live `status`, `allow` and `deny` of a running task.
+
+use std::net::{IpAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+
+use terok_podman::ContainerRuntime;
+use terok_shield::live::{LiveSets, parse_sets, sets_script};
+use terok_shield::{
+    ContainerArgs, Network, Profile, ShieldDir, ShieldState, TABLE, container_args,
+    state_from_profiles,
+};
+
+use crate::error::ExecutorError;
+use crate::launch::options::Egress;
+use crate::session::Executor;
+use crate::task::TaskRecord;
+
+pub(crate) mod hook;
+
+pub use hook::{ShieldHook, run_shield_hook};
+
+/// Tools the hook runs on the host, looked for on the hook's PATH.
+const HOST_TOOLS: [&str; 2] = ["nft", "nsenter"];
+/// The directories of the hook's PATH.
+const HOOK_PATH_DIRS: [&str; 4] = ["/usr/sbin", "/usr/bin", "/sbin", "/bin"];
+
+/// Where `tool` is among the hook's PATH directories (an unprivileged user's PATH often lacks
+/// the `sbin` ones, where `nft` lives); the bare name when it is in none.
+fn host_tool(tool: &str) -> String {
+    HOOK_PATH_DIRS
+        .iter()
+        .map(|dir| Path::new(dir).join(tool))
+        .find(|path| path.is_file())
+        .map_or_else(|| tool.to_owned(), |path| path.display().to_string())
+}
+
+/// The host tools the shield needs that are missing.
+pub fn missing_shield_tools() -> Vec<&'static str> {
+    HOST_TOOLS
+        .into_iter()
+        .filter(|tool| {
+            !HOOK_PATH_DIRS
+                .iter()
+                .any(|dir| Path::new(dir).join(tool).is_file())
+        })
+        .collect()
+}
+
+/// The addresses `domain` has now, as this host resolves it (none when it does not).
+pub fn resolve_on_host(domain: &str) -> Vec<IpAddr> {
+    let mut addresses: Vec<IpAddr> = (domain, 0)
+        .to_socket_addrs()
+        .map(|found| found.map(|a| a.ip()).collect())
+        .unwrap_or_default();
+    addresses.sort();
+    addresses.dedup();
+    addresses
+}
+
+/// What `shield status` reports of a task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShieldStatus {
+    /// The container.
+    pub name: String,
+    /// `allowlist`, or how else the task runs.
+    pub mode: String,
+    /// The saved state (profiles, domains, policy).
+    pub state: Option<ShieldState>,
+    /// Whether the hook loaded the ruleset at the container's last start.
+    pub applied: bool,
+    /// What the loaded firewall holds (when the container runs).
+    pub live: Option<LiveSets>,
+}
+
+/// What a live `allow` or `deny` changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShieldChange {
+    /// The container.
+    pub name: String,
+    /// The blocks allowed or denied now.
+    pub networks: Vec<Network>,
+    /// Whether the running firewall took the change (a stopped task gets it at its next start).
+    pub live: bool,
+}
+
+impl<R: ContainerRuntime> Executor<R> {
+    /// The egress a launch gets: the one asked for, else config.yml's (`allowlist`, or `open`
+    /// with `shield.bypass_firewall_no_protection`).
+    pub fn egress_for(&self, asked: Option<Egress>) -> Egress {
+        asked.unwrap_or(if self.config.config.shield.bypass_firewall_no_protection {
+            Egress::Open
+        } else {
+            Egress::Allowlist
+        })
+    }
+
+    /// Where user profiles live: `<config dir>/shield/profiles`.
+    pub fn shield_profiles_dir(&self) -> PathBuf {
+        self.paths.user_config_dir.join("shield").join("profiles")
+    }
+
+    /// The directory of the shield's OCI hook definition.
+    pub fn shield_hooks_dir(&self) -> PathBuf {
+        self.paths.executor_state_dir.join("shield").join("hooks.d")
+    }
+
+    /// The configured profiles, loaded (the check a launch makes before it creates anything).
+    pub(crate) fn shield_profiles(&self) -> Result<Vec<Profile>, ExecutorError> {
+        Ok(Profile::load_all(
+            &self.config.config.shield.profiles,
+            &self.shield_profiles_dir(),
+        )?)
+    }
+
+    /// What an `allowlist` launch needs from the host: the hook program, `nft` and `nsenter`.
+    pub(crate) fn check_shield_ready(&self) -> Result<&ShieldHook, ExecutorError> {
+        let missing = missing_shield_tools();
+        if !missing.is_empty() {
+            return Err(ExecutorError::ShieldToolsMissing(
+                missing.iter().map(|t| (*t).to_owned()).collect(),
+            ));
+        }
+        self.shield_hook.as_ref().ok_or(ExecutorError::NoShieldHook)
+    }
+
+    /// Writes the shield's OCI hook definition (an unchanged one is left alone) and returns
+    /// its directory; every `allowlist` launch and start does this too.
+    pub fn install_shield_hook(&self) -> Result<PathBuf, ExecutorError> {
+        let hook = self.check_shield_ready()?;
+        let dir = self.shield_hooks_dir();
+        terok_shield::hook::install_hook(&dir, hook.program(), hook.args())?;
+        Ok(dir)
+    }
+
+    /// A new task's shield: state from the profiles, saved in `task_dir/shield`; the podman
+    /// arguments that load it.
+    pub(crate) fn prepare_shield(
+        &self,
+        task_dir: &Path,
+        profiles: &[Profile],
+    ) -> Result<ContainerArgs, ExecutorError> {
+        let shield = self.config.config.shield.clone();
+        let upstream = match shield.upstream_dns.as_deref() {
+            Some(text) => Some(
+                text.parse::<IpAddr>()
+                    .map_err(|_| ExecutorError::BadSetting {
+                        key: "shield.upstream_dns".into(),
+                        detail: format!("`{text}` is not an IP address"),
+                    })?,
+            ),
+            None => None,
+        };
+        let state =
+            state_from_profiles(profiles, shield.audit.unwrap_or(true), &mut resolve_on_host);
+        let dir = ShieldDir::new(task_dir.join("shield"));
+        dir.save(&state)?;
+        dir.clear_stamp()?;
+        Ok(container_args(&dir, upstream))
+    }
+
+    /// The shield directory of a task.
+    fn task_shield_dir(&self, record: &TaskRecord) -> ShieldDir {
+        ShieldDir::new(self.task_store().layout(&record.id).dir.join("shield"))
+    }
+
+    /// Before a shielded task starts again: a fresh stamp is needed, and the hook.
+    pub(crate) fn reshield(&self, record: &TaskRecord) -> Result<Vec<PathBuf>, ExecutorError> {
+        if !record.shielded {
+            return Ok(Vec::new());
+        }
+        self.task_shield_dir(record).clear_stamp()?;
+        Ok(vec![self.install_shield_hook()?])
+    }
+
+    /// The mode, state and live sets of task `name`'s firewall.
+    pub async fn shield_status(&self, name: &str) -> Result<ShieldStatus, ExecutorError> {
+        let (container, record) = self.shielded_task(name).await?;
+        let Some(record) = record.filter(|r| r.shielded) else {
+            return Ok(ShieldStatus {
+                name: container,
+                mode: "not shielded (offline or open)".into(),
+                state: None,
+                applied: false,
+                live: None,
+            });
+        };
+        let dir = self.task_shield_dir(&record);
+        let state = dir.load()?;
+        let applied = dir.stamp_file().is_file();
+        let mut argv = vec![host_tool("nft")];
+        argv.extend(["-j", "list", "table", "inet", TABLE].map(str::to_owned));
+        let live = match self.runtime.in_netns(&container, &argv, None).await {
+            Ok(out) if out.status == 0 => parse_sets(&out.stdout),
+            Ok(out) => {
+                return Err(ExecutorError::ShieldLive {
+                    name: container,
+                    detail: terok_core::text::printable(out.stderr.trim()).into_owned(),
+                });
+            }
+            Err(terok_podman::PodmanError::NotRunning(_)) => None,
+            Err(err) => return Err(err.into()),
+        };
+        Ok(ShieldStatus {
+            name: container,
+            mode: "allowlist".into(),
+            state: Some(state),
+            applied,
+            live,
+        })
+    }
+
+    /// Allows `target` (a domain, an address or a block) for task `name`, at once when it runs.
+    pub async fn shield_allow(
+        &self,
+        name: &str,
+        target: &str,
+    ) -> Result<ShieldChange, ExecutorError> {
+        self.change_shield(name, target, ShieldState::allow).await
+    }
+
+    /// Refuses `target` for task `name`, even where a profile allows it.
+    pub async fn shield_deny(
+        &self,
+        name: &str,
+        target: &str,
+    ) -> Result<ShieldChange, ExecutorError> {
+        self.change_shield(name, target, ShieldState::deny).await
+    }
+
+    async fn change_shield(
+        &self,
+        name: &str,
+        target: &str,
+        change: fn(&mut ShieldState, Network),
+    ) -> Result<ShieldChange, ExecutorError> {
+        let networks = networks_of(target)?;
+        let (container, record) = self.shielded_task(name).await?;
+        let record = record
+            .filter(|r| r.shielded)
+            .ok_or_else(|| ExecutorError::NotShielded(container.clone()))?;
+        let dir = self.task_shield_dir(&record);
+        let mut state = dir.load()?;
+        for network in &networks {
+            change(&mut state, *network);
+        }
+        // Saved first: a restart loads the change even if the live update fails.
+        dir.save(&state)?;
+        let script = sets_script(&state.policy);
+        let argv = vec![host_tool("nft"), "-f".to_owned(), "-".to_owned()];
+        let live = match self
+            .runtime
+            .in_netns(&container, &argv, Some(&script))
+            .await
+        {
+            Ok(out) if out.status == 0 => true,
+            Ok(out) => {
+                return Err(ExecutorError::ShieldLive {
+                    name: container,
+                    detail: terok_core::text::printable(out.stderr.trim()).into_owned(),
+                });
+            }
+            Err(terok_podman::PodmanError::NotRunning(_)) => false,
+            Err(err) => return Err(err.into()),
+        };
+        Ok(ShieldChange {
+            name: container,
+            networks,
+            live,
+        })
+    }
+
+    /// The container of task `name` and its record.
+    async fn shielded_task(
+        &self,
+        name: &str,
+    ) -> Result<(String, Option<TaskRecord>), ExecutorError> {
+        let container = self.our_container(name).await?;
+        let record = self.task_store().find(&container);
+        Ok((container, record))
+    }
+}
+
+/// The blocks `target` names: itself when it is an address or a block, else the addresses
+/// the domain has now.
+fn networks_of(target: &str) -> Result<Vec<Network>, ExecutorError> {
+    if let Some(network) = Network::parse(target) {
+        return Ok(vec![network]);
+    }
+    let profile = Profile::parse("target", "the command line", target)
+        .map_err(|_| ExecutorError::BadShieldTarget(target.to_owned()))?;
+    if profile.destinations.is_empty() {
+        return Err(ExecutorError::BadShieldTarget(target.to_owned()));
+    }
+    let addresses = resolve_on_host(target);
+    if addresses.is_empty() {
+        return Err(ExecutorError::Unresolved(target.to_owned()));
+    }
+    Ok(addresses.into_iter().map(Network::host).collect())
+}
