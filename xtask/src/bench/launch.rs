@@ -1,6 +1,7 @@
-//! The launch-overhead row of `cargo xtask bench`: time from `terok-executor run` to the
+//! The launch-overhead rows of `cargo xtask bench`: time from `terok-executor run` to the
 //! agent's first output line, minus the same for a bare `podman run` of the same image and
-//! command, measured alternately in the same run.
+//! command — unfiltered (`--shield open`) and behind the allow-list firewall (the default:
+//! the OCI hook loads and verifies the ruleset) — measured in turn in the same run.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -46,7 +47,7 @@ fn time_to_marker(mut cmd: Command) -> anyhow::Result<Duration> {
     first.with_context(|| format!("{:?} never printed the marker", cmd.get_program()))
 }
 
-pub fn row(binary: &Path, runs: usize) -> anyhow::Result<Row> {
+pub fn rows(binary: &Path, runs: usize) -> anyhow::Result<Vec<Row>> {
     if !terok_testkit::podman::podman_works() {
         bail!("podman is needed for the launch row; run `cargo xtask host-setup`");
     }
@@ -76,38 +77,48 @@ pub fn row(binary: &Path, runs: usize) -> anyhow::Result<Row> {
         terok_image_build::base_fragment(terok_testkit::base_image::BASE_IMAGE)
     );
     let agent_cmd = format!("init-ssh-and-repo.sh && terok-scripted-agent -c 'echo {MARKER}'");
-    let result = (|| -> anyhow::Result<(f64, f64)> {
-        let (mut bare, mut ours) = (Vec::new(), Vec::new());
+    let ours = |shield: &str| {
+        let mut cmd = env.command(binary);
+        cmd.args(["run", SCRIPTED_AGENT, "project", "--rm", "--shield", shield])
+            .args(["-p", &format!("echo {MARKER}")]);
+        cmd
+    };
+    let result = (|| -> anyhow::Result<[f64; 3]> {
+        let (mut bare, mut open, mut allowlist) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..runs {
             let mut cmd = Command::new("podman");
             cmd.args(["run", "--rm", &image, "bash", "-lc", &agent_cmd]);
             bare.push(time_to_marker(cmd)?);
-            let mut cmd = env.command(binary);
-            cmd.args([
-                "run",
-                SCRIPTED_AGENT,
-                "project",
-                "--rm",
-                "-p",
-                &format!("echo {MARKER}"),
-            ]);
-            ours.push(time_to_marker(cmd)?);
+            open.push(time_to_marker(ours("open"))?);
+            allowlist.push(time_to_marker(ours("allowlist"))?);
         }
-        Ok((median_ms(&mut bare), median_ms(&mut ours)))
+        Ok([
+            median_ms(&mut bare),
+            median_ms(&mut open),
+            median_ms(&mut allowlist),
+        ])
     })();
     let _ = env.command(binary).args(["vault", "stop"]).output();
-    let (bare, ours) = result?;
-    Ok(Row {
+    let [bare, open, allowlist] = result?;
+    let row = |what: &str, value: f64, goal: f64| Row {
         figure: format!(
-            "launch overhead: `run` to first agent line minus bare `podman run` (median of {runs})"
+            "launch overhead{what}: `run` to first agent line minus bare `podman run` (median of {runs})"
         ),
-        value: ours - bare,
+        value: value - bare,
         unit: "ms",
-        goal: Goal::AtMost(100.0),
+        goal: Goal::AtMost(goal),
         baseline: format!(
             "bare `podman run` {} ms, `run` {} ms",
             fmt_num(bare),
-            fmt_num(ours)
+            fmt_num(value)
         ),
-    })
+    };
+    Ok(vec![
+        row(", unfiltered (`--shield open`)", open, 100.0),
+        row(
+            ", allow-list firewall (hook loads and verifies the ruleset)",
+            allowlist,
+            150.0,
+        ),
+    ])
 }

@@ -129,7 +129,7 @@ pub fn run(runs: usize, only: Option<&str>) -> anyhow::Result<()> {
         rows.push(noop_build_row(&binary, (runs / 2).max(10))?);
     }
     if wanted("launch") {
-        rows.push(launch::row(&binary, (runs / 2).max(10))?);
+        rows.extend(launch::rows(&binary, (runs / 2).max(10))?);
     }
     if wanted("vault") {
         rows.extend(vault::rows(&binary)?);
