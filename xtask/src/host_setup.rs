@@ -23,6 +23,8 @@ pub const APT_PACKAGES: &[&str] = &[
     "slirp4netns",
     "fuse-overlayfs",
     "nftables",
+    // The shield's per-task DNS forwarder (nftset support).
+    "dnsmasq-base",
     "socat",
     "git",
     "shellcheck",
@@ -84,7 +86,7 @@ pub fn setup(cargo_tools: bool) -> anyhow::Result<()> {
             bail!(
                 "this host is not Debian-like ({}), so host-setup cannot install packages itself.\n\
                  Install these with your package manager, then run host-setup again: {}\n\
-                 (on Fedora: dnf install -y podman runc debootstrap socat git ShellCheck nftables)",
+                 (on Fedora: dnf install -y podman runc debootstrap socat git ShellCheck nftables dnsmasq)",
                 os.pretty_name(),
                 missing.join(" ")
             );

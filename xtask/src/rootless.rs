@@ -30,6 +30,7 @@ const ROOTLESS_TESTS: &[(&str, &[&str])] = &[
             "the_agent_cannot_write_what_git_on_the_host_executes",
             "an_allowlisted_task_reaches_only_what_is_allowed",
             "a_shield_that_cannot_load_leaves_nothing_running",
+            "a_profile_domain_is_allowed_where_the_container_resolves_it",
         ],
     ),
     ("e2e_claude", &[]),

@@ -673,7 +673,7 @@ fn setup_is_idempotent_and_check_reports_what_is_missing() {
       podman                 ok (answers)
       storage                ok (overlay)
       vault                  FAIL (not running)
-      shield                 ok (allowlist: nft, nsenter and the hook are here)
+      shield                 ok (allowlist: nft, nsenter and the hook are here; dnsmasq keeps domains current)
       image L0               FAIL (terok-l0:localhost-terok-no-such-base-1 not built)
       image L1               FAIL (terok-l1-cli:localhost-terok-no-such-base-1-claude not built)
     Run: terok-executor setup
@@ -739,7 +739,7 @@ fn setup_check_warns_about_vfs_storage_with_the_fix() {
           driver = "overlay"
         then run `podman system reset` (it removes every image and container of this user) and
         `terok-executor setup`. See the README's rootless section.
-      shield                 ok (allowlist: nft, nsenter and the hook are here)
+      shield                 ok (allowlist: nft, nsenter and the hook are here; dnsmasq keeps domains current)
     All prerequisites met.
     "#);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -806,48 +806,52 @@ impl<'h> TestNetwork<'h> {
         }
     }
 
-    /// Starts an HTTP server on port 8080 of this network; its address.
-    fn server(&mut self) -> String {
-        let name = format!("{}-srv{}", self.name, self.servers.len());
-        // An agent image: it has python3.
+    /// An agent image: it has python3.
+    fn agent_image(&self) -> String {
         let images = self
             .host
             .env
             .command("podman")
-            .args([
-                "images",
-                "--format",
-                "{{.Repository}}:{{.Tag}}",
-                "--filter",
-                "reference=*terok-l1-cli*",
-            ])
+            .args(["images", "--format", "{{.Repository}}:{{.Tag}}"])
+            .args(["--filter", "reference=*terok-l1-cli*"])
             .output()
             .unwrap();
         let images = String::from_utf8_lossy(&images.stdout).into_owned();
-        let image = images.lines().next().expect("the agent image is built");
+        images
+            .lines()
+            .next()
+            .expect("the agent image is built")
+            .to_owned()
+    }
+
+    /// The address of container `name` on this network.
+    fn address_of(&self, name: &str) -> String {
+        let format = "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}";
         let out = self
             .host
             .env
             .command("podman")
-            .args(["run", "-d", "--name", &name, "--network", &self.name, image])
+            .args(["inspect", "--format", format, name])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// Starts an HTTP server on port 8080 of this network; its address.
+    fn server(&mut self) -> String {
+        let name = format!("{}-srv{}", self.name, self.servers.len());
+        let out = self
+            .host
+            .env
+            .command("podman")
+            .args(["run", "-d", "--name", &name, "--network", &self.name])
+            .arg(self.agent_image())
             .args(["python3", "-m", "http.server", "8080"])
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", text(&out));
         self.servers.push(name.clone());
-        let out = self
-            .host
-            .env
-            .command("podman")
-            .args([
-                "inspect",
-                "--format",
-                "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-                &name,
-            ])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        self.address_of(&name)
     }
 }
 
@@ -1146,4 +1150,150 @@ fn a_shield_that_cannot_load_leaves_nothing_running() {
     assert_eq!(podman_inspect_env(&host, &task)["State"]["Running"], false);
     let out = host.run(&["rm", &task]);
     assert!(out.status.success(), "{}", text(&out));
+}
+
+/// A DNS server for one name, in Python, for a test container: `lab.terok.test` has the
+/// address given as its first argument; other names do not exist.
+const TEST_DNS_SERVER: &str = r#"
+import socket, struct, sys
+address, name = sys.argv[1], "lab.terok.test"
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 53))
+while True:
+    q, peer = s.recvfrom(512)
+    i, labels = 12, []
+    while q[i] != 0:
+        labels.append(q[i + 1:i + 1 + q[i]].decode().lower())
+        i += 1 + q[i]
+    qtype = struct.unpack(">H", q[i + 1:i + 3])[0]
+    known = ".".join(labels) == name
+    found = known and qtype == 1
+    answer = struct.pack(">HHHLH", 0xC00C, 1, 1, 60, 4) + socket.inet_aton(address) if found else b""
+    flags = b"\x81\x80" if known else b"\x81\x83"
+    header = q[:2] + flags + struct.pack(">HHHH", 1, 1 if found else 0, 0, 0)
+    s.sendto(header + q[12:i + 5] + answer, peer)
+"#;
+
+impl TestNetwork<'_> {
+    /// Starts [`TEST_DNS_SERVER`] on this network answering `lab.terok.test` with `address`;
+    /// the server's own address.
+    fn dns_server(&mut self, address: &str) -> String {
+        let name = format!("{}-dns", self.name);
+        let out = self
+            .host
+            .env
+            .command("podman")
+            .args([
+                "run",
+                "-d",
+                "--user",
+                "root",
+                "--name",
+                &name,
+                "--network",
+                &self.name,
+            ])
+            .arg(self.agent_image())
+            .args(["python3", "-c", TEST_DNS_SERVER, address])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        self.servers.push(name.clone());
+        self.address_of(&name)
+    }
+}
+
+/// Processes on this host whose command line mentions `needle`.
+fn processes_mentioning(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if cmdline.contains(needle) {
+                found.push(cmdline);
+            }
+        }
+    }
+    found
+}
+
+/// A profile's domain is allowed at the addresses the container's own lookups return: the
+/// task's DNS forwarder adds them to the firewall as it answers (nothing is resolved on the
+/// host), and it goes away with the container.
+#[test]
+fn a_profile_domain_is_allowed_where_the_container_resolves_it() {
+    if !require_podman("a_profile_domain_is_allowed_where_the_container_resolves_it") {
+        return;
+    }
+    let host = Host::new();
+    let mut network = TestNetwork::new(&host, "dns");
+    let lab = network.server();
+    let other = network.server();
+    let dns = network.dns_server(&lab);
+    let profiles = host.env.user_config_dir().join("shield/profiles");
+    std::fs::write(profiles.join("lab.txt"), "lab.terok.test\n").unwrap();
+    let config = std::fs::read_to_string(host.env.user_config_dir().join("config.yml")).unwrap();
+    host.env
+        .write_user_config(&format!(
+            "{config}\nshield:\n  profiles: [lab]\n  upstream_dns: {dns}\n"
+        ))
+        .unwrap();
+
+    let out = host.run(&[
+        "run",
+        "scripted",
+        "project",
+        "--interactive",
+        "--network",
+        &network.name,
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let task = announced_name(&out);
+    let status = shield_status(&host, &task);
+    assert_eq!(status["live"]["learned"], serde_json::json!([]), "{status}");
+
+    let out = host
+        .env
+        .command("podman")
+        .args([
+            "exec",
+            &task,
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+        ])
+        .args(["--max-time", "10", "http://lab.terok.test:8080/"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "200",
+        "{}",
+        text(&out)
+    );
+    let status = shield_status(&host, &task);
+    assert_eq!(
+        status["live"]["learned"],
+        serde_json::json!([lab]),
+        "{status}"
+    );
+    assert_eq!(
+        curl_from(&host, &task, &other).0,
+        7,
+        "only what the name resolved to"
+    );
+
+    let task_id = host.task_dirs().into_iter().next().unwrap();
+    let conf = host.tasks_dir().join(task_id).join("shield/dnsmasq.conf");
+    let conf = conf.display().to_string();
+    assert_eq!(processes_mentioning(&conf).len(), 1, "the forwarder runs");
+    let out = host.run(&["rm", &task]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        processes_mentioning(&conf).is_empty(),
+        "the forwarder went with the container"
+    );
 }

@@ -128,7 +128,15 @@ impl<R: ContainerRuntime> Executor<R> {
             return row;
         }
         let outcome = match self.check_shield_ready() {
-            Ok(_) => Ok("allowlist: nft, nsenter and the hook are here".to_owned()),
+            Ok(_) if terok_shield::forwarder::available() => Ok(
+                "allowlist: nft, nsenter and the hook are here; dnsmasq keeps domains current"
+                    .to_owned(),
+            ),
+            Ok(_) => Ok(
+                "allowlist: nft, nsenter and the hook are here; no dnsmasq with nftset, \
+                 so domains are resolved at launch"
+                    .to_owned(),
+            ),
             Err(ExecutorError::ShieldToolsMissing(tools)) => Err(format!(
                 "missing {} (Debian: apt-get install nftables util-linux)",
                 tools.join(" and ")

@@ -53,7 +53,8 @@ pub fn hook_definition(program: &Path, args: &[String]) -> Result<String, Shield
             "timeout": HOOK_TIMEOUT_SECS,
         },
         "when": { "annotations": { pattern: ".+" } },
-        "stages": ["createRuntime"],
+        // poststop: the task's DNS forwarder goes when the container does.
+        "stages": ["createRuntime", "poststop"],
     });
     Ok(serde_json::to_string_pretty(&definition).unwrap_or_default() + "\n")
 }
@@ -88,8 +89,10 @@ pub fn entry_check() -> String {
 /// What podman tells a hook about the container (the OCI state).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerState {
-    /// The container's first process, on the host.
+    /// The container's first process, on the host (0 once it stopped).
     pub pid: u32,
+    /// Whether the container has stopped (the `poststop` stage).
+    pub stopped: bool,
     /// The bundle directory (with `config.json`).
     pub bundle: PathBuf,
     /// The task's shield directory (the annotation's value).
@@ -101,11 +104,14 @@ impl ContainerState {
     pub fn parse(json: &str) -> Result<Self, ShieldError> {
         let value: serde_json::Value = serde_json::from_str(json)
             .map_err(|e| ShieldError::HookInput(format!("the state is not JSON: {e}")))?;
+        let stopped = value["status"] == "stopped";
         let pid = value["pid"]
             .as_u64()
             .and_then(|pid| u32::try_from(pid).ok())
-            .filter(|pid| *pid > 0)
-            .ok_or_else(|| ShieldError::HookInput("the state has no process id".into()))?;
+            .unwrap_or(0);
+        if pid == 0 && !stopped {
+            return Err(ShieldError::HookInput("the state has no process id".into()));
+        }
         let bundle = value["bundle"]
             .as_str()
             .ok_or_else(|| ShieldError::HookInput("the state has no bundle".into()))?;
@@ -117,6 +123,7 @@ impl ContainerState {
             })?;
         Ok(Self {
             pid,
+            stopped,
             bundle: bundle.into(),
             shield_dir: shield_dir.into(),
         })
@@ -128,17 +135,39 @@ impl ContainerState {
     }
 }
 
-/// The hook's work: load, verify, stamp. Returns the stamp: the namespace the rules are in and
+/// The hook's work at either stage: at `createRuntime`, [`load_into`]; at `poststop`, the
+/// forwarder stopped. Returns what it did.
+pub fn run(container: &ContainerState) -> Result<String, ShieldError> {
+    if container.stopped {
+        crate::forwarder::stop(&ShieldDir::new(&container.shield_dir));
+        return Ok("stopped".to_owned());
+    }
+    load_into(container)
+}
+
+/// The hook's work: load, verify, start the forwarder, stamp. Returns the stamp: the namespace the rules are in and
 /// the start time of the container's first process.
 pub fn load_into(container: &ContainerState) -> Result<String, ShieldError> {
     let shield = ShieldDir::new(&container.shield_dir);
+    let state = shield.load()?;
     let rules =
         secure_fs::read_nofollow(&shield.ruleset_file()).map_err(|e| ShieldError::Firewall {
             step: "reading the task's ruleset".into(),
             detail: e.to_string(),
         })?;
+    let resolv_conf = resolv_conf_of(&container.bundle);
+    // The configured upstream is in the ruleset already; else the container's own servers.
+    let servers = if state.policy.resolvers.is_empty() {
+        resolv_conf
+            .as_deref()
+            .and_then(|path| fs_err::read_to_string(path).ok())
+            .map(|text| name_servers(&text))
+            .unwrap_or_default()
+    } else {
+        state.policy.resolvers.clone()
+    };
     let mut script = String::from_utf8_lossy(&rules).into_owned();
-    script.push_str(&add_resolvers(&container_resolvers(&container.bundle)));
+    script.push_str(&add_resolvers(&servers));
     nft_in(
         &container.netns(),
         &["-f", "-"],
@@ -152,6 +181,19 @@ pub fn load_into(container: &ContainerState) -> Result<String, ShieldError> {
         "reading the ruleset back",
     )?;
     verify_listing(&listing)?;
+    if state.forwarder {
+        let resolv_conf = resolv_conf.ok_or_else(|| ShieldError::Firewall {
+            step: "starting the DNS forwarder".into(),
+            detail: "the container has no /etc/resolv.conf mount to point at it".into(),
+        })?;
+        crate::forwarder::start(
+            &shield,
+            &container.netns(),
+            &state.domains,
+            &servers,
+            &resolv_conf,
+        )?;
+    }
     let netns = fs_err::read_link(container.netns())
         .map_err(|e| ShieldError::Firewall {
             step: "naming the network namespace".into(),
@@ -226,25 +268,17 @@ pub(crate) fn nft_in(
     }
 }
 
-/// The name servers of the container's `/etc/resolv.conf`, as podman made it (found through
-/// the bundle's mounts); none when it has no such mount or the file cannot be read.
-fn container_resolvers(bundle: &Path) -> Vec<IpAddr> {
-    let Ok(config) = secure_fs::read_nofollow(&bundle.join("config.json")) else {
-        return Vec::new();
-    };
-    let Ok(config) = serde_json::from_slice::<serde_json::Value>(&config) else {
-        return Vec::new();
-    };
-    let source = config["mounts"].as_array().and_then(|mounts| {
-        mounts
-            .iter()
-            .find(|m| m["destination"] == "/etc/resolv.conf")
-            .and_then(|m| m["source"].as_str())
-    });
-    source
-        .and_then(|path| fs_err::read_to_string(path).ok())
-        .map(|text| name_servers(&text))
-        .unwrap_or_default()
+/// The file podman mounts as the container's `/etc/resolv.conf` (found through the bundle's
+/// mounts); none when there is no such mount.
+fn resolv_conf_of(bundle: &Path) -> Option<PathBuf> {
+    let config = secure_fs::read_nofollow(&bundle.join("config.json")).ok()?;
+    let config: serde_json::Value = serde_json::from_slice(&config).ok()?;
+    config["mounts"]
+        .as_array()?
+        .iter()
+        .find(|m| m["destination"] == "/etc/resolv.conf")
+        .and_then(|m| m["source"].as_str())
+        .map(PathBuf::from)
 }
 
 /// The `nameserver` addresses of a resolv.conf text.

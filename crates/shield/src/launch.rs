@@ -14,11 +14,12 @@ use crate::state::{ShieldDir, ShieldState};
 /// A task's shield state from `profiles`, each domain resolved by `resolve`.
 pub fn state_from_profiles(
     profiles: &[Profile],
-    audit: bool,
+    settings: &Settings,
     resolve: &mut dyn FnMut(&str) -> Vec<IpAddr>,
 ) -> ShieldState {
     let mut policy = Policy::from_profiles(profiles, resolve);
-    policy.audit = audit;
+    policy.audit = settings.audit;
+    policy.resolvers = settings.upstream_dns.into_iter().collect();
     let mut domains: Vec<String> = profiles
         .iter()
         .flat_map(|p| &p.destinations)
@@ -31,9 +32,22 @@ pub fn state_from_profiles(
     domains.dedup();
     ShieldState {
         profiles: profiles.iter().map(|p| p.name.clone()).collect(),
+        forwarder: settings.forwarder && !domains.is_empty(),
         domains,
         policy,
     }
+}
+
+/// How config.yml's `shield:` section and the host shape a task's firewall.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// Remember and log refused traffic (`shield.audit`, default on).
+    pub audit: bool,
+    /// The name server DNS goes to (`shield.upstream_dns`); default: the container's own.
+    pub upstream_dns: Option<IpAddr>,
+    /// Start the DNS forwarder that keeps the domains' addresses current (when this host's
+    /// dnsmasq can).
+    pub forwarder: bool,
 }
 
 /// The podman arguments of a shielded container, besides the hooks directory.
@@ -43,12 +57,23 @@ pub struct ContainerArgs {
     pub annotations: Vec<(String, String)>,
     /// The stamp directory, read-only.
     pub volumes: Vec<VolumeSpec>,
-    /// `--dns` servers (the configured upstream, when there is one).
+    /// `--dns` servers (the configured upstream, when there is no forwarder to take it).
     pub dns: Vec<String>,
 }
 
-/// The podman arguments that have the hook load `dir`'s ruleset.
-pub fn container_args(dir: &ShieldDir, upstream_dns: Option<IpAddr>) -> ContainerArgs {
+/// The podman arguments that have the hook load `dir`'s ruleset (with `state`'s DNS server:
+/// the forwarder's upstream when there is one, else the container's).
+pub fn container_args(dir: &ShieldDir, state: &ShieldState) -> ContainerArgs {
+    let dns = if state.forwarder {
+        Vec::new()
+    } else {
+        state
+            .policy
+            .resolvers
+            .iter()
+            .map(IpAddr::to_string)
+            .collect()
+    };
     ContainerArgs {
         annotations: vec![(ANNOTATION.to_owned(), dir.path().display().to_string())],
         volumes: vec![VolumeSpec {
@@ -57,6 +82,6 @@ pub fn container_args(dir: &ShieldDir, upstream_dns: Option<IpAddr>) -> Containe
             sharing: Sharing::Private,
             read_only: true,
         }],
-        dns: upstream_dns.iter().map(IpAddr::to_string).collect(),
+        dns,
     }
 }

@@ -8,6 +8,7 @@
 #![cfg_attr(test, allow(clippy::disallowed_methods, clippy::unwrap_used))]
 
 pub mod error;
+pub mod forwarder;
 pub mod hook;
 mod launch;
 pub mod live;
@@ -16,7 +17,7 @@ mod ruleset;
 mod state;
 
 pub use error::ShieldError;
-pub use launch::{ContainerArgs, container_args, state_from_profiles};
+pub use launch::{ContainerArgs, Settings, container_args, state_from_profiles};
 pub use profile::{Destination, Network, Profile};
 pub use ruleset::{
     BLOCKED_V4, BLOCKED_V6, DENIAL_MEMORY_SECS, Policy, TABLE, add_resolvers, ruleset,

@@ -62,6 +62,8 @@ pub struct LiveSets {
     pub denied: Vec<String>,
     /// The DNS servers.
     pub resolvers: Vec<String>,
+    /// Addresses the DNS forwarder learned for the profiles' domains.
+    pub learned: Vec<String>,
     /// Recently refused attempts.
     pub denials: Vec<Denial>,
 }
@@ -80,6 +82,7 @@ pub fn parse_sets(listing: &str) -> Option<LiveSets> {
             "allow_v4" | "allow_v6" => live.allowed.extend(elements.iter().filter_map(block)),
             "deny_v4" | "deny_v6" => live.denied.extend(elements.iter().filter_map(block)),
             "dns_v4" | "dns_v6" => live.resolvers.extend(elements.iter().filter_map(block)),
+            "learned_v4" | "learned_v6" => live.learned.extend(elements.iter().filter_map(block)),
             "denied_v4" | "denied_v6" => live.denials.extend(elements.iter().filter_map(denial)),
             _ => {}
         }

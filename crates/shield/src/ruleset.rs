@@ -93,6 +93,9 @@ pub fn ruleset(policy: &Policy) -> String {
     out.push_str(&set("allow_v6", "ipv6_addr", &allow_v6));
     out.push_str(&set("deny_v4", "ipv4_addr", &deny_v4));
     out.push_str(&set("deny_v6", "ipv6_addr", &deny_v6));
+    // Filled by the DNS forwarder with the addresses it answers for the profiles' domains.
+    out.push_str("  set learned_v4 {\n    type ipv4_addr\n  }\n");
+    out.push_str("  set learned_v6 {\n    type ipv6_addr\n  }\n");
     if policy.audit {
         for (name, kind) in [("denied_v4", "ipv4_addr"), ("denied_v6", "ipv6_addr")] {
             out.push_str(&format!(
@@ -108,6 +111,7 @@ pub fn ruleset(policy: &Policy) -> String {
         "    ip6 daddr @dns_v6 udp dport 53 accept\n    ip6 daddr @dns_v6 tcp dport 53 accept\n",
         "    ip daddr @deny_v4 goto refuse\n    ip6 daddr @deny_v6 goto refuse\n",
         "    ip daddr @allow_v4 accept\n    ip6 daddr @allow_v6 accept\n",
+        "    ip daddr @learned_v4 accept\n    ip6 daddr @learned_v6 accept\n",
         "    goto refuse\n  }\n",
         "  chain refuse {\n",
     ));

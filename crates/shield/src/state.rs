@@ -28,6 +28,8 @@ pub struct ShieldState {
     pub domains: Vec<String>,
     /// The policy, with every live `allow` and `deny` applied.
     pub policy: Policy,
+    /// Whether the hook starts the DNS forwarder that keeps the domains' addresses current.
+    pub forwarder: bool,
 }
 
 /// `state.json` on disk.
@@ -40,6 +42,8 @@ struct StateFile {
     denied: Vec<String>,
     resolvers: Vec<IpAddr>,
     audit: bool,
+    #[serde(default)]
+    forwarder: bool,
 }
 
 const STATE: &str = "state.json";
@@ -94,6 +98,7 @@ impl ShieldDir {
             denied: state.policy.denied.iter().map(Network::to_string).collect(),
             resolvers: state.policy.resolvers.clone(),
             audit: state.policy.audit,
+            forwarder: state.forwarder,
         };
         let json = serde_json::to_vec_pretty(&file).unwrap_or_default();
         secure_fs::write_atomic(&self.path.join(STATE), &json, 0o600).map_err(write_err)?;
@@ -133,6 +138,7 @@ impl ShieldDir {
                 resolvers: file.resolvers,
                 audit: file.audit,
             },
+            forwarder: file.forwarder,
         })
     }
 
@@ -196,6 +202,7 @@ mod tests {
                 audit: true,
                 ..Policy::default()
             },
+            forwarder: true,
         };
         state.deny(Network::parse("151.101.0.223").unwrap());
         state.allow(Network::parse("10.89.0.0/24").unwrap());

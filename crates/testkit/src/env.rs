@@ -38,6 +38,15 @@ impl IsolatedEnv {
                 std::fs::copy(&real, env.host_ids_dir().join(name))?;
             }
         }
+        // The default shield profile, without its domains: a launch on a host without the
+        // DNS forwarder resolves a profile's domains, and tests send no traffic to this host's
+        // name servers. TEST-NET-1 is never contacted.
+        let profiles = env.user_config_dir().join("shield/profiles");
+        std::fs::create_dir_all(&profiles)?;
+        std::fs::write(
+            profiles.join("dev-standard.txt"),
+            "# a test stand-in: no domain, so nothing is resolved\n192.0.2.1\n",
+        )?;
         if !HostEnv::from_process().is_root()
             && std::env::var_os(STORAGE_CONF).is_none()
             && let Some(pinned) = rootless_storage_pin()

@@ -69,6 +69,7 @@ fn status_json(status: &ShieldStatus) -> serde_json::Value {
             "allowed": live.allowed,
             "denied": live.denied,
             "resolvers": live.resolvers,
+            "learned": live.learned,
             "denials": live.denials.iter().map(|d| serde_json::json!({
                 "address": d.address,
                 "protocol": d.protocol,
@@ -113,6 +114,7 @@ fn status_text(status: &ShieldStatus) -> String {
     };
     out.push_str(&format!("DNS:      {}\n", list(&live.resolvers)));
     out.push_str(&format!("Allowed:  {}\n", list(&live.allowed)));
+    out.push_str(&format!("Learned:  {}\n", list(&live.learned)));
     out.push_str(&format!("Denied:   {}\n", list(&live.denied)));
     if live.denials.is_empty() {
         out.push_str("Recent denials: none\n");

@@ -44,5 +44,5 @@ impl ShieldHook {
 /// the stamp. Needs no session: podman runs it with an empty environment.
 pub fn run_shield_hook(state_json: &str) -> Result<String, ExecutorError> {
     let container = terok_shield::hook::ContainerState::parse(state_json)?;
-    Ok(terok_shield::hook::load_into(&container)?)
+    Ok(terok_shield::hook::run(&container)?)
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use terok_podman::ContainerRuntime;
 use terok_shield::live::{LiveSets, parse_sets, sets_script};
 use terok_shield::{
-    ContainerArgs, Network, Profile, ShieldDir, ShieldState, TABLE, container_args,
+    ContainerArgs, Network, Profile, Settings, ShieldDir, ShieldState, TABLE, container_args,
     state_from_profiles,
 };
 
@@ -154,12 +154,25 @@ impl<R: ContainerRuntime> Executor<R> {
             ),
             None => None,
         };
-        let state =
-            state_from_profiles(profiles, shield.audit.unwrap_or(true), &mut resolve_on_host);
+        let settings = Settings {
+            audit: shield.audit.unwrap_or(true),
+            upstream_dns: upstream,
+            forwarder: terok_shield::forwarder::available(),
+        };
+        // With the forwarder, a domain's addresses are learned as the container resolves it
+        // (through the same name servers); without, they are what this host resolves now.
+        let mut resolve = |domain: &str| {
+            if settings.forwarder {
+                Vec::new()
+            } else {
+                resolve_on_host(domain)
+            }
+        };
+        let state = state_from_profiles(profiles, &settings, &mut resolve);
         let dir = ShieldDir::new(task_dir.join("shield"));
         dir.save(&state)?;
         dir.clear_stamp()?;
-        Ok(container_args(&dir, upstream))
+        Ok(container_args(&dir, &state))
     }
 
     /// The shield directory of a task.
