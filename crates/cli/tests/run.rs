@@ -790,20 +790,30 @@ struct TestNetwork<'h> {
 }
 
 impl<'h> TestNetwork<'h> {
+    /// A network in 198.18.0.0/15 (reserved for tests, routed nowhere): outside the ranges the
+    /// firewall refuses to names, so a name may lead to its servers.
     fn new(host: &'h Host, tag: &str) -> Self {
         let name = format!("terok-test-{tag}-{}", std::process::id());
-        let out = host
-            .env
-            .command("podman")
-            .args(["network", "create", &name])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", text(&out));
-        Self {
-            host,
-            name,
-            servers: Vec::new(),
+        let seed = name.bytes().map(usize::from).sum::<usize>();
+        for attempt in 0..40 {
+            let subnet = format!("198.18.{}.0/24", (seed + attempt) % 250);
+            let out = host
+                .env
+                .command("podman")
+                .args(["network", "create", "--subnet", &subnet, &name])
+                .output()
+                .unwrap();
+            if out.status.success() {
+                return Self {
+                    host,
+                    name,
+                    servers: Vec::new(),
+                };
+            }
+            // Another test's network has that subnet: try the next.
+            assert!(text(&out).contains("subnet"), "{}", text(&out));
         }
+        panic!("no free test subnet in 198.18.0.0/16");
     }
 
     /// An agent image: it has python3.
@@ -1106,8 +1116,21 @@ fn a_shield_that_cannot_load_leaves_nothing_running() {
     let out = host.run(&["stop", &task]);
     assert!(out.status.success(), "{}", text(&out));
 
-    // Started behind terok's back, without the hook: the container stops before anything runs.
-    // (Its vault socket went away with `stop`; an empty directory stands in for it.)
+    // Started behind terok's back, without the hook: the stamp directory went away when the
+    // container stopped, so podman cannot even mount it.
+    let task_id = host.task_dirs().into_iter().next().unwrap();
+    let shield_dir = host.tasks_dir().join(&task_id).join("shield");
+    assert!(!shield_dir.join("stamp").exists());
+    let out = host
+        .env
+        .command("podman")
+        .args(["start", &task])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{}", text(&out));
+    assert_eq!(podman_inspect_env(&host, &task)["State"]["Running"], false);
+    // Even with every mount source back (an empty stamp directory, a stand-in for the vault
+    // socket), the container's first command finds no stamp and stops.
     for mount in podman_inspect_env(&host, &task)["Mounts"]
         .as_array()
         .unwrap()
@@ -1136,8 +1159,7 @@ fn a_shield_that_cannot_load_leaves_nothing_running() {
     assert_eq!(podman_inspect_env(&host, &task)["State"]["Running"], false);
 
     // A damaged ruleset: the hook fails, podman refuses the start.
-    let task_id = host.task_dirs().into_iter().next().unwrap();
-    let ruleset = host.tasks_dir().join(task_id).join("shield/ruleset.nft");
+    let ruleset = shield_dir.join("ruleset.nft");
     let rules = std::fs::read_to_string(&ruleset).unwrap();
     std::fs::write(&ruleset, rules.replace("policy drop;", "policy dropp;")).unwrap();
     let out = host.run(&["start", &task]);
@@ -1226,6 +1248,14 @@ fn a_profile_domain_is_allowed_where_the_container_resolves_it() {
         return;
     }
     let host = Host::new();
+    // Without the forwarder a launch would resolve the profile's domain on this host: this
+    // test must never ask this host's name servers anything.
+    let check = host.run(&["setup", "--check", "--no-images"]);
+    assert!(
+        text(&check).contains("dnsmasq keeps domains current"),
+        "dnsmasq with nftset is needed (cargo xtask host-setup): {}",
+        text(&check)
+    );
     let mut network = TestNetwork::new(&host, "dns");
     let lab = network.server();
     let other = network.server();
@@ -1268,12 +1298,21 @@ fn a_profile_domain_is_allowed_where_the_container_resolves_it() {
         .args(["--max-time", "10", "http://lab.terok.test:8080/"])
         .output()
         .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "200",
-        "{}",
-        text(&out)
-    );
+    if String::from_utf8_lossy(&out.stdout) != "200" {
+        let look = host
+            .env
+            .command("podman")
+            .args(["exec", &task, "bash", "-c"])
+            .arg("cat /etc/resolv.conf; getent hosts lab.terok.test; echo rc=$?")
+            .output()
+            .unwrap();
+        panic!(
+            "curl: {}\ninside: {}\nstatus: {}",
+            text(&out),
+            text(&look),
+            shield_status(&host, &task)
+        );
+    }
     let status = shield_status(&host, &task);
     assert_eq!(
         status["live"]["learned"],

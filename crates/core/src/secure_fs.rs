@@ -132,6 +132,30 @@ pub fn open_append(path: &Path) -> Result<File, SecureFsError> {
         .map_err(|err| symlink_or(err, "open", path))
 }
 
+/// Opens the existing regular file `path` to be rewritten in place (truncated; its inode, and
+/// so any bind mount of it, stays), never through a symlink.
+pub fn open_truncate_existing(path: &Path) -> Result<File, SecureFsError> {
+    let file = OpenOptions::new()
+        .write(true)
+        .custom_flags(nofollow_flag())
+        .open(path)
+        .map_err(|err| symlink_or(err, "open", path))?;
+    let is_file = file
+        .metadata()
+        .map_err(io_err("inspect", path))?
+        .file_type()
+        .is_file();
+    if !is_file {
+        return Err(SecureFsError::Io {
+            op: "rewrite",
+            path: path.to_path_buf(),
+            source: io::Error::other("not a regular file"),
+        });
+    }
+    file.set_len(0).map_err(io_err("truncate", path))?;
+    Ok(file)
+}
+
 /// Creates `dir` (and missing parents) and makes sure it is a real directory with mode 0700.
 pub fn ensure_private_dir(dir: &Path) -> Result<(), SecureFsError> {
     ensure_dir_with_mode(dir, PRIVATE_DIR_MODE)

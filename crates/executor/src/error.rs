@@ -111,9 +111,23 @@ pub enum ExecutorError {
     /// An `allowlist` launch in a session that has no program to serve the shield's hook.
     #[error("the egress firewall needs a hook program, and this session has none")]
     NoShieldHook,
-    /// `offline` has no network to join.
-    #[error("an offline task has no network, so it cannot join one")]
-    OfflineWithNetwork,
+    /// A hook program someone other than root could change, with rootful podman (which runs
+    /// it as root).
+    #[error("the shield's hook program {} could be changed by someone other than root: {detail}", program.display())]
+    UnsafeShieldHook {
+        /// The program.
+        program: PathBuf,
+        /// What is not root's.
+        detail: String,
+    },
+    /// A `--network` the container may not join.
+    #[error("the container cannot join the network `{network}`: {reason}")]
+    NetworkRefused {
+        /// The value given.
+        network: String,
+        /// Why.
+        reason: String,
+    },
     /// A config.yml value that cannot be used.
     #[error("config.yml `{key}`: {detail}")]
     BadSetting {

@@ -19,15 +19,28 @@ use crate::error::ShieldError;
 use crate::ruleset::TABLE;
 use crate::state::ShieldDir;
 
-/// The program.
+/// The program's name.
 const DNSMASQ: &str = "dnsmasq";
+/// Where it is looked for (an unprivileged user's PATH often lacks the `sbin` directories).
+const DNSMASQ_DIRS: [&str; 4] = ["/usr/sbin", "/usr/bin", "/sbin", "/bin"];
+
+/// This host's dnsmasq, if it has one.
+fn program() -> Option<PathBuf> {
+    DNSMASQ_DIRS
+        .iter()
+        .map(|dir| Path::new(dir).join(DNSMASQ))
+        .find(|path| path.is_file())
+}
 const CONF: &str = "dnsmasq.conf";
 const PID: &str = "dnsmasq.pid";
 
 /// Whether this host's dnsmasq can add answers to nftables sets (`nftset` among its compile
 /// options).
 pub fn available() -> bool {
-    let mut command = Command::new(DNSMASQ);
+    let Some(program) = program() else {
+        return false;
+    };
+    let mut command = Command::new(program);
     command
         .arg("--version")
         .stdin(Stdio::null())
@@ -53,7 +66,9 @@ pub fn config(domains: &[String], servers: &[IpAddr], pid_file: &Path) -> String
     let mut out = String::from(
         "# written by terok-shield for one task container\n\
          no-resolv\nno-hosts\nno-poll\nlisten-address=127.0.0.1\nbind-interfaces\nport=53\n\
-         cache-size=1000\n",
+         cache-size=1000\n\
+         # answers in private ranges are dropped, not learned (DNS rebinding)\n\
+         stop-dns-rebind\n",
     );
     out.push_str(&format!("pid-file={}\n", pid_file.display()));
     for server in servers {
@@ -98,7 +113,8 @@ pub fn start(
     let mut command = Command::new("nsenter");
     command
         .arg(format!("--net={netns}"))
-        .args(["--", DNSMASQ])
+        .arg("--")
+        .arg(program().unwrap_or_else(|| DNSMASQ.into()))
         .arg(conf_arg(&conf))
         .stdin(Stdio::null())
         .stdout(Stdio::null());
@@ -127,20 +143,16 @@ fn conf_arg(conf: &Path) -> String {
 /// stay): `nameserver 127.0.0.1`, with the search and options lines kept.
 fn point_at_forwarder(resolv_conf: &Path) -> Result<(), String> {
     use std::io::Write;
-    let old = fs_err::read_to_string(resolv_conf).map_err(|e| e.to_string())?;
+    let old = secure_fs::read_nofollow(resolv_conf).map_err(|e| e.to_string())?;
     let mut new = String::from("nameserver 127.0.0.1\n");
-    for line in old
+    for line in String::from_utf8_lossy(&old)
         .lines()
         .filter(|l| !l.trim_start().starts_with("nameserver"))
     {
         new.push_str(line);
         new.push('\n');
     }
-    let mut file = fs_err::OpenOptions::new()
-        .write(true)
-        .truncate(true)
-        .open(resolv_conf)
-        .map_err(|e| e.to_string())?;
+    let mut file = secure_fs::open_truncate_existing(resolv_conf).map_err(|e| e.to_string())?;
     file.write_all(new.as_bytes()).map_err(|e| e.to_string())
 }
 

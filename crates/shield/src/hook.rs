@@ -74,16 +74,30 @@ pub fn install_hook(hooks_dir: &Path, program: &Path, args: &[String]) -> Result
     secure_fs::write_atomic(&file, definition.as_bytes(), 0o644).map_err(write_err)
 }
 
-/// The shell test a shielded container runs first: the stamp must name its network namespace
-/// and the start time of its first process (a namespace's number can be reused by a later one;
-/// the pair cannot).
-pub fn entry_check() -> String {
-    format!(
-        "terok_stat=$(cat /proc/1/stat); terok_stat=${{terok_stat##*) }}; set -- $terok_stat; \
-         [ \"$(cat {STAMP_MOUNT}/applied 2>/dev/null)\" = \"$(readlink /proc/self/ns/net) ${{20}}\" ] \
-         || {{ echo 'terok: the egress firewall is not loaded in this container, so nothing \
-         runs in it; start it with terok-executor' >&2; exit {NOT_SHIELDED_EXIT_CODE}; }}; set --"
-    )
+/// The command of a shielded container: a shell that reads no startup file (the agent can
+/// write those) checks, with builtins and absolute paths, that the stamp names its network
+/// namespace and the start time of its first process (a namespace's number can be reused by a
+/// later one; the pair cannot), then runs `command` in a login shell.
+pub fn guarded_command(command: &str) -> Vec<String> {
+    let script = format!(
+        "terok_command=$1; terok_stamp=; read -r terok_stamp < {STAMP_MOUNT}/applied; \
+         read -r terok_stat < /proc/1/stat; terok_stat=${{terok_stat##*) }}; set -- $terok_stat; \
+         if [ \"$terok_stamp\" != \"$(/usr/bin/readlink /proc/self/ns/net) ${{20}}\" ]; then \
+         echo 'terok: the egress firewall is not loaded in this container, so nothing runs in \
+         it; start it with terok-executor' >&2; exit {NOT_SHIELDED_EXIT_CODE}; fi; \
+         exec bash -lc \"$terok_command\""
+    );
+    [
+        "/bin/bash",
+        "--noprofile",
+        "--norc",
+        "-c",
+        &script,
+        "terok-shield-check",
+        command,
+    ]
+    .map(str::to_owned)
+    .to_vec()
 }
 
 /// What podman tells a hook about the container (the OCI state).
@@ -139,7 +153,9 @@ impl ContainerState {
 /// forwarder stopped. Returns what it did.
 pub fn run(container: &ContainerState) -> Result<String, ShieldError> {
     if container.stopped {
-        crate::forwarder::stop(&ShieldDir::new(&container.shield_dir));
+        let shield = ShieldDir::new(&container.shield_dir);
+        crate::forwarder::stop(&shield);
+        shield.retire_stamp_dir();
         return Ok("stopped".to_owned());
     }
     load_into(container)

@@ -20,7 +20,7 @@ pub use error::ShieldError;
 pub use launch::{ContainerArgs, Settings, container_args, state_from_profiles};
 pub use profile::{Destination, Network, Profile};
 pub use ruleset::{
-    BLOCKED_V4, BLOCKED_V6, DENIAL_MEMORY_SECS, Policy, TABLE, add_resolvers, ruleset,
+    BLOCKED_V4, BLOCKED_V6, DENIAL_MEMORY_SECS, Policy, TABLE, add_resolvers, is_blocked, ruleset,
     verify_listing,
 };
 pub use state::{ShieldDir, ShieldState};

@@ -178,7 +178,7 @@ fn known_names(user_dir: &Path) -> Vec<String> {
 }
 
 /// Whether `text` is a host name: dot-separated labels of letters, digits and inner hyphens.
-fn is_domain(text: &str) -> bool {
+pub(crate) fn is_domain(text: &str) -> bool {
     text.len() <= 253
         && text.contains('.')
         && text.split('.').all(|label| {

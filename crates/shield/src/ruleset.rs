@@ -30,6 +30,19 @@ pub const BLOCKED_V4: [&str; 8] = [
 /// services such as fd00:ec2::254), link-local, multicast and IPv4-mapped.
 pub const BLOCKED_V6: [&str; 4] = ["fc00::/7", "fe80::/10", "ff00::/8", "::ffff:0:0/96"];
 
+/// Whether `addr` is in one of the blocks a name may never lead to.
+pub fn is_blocked(addr: IpAddr) -> bool {
+    let blocks: &[&str] = if addr.is_ipv4() {
+        &BLOCKED_V4
+    } else {
+        &BLOCKED_V6
+    };
+    blocks
+        .iter()
+        .filter_map(|b| Network::parse(b))
+        .any(|block| Network::new(addr, block.prefix) == Some(block))
+}
+
 /// What one task may reach.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Policy {
@@ -54,9 +67,13 @@ impl Policy {
         for destination in profiles.iter().flat_map(|p| &p.destinations) {
             match destination {
                 Destination::Network(network) => allowed.push(*network),
-                Destination::Domain(domain) => {
-                    allowed.extend(resolve(domain).into_iter().map(Network::host));
-                }
+                // A name is never a way into a private, link-local or metadata range.
+                Destination::Domain(domain) => allowed.extend(
+                    resolve(domain)
+                        .into_iter()
+                        .filter(|addr| !is_blocked(*addr))
+                        .map(Network::host),
+                ),
             }
         }
         allowed.sort();
@@ -104,13 +121,23 @@ pub fn ruleset(policy: &Policy) -> String {
             ));
         }
     }
+    let blocked_v4 = BLOCKED_V4.join(", ");
+    let blocked_v6 = BLOCKED_V6.join(", ");
     out.push_str(concat!(
         "  chain output {\n    type filter hook output priority 0; policy drop;\n",
-        "    oifname \"lo\" accept\n    ct state established,related accept\n",
+        "    oifname \"lo\" accept\n",
+        // A live deny ends connections already made, too.
+        "    ip daddr @deny_v4 goto refuse\n    ip6 daddr @deny_v6 goto refuse\n",
+        "    ct state established,related accept\n",
         "    ip daddr @dns_v4 udp dport 53 accept\n    ip daddr @dns_v4 tcp dport 53 accept\n",
         "    ip6 daddr @dns_v6 udp dport 53 accept\n    ip6 daddr @dns_v6 tcp dport 53 accept\n",
-        "    ip daddr @deny_v4 goto refuse\n    ip6 daddr @deny_v6 goto refuse\n",
         "    ip daddr @allow_v4 accept\n    ip6 daddr @allow_v6 accept\n",
+    ));
+    // What a name resolved to is never a private, link-local or metadata address.
+    out.push_str(&format!(
+        "    ip daddr {{ {blocked_v4} }} goto refuse\n    ip6 daddr {{ {blocked_v6} }} goto refuse\n"
+    ));
+    out.push_str(concat!(
         "    ip daddr @learned_v4 accept\n    ip6 daddr @learned_v6 accept\n",
         "    goto refuse\n  }\n",
         "  chain refuse {\n",
@@ -119,16 +146,14 @@ pub fn ruleset(policy: &Policy) -> String {
         out.push_str(concat!(
             "    meta l4proto { tcp, udp } update @denied_v4 { ip daddr . meta l4proto . th dport }\n",
             "    meta l4proto { tcp, udp } update @denied_v6 { ip6 daddr . meta l4proto . th dport }\n",
-            "    log prefix \"terok-shield deny: \" level info\n",
+            "    limit rate 5/second log prefix \"terok-shield deny: \" level info\n",
         ));
     }
     out.push_str(&format!(
-        "    ip daddr {{ {} }} reject with icmp type admin-prohibited\n",
-        BLOCKED_V4.join(", ")
+        "    ip daddr {{ {blocked_v4} }} reject with icmp type admin-prohibited\n"
     ));
     out.push_str(&format!(
-        "    ip6 daddr {{ {} }} reject with icmpv6 type admin-prohibited\n",
-        BLOCKED_V6.join(", ")
+        "    ip6 daddr {{ {blocked_v6} }} reject with icmpv6 type admin-prohibited\n"
     ));
     out.push_str(concat!(
         "    meta l4proto tcp reject with tcp reset\n",
@@ -271,6 +296,35 @@ mod tests {
         // Empty sets carry no elements line.
         let deny_v4 = &text[text.find("set deny_v4").unwrap()..];
         assert!(!deny_v4[..deny_v4.find('}').unwrap()].contains("elements"));
+    }
+
+    #[test]
+    fn names_never_lead_into_private_ranges_and_denials_end_open_connections() {
+        let profile = Profile::parse("t", "t.txt", "lab.example.org\n10.89.0.7\n").unwrap();
+        let policy = Policy::from_profiles(&[profile], &mut |_| {
+            vec![
+                "169.254.169.254".parse().unwrap(),
+                "198.18.0.9".parse().unwrap(),
+            ]
+        });
+        // The metadata address a name resolved to is dropped; a literal private one stays.
+        assert_eq!(
+            policy.allowed,
+            [
+                Network::parse("10.89.0.7").unwrap(),
+                Network::parse("198.18.0.9").unwrap()
+            ]
+        );
+        let text = ruleset(&policy);
+        let at = |needle: &str| {
+            text.find(needle)
+                .unwrap_or_else(|| panic!("{needle}: {text}"))
+        };
+        assert!(at("ip daddr @deny_v4 goto refuse") < at("ct state established"));
+        assert!(at("ip daddr @allow_v4 accept") < at("10.0.0.0/8, 100.64.0.0/10"));
+        assert!(at("10.0.0.0/8, 100.64.0.0/10") < at("ip daddr @learned_v4 accept"));
+        assert!(is_blocked("fd00:ec2::254".parse().unwrap()));
+        assert!(!is_blocked("151.101.0.223".parse().unwrap()));
     }
 
     #[test]

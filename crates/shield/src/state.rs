@@ -118,6 +118,13 @@ impl ShieldDir {
                 path: path.clone(),
                 detail: e.to_string(),
             })?;
+        // The domains go into the forwarder's configuration: nothing but host names.
+        if let Some(bad) = file.domains.iter().find(|d| !crate::profile::is_domain(d)) {
+            return Err(ShieldError::ReadState {
+                path: path.clone(),
+                detail: format!("`{bad}` is not a domain"),
+            });
+        }
         let networks = |texts: &[String]| -> Result<Vec<Network>, ShieldError> {
             texts
                 .iter()
@@ -140,6 +147,25 @@ impl ShieldDir {
             },
             forwarder: file.forwarder,
         })
+    }
+
+    /// Before the container starts: the stamp directory there (the container mounts it) and
+    /// empty (the hook writes the stamp when it has loaded the rules).
+    pub fn prepare_start(&self) -> Result<(), ShieldError> {
+        secure_fs::ensure_dir_with_mode(&self.stamp_dir(), 0o755).map_err(|err| {
+            ShieldError::Write {
+                path: self.stamp_dir(),
+                detail: err.to_string(),
+            }
+        })?;
+        self.clear_stamp()
+    }
+
+    /// When the container has stopped: the stamp directory removed, so that a start other
+    /// than terok's (which makes it again) fails at its mounts before anything runs.
+    pub fn retire_stamp_dir(&self) {
+        let _ = self.clear_stamp();
+        let _ = fs_err::remove_dir(self.stamp_dir());
     }
 
     /// Removes the stamp of an earlier start (a missing one is fine): the hook writes a new

@@ -401,8 +401,8 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
             format!("init-ssh-and-repo.sh && echo {READY_MARKER}; tail -f /dev/null")
         };
         let command = match &self.shield {
-            Some(_) => format!("{}\n{command}", terok_shield::hook::entry_check()),
-            None => command,
+            Some(_) => terok_shield::hook::guarded_command(&command),
+            None => vec!["bash".to_owned(), "-lc".to_owned(), command],
         };
         let mut volumes: Vec<VolumeSpec> = env.volumes.iter().map(to_volume_spec).collect();
         let (annotations, dns, hooks_dirs) = match &self.shield {
@@ -423,7 +423,7 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
         RunSpec {
             name: self.name.clone(),
             image: self.image.clone(),
-            command: vec!["bash".to_owned(), "-lc".to_owned(), command],
+            command,
             env: env.env,
             volumes,
             labels: vec![

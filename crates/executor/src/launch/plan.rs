@@ -86,8 +86,8 @@ impl<R: ContainerRuntime> Executor<R> {
         );
         let providers = self.task_providers(&agent, options)?;
         let egress = self.egress_for(options.egress);
-        if egress == Egress::Offline && options.network.is_some() {
-            return Err(ExecutorError::OfflineWithNetwork);
+        if let Some(network) = &options.network {
+            check_network(network, egress)?;
         }
         let shield_profiles = match egress {
             Egress::Allowlist => {
@@ -231,5 +231,27 @@ fn installed_entries(
             }
             Ok(Some(request.selection.iter().cloned().collect()))
         }
+    }
+}
+
+/// Whether the container may join `network`: a network of its own (a podman network, the
+/// bridge, slirp4netns, pasta), never one it would share with the host or another container —
+/// the firewall is loaded into the container's own namespace, and a shared one would put the
+/// host's (or the other container's) under it, or hand the agent the host's loopback.
+fn check_network(network: &str, egress: Egress) -> Result<(), ExecutorError> {
+    let refused = |reason: &str| {
+        Err(ExecutorError::NetworkRefused {
+            network: network.to_owned(),
+            reason: reason.to_owned(),
+        })
+    };
+    if egress == Egress::Offline {
+        return refused("an offline task has no network to join");
+    }
+    match network.split_once(':').map_or(network, |(mode, _)| mode) {
+        "host" => refused("it shares this host's network, loopback services included"),
+        "container" | "ns" => refused("it shares another namespace's network"),
+        "none" => refused("for no network, use --shield offline"),
+        _ => Ok(()),
     }
 }

@@ -36,6 +36,28 @@ fn host_tool(tool: &str) -> String {
         .map_or_else(|| tool.to_owned(), |path| path.display().to_string())
 }
 
+/// Whether only root can change `program` (when it exists): it and every directory above it
+/// belong to root and are writable by no one else — except sticky directories such as `/tmp`,
+/// where others cannot replace root's entries. A `terok-executor` run from a build directory
+/// inside a workspace an agent writes fails this.
+fn only_root_can_change(program: &Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(real) = fs_err::canonicalize(program) else {
+        return Ok(());
+    };
+    for path in real.ancestors() {
+        let meta = fs_err::metadata(path).map_err(|e| e.to_string())?;
+        let sticky_root_dir = meta.is_dir() && meta.mode() & 0o1000 != 0 && meta.uid() == 0;
+        if meta.uid() != 0 {
+            return Err(format!("{} belongs to uid {}", path.display(), meta.uid()));
+        }
+        if meta.mode() & 0o022 != 0 && !sticky_root_dir {
+            return Err(format!("{} is writable by others", path.display()));
+        }
+    }
+    Ok(())
+}
+
 /// The host tools the shield needs that are missing.
 pub fn missing_shield_tools() -> Vec<&'static str> {
     HOST_TOOLS
@@ -124,7 +146,20 @@ impl<R: ContainerRuntime> Executor<R> {
                 missing.iter().map(|t| (*t).to_owned()).collect(),
             ));
         }
-        self.shield_hook.as_ref().ok_or(ExecutorError::NoShieldHook)
+        let hook = self
+            .shield_hook
+            .as_ref()
+            .ok_or(ExecutorError::NoShieldHook)?;
+        // Rootful podman runs the hook as root: only root may be able to change it.
+        if self.env.is_root()
+            && let Err(detail) = only_root_can_change(hook.program())
+        {
+            return Err(ExecutorError::UnsafeShieldHook {
+                program: hook.program().to_path_buf(),
+                detail,
+            });
+        }
+        Ok(hook)
     }
 
     /// Writes the shield's OCI hook definition (an unchanged one is left alone) and returns
@@ -171,7 +206,7 @@ impl<R: ContainerRuntime> Executor<R> {
         let state = state_from_profiles(profiles, &settings, &mut resolve);
         let dir = ShieldDir::new(task_dir.join("shield"));
         dir.save(&state)?;
-        dir.clear_stamp()?;
+        dir.prepare_start()?;
         Ok(container_args(&dir, &state))
     }
 
@@ -185,7 +220,7 @@ impl<R: ContainerRuntime> Executor<R> {
         if !record.shielded {
             return Ok(Vec::new());
         }
-        self.task_shield_dir(record).clear_stamp()?;
+        self.task_shield_dir(record).prepare_start()?;
         Ok(vec![self.install_shield_hook()?])
     }
 
@@ -313,4 +348,24 @@ fn networks_of(target: &str) -> Result<Vec<Network>, ExecutorError> {
         return Err(ExecutorError::Unresolved(target.to_owned()));
     }
     Ok(addresses.into_iter().map(Network::host).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_hook_program_others_can_change_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let program = dir.path().join("terok-executor");
+        std::fs::write(&program, "").unwrap();
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = only_root_can_change(&program).unwrap_err();
+        assert!(
+            err.contains("writable by others") || err.contains("belongs to uid"),
+            "{err}"
+        );
+        assert!(only_root_can_change(Path::new("/nonexistent/terok")).is_ok());
+    }
 }

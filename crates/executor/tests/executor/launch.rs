@@ -533,12 +533,17 @@ async fn an_allowlist_launch_hands_the_ruleset_to_the_hook() {
         argv.windows(2).any(|w| w == ["--cap-drop", "NET_ADMIN"]),
         "{argv:?}"
     );
-    let command = argv.last().unwrap();
-    assert!(
-        command.starts_with("terok_stat=$(cat /proc/1/stat)"),
-        "{command}"
+    // The check runs in a shell that reads no file the agent can write, before the login
+    // shell that runs the agent's command.
+    let image = argv.iter().position(|a| a == "--").unwrap();
+    let command = &argv[image + 2..];
+    assert_eq!(
+        command[..4],
+        ["/bin/bash", "--noprofile", "--norc", "-c"],
+        "{command:?}"
     );
-    assert!(command.contains("exit 97"), "{command}");
+    assert!(command[4].contains("exit 97"), "{command:?}");
+    assert!(command[6].contains("init-ssh-and-repo.sh"), "{command:?}");
     let rules = std::fs::read_to_string(shield_dir.join("ruleset.nft")).unwrap();
     assert!(rules.contains("elements = { 10.89.0.7 }"), "{rules}");
     assert!(rules.contains("elements = { 2001:db8::/32 }"), "{rules}");
@@ -609,7 +614,14 @@ async fn an_offline_task_gets_no_network_and_no_open_egress_warning() {
     // With a network to join, offline is refused.
     options.network = Some("lab".into());
     let err = launch_err(&session, &options).await;
-    assert!(matches!(err, ExecutorError::OfflineWithNetwork), "{err}");
+    assert!(matches!(err, ExecutorError::NetworkRefused { .. }), "{err}");
+    // A namespace shared with the host or another container is refused in every mode.
+    for network in ["host", "container:other", "ns:/proc/1/ns/net"] {
+        let mut options = session.headless("hi");
+        options.network = Some(network.into());
+        let err = launch_err(&session, &options).await;
+        assert!(err.to_string().contains(network), "{err}");
+    }
 }
 
 #[tokio::test]
