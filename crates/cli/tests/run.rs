@@ -1002,6 +1002,15 @@ fn an_allowlisted_task_reaches_only_what_is_allowed() {
     assert_eq!(curl_from(&host, &task, &allowed), (0, "200".to_owned()));
     // Refused with a reset: curl's "connection refused" (7), never its timeout (28).
     assert_eq!(curl_from(&host, &task, &other).0, 7);
+    // UDP is refused too (and remembered): a datagram to the other server's port 9.
+    let out = host
+        .env
+        .command("podman")
+        .args(["exec", &task, "bash", "-c"])
+        .arg(format!("echo x > /dev/udp/{other}/9"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the send is refused: {}", text(&out));
 
     let status = shield_status(&host, &task);
     assert_eq!(status["mode"], "allowlist", "{status}");
@@ -1011,6 +1020,12 @@ fn an_allowlisted_task_reaches_only_what_is_allowed() {
         denials
             .iter()
             .any(|d| d["address"] == other.as_str() && d["port"] == 8080 && d["protocol"] == "tcp"),
+        "{status}"
+    );
+    assert!(
+        denials
+            .iter()
+            .any(|d| d["address"] == other.as_str() && d["port"] == 9 && d["protocol"] == "udp"),
         "{status}"
     );
 
