@@ -134,7 +134,7 @@ impl<R: ContainerRuntime> Executor<R> {
             ),
             Ok(_) => Ok(
                 "allowlist: nft, nsenter and the hook are here; no dnsmasq with nftset, \
-                 so domains are resolved at launch"
+                 so domains are resolved at launch (Debian: apt-get install dnsmasq-base)"
                     .to_owned(),
             ),
             Err(ExecutorError::ShieldToolsMissing(tools)) => Err(format!(
