@@ -1,0 +1,73 @@
+//! Running git for the gate: never a hook, never the user's or the system's config (a mirror
+//! is the gate's own), and no secret of terok's in its environment.
+
+use std::path::Path;
+use std::process::Stdio;
+
+use tokio::process::Command;
+
+use crate::error::GateError;
+
+/// `git` with the gate's safety settings: repository hooks off, no global or system config,
+/// no terminal prompts.
+pub(crate) fn command() -> Command {
+    let mut command = Command::new("git");
+    command
+        .args(["-c", "core.hooksPath=/dev/null"])
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    for var in terok_core::env::SECRET_VARS {
+        command.env_remove(var);
+    }
+    command
+}
+
+/// Runs `git args…` in `dir` (when given); its stdout.
+pub(crate) async fn run(dir: Option<&Path>, args: &[&str]) -> Result<String, GateError> {
+    let mut cmd = command();
+    if let Some(dir) = dir {
+        cmd.arg("-C").arg(dir);
+    }
+    let output = cmd.args(args).output().await.map_err(GateError::NoGit)?;
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    } else {
+        Err(GateError::Git {
+            command: args.join(" "),
+            stderr: terok_core::text::printable(String::from_utf8_lossy(&output.stderr).trim())
+                .into_owned(),
+        })
+    }
+}
+
+/// Every ref of the repository at `dir` with its object id, sorted by name.
+pub(crate) async fn refs(dir: &Path) -> Result<Vec<(String, String)>, GateError> {
+    let out = run(
+        Some(dir),
+        &["for-each-ref", "--format=%(refname) %(objectname)"],
+    )
+    .await?;
+    let mut refs: Vec<(String, String)> = out
+        .lines()
+        .filter_map(|line| line.split_once(' '))
+        .map(|(name, id)| (name.to_owned(), id.to_owned()))
+        .collect();
+    refs.sort();
+    Ok(refs)
+}
+
+/// Whether commit `old` is an ancestor of `new` in `dir` (a fast-forward).
+pub(crate) async fn is_ancestor(dir: &Path, old: &str, new: &str) -> bool {
+    command()
+        .arg("-C")
+        .arg(dir)
+        .args(["merge-base", "--is-ancestor", old, new])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .await
+        .is_ok_and(|s| s.success())
+}

@@ -1,0 +1,26 @@
+//! terok-gate: a host-side git mirror between the agent and the real remote. The container's
+//! `origin` is the gate; what the agent pushes lands in the mirror, for a human to review and
+//! promote, and never reaches the remote by itself.
+//!
+//! - [`MirrorStore`]: the mirrors under the state directory (`git clone --mirror`, fetch to
+//!   refresh, a bare repository for a local one without a remote), with every tip a fetch or a
+//!   push would drop kept under `refs/terok/backup/`.
+//! - [`TokenStore`]: per-task tokens (`terok-g-` and 128 random bits), each bound to one
+//!   repository, revoked when the task ends.
+//! - [`router`]: the HTTP front to `git http-backend`: only the smart-protocol routes of a
+//!   repository, HTTP Basic with the token as user name, repository hooks never run, request
+//!   bodies bounded.
+
+// Test code writes its fixtures directly; shipped code writes through terok_core::secure_fs.
+#![cfg_attr(test, allow(clippy::disallowed_methods, clippy::unwrap_used))]
+
+mod error;
+mod git;
+mod mirror;
+mod server;
+mod tokens;
+
+pub use error::GateError;
+pub use mirror::{BACKUP_PREFIX, MirrorStore, repo_name};
+pub use server::{MAX_BODY_BYTES, REALM, router};
+pub use tokens::{TOKEN_PREFIX, TokenGrant, TokenStore, is_gate_token};

@@ -1,0 +1,386 @@
+//! The HTTP front of the mirrors: `git http-backend` run as a CGI program for the
+//! smart-protocol routes of one repository, and nothing else. A request needs HTTP Basic with
+//! a live gate token as the user name (none → 401, unknown → 403), the token must be bound to
+//! the repository asked for (→ 403), only `/<repo>.git/{info/refs,HEAD,git-upload-pack,
+//! git-receive-pack}` exist (→ 404), a malformed `Content-Length` is refused (→ 400) and no
+//! body may exceed [`MAX_BODY_BYTES`] (→ 413). Repository hooks never run; what a push drops
+//! is kept under [`crate::BACKUP_PREFIX`].
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use futures_util::StreamExt;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdout};
+
+use crate::git;
+use crate::mirror::{MirrorStore, back_up_dropped};
+use crate::tokens::{TokenGrant, TokenStore};
+
+/// The realm of the gate's `WWW-Authenticate` challenge.
+pub const REALM: &str = "terok gate";
+/// The largest request body the gate takes (a push of that size is refused with 413).
+pub const MAX_BODY_BYTES: u64 = 1 << 30;
+
+/// What the handler needs.
+#[derive(Debug)]
+struct Gate {
+    mirrors: MirrorStore,
+    tokens: TokenStore,
+}
+
+/// The gate's routes over `mirrors`, admitting the tokens of `tokens`.
+pub fn router(mirrors: MirrorStore, tokens: TokenStore) -> Router {
+    Router::new()
+        .fallback(handle)
+        .with_state(Arc::new(Gate { mirrors, tokens }))
+}
+
+/// One of the routes git's smart HTTP protocol uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Service {
+    InfoRefs,
+    Head,
+    UploadPack,
+    ReceivePack,
+}
+
+impl Service {
+    fn parse(rest: &str) -> Option<Self> {
+        Some(match rest {
+            "info/refs" => Self::InfoRefs,
+            "HEAD" => Self::Head,
+            "git-upload-pack" => Self::UploadPack,
+            "git-receive-pack" => Self::ReceivePack,
+            _ => return None,
+        })
+    }
+
+    fn path(self) -> &'static str {
+        match self {
+            Self::InfoRefs => "info/refs",
+            Self::Head => "HEAD",
+            Self::UploadPack => "git-upload-pack",
+            Self::ReceivePack => "git-receive-pack",
+        }
+    }
+
+    fn method(self) -> Method {
+        match self {
+            Self::InfoRefs | Self::Head => Method::GET,
+            Self::UploadPack | Self::ReceivePack => Method::POST,
+        }
+    }
+}
+
+/// `/<repo>.git/<service>` → the repository and the service; `None` for anything else.
+fn route(path: &str) -> Option<(&str, Service)> {
+    let (repo, rest) = path.strip_prefix('/')?.split_once(".git/")?;
+    let repo_ok = !repo.is_empty()
+        && repo
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'));
+    repo_ok.then_some(())?;
+    Some((repo, Service::parse(rest)?))
+}
+
+/// The user name of an HTTP Basic `Authorization` header.
+fn basic_user(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let encoded = value.strip_prefix("Basic ")?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    Some(
+        text.split_once(':')
+            .map_or(text.as_str(), |(user, _)| user)
+            .to_owned(),
+    )
+}
+
+fn plain(status: StatusCode, text: &str) -> Response {
+    (status, format!("{text}\n")).into_response()
+}
+
+async fn handle(State(gate): State<Arc<Gate>>, request: Request) -> Response {
+    let Some((repo, service)) = route(request.uri().path()) else {
+        return plain(StatusCode::NOT_FOUND, "not found");
+    };
+    let Some(user) = basic_user(request.headers()) else {
+        let mut response = plain(StatusCode::UNAUTHORIZED, "a gate token is needed");
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"terok gate\""),
+        );
+        return response;
+    };
+    let grant = match gate.tokens.lookup(&user) {
+        Ok(Some(grant)) => grant,
+        Ok(None) => return plain(StatusCode::FORBIDDEN, "unknown or revoked gate token"),
+        Err(_) => {
+            return plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the gate's tokens cannot be read",
+            );
+        }
+    };
+    if grant.repo != repo {
+        return plain(
+            StatusCode::FORBIDDEN,
+            "this token is for another repository",
+        );
+    }
+    if request.method() != service.method() {
+        return plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+    }
+    let length = match request.headers().get(header::CONTENT_LENGTH) {
+        None => None,
+        Some(value) => match value
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+        {
+            Some(length) if length > MAX_BODY_BYTES => {
+                return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
+            }
+            Some(length) => Some(length),
+            None => return plain(StatusCode::BAD_REQUEST, "malformed Content-Length"),
+        },
+    };
+    if !gate.mirrors.exists(repo) {
+        return plain(StatusCode::NOT_FOUND, "no such repository");
+    }
+    let cgi = Cgi {
+        root: gate.mirrors.root().to_path_buf(),
+        repo: repo.to_owned(),
+        service,
+        grant,
+        length,
+    };
+    match cgi.run(request).await {
+        Ok(response) => response,
+        Err(status) => plain(status, "the gate could not serve this request"),
+    }
+}
+
+/// One `git http-backend` run.
+struct Cgi {
+    root: PathBuf,
+    repo: String,
+    service: Service,
+    grant: TokenGrant,
+    length: Option<u64>,
+}
+
+impl Cgi {
+    async fn run(self, request: Request) -> Result<Response, StatusCode> {
+        let (parts, body) = request.into_parts();
+        let dir = self.root.join(format!("{}.git", self.repo));
+        let before = match self.service {
+            Service::ReceivePack => Some(
+                git::refs(&dir)
+                    .await
+                    .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?,
+            ),
+            _ => None,
+        };
+        let mut child = self.spawn(&parts.headers, parts.uri.query().unwrap_or(""))?;
+        let stdin = child
+            .stdin
+            .take()
+            .ok_or(StatusCode::INTERNAL_SERVER_ERROR)?;
+        let feeding = tokio::spawn(feed(body, stdin));
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or(StatusCode::INTERNAL_SERVER_ERROR)?;
+        let mut stdout = BufReader::new(stdout);
+        let (status, headers) = read_cgi_headers(&mut stdout).await?;
+        let mut response = Response::builder().status(status);
+        for (name, value) in headers {
+            response = response.header(name, value);
+        }
+        if let Some(before) = before {
+            // A push answers briefly: read it all, keep what it dropped, then answer.
+            let mut answer = Vec::new();
+            stdout
+                .read_to_end(&mut answer)
+                .await
+                .map_err(|_| StatusCode::BAD_GATEWAY)?;
+            let _ = child.wait().await;
+            if !matches!(feeding.await, Ok(Ok(()))) {
+                return Err(StatusCode::PAYLOAD_TOO_LARGE);
+            }
+            back_up_dropped(&dir, &before)
+                .await
+                .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
+            return response
+                .body(Body::from(answer))
+                .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR);
+        }
+        response
+            .body(stream_output(stdout, child))
+            .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn spawn(&self, headers: &HeaderMap, query: &str) -> Result<Child, StatusCode> {
+        let header = |name: header::HeaderName| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned()
+        };
+        let mut command = git::command();
+        command
+            .arg("http-backend")
+            .env("GIT_PROJECT_ROOT", &self.root)
+            .env("GIT_HTTP_EXPORT_ALL", "1")
+            .env(
+                "PATH_INFO",
+                format!("/{}.git/{}", self.repo, self.service.path()),
+            )
+            .env("REQUEST_METHOD", self.service.method().as_str())
+            .env("QUERY_STRING", query)
+            .env("CONTENT_TYPE", header(header::CONTENT_TYPE))
+            .env("REMOTE_USER", &self.grant.task)
+            .env("REMOTE_ADDR", "127.0.0.1")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null());
+        if let Some(length) = self.length {
+            command.env("CONTENT_LENGTH", length.to_string());
+        }
+        let encoding = header(header::CONTENT_ENCODING);
+        if !encoding.is_empty() {
+            command.env("HTTP_CONTENT_ENCODING", encoding);
+        }
+        if let Some(protocol) = headers.get("git-protocol").and_then(|v| v.to_str().ok()) {
+            command.env("GIT_PROTOCOL", protocol);
+        }
+        command
+            .spawn()
+            .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)
+    }
+}
+
+/// Copies the request body to git's stdin; an error when it exceeds [`MAX_BODY_BYTES`] (git
+/// then sees its input end early and fails the push).
+async fn feed(body: Body, mut stdin: tokio::process::ChildStdin) -> Result<(), ()> {
+    let mut stream = body.into_data_stream();
+    let mut total: u64 = 0;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| ())?;
+        total += chunk.len() as u64;
+        if total > MAX_BODY_BYTES {
+            return Err(());
+        }
+        if stdin.write_all(&chunk).await.is_err() {
+            return Err(());
+        }
+    }
+    stdin.shutdown().await.map_err(|_| ())
+}
+
+/// The CGI response head: `Status:` and the other header lines, up to the blank line.
+async fn read_cgi_headers(
+    stdout: &mut BufReader<ChildStdout>,
+) -> Result<(StatusCode, Vec<(String, String)>), StatusCode> {
+    let mut status = StatusCode::OK;
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        let read = stdout
+            .read_line(&mut line)
+            .await
+            .map_err(|_| StatusCode::BAD_GATEWAY)?;
+        let line = line.trim_end_matches(['\r', '\n']);
+        if read == 0 || line.is_empty() {
+            break;
+        }
+        if headers.len() > 64 {
+            return Err(StatusCode::BAD_GATEWAY);
+        }
+        let (name, value) = line.split_once(':').ok_or(StatusCode::BAD_GATEWAY)?;
+        let value = value.trim();
+        if name.eq_ignore_ascii_case("status") {
+            let code = value.split_whitespace().next().unwrap_or("500");
+            status = code
+                .parse::<u16>()
+                .ok()
+                .and_then(|c| StatusCode::from_u16(c).ok())
+                .ok_or(StatusCode::BAD_GATEWAY)?;
+        } else {
+            headers.push((name.to_owned(), value.to_owned()));
+        }
+    }
+    Ok((status, headers))
+}
+
+/// The rest of git's output as the response body, the process kept until it ends.
+fn stream_output(stdout: BufReader<ChildStdout>, child: Child) -> Body {
+    let stream =
+        futures_util::stream::unfold((stdout, Some(child)), |(mut stdout, child)| async move {
+            let mut buf = vec![0u8; 64 * 1024];
+            match stdout.read(&mut buf).await {
+                Ok(0) | Err(_) => None,
+                Ok(n) => {
+                    buf.truncate(n);
+                    Some((
+                        Ok::<Bytes, std::io::Error>(Bytes::from(buf)),
+                        (stdout, child),
+                    ))
+                }
+            }
+        });
+    Body::from_stream(stream)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_smart_protocol_routes_of_a_repository_exist() {
+        assert_eq!(
+            route("/widget-1a2b3c4d.git/info/refs"),
+            Some(("widget-1a2b3c4d", Service::InfoRefs))
+        );
+        assert_eq!(
+            route("/w.git/git-receive-pack"),
+            Some(("w", Service::ReceivePack))
+        );
+        for path in [
+            "/w.git/objects/info/packs",
+            "/w.git/config",
+            "/w.git/hooks/post-receive",
+            "/../w.git/HEAD",
+            "/a/b.git/HEAD",
+            "/.git/HEAD",
+            "/w.git/info/refs/x",
+            "/w/HEAD",
+        ] {
+            assert_eq!(route(path), None, "{path}");
+        }
+    }
+
+    #[test]
+    fn the_user_name_of_basic_auth_is_the_token() {
+        let mut headers = HeaderMap::new();
+        let encoded = base64::engine::general_purpose::STANDARD.encode("terok-g-abc:");
+        headers.insert(
+            header::AUTHORIZATION,
+            format!("Basic {encoded}").parse().unwrap(),
+        );
+        assert_eq!(basic_user(&headers).as_deref(), Some("terok-g-abc"));
+        headers.insert(header::AUTHORIZATION, "Bearer x".parse().unwrap());
+        assert_eq!(basic_user(&headers), None);
+    }
+}

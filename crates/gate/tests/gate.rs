@@ -1,0 +1,289 @@
+//! The gate with real git, served on loopback: a clone and a push through it, the push landing
+//! in the mirror and never on the "remote" (a bare repository in the test's directory), a
+//! force-push kept under refs/terok/backup/, repository hooks that never run, and the HTTP
+//! answers to requests without a token, with a wrong one, for another repository, for a path
+//! that is not a smart-protocol route, with a malformed Content-Length.
+
+// Test helpers may panic: a panic is how a test reports failure.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use terok_gate::{BACKUP_PREFIX, MirrorStore, TokenStore, repo_name, router};
+
+/// A test directory with a "remote", the gate's mirrors and tokens, and git isolated from the
+/// user's configuration.
+struct Fixture {
+    dir: tempfile::TempDir,
+    mirrors: MirrorStore,
+    tokens: TokenStore,
+    name: String,
+    addr: SocketAddr,
+}
+
+impl Fixture {
+    async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let fixture_home = dir.path().join("home");
+        std::fs::create_dir_all(&fixture_home).unwrap();
+        let remote = dir.path().join("remote.git");
+        let mirrors = MirrorStore::new(dir.path().join("gate"));
+        let tokens = TokenStore::new(dir.path().join("gate/tokens.json"));
+        let name = repo_name(&remote.to_string_lossy());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = router(mirrors.clone(), tokens.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let fixture = Self {
+            dir,
+            mirrors,
+            tokens,
+            name,
+            addr,
+        };
+        fixture.git(
+            None,
+            &[
+                "init",
+                "--quiet",
+                "--bare",
+                "--initial-branch=main",
+                &remote.to_string_lossy(),
+            ],
+        );
+        let seed = fixture.dir.path().join("seed");
+        fixture.git(
+            None,
+            &[
+                "init",
+                "--quiet",
+                "--initial-branch=main",
+                &seed.to_string_lossy(),
+            ],
+        );
+        std::fs::write(seed.join("README.md"), "# widget\n").unwrap();
+        fixture.git(Some(&seed), &["add", "."]);
+        fixture.git(Some(&seed), &["commit", "--quiet", "-m", "first"]);
+        fixture.git(
+            Some(&seed),
+            &["push", "--quiet", &remote.to_string_lossy(), "main"],
+        );
+        fixture
+            .mirrors
+            .sync(&fixture.name, &remote.to_string_lossy())
+            .await
+            .unwrap();
+        fixture
+    }
+
+    fn remote(&self) -> PathBuf {
+        self.dir.path().join("remote.git")
+    }
+
+    fn url(&self, token: &str, repo: &str) -> String {
+        format!("http://{token}@{}/{repo}.git", self.addr)
+    }
+
+    /// git with no configuration but the test's identity.
+    fn git_output(&self, dir: Option<&Path>, args: &[&str]) -> std::process::Output {
+        let mut cmd = Command::new("git");
+        if let Some(dir) = dir {
+            cmd.arg("-C").arg(dir);
+        }
+        cmd.args(["-c", "user.name=Test", "-c", "user.email=test@example.org"])
+            .args(args)
+            .env("HOME", self.dir.path().join("home"))
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .output()
+            .unwrap()
+    }
+
+    fn git(&self, dir: Option<&Path>, args: &[&str]) -> String {
+        let out = self.git_output(dir, args);
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn tip(&self, repo: &Path, reference: &str) -> Option<String> {
+        let out = self.git_output(Some(repo), &["rev-parse", "--verify", "--quiet", reference]);
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    }
+
+    /// One HTTP/1.1 request on loopback; the status and the raw answer.
+    fn http(&self, request: &str) -> (u16, String) {
+        let mut stream = TcpStream::connect(self.addr).unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        let status = answer
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        (status, answer)
+    }
+}
+
+fn basic(user: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(format!("{user}:"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_lands_in_the_mirror_and_never_on_the_remote() {
+    let f = Fixture::new().await;
+    let token = f.tokens.mint(&f.name, "terok-executor-a").unwrap();
+    let work = f.dir.path().join("work");
+    let fixture = &f;
+    let url = fixture.url(&token, &f.name);
+    let work_text = work.to_string_lossy().into_owned();
+    tokio::task::block_in_place(|| {
+        fixture.git(None, &["clone", "--quiet", &url, &work_text]);
+        std::fs::write(work.join("fix.txt"), "fixed\n").unwrap();
+        fixture.git(Some(&work), &["checkout", "--quiet", "-b", "agent/fix"]);
+        fixture.git(Some(&work), &["add", "."]);
+        fixture.git(Some(&work), &["commit", "--quiet", "-m", "fix"]);
+    });
+    // A hook in the mirror that would leave a marker: it must never run.
+    let mirror = f.mirrors.repo_dir(&f.name);
+    let marker = f.dir.path().join("hook-ran");
+    let hook = mirror.join("hooks/post-receive");
+    std::fs::write(&hook, format!("#!/bin/sh\ntouch {}\n", marker.display())).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    tokio::task::block_in_place(|| {
+        fixture.git(Some(&work), &["push", "--quiet", "origin", "agent/fix"]);
+    });
+    let pushed = f.tip(&work, "HEAD").unwrap();
+    assert_eq!(
+        f.tip(&mirror, "refs/heads/agent/fix").as_deref(),
+        Some(pushed.as_str())
+    );
+    assert_eq!(
+        f.tip(&f.remote(), "refs/heads/agent/fix"),
+        None,
+        "the remote is untouched"
+    );
+    assert!(!marker.exists(), "a repository hook ran");
+
+    // A force-push keeps the old tip.
+    tokio::task::block_in_place(|| {
+        fixture.git(
+            Some(&work),
+            &["commit", "--quiet", "--amend", "-m", "fix, again"],
+        );
+        fixture.git(
+            Some(&work),
+            &["push", "--quiet", "--force", "origin", "agent/fix"],
+        );
+    });
+    let backups = f.git(
+        Some(&mirror),
+        &[
+            "for-each-ref",
+            "--format=%(refname) %(objectname)",
+            BACKUP_PREFIX,
+        ],
+    );
+    assert!(
+        backups
+            .lines()
+            .any(|l| l.starts_with("refs/terok/backup/heads/agent/fix/") && l.ends_with(&pushed)),
+        "{backups}"
+    );
+
+    // A refresh from the remote keeps the agent's branch.
+    f.mirrors
+        .sync(&f.name, &f.remote().to_string_lossy())
+        .await
+        .unwrap();
+    assert!(f.tip(&mirror, "refs/heads/agent/fix").is_some());
+
+    // After the task's tokens are revoked, the gate refuses it.
+    f.tokens.revoke_task("terok-executor-a").unwrap();
+    let again = f.dir.path().join("again");
+    let out = tokio::task::block_in_place(|| {
+        fixture.git_output(None, &["clone", "--quiet", &url, &again.to_string_lossy()])
+    });
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("403"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_without_a_valid_token_or_route_are_refused() {
+    let f = Fixture::new().await;
+    let token = f.tokens.mint(&f.name, "terok-executor-a").unwrap();
+    let other = f.tokens.mint("other-0000abcd", "terok-executor-b").unwrap();
+    let fixture = &f;
+    let get = |path: &str, auth: Option<&str>| {
+        let auth = auth.map_or(String::new(), |user| {
+            format!("Authorization: Basic {}\r\n", basic(user))
+        });
+        fixture.http(&format!(
+            "GET {path} HTTP/1.1\r\nHost: gate\r\n{auth}Connection: close\r\n\r\n"
+        ))
+    };
+    let refs = format!("/{}.git/info/refs?service=git-upload-pack", f.name);
+    let (status, answer) = tokio::task::block_in_place(|| get(&refs, None));
+    assert_eq!(status, 401, "{answer}");
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("www-authenticate: basic realm=\"terok gate\""),
+        "{answer}"
+    );
+    let forged = "terok-g-00000000000000000000000000000000";
+    assert_eq!(
+        tokio::task::block_in_place(|| get(&refs, Some(forged))).0,
+        403
+    );
+    assert_eq!(
+        tokio::task::block_in_place(|| get(&refs, Some(&other))).0,
+        403,
+        "a token of another repository"
+    );
+    let (status, answer) = tokio::task::block_in_place(|| get(&refs, Some(&token)));
+    assert_eq!(status, 200, "{answer}");
+    assert!(
+        answer.contains("application/x-git-upload-pack-advertisement"),
+        "{answer}"
+    );
+    for path in [
+        format!("/{}.git/objects/info/packs", f.name),
+        format!("/{}.git/config", f.name),
+        format!("/{}.git/hooks/post-receive", f.name),
+        "/etc/passwd".to_owned(),
+    ] {
+        assert_eq!(
+            tokio::task::block_in_place(|| get(&path, Some(&token))).0,
+            404,
+            "{path}"
+        );
+    }
+    let (status, answer) = tokio::task::block_in_place(|| {
+        fixture.http(&format!(
+            "POST /{}.git/git-upload-pack HTTP/1.1\r\nHost: gate\r\nAuthorization: Basic {}\r\n\
+             Content-Type: application/x-git-upload-pack-request\r\nContent-Length: 12abc\r\n\
+             Connection: close\r\n\r\n",
+            f.name,
+            basic(&token)
+        ))
+    });
+    assert_eq!(status, 400, "{answer}");
+}
