@@ -1083,7 +1083,8 @@ fn an_allowlisted_task_reaches_only_what_is_allowed() {
         "172.16.0.0/12",
         "192.168.0.0/16",
         "fc00::/7",
-        "fe80::/10",
+        // fe80::/10, fec0::/10 and ff00::/8 are adjacent: the kernel keeps them as one range.
+        "fe80::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
         "policy drop",
         "reject with icmpx admin-prohibited",
         "reject with icmpv6 admin-prohibited",

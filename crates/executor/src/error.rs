@@ -152,6 +152,14 @@ pub enum ExecutorError {
     /// An `allow`/`deny` target that is neither a domain nor an address (block).
     #[error("`{0}` is not a domain, an address or an address/prefix")]
     BadShieldTarget(String),
+    /// A domain whose addresses are all private, link-local or metadata ones.
+    #[error("{name} resolves only to private, link-local or metadata addresses ({}); allow such an address by giving it literally", addresses.join(", "))]
+    PrivateName {
+        /// The domain.
+        name: String,
+        /// Its addresses.
+        addresses: Vec<String>,
+    },
     /// A domain with no address.
     #[error("{0} has no address (this host cannot resolve it)")]
     Unresolved(String),

@@ -187,7 +187,13 @@ impl<R: ContainerRuntime> Executor<R> {
             Some(record) => self.reshield(record)?,
             None => Vec::new(),
         };
-        self.runtime.start_hooked(&container, &hooks_dirs).await?;
+        if let Err(err) = self.runtime.start_hooked(&container, &hooks_dirs).await {
+            // A permit the hook did not take must not serve a start without it.
+            if let Some(record) = &record {
+                self.withdraw_shield_permit(record);
+            }
+            return Err(err.into());
+        }
         Ok(container)
     }
 

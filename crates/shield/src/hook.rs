@@ -74,21 +74,23 @@ pub fn install_hook(hooks_dir: &Path, program: &Path, args: &[String]) -> Result
     secure_fs::write_atomic(&file, definition.as_bytes(), 0o644).map_err(write_err)
 }
 
-/// The command of a shielded container: a shell that reads no startup file (the agent can
-/// write those) checks, with builtins and absolute paths, that the stamp names its network
-/// namespace and the start time of its first process (a namespace's number can be reused by a
-/// later one; the pair cannot), then runs `command` in a login shell.
+/// The command of a shielded container: a shell in POSIX mode — which reads no startup file,
+/// not even `$BASH_ENV`, all of which the agent can write — checks that the stamp names its
+/// network namespace and the start time of its first process (a namespace's number can be
+/// reused by a later one; the pair cannot), then runs `command` in a login shell. This is the
+/// second guard: the first is the start permit (a start without the hook fails at its mounts).
 pub fn guarded_command(command: &str) -> Vec<String> {
     let script = format!(
         "terok_command=$1; terok_stamp=; read -r terok_stamp < {STAMP_MOUNT}/applied; \
          read -r terok_stat < /proc/1/stat; terok_stat=${{terok_stat##*) }}; set -- $terok_stat; \
-         if [ \"$terok_stamp\" != \"$(/usr/bin/readlink /proc/self/ns/net) ${{20}}\" ]; then \
+         if [ \"$terok_stamp\" != \"$(readlink /proc/self/ns/net) ${{20}}\" ]; then \
          echo 'terok: the egress firewall is not loaded in this container, so nothing runs in \
          it; start it with terok-executor' >&2; exit {NOT_SHIELDED_EXIT_CODE}; fi; \
          exec bash -lc \"$terok_command\""
     );
     [
         "/bin/bash",
+        "--posix",
         "--noprofile",
         "--norc",
         "-c",
@@ -155,7 +157,7 @@ pub fn run(container: &ContainerState) -> Result<String, ShieldError> {
     if container.stopped {
         let shield = ShieldDir::new(&container.shield_dir);
         crate::forwarder::stop(&shield);
-        shield.retire_stamp_dir();
+        shield.retire();
         return Ok("stopped".to_owned());
     }
     load_into(container)
@@ -165,6 +167,8 @@ pub fn run(container: &ContainerState) -> Result<String, ShieldError> {
 /// the start time of the container's first process.
 pub fn load_into(container: &ContainerState) -> Result<String, ShieldError> {
     let shield = ShieldDir::new(&container.shield_dir);
+    // First, whatever follows: a permit serves one start.
+    shield.take_permit()?;
     let state = shield.load()?;
     let rules =
         secure_fs::read_nofollow(&shield.ruleset_file()).map_err(|e| ShieldError::Firewall {

@@ -13,22 +13,33 @@ use crate::profile::{Destination, Network, Profile};
 pub const TABLE: &str = "terok_shield";
 
 /// IPv4 blocks never reached unless allowed by address: private (RFC 1918), shared (CGNAT),
-/// link-local (with the cloud metadata service at 169.254.169.254), "this network",
-/// multicast and reserved.
-pub const BLOCKED_V4: [&str; 8] = [
+/// link-local (with the cloud metadata service at 169.254.169.254), "this network", IETF
+/// protocol assignments, multicast and reserved.
+pub const BLOCKED_V4: [&str; 9] = [
     "0.0.0.0/8",
     "10.0.0.0/8",
     "100.64.0.0/10",
     "169.254.0.0/16",
     "172.16.0.0/12",
+    "192.0.0.0/24",
     "192.168.0.0/16",
     "224.0.0.0/4",
     "240.0.0.0/4",
 ];
 
 /// IPv6 blocks never reached unless allowed by address: unique-local (with cloud metadata
-/// services such as fd00:ec2::254), link-local, multicast and IPv4-mapped.
-pub const BLOCKED_V6: [&str; 4] = ["fc00::/7", "fe80::/10", "ff00::/8", "::ffff:0:0/96"];
+/// services such as fd00:ec2::254), link-local and the old site-local, multicast, and the
+/// forms that carry an IPv4 address (mapped, NAT64, 6to4), which could lead to a private one.
+pub const BLOCKED_V6: [&str; 8] = [
+    "fc00::/7",
+    "fe80::/10",
+    "fec0::/10",
+    "ff00::/8",
+    "::ffff:0:0/96",
+    "64:ff9b::/96",
+    "64:ff9b:1::/48",
+    "2002::/16",
+];
 
 /// Whether `addr` is in one of the blocks a name may never lead to.
 pub fn is_blocked(addr: IpAddr) -> bool {

@@ -1,6 +1,6 @@
 //! A task's shield directory (`<task dir>/shield/`): what the task may reach (`state.json`),
 //! the ruleset the launch hook loads (`ruleset.nft`, always rendered from that state), and the
-//! stamp the hook leaves once the ruleset is loaded and verified (`stamp/applied`), which the
+//! stamp the hook leaves once the ruleset is loaded and verified, which the
 //! container checks before anything else runs in it.
 
 use std::net::IpAddr;
@@ -48,7 +48,11 @@ struct StateFile {
 
 const STATE: &str = "state.json";
 const RULESET: &str = "ruleset.nft";
-const STAMP_DIR: &str = "stamp";
+/// The start permit: made by terok right before it starts the container, mounted into it,
+/// taken (renamed) by the hook as its first step.
+const PERMIT_DIR: &str = "stamp";
+/// The permit once the hook took it: the same directory, still mounted in the container.
+const TAKEN_DIR: &str = "stamp.taken";
 const STAMP: &str = "applied";
 
 impl ShieldDir {
@@ -67,14 +71,21 @@ impl ShieldDir {
         self.path.join(RULESET)
     }
 
-    /// The directory mounted read-only into the container, holding the hook's stamp.
+    /// The start permit: the directory mounted read-only into the container (at
+    /// [`crate::hook::STAMP_MOUNT`]). It exists only from terok's start of the container until
+    /// the hook takes it, so a start without terok — without the hook — fails at its mounts.
     pub fn stamp_dir(&self) -> PathBuf {
-        self.path.join(STAMP_DIR)
+        self.path.join(PERMIT_DIR)
+    }
+
+    /// The permit once the hook took it.
+    fn taken_dir(&self) -> PathBuf {
+        self.path.join(TAKEN_DIR)
     }
 
     /// The stamp: the network namespace the ruleset was loaded into.
     pub fn stamp_file(&self) -> PathBuf {
-        self.stamp_dir().join(STAMP)
+        self.taken_dir().join(STAMP)
     }
 
     /// Writes `state` and the ruleset rendered from it, each replaced whole.
@@ -84,8 +95,6 @@ impl ShieldDir {
             detail: err.to_string(),
         };
         secure_fs::ensure_private_dir(&self.path).map_err(write_err)?;
-        // The container's users read the stamp through a read-only mount.
-        secure_fs::ensure_dir_with_mode(&self.stamp_dir(), 0o755).map_err(write_err)?;
         let file = StateFile {
             profiles: state.profiles.clone(),
             domains: state.domains.clone(),
@@ -149,36 +158,34 @@ impl ShieldDir {
         })
     }
 
-    /// Before the container starts: the stamp directory there (the container mounts it) and
-    /// empty (the hook writes the stamp when it has loaded the rules).
+    /// Right before terok starts the container: a fresh, empty permit (what an earlier start
+    /// left is removed).
     pub fn prepare_start(&self) -> Result<(), ShieldError> {
+        self.retire();
+        // The container's users read the stamp through the read-only mount.
         secure_fs::ensure_dir_with_mode(&self.stamp_dir(), 0o755).map_err(|err| {
             ShieldError::Write {
                 path: self.stamp_dir(),
                 detail: err.to_string(),
             }
-        })?;
-        self.clear_stamp()
+        })
     }
 
-    /// When the container has stopped: the stamp directory removed, so that a start other
-    /// than terok's (which makes it again) fails at its mounts before anything runs.
-    pub fn retire_stamp_dir(&self) {
-        let _ = self.clear_stamp();
-        let _ = fs_err::remove_dir(self.stamp_dir());
+    /// The hook's first step: the permit taken, so no later start without the hook can mount
+    /// it. The container, whose mounts are made already, keeps seeing it.
+    pub fn take_permit(&self) -> Result<(), ShieldError> {
+        fs_err::rename(self.stamp_dir(), self.taken_dir()).map_err(|err| ShieldError::Firewall {
+            step: "taking the start permit (a shielded container is started by terok-executor)"
+                .into(),
+            detail: err.to_string(),
+        })
     }
 
-    /// Removes the stamp of an earlier start (a missing one is fine): the hook writes a new
-    /// one when it has loaded the rules.
-    pub fn clear_stamp(&self) -> Result<(), ShieldError> {
-        match fs_err::remove_file(self.stamp_file()) {
-            Ok(()) => Ok(()),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(err) => Err(ShieldError::Write {
-                path: self.stamp_file(),
-                detail: err.to_string(),
-            }),
-        }
+    /// Removes the permit and the stamp: when the container has stopped, or a start failed
+    /// before the hook took the permit.
+    pub fn retire(&self) {
+        let _ = fs_err::remove_dir_all(self.taken_dir());
+        let _ = fs_err::remove_dir_all(self.stamp_dir());
     }
 
     /// Records that the ruleset is loaded in network namespace `netns` (`net:[4026532…]`).
@@ -236,9 +243,19 @@ mod tests {
         assert_eq!(shield.load().unwrap(), state);
         let rules = std::fs::read_to_string(shield.ruleset_file()).unwrap();
         assert!(rules.contains("elements = { 10.89.0.0/24 }"), "{rules}");
-        shield.write_stamp("net:[1]").unwrap();
-        shield.clear_stamp().unwrap();
-        assert!(!shield.stamp_file().exists());
+        // The permit: made, taken by the hook (once), stamped, and gone with the next start.
+        assert!(
+            shield.take_permit().is_err(),
+            "no permit before terok's start"
+        );
+        shield.prepare_start().unwrap();
+        shield.take_permit().unwrap();
+        assert!(!shield.stamp_dir().exists());
+        assert!(shield.take_permit().is_err(), "a permit is taken once");
+        shield.write_stamp("net:[1] 42").unwrap();
+        assert!(shield.stamp_file().is_file());
+        shield.prepare_start().unwrap();
+        assert!(!shield.stamp_file().exists() && shield.stamp_dir().is_dir());
     }
 
     #[test]

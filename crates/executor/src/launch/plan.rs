@@ -252,6 +252,17 @@ fn check_network(network: &str, egress: Egress) -> Result<(), ExecutorError> {
         "host" => refused("it shares this host's network, loopback services included"),
         "container" | "ns" => refused("it shares another namespace's network"),
         "none" => refused("for no network, use --shield offline"),
+        // slirp4netns:allow_host_loopback=true, pasta:-T,… and the like open this host's
+        // loopback to the container.
+        _ if network.contains(':') => {
+            refused("options of a network mode are not taken (some open this host's loopback)")
+        }
+        _ if !network
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) =>
+        {
+            refused("a podman network name is letters, digits, `-`, `_` and `.`")
+        }
         _ => Ok(()),
     }
 }

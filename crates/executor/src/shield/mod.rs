@@ -220,8 +220,16 @@ impl<R: ContainerRuntime> Executor<R> {
         if !record.shielded {
             return Ok(Vec::new());
         }
+        let hooks_dir = self.install_shield_hook()?;
         self.task_shield_dir(record).prepare_start()?;
-        Ok(vec![self.install_shield_hook()?])
+        Ok(vec![hooks_dir])
+    }
+
+    /// After a failed start: the permit (if the hook did not take it) and the stamp removed.
+    pub(crate) fn withdraw_shield_permit(&self, record: &TaskRecord) {
+        if record.shielded {
+            self.task_shield_dir(record).retire();
+        }
     }
 
     /// The mode, state and live sets of task `name`'s firewall.
@@ -239,6 +247,7 @@ impl<R: ContainerRuntime> Executor<R> {
         let dir = self.task_shield_dir(&record);
         let state = dir.load()?;
         let applied = dir.stamp_file().is_file();
+        // (The stamp is the hook's, of the container's last start.)
         let mut argv = vec![host_tool("nft")];
         argv.extend(["-j", "list", "table", "inet", TABLE].map(str::to_owned));
         let live = match self.runtime.in_netns(&container, &argv, None).await {
@@ -347,7 +356,21 @@ fn networks_of(target: &str) -> Result<Vec<Network>, ExecutorError> {
     if addresses.is_empty() {
         return Err(ExecutorError::Unresolved(target.to_owned()));
     }
-    Ok(addresses.into_iter().map(Network::host).collect())
+    // A name never leads into a private, link-local or metadata range: such an address is
+    // allowed by giving it literally.
+    let public: Vec<Network> = addresses
+        .iter()
+        .filter(|addr| !terok_shield::is_blocked(**addr))
+        .copied()
+        .map(Network::host)
+        .collect();
+    if public.is_empty() {
+        return Err(ExecutorError::PrivateName {
+            name: target.to_owned(),
+            addresses: addresses.iter().map(ToString::to_string).collect(),
+        });
+    }
+    Ok(public)
 }
 
 #[cfg(test)]

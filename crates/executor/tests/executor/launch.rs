@@ -538,12 +538,12 @@ async fn an_allowlist_launch_hands_the_ruleset_to_the_hook() {
     let image = argv.iter().position(|a| a == "--").unwrap();
     let command = &argv[image + 2..];
     assert_eq!(
-        command[..4],
-        ["/bin/bash", "--noprofile", "--norc", "-c"],
+        command[..5],
+        ["/bin/bash", "--posix", "--noprofile", "--norc", "-c"],
         "{command:?}"
     );
-    assert!(command[4].contains("exit 97"), "{command:?}");
-    assert!(command[6].contains("init-ssh-and-repo.sh"), "{command:?}");
+    assert!(command[5].contains("exit 97"), "{command:?}");
+    assert!(command[7].contains("init-ssh-and-repo.sh"), "{command:?}");
     let rules = std::fs::read_to_string(shield_dir.join("ruleset.nft")).unwrap();
     assert!(rules.contains("elements = { 10.89.0.7 }"), "{rules}");
     assert!(rules.contains("elements = { 2001:db8::/32 }"), "{rules}");
@@ -616,7 +616,14 @@ async fn an_offline_task_gets_no_network_and_no_open_egress_warning() {
     let err = launch_err(&session, &options).await;
     assert!(matches!(err, ExecutorError::NetworkRefused { .. }), "{err}");
     // A namespace shared with the host or another container is refused in every mode.
-    for network in ["host", "container:other", "ns:/proc/1/ns/net"] {
+    for network in [
+        "host",
+        "container:other",
+        "ns:/proc/1/ns/net",
+        "slirp4netns:allow_host_loopback=true",
+        "pasta:-T,auto",
+        "lab,host",
+    ] {
         let mut options = session.headless("hi");
         options.network = Some(network.into());
         let err = launch_err(&session, &options).await;
