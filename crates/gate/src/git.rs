@@ -25,6 +25,20 @@ pub(crate) fn command() -> Command {
     command
 }
 
+/// `git` as the user runs it (their configuration, credential helpers, SSH keys), for the one
+/// thing the gate does for the user: promoting a branch to the real remote. Hooks stay off.
+pub(crate) fn user_command() -> Command {
+    let mut command = Command::new("git");
+    command
+        .args(["-c", "core.hooksPath=/dev/null"])
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    for var in terok_core::env::SECRET_VARS {
+        command.env_remove(var);
+    }
+    command
+}
+
 /// Runs `git args…` in `dir` (when given); its stdout.
 pub(crate) async fn run(dir: Option<&Path>, args: &[&str]) -> Result<String, GateError> {
     let mut cmd = command();

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use terok_core::secure_fs;
 
@@ -117,6 +118,115 @@ impl MirrorStore {
         Ok(dir)
     }
 
+    /// Every mirror, with its source, branches and what agents pushed.
+    pub async fn list(&self) -> Result<Vec<Mirror>, GateError> {
+        let mut mirrors = Vec::new();
+        let Ok(entries) = fs_err::read_dir(&self.root) else {
+            return Ok(mirrors);
+        };
+        let mut names: Vec<String> = entries
+            .flatten()
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()?
+                    .strip_suffix(".git")
+                    .map(str::to_owned)
+            })
+            .filter(|name| !name.starts_with('.'))
+            .collect();
+        names.sort();
+        for name in names {
+            let dir = self.repo_dir(&name);
+            let source = git::run(Some(&dir), &["config", "--get", "remote.origin.url"])
+                .await
+                .map(|s| s.trim().to_owned())
+                .unwrap_or_default();
+            let branches = git::refs(&dir)
+                .await?
+                .into_iter()
+                .filter_map(|(r, id)| Some((r.strip_prefix("refs/heads/")?.to_owned(), id)))
+                .collect();
+            let pushes = self.pushes(&name);
+            mirrors.push(Mirror {
+                name,
+                source,
+                branches,
+                pushes,
+            });
+        }
+        Ok(mirrors)
+    }
+
+    /// What agents pushed to mirror `name`, oldest first.
+    pub fn pushes(&self, name: &str) -> Vec<Push> {
+        secure_fs::read_nofollow(&self.repo_dir(name).join(PUSH_LOG))
+            .map(|bytes| {
+                String::from_utf8_lossy(&bytes)
+                    .lines()
+                    .filter_map(|line| serde_json::from_str(line).ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// What branch `branch` of mirror `name` changes against the mirror's default branch: the
+    /// commits and the patch (`git log` and `git diff` of `HEAD...branch`).
+    pub async fn diff(&self, name: &str, branch: &str) -> Result<String, GateError> {
+        if !self.exists(name) {
+            return Err(GateError::UnknownRepo(name.to_owned()));
+        }
+        let dir = self.repo_dir(name);
+        let range = format!("HEAD...refs/heads/{branch}");
+        let log = git::run(Some(&dir), &["log", "--oneline", &range, "--"]).await?;
+        let patch = git::run(Some(&dir), &["diff", "--stat", "--patch", &range, "--"]).await?;
+        Ok(format!("{log}\n{patch}"))
+    }
+
+    /// Pushes branch `branch` of mirror `name` to the mirror's source as `to` (default: the
+    /// same name), with the user's own git configuration and credentials — the one way what an
+    /// agent pushed reaches the remote. Refuses a push that is not a fast-forward there.
+    /// `user_env` is the user's environment (`HOME`, `SSH_AUTH_SOCK`, …) as the caller knows it.
+    pub async fn promote(
+        &self,
+        name: &str,
+        branch: &str,
+        to: Option<&str>,
+        user_env: &[(std::ffi::OsString, std::ffi::OsString)],
+    ) -> Result<String, GateError> {
+        if !self.exists(name) {
+            return Err(GateError::UnknownRepo(name.to_owned()));
+        }
+        let dir = self.repo_dir(name);
+        let source = git::run(Some(&dir), &["config", "--get", "remote.origin.url"])
+            .await?
+            .trim()
+            .to_owned();
+        let refspec = format!("refs/heads/{branch}:refs/heads/{}", to.unwrap_or(branch));
+        let mut command = git::user_command();
+        command
+            .env_clear()
+            .envs(user_env.iter().map(|(k, v)| (k, v)));
+        for var in terok_core::env::SECRET_VARS {
+            command.env_remove(var);
+        }
+        let output = command
+            .arg("-C")
+            .arg(&dir)
+            .args(["push", "--porcelain", "--", &source, &refspec])
+            .output()
+            .await
+            .map_err(GateError::NoGit)?;
+        if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        } else {
+            Err(GateError::Git {
+                command: format!("push {refspec}"),
+                stderr: terok_core::text::printable(String::from_utf8_lossy(&output.stderr).trim())
+                    .into_owned(),
+            })
+        }
+    }
+
     /// Fetches the source's branches and tags into the mirror (an agent's branch of another
     /// name stays); tips the fetch drops are backed up first.
     async fn refresh(&self, dir: &Path, source: &str) -> Result<(), GateError> {
@@ -135,6 +245,88 @@ impl MirrorStore {
         .await?;
         back_up_dropped(dir, &before).await
     }
+}
+
+/// The log of what agents pushed, in each mirror: one JSON line per changed ref.
+const PUSH_LOG: &str = "terok-pushes.jsonl";
+
+/// One ref an agent's push changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Push {
+    /// The task (container) whose token pushed.
+    pub task: String,
+    /// The ref (`refs/heads/agent/fix`).
+    pub reference: String,
+    /// Its tip before (`None`: new).
+    pub old: Option<String>,
+    /// Its tip after (`None`: deleted).
+    pub new: Option<String>,
+    /// When, seconds since the epoch.
+    pub unix: i64,
+}
+
+/// A mirror as `gate list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mirror {
+    /// Its name.
+    pub name: String,
+    /// Where it mirrors from.
+    pub source: String,
+    /// Its branches with their tips.
+    pub branches: Vec<(String, String)>,
+    /// What agents pushed to it, oldest first.
+    pub pushes: Vec<Push>,
+}
+
+/// Appends to the mirror's push log every ref that differs from `before`, as pushed by `task`.
+pub(crate) async fn record_pushes(
+    dir: &Path,
+    task: &str,
+    before: &[(String, String)],
+) -> Result<(), GateError> {
+    let before: BTreeMap<&str, &str> = before
+        .iter()
+        .map(|(name, id)| (name.as_str(), id.as_str()))
+        .collect();
+    let after = git::refs(dir).await?;
+    let now = terok_core::time::unix_now();
+    let mut lines = String::new();
+    let mut push = |reference: &str, old: Option<&str>, new: Option<&str>| {
+        let record = Push {
+            task: task.to_owned(),
+            reference: reference.to_owned(),
+            old: old.map(str::to_owned),
+            new: new.map(str::to_owned),
+            unix: now,
+        };
+        lines.push_str(&serde_json::to_string(&record).unwrap_or_default());
+        lines.push('\n');
+    };
+    for (name, new) in &after {
+        let old = before.get(name.as_str()).copied();
+        if !name.starts_with(BACKUP_PREFIX) && old != Some(new.as_str()) {
+            push(name, old, Some(new));
+        }
+    }
+    for (name, old) in &before {
+        if !name.starts_with(BACKUP_PREFIX) && !after.iter().any(|(n, _)| n == name) {
+            push(name, Some(old), None);
+        }
+    }
+    if lines.is_empty() {
+        return Ok(());
+    }
+    use std::io::Write;
+    let log = dir.join(PUSH_LOG);
+    let mut file = secure_fs::open_append(&log).map_err(|e| GateError::State {
+        path: log.clone(),
+        detail: e.to_string(),
+    })?;
+    file.write_all(lines.as_bytes())
+        .map_err(|e| GateError::State {
+            path: log,
+            detail: e.to_string(),
+        })
 }
 
 /// Keeps under [`BACKUP_PREFIX`] every tip of `before` that the repository at `dir` no longer

@@ -20,7 +20,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdout};
 
 use crate::git;
-use crate::mirror::{MirrorStore, back_up_dropped};
+use crate::mirror::{MirrorStore, back_up_dropped, record_pushes};
 use crate::tokens::{TokenGrant, TokenStore};
 
 /// The realm of the gate's `WWW-Authenticate` challenge.
@@ -219,6 +219,9 @@ impl Cgi {
                 return Err(StatusCode::PAYLOAD_TOO_LARGE);
             }
             back_up_dropped(&dir, &before)
+                .await
+                .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
+            record_pushes(&dir, &self.grant.task, &before)
                 .await
                 .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
             return response

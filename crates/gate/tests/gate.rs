@@ -178,6 +178,23 @@ async fn a_push_lands_in_the_mirror_and_never_on_the_remote() {
     );
     assert!(!marker.exists(), "a repository hook ran");
 
+    // What was pushed, by whom; what it changes.
+    let pushes = f.mirrors.pushes(&f.name);
+    assert_eq!(pushes.len(), 1, "{pushes:?}");
+    assert_eq!(
+        (
+            pushes[0].task.as_str(),
+            pushes[0].reference.as_str(),
+            pushes[0].old.as_deref()
+        ),
+        ("terok-executor-a", "refs/heads/agent/fix", None)
+    );
+    let diff = f.mirrors.diff(&f.name, "agent/fix").await.unwrap();
+    assert!(
+        diff.contains("fix.txt") && diff.contains("+fixed"),
+        "{diff}"
+    );
+
     // A force-push keeps the old tip.
     tokio::task::block_in_place(|| {
         fixture.git(
@@ -209,7 +226,27 @@ async fn a_push_lands_in_the_mirror_and_never_on_the_remote() {
         .sync(&f.name, &f.remote().to_string_lossy())
         .await
         .unwrap();
-    assert!(f.tip(&mirror, "refs/heads/agent/fix").is_some());
+    let amended = f.tip(&mirror, "refs/heads/agent/fix").unwrap();
+    assert_ne!(amended, pushed);
+
+    // Promotion is the one way to the remote, with the user's git (here the test's home).
+    let listed = f.mirrors.list().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].source, f.remote().to_string_lossy());
+    assert_eq!(listed[0].pushes.len(), 2, "the push and the force-push");
+    let user_env = vec![
+        ("HOME".into(), f.dir.path().join("home").into_os_string()),
+        ("PATH".into(), std::env::var_os("PATH").unwrap()),
+        ("GIT_CONFIG_NOSYSTEM".into(), "1".into()),
+    ];
+    f.mirrors
+        .promote(&f.name, "agent/fix", Some("review/fix"), &user_env)
+        .await
+        .unwrap();
+    assert_eq!(
+        f.tip(&f.remote(), "refs/heads/review/fix").as_deref(),
+        Some(amended.as_str())
+    );
 
     // After the task's tokens are revoked, the gate refuses it.
     f.tokens.revoke_task("terok-executor-a").unwrap();
