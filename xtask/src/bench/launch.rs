@@ -77,29 +77,52 @@ pub fn rows(binary: &Path, runs: usize) -> anyhow::Result<Vec<Row>> {
         terok_image_build::base_fragment(terok_testkit::base_image::BASE_IMAGE)
     );
     let agent_cmd = format!("init-ssh-and-repo.sh && terok-scripted-agent -c 'echo {MARKER}'");
-    let ours = |shield: &str| {
+    // The default profiles name domains: the hook then also starts the task's DNS forwarder.
+    // A profile with one domain that nothing resolves (`.invalid`) measures that start.
+    std::fs::create_dir_all(env.user_config_dir().join("shield/profiles"))?;
+    std::fs::write(
+        env.user_config_dir()
+            .join("shield/profiles/bench-domains.txt"),
+        "bench.terok.invalid\n",
+    )?;
+    let forwarder_config = env.user_config_dir().join("bench-forwarder.yml");
+    std::fs::write(
+        &forwarder_config,
+        format!("{LAUNCH_TEST_CONFIG}shield:\n  profiles: [bench-domains]\n"),
+    )?;
+    // Without dnsmasq a launch would resolve that name on this host: no such row then.
+    let forwarder = std::path::Path::new("/usr/sbin/dnsmasq").is_file();
+    let ours = |shield: &str, config: Option<&std::path::Path>| {
         let mut cmd = env.command(binary);
+        if let Some(config) = config {
+            cmd.arg("--config").arg(config);
+        }
         cmd.args(["run", SCRIPTED_AGENT, "project", "--rm", "--shield", shield])
             .args(["-p", &format!("echo {MARKER}")]);
         cmd
     };
-    let result = (|| -> anyhow::Result<[f64; 3]> {
-        let (mut bare, mut open, mut allowlist) = (Vec::new(), Vec::new(), Vec::new());
+    let result = (|| -> anyhow::Result<[f64; 4]> {
+        let mut samples: [Vec<Duration>; 4] = Default::default();
         for _ in 0..runs {
             let mut cmd = Command::new("podman");
             cmd.args(["run", "--rm", &image, "bash", "-lc", &agent_cmd]);
-            bare.push(time_to_marker(cmd)?);
-            open.push(time_to_marker(ours("open"))?);
-            allowlist.push(time_to_marker(ours("allowlist"))?);
+            samples[0].push(time_to_marker(cmd)?);
+            samples[1].push(time_to_marker(ours("open", None))?);
+            samples[2].push(time_to_marker(ours("allowlist", None))?);
+            if forwarder {
+                samples[3].push(time_to_marker(ours("allowlist", Some(&forwarder_config)))?);
+            }
         }
-        Ok([
-            median_ms(&mut bare),
-            median_ms(&mut open),
-            median_ms(&mut allowlist),
-        ])
+        Ok(samples.map(|mut s| {
+            if s.is_empty() {
+                f64::NAN
+            } else {
+                median_ms(&mut s)
+            }
+        }))
     })();
     let _ = env.command(binary).args(["vault", "stop"]).output();
-    let [bare, open, allowlist] = result?;
+    let [bare, open, allowlist, with_forwarder] = result?;
     let row = |what: &str, value: f64, goal: f64| Row {
         figure: format!(
             "launch overhead{what}: `run` to first agent line minus bare `podman run` (median of {runs})"
@@ -113,12 +136,20 @@ pub fn rows(binary: &Path, runs: usize) -> anyhow::Result<Vec<Row>> {
             fmt_num(value)
         ),
     };
-    Ok(vec![
+    let mut rows = vec![
         row(", unfiltered (`--shield open`)", open, 100.0),
         row(
             ", allow-list firewall (hook loads and verifies the ruleset)",
             allowlist,
             150.0,
         ),
-    ])
+    ];
+    if forwarder {
+        rows.push(row(
+            ", allow-list firewall and the task's DNS forwarder (a profile with a domain)",
+            with_forwarder,
+            150.0,
+        ));
+    }
+    Ok(rows)
 }
