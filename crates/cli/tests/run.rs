@@ -1342,9 +1342,20 @@ fn a_profile_domain_is_allowed_where_the_container_resolves_it() {
     );
 
     let task_id = host.task_dirs().into_iter().next().unwrap();
-    let conf = host.tasks_dir().join(task_id).join("shield/dnsmasq.conf");
+    let conf = host.tasks_dir().join(&task_id).join("shield/dnsmasq.conf");
     let conf = conf.display().to_string();
     assert_eq!(processes_mentioning(&conf).len(), 1, "the forwarder runs");
+    // Sandboxed: no new privileges, and a bounding set of the five capabilities it needs.
+    let pid = std::fs::read_to_string(host.tasks_dir().join(&task_id).join("shield/dnsmasq.pid"))
+        .unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", pid.trim())).unwrap();
+    assert!(status.contains("NoNewPrivs:\t1"), "{status}");
+    let bounding = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:\t"))
+        .map(|hex| u64::from_str_radix(hex.trim(), 16).unwrap())
+        .unwrap();
+    assert_eq!(bounding.count_ones(), 5, "{status}");
     let out = host.run(&["rm", &task]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(

@@ -5,9 +5,10 @@
 //! at its new addresses as soon as the container resolves it — the profiles' domains stay
 //! current without re-resolving anything on the host.
 //!
-//! dnsmasq runs on the host (the agent cannot reach its process), drops to `nobody` keeping
-//! only what adding set elements needs, and is stopped by the hook's `poststop` stage or at
-//! the next start.
+//! dnsmasq runs on the host (the agent cannot reach its process), with no new privileges
+//! (no setuid program can raise it) and a capability bounding set of what it needs; it drops to
+//! `nobody` keeping only what adding set elements needs, and is stopped by the hook's
+//! `poststop` stage or at the next start.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,10 @@ use crate::state::ShieldDir;
 
 /// The program's name.
 const DNSMASQ: &str = "dnsmasq";
+/// The only capabilities dnsmasq may ever hold: to bind port 53, become `nobody`, hand its pid
+/// file to `nobody`, and add set elements.
+const SANDBOX_CAPABILITIES: &str =
+    "--bounding-set=-all,+net_bind_service,+setuid,+setgid,+chown,+net_admin";
 /// Where it is looked for (an unprivileged user's PATH often lacks the `sbin` directories).
 const DNSMASQ_DIRS: [&str; 4] = ["/usr/sbin", "/usr/bin", "/sbin", "/bin"];
 
@@ -114,6 +119,9 @@ pub fn start(
     command
         .arg(format!("--net={netns}"))
         .arg("--")
+        // dnsmasq reads what the agent sends: should it ever run the agent's code, that code
+        // keeps no more than dnsmasq needs and can gain nothing by running a setuid program.
+        .args(["setpriv", "--no-new-privs", SANDBOX_CAPABILITIES, "--"])
         .arg(program().unwrap_or_else(|| DNSMASQ.into()))
         .arg(conf_arg(&conf))
         .stdin(Stdio::null())
