@@ -793,3 +793,81 @@ async fn an_unparseable_shared_config_is_moved_aside_and_the_launch_goes_on() {
         "aliases: [unclosed\n"
     );
 }
+
+/// `shield allow` and `deny` on a running task: saved first (a restart loads them), then the
+/// running firewall's allow and deny sets replaced in one `nft` transaction in the container's
+/// network namespace; on a stopped task, saved for its next start. A task without the
+/// allow-list has nothing to change.
+#[tokio::test]
+async fn live_allow_and_deny_are_saved_and_sent_to_the_running_firewall() {
+    let session = Session::fake();
+    let task = session
+        .executor
+        .launch(&session.interactive(), &mut |_| {})
+        .await
+        .unwrap();
+    let name = task.name().to_owned();
+    let changed = session
+        .executor
+        .shield_allow(&name, "198.18.7.0/24")
+        .await
+        .unwrap();
+    assert!(changed.live);
+    let sent = session
+        .fake_runtime()
+        .calls()
+        .into_iter()
+        .find_map(|c| match c {
+            FakeCall::InNetns { argv, stdin, .. } if argv.contains(&"-f".to_owned()) => stdin,
+            _ => None,
+        })
+        .unwrap();
+    // The whole set, with the profile's address (the test stand-in 192.0.2.1) kept.
+    assert!(
+        sent.contains("add element inet terok_shield allow_v4 { 192.0.2.1, 198.18.7.0/24 }"),
+        "{sent}"
+    );
+    let state = std::fs::read_to_string(task.task_dir().join("shield/state.json")).unwrap();
+    assert!(state.contains("198.18.7.0/24"), "{state}");
+    // Denied: out of the allowed blocks, into the denied ones, in the saved ruleset too.
+    session
+        .executor
+        .shield_deny(&name, "198.18.7.0/24")
+        .await
+        .unwrap();
+    let rules = std::fs::read_to_string(task.task_dir().join("shield/ruleset.nft")).unwrap();
+    let deny = &rules[rules.find("set deny_v4").unwrap()..];
+    assert!(
+        deny[..deny.find('}').unwrap()].contains("198.18.7.0/24"),
+        "{rules}"
+    );
+    // Not an address or a domain.
+    let err = session
+        .executor
+        .shield_allow(&name, "http://x")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ExecutorError::BadShieldTarget(_)), "{err}");
+    // Stopped: saved, not sent.
+    session.executor.stop_task(&name).await.unwrap();
+    let changed = session
+        .executor
+        .shield_allow(&name, "198.18.8.1")
+        .await
+        .unwrap();
+    assert!(!changed.live);
+    // Offline: nothing to change.
+    let mut options = session.interactive();
+    options.egress = Some(Egress::Offline);
+    let offline = session
+        .executor
+        .launch(&options, &mut |_| {})
+        .await
+        .unwrap();
+    let err = session
+        .executor
+        .shield_allow(offline.name(), "198.18.8.1")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ExecutorError::NotShielded(_)), "{err}");
+}
