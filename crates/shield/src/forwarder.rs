@@ -12,13 +12,14 @@
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use terok_core::secure_fs;
 
 use crate::error::ShieldError;
 use crate::ruleset::TABLE;
 use crate::state::ShieldDir;
+use crate::tools;
 
 /// The program's name.
 const DNSMASQ: &str = "dnsmasq";
@@ -26,34 +27,19 @@ const DNSMASQ: &str = "dnsmasq";
 /// file to `nobody`, and add set elements.
 const SANDBOX_CAPABILITIES: &str =
     "--bounding-set=-all,+net_bind_service,+setuid,+setgid,+chown,+net_admin";
-/// Where it is looked for (an unprivileged user's PATH often lacks the `sbin` directories).
-const DNSMASQ_DIRS: [&str; 4] = ["/usr/sbin", "/usr/bin", "/sbin", "/bin"];
-
-/// This host's dnsmasq, if it has one.
-fn program() -> Option<PathBuf> {
-    DNSMASQ_DIRS
-        .iter()
-        .map(|dir| Path::new(dir).join(DNSMASQ))
-        .find(|path| path.is_file())
-}
 const CONF: &str = "dnsmasq.conf";
 const PID: &str = "dnsmasq.pid";
 
 /// Whether this host's dnsmasq can add answers to nftables sets (`nftset` among its compile
 /// options).
 pub fn available() -> bool {
-    let Some(program) = program() else {
+    let Some(program) = tools::find(DNSMASQ) else {
         return false;
     };
-    let mut command = Command::new(program);
-    command
+    tools::command(program)
         .arg("--version")
         .stdin(Stdio::null())
-        .stderr(Stdio::null());
-    for var in terok_core::env::SECRET_VARS {
-        command.env_remove(var);
-    }
-    command
+        .stderr(Stdio::null())
         .output()
         .is_ok_and(|out| out.status.success() && has_nftset(&String::from_utf8_lossy(&out.stdout)))
 }
@@ -115,20 +101,18 @@ pub fn start(
         0o600,
     )
     .map_err(|e| failed(e.to_string()))?;
-    let mut command = Command::new("nsenter");
+    let mut command = tools::command(tools::path_of("nsenter"));
     command
         .arg(format!("--net={netns}"))
         .arg("--")
         // dnsmasq reads what the agent sends: should it ever run the agent's code, that code
         // keeps no more than dnsmasq needs and can gain nothing by running a setuid program.
-        .args(["setpriv", "--no-new-privs", SANDBOX_CAPABILITIES, "--"])
-        .arg(program().unwrap_or_else(|| DNSMASQ.into()))
+        .arg(tools::path_of("setpriv"))
+        .args(["--no-new-privs", SANDBOX_CAPABILITIES, "--"])
+        .arg(tools::path_of(DNSMASQ))
         .arg(conf_arg(&conf))
         .stdin(Stdio::null())
         .stdout(Stdio::null());
-    for var in terok_core::env::SECRET_VARS {
-        command.env_remove(var);
-    }
     // dnsmasq forks into the background once it listens; its first process's exit says
     // whether it came up.
     let out = command
@@ -182,12 +166,10 @@ pub fn stop(dir: &ShieldDir) {
             && args.iter().any(|a| *a == conf_arg(&conf).as_bytes())
     });
     if ours {
-        let mut command = Command::new("kill");
-        command.arg(pid.to_string()).stderr(Stdio::null());
-        for var in terok_core::env::SECRET_VARS {
-            command.env_remove(var);
-        }
-        let _ = command.status();
+        let _ = tools::command(tools::path_of("kill"))
+            .arg(pid.to_string())
+            .stderr(Stdio::null())
+            .status();
     }
     let _ = fs_err::remove_file(pid_path);
 }

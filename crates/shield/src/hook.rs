@@ -11,7 +11,7 @@
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use terok_core::secure_fs;
 
@@ -27,8 +27,6 @@ pub const HOOK_FILE: &str = "terok-shield.json";
 pub const STAMP_MOUNT: &str = "/run/terok-shield";
 /// Exit code of a container whose firewall is not loaded.
 pub const NOT_SHIELDED_EXIT_CODE: i32 = 97;
-/// The hook's PATH (podman gives a hook an empty environment).
-const HOOK_PATH: &str = "PATH=/usr/sbin:/usr/bin:/sbin:/bin";
 /// Seconds podman gives the hook before it kills it and fails the start.
 const HOOK_TIMEOUT_SECS: u32 = 30;
 
@@ -49,7 +47,8 @@ pub fn hook_definition(program: &Path, args: &[String]) -> Result<String, Shield
         "hook": {
             "path": program,
             "args": argv,
-            "env": [HOOK_PATH],
+            // podman gives a hook an empty environment.
+            "env": [crate::tools::hook_path()],
             "timeout": HOOK_TIMEOUT_SECS,
         },
         "when": { "annotations": { pattern: ".+" } },
@@ -251,12 +250,12 @@ pub(crate) fn nft_in(
     stdin: Option<&str>,
     step: &str,
 ) -> Result<String, ShieldError> {
-    let mut command = Command::new("nsenter");
-    command.arg(format!("--net={netns}")).arg("--").arg("nft");
+    let mut command = crate::tools::command(crate::tools::path_of("nsenter"));
+    command
+        .arg(format!("--net={netns}"))
+        .arg("--")
+        .arg(crate::tools::path_of("nft"));
     command.args(args);
-    for var in terok_core::env::SECRET_VARS {
-        command.env_remove(var);
-    }
     let failed = |detail: String| ShieldError::Firewall {
         step: step.to_owned(),
         detail,

@@ -4,9 +4,11 @@
 
 use std::net::IpAddr;
 
-use terok_podman::{Sharing, VolumeSpec};
+use std::path::{Path, PathBuf};
 
-use crate::hook::{ANNOTATION, STAMP_MOUNT};
+use terok_podman::{RunSpec, Sharing, VolumeSpec};
+
+use crate::hook::{ANNOTATION, STAMP_MOUNT, guarded_command};
 use crate::profile::{Destination, Profile};
 use crate::ruleset::Policy;
 use crate::state::{ShieldDir, ShieldState};
@@ -59,11 +61,25 @@ pub struct ContainerArgs {
     pub volumes: Vec<VolumeSpec>,
     /// `--dns` servers (the configured upstream, when there is no forwarder to take it).
     pub dns: Vec<String>,
+    /// The directory of the hook's definition (`--hooks-dir`).
+    pub hooks_dir: PathBuf,
 }
 
-/// The podman arguments that have the hook load `dir`'s ruleset (with `state`'s DNS server:
-/// the forwarder's upstream when there is one, else the container's).
-pub fn container_args(dir: &ShieldDir, state: &ShieldState) -> ContainerArgs {
+impl ContainerArgs {
+    /// Makes `spec` a shielded container running `shell_command` (a login shell's command
+    /// line) behind the stamp check ([`guarded_command`]), with these arguments.
+    pub fn apply(&self, spec: &mut RunSpec, shell_command: &str) {
+        spec.command = guarded_command(shell_command);
+        spec.annotations.extend(self.annotations.iter().cloned());
+        spec.volumes.extend(self.volumes.iter().cloned());
+        spec.dns.extend(self.dns.iter().cloned());
+        spec.hooks_dirs.push(self.hooks_dir.clone());
+    }
+}
+
+/// The podman arguments that have the hook in `hooks_dir` load `dir`'s ruleset (with
+/// `state`'s DNS server: the forwarder's upstream when there is one, else the container's).
+pub fn container_args(dir: &ShieldDir, state: &ShieldState, hooks_dir: &Path) -> ContainerArgs {
     let dns = if state.forwarder {
         Vec::new()
     } else {
@@ -83,5 +99,6 @@ pub fn container_args(dir: &ShieldDir, state: &ShieldState) -> ContainerArgs {
             read_only: true,
         }],
         dns,
+        hooks_dir: hooks_dir.to_path_buf(),
     }
 }

@@ -15,6 +15,7 @@ pub mod live;
 pub mod profile;
 mod ruleset;
 mod state;
+pub mod tools;
 
 pub use error::ShieldError;
 pub use launch::{ContainerArgs, Settings, container_args, state_from_profiles};

@@ -16,7 +16,7 @@
 pub(crate) mod options;
 pub(crate) mod plan;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -120,8 +120,8 @@ struct Launch<'e, 'o, R> {
     layout: TaskLayout,
     /// Who the container's users are on the host.
     user: ContainerUser,
-    /// The firewall's podman arguments and hooks directory (for `allowlist`).
-    shield: Option<(ContainerArgs, PathBuf)>,
+    /// The firewall's podman arguments (for `allowlist`).
+    shield: Option<ContainerArgs>,
     undo: Undo<R>,
 }
 
@@ -362,11 +362,10 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
         if self.plan.egress != Egress::Allowlist {
             return Ok(());
         }
-        let args = self
-            .executor
-            .prepare_shield(&self.layout.dir, &self.plan.shield_profiles)?;
-        let hooks_dir = self.executor.install_shield_hook()?;
-        self.shield = Some((args, hooks_dir));
+        self.shield = Some(
+            self.executor
+                .prepare_shield(&self.layout.dir, &self.plan.shield_profiles)?,
+        );
         Ok(())
     }
 
@@ -384,7 +383,8 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
             ))
     }
 
-    /// The container: hardened, labelled, its environment through a pipe or an env file.
+    /// The container: hardened, labelled, its environment through a pipe or an env file, and
+    /// with `allowlist` behind the shield.
     fn run_spec(&self, env: ContainerEnv) -> RunSpec {
         let options = self.plan.options;
         let command = if options.is_headless() {
@@ -400,32 +400,16 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
         } else {
             format!("init-ssh-and-repo.sh && echo {READY_MARKER}; tail -f /dev/null")
         };
-        let command = match &self.shield {
-            Some(_) => terok_shield::hook::guarded_command(&command),
-            None => vec!["bash".to_owned(), "-lc".to_owned(), command],
-        };
-        let mut volumes: Vec<VolumeSpec> = env.volumes.iter().map(to_volume_spec).collect();
-        let (annotations, dns, hooks_dirs) = match &self.shield {
-            Some((args, hooks_dir)) => {
-                volumes.extend(args.volumes.iter().cloned());
-                (
-                    args.annotations.clone(),
-                    args.dns.clone(),
-                    vec![hooks_dir.clone()],
-                )
-            }
-            None => Default::default(),
-        };
         let network = match self.plan.egress {
             Egress::Offline => Some("none".to_owned()),
             Egress::Allowlist | Egress::Open => options.network.clone(),
         };
-        RunSpec {
+        let mut spec = RunSpec {
             name: self.name.clone(),
             image: self.image.clone(),
-            command,
+            command: vec!["bash".to_owned(), "-lc".to_owned(), command.clone()],
             env: env.env,
-            volumes,
+            volumes: env.volumes.iter().map(to_volume_spec).collect(),
             labels: vec![
                 (LABEL_EXECUTOR.to_owned(), "1".to_owned()),
                 (LABEL_TASK.to_owned(), self.id.clone()),
@@ -438,11 +422,12 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
             gpus: options.gpus.clone(),
             init: true,
             network,
-            annotations,
-            dns,
-            hooks_dirs,
             ..RunSpec::default()
+        };
+        if let Some(shield) = &self.shield {
+            shield.apply(&mut spec, &command);
         }
+        spec
     }
 
     /// Step 7: the task record.

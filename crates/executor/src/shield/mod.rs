@@ -21,20 +21,8 @@ pub(crate) mod hook;
 
 pub use hook::{ShieldHook, run_shield_hook};
 
-/// Tools the hook runs on the host, looked for on the hook's PATH.
+/// Tools the hook runs on the host.
 const HOST_TOOLS: [&str; 2] = ["nft", "nsenter"];
-/// The directories of the hook's PATH.
-const HOOK_PATH_DIRS: [&str; 4] = ["/usr/sbin", "/usr/bin", "/sbin", "/bin"];
-
-/// Where `tool` is among the hook's PATH directories (an unprivileged user's PATH often lacks
-/// the `sbin` ones, where `nft` lives); the bare name when it is in none.
-fn host_tool(tool: &str) -> String {
-    HOOK_PATH_DIRS
-        .iter()
-        .map(|dir| Path::new(dir).join(tool))
-        .find(|path| path.is_file())
-        .map_or_else(|| tool.to_owned(), |path| path.display().to_string())
-}
 
 /// Whether only root can change `program` (when it exists): it and every directory above it
 /// belong to root and are writable by no one else — except sticky directories such as `/tmp`,
@@ -62,11 +50,7 @@ fn only_root_can_change(program: &Path) -> Result<(), String> {
 pub fn missing_shield_tools() -> Vec<&'static str> {
     HOST_TOOLS
         .into_iter()
-        .filter(|tool| {
-            !HOOK_PATH_DIRS
-                .iter()
-                .any(|dir| Path::new(dir).join(tool).is_file())
-        })
+        .filter(|tool| terok_shield::tools::find(tool).is_none())
         .collect()
 }
 
@@ -171,8 +155,8 @@ impl<R: ContainerRuntime> Executor<R> {
         Ok(dir)
     }
 
-    /// A new task's shield: state from the profiles, saved in `task_dir/shield`; the podman
-    /// arguments that load it.
+    /// A new task's shield: state from the profiles, saved in `task_dir/shield`, the hook
+    /// installed; the podman arguments that have it load the state.
     pub(crate) fn prepare_shield(
         &self,
         task_dir: &Path,
@@ -206,8 +190,9 @@ impl<R: ContainerRuntime> Executor<R> {
         let state = state_from_profiles(profiles, &settings, &mut resolve);
         let dir = ShieldDir::new(task_dir.join("shield"));
         dir.save(&state)?;
+        let hooks_dir = self.install_shield_hook()?;
         dir.prepare_start()?;
-        Ok(container_args(&dir, &state))
+        Ok(container_args(&dir, &state, &hooks_dir))
     }
 
     /// The shield directory of a task.
@@ -248,19 +233,10 @@ impl<R: ContainerRuntime> Executor<R> {
         let state = dir.load()?;
         let applied = dir.stamp_file().is_file();
         // (The stamp is the hook's, of the container's last start.)
-        let mut argv = vec![host_tool("nft")];
-        argv.extend(["-j", "list", "table", "inet", TABLE].map(str::to_owned));
-        let live = match self.runtime.in_netns(&container, &argv, None).await {
-            Ok(out) if out.status == 0 => parse_sets(&out.stdout),
-            Ok(out) => {
-                return Err(ExecutorError::ShieldLive {
-                    name: container,
-                    detail: terok_core::text::printable(out.stderr.trim()).into_owned(),
-                });
-            }
-            Err(terok_podman::PodmanError::NotRunning(_)) => None,
-            Err(err) => return Err(err.into()),
-        };
+        let live = self
+            .nft_in_task(&container, &["-j", "list", "table", "inet", TABLE], None)
+            .await?
+            .and_then(|listing| parse_sets(&listing));
         Ok(ShieldStatus {
             name: container,
             mode: "allowlist".into(),
@@ -307,27 +283,36 @@ impl<R: ContainerRuntime> Executor<R> {
         // Saved first: a restart loads the change even if the live update fails.
         dir.save(&state)?;
         let script = sets_script(&state.policy);
-        let argv = vec![host_tool("nft"), "-f".to_owned(), "-".to_owned()];
-        let live = match self
-            .runtime
-            .in_netns(&container, &argv, Some(&script))
-            .await
-        {
-            Ok(out) if out.status == 0 => true,
-            Ok(out) => {
-                return Err(ExecutorError::ShieldLive {
-                    name: container,
-                    detail: terok_core::text::printable(out.stderr.trim()).into_owned(),
-                });
-            }
-            Err(terok_podman::PodmanError::NotRunning(_)) => false,
-            Err(err) => return Err(err.into()),
-        };
+        let live = self
+            .nft_in_task(&container, &["-f", "-"], Some(&script))
+            .await?
+            .is_some();
         Ok(ShieldChange {
             name: container,
             networks,
             live,
         })
+    }
+
+    /// Runs `nft args…` in the network namespace of `container`: its output, or `None` when
+    /// the container does not run.
+    async fn nft_in_task(
+        &self,
+        container: &str,
+        args: &[&str],
+        stdin: Option<&str>,
+    ) -> Result<Option<String>, ExecutorError> {
+        let mut argv = vec![terok_shield::tools::path_of("nft").display().to_string()];
+        argv.extend(args.iter().map(|a| (*a).to_owned()));
+        match self.runtime.in_netns(container, &argv, stdin).await {
+            Ok(out) if out.status == 0 => Ok(Some(out.stdout)),
+            Ok(out) => Err(ExecutorError::ShieldLive {
+                name: container.to_owned(),
+                detail: terok_core::text::printable(out.stderr.trim()).into_owned(),
+            }),
+            Err(terok_podman::PodmanError::NotRunning(_)) => Ok(None),
+            Err(err) => Err(err.into()),
+        }
     }
 
     /// The container of task `name` and its record.

@@ -436,10 +436,7 @@ async fn an_open_task_is_said_to_be_unfiltered() {
         )
         .unwrap();
     // No hook program is needed for it.
-    let executor = terok_executor::Executor::builder(session.env.host_env())
-        .cwd(session.env.work_dir())
-        .build_with_runtime(FakeRuntime::new())
-        .unwrap();
+    let executor = crate::support::next_command_without_shield_hook(&session);
     let mut events = Vec::new();
     executor
         .launch(&session.headless("hi"), &mut |e| events.push(e))
@@ -482,11 +479,7 @@ async fn an_allowlist_launch_hands_the_ruleset_to_the_hook() {
         .env
         .write_user_config("shield:\n  profiles: [lab]\n  upstream_dns: 10.89.0.1\n")
         .unwrap();
-    let executor = terok_executor::Executor::builder(session.env.host_env())
-        .cwd(session.env.work_dir())
-        .shield_hook(crate::support::test_shield_hook())
-        .build_with_runtime(FakeRuntime::new())
-        .unwrap();
+    let executor = crate::support::next_command(&session);
     let mut events = Vec::new();
     let task = executor
         .launch(&session.interactive(), &mut |e| events.push(e))
@@ -554,10 +547,7 @@ async fn an_allowlist_launch_hands_the_ruleset_to_the_hook() {
 #[tokio::test]
 async fn an_allowlist_launch_that_cannot_be_shielded_creates_nothing() {
     let session = Session::fake();
-    let executor = terok_executor::Executor::builder(session.env.host_env())
-        .cwd(session.env.work_dir())
-        .build_with_runtime(FakeRuntime::new())
-        .unwrap();
+    let executor = crate::support::next_command_without_shield_hook(&session);
     let err = executor
         .launch(&session.headless("hi"), &mut |_| {})
         .await
@@ -571,11 +561,7 @@ async fn an_allowlist_launch_that_cannot_be_shielded_creates_nothing() {
         .env
         .write_user_config("shield:\n  profiles: [lab]\n")
         .unwrap();
-    let executor = terok_executor::Executor::builder(session.env.host_env())
-        .cwd(session.env.work_dir())
-        .shield_hook(crate::support::test_shield_hook())
-        .build_with_runtime(FakeRuntime::new())
-        .unwrap();
+    let executor = crate::support::next_command(&session);
     let err = executor
         .launch(&session.headless("hi"), &mut |_| {})
         .await

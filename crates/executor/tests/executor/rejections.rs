@@ -5,8 +5,7 @@
 use std::time::{Duration, Instant};
 
 use terok_executor::{
-    CREDENTIAL_REJECTED_EXIT_CODE, Executor, LaunchedTask, Rejection, TaskEvent, Verdict,
-    WaitOptions,
+    CREDENTIAL_REJECTED_EXIT_CODE, LaunchedTask, Rejection, TaskEvent, Verdict, WaitOptions,
 };
 use terok_podman::FakeRuntime;
 use terok_testkit::model::{ModelScript, ScriptedModel};
@@ -173,10 +172,7 @@ async fn without_fail_fast_the_run_keeps_waiting_and_list_and_doctor_name_the_ta
     );
     // A new key stored afterwards clears the credential's verdict (times are in seconds).
     tokio::time::sleep(Duration::from_secs(2)).await;
-    Executor::builder(session.env.host_env())
-        .shield_hook(crate::support::test_shield_hook())
-        .build_with_runtime(FakeRuntime::new())
-        .unwrap()
+    crate::support::next_command(&session)
         .store_api_key("claude", "sk-ant-api03-another-key")
         .unwrap();
     let checks = session.executor.doctor(None).await.unwrap();

@@ -7,7 +7,7 @@ use terok_podman::FakeRuntime;
 use terok_testkit::unix_http;
 use terok_testkit::upstream::MockUpstream;
 
-use crate::support::{REAL_KEY, Session, token_and_socket};
+use crate::support::{REAL_KEY, Session, next_command, token_and_socket};
 
 /// Points Claude's route at `upstream` with a user override (`None` removes the override).
 fn override_claude(session: &Session, upstream: Option<&str>) {
@@ -18,15 +18,6 @@ fn override_claude(session: &Session, upstream: Option<&str>) {
         Some(url) => std::fs::write(&file, format!("vault:\n  upstream: {url}\n")).unwrap(),
         None => std::fs::remove_file(&file).unwrap(),
     }
-}
-
-/// A new command on the same host (it reads the roster anew), on a fresh fake runtime.
-fn next_command(session: &Session) -> Executor<FakeRuntime> {
-    Executor::builder(session.env.host_env())
-        .cwd(session.env.work_dir())
-        .shield_hook(crate::support::test_shield_hook())
-        .build_with_runtime(FakeRuntime::new())
-        .unwrap()
 }
 
 /// Sends one request over the task's socket, as Claude in the container would.

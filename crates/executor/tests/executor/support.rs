@@ -64,6 +64,30 @@ pub fn token_and_socket(
 /// The hook program the test sessions name (the fake runtime never runs it).
 pub const SHIELD_HOOK: &str = "/usr/libexec/terok-test/terok-executor";
 
+/// A new command on the same host as `session` (it reads config.yml and the roster anew), on
+/// a fresh fake runtime, with the test sessions' shield hook.
+pub fn next_command<R: ContainerRuntime>(session: &Session<R>) -> Executor<FakeRuntime> {
+    next_command_builder(session)
+        .shield_hook(test_shield_hook())
+        .build_with_runtime(FakeRuntime::new())
+        .unwrap()
+}
+
+/// The same as [`next_command`], without a shield hook.
+pub fn next_command_without_shield_hook<R: ContainerRuntime>(
+    session: &Session<R>,
+) -> Executor<FakeRuntime> {
+    next_command_builder(session)
+        .build_with_runtime(FakeRuntime::new())
+        .unwrap()
+}
+
+fn next_command_builder<R: ContainerRuntime>(
+    session: &Session<R>,
+) -> terok_executor::ExecutorBuilder {
+    Executor::builder(session.env.host_env()).cwd(session.env.work_dir())
+}
+
 /// The shield hook of the test sessions.
 pub fn test_shield_hook() -> ShieldHook {
     ShieldHook::new(SHIELD_HOOK, ["shield", "hook"])
