@@ -33,6 +33,7 @@ const ROOTLESS_TESTS: &[(&str, &[&str])] = &[
             "a_profile_domain_is_allowed_where_the_container_resolves_it",
         ],
     ),
+    ("gate", &[]),
     ("e2e_claude", &[]),
 ];
 

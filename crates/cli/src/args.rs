@@ -73,6 +73,8 @@ pub enum Command {
     Vault(VaultArgs),
     /// The egress firewall of a task: status, live allow and deny.
     Shield(ShieldArgs),
+    /// The git gate: review what agents pushed to the host's mirrors, promote it, sync.
+    Gate(GateArgs),
 }
 
 /// Arguments of `doctor`.
@@ -379,12 +381,26 @@ pub struct RunArgs {
     /// offline`).
     #[arg(long, value_name = "NAME")]
     pub network: Option<String>,
-    /// Accepted for compatibility; the git gate is not available yet, so URLs are cloned directly.
-    #[arg(long, hide = true, overrides_with = "no_gate")]
+    /// Put the repository behind the git gate: the default for a git URL; for a directory,
+    /// the container gets a clone through the gate instead of the directory itself.
+    #[arg(long, overrides_with = "no_gate")]
     pub gate: bool,
-    /// Clone git URLs directly (the only mode until the git gate exists).
-    #[arg(long, hide = true)]
+    /// Clone a git URL directly from its remote, without the gate (the shield permitting).
+    #[arg(long, overrides_with = "gate")]
     pub no_gate: bool,
+    /// What the container's `origin` is with the gate: `gatekeeping` (the gate; pushes wait
+    /// for `gate promote`) or `online` (the real remote; the gate only seeds the clone).
+    #[arg(long, value_enum, value_name = "MODE", default_value = "gatekeeping")]
+    pub gate_mode: GateModeArg,
+}
+
+/// `--gate-mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GateModeArg {
+    /// `origin` is the gate: pushes land in the host's mirror for review.
+    Gatekeeping,
+    /// `origin` is the real remote; the gate only seeds the clone.
+    Online,
 }
 
 /// Arguments of `list`.
@@ -460,6 +476,76 @@ pub struct ShieldTargetArgs {
     pub name: String,
     /// A domain (resolved on this host now), an address, or an address/prefix.
     pub target: String,
+}
+
+/// Arguments of `gate`.
+#[derive(Debug, Args)]
+pub struct GateArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: GateCommand,
+}
+
+/// The verbs of `gate`.
+#[derive(Debug, Subcommand)]
+pub enum GateCommand {
+    /// The mirrors: their source, branches, the tasks using them and what agents pushed.
+    List(GateListArgs),
+    /// What a branch an agent pushed changes against the mirror's default branch.
+    Diff(GateDiffArgs),
+    /// Push a branch of the mirror to the real remote, with your own git credentials.
+    Promote(GatePromoteArgs),
+    /// Fetch the real remote into the mirror (pushed branches and backups stay).
+    Sync(GateSyncArgs),
+    /// Serve one task's gate on its socket until the task ends (started by `run` and `start`).
+    #[command(hide = true)]
+    ServeTask(GateServeTaskArgs),
+}
+
+/// Arguments of `gate list`.
+#[derive(Debug, Args)]
+pub struct GateListArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `gate diff`.
+#[derive(Debug, Args)]
+pub struct GateDiffArgs {
+    /// A task (container name or id) or a mirror's name (see `gate list`).
+    pub target: String,
+    /// The branch (default: the one branch the task pushed).
+    pub branch: Option<String>,
+}
+
+/// Arguments of `gate promote`.
+#[derive(Debug, Args)]
+pub struct GatePromoteArgs {
+    /// A task (container name or id) or a mirror's name (see `gate list`).
+    pub target: String,
+    /// The mirror's branch to push.
+    pub branch: String,
+    /// The remote branch to push it to (default: the same name).
+    #[arg(long, value_name = "BRANCH")]
+    pub to: Option<String>,
+}
+
+/// Arguments of `gate sync`.
+#[derive(Debug, Args)]
+pub struct GateSyncArgs {
+    /// A task (container name or id) or a mirror's name (see `gate list`).
+    pub target: String,
+}
+
+/// Arguments of `gate serve-task`.
+#[derive(Debug, Args)]
+pub struct GateServeTaskArgs {
+    /// The task's container name.
+    pub container: String,
+    /// Hand the socket to this uid (the container's `dev`, rootful).
+    #[arg(long)]
+    pub uid: Option<u32>,
 }
 
 /// `run --output` values.

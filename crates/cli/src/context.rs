@@ -6,7 +6,7 @@ use std::ffi::OsString;
 
 use terok_core::config::ConfigSource;
 use terok_core::env::HostEnv;
-use terok_executor::{Executor, ShieldHook, VaultLauncher};
+use terok_executor::{Executor, ServeCommand, ShieldHook};
 
 use crate::args::{Command, GlobalArgs, VaultCommand};
 
@@ -64,7 +64,8 @@ impl Context {
             .connection(self.global.connection.clone())
             // One command is short-lived: a check followed by a build asks podman once.
             .remember_image_checks(!self.daemon)
-            .vault_launcher(self.vault_launcher()?)
+            .vault_launcher(self.serve_command(&["vault", "serve"])?)
+            .gate_launcher(self.serve_command(&["gate", "serve-task"])?)
             .shield_hook(self.shield_hook()?);
         if let Ok(cwd) = std::env::current_dir() {
             builder = builder.cwd(cwd);
@@ -86,8 +87,9 @@ impl Context {
         Ok(())
     }
 
-    /// This very program, reached the way it was invoked, serving the vault in the foreground.
-    fn vault_launcher(&self) -> miette::Result<VaultLauncher> {
+    /// This very program, reached the way it was invoked, running `verb` (a service served in
+    /// the foreground: the vault, a task's gate).
+    fn serve_command(&self, verb: &[&str]) -> miette::Result<ServeCommand> {
         let program = std::env::current_exe()
             .map_err(|e| miette::miette!("cannot find this program's path: {e}"))?;
         let mut args: Vec<OsString> = self.mount_path.iter().map(OsString::from).collect();
@@ -99,8 +101,8 @@ impl Context {
         if let Some(connection) = &self.global.connection {
             args.extend(["--connection".into(), connection.into()]);
         }
-        args.extend(["vault".into(), "serve".into()]);
-        Ok(VaultLauncher::new(program, args))
+        args.extend(verb.iter().map(OsString::from));
+        Ok(ServeCommand::new(program, args))
     }
 
     /// This very program, as podman runs it for the shield's OCI hook.
@@ -157,7 +159,7 @@ mod tests {
         ]);
         let command = cli.command.unwrap();
         let ctx = Context::new(cli.global, &["executor"], &command);
-        let launcher = ctx.vault_launcher().unwrap();
+        let launcher = ctx.serve_command(&["vault", "serve"]).unwrap();
         assert_eq!(
             launcher.args(),
             [

@@ -53,6 +53,7 @@ fn help_lists_verbs_and_global_options() {
       doctor       Check this host and its tasks: podman, the vault, its routes, refused credentials
       vault        The token broker that keeps real credentials on the host
       shield       The egress firewall of a task: status, live allow and deny
+      gate         The git gate: review what agents pushed to the host's mirrors, promote it, sync
 
     Options:
           --config <PATH>
@@ -493,6 +494,23 @@ fn run_help_lists_the_python_flags() {
           --network <NAME>
               The podman network the container joins (default: podman's own; not with `--shield
               offline`)
+
+          --gate
+              Put the repository behind the git gate: the default for a git URL; for a directory, the
+              container gets a clone through the gate instead of the directory itself
+
+          --no-gate
+              Clone a git URL directly from its remote, without the gate (the shield permitting)
+
+          --gate-mode <MODE>
+              What the container's `origin` is with the gate: `gatekeeping` (the gate; pushes wait for
+              `gate promote`) or `online` (the real remote; the gate only seeds the clone)
+
+              Possible values:
+              - gatekeeping: `origin` is the gate: pushes land in the host's mirror for review
+              - online:      `origin` is the real remote; the gate only seeds the clone
+              
+              [default: gatekeeping]
 
       -h, --help
               Print help (see a summary with '-h')

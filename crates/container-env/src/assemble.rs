@@ -11,8 +11,8 @@ use terok_roster::Roster;
 
 use crate::error::ContainerEnvError;
 use crate::spec::{
-    AGENT_CONFIG_MOUNT, CONTAINER_PROTOCOL, ContainerEnv, ContainerEnvSpec, Relabel, TaskLayout,
-    VaultWiring, Volume, WORKSPACE, Workspace,
+    AGENT_CONFIG_MOUNT, CONTAINER_PROTOCOL, ContainerEnv, ContainerEnvSpec, GateWiring, Relabel,
+    TaskLayout, VaultWiring, Volume, WORKSPACE, Workspace,
 };
 
 /// Mode of the shared mount directories: the container's `dev` is the invoking user (rootless
@@ -294,6 +294,14 @@ fn environment(roster: &Roster, spec: &ContainerEnvSpec) -> Result<Environment, 
     for (key, value) in &vault_env {
         env.set(key.clone(), value.clone());
     }
+    // 7b. Gate: the bridge in the container serves the socket on localhost:9418.
+    if let Some(gate) = &spec.gate {
+        env.set(
+            "TEROK_GATE_SOCKET",
+            format!("{}/{}", GateWiring::CONTAINER_DIR, GateWiring::SOCKET_NAME),
+        );
+        env.set("TEROK_GATE_TOKEN", gate.token.clone());
+    }
     // 8. Unrestricted: every agent's auto-approve settings (they share one container).
     if spec.unrestricted {
         env.set("TEROK_UNRESTRICTED", "1");
@@ -400,6 +408,15 @@ fn volumes(
         volumes.push(Volume {
             host: wiring.host_socket_dir.clone(),
             container: wiring.container_socket_dir.clone(),
+            relabel: Relabel::Private,
+            read_only: true,
+        });
+    }
+    // The gate's per-task socket directory, read-only likewise.
+    if let Some(gate) = &spec.gate {
+        volumes.push(Volume {
+            host: gate.host_socket_dir.clone(),
+            container: GateWiring::CONTAINER_DIR.to_owned(),
             relabel: Relabel::Private,
             read_only: true,
         });

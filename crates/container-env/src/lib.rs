@@ -46,6 +46,7 @@ pub use error::ContainerEnvError;
 pub use shared_configs::{Edited, edit_shared_configs, ensure_opencode_config, merge_session_hook};
 pub use spec::{
     AGENT_CONFIG_MOUNT, CONTAINER_PROTOCOL, ContainerEnv, ContainerEnvSpec, DEFAULT_SHARED_MOUNT,
-    GitIdentityOverride, Relabel, TaskLayout, VaultWiring, Volume, WORKSPACE, Workspace,
+    GateWiring, GitIdentityOverride, Relabel, TaskLayout, VaultWiring, Volume, WORKSPACE,
+    Workspace,
 };
 pub use wrappers::render_wrappers;

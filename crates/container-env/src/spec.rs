@@ -89,6 +89,34 @@ impl VaultWiring {
     }
 }
 
+/// How the container reaches the git gate: the per-task socket directory and the task's gate
+/// token (also part of the gate URL its `origin` points at).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GateWiring {
+    /// The task's gate socket directory on the host (mounted read-only).
+    pub host_socket_dir: PathBuf,
+    /// The task's token (`terok-g-…`).
+    pub token: String,
+}
+
+impl GateWiring {
+    /// Where the socket directory is mounted in the container.
+    pub const CONTAINER_DIR: &'static str = "/run/terok/gate";
+    /// The socket's file name in it.
+    pub const SOCKET_NAME: &'static str = "gate-server.sock";
+    /// The in-container loopback port of the bridge to the socket (git's `localhost:9418`).
+    pub const LOOPBACK_PORT: u16 = 9418;
+
+    /// The URL of mirror `repo` as git in the container reaches it.
+    pub fn url(&self, repo: &str) -> String {
+        format!(
+            "http://{}@localhost:{}/{repo}.git",
+            self.token,
+            Self::LOOPBACK_PORT
+        )
+    }
+}
+
 /// Everything that decides a task container's environment and mounts (docs/compatibility.md#9.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerEnvSpec {
@@ -126,6 +154,8 @@ pub struct ContainerEnvSpec {
     pub mounts_dir: PathBuf,
     /// Vault wiring, when the vault runs.
     pub vault: Option<VaultWiring>,
+    /// Gate wiring, when the task's git goes through the gate.
+    pub gate: Option<GateWiring>,
     /// Providers whose credential files are NOT overlaid with a phantom (rare: tools that
     /// must write their own file).
     pub expose_credential_providers: BTreeSet<String>,
@@ -169,6 +199,7 @@ impl ContainerEnvSpec {
             task_dir: task_dir.into(),
             mounts_dir: mounts_dir.into(),
             vault: None,
+            gate: None,
             expose_credential_providers: BTreeSet::new(),
             extra_volumes: Vec::new(),
             installed: None,

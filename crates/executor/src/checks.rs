@@ -94,6 +94,7 @@ impl<R: ContainerRuntime> Executor<R> {
             }
         }
         rows.push(self.shield_check());
+        rows.push(gate_check());
         if let Some(found) = self.id_reservation() {
             let span = format!(
                 "{}–{}",
@@ -213,4 +214,21 @@ impl<R: ContainerRuntime> Executor<R> {
             CredentialState::Missing { provider }
         })
     }
+}
+
+/// Whether git URLs (and `--gate` directories) can go through the git gate: git and its
+/// `http-backend` on the host.
+pub fn gate_check() -> HostCheck {
+    let missing = crate::gate::gate_tools_missing();
+    HostCheck::new(
+        "gate",
+        if missing.is_empty() {
+            Ok("git and git-http-backend are here".to_owned())
+        } else {
+            Err(format!(
+                "missing {} (Debian: apt-get install git); until then run with --no-gate",
+                missing.join(" and ")
+            ))
+        },
+    )
 }

@@ -102,6 +102,49 @@ pub enum ExecutorError {
         /// The end of its log.
         tail: String,
     },
+    /// The git gate's mirrors or tokens failed.
+    #[error(transparent)]
+    Gate(#[from] terok_gate::GateError),
+    /// A gated launch in a session that has no program to serve a task's gate.
+    #[error("the git gate needs a program to serve it, and this session has none")]
+    NoGateLauncher,
+    /// A task's gate server could not be started.
+    #[error("cannot start the gate server {}: {source}", program.display())]
+    GateSpawn {
+        /// The program.
+        program: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A task's gate server started but its socket did not answer.
+    #[error("the task's gate server did not come up; the last lines of {}:\n{tail}", log.display())]
+    GateDidNotStart {
+        /// Its log file.
+        log: PathBuf,
+        /// The end of its log.
+        tail: String,
+    },
+    /// `online` mode for a directory: its origin would be a host path the container cannot
+    /// reach.
+    #[error("{} is a directory: the gate's online mode needs a git URL (a directory is gated in gatekeeping mode)", .0.display())]
+    GateOnlineNeedsUrl(PathBuf),
+    /// A directory to gate that is not a git repository.
+    #[error("{} is not a git repository, so the gate has nothing to mirror", .0.display())]
+    GateNotARepository(PathBuf),
+    /// A gate verb for a task that did not go through the gate.
+    #[error("task {0} does not go through the git gate")]
+    NotGated(String),
+    /// A gate verb for something that is neither a task nor a mirror.
+    #[error("`{0}` is neither a task nor a gate repository")]
+    UnknownGateTarget(String),
+    /// A review without a branch, when the task pushed none or several.
+    #[error("which branch of {target}? {}", if pushed.is_empty() { "it pushed none".to_owned() } else { format!("it pushed {}", pushed.join(", ")) })]
+    GateBranchNeeded {
+        /// The task or mirror.
+        target: String,
+        /// The branches it pushed.
+        pushed: Vec<String>,
+    },
     /// The egress firewall's profiles, state or hook failed.
     #[error(transparent)]
     Shield(#[from] terok_shield::ShieldError),

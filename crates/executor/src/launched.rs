@@ -39,6 +39,7 @@ pub(crate) struct TaskHandles<R> {
     pub vault: VaultClient,
     pub store: TaskStore,
     pub clone_cache: PathBuf,
+    pub gate_tokens: terok_gate::TokenStore,
 }
 
 /// How a headless run is watched.
@@ -387,12 +388,23 @@ impl<R: ContainerRuntime> LaunchedTask<R> {
                 )),
             }
         }
+        if self.record.gate.is_some() {
+            // Its gate server sees the token gone and ends.
+            match self.handles.gate_tokens.revoke_task(&self.record.name) {
+                Ok(n) => revoked += n,
+                Err(err) => warnings.push(format!(
+                    "could not revoke the gate token of {}: {err} (its gate server will when it sees the container stopped)",
+                    self.record.name
+                )),
+            }
+        }
         if let Some(rootful) = &self.record.rootful
             && let Err(err) = rootful.give_back()
         {
             warnings.push(format!("could not give the workspace back: {err}"));
         }
-        if let Some(url) = &self.record.git_url {
+        // A gated clone's origin is the task's gate: no use to a later launch.
+        if let (Some(url), None) = (&self.record.git_url, &self.record.gate) {
             let workspace = self.handles.store.layout(&self.record.id).workspace();
             if let Err(err) =
                 clone_cache::remember_clone(&self.handles.clone_cache, url, &workspace)

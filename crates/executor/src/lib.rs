@@ -57,6 +57,7 @@ mod checks;
 mod container_user;
 mod doctor;
 mod error;
+mod gate;
 mod host;
 mod images;
 mod launch;
@@ -78,6 +79,7 @@ pub use checks::{CredentialState, HostCheck, SetupScope};
 pub use container_user::ContainerUser;
 pub use doctor::{DoctorCheck, Verdict};
 pub use error::ExecutorError;
+pub use gate::{GateMode, GateRepo, TaskGate, gate_tools_missing};
 pub use host::{GitIdentity, cdi_gpu_vendors, gpu_request, host_git_identity};
 pub use images::{IMAGE_CHECK_TRUST, ImageChoice, ImageState, RemovedImages, SidecarChoice};
 pub use launch::options::{Egress, ImageSource, Mode, RunEvent, RunOptions};
@@ -98,7 +100,7 @@ pub use stream::render_stream_json_line;
 pub use task::{
     CONTAINER_PREFIX, TaskMode, TaskRecord, TaskStore, container_name, is_task_id, new_task_id,
 };
-pub use vault::{OpenListener, STANDALONE_SCOPE, VaultClient, VaultLauncher};
+pub use vault::{OpenListener, STANDALONE_SCOPE, ServeCommand, VaultClient, VaultLauncher};
 pub use vault_service::{
     CleanReport, LeakedFile, RoutesWritten, SECRETS_ON_STDIN_VAR, VaultReport, VaultStart,
     receive_handed_secrets, running_containers, serve_vault,
@@ -109,6 +111,7 @@ pub use terok_core::config::PackageFamily;
 pub use terok_core::subids::{IdRange, IdReservation};
 pub use terok_credentials::routes::{Route, RouteChange, RouteTable};
 pub use terok_credentials::{CredentialSummary, TokenRecord};
+pub use terok_gate::{BACKUP_PREFIX, Push};
 pub use terok_image_build::{BuildEvent, BuildRequest, BuiltImage, BuiltImages, Layer};
 pub use terok_podman::userns::RootfulIds;
 pub use terok_podman::{GpuRequest, LogLine, LogSource, PodmanCli, UserMapping};
@@ -132,6 +135,7 @@ pub mod errors {
     pub use terok_credentials::auth::AuthError;
     pub use terok_credentials::key::KeyError;
     pub use terok_credentials::routes::RoutesError;
+    pub use terok_gate::GateError;
     pub use terok_image_build::ImageBuildError;
     pub use terok_podman::PodmanError;
     pub use terok_roster::RosterError;

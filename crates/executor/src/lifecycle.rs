@@ -44,7 +44,8 @@ pub struct Removed {
     pub container: bool,
     /// The task directory existed and was removed.
     pub task_dir: bool,
-    /// Tokens revoked (through the vault, or in the database when the vault does not run).
+    /// Tokens revoked (through the vault, or in the database when the vault does not run),
+    /// the gate's included.
     pub revoked: usize,
 }
 
@@ -124,7 +125,7 @@ impl<R: ContainerRuntime> Executor<R> {
         if let Some(rootful) = record.as_ref().and_then(|r| r.rootful.as_ref()) {
             give_back(rootful)?;
         }
-        removed.revoked = self.revoke(&container).await?;
+        removed.revoked = self.revoke(&container).await? + self.close_gate(&container);
         if let Some(record) = &record {
             store.remove(&record.id)?;
             removed.task_dir = true;
@@ -151,6 +152,7 @@ impl<R: ContainerRuntime> Executor<R> {
         let container = self.our_container(name).await?;
         self.runtime.stop(&container, STOP_GRACE_SECS).await?;
         self.revoke(&container).await?;
+        self.close_gate(&container);
         if let Some(rootful) = self.task_store().find(&container).and_then(|r| r.rootful) {
             give_back(&rootful)?;
         }
@@ -172,6 +174,9 @@ impl<R: ContainerRuntime> Executor<R> {
         let record = self.task_store().find(&container);
         if let Some(record) = record.as_ref().filter(|r| r.vault) {
             self.rewire_credentials(record).await?;
+        }
+        if let Some(record) = &record {
+            self.reopen_gate(record).await?;
         }
         if let Some(record) = &record
             && let Some(rootful) = &record.rootful

@@ -14,7 +14,7 @@ use terok_vault::VaultPaths;
 use crate::error::ExecutorError;
 use crate::shield::hook::ShieldHook;
 use crate::task::TaskStore;
-use crate::vault::{VaultClient, VaultLauncher};
+use crate::vault::{ServeCommand, VaultClient, VaultLauncher};
 
 /// One terok session: the configuration of one invocation (or one orchestrator), the host
 /// paths it resolves to, the roster (loaded on first use), a container runtime and the vault.
@@ -32,6 +32,7 @@ pub struct Executor<R = PodmanCli> {
     pub(crate) runtime: Arc<R>,
     pub(crate) vault: VaultClient,
     pub(crate) launcher: Option<VaultLauncher>,
+    pub(crate) gate_launcher: Option<ServeCommand>,
     pub(crate) shield_hook: Option<ShieldHook>,
     pub(crate) cwd: Option<PathBuf>,
     pub(crate) defaults: AgentDefaults,
@@ -57,6 +58,7 @@ pub struct ExecutorBuilder {
     remember_images: bool,
     cwd: Option<PathBuf>,
     launcher: Option<VaultLauncher>,
+    gate_launcher: Option<ServeCommand>,
     shield_hook: Option<ShieldHook>,
     defaults: AgentDefaults,
 }
@@ -94,6 +96,13 @@ impl ExecutorBuilder {
     /// in the background when a launch or `ensure_vault` needs it.
     pub fn vault_launcher(mut self, launcher: VaultLauncher) -> Self {
         self.launcher = Some(launcher);
+        self
+    }
+
+    /// How a task's gate server is started (`… gate serve-task`; the container name is
+    /// appended). Without one, launches through the git gate fail.
+    pub fn gate_launcher(mut self, launcher: ServeCommand) -> Self {
+        self.gate_launcher = Some(launcher);
         self
     }
 
@@ -144,6 +153,7 @@ impl ExecutorBuilder {
             runtime: Arc::new(runtime),
             vault,
             launcher: self.launcher,
+            gate_launcher: self.gate_launcher,
             shield_hook: self.shield_hook,
             cwd: self.cwd,
             defaults: self.defaults,
@@ -161,6 +171,7 @@ impl Executor<PodmanCli> {
             remember_images: false,
             cwd: None,
             launcher: None,
+            gate_launcher: None,
             shield_hook: None,
             defaults: AgentDefaults::default(),
         }

@@ -34,7 +34,8 @@ pub fn inert_settings(config: &TerokConfig) -> Vec<String> {
         config.vault.ssh_signer_port.is_some(),
         "the SSH signer is not implemented",
     );
-    let no_gate = "the git gate is not implemented; git URLs are cloned directly";
+    let no_gate =
+        "the git gate serves each task on a Unix socket, its mirrors under the state directory";
     inert(
         "gate_server.port",
         config.gate_server.port.is_some(),

@@ -91,6 +91,9 @@ pub struct TaskRecord {
     /// every start).
     #[serde(default)]
     pub shielded: bool,
+    /// The task's git gate, when its repository goes through one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<crate::gate::record::TaskGate>,
 }
 
 /// The task directories.
@@ -211,6 +214,7 @@ mod tests {
             remove_on_exit: false,
             rootful: None,
             shielded: false,
+            gate: None,
         }
     }
 

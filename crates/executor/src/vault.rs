@@ -180,16 +180,21 @@ impl VaultClient {
     }
 }
 
-/// The program and arguments that serve the vault in the foreground: for the
-/// `terok-executor` binary, `terok-executor [--config F] vault serve`; for a binary that mounts
-/// the command tree under a verb of its own, that binary with its own path to `vault serve`.
+/// The program and arguments that serve one of the session's background services in the
+/// foreground: for the `terok-executor` binary, `terok-executor [--config F] vault serve` (the
+/// vault) or `terok-executor [--config F] gate serve-task` (a task's gate, the container name
+/// appended); for a binary that mounts the command tree under a verb of its own, that binary
+/// with its own path to the verb.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VaultLauncher {
+pub struct ServeCommand {
     program: PathBuf,
     args: Vec<OsString>,
 }
 
-impl VaultLauncher {
+/// The command that serves the vault.
+pub type VaultLauncher = ServeCommand;
+
+impl ServeCommand {
     /// `program` with `args`.
     pub fn new(
         program: impl Into<PathBuf>,

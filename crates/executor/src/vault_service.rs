@@ -367,7 +367,7 @@ pub async fn serve_vault(config: VaultConfig) -> Result<(), ExecutorError> {
 }
 
 /// The last `lines` lines of the file at `path` (empty when it cannot be read).
-fn log_tail(path: &Path, lines: usize) -> String {
+pub(crate) fn log_tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let tail: Vec<&str> = text.lines().rev().take(lines).collect();
     tail.into_iter().rev().collect::<Vec<_>>().join("\n")

@@ -25,8 +25,9 @@ pub(crate) fn command() -> Command {
     command
 }
 
-/// `git` as the user runs it (their configuration, credential helpers, SSH keys), for the one
-/// thing the gate does for the user: promoting a branch to the real remote. Hooks stay off.
+/// `git` as the user runs it (their configuration, credential helpers, SSH keys), for what
+/// the gate does with the real remote on the user's behalf: cloning and fetching it into a
+/// mirror, and promoting a branch to it. Hooks stay off.
 pub(crate) fn user_command() -> Command {
     let mut command = Command::new("git");
     command
@@ -39,9 +40,35 @@ pub(crate) fn user_command() -> Command {
     command
 }
 
+/// The environment of the user's git: `None` is this process's own.
+pub(crate) type UserEnv = Option<Vec<(std::ffi::OsString, std::ffi::OsString)>>;
+
 /// Runs `git args…` in `dir` (when given); its stdout.
 pub(crate) async fn run(dir: Option<&Path>, args: &[&str]) -> Result<String, GateError> {
-    let mut cmd = command();
+    output_of(command(), dir, args).await
+}
+
+/// Runs `git args…` as the user does (see [`user_command`]), in `dir` when given; its stdout.
+pub(crate) async fn run_as_user(
+    dir: Option<&Path>,
+    args: &[&str],
+    user_env: &UserEnv,
+) -> Result<String, GateError> {
+    let mut cmd = user_command();
+    if let Some(env) = user_env {
+        cmd.env_clear().envs(env.iter().map(|(k, v)| (k, v)));
+        for var in terok_core::env::SECRET_VARS {
+            cmd.env_remove(var);
+        }
+    }
+    output_of(cmd, dir, args).await
+}
+
+async fn output_of(
+    mut cmd: Command,
+    dir: Option<&Path>,
+    args: &[&str],
+) -> Result<String, GateError> {
     if let Some(dir) = dir {
         cmd.arg("-C").arg(dir);
     }

@@ -22,5 +22,5 @@ mod tokens;
 
 pub use error::GateError;
 pub use mirror::{BACKUP_PREFIX, Mirror, MirrorStore, Push, repo_name};
-pub use server::{MAX_BODY_BYTES, REALM, router};
+pub use server::{MAX_BODY_BYTES, REALM, router, task_router};
 pub use tokens::{TOKEN_PREFIX, TokenGrant, TokenStore, is_gate_token};

@@ -21,6 +21,7 @@ pub const BACKUP_PREFIX: &str = "refs/terok/backup/";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MirrorStore {
     root: PathBuf,
+    user_env: git::UserEnv,
 }
 
 /// The name a source's mirror has: its last path component (without `.git`), made safe for a
@@ -53,7 +54,17 @@ pub fn repo_name(source: &str) -> String {
 impl MirrorStore {
     /// The mirrors under `root` (`<state>/sandbox/gate`).
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self {
+            root: root.into(),
+            user_env: None,
+        }
+    }
+
+    /// The same store, talking to real remotes with git run in `env` (the user's `HOME`,
+    /// `SSH_AUTH_SOCK`, … as the caller knows them) instead of this process's environment.
+    pub fn with_user_env(mut self, env: Vec<(std::ffi::OsString, std::ffi::OsString)>) -> Self {
+        self.user_env = Some(env);
+        self
     }
 
     /// The directory the mirrors are in (what `git http-backend` serves).
@@ -86,7 +97,7 @@ impl MirrorStore {
         // Cloned beside and renamed: a clone that fails half-way leaves no mirror behind.
         let partial = self.root.join(format!(".{name}.partial"));
         let _ = fs_err::remove_dir_all(&partial);
-        let cloned = git::run(
+        let cloned = git::run_as_user(
             None,
             &[
                 "clone",
@@ -96,6 +107,7 @@ impl MirrorStore {
                 source,
                 &partial.to_string_lossy(),
             ],
+            &self.user_env,
         )
         .await;
         if let Err(err) = cloned {
@@ -185,13 +197,11 @@ impl MirrorStore {
     /// Pushes branch `branch` of mirror `name` to the mirror's source as `to` (default: the
     /// same name), with the user's own git configuration and credentials — the one way what an
     /// agent pushed reaches the remote. Refuses a push that is not a fast-forward there.
-    /// `user_env` is the user's environment (`HOME`, `SSH_AUTH_SOCK`, …) as the caller knows it.
     pub async fn promote(
         &self,
         name: &str,
         branch: &str,
         to: Option<&str>,
-        user_env: &[(std::ffi::OsString, std::ffi::OsString)],
     ) -> Result<String, GateError> {
         if !self.exists(name) {
             return Err(GateError::UnknownRepo(name.to_owned()));
@@ -202,36 +212,19 @@ impl MirrorStore {
             .trim()
             .to_owned();
         let refspec = format!("refs/heads/{branch}:refs/heads/{}", to.unwrap_or(branch));
-        let mut command = git::user_command();
-        command
-            .env_clear()
-            .envs(user_env.iter().map(|(k, v)| (k, v)));
-        for var in terok_core::env::SECRET_VARS {
-            command.env_remove(var);
-        }
-        let output = command
-            .arg("-C")
-            .arg(&dir)
-            .args(["push", "--porcelain", "--", &source, &refspec])
-            .output()
-            .await
-            .map_err(GateError::NoGit)?;
-        if output.status.success() {
-            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-        } else {
-            Err(GateError::Git {
-                command: format!("push {refspec}"),
-                stderr: terok_core::text::printable(String::from_utf8_lossy(&output.stderr).trim())
-                    .into_owned(),
-            })
-        }
+        git::run_as_user(
+            Some(&dir),
+            &["push", "--porcelain", "--", &source, &refspec],
+            &self.user_env,
+        )
+        .await
     }
 
     /// Fetches the source's branches and tags into the mirror (an agent's branch of another
     /// name stays); tips the fetch drops are backed up first.
     async fn refresh(&self, dir: &Path, source: &str) -> Result<(), GateError> {
         let before = git::refs(dir).await?;
-        git::run(
+        git::run_as_user(
             Some(dir),
             &[
                 "fetch",
@@ -241,6 +234,7 @@ impl MirrorStore {
                 "+refs/heads/*:refs/heads/*",
                 "+refs/tags/*:refs/tags/*",
             ],
+            &self.user_env,
         )
         .await?;
         back_up_dropped(dir, &before).await

@@ -33,13 +33,27 @@ pub const MAX_BODY_BYTES: u64 = 1 << 30;
 struct Gate {
     mirrors: MirrorStore,
     tokens: TokenStore,
+    /// The one task whose tokens this front admits (a task's own socket), or any task.
+    task: Option<String>,
 }
 
-/// The gate's routes over `mirrors`, admitting the tokens of `tokens`.
+/// The gate's routes over `mirrors`, admitting every live token of `tokens`.
 pub fn router(mirrors: MirrorStore, tokens: TokenStore) -> Router {
-    Router::new()
-        .fallback(handle)
-        .with_state(Arc::new(Gate { mirrors, tokens }))
+    Router::new().fallback(handle).with_state(Arc::new(Gate {
+        mirrors,
+        tokens,
+        task: None,
+    }))
+}
+
+/// The gate's routes for one task's socket: only the live tokens of `task` are admitted, so a
+/// token that leaked from another task is refused here even for its own repository.
+pub fn task_router(mirrors: MirrorStore, tokens: TokenStore, task: &str) -> Router {
+    Router::new().fallback(handle).with_state(Arc::new(Gate {
+        mirrors,
+        tokens,
+        task: Some(task.to_owned()),
+    }))
 }
 
 /// One of the routes git's smart HTTP protocol uses.
@@ -131,6 +145,9 @@ async fn handle(State(gate): State<Arc<Gate>>, request: Request) -> Response {
             );
         }
     };
+    if gate.task.as_ref().is_some_and(|task| *task != grant.task) {
+        return plain(StatusCode::FORBIDDEN, "this token is for another task");
+    }
     if grant.repo != repo {
         return plain(
             StatusCode::FORBIDDEN,

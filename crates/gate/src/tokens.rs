@@ -21,6 +21,10 @@ pub struct TokenGrant {
     pub repo: String,
     /// The task (its container name).
     pub task: String,
+    /// When it was minted or reinstated (seconds since the epoch): a sweep spares a token
+    /// whose container is not running yet.
+    #[serde(default)]
+    pub minted_unix: i64,
 }
 
 /// The tokens of the gate, in `<root>/tokens.json`.
@@ -88,9 +92,31 @@ impl TokenStore {
         let grant = TokenGrant {
             repo: repo.to_owned(),
             task: task.to_owned(),
+            minted_unix: terok_core::time::unix_now(),
         };
         self.update(|grants| grants.insert(hash(&token), grant))?;
         Ok(token)
+    }
+
+    /// Admits `token` (one [`Self::mint`] made earlier and the caller kept) for `task` on `repo`
+    /// again: a stopped task's token is revoked, and its container, whose git remote carries
+    /// the token, gets it back when it starts again.
+    pub fn reinstate(&self, token: &str, repo: &str, task: &str) -> Result<(), GateError> {
+        if !is_gate_token(token) {
+            return Err(self.state_err("not a gate token"));
+        }
+        let grant = TokenGrant {
+            repo: repo.to_owned(),
+            task: task.to_owned(),
+            minted_unix: terok_core::time::unix_now(),
+        };
+        self.update(|grants| grants.insert(hash(token), grant))?;
+        Ok(())
+    }
+
+    /// Whether `task` holds a live token.
+    pub fn task_is_admitted(&self, task: &str) -> Result<bool, GateError> {
+        Ok(self.read()?.values().any(|grant| grant.task == task))
     }
 
     /// What `token` allows, if it is a live token.
@@ -110,11 +136,17 @@ impl TokenStore {
         })
     }
 
-    /// Revokes the tokens of every task `alive` says is gone; how many.
-    pub fn revoke_unless(&self, alive: &dyn Fn(&str) -> bool) -> Result<usize, GateError> {
+    /// Revokes the tokens of every task `alive` says is gone, sparing those minted in the
+    /// last `grace_secs` (their container may not exist yet); how many.
+    pub fn revoke_unless(
+        &self,
+        alive: &dyn Fn(&str) -> bool,
+        grace_secs: i64,
+    ) -> Result<usize, GateError> {
+        let now = terok_core::time::unix_now();
         self.update(|grants| {
             let before = grants.len();
-            grants.retain(|_, grant| alive(&grant.task));
+            grants.retain(|_, grant| alive(&grant.task) || now - grant.minted_unix < grace_secs);
             before - grants.len()
         })
     }
@@ -139,6 +171,14 @@ mod tests {
         assert!(store.lookup(&a).unwrap().is_none());
         assert!(store.lookup(&b).unwrap().is_some());
         assert!(store.lookup("terok-g-nothex").unwrap().is_none());
-        assert_eq!(store.revoke_unless(&|_| false).unwrap(), 1);
+        assert!(!store.task_is_admitted("terok-executor-a").unwrap());
+        store
+            .reinstate(&a, "widget-1234abcd", "terok-executor-a")
+            .unwrap();
+        assert!(store.task_is_admitted("terok-executor-a").unwrap());
+        assert_eq!(store.lookup(&a).unwrap().unwrap().task, "terok-executor-a");
+        assert!(store.reinstate("secret", "r", "t").is_err());
+        assert_eq!(store.revoke_unless(&|_| false, 60).unwrap(), 0, "fresh");
+        assert_eq!(store.revoke_unless(&|_| false, 0).unwrap(), 2);
     }
 }

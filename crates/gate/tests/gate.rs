@@ -12,7 +12,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use terok_gate::{BACKUP_PREFIX, MirrorStore, TokenStore, repo_name, router};
+use terok_gate::{BACKUP_PREFIX, MirrorStore, TokenStore, repo_name, router, task_router};
 
 /// A test directory with a "remote", the gate's mirrors and tokens, and git isolated from the
 /// user's configuration.
@@ -30,7 +30,12 @@ impl Fixture {
         let fixture_home = dir.path().join("home");
         std::fs::create_dir_all(&fixture_home).unwrap();
         let remote = dir.path().join("remote.git");
-        let mirrors = MirrorStore::new(dir.path().join("gate"));
+        // The user's git, for fetching from the remote and promoting to it: the test's home.
+        let mirrors = MirrorStore::new(dir.path().join("gate")).with_user_env(vec![
+            ("HOME".into(), fixture_home.clone().into_os_string()),
+            ("PATH".into(), std::env::var_os("PATH").unwrap()),
+            ("GIT_CONFIG_NOSYSTEM".into(), "1".into()),
+        ]);
         let tokens = TokenStore::new(dir.path().join("gate/tokens.json"));
         let name = repo_name(&remote.to_string_lossy());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -234,13 +239,8 @@ async fn a_push_lands_in_the_mirror_and_never_on_the_remote() {
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].source, f.remote().to_string_lossy());
     assert_eq!(listed[0].pushes.len(), 2, "the push and the force-push");
-    let user_env = vec![
-        ("HOME".into(), f.dir.path().join("home").into_os_string()),
-        ("PATH".into(), std::env::var_os("PATH").unwrap()),
-        ("GIT_CONFIG_NOSYSTEM".into(), "1".into()),
-    ];
     f.mirrors
-        .promote(&f.name, "agent/fix", Some("review/fix"), &user_env)
+        .promote(&f.name, "agent/fix", Some("review/fix"))
         .await
         .unwrap();
     assert_eq!(
@@ -323,4 +323,27 @@ async fn requests_without_a_valid_token_or_route_are_refused() {
         ))
     });
     assert_eq!(status, 400, "{answer}");
+
+    // A task's own socket admits only that task's tokens, even for the right repository.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let task_b = listener.local_addr().unwrap();
+    let app = task_router(f.mirrors.clone(), f.tokens.clone(), "terok-executor-b");
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let (status, answer) = tokio::task::block_in_place(|| {
+        let mut stream = TcpStream::connect(task_b).unwrap();
+        let request = format!(
+            "GET {refs} HTTP/1.1\r\nHost: gate\r\nAuthorization: Basic {}\r\n\
+             Connection: close\r\n\r\n",
+            basic(&token)
+        );
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        (
+            answer.split_whitespace().nth(1).unwrap_or("").to_owned(),
+            answer,
+        )
+    });
+    assert_eq!(status, "403", "task A's token on task B's socket: {answer}");
+    assert!(answer.contains("another task"), "{answer}");
 }

@@ -6,6 +6,7 @@ mod agents;
 mod auth;
 mod build;
 mod doctor;
+mod gate;
 mod run;
 mod setup;
 mod shield;
@@ -37,6 +38,7 @@ pub fn dispatch(ctx: &Context, command: Command) -> miette::Result<Status> {
         Command::ShowConfig(args) => show_config::run(ctx, &args),
         Command::Doctor(args) => doctor::run(ctx, &args),
         Command::Shield(args) => shield::run(ctx, args),
+        Command::Gate(args) => gate::run(ctx, args),
     }
 }
 
@@ -65,6 +67,7 @@ fn needs_roster(command: &Command) -> bool {
         | Command::Rm(_)
         | Command::Uninstall(_)
         | Command::Shield(_)
+        | Command::Gate(_)
         | Command::ShowConfig(_) => false,
     }
 }

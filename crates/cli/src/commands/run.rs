@@ -6,13 +6,13 @@ use std::time::Duration;
 use terok_core::text::printable;
 
 use terok_executor::{
-    BuildRequest, CredentialState, Executor, ImageSource, LaunchedTask, LogFormat, LogSource, Mode,
-    PodmanCli, Rejection, RunEvent, RunOptions, TaskEvent, WaitOptions, gpu_request,
-    host_git_identity, render_stream_json_line,
+    BuildRequest, CredentialState, Executor, GateMode, ImageSource, LaunchedTask, LogFormat,
+    LogSource, Mode, PodmanCli, Rejection, RunEvent, RunOptions, TaskEvent, WaitOptions,
+    gpu_request, host_git_identity, render_stream_json_line,
 };
 
 use crate::Status;
-use crate::args::{OutputFormat, RunArgs, ShieldMode};
+use crate::args::{GateModeArg, OutputFormat, RunArgs, ShieldMode};
 use crate::commands::build::image_choice;
 use crate::commands::tasks::report_vault_start;
 use crate::context::Context;
@@ -105,7 +105,8 @@ fn settings(executor: &Executor, args: RunArgs) -> miette::Result<(RunOptions, P
         shield,
         network,
         gate,
-        no_gate: _,
+        no_gate,
+        gate_mode,
     } = args;
     let mode = match (prompt, interactive) {
         (Some(prompt), _) => Mode::Headless { prompt },
@@ -124,9 +125,6 @@ fn settings(executor: &Executor, args: RunArgs) -> miette::Result<(RunOptions, P
         executor.env(),
         std::env::current_dir().ok().as_deref(),
     )?;
-    if gate {
-        eprintln!("note: the git gate is not available yet; git URLs are cloned directly");
-    }
     let request = executor.build_request(&image_choice(image))?;
     let mut options = RunOptions::new(agent, repo, mode, ImageSource::Ensure(request));
     options.model = model;
@@ -155,6 +153,16 @@ fn settings(executor: &Executor, args: RunArgs) -> miette::Result<(RunOptions, P
         ShieldMode::Open => terok_executor::Egress::Open,
     });
     options.network = network;
+    // clap keeps only the last of --gate and --no-gate.
+    options.gate = match (gate, no_gate) {
+        (true, _) => Some(true),
+        (_, true) => Some(false),
+        _ => None,
+    };
+    options.gate_mode = match gate_mode {
+        GateModeArg::Gatekeeping => GateMode::Gatekeeping,
+        GateModeArg::Online => GateMode::Online,
+    };
     let presentation = Presentation {
         yes,
         no_fail_fast,
@@ -214,6 +222,13 @@ fn show_event(progress: &mut BuildProgress, event: RunEvent) {
                 list.join(", ")
             );
         }
+        RunEvent::GateOpened { repo, mode } => eprintln!(
+            "Gate: mirror {repo}, {} (review pushes with `terok-executor gate list`)",
+            match mode {
+                GateMode::Online => "online: origin is the real remote",
+                _ => "gatekeeping: pushes land in the mirror",
+            }
+        ),
         RunEvent::Launching { name, .. } => eprintln!("Container: {name}"),
         _ => {}
     }

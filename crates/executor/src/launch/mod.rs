@@ -4,6 +4,8 @@
 //! 2. image — build what is missing or stale;
 //! 3. task — a task id, a container name, a private task directory;
 //! 4. vault — the container's listener opened and its tokens minted *before* it exists;
+//!    gate — the repository mirrored on the host, the task's gate token minted and its gate
+//!    server started;
 //! 5. environment — env and mounts assembled, phantom credential files written;
 //! 6. agent config — `/home/dev/.terok`: wrappers, instructions, prompt;
 //! 7. record — `task.json`, so `list`, `start` and `rm` know the task later;
@@ -37,6 +39,7 @@ use tokio::time::Instant;
 
 use crate::container_user::ContainerUser;
 use crate::error::ExecutorError;
+use crate::gate::OpenGate;
 use crate::images::IMAGE_CHECK_TRUST;
 use crate::launched::{LaunchedTask, READY_MARKER, TaskHandles};
 use crate::ownership::RootfulTask;
@@ -106,6 +109,7 @@ impl<R: ContainerRuntime> Executor<R> {
             vault: self.vault.clone(),
             store: self.task_store(),
             clone_cache: self.paths.clone_cache_dir(),
+            gate_tokens: self.gate_tokens(),
         }
     }
 }
@@ -122,6 +126,8 @@ struct Launch<'e, 'o, R> {
     user: ContainerUser,
     /// The firewall's podman arguments (for `allowlist`).
     shield: Option<ContainerArgs>,
+    /// The task's git gate, once open.
+    gate: Option<OpenGate>,
     undo: Undo<R>,
 }
 
@@ -152,6 +158,7 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
             task_id: id.clone(),
             name: name.clone(),
             vault_opened: false,
+            gate_opened: None,
             container_created: false,
             lent: None,
         };
@@ -164,6 +171,7 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
             layout,
             user,
             shield: None,
+            gate: None,
             undo,
         })
     }
@@ -179,6 +187,7 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
             )));
         }
         let wiring = self.wire_vault(on_event).await?;
+        self.wire_gate(on_event).await?;
         let env = self.assemble(wiring.as_ref(), on_event)?;
         self.write_agent_config(&env, on_event)?;
         self.raise_shield()?;
@@ -243,6 +252,25 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
         Ok(wiring)
     }
 
+    /// Step 4b: the repository mirrored, the task's gate token minted and its server started
+    /// (for a launch through the gate).
+    async fn wire_gate(&mut self, on_event: OnRunEvent<'_>) -> Result<(), ExecutorError> {
+        let Some(plan) = &self.plan.gate else {
+            return Ok(());
+        };
+        let gate = self
+            .executor
+            .open_gate(&self.name, plan, self.user.socket_uid())
+            .await?;
+        self.undo.gate_opened = Some(self.executor.gate_tokens());
+        on_event(RunEvent::GateOpened {
+            repo: gate.task.repo.clone(),
+            mode: gate.task.mode,
+        });
+        self.gate = Some(gate);
+        Ok(())
+    }
+
     /// What decides the container's environment and mounts.
     fn env_spec(&self, wiring: Option<&VaultWiring>) -> ContainerEnvSpec {
         let options = self.plan.options;
@@ -254,6 +282,12 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
         );
         spec.workspace = self.plan.workspace.clone();
         spec.code_repo = self.plan.git_url.clone();
+        if let Some(gate) = &self.gate {
+            let (code_repo, clone_from) = gate.repo_env();
+            spec.code_repo = Some(code_repo);
+            spec.clone_from = clone_from;
+            spec.gate = Some(gate.wiring.clone());
+        }
         spec.branch = options.branch.clone();
         if let Some(human) = &options.human_identity {
             spec.authorship = "agent-human".to_owned();
@@ -287,7 +321,9 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
         for warning in &env.warnings {
             on_event(RunEvent::Warning(warning.clone()));
         }
-        if let (Some(url), Workspace::Task) = (&self.plan.git_url, &self.plan.workspace)
+        // A gated clone comes through the gate: a cached clone's origin would not match.
+        if let (Some(url), Workspace::Task, None) =
+            (&self.plan.git_url, &self.plan.workspace, &self.gate)
             && let Err(err) = clone_cache::seed_workspace(
                 &self.executor.paths.clone_cache_dir(),
                 url,
@@ -447,6 +483,7 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
             remove_on_exit: self.plan.options.remove_on_exit,
             rootful: self.user.rootful.clone(),
             shielded: self.shield.is_some(),
+            gate: self.gate.as_ref().map(|g| g.task.clone()),
         };
         self.undo.store.save(&record)?;
         Ok(record)
@@ -493,6 +530,8 @@ struct Undo<R> {
     task_id: String,
     name: String,
     vault_opened: bool,
+    /// The gate's tokens, once the task's was minted (its server ends when it is revoked).
+    gate_opened: Option<terok_gate::TokenStore>,
     container_created: bool,
     /// The workspace lent to the container's `dev`, to give back.
     lent: Option<RootfulTask>,
@@ -508,6 +547,9 @@ impl<R: ContainerRuntime> Undo<R> {
         }
         if self.vault_opened {
             let _ = self.vault.close(&self.name).await;
+        }
+        if let Some(tokens) = &self.gate_opened {
+            let _ = tokens.revoke_task(&self.name);
         }
         let _ = self.store.remove(&self.task_id);
     }

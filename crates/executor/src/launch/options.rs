@@ -7,6 +7,7 @@ use terok_credentials::routes::RouteChange;
 use terok_image_build::{BuildEvent, BuildRequest};
 use terok_podman::GpuRequest;
 
+use crate::gate::record::GateMode;
 use crate::host::GitIdentity;
 
 /// What the agent does.
@@ -87,6 +88,13 @@ pub struct RunOptions {
     pub egress: Option<Egress>,
     /// The podman network the container joins (default: podman's own); not with `offline`.
     pub network: Option<String>,
+    /// Whether the repository goes through the git gate: `None` is the default — a git URL
+    /// does, a directory does not; `Some(true)` gates a directory too (the container gets a
+    /// clone through the gate instead of the directory); `Some(false)` clones a git URL
+    /// directly.
+    pub gate: Option<bool>,
+    /// What the container's `origin` is when the gate is used.
+    pub gate_mode: GateMode,
 }
 
 /// What a task's container may reach over the network.
@@ -170,6 +178,8 @@ impl RunOptions {
             extra_credentials: Vec::new(),
             egress: None,
             network: None,
+            gate: None,
+            gate_mode: GateMode::default(),
         }
     }
 
@@ -194,6 +204,13 @@ pub enum RunEvent {
     VaultWired {
         /// Providers with a token.
         providers: Vec<String>,
+    },
+    /// The repository's gate mirror is up to date and the task's gate serves.
+    GateOpened {
+        /// The mirror.
+        repo: String,
+        /// How the container uses it.
+        mode: GateMode,
     },
     /// The vault served routes of an older roster; it serves the roster's now.
     RoutesUpdated {

@@ -11,6 +11,7 @@ use terok_roster::{Agent, RunOverrides, RunSettings, apply_provider_config};
 use terok_shield::Profile;
 
 use crate::error::ExecutorError;
+use crate::gate::{GatePlan, plan_gate};
 use crate::launch::options::{Egress, ImageSource, Mode, RunOptions};
 use crate::repo::{RepoSource, classify_repo};
 use crate::session::Executor;
@@ -40,6 +41,8 @@ pub(crate) struct LaunchPlan<'o> {
     pub egress: Egress,
     /// The allow-list profiles (for `allowlist`).
     pub shield_profiles: Vec<Profile>,
+    /// The git gate, when the repository goes through it.
+    pub gate: Option<GatePlan>,
 }
 
 impl LaunchPlan<'_> {
@@ -73,7 +76,8 @@ impl<R: ContainerRuntime> Executor<R> {
         }
         let repo = classify_repo(&options.repo, &self.env, self.cwd.as_deref())?;
         let installed = installed_entries(&options.image, &agent)?;
-        let (git_url, workspace) = self.workspace_of(&repo, options)?;
+        let gate = plan_gate(&repo, options.gate, options.gate_mode)?;
+        let (git_url, workspace) = self.workspace_of(&repo, options, gate.is_some())?;
         let settings = apply_provider_config(
             &agent,
             &RunOverrides {
@@ -107,6 +111,7 @@ impl<R: ContainerRuntime> Executor<R> {
             providers,
             egress,
             shield_profiles,
+            gate,
         })
     }
 
@@ -140,11 +145,13 @@ impl<R: ContainerRuntime> Executor<R> {
         Ok(providers.into_iter().collect())
     }
 
-    /// The git URL to clone (if any) and where `/workspace` comes from.
+    /// The git URL to clone (if any) and where `/workspace` comes from: a gated directory is
+    /// cloned through the gate into the task, never mounted.
     fn workspace_of(
         &self,
         repo: &RepoSource,
         options: &RunOptions,
+        gated: bool,
     ) -> Result<(Option<String>, Workspace), ExecutorError> {
         let workspace_dir = match &options.workspace_dir {
             Some(dir) => {
@@ -157,6 +164,7 @@ impl<R: ContainerRuntime> Executor<R> {
             None => None,
         };
         let (url, workspace) = match repo {
+            RepoSource::Local(_) if gated => (None, Workspace::Task),
             RepoSource::Local(dir) => (None, Workspace::Host(dir.clone())),
             RepoSource::GitUrl(url) => (
                 Some(url.clone()),

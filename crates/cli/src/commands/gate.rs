@@ -1,0 +1,104 @@
+//! `gate list|diff|promote|sync`: the review of what agents pushed to the host's mirrors; and
+//! the hidden `gate serve-task` that serves one task's gate socket while the task runs.
+
+use miette::IntoDiagnostic;
+use terok_executor::GateRepo;
+
+use crate::Status;
+use crate::args::{
+    GateArgs, GateCommand, GateDiffArgs, GateListArgs, GatePromoteArgs, GateServeTaskArgs,
+    GateSyncArgs,
+};
+use crate::context::Context;
+
+pub fn run(ctx: &Context, args: GateArgs) -> miette::Result<Status> {
+    match args.command {
+        GateCommand::List(args) => list(ctx, &args),
+        GateCommand::Diff(args) => diff(ctx, &args),
+        GateCommand::Promote(args) => promote(ctx, &args),
+        GateCommand::Sync(args) => sync(ctx, &args),
+        GateCommand::ServeTask(args) => serve_task(ctx, &args),
+    }
+}
+
+fn list(ctx: &Context, args: &GateListArgs) -> miette::Result<Status> {
+    let GateListArgs { json } = args;
+    let repos = ctx.block_on(ctx.executor()?.gate_repos())??;
+    if *json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&repos).into_diagnostic()?
+        );
+        return Ok(Status::Ok);
+    }
+    if repos.is_empty() {
+        println!(
+            "No gate mirrors yet: a run on a git URL (or `run … --gate` on a directory) makes one."
+        );
+        return Ok(Status::Ok);
+    }
+    for repo in &repos {
+        print!("{}", repo_text(repo));
+    }
+    println!(
+        "Review with `terok-executor gate diff <task>`, then `terok-executor gate promote <task> <branch>`."
+    );
+    Ok(Status::Ok)
+}
+
+/// One mirror as `gate list` shows it.
+fn repo_text(repo: &GateRepo) -> String {
+    let mut out = format!("{}  ← {}\n", repo.name, repo.source);
+    if !repo.tasks.is_empty() {
+        out.push_str(&format!("  tasks: {}\n", repo.tasks.join(", ")));
+    }
+    for (branch, tip) in &repo.branches {
+        out.push_str(&format!("  {branch:<32} {}\n", &tip[..tip.len().min(12)]));
+    }
+    for push in &repo.pushes {
+        let short = |id: &Option<String>| {
+            id.as_deref()
+                .map_or("(none)".to_owned(), |id| id[..id.len().min(12)].to_owned())
+        };
+        out.push_str(&format!(
+            "  pushed by {}: {} {} → {}\n",
+            push.task,
+            push.reference,
+            short(&push.old),
+            short(&push.new)
+        ));
+    }
+    out
+}
+
+fn diff(ctx: &Context, args: &GateDiffArgs) -> miette::Result<Status> {
+    let GateDiffArgs { target, branch } = args;
+    let (branch, diff) = ctx.block_on(ctx.executor()?.gate_diff(target, branch.as_deref()))??;
+    println!("# {branch}");
+    print!("{diff}");
+    Ok(Status::Ok)
+}
+
+fn promote(ctx: &Context, args: &GatePromoteArgs) -> miette::Result<Status> {
+    let GatePromoteArgs { target, branch, to } = args;
+    let report = ctx.block_on(ctx.executor()?.gate_promote(target, branch, to.as_deref()))??;
+    print!("{report}");
+    println!(
+        "Promoted {branch} to the remote as {}.",
+        to.as_deref().unwrap_or(branch)
+    );
+    Ok(Status::Ok)
+}
+
+fn sync(ctx: &Context, args: &GateSyncArgs) -> miette::Result<Status> {
+    let GateSyncArgs { target } = args;
+    let dir = ctx.block_on(ctx.executor()?.gate_sync(target))??;
+    println!("Synced {}.", dir.display());
+    Ok(Status::Ok)
+}
+
+fn serve_task(ctx: &Context, args: &GateServeTaskArgs) -> miette::Result<Status> {
+    let GateServeTaskArgs { container, uid } = args;
+    ctx.block_on(ctx.executor()?.serve_task_gate(container, *uid))??;
+    Ok(Status::Ok)
+}
