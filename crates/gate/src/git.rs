@@ -8,12 +8,17 @@ use tokio::process::Command;
 
 use crate::error::GateError;
 
-/// `git` with the gate's safety settings: repository hooks off, no global or system config,
-/// no terminal prompts.
+/// Refs no client of the gate sees or changes: the backups of what pushes and fetches
+/// dropped (an agent that could delete them could lose work for good).
+pub(crate) const HIDDEN_REFS: &str = "refs/terok";
+
+/// `git` with the gate's safety settings: repository hooks off, the backups hidden from
+/// fetches and pushes, no global or system config, no terminal prompts.
 pub(crate) fn command() -> Command {
     let mut command = Command::new("git");
     command
         .args(["-c", "core.hooksPath=/dev/null"])
+        .args(["-c", &format!("transfer.hideRefs={HIDDEN_REFS}")])
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
         .env("GIT_TERMINAL_PROMPT", "0")

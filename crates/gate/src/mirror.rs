@@ -120,6 +120,7 @@ impl MirrorStore {
             ("receive.denyDeletes", "false"),
             ("receive.denyNonFastForwards", "false"),
             ("core.hooksPath", "/dev/null"),
+            ("transfer.hideRefs", git::HIDDEN_REFS),
         ] {
             git::run(Some(&partial), &["config", key, value]).await?;
         }

@@ -226,6 +226,23 @@ async fn a_push_lands_in_the_mirror_and_never_on_the_remote() {
         "{backups}"
     );
 
+    // The backups are out of the agent's reach: not advertised, and a push that would delete
+    // or move one is refused.
+    let backup = backups.split_whitespace().next().unwrap().to_owned();
+    let (deleted, advertised) = tokio::task::block_in_place(|| {
+        let delete = fixture.git_output(Some(&work), &["push", "origin", &format!(":{backup}")]);
+        let overwrite =
+            fixture.git_output(Some(&work), &["push", "origin", &format!("HEAD:{backup}")]);
+        let listed = fixture.git(Some(&work), &["ls-remote", "origin"]);
+        (
+            delete.status.success() || overwrite.status.success(),
+            listed,
+        )
+    });
+    assert!(!deleted, "a push changed a backup");
+    assert!(!advertised.contains(BACKUP_PREFIX), "{advertised}");
+    assert_eq!(f.tip(&mirror, &backup).as_deref(), Some(pushed.as_str()));
+
     // A refresh from the remote keeps the agent's branch.
     f.mirrors
         .sync(&f.name, &f.remote().to_string_lossy())
