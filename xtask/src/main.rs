@@ -66,7 +66,7 @@ enum Task {
         /// Runs per figure (the median is reported).
         #[arg(long, default_value_t = 30)]
         runs: usize,
-        /// Only this group of figures: agents, build, launch, vault; or first-run (minutes,
+        /// Only this group of figures: agents, build, launch, vault, gate; or first-run (minutes,
         /// as root: the first `run` rootless versus rootful, never part of the default set).
         #[arg(long, value_name = "GROUP")]
         only: Option<String>,

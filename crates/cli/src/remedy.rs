@@ -62,6 +62,25 @@ fn remedy(err: &ExecutorError) -> Option<String> {
         }
         E::VaultDidNotStart { log, .. } => format!("see {}", log.display()),
         E::TaskNotFound(_) => "`terok-executor list` shows the tasks".to_owned(),
+        E::GateNotARepository(dir) => format!(
+            "`git -C {} init` and commit first, or run without --gate (the directory is then the workspace)",
+            dir.display()
+        ),
+        E::GateOnlineNeedsUrl(_) => {
+            "drop --gate-mode online (a directory is gated in gatekeeping mode), or give the repository's URL"
+                .to_owned()
+        }
+        E::GateDidNotStart { log, .. } => format!("see {}", log.display()),
+        E::NotGated(_) | E::UnknownGateTarget(_) => {
+            "`terok-executor gate list` shows the mirrors and the tasks that use them".to_owned()
+        }
+        E::GateBranchNeeded { target, pushed } => match pushed.first() {
+            Some(branch) => format!("e.g. `terok-executor gate diff {target} {branch}`"),
+            None => "`terok-executor gate list` shows every branch of the mirror".to_owned(),
+        },
+        E::Gate(terok_executor::errors::GateError::NoGit(_)) => {
+            "install git (Debian: apt-get install git), or run with --no-gate".to_owned()
+        }
         E::NoConfigFile => "drop --raw, or name the file with --config PATH".to_owned(),
         E::UserSnippetFile { .. } => "fix or remove image.user_snippet_file in config.yml".to_owned(),
         E::AmbiguousSidecar { .. } => "name one: --sidecar=TOOL".to_owned(),

@@ -583,6 +583,56 @@ fn a_workspace_holding_teroks_own_files_is_refused() {
     );
 }
 
+/// A launch through the gate that cannot work fails before preflight prepares anything.
+#[test]
+fn a_gate_that_cannot_work_is_refused_before_anything_is_prepared() {
+    let env = IsolatedEnv::new().unwrap();
+    env.write_work_file("plain/README.md", "# not a repository\n")
+        .unwrap();
+    let plain = env.work_dir().join("plain");
+    let plain = plain.to_str().unwrap();
+    let r = run_in(
+        &env,
+        &["run", "claude", plain, "--gate", "-p", "x", "--yes"],
+    );
+    assert_eq!(r.code, 1);
+    assert_snapshot!(r.stderr, @"
+    x [TMP]/work/plain is not a git repository, so the gate has nothing to mirror
+    help: `git -C [TMP]/work/plain init` and commit first, or run without --gate (the directory is then the workspace)
+    ");
+    let r = run_in(
+        &env,
+        &[
+            "run",
+            "claude",
+            plain,
+            "--gate",
+            "--gate-mode",
+            "online",
+            "-p",
+            "x",
+            "--yes",
+        ],
+    );
+    assert_eq!(r.code, 1);
+    assert_snapshot!(r.stderr, @"
+    x [TMP]/work/plain is a directory: the gate's online mode needs a git URL (a directory is gated in gatekeeping mode)
+    help: drop --gate-mode online (a directory is gated in gatekeeping mode), or give the repository's URL
+    ");
+    let written: Vec<_> = std::fs::read_dir(env.state_root())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(written.is_empty(), "nothing written: {written:?}");
+    let r = run_in(&env, &["gate", "diff", "nosuch"]);
+    assert_eq!(r.code, 1);
+    assert_snapshot!(r.stderr, @"
+    x `nosuch` is neither a task nor a gate repository
+    help: `terok-executor gate list` shows the mirrors and the tasks that use them
+    ");
+}
+
 #[test]
 fn rm_needs_a_name() {
     let r = run(&["rm"]);

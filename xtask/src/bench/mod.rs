@@ -4,6 +4,7 @@
 //! busy machine shows up in both.
 
 mod first_run;
+mod gate;
 mod launch;
 mod table;
 mod vault;
@@ -115,9 +116,9 @@ pub fn run(runs: usize, only: Option<&str>) -> anyhow::Result<()> {
         return run_echo(&mut cmd);
     }
     if let Some(group) = only
-        && !["agents", "build", "launch", "vault", "first-run"].contains(&group)
+        && !["agents", "build", "launch", "vault", "gate", "first-run"].contains(&group)
     {
-        bail!("unknown group `{group}`; expected agents, build, launch, vault or first-run");
+        bail!("unknown group `{group}`; expected agents, build, launch, vault, gate or first-run");
     }
     let wanted = |group: &str| only.is_none_or(|o| o == group);
     let binary = release_binary()?;
@@ -133,6 +134,9 @@ pub fn run(runs: usize, only: Option<&str>) -> anyhow::Result<()> {
     }
     if wanted("vault") {
         rows.extend(vault::rows(&binary)?);
+    }
+    if wanted("gate") {
+        rows.push(gate::row((runs / 4).max(5))?);
     }
     // Minutes and an extra account: only when asked for by name.
     if only == Some("first-run") {

@@ -42,6 +42,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> miette::Result<Status> {
     // builds images.
     executor.agent_log_format(&args.agent)?;
     let (options, presentation) = settings(executor, args)?;
+    executor.check_launch(&options)?;
     let ImageSource::Ensure(request) = &options.image else {
         return Err(miette::miette!(
             "run always builds its image from a request"

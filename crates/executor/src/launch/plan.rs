@@ -64,6 +64,12 @@ impl LaunchPlan<'_> {
 }
 
 impl<R: ContainerRuntime> Executor<R> {
+    /// Checks `options` as [`Executor::launch`] will, creating and starting nothing: a caller
+    /// can refuse bad options before it prepares the host (images, the vault).
+    pub fn check_launch(&self, options: &RunOptions) -> Result<(), ExecutorError> {
+        self.plan_launch(options).map(drop)
+    }
+
     /// Checks `options` and decides what the launch does; creates nothing.
     pub(crate) fn plan_launch<'o>(
         &self,
