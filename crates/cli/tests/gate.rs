@@ -149,7 +149,7 @@ fn a_gatekept_push_lands_in_the_mirror_and_only_promote_reaches_the_remote() {
     let script = "set -e; cd /workspace; git checkout -q -b agent/fix; \
                   echo fixed > fix.txt; git add fix.txt; git commit -q -m 'fix it'; \
                   git push -q origin agent/fix; git rev-parse HEAD > /tmp/first; \
-                  git commit -q --amend -m 'fix it better'; \
+                  git commit -q --amend -m \"fix it better$(printf '\\033[2K')\"; \
                   git push -q --force origin agent/fix; \
                   echo ORIGIN=$(git remote get-url origin | sed 's/terok-g-[0-9a-f]*/TOKEN/')";
     let out = g.run(&[

@@ -12,13 +12,20 @@ use crate::error::GateError;
 /// dropped (an agent that could delete them could lose work for good).
 pub(crate) const HIDDEN_REFS: &str = "refs/terok";
 
+/// The configuration of every git the gate runs for a container: no hook, the backups and the
+/// source's refs out of reach.
+const GATE_CONFIG: [&str; 3] = [
+    "core.hooksPath=/dev/null",
+    "transfer.hideRefs=refs/terok",
+    "receive.fsckObjects=true",
+];
+
 /// `git` with the gate's safety settings: repository hooks off, the backups hidden from
 /// fetches and pushes, no global or system config, no terminal prompts.
 pub(crate) fn command() -> Command {
     let mut command = Command::new("git");
     command
-        .args(["-c", "core.hooksPath=/dev/null"])
-        .args(["-c", &format!("transfer.hideRefs={HIDDEN_REFS}")])
+        .args(GATE_CONFIG.iter().flat_map(|c| ["-c", c]))
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
         .env("GIT_TERMINAL_PROMPT", "0")
@@ -28,6 +35,39 @@ pub(crate) fn command() -> Command {
         command.env_remove(var);
     }
     command
+}
+
+/// Where `prlimit` may be (util-linux; a fixed list, not `PATH`).
+const PRLIMIT: [&str; 2] = ["/usr/bin/prlimit", "/bin/prlimit"];
+
+/// The limits of git run for a container's request: heap, size of a file written, CPU time.
+/// A push of a few hundred bytes can declare a delta that inflates to any size, and a body
+/// cut short once left git spinning; these bound what one request can take from the host.
+const REQUEST_LIMITS: [&str; 3] = ["--data=4294967296", "--fsize=2147483648", "--cpu=1800"];
+
+/// [`command`] under [`REQUEST_LIMITS`] (through `prlimit`); `None` when there is no
+/// `prlimit` on this host, for the gate serves no request without its limits.
+pub(crate) fn limited_command() -> Option<Command> {
+    let prlimit = PRLIMIT.iter().find(|p| Path::new(p).is_file())?;
+    let mut command = Command::new(prlimit);
+    command
+        .args(REQUEST_LIMITS)
+        .args(["--", "git"])
+        .args(GATE_CONFIG.iter().flat_map(|c| ["-c", c]))
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    for var in terok_core::env::SECRET_VARS {
+        command.env_remove(var);
+    }
+    Some(command)
+}
+
+/// Whether this host has what [`limited_command`] needs.
+pub fn request_limits_available() -> bool {
+    PRLIMIT.iter().any(|p| Path::new(p).is_file())
 }
 
 /// `git` as the user runs it (their configuration, credential helpers, SSH keys), for what
@@ -80,6 +120,37 @@ async fn output_of(
     let output = cmd.args(args).output().await.map_err(GateError::NoGit)?;
     if output.status.success() {
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    } else {
+        Err(GateError::Git {
+            command: args.join(" "),
+            stderr: terok_core::text::printable(String::from_utf8_lossy(&output.stderr).trim())
+                .into_owned(),
+        })
+    }
+}
+
+/// Runs `git args…` in `dir` with `input` on its stdin.
+pub(crate) async fn run_with_input(
+    dir: &Path,
+    args: &[&str],
+    input: &[u8],
+) -> Result<(), GateError> {
+    use tokio::io::AsyncWriteExt;
+    let mut child = command()
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(GateError::NoGit)?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(input).await.map_err(GateError::NoGit)?;
+    }
+    let output = child.wait_with_output().await.map_err(GateError::NoGit)?;
+    if output.status.success() {
+        Ok(())
     } else {
         Err(GateError::Git {
             command: args.join(" "),

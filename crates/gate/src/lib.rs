@@ -21,6 +21,7 @@ mod server;
 mod tokens;
 
 pub use error::GateError;
+pub use git::request_limits_available;
 pub use mirror::{BACKUP_PREFIX, Mirror, MirrorStore, Push, repo_name};
-pub use server::{MAX_BODY_BYTES, REALM, router, task_router};
+pub use server::{MAX_BODY_BYTES, MAX_GIT_RUNS, REALM, router, task_router};
 pub use tokens::{TOKEN_PREFIX, TokenGrant, TokenStore, is_gate_token};

@@ -16,6 +16,11 @@ use crate::git;
 
 /// Where dropped tips are kept: `refs/terok/backup/<ref without refs/>/<unix time>-<short id>`.
 pub const BACKUP_PREFIX: &str = "refs/terok/backup/";
+/// Where the mirror keeps the source's branches as the last sync saw them: hidden from
+/// clients, and the branches pushes may not move.
+pub(crate) const SOURCE_PREFIX: &str = "refs/terok/source/heads/";
+/// The gate's own refs: never backed up or logged as an agent's.
+const OWN_PREFIX: &str = "refs/terok/";
 
 /// The mirrors under one directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,6 +129,7 @@ impl MirrorStore {
         ] {
             git::run(Some(&partial), &["config", key, value]).await?;
         }
+        record_source_branches(&partial).await?;
         fs_err::rename(&partial, &dir).map_err(|e| GateError::State {
             path: dir.clone(),
             detail: e.to_string(),
@@ -215,7 +221,16 @@ impl MirrorStore {
         let refspec = format!("refs/heads/{branch}:refs/heads/{}", to.unwrap_or(branch));
         git::run_as_user(
             Some(&dir),
-            &["push", "--porcelain", "--", &source, &refspec],
+            // Only the branch: no tag an agent left, no submodule, whatever the user's config.
+            &[
+                "push",
+                "--no-follow-tags",
+                "--no-recurse-submodules",
+                "--porcelain",
+                "--",
+                &source,
+                &refspec,
+            ],
             &self.user_env,
         )
         .await
@@ -234,6 +249,7 @@ impl MirrorStore {
                 source,
                 "+refs/heads/*:refs/heads/*",
                 "+refs/tags/*:refs/tags/*",
+                &format!("+refs/heads/*:{SOURCE_PREFIX}*"),
             ],
             &self.user_env,
         )
@@ -299,12 +315,12 @@ pub(crate) async fn record_pushes(
     };
     for (name, new) in &after {
         let old = before.get(name.as_str()).copied();
-        if !name.starts_with(BACKUP_PREFIX) && old != Some(new.as_str()) {
+        if !name.starts_with(OWN_PREFIX) && old != Some(new.as_str()) {
             push(name, old, Some(new));
         }
     }
     for (name, old) in &before {
-        if !name.starts_with(BACKUP_PREFIX) && !after.iter().any(|(n, _)| n == name) {
+        if !name.starts_with(OWN_PREFIX) && !after.iter().any(|(n, _)| n == name) {
             push(name, Some(old), None);
         }
     }
@@ -324,16 +340,31 @@ pub(crate) async fn record_pushes(
         })
 }
 
+/// Records the mirror's branches, just cloned, as the source's (under [`SOURCE_PREFIX`]).
+async fn record_source_branches(dir: &Path) -> Result<(), GateError> {
+    let updates: String = git::refs(dir)
+        .await?
+        .into_iter()
+        .filter_map(|(name, id)| {
+            let branch = name.strip_prefix("refs/heads/")?;
+            Some(format!("update {SOURCE_PREFIX}{branch} {id}\n"))
+        })
+        .collect();
+    git::run_with_input(dir, &["update-ref", "--stdin"], updates.as_bytes()).await
+}
+
 /// Keeps under [`BACKUP_PREFIX`] every tip of `before` that the repository at `dir` no longer
-/// contains at the same ref (deleted, or moved to a commit that does not contain it).
+/// contains at the same ref (deleted, or moved to a commit that does not contain it), as
+/// `refs/terok/backup/<unix time>-<random>/<ref>`: a name of its own for each backup run, so
+/// no ref an agent makes can stand in a backup's way.
 pub(crate) async fn back_up_dropped(
     dir: &Path,
     before: &[(String, String)],
 ) -> Result<(), GateError> {
     let after: BTreeMap<String, String> = git::refs(dir).await?.into_iter().collect();
-    let now = terok_core::time::unix_now();
+    let mut dropped = Vec::new();
     for (name, old) in before {
-        if name.starts_with(BACKUP_PREFIX) {
+        if name.starts_with(OWN_PREFIX) {
             continue;
         }
         let kept = match after.get(name) {
@@ -342,15 +373,24 @@ pub(crate) async fn back_up_dropped(
             None => false,
         };
         if !kept {
-            let short = &old[..old.len().min(12)];
-            let backup = format!(
-                "{BACKUP_PREFIX}{}/{now}-{short}",
-                name.trim_start_matches("refs/")
-            );
-            git::run(Some(dir), &["update-ref", &backup, old]).await?;
+            dropped.push((name, old));
         }
     }
-    Ok(())
+    if dropped.is_empty() {
+        return Ok(());
+    }
+    let mut nonce = [0u8; 4];
+    getrandom::fill(&mut nonce).map_err(|_| GateError::Rng)?;
+    let run = format!(
+        "{BACKUP_PREFIX}{}-{}",
+        terok_core::time::unix_now(),
+        hex::encode(nonce)
+    );
+    let updates: String = dropped
+        .iter()
+        .map(|(name, old)| format!("create {run}/{name} {old}\n"))
+        .collect();
+    git::run_with_input(dir, &["update-ref", "--stdin"], updates.as_bytes()).await
 }
 
 #[cfg(test)]

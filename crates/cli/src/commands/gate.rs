@@ -38,7 +38,7 @@ fn list(ctx: &Context, args: &GateListArgs) -> miette::Result<Status> {
         return Ok(Status::Ok);
     }
     for repo in &repos {
-        print!("{}", repo_text(repo));
+        print_lines(&repo_text(repo));
     }
     println!(
         "Review with `terok-executor gate diff <task>`, then `terok-executor gate promote <task> <branch>`."
@@ -74,15 +74,14 @@ fn repo_text(repo: &GateRepo) -> String {
 fn diff(ctx: &Context, args: &GateDiffArgs) -> miette::Result<Status> {
     let GateDiffArgs { target, branch } = args;
     let (branch, diff) = ctx.block_on(ctx.executor()?.gate_diff(target, branch.as_deref()))??;
-    println!("# {branch}");
-    print!("{diff}");
+    print_lines(&format!("# {branch}\n{diff}"));
     Ok(Status::Ok)
 }
 
 fn promote(ctx: &Context, args: &GatePromoteArgs) -> miette::Result<Status> {
     let GatePromoteArgs { target, branch, to } = args;
     let report = ctx.block_on(ctx.executor()?.gate_promote(target, branch, to.as_deref()))??;
-    print!("{report}");
+    print_lines(&report);
     println!(
         "Promoted {branch} to the remote as {}.",
         to.as_deref().unwrap_or(branch)
@@ -95,6 +94,14 @@ fn sync(ctx: &Context, args: &GateSyncArgs) -> miette::Result<Status> {
     let dir = ctx.block_on(ctx.executor()?.gate_sync(target))??;
     println!("Synced {}.", dir.display());
     Ok(Status::Ok)
+}
+
+/// `text` line by line, with what an agent wrote (commit messages, file contents, branch
+/// names) unable to move the cursor or hide a line on the user's terminal.
+fn print_lines(text: &str) {
+    for line in text.lines() {
+        println!("{}", terok_core::text::printable(line));
+    }
 }
 
 fn serve_task(ctx: &Context, args: &GateServeTaskArgs) -> miette::Result<Status> {

@@ -302,7 +302,8 @@ impl<R: ContainerRuntime> Executor<R> {
     }
 }
 
-/// Whether this host has what the gate needs: git and its `http-backend`; what is missing.
+/// Whether this host has what the gate needs: git, its `http-backend`, and `prlimit` to bound
+/// what each request's git may take; what is missing.
 pub fn gate_tools_missing() -> Vec<String> {
     let mut git = std::process::Command::new("git");
     git.arg("--exec-path");
@@ -313,12 +314,84 @@ pub fn gate_tools_missing() -> Vec<String> {
     match exec_path {
         Ok(out) if out.status.success() => {
             let dir = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-            if Path::new(&dir).join("git-http-backend").is_file() {
-                Vec::new()
-            } else {
-                vec![format!("git-http-backend (not in {dir})")]
+            let mut missing = Vec::new();
+            if !Path::new(&dir).join("git-http-backend").is_file() {
+                missing.push(format!("git-http-backend (not in {dir})"));
             }
+            if !terok_gate::request_limits_available() {
+                missing.push("prlimit (util-linux)".to_owned());
+            }
+            missing
         }
         _ => vec!["git".to_owned()],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn git_urls_are_gated_by_default_and_directories_only_when_asked() {
+        let url = RepoSource::GitUrl("https://example.org/acme/widget.git".into());
+        let plan = plan_gate(&url, None, GateMode::Online).unwrap().unwrap();
+        assert_eq!(
+            (plan.source.as_str(), plan.mode),
+            ("https://example.org/acme/widget.git", GateMode::Online)
+        );
+        assert_eq!(
+            plan_gate(&url, Some(false), GateMode::Gatekeeping).unwrap(),
+            None
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let local = RepoSource::Local(dir.path().to_path_buf());
+        assert_eq!(
+            plan_gate(&local, None, GateMode::Gatekeeping).unwrap(),
+            None
+        );
+        assert!(matches!(
+            plan_gate(&local, Some(true), GateMode::Gatekeeping),
+            Err(ExecutorError::GateNotARepository(_))
+        ));
+        std::fs::create_dir(dir.path().join(".git")).unwrap();
+        assert!(
+            plan_gate(&local, Some(true), GateMode::Gatekeeping)
+                .unwrap()
+                .is_some()
+        );
+        assert!(matches!(
+            plan_gate(&local, Some(true), GateMode::Online),
+            Err(ExecutorError::GateOnlineNeedsUrl(_))
+        ));
+    }
+
+    #[test]
+    fn gatekeeping_points_origin_at_the_gate_and_online_at_the_remote() {
+        let open = |mode| OpenGate {
+            task: TaskGate {
+                repo: "widget-1a2b3c4d".into(),
+                source: "https://example.org/acme/widget.git".into(),
+                mode,
+                token: "terok-g-0123456789abcdef0123456789abcdef".into(),
+            },
+            wiring: GateWiring {
+                host_socket_dir: "/run/terok/gate/x".into(),
+                token: "terok-g-0123456789abcdef0123456789abcdef".into(),
+            },
+        };
+        let gate_url =
+            "http://terok-g-0123456789abcdef0123456789abcdef@localhost:9418/widget-1a2b3c4d.git";
+        assert_eq!(
+            open(GateMode::Gatekeeping).repo_env(),
+            (gate_url.to_owned(), None)
+        );
+        assert_eq!(
+            open(GateMode::Online).repo_env(),
+            (
+                "https://example.org/acme/widget.git".to_owned(),
+                Some(gate_url.to_owned())
+            )
+        );
     }
 }
