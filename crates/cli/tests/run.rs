@@ -547,6 +547,7 @@ fn setup_is_idempotent_and_check_reports_what_is_missing() {
       storage                ok (overlay)
       vault                  FAIL (not running)
       shield                 ok (allowlist: nft, nsenter and the hook are here; dnsmasq keeps domains current)
+      gate                   ok (git, git-http-backend and prlimit are here)
       image L0               FAIL (terok-l0:localhost-terok-no-such-base-1 not built)
       image L1               FAIL (terok-l1-cli:localhost-terok-no-such-base-1-claude not built)
     Run: terok-executor setup
@@ -613,6 +614,7 @@ fn setup_check_warns_about_vfs_storage_with_the_fix() {
         then run `podman system reset` (it removes every image and container of this user) and
         `terok-executor setup`. See the README's rootless section.
       shield                 ok (allowlist: nft, nsenter and the hook are here; dnsmasq keeps domains current)
+      gate                   ok (git, git-http-backend and prlimit are here)
     All prerequisites met.
     "#);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));

@@ -223,7 +223,7 @@ pub fn gate_check() -> HostCheck {
     HostCheck::new(
         "gate",
         if missing.is_empty() {
-            Ok("git and git-http-backend are here".to_owned())
+            Ok("git, git-http-backend and prlimit are here".to_owned())
         } else {
             Err(format!(
                 "missing {} (Debian: apt-get install git); until then run with --no-gate",
