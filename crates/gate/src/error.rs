@@ -28,6 +28,9 @@ pub enum GateError {
     /// The OS random source failed.
     #[error("cannot draw a random token")]
     Rng,
+    /// Another push or sync held the mirror's lock for longer than one waits.
+    #[error("the mirror {} is busy with another push or sync", .0.display())]
+    Busy(PathBuf),
     /// A repository name the gate does not serve.
     #[error("no gate repository `{0}`")]
     UnknownRepo(String),

@@ -12,28 +12,42 @@ use crate::error::GateError;
 /// dropped (an agent that could delete them could lose work for good).
 pub(crate) const HIDDEN_REFS: &str = "refs/terok";
 
-/// The configuration of every git the gate runs for a container: no hook, the backups and the
-/// source's refs out of reach.
-const GATE_CONFIG: [&str; 3] = [
+/// The configuration of every git the gate runs: no hook; no replace ref (a pushed one
+/// could make the review show other commits than promotion sends); no automatic gc or
+/// maintenance (which could prune what a backup is about to keep); and fetches see only
+/// branches and tags (not a local source's stash or remote-tracking refs, not the backups).
+const GATE_CONFIG: [&str; 9] = [
     "core.hooksPath=/dev/null",
-    "transfer.hideRefs=refs/terok",
+    "core.useReplaceRefs=false",
     "receive.fsckObjects=true",
+    "receive.autogc=false",
+    "gc.auto=0",
+    "maintenance.auto=false",
+    "uploadpack.hideRefs=refs",
+    "uploadpack.hideRefs=!refs/heads",
+    "uploadpack.hideRefs=!refs/tags",
 ];
 
-/// `git` with the gate's safety settings: repository hooks off, the backups hidden from
-/// fetches and pushes, no global or system config, no terminal prompts.
-pub(crate) fn command() -> Command {
-    let mut command = Command::new("git");
+/// The environment every git of the gate's runs in: no global or system config, no
+/// terminal prompts, no replace objects, none of terok's secrets.
+fn isolate(command: &mut Command) {
     command
         .args(GATE_CONFIG.iter().flat_map(|c| ["-c", c]))
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
         .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_NO_REPLACE_OBJECTS", "1")
         .stdin(Stdio::null())
         .kill_on_drop(true);
     for var in terok_core::env::SECRET_VARS {
         command.env_remove(var);
     }
+}
+
+/// `git` with the gate's safety settings ([`GATE_CONFIG`], [`isolate`]).
+pub(crate) fn command() -> Command {
+    let mut command = Command::new("git");
+    isolate(&mut command);
     command
 }
 
@@ -50,18 +64,8 @@ const REQUEST_LIMITS: [&str; 3] = ["--data=4294967296", "--fsize=2147483648", "-
 pub(crate) fn limited_command() -> Option<Command> {
     let prlimit = PRLIMIT.iter().find(|p| Path::new(p).is_file())?;
     let mut command = Command::new(prlimit);
-    command
-        .args(REQUEST_LIMITS)
-        .args(["--", "git"])
-        .args(GATE_CONFIG.iter().flat_map(|c| ["-c", c]))
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    for var in terok_core::env::SECRET_VARS {
-        command.env_remove(var);
-    }
+    command.args(REQUEST_LIMITS).args(["--", "git"]);
+    isolate(&mut command);
     Some(command)
 }
 
@@ -77,6 +81,8 @@ pub(crate) fn user_command() -> Command {
     let mut command = Command::new("git");
     command
         .args(["-c", "core.hooksPath=/dev/null"])
+        // What is promoted is what the review showed.
+        .env("GIT_NO_REPLACE_OBJECTS", "1")
         .stdin(Stdio::null())
         .kill_on_drop(true);
     for var in terok_core::env::SECRET_VARS {
@@ -101,7 +107,9 @@ pub(crate) async fn run_as_user(
 ) -> Result<String, GateError> {
     let mut cmd = user_command();
     if let Some(env) = user_env {
-        cmd.env_clear().envs(env.iter().map(|(k, v)| (k, v)));
+        cmd.env_clear()
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .env("GIT_NO_REPLACE_OBJECTS", "1");
         for var in terok_core::env::SECRET_VARS {
             cmd.env_remove(var);
         }

@@ -7,9 +7,9 @@
 //!   push would drop kept under `refs/terok/backup/`.
 //! - [`TokenStore`]: per-task tokens (`terok-g-` and 128 random bits), each bound to one
 //!   repository, revoked when the task ends.
-//! - [`router`]: the HTTP front to `git http-backend`: only the smart-protocol routes of a
+//! - [`front`]: the HTTP front to `git http-backend`: only the smart-protocol routes of a
 //!   repository, HTTP Basic with the token as user name, repository hooks never run, request
-//!   bodies bounded.
+//!   bodies bounded in size and time, pushes to the agent's own branches only.
 
 // Test code writes its fixtures directly; shipped code writes through terok_core::secure_fs.
 #![cfg_attr(test, allow(clippy::disallowed_methods, clippy::unwrap_used))]
@@ -22,6 +22,8 @@ mod tokens;
 
 pub use error::GateError;
 pub use git::request_limits_available;
-pub use mirror::{BACKUP_PREFIX, Mirror, MirrorStore, Push, repo_name};
-pub use server::{MAX_BODY_BYTES, MAX_GIT_RUNS, REALM, router, task_router};
+pub use mirror::{BACKUP_PREFIX, Backup, Mirror, MirrorStore, Push, Synced, repo_name};
+pub use server::{
+    GateFront, GateLimits, MAX_BODY_BYTES, MAX_GIT_RUNS, PushesInFlight, REALM, front, router,
+};
 pub use tokens::{TOKEN_PREFIX, TokenGrant, TokenStore, is_gate_token};

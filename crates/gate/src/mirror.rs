@@ -2,10 +2,12 @@
 //! gate's directory, made with `git clone --mirror` and refreshed by fetching the source's
 //! branches and tags. Nothing is ever lost: a tip that a refresh or a push would drop (a branch
 //! deleted, or moved to a commit that does not contain it) is first kept under
-//! [`BACKUP_PREFIX`].
+//! [`BACKUP_PREFIX`]. Pushes and syncs of one mirror take its lock, so none changes refs while
+//! another is taking stock of them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -14,7 +16,8 @@ use terok_core::secure_fs;
 use crate::error::GateError;
 use crate::git;
 
-/// Where dropped tips are kept: `refs/terok/backup/<ref without refs/>/<unix time>-<short id>`.
+/// Where dropped tips are kept: `refs/terok/backup/<unix time>-<random>/<n>`, the ref each
+/// was at in the mirror's backup log ([`MirrorStore::backups`]).
 pub const BACKUP_PREFIX: &str = "refs/terok/backup/";
 /// Where the mirror keeps the source's branches as the last sync saw them: hidden from
 /// clients, and the branches pushes may not move.
@@ -87,13 +90,12 @@ impl MirrorStore {
         self.repo_dir(name).join("HEAD").is_file()
     }
 
-    /// Mirror `name` of `source` (a URL or a local repository), made or refreshed; its
-    /// directory.
-    pub async fn sync(&self, name: &str, source: &str) -> Result<PathBuf, GateError> {
+    /// Mirror `name` of `source` (a URL or a local repository), made or refreshed.
+    pub async fn sync(&self, name: &str, source: &str) -> Result<Synced, GateError> {
         let dir = self.repo_dir(name);
         if self.exists(name) {
-            self.refresh(&dir, source).await?;
-            return Ok(dir);
+            let blocked = self.refresh(&dir, source).await?;
+            return Ok(Synced { dir, blocked });
         }
         secure_fs::ensure_private_dir(&self.root).map_err(|e| GateError::State {
             path: self.root.clone(),
@@ -134,7 +136,10 @@ impl MirrorStore {
             path: dir.clone(),
             detail: e.to_string(),
         })?;
-        Ok(dir)
+        Ok(Synced {
+            dir,
+            blocked: Vec::new(),
+        })
     }
 
     /// Every mirror, with its source, branches and what agents pushed.
@@ -178,14 +183,12 @@ impl MirrorStore {
 
     /// What agents pushed to mirror `name`, oldest first.
     pub fn pushes(&self, name: &str) -> Vec<Push> {
-        secure_fs::read_nofollow(&self.repo_dir(name).join(PUSH_LOG))
-            .map(|bytes| {
-                String::from_utf8_lossy(&bytes)
-                    .lines()
-                    .filter_map(|line| serde_json::from_str(line).ok())
-                    .collect()
-            })
-            .unwrap_or_default()
+        read_log(&self.repo_dir(name).join(PUSH_LOG))
+    }
+
+    /// The tips kept under [`BACKUP_PREFIX`] in mirror `name`, oldest first.
+    pub fn backups(&self, name: &str) -> Vec<Backup> {
+        read_log(&self.repo_dir(name).join(BACKUP_LOG))
     }
 
     /// What branch `branch` of mirror `name` changes against the mirror's default branch: the
@@ -237,29 +240,178 @@ impl MirrorStore {
     }
 
     /// Fetches the source's branches and tags into the mirror (an agent's branch of another
-    /// name stays); tips the fetch drops are backed up first.
-    async fn refresh(&self, dir: &Path, source: &str) -> Result<(), GateError> {
+    /// name stays), under the mirror's lock; tips that drops are backed up first, even when
+    /// the fetch failed half-way. The source's branches whose names a pushed branch is in the
+    /// way of are left as they were and returned.
+    async fn refresh(&self, dir: &Path, source: &str) -> Result<Vec<String>, GateError> {
+        let _lock = lock_mirror(dir, LOCK_WAIT).await?;
         let before = git::refs(dir).await?;
-        git::run_as_user(
+        // Into the gate's own namespace first: nothing an agent pushed can conflict there.
+        // Pruned there (and among tags, which only the source sets), never among branches,
+        // whatever the user's `fetch.prune` says.
+        let fetched = git::run_as_user(
             Some(dir),
             &[
                 "fetch",
                 "--quiet",
+                "--prune",
+                "--no-write-fetch-head",
                 "--",
                 source,
-                "+refs/heads/*:refs/heads/*",
-                "+refs/tags/*:refs/tags/*",
                 &format!("+refs/heads/*:{SOURCE_PREFIX}*"),
+                "+refs/tags/*:refs/tags/*",
             ],
             &self.user_env,
         )
-        .await?;
-        back_up_dropped(dir, &before).await
+        .await;
+        let moved = match fetched {
+            Ok(_) => move_branches_to_source(dir).await,
+            Err(err) => Err(err),
+        };
+        back_up_dropped(dir, &before).await?;
+        moved
     }
+}
+
+/// A mirror made or refreshed by [`MirrorStore::sync`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Synced {
+    /// Its bare repository.
+    pub dir: PathBuf,
+    /// The source's branches the refresh left as they were, because a branch an agent pushed
+    /// is in the way of the name (`a` against the source's `a/b`, or the reverse).
+    pub blocked: Vec<String>,
+}
+
+/// The mirror's lock file, shared by every process that pushes to it or syncs it.
+const LOCK_FILE: &str = "terok-push.lock";
+/// How long a sync waits for a push (or another sync) of the same mirror.
+const LOCK_WAIT: Duration = Duration::from_secs(5 * 60);
+
+/// Takes the lock of the mirror at `dir`, waiting at most `wait` for whoever holds it.
+pub(crate) async fn lock_mirror(dir: &Path, wait: Duration) -> Result<std::fs::File, GateError> {
+    let path = dir.join(LOCK_FILE);
+    let file = secure_fs::open_lock_file(&path).map_err(|e| GateError::State {
+        path: path.clone(),
+        detail: e.to_string(),
+    })?;
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) => {}
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(GateError::State {
+                    path,
+                    detail: e.to_string(),
+                });
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(GateError::Busy(dir.to_path_buf()));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Sets each branch of the mirror to the source's tip (as just fetched under
+/// [`SOURCE_PREFIX`]), but for those a pushed branch is in the way of; their names.
+async fn move_branches_to_source(dir: &Path) -> Result<Vec<String>, GateError> {
+    let refs = git::refs(dir).await?;
+    let names: BTreeSet<&str> = refs.iter().map(|(name, _)| name.as_str()).collect();
+    let tips: BTreeMap<&str, &str> = refs
+        .iter()
+        .map(|(name, id)| (name.as_str(), id.as_str()))
+        .collect();
+    let mut updates = String::new();
+    let mut blocked = Vec::new();
+    for (name, id) in &refs {
+        let Some(branch) = name.strip_prefix(SOURCE_PREFIX) else {
+            continue;
+        };
+        let target = format!("refs/heads/{branch}");
+        if tips.get(target.as_str()) == Some(&id.as_str()) {
+            continue;
+        }
+        if name_is_taken(&names, &target) {
+            blocked.push(branch.to_owned());
+        } else {
+            updates.push_str(&format!("update {target} {id}\n"));
+        }
+    }
+    if !updates.is_empty() {
+        git::run_with_input(dir, &["update-ref", "--stdin"], updates.as_bytes()).await?;
+    }
+    Ok(blocked)
+}
+
+/// Whether a ref in `names` stands in the way of creating `target`: one below it
+/// (`target/…`), or one that is a leading part of it.
+fn name_is_taken(names: &BTreeSet<&str>, target: &str) -> bool {
+    let below = format!("{target}/");
+    let has_below = names
+        .range(below.as_str()..)
+        .next()
+        .is_some_and(|name| name.starts_with(&below));
+    let has_above = target
+        .match_indices('/')
+        .skip(2)
+        .any(|(at, _)| names.contains(&target[..at]));
+    has_below || has_above
 }
 
 /// The log of what agents pushed, in each mirror: one JSON line per changed ref.
 const PUSH_LOG: &str = "terok-pushes.jsonl";
+/// The log of the backups, in each mirror: one JSON line per tip kept.
+const BACKUP_LOG: &str = "terok-backups.jsonl";
+
+/// The JSON lines of the log at `path` (none when it does not exist yet).
+fn read_log<T: serde::de::DeserializeOwned>(path: &Path) -> Vec<T> {
+    secure_fs::read_nofollow(path)
+        .map(|bytes| {
+            String::from_utf8_lossy(&bytes)
+                .lines()
+                .filter_map(|line| serde_json::from_str(line).ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Appends `lines` (JSON lines) to the log at `path`.
+fn append_log(path: &Path, lines: &str) -> Result<(), GateError> {
+    use std::io::Write;
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let state = |detail: String| GateError::State {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let mut file = secure_fs::open_append(path).map_err(|e| state(e.to_string()))?;
+    file.write_all(lines.as_bytes())
+        .map_err(|e| state(e.to_string()))
+}
+
+/// The task that last pushed each ref of the mirror at `dir`, by its push log.
+pub(crate) fn last_pushers(dir: &Path) -> BTreeMap<String, String> {
+    read_log::<Push>(&dir.join(PUSH_LOG))
+        .into_iter()
+        .map(|push| (push.reference, push.task))
+        .collect()
+}
+
+/// A tip kept under [`BACKUP_PREFIX`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Backup {
+    /// The backup ref (`refs/terok/backup/1764900000-9f3a01c2/0`).
+    pub backup: String,
+    /// The ref the tip was at (`refs/heads/agent/fix`).
+    pub reference: String,
+    /// The tip.
+    pub id: String,
+    /// When it was dropped, seconds since the epoch.
+    pub unix: i64,
+}
 
 /// One ref an agent's push changed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -299,7 +451,7 @@ pub(crate) async fn record_pushes(
         .iter()
         .map(|(name, id)| (name.as_str(), id.as_str()))
         .collect();
-    let after = git::refs(dir).await?;
+    let after: BTreeMap<String, String> = git::refs(dir).await?.into_iter().collect();
     let now = terok_core::time::unix_now();
     let mut lines = String::new();
     let mut push = |reference: &str, old: Option<&str>, new: Option<&str>| {
@@ -320,24 +472,11 @@ pub(crate) async fn record_pushes(
         }
     }
     for (name, old) in &before {
-        if !name.starts_with(OWN_PREFIX) && !after.iter().any(|(n, _)| n == name) {
+        if !name.starts_with(OWN_PREFIX) && !after.contains_key(*name) {
             push(name, Some(old), None);
         }
     }
-    if lines.is_empty() {
-        return Ok(());
-    }
-    use std::io::Write;
-    let log = dir.join(PUSH_LOG);
-    let mut file = secure_fs::open_append(&log).map_err(|e| GateError::State {
-        path: log.clone(),
-        detail: e.to_string(),
-    })?;
-    file.write_all(lines.as_bytes())
-        .map_err(|e| GateError::State {
-            path: log,
-            detail: e.to_string(),
-        })
+    append_log(&dir.join(PUSH_LOG), &lines)
 }
 
 /// Records the mirror's branches, just cloned, as the source's (under [`SOURCE_PREFIX`]).
@@ -353,24 +492,34 @@ async fn record_source_branches(dir: &Path) -> Result<(), GateError> {
     git::run_with_input(dir, &["update-ref", "--stdin"], updates.as_bytes()).await
 }
 
+/// How many moved refs a backup asks git about (is the old tip in the new one?); the tips
+/// of any more are kept without asking, so a push of many refs cannot make the gate run git
+/// once for each.
+const MAX_ANCESTRY_CHECKS: usize = 64;
+
 /// Keeps under [`BACKUP_PREFIX`] every tip of `before` that the repository at `dir` no longer
 /// contains at the same ref (deleted, or moved to a commit that does not contain it), as
-/// `refs/terok/backup/<unix time>-<random>/<ref>`: a name of its own for each backup run, so
-/// no ref an agent makes can stand in a backup's way.
+/// `refs/terok/backup/<unix time>-<random>/<n>` with the ref it was at in the backup log:
+/// short names of the gate's own, so no ref an agent makes (of any name or length) can stand
+/// in a backup's way.
 pub(crate) async fn back_up_dropped(
     dir: &Path,
     before: &[(String, String)],
 ) -> Result<(), GateError> {
     let after: BTreeMap<String, String> = git::refs(dir).await?.into_iter().collect();
     let mut dropped = Vec::new();
+    let mut checks = 0;
     for (name, old) in before {
         if name.starts_with(OWN_PREFIX) {
             continue;
         }
         let kept = match after.get(name) {
             Some(new) if new == old => true,
-            Some(new) => git::is_ancestor(dir, old, new).await,
-            None => false,
+            Some(new) if checks < MAX_ANCESTRY_CHECKS => {
+                checks += 1;
+                git::is_ancestor(dir, old, new).await
+            }
+            Some(_) | None => false,
         };
         if !kept {
             dropped.push((name, old));
@@ -381,21 +530,45 @@ pub(crate) async fn back_up_dropped(
     }
     let mut nonce = [0u8; 4];
     getrandom::fill(&mut nonce).map_err(|_| GateError::Rng)?;
-    let run = format!(
-        "{BACKUP_PREFIX}{}-{}",
-        terok_core::time::unix_now(),
-        hex::encode(nonce)
-    );
-    let updates: String = dropped
+    let now = terok_core::time::unix_now();
+    let run = format!("{BACKUP_PREFIX}{now}-{}", hex::encode(nonce));
+    let backups: Vec<Backup> = dropped
         .iter()
-        .map(|(name, old)| format!("create {run}/{name} {old}\n"))
+        .enumerate()
+        .map(|(n, (name, old))| Backup {
+            backup: format!("{run}/{n}"),
+            reference: (*name).clone(),
+            id: (*old).clone(),
+            unix: now,
+        })
         .collect();
-    git::run_with_input(dir, &["update-ref", "--stdin"], updates.as_bytes()).await
+    let updates: String = backups
+        .iter()
+        .map(|b| format!("create {} {}\n", b.backup, b.id))
+        .collect();
+    git::run_with_input(dir, &["update-ref", "--stdin"], updates.as_bytes()).await?;
+    let lines: String = backups
+        .iter()
+        .map(|b| serde_json::to_string(b).unwrap_or_default() + "\n")
+        .collect();
+    append_log(&dir.join(BACKUP_LOG), &lines)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_name_is_taken_by_a_ref_below_or_above_it() {
+        let names: BTreeSet<&str> = ["refs/heads/agent/fix", "refs/heads/a", "refs/heads/ab"]
+            .into_iter()
+            .collect();
+        assert!(name_is_taken(&names, "refs/heads/agent"));
+        assert!(name_is_taken(&names, "refs/heads/a/b"));
+        assert!(!name_is_taken(&names, "refs/heads/ag"));
+        assert!(!name_is_taken(&names, "refs/heads/abc"));
+        assert!(!name_is_taken(&names, "refs/heads/agent/fix"));
+    }
 
     #[test]
     fn names_are_url_safe_and_distinct_per_source() {

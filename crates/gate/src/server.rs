@@ -4,10 +4,12 @@
 //! the repository asked for (→ 403), only `/<repo>.git/{info/refs,HEAD,git-upload-pack,
 //! git-receive-pack}` exist (→ 404), a malformed `Content-Length` is refused (→ 400) and no
 //! body may exceed [`MAX_BODY_BYTES`] (→ 413). Repository hooks never run; what a push drops
-//! is kept under [`crate::BACKUP_PREFIX`].
+//! is kept under [`crate::BACKUP_PREFIX`]. A push may change only branches: not the source's,
+//! not another task's, never a tag or any other ref.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -19,8 +21,9 @@ use futures_util::StreamExt;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdout};
 
+use crate::error::GateError;
 use crate::git;
-use crate::mirror::{MirrorStore, back_up_dropped, record_pushes};
+use crate::mirror::{MirrorStore, back_up_dropped, last_pushers, lock_mirror, record_pushes};
 use crate::tokens::{TokenGrant, TokenStore};
 
 /// The realm of the gate's `WWW-Authenticate` challenge.
@@ -35,33 +38,87 @@ struct Gate {
     tokens: TokenStore,
     /// The one task whose tokens this front admits (a task's own socket), or any task.
     task: Option<String>,
+    limits: GateLimits,
     /// Places for git runs: a request waits for one, so a task cannot start git (and its
     /// memory) without bound.
     runs: Arc<tokio::sync::Semaphore>,
+    /// Held (shared) by every push until its bookkeeping is done; see [`PushesInFlight`].
+    pushes: Arc<tokio::sync::RwLock<()>>,
 }
 
 /// git runs one front serves at once.
 pub const MAX_GIT_RUNS: usize = 4;
 
-/// The gate's routes over `mirrors`, admitting every live token of `tokens`.
-pub fn router(mirrors: MirrorStore, tokens: TokenStore) -> Router {
-    Router::new().fallback(handle).with_state(Arc::new(Gate {
-        mirrors,
-        tokens,
-        task: None,
-        runs: Arc::new(tokio::sync::Semaphore::new(MAX_GIT_RUNS)),
-    }))
+/// How long the parts of a request may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GateLimits {
+    /// The longest a push may take, its body, git and all (→ 408).
+    pub push: Duration,
+    /// The longest a request body may pause between two pieces (the request fails).
+    pub body_idle: Duration,
+    /// The longest a push waits for another push or sync of the same mirror (→ 503).
+    pub lock_wait: Duration,
 }
 
-/// The gate's routes for one task's socket: only the live tokens of `task` are admitted, so a
-/// token that leaked from another task is refused here even for its own repository.
-pub fn task_router(mirrors: MirrorStore, tokens: TokenStore, task: &str) -> Router {
-    Router::new().fallback(handle).with_state(Arc::new(Gate {
+impl Default for GateLimits {
+    fn default() -> Self {
+        Self {
+            push: Duration::from_secs(15 * 60),
+            body_idle: Duration::from_secs(60),
+            lock_wait: Duration::from_secs(5 * 60),
+        }
+    }
+}
+
+/// A front of the gate: its routes, and the pushes it has under way.
+#[derive(Debug)]
+pub struct GateFront {
+    /// The routes, to serve on a listener.
+    pub router: Router,
+    /// What a server waits on before it exits.
+    pub pushes: PushesInFlight,
+}
+
+/// The pushes of a front whose bookkeeping (backing up, logging) is not done yet.
+#[derive(Debug, Clone)]
+pub struct PushesInFlight(Arc<tokio::sync::RwLock<()>>);
+
+impl PushesInFlight {
+    /// Returns once no push is under way: a server that stops serving waits for this, so no
+    /// push is cut off between git changing refs and the gate backing up what it dropped.
+    /// Pushes that arrive meanwhile wait until it has returned.
+    pub async fn finished(&self) {
+        let _all = self.0.write().await;
+    }
+}
+
+/// A front of the gate over `mirrors`, admitting the live tokens of `tokens` — those of
+/// `task` only, when given (a task's own socket, so a token that leaked from another task is
+/// refused there even for its own repository).
+pub fn front(
+    mirrors: MirrorStore,
+    tokens: TokenStore,
+    task: Option<&str>,
+    limits: GateLimits,
+) -> GateFront {
+    let pushes = Arc::new(tokio::sync::RwLock::new(()));
+    let gate = Gate {
         mirrors,
         tokens,
-        task: Some(task.to_owned()),
+        task: task.map(str::to_owned),
+        limits,
         runs: Arc::new(tokio::sync::Semaphore::new(MAX_GIT_RUNS)),
-    }))
+        pushes: Arc::clone(&pushes),
+    };
+    GateFront {
+        router: Router::new().fallback(handle).with_state(Arc::new(gate)),
+        pushes: PushesInFlight(pushes),
+    }
+}
+
+/// The routes of a front admitting every live token of `tokens`, with the default limits.
+pub fn router(mirrors: MirrorStore, tokens: TokenStore) -> Router {
+    front(mirrors, tokens, None, GateLimits::default()).router
 }
 
 /// One of the routes git's smart HTTP protocol uses.
@@ -201,9 +258,25 @@ async fn handle(State(gate): State<Arc<Gate>>, request: Request) -> Response {
         repo: repo.to_owned(),
         service,
         grant,
+        limits: gate.limits,
         place,
     };
-    match cgi.run(request).await {
+    let served = match service {
+        // Spawned: a client that goes away mid-push does not cut the push's bookkeeping
+        // short — what git changed is backed up and logged whatever happens to the request.
+        Service::ReceivePack => {
+            let in_flight = Arc::clone(&gate.pushes).read_owned().await;
+            tokio::spawn(async move {
+                let answer = cgi.receive(request).await;
+                drop(in_flight);
+                answer
+            })
+            .await
+            .unwrap_or(Err(StatusCode::INTERNAL_SERVER_ERROR))
+        }
+        _ => cgi.serve(request).await,
+    };
+    match served {
         Ok(response) => response,
         Err(status) => plain(status, "the gate could not serve this request"),
     }
@@ -215,32 +288,22 @@ struct Cgi {
     repo: String,
     service: Service,
     grant: TokenGrant,
+    limits: GateLimits,
     /// Its place among the front's git runs, held until git is done.
     place: tokio::sync::OwnedSemaphorePermit,
 }
 
 impl Cgi {
-    async fn run(self, request: Request) -> Result<Response, StatusCode> {
-        match self.service {
-            // Spawned: a client that goes away mid-push does not cut the push's bookkeeping
-            // short — what git changed is backed up and logged whatever happens to the request.
-            Service::ReceivePack => tokio::spawn(self.receive(request))
-                .await
-                .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?,
-            _ => self.serve(request).await,
-        }
-    }
-
     /// A fetch: git's answer streamed back.
     async fn serve(self, request: Request) -> Result<Response, StatusCode> {
         let (parts, body) = request.into_parts();
-        let mut child = self.spawn(&parts.headers, parts.uri.query().unwrap_or(""), &[])?;
+        let mut child = self.spawn(&parts.headers, parts.uri.query().unwrap_or(""), None)?;
         let group = ProcessGroup::of(&child);
         let stdin = child
             .stdin
             .take()
             .ok_or(StatusCode::INTERNAL_SERVER_ERROR)?;
-        tokio::spawn(feed(body, stdin));
+        tokio::spawn(feed(body, stdin, self.limits.body_idle));
         let mut stdout = BufReader::new(
             child
                 .stdout
@@ -257,42 +320,60 @@ impl Cgi {
             .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)
     }
 
-    /// A push, under the mirror's lock (no other push moves its refs meanwhile): git applies
-    /// it, refused where it would change a branch or tag of the source; then every tip it
-    /// dropped is backed up and every ref it changed logged, even when the request failed.
+    /// A push, under the mirror's lock (no other push or sync moves its refs meanwhile): git
+    /// applies it, refused where it would change anything but a branch of the agent's own;
+    /// then every tip it dropped is backed up and every ref it changed logged, even when the
+    /// request failed. One deadline bounds it all, body included.
     async fn receive(self, request: Request) -> Result<Response, StatusCode> {
         let (parts, body) = request.into_parts();
         let dir = self.root.join(format!("{}.git", self.repo));
-        let _lock = lock_mirror(&dir).await?;
+        let _lock = lock_mirror(&dir, self.limits.lock_wait)
+            .await
+            .map_err(|err| match err {
+                GateError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            })?;
         let before = git::refs(&dir)
             .await
             .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
-        let hidden = source_refs(&before);
-        let mut child = self.spawn(&parts.headers, parts.uri.query().unwrap_or(""), &hidden)?;
+        let config = write_receive_config(&dir, &refused_refs(&dir, &before, &self.grant.task))?;
+        let mut child = self.spawn(
+            &parts.headers,
+            parts.uri.query().unwrap_or(""),
+            Some(&config),
+        )?;
         let group = ProcessGroup::of(&child);
         let stdin = child
             .stdin
             .take()
             .ok_or(StatusCode::INTERNAL_SERVER_ERROR)?;
-        let feeding = tokio::spawn(feed(body, stdin));
+        let mut feeding = tokio::spawn(feed(body, stdin, self.limits.body_idle));
         let stdout = child
             .stdout
             .take()
             .ok_or(StatusCode::INTERNAL_SERVER_ERROR)?;
+        let deadline = tokio::time::Instant::now() + self.limits.push;
         let answered =
-            tokio::time::timeout(PUSH_LIMIT, answer_whole(BufReader::new(stdout), &mut child))
+            tokio::time::timeout_at(deadline, answer_whole(BufReader::new(stdout), &mut child))
                 .await
                 .unwrap_or(Err(StatusCode::REQUEST_TIMEOUT));
-        // Whatever is left of git (an early end of the body, the deadline) goes now.
+        // Whatever is left of git (an early end of the body, the deadline) goes now, and so
+        // does a body still coming: git reads to its end, so it can only be a failed push's.
         drop(group);
-        let fed = feeding.await;
+        let fed = match tokio::time::timeout(FEED_SETTLE, &mut feeding).await {
+            Ok(Ok(fed)) => fed,
+            _ => {
+                feeding.abort();
+                Err(BodyError::Broken)
+            }
+        };
         let kept = back_up_dropped(&dir, &before).await;
         let logged = record_pushes(&dir, &self.grant.task, &before).await;
         let (status, headers, answer) = answered?;
         match fed {
-            Ok(Ok(())) => {}
-            Ok(Err(BodyError::TooLarge)) => return Err(StatusCode::PAYLOAD_TOO_LARGE),
-            _ => return Err(StatusCode::BAD_REQUEST),
+            Ok(()) => {}
+            Err(BodyError::TooLarge) => return Err(StatusCode::PAYLOAD_TOO_LARGE),
+            Err(BodyError::Broken) => return Err(StatusCode::BAD_REQUEST),
         }
         if kept.is_err() || logged.is_err() {
             return Err(StatusCode::INTERNAL_SERVER_ERROR);
@@ -310,7 +391,7 @@ impl Cgi {
         &self,
         headers: &HeaderMap,
         query: &str,
-        hidden: &[String],
+        receive_config: Option<&Path>,
     ) -> Result<Child, StatusCode> {
         let header = |name: header::HeaderName| {
             headers
@@ -323,8 +404,9 @@ impl Cgi {
         command
             .args(["-c", "http.getanyfile=false"])
             .args(["-c", &format!("receive.maxInputSize={MAX_BODY_BYTES}")]);
-        for reference in hidden {
-            command.args(["-c", &format!("receive.hideRefs={reference}")]);
+        if let Some(config) = receive_config {
+            // A file, not `-c`: the list can be longer than one environment variable holds.
+            command.env("GIT_CONFIG_GLOBAL", config);
         }
         // No CONTENT_LENGTH: given one, git loops forever on a body that ends early; without
         // it, git reads to the end of what the gate feeds, which the gate bounds itself.
@@ -359,29 +441,46 @@ impl Cgi {
     }
 }
 
-/// The longest a push may take, body and all.
-const PUSH_LIMIT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+/// How long a push waits for its body's feeder once git is done with it.
+const FEED_SETTLE: Duration = Duration::from_secs(1);
 
-/// The refs of the mirror's source (its branches, as the last sync saw them, and every tag):
-/// hidden from pushes, so an agent can neither move a branch another task clones or a review
-/// diffs against, nor push a tag that promotion would carry along.
-fn source_refs(refs: &[(String, String)]) -> Vec<String> {
-    let mut hidden = vec!["refs/tags".to_owned()];
-    hidden.extend(refs.iter().filter_map(|(name, _)| {
+/// The refs a push by `task` may not change: every ref but branches (`receive.hideRefs`
+/// takes prefixes, the last match winning), then the source's branches (as the last sync
+/// saw them: an agent cannot move a branch another task clones or a review diffs against),
+/// then the branches another task pushed last (a task cannot add to what will be reviewed as
+/// another's work).
+fn refused_refs(dir: &Path, refs: &[(String, String)], task: &str) -> Vec<String> {
+    let mut refused = vec!["refs".to_owned(), "!refs/heads".to_owned()];
+    refused.extend(refs.iter().filter_map(|(name, _)| {
         name.strip_prefix(crate::mirror::SOURCE_PREFIX)
             .map(|branch| format!("refs/heads/{branch}"))
     }));
-    hidden
+    let pushers = last_pushers(dir);
+    refused.extend(
+        refs.iter()
+            .map(|(name, _)| name)
+            .filter(|name| name.starts_with("refs/heads/"))
+            .filter(|name| pushers.get(*name).is_some_and(|pusher| pusher != task))
+            .cloned(),
+    );
+    refused
 }
 
-/// The mirror's push lock, shared by every task's server (each a process of its own).
-async fn lock_mirror(dir: &std::path::Path) -> Result<std::fs::File, StatusCode> {
-    let path = dir.join("terok-push.lock");
-    tokio::task::spawn_blocking(move || terok_core::secure_fs::lock_exclusive(&path))
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .ok_or(StatusCode::INTERNAL_SERVER_ERROR)
+/// Writes the configuration of a push's git (`receive.hideRefs`, one per ref of `refused`)
+/// into the mirror, where the mirror's lock keeps it the push's own; its path.
+fn write_receive_config(dir: &Path, refused: &[String]) -> Result<PathBuf, StatusCode> {
+    let mut config = String::from("[receive]\n");
+    for reference in refused {
+        // Quoted: a ref name may hold `#` or `;`, which would start a comment; never `\`.
+        config.push_str(&format!(
+            "\thideRefs = \"{}\"\n",
+            reference.replace('"', "\\\"")
+        ));
+    }
+    let path = dir.join("terok-receive.config");
+    terok_core::secure_fs::write_atomic(&path, config.as_bytes(), 0o600)
+        .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
+    Ok(path)
 }
 
 /// A CGI answer read whole: status, headers, body; git waited for.
@@ -430,11 +529,19 @@ enum BodyError {
 }
 
 /// Copies the request body to git's stdin; an error when it exceeds [`MAX_BODY_BYTES`] (git
-/// then sees its input end early and fails the push) or breaks off.
-async fn feed(body: Body, mut stdin: tokio::process::ChildStdin) -> Result<(), BodyError> {
+/// then sees its input end early and fails the push), breaks off, or pauses longer than
+/// `idle`.
+async fn feed(
+    body: Body,
+    mut stdin: tokio::process::ChildStdin,
+    idle: Duration,
+) -> Result<(), BodyError> {
     let mut stream = body.into_data_stream();
     let mut total: u64 = 0;
-    while let Some(chunk) = stream.next().await {
+    while let Some(chunk) = tokio::time::timeout(idle, stream.next())
+        .await
+        .map_err(|_| BodyError::Broken)?
+    {
         let chunk = chunk.map_err(|_| BodyError::Broken)?;
         total += chunk.len() as u64;
         if total > MAX_BODY_BYTES {

@@ -12,7 +12,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use terok_gate::{BACKUP_PREFIX, MirrorStore, TokenStore, repo_name, router, task_router};
+use terok_gate::{BACKUP_PREFIX, GateLimits, MirrorStore, TokenStore, front, repo_name};
 
 /// A test directory with a "remote", the gate's mirrors and tokens, and git isolated from the
 /// user's configuration.
@@ -22,10 +22,15 @@ struct Fixture {
     tokens: TokenStore,
     name: String,
     addr: SocketAddr,
+    pushes: terok_gate::PushesInFlight,
 }
 
 impl Fixture {
     async fn new() -> Self {
+        Self::with_limits(GateLimits::default()).await
+    }
+
+    async fn with_limits(limits: GateLimits) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let fixture_home = dir.path().join("home");
         std::fs::create_dir_all(&fixture_home).unwrap();
@@ -40,7 +45,8 @@ impl Fixture {
         let name = repo_name(&remote.to_string_lossy());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let app = router(mirrors.clone(), tokens.clone());
+        let gate = front(mirrors.clone(), tokens.clone(), None, limits);
+        let app = gate.router;
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         let fixture = Self {
             dir,
@@ -48,6 +54,7 @@ impl Fixture {
             tokens,
             name,
             addr,
+            pushes: gate.pushes,
         };
         fixture.git(
             None,
@@ -211,24 +218,18 @@ async fn a_push_lands_in_the_mirror_and_never_on_the_remote() {
             &["push", "--quiet", "--force", "origin", "agent/fix"],
         );
     });
-    let backups = f.git(
-        Some(&mirror),
-        &[
-            "for-each-ref",
-            "--format=%(refname) %(objectname)",
-            BACKUP_PREFIX,
-        ],
-    );
-    assert!(
-        backups.lines().any(|l| l.starts_with(BACKUP_PREFIX)
-            && l.contains("/refs/heads/agent/fix ")
-            && l.ends_with(&pushed)),
-        "{backups}"
-    );
+    let backups = f.mirrors.backups(&f.name);
+    let backup = backups
+        .iter()
+        .find(|b| b.reference == "refs/heads/agent/fix" && b.id == pushed)
+        .unwrap_or_else(|| panic!("the old tip is backed up: {backups:?}"))
+        .backup
+        .clone();
+    assert!(backup.starts_with(BACKUP_PREFIX), "{backup}");
+    assert_eq!(f.tip(&mirror, &backup).as_deref(), Some(pushed.as_str()));
 
     // The backups are out of the agent's reach: not advertised, and a push that would delete
     // or move one is refused.
-    let backup = backups.split_whitespace().next().unwrap().to_owned();
     let (deleted, advertised) = tokio::task::block_in_place(|| {
         let delete = fixture.git_output(Some(&work), &["push", "origin", &format!(":{backup}")]);
         let overwrite =
@@ -344,7 +345,13 @@ async fn requests_without_a_valid_token_or_route_are_refused() {
     // A task's own socket admits only that task's tokens, even for the right repository.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let task_b = listener.local_addr().unwrap();
-    let app = task_router(f.mirrors.clone(), f.tokens.clone(), "terok-executor-b");
+    let app = front(
+        f.mirrors.clone(),
+        f.tokens.clone(),
+        Some("terok-executor-b"),
+        GateLimits::default(),
+    )
+    .router;
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let (status, answer) = tokio::task::block_in_place(|| {
         let mut stream = TcpStream::connect(task_b).unwrap();
@@ -443,20 +450,13 @@ async fn a_push_cut_short_is_still_backed_up_and_leaves_no_git_behind() {
         left = git_processes_in(&root);
     }
     assert!(left.is_empty(), "git left running: {left:?}");
-    let backups = f.git(
-        Some(&mirror),
-        &[
-            "for-each-ref",
-            "--format=%(refname) %(objectname)",
-            BACKUP_PREFIX,
-        ],
-    );
     if f.tip(&mirror, "refs/heads/victim").is_none() {
+        let backups = f.mirrors.backups(&f.name);
         assert!(
             backups
-                .lines()
-                .any(|l| l.contains("/refs/heads/victim ") && l.ends_with(&main)),
-            "the deleted branch is backed up: {backups}"
+                .iter()
+                .any(|b| b.reference == "refs/heads/victim" && b.id == main),
+            "the deleted branch is backed up: {backups:?}"
         );
         assert!(
             f.mirrors
@@ -514,4 +514,399 @@ async fn an_agent_cannot_move_the_sources_branches_or_push_tags() {
         ))
     });
     assert_eq!(status, 403, "{answer}");
+}
+
+/// Clones the fixture's mirror through the gate with `token` into `<test dir>/<dir>`; its path.
+fn clone_as(f: &Fixture, token: &str, dir: &str) -> PathBuf {
+    let work = f.dir.path().join(dir);
+    f.git(
+        None,
+        &[
+            "clone",
+            "--quiet",
+            &f.url(token, &f.name),
+            &work.to_string_lossy(),
+        ],
+    );
+    work
+}
+
+/// Commits a file of `name` in `work`; the new tip.
+fn commit_in(f: &Fixture, work: &Path, name: &str) -> String {
+    std::fs::write(work.join(name), format!("{name}\n")).unwrap();
+    f.git(Some(work), &["add", "."]);
+    f.git(Some(work), &["commit", "--quiet", "-m", name]);
+    f.tip(work, "HEAD").unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_changes_only_branches_and_never_another_tasks() {
+    let f = Fixture::new().await;
+    let mirror = f.mirrors.repo_dir(&f.name);
+    let main = f.tip(&mirror, "refs/heads/main").unwrap();
+    let token_a = f.tokens.mint(&f.name, "terok-executor-a").unwrap();
+    let token_b = f.tokens.mint(&f.name, "terok-executor-b").unwrap();
+    tokio::task::block_in_place(|| {
+        let work = clone_as(&f, &token_a, "work-a");
+        let forged = commit_in(&f, &work, "evil.sh");
+        // A replace ref would make the review show `main`'s commit where promotion sends
+        // another; notes, pull and remote-tracking refs are no branch either.
+        for target in [
+            format!("refs/replace/{main}"),
+            "refs/notes/commits".to_owned(),
+            "refs/pull/1/head".to_owned(),
+            "refs/remotes/origin/main".to_owned(),
+            "refs/terok/source/heads/main".to_owned(),
+        ] {
+            let out = f.git_output(Some(&work), &["push", "origin", &format!("HEAD:{target}")]);
+            assert!(!out.status.success(), "a push made {target}");
+            assert_ne!(
+                f.tip(&mirror, &target).as_deref(),
+                Some(forged.as_str()),
+                "{target} in the mirror"
+            );
+        }
+        f.git(Some(&work), &["push", "--quiet", "origin", "HEAD:agent/a"]);
+
+        // Task B sees A's branch, but cannot add to it (it would be reviewed as A's work)
+        // or delete it; its own branch it can push.
+        let work_b = clone_as(&f, &token_b, "work-b");
+        f.git(Some(&work_b), &["checkout", "--quiet", "agent/a"]);
+        commit_in(&f, &work_b, "more.sh");
+        let onto_a = f.git_output(Some(&work_b), &["push", "origin", "HEAD:agent/a"]);
+        assert!(!onto_a.status.success(), "task B moved task A's branch");
+        let deleted = f.git_output(Some(&work_b), &["push", "origin", ":agent/a"]);
+        assert!(!deleted.status.success(), "task B deleted task A's branch");
+        assert_eq!(
+            f.tip(&mirror, "refs/heads/agent/a").as_deref(),
+            Some(forged.as_str())
+        );
+        f.git(
+            Some(&work_b),
+            &["push", "--quiet", "origin", "HEAD:agent/b"],
+        );
+        // A still moves its own.
+        commit_in(&f, &work, "again.sh");
+        f.git(Some(&work), &["push", "--quiet", "origin", "HEAD:agent/a"]);
+    });
+    // The review ignores replace refs whatever the mirror holds.
+    f.git(
+        Some(&mirror),
+        &[
+            "update-ref",
+            "refs/replace/0000000000000000000000000000000000000000",
+            &main,
+        ],
+    );
+    let diff = f.mirrors.diff(&f.name, "agent/a").await.unwrap();
+    assert!(
+        diff.contains("evil.sh") && diff.contains("again.sh"),
+        "{diff}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_sees_only_the_sources_branches_and_tags() {
+    let f = Fixture::new().await;
+    let remote = f.remote();
+    let main = f.tip(&remote, "refs/heads/main").unwrap();
+    // What a local repository holds besides: a stash, remote-tracking refs, notes.
+    for reference in [
+        "refs/stash",
+        "refs/remotes/upstream/secret",
+        "refs/notes/commits",
+    ] {
+        f.git(Some(&remote), &["update-ref", reference, &main]);
+    }
+    f.git(Some(&remote), &["tag", "v1", &main]);
+    // A mirror made now, from what the source holds now.
+    std::fs::remove_dir_all(f.mirrors.repo_dir(&f.name)).unwrap();
+    f.mirrors
+        .sync(&f.name, &remote.to_string_lossy())
+        .await
+        .unwrap();
+    let token = f.tokens.mint(&f.name, "terok-executor-a").unwrap();
+    let url = f.url(&token, &f.name);
+    let listed = tokio::task::block_in_place(|| f.git(None, &["ls-remote", &url]));
+    let names: Vec<&str> = listed
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    assert_eq!(
+        names,
+        ["HEAD", "refs/heads/main", "refs/tags/v1"],
+        "{listed}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deletion_is_backed_up_whatever_the_length_of_the_names() {
+    let f = Fixture::new().await;
+    let mirror = f.mirrors.repo_dir(&f.name);
+    let main = f.tip(&mirror, "refs/heads/main").unwrap();
+    // A branch whose file path is just short of what the kernel takes (its lock file too):
+    // a backup named after it would be too long to create.
+    let room = 4090 - mirror.join("refs/heads/").to_string_lossy().len() - ".lock".len();
+    let long: String = (0..room)
+        .map(|i| if i % 200 == 199 { '/' } else { 'x' })
+        .collect::<String>()
+        .trim_end_matches('/')
+        .to_owned();
+    f.git(
+        Some(&mirror),
+        &["update-ref", &format!("refs/heads/{long}"), &main],
+    );
+    f.git(Some(&mirror), &["update-ref", "refs/heads/victim", &main]);
+    let token = f.tokens.mint(&f.name, "terok-executor-a").unwrap();
+    tokio::task::block_in_place(|| {
+        let work = clone_as(&f, &token, "work");
+        f.git(
+            Some(&work),
+            &[
+                "push",
+                "--quiet",
+                "origin",
+                ":refs/heads/victim",
+                &format!(":refs/heads/{long}"),
+            ],
+        );
+    });
+    assert_eq!(f.tip(&mirror, "refs/heads/victim"), None);
+    let kept = f.git(Some(&mirror), &["for-each-ref", BACKUP_PREFIX]);
+    assert_eq!(kept.lines().count(), 2, "both deletions backed up: {kept}");
+    let backups = f.mirrors.backups(&f.name);
+    for reference in ["refs/heads/victim".to_owned(), format!("refs/heads/{long}")] {
+        let backup = backups
+            .iter()
+            .find(|b| b.reference == reference)
+            .unwrap_or_else(|| panic!("{reference} in the backup log"));
+        assert_eq!(
+            f.tip(&mirror, &backup.backup).as_deref(),
+            Some(main.as_str())
+        );
+    }
+}
+
+/// Starts a push that deletes `refs/heads/victim` and then sends no more of its body, the
+/// connection held open until `release` is dropped or sent to; what the gate answered.
+fn stall_a_push(
+    f: &Fixture,
+    token: &str,
+    main: &str,
+) -> (std::sync::mpsc::Sender<()>, std::thread::JoinHandle<String>) {
+    let zero = "0".repeat(40);
+    let commands = format!(
+        "{}0000",
+        pkt(&format!(
+            "{main} {zero} refs/heads/victim\0report-status delete-refs\n"
+        ))
+    );
+    let head = format!(
+        "POST /{}.git/git-receive-pack HTTP/1.1\r\nHost: gate\r\nAuthorization: Basic {}\r\n\
+         Content-Type: application/x-git-receive-pack-request\r\n\
+         Transfer-Encoding: chunked\r\n\r\n{:x}\r\n{commands}\r\n",
+        f.name,
+        basic(token),
+        commands.len()
+    );
+    let addr = f.addr;
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let client = std::thread::spawn(move || {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream.write_all(head.as_bytes()).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_millis(200)))
+            .unwrap();
+        let mut answer = Vec::new();
+        let limit = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while released.try_recv() == Err(std::sync::mpsc::TryRecvError::Empty)
+            && std::time::Instant::now() < limit
+        {
+            let mut buf = [0u8; 4096];
+            if let Ok(n) = stream.read(&mut buf) {
+                answer.extend_from_slice(&buf[..n]);
+            }
+        }
+        String::from_utf8_lossy(&answer).into_owned()
+    });
+    (release, client)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_push_lets_go_of_the_mirror() {
+    let f = Fixture::with_limits(GateLimits {
+        body_idle: std::time::Duration::from_secs(1),
+        ..GateLimits::default()
+    })
+    .await;
+    let mirror = f.mirrors.repo_dir(&f.name);
+    let main = f.tip(&mirror, "refs/heads/main").unwrap();
+    f.git(Some(&mirror), &["update-ref", "refs/heads/victim", &main]);
+    let token = f.tokens.mint(&f.name, "terok-executor-a").unwrap();
+    let work = tokio::task::block_in_place(|| clone_as(&f, &token, "work"));
+    let (release, stalled) = stall_a_push(&f, &token, &main);
+    // Another push, while the first holds its connection open and sends nothing: it must
+    // not wait for it (`timeout` ends it if it does).
+    let out = tokio::task::block_in_place(|| {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let mut cmd = Command::new("timeout");
+        cmd.args(["30", "git", "-C"])
+            .arg(&work)
+            .args(["push", "--quiet", "origin", "HEAD:agent/next"])
+            .env("HOME", f.dir.path().join("home"))
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null");
+        cmd.output().unwrap()
+    });
+    drop(release);
+    let answer = stalled.join().unwrap();
+    assert!(
+        out.status.success(),
+        "the second push waited on the stalled one: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        answer.starts_with("HTTP/1.1 4"),
+        "the stalled push: {answer}"
+    );
+    // What the stalled push deleted is backed up all the same.
+    if f.tip(&mirror, "refs/heads/victim").is_none() {
+        assert!(
+            f.mirrors
+                .backups(&f.name)
+                .iter()
+                .any(|b| b.reference == "refs/heads/victim")
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_front_that_stops_waits_for_the_push_under_way() {
+    let f = Fixture::with_limits(GateLimits {
+        body_idle: std::time::Duration::from_secs(2),
+        ..GateLimits::default()
+    })
+    .await;
+    let mirror = f.mirrors.repo_dir(&f.name);
+    let main = f.tip(&mirror, "refs/heads/main").unwrap();
+    f.git(Some(&mirror), &["update-ref", "refs/heads/victim", &main]);
+    let token = f.tokens.mint(&f.name, "terok-executor-a").unwrap();
+    let (release, stalled) = stall_a_push(&f, &token, &main);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let pushes = f.pushes.clone();
+    let finished = tokio::spawn(async move { pushes.finished().await });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !finished.is_finished(),
+        "the push under way was not waited for"
+    );
+    finished.await.unwrap();
+    // By then the push's bookkeeping is done: its deletion is logged and backed up.
+    drop(release);
+    let _ = stalled.join();
+    if f.tip(&mirror, "refs/heads/victim").is_none() {
+        assert!(
+            f.mirrors
+                .backups(&f.name)
+                .iter()
+                .any(|b| b.reference == "refs/heads/victim")
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_keeps_pushed_branches_and_names_the_sources_it_could_not_take() {
+    let f = Fixture::new().await;
+    // The user's git prunes on every fetch.
+    std::fs::write(
+        f.dir.path().join("home/.gitconfig"),
+        "[fetch]\n\tprune = true\n\tpruneTags = true\n",
+    )
+    .unwrap();
+    let mirror = f.mirrors.repo_dir(&f.name);
+    let token = f.tokens.mint(&f.name, "terok-executor-a").unwrap();
+    let pushed = tokio::task::block_in_place(|| {
+        let work = clone_as(&f, &token, "work");
+        let tip = commit_in(&f, &work, "fix.txt");
+        f.git(
+            Some(&work),
+            &["push", "--quiet", "origin", "HEAD:agent/fix"],
+        );
+        tip
+    });
+    // The source moves main on, and makes a branch whose name the agent's is in the way of.
+    let seed = f.dir.path().join("seed");
+    let remote = f.remote().to_string_lossy().into_owned();
+    let moved = commit_in(&f, &seed, "news.txt");
+    f.git(
+        Some(&seed),
+        &["push", "--quiet", &remote, "main", "main:agent"],
+    );
+    let synced = f.mirrors.sync(&f.name, &remote).await.unwrap();
+    assert_eq!(synced.blocked, ["agent"]);
+    assert_eq!(
+        f.tip(&mirror, "refs/heads/main").as_deref(),
+        Some(moved.as_str())
+    );
+    assert_eq!(
+        f.tip(&mirror, "refs/heads/agent/fix").as_deref(),
+        Some(pushed.as_str()),
+        "the agent's branch survives the user's fetch.prune"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_with_thousands_of_branches_still_takes_pushes() {
+    let f = Fixture::new().await;
+    let remote = f.remote();
+    let main = f.tip(&remote, "refs/heads/main").unwrap();
+    let updates: String = (0..3000)
+        .map(|n| {
+            format!(
+                "create refs/heads/feature/a-rather-long-branch-name-of-the-team-{n:05} {main}\n"
+            )
+        })
+        .collect();
+    let mut child = Command::new("git")
+        .arg("-C")
+        .arg(&remote)
+        .args(["update-ref", "--stdin"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(updates.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    f.mirrors
+        .sync(&f.name, &remote.to_string_lossy())
+        .await
+        .unwrap();
+    let token = f.tokens.mint(&f.name, "terok-executor-a").unwrap();
+    let mirror = f.mirrors.repo_dir(&f.name);
+    let tip = tokio::task::block_in_place(|| {
+        let work = clone_as(&f, &token, "work");
+        let tip = commit_in(&f, &work, "fix.txt");
+        f.git(
+            Some(&work),
+            &["push", "--quiet", "origin", "HEAD:agent/fix"],
+        );
+        let moved = f.git_output(
+            Some(&work),
+            &[
+                "push",
+                "origin",
+                "HEAD:feature/a-rather-long-branch-name-of-the-team-02999",
+            ],
+        );
+        assert!(!moved.status.success(), "a source branch moved");
+        tip
+    });
+    assert_eq!(
+        f.tip(&mirror, "refs/heads/agent/fix").as_deref(),
+        Some(tip.as_str())
+    );
 }

@@ -97,7 +97,13 @@ pub fn row(runs: usize) -> anyhow::Result<Row> {
     let (_stop, stopped) = tokio::sync::oneshot::channel();
     runtime.spawn(terok_vault::listener::serve(
         listener,
-        terok_gate::task_router(mirrors, tokens, TASK),
+        terok_gate::front(
+            mirrors,
+            tokens,
+            Some(TASK),
+            terok_gate::GateLimits::default(),
+        )
+        .router,
         terok_vault::listener::ListenerLimits::default(),
         stopped,
     ));

@@ -91,9 +91,26 @@ fn promote(ctx: &Context, args: &GatePromoteArgs) -> miette::Result<Status> {
 
 fn sync(ctx: &Context, args: &GateSyncArgs) -> miette::Result<Status> {
     let GateSyncArgs { target } = args;
-    let dir = ctx.block_on(ctx.executor()?.gate_sync(target))??;
-    println!("Synced {}.", dir.display());
+    let synced = ctx.block_on(ctx.executor()?.gate_sync(target))??;
+    println!("Synced {}.", synced.dir.display());
+    warn_blocked(&synced.blocked);
     Ok(Status::Ok)
+}
+
+/// The source's branches a sync could not bring into the mirror, and what to do.
+pub(crate) fn warn_blocked(blocked: &[String]) {
+    if blocked.is_empty() {
+        return;
+    }
+    eprintln!(
+        "warning: the mirror keeps its old tip of {} of the source's branches, for a pushed \
+         branch is in the way of the name (`a` against `a/b`): {}",
+        blocked.len(),
+        terok_core::text::printable(&blocked.join(", "))
+    );
+    eprintln!(
+        "  Promote or delete the pushed branch in the mirror, then run `terok-executor gate sync`."
+    );
 }
 
 /// `text` line by line, with what an agent wrote (commit messages, file contents, branch

@@ -223,13 +223,20 @@ fn show_event(progress: &mut BuildProgress, event: RunEvent) {
                 list.join(", ")
             );
         }
-        RunEvent::GateOpened { repo, mode } => eprintln!(
-            "Gate: mirror {repo}, {} (review pushes with `terok-executor gate list`)",
-            match mode {
-                GateMode::Online => "online: origin is the real remote",
-                _ => "gatekeeping: pushes land in the mirror",
-            }
-        ),
+        RunEvent::GateOpened {
+            repo,
+            mode,
+            blocked,
+        } => {
+            eprintln!(
+                "Gate: mirror {repo}, {} (review pushes with `terok-executor gate list`)",
+                match mode {
+                    GateMode::Online => "online: origin is the real remote",
+                    _ => "gatekeeping: pushes land in the mirror",
+                }
+            );
+            super::gate::warn_blocked(&blocked);
+        }
         RunEvent::Launching { name, .. } => eprintln!("Container: {name}"),
         _ => {}
     }

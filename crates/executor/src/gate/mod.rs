@@ -51,6 +51,8 @@ pub(crate) struct GatePlan {
 pub(crate) struct OpenGate {
     pub task: TaskGate,
     pub wiring: GateWiring,
+    /// The source's branches the mirror could not take (see [`terok_gate::Synced`]).
+    pub blocked: Vec<String>,
 }
 
 impl OpenGate {
@@ -136,7 +138,7 @@ impl<R: ContainerRuntime> Executor<R> {
         socket_uid: Option<u32>,
     ) -> Result<OpenGate, ExecutorError> {
         let repo = repo_name(&plan.source);
-        self.mirror_store().sync(&repo, &plan.source).await?;
+        let synced = self.mirror_store().sync(&repo, &plan.source).await?;
         self.sweep_gate_tokens().await;
         let token = self.gate_tokens().mint(&repo, container)?;
         let task = TaskGate {
@@ -152,6 +154,7 @@ impl<R: ContainerRuntime> Executor<R> {
                     token: task.token.clone(),
                 },
                 task,
+                blocked: synced.blocked,
             }),
             Err(err) => {
                 self.close_gate(container);
@@ -286,8 +289,8 @@ impl<R: ContainerRuntime> Executor<R> {
     }
 
     /// Refreshes the mirror `target` names from its source (what agents pushed under other
-    /// names stays; tips a fetch moves are backed up); its directory.
-    pub async fn gate_sync(&self, target: &str) -> Result<PathBuf, ExecutorError> {
+    /// names stays; tips a fetch moves are backed up).
+    pub async fn gate_sync(&self, target: &str) -> Result<terok_gate::Synced, ExecutorError> {
         let (repo, _) = self.gate_repo_of(target)?;
         let store = self.mirror_store();
         let source = store
@@ -379,6 +382,7 @@ mod tests {
                 host_socket_dir: "/run/terok/gate/x".into(),
                 token: "terok-g-0123456789abcdef0123456789abcdef".into(),
             },
+            blocked: Vec::new(),
         };
         let gate_url =
             "http://terok-g-0123456789abcdef0123456789abcdef@localhost:9418/widget-1a2b3c4d.git";

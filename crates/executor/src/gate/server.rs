@@ -105,17 +105,24 @@ impl<R: ContainerRuntime> Executor<R> {
         };
         let socket = dir.join(GateWiring::SOCKET_NAME);
         let listener = bind(&dir, &socket, socket_uid)?;
-        let app = terok_gate::task_router(self.mirror_store(), self.gate_tokens(), container);
+        let front = terok_gate::front(
+            self.mirror_store(),
+            self.gate_tokens(),
+            Some(container),
+            terok_gate::GateLimits::default(),
+        );
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let serving = tokio::spawn(terok_vault::listener::serve(
             listener,
-            app,
+            front.router,
             terok_vault::listener::ListenerLimits::default(),
             stopped,
         ));
         self.watch_task(container).await;
         let _ = stop.send(());
         let _ = serving.await;
+        // A push under way is backed up and logged before the process ends.
+        front.pushes.finished().await;
         let _ = fs_err::remove_file(&socket);
         let _ = fs_err::remove_dir(&dir);
         Ok(())

@@ -266,6 +266,7 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
         on_event(RunEvent::GateOpened {
             repo: gate.task.repo.clone(),
             mode: gate.task.mode,
+            blocked: gate.blocked.clone(),
         });
         self.gate = Some(gate);
         Ok(())

@@ -211,6 +211,9 @@ pub enum RunEvent {
         repo: String,
         /// How the container uses it.
         mode: GateMode,
+        /// The source's branches left as they were in the mirror: a branch an agent pushed
+        /// is in the way of their names.
+        blocked: Vec<String>,
     },
     /// The vault served routes of an older roster; it serves the roster's now.
     RoutesUpdated {
