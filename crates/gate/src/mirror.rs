@@ -97,48 +97,61 @@ impl MirrorStore {
             let blocked = self.refresh(&dir, source).await?;
             return Ok(Synced { dir, blocked });
         }
+        self.create(name, Some(source)).await?;
+        Ok(Synced {
+            dir,
+            blocked: Vec::new(),
+        })
+    }
+
+    /// Repository `name` for work without a remote (an orchestrator's project that has none
+    /// yet): an empty bare repository agents push to, made unless it exists; its directory.
+    /// With no source, no branch of it is the source's: the first push makes `main`.
+    pub async fn create_remoteless(&self, name: &str) -> Result<PathBuf, GateError> {
+        if !self.exists(name) {
+            self.create(name, None).await?;
+        }
+        Ok(self.repo_dir(name))
+    }
+
+    /// Makes mirror `name`: a mirror clone of `source`, or an empty bare repository. Made
+    /// beside and renamed, so one that fails half-way leaves no mirror behind.
+    async fn create(&self, name: &str, source: Option<&str>) -> Result<(), GateError> {
         secure_fs::ensure_private_dir(&self.root).map_err(|e| GateError::State {
             path: self.root.clone(),
             detail: e.to_string(),
         })?;
-        // Cloned beside and renamed: a clone that fails half-way leaves no mirror behind.
         let partial = self.root.join(format!(".{name}.partial"));
         let _ = fs_err::remove_dir_all(&partial);
-        let cloned = git::run_as_user(
-            None,
-            &[
-                "clone",
-                "--mirror",
-                "--quiet",
-                "--",
-                source,
-                &partial.to_string_lossy(),
-            ],
-            &self.user_env,
-        )
-        .await;
-        if let Err(err) = cloned {
+        let target = partial.to_string_lossy();
+        let made = match source {
+            Some(source) => {
+                let args = ["clone", "--mirror", "--quiet", "--", source, &target];
+                git::run_as_user(None, &args, &self.user_env).await
+            }
+            None => {
+                let args = [
+                    "init",
+                    "--quiet",
+                    "--bare",
+                    "--initial-branch=main",
+                    &target,
+                ];
+                git::run(None, &args).await
+            }
+        };
+        let configured = match made {
+            Ok(_) => configure(&partial).await,
+            Err(err) => Err(err),
+        };
+        if let Err(err) = configured {
             let _ = fs_err::remove_dir_all(&partial);
             return Err(err);
         }
-        // Pushes are the agent's: make the mirror take them, and never answer with a hook.
-        for (key, value) in [
-            ("http.receivepack", "true"),
-            ("receive.denyDeletes", "false"),
-            ("receive.denyNonFastForwards", "false"),
-            ("core.hooksPath", "/dev/null"),
-            ("transfer.hideRefs", git::HIDDEN_REFS),
-        ] {
-            git::run(Some(&partial), &["config", key, value]).await?;
-        }
-        record_source_branches(&partial).await?;
+        let dir = self.repo_dir(name);
         fs_err::rename(&partial, &dir).map_err(|e| GateError::State {
-            path: dir.clone(),
+            path: dir,
             detail: e.to_string(),
-        })?;
-        Ok(Synced {
-            dir,
-            blocked: Vec::new(),
         })
     }
 
@@ -477,6 +490,21 @@ pub(crate) async fn record_pushes(
         }
     }
     append_log(&dir.join(PUSH_LOG), &lines)
+}
+
+/// Makes the new mirror at `dir` take the agents' pushes, never answer with a hook, and know
+/// the source's branches.
+async fn configure(dir: &Path) -> Result<(), GateError> {
+    for (key, value) in [
+        ("http.receivepack", "true"),
+        ("receive.denyDeletes", "false"),
+        ("receive.denyNonFastForwards", "false"),
+        ("core.hooksPath", "/dev/null"),
+        ("transfer.hideRefs", git::HIDDEN_REFS),
+    ] {
+        git::run(Some(dir), &["config", key, value]).await?;
+    }
+    record_source_branches(dir).await
 }
 
 /// Records the mirror's branches, just cloned, as the source's (under [`SOURCE_PREFIX`]).

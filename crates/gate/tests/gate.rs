@@ -910,3 +910,34 @@ async fn a_source_with_thousands_of_branches_still_takes_pushes() {
         Some(tip.as_str())
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repository_without_a_remote_starts_empty_and_takes_the_first_push() {
+    let f = Fixture::new().await;
+    let name = "scratch-0000abcd";
+    let dir = f.mirrors.create_remoteless(name).await.unwrap();
+    assert_eq!(dir, f.mirrors.repo_dir(name));
+    // Made once: a second call keeps what was pushed.
+    let token = f.tokens.mint(name, "terok-executor-a").unwrap();
+    let url = f.url(&token, name);
+    let tip = tokio::task::block_in_place(|| {
+        let work = f.dir.path().join("scratch");
+        f.git(None, &["clone", "--quiet", &url, &work.to_string_lossy()]);
+        f.git(Some(&work), &["checkout", "--quiet", "-b", "main"]);
+        let tip = commit_in(&f, &work, "first.txt");
+        f.git(Some(&work), &["push", "--quiet", "origin", "main"]);
+        tip
+    });
+    f.mirrors.create_remoteless(name).await.unwrap();
+    assert_eq!(
+        f.tip(&dir, "refs/heads/main").as_deref(),
+        Some(tip.as_str())
+    );
+    let listed = f.mirrors.list().await.unwrap();
+    let scratch = listed.iter().find(|m| m.name == name).unwrap();
+    assert_eq!(scratch.source, "");
+    assert_eq!(scratch.pushes.len(), 1, "{:?}", scratch.pushes);
+    // Its hooks never run either: the mirror's configuration is the gate's.
+    let hooks = f.git(Some(&dir), &["config", "--get", "core.hooksPath"]);
+    assert_eq!(hooks.trim(), "/dev/null");
+}
