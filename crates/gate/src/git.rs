@@ -81,6 +81,8 @@ pub(crate) fn user_command() -> Command {
     let mut command = Command::new("git");
     command
         .args(["-c", "core.hooksPath=/dev/null"])
+        // No gc between a fetch and the backup of what it dropped.
+        .args(["-c", "gc.auto=0", "-c", "maintenance.auto=false"])
         // What is promoted is what the review showed.
         .env("GIT_NO_REPLACE_OBJECTS", "1")
         .stdin(Stdio::null())
@@ -182,6 +184,31 @@ pub(crate) async fn refs(dir: &Path) -> Result<Vec<(String, String)>, GateError>
         .collect();
     refs.sort();
     Ok(refs)
+}
+
+/// The names of every ref of the repository at `dir` as git has them: bytes, which need not
+/// be UTF-8 (a name read lossily would not match the ref it came from).
+pub(crate) async fn raw_ref_names(dir: &Path) -> Result<Vec<Vec<u8>>, GateError> {
+    let output = command()
+        .arg("-C")
+        .arg(dir)
+        .args(["for-each-ref", "--format=%(refname)"])
+        .output()
+        .await
+        .map_err(GateError::NoGit)?;
+    if !output.status.success() {
+        return Err(GateError::Git {
+            command: "for-each-ref".to_owned(),
+            stderr: terok_core::text::printable(String::from_utf8_lossy(&output.stderr).trim())
+                .into_owned(),
+        });
+    }
+    Ok(output
+        .stdout
+        .split(|&b| b == b'\n')
+        .filter(|name| !name.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect())
 }
 
 /// Whether commit `old` is an ancestor of `new` in `dir` (a fast-forward).

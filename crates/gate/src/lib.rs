@@ -2,9 +2,9 @@
 //! `origin` is the gate; what the agent pushes lands in the mirror, for a human to review and
 //! promote, and never reaches the remote by itself.
 //!
-//! - [`MirrorStore`]: the mirrors under the state directory (`git clone --mirror`, fetch to
-//!   refresh, a bare repository for a local one without a remote), with every tip a fetch or a
-//!   push would drop kept under `refs/terok/backup/`.
+//! - [`MirrorStore`]: the mirrors under the state directory (the source's branches and tags
+//!   fetched into a bare repository, or an empty one for a project without a remote), with
+//!   every tip a fetch or a push would drop kept under `refs/terok/backup/`.
 //! - [`TokenStore`]: per-task tokens (`terok-g-` and 128 random bits), each bound to one
 //!   repository, revoked when the task ends.
 //! - [`front`]: the HTTP front to `git http-backend`: only the smart-protocol routes of a

@@ -1,6 +1,6 @@
 //! The mirrors: one bare repository per source (a remote URL or a local repository) under the
-//! gate's directory, made with `git clone --mirror` and refreshed by fetching the source's
-//! branches and tags. Nothing is ever lost: a tip that a refresh or a push would drop (a branch
+//! gate's directory, made and refreshed by fetching the source's branches and tags (nothing
+//! else of the source's reaches it). Nothing is ever lost: a tip that a refresh or a push would drop (a branch
 //! deleted, or moved to a commit that does not contain it) is first kept under
 //! [`BACKUP_PREFIX`]. Pushes and syncs of one mirror take its lock, so none changes refs while
 //! another is taking stock of them.
@@ -124,24 +124,20 @@ impl MirrorStore {
         let partial = self.root.join(format!(".{name}.partial"));
         let _ = fs_err::remove_dir_all(&partial);
         let target = partial.to_string_lossy();
-        let made = match source {
-            Some(source) => {
-                let args = ["clone", "--mirror", "--quiet", "--", source, &target];
-                git::run_as_user(None, &args, &self.user_env).await
-            }
-            None => {
-                let args = [
-                    "init",
-                    "--quiet",
-                    "--bare",
-                    "--initial-branch=main",
-                    &target,
-                ];
-                git::run(None, &args).await
-            }
+        let args = [
+            "init",
+            "--quiet",
+            "--bare",
+            "--initial-branch=main",
+            &target,
+        ];
+        let made = match (git::run(None, &args).await, source) {
+            (Ok(_), Some(source)) => self.first_fetch(&partial, source).await,
+            (Ok(_), None) => Ok(()),
+            (Err(err), _) => Err(err),
         };
         let configured = match made {
-            Ok(_) => configure(&partial).await,
+            Ok(()) => configure(&partial).await,
             Err(err) => Err(err),
         };
         if let Err(err) = configured {
@@ -153,6 +149,32 @@ impl MirrorStore {
             path: dir,
             detail: e.to_string(),
         })
+    }
+
+    /// Fills the new, empty mirror at `dir` from `source`: its branches and tags only (not a
+    /// `clone --mirror`, which would bring a local repository's stash, remote-tracking refs
+    /// and notes, and their objects, into what agents fetch from), and its default branch.
+    async fn first_fetch(&self, dir: &Path, source: &str) -> Result<(), GateError> {
+        git::run(Some(dir), &["config", "remote.origin.url", source]).await?;
+        let fetch = [
+            "fetch",
+            "--quiet",
+            "--no-write-fetch-head",
+            "--",
+            source,
+            "+refs/heads/*:refs/heads/*",
+            "+refs/tags/*:refs/tags/*",
+        ];
+        git::run_as_user(Some(dir), &fetch, &self.user_env).await?;
+        let head = ["ls-remote", "--symref", "--", source, "HEAD"];
+        let listed = git::run_as_user(Some(dir), &head, &self.user_env).await?;
+        let default = listed
+            .lines()
+            .find_map(|line| line.strip_prefix("ref: ")?.strip_suffix("\tHEAD"));
+        if let Some(branch) = default.filter(|b| b.starts_with("refs/heads/")) {
+            git::run(Some(dir), &["symbolic-ref", "HEAD", branch]).await?;
+        }
+        Ok(())
     }
 
     /// Every mirror, with its source, branches and what agents pushed.

@@ -336,7 +336,10 @@ impl Cgi {
         let before = git::refs(&dir)
             .await
             .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
-        let config = write_receive_config(&dir, &refused_refs(&dir, &before, &self.grant.task))?;
+        let refused = refused_refs(&dir, &self.grant.task)
+            .await
+            .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
+        let config = write_receive_config(&dir, &refused)?;
         let mut child = self.spawn(
             &parts.headers,
             parts.uri.query().unwrap_or(""),
@@ -404,9 +407,22 @@ impl Cgi {
         command
             .args(["-c", "http.getanyfile=false"])
             .args(["-c", &format!("receive.maxInputSize={MAX_BODY_BYTES}")]);
-        if let Some(config) = receive_config {
-            // A file, not `-c`: the list can be longer than one environment variable holds.
-            command.env("GIT_CONFIG_GLOBAL", config);
+        match receive_config {
+            // A file, not `-c`: the list can be longer than one environment variable holds
+            // (and `-c` would be read after it, overriding it).
+            Some(config) => {
+                command.env("GIT_CONFIG_GLOBAL", config);
+            }
+            // What a push is shown before it starts (`info/refs?service=git-receive-pack`):
+            // branches only, as for a fetch.
+            None => {
+                command.args([
+                    "-c",
+                    "receive.hideRefs=refs",
+                    "-c",
+                    "receive.hideRefs=!refs/heads",
+                ]);
+            }
         }
         // No CONTENT_LENGTH: given one, git loops forever on a body that ends early; without
         // it, git reads to the end of what the gate feeds, which the gate bounds itself.
@@ -444,41 +460,51 @@ impl Cgi {
 /// How long a push waits for its body's feeder once git is done with it.
 const FEED_SETTLE: Duration = Duration::from_secs(1);
 
-/// The refs a push by `task` may not change: every ref but branches (`receive.hideRefs`
-/// takes prefixes, the last match winning), then the source's branches (as the last sync
-/// saw them: an agent cannot move a branch another task clones or a review diffs against),
-/// then the branches another task pushed last (a task cannot add to what will be reviewed as
-/// another's work).
-fn refused_refs(dir: &Path, refs: &[(String, String)], task: &str) -> Vec<String> {
-    let mut refused = vec!["refs".to_owned(), "!refs/heads".to_owned()];
-    refused.extend(refs.iter().filter_map(|(name, _)| {
-        name.strip_prefix(crate::mirror::SOURCE_PREFIX)
-            .map(|branch| format!("refs/heads/{branch}"))
-    }));
+/// The refs a push by `task` may not change (names as git has them: bytes): every ref but
+/// branches (`receive.hideRefs` takes prefixes, the last match winning); the source's
+/// branches (as the last sync saw them: an agent cannot move a branch another task clones or
+/// a review diffs against); the branches another task pushed last (a task cannot add to what
+/// will be reviewed as another's work); and any branch whose name is not UTF-8 (whose pusher
+/// the log, which is text, cannot tell).
+async fn refused_refs(dir: &Path, task: &str) -> Result<Vec<Vec<u8>>, GateError> {
+    let names = git::raw_ref_names(dir).await?;
     let pushers = last_pushers(dir);
-    refused.extend(
-        refs.iter()
-            .map(|(name, _)| name)
-            .filter(|name| name.starts_with("refs/heads/"))
-            .filter(|name| pushers.get(*name).is_some_and(|pusher| pusher != task))
-            .cloned(),
-    );
-    refused
+    let source = crate::mirror::SOURCE_PREFIX.as_bytes();
+    let mut refused = vec![b"refs".to_vec(), b"!refs/heads".to_vec()];
+    for name in &names {
+        if let Some(branch) = name.strip_prefix(source) {
+            refused.push([b"refs/heads/".as_slice(), branch].concat());
+        } else if name.starts_with(b"refs/heads/") {
+            let others = match std::str::from_utf8(name) {
+                Ok(text) => pushers.get(text).is_some_and(|pusher| pusher != task),
+                Err(_) => true,
+            };
+            if others {
+                refused.push(name.clone());
+            }
+        }
+    }
+    Ok(refused)
 }
 
 /// Writes the configuration of a push's git (`receive.hideRefs`, one per ref of `refused`)
 /// into the mirror, where the mirror's lock keeps it the push's own; its path.
-fn write_receive_config(dir: &Path, refused: &[String]) -> Result<PathBuf, StatusCode> {
-    let mut config = String::from("[receive]\n");
+fn write_receive_config(dir: &Path, refused: &[Vec<u8>]) -> Result<PathBuf, StatusCode> {
+    let mut config = b"[receive]\n".to_vec();
     for reference in refused {
-        // Quoted: a ref name may hold `#` or `;`, which would start a comment; never `\`.
-        config.push_str(&format!(
-            "\thideRefs = \"{}\"\n",
-            reference.replace('"', "\\\"")
-        ));
+        // Quoted: a ref name may hold `#` or `;`, which would start a comment; `"` is
+        // escaped; a ref name never holds a backslash or a newline.
+        config.extend_from_slice(b"\thideRefs = \"");
+        for &byte in reference {
+            if byte == b'"' {
+                config.push(b'\\');
+            }
+            config.push(byte);
+        }
+        config.extend_from_slice(b"\"\n");
     }
     let path = dir.join("terok-receive.config");
-    terok_core::secure_fs::write_atomic(&path, config.as_bytes(), 0o600)
+    terok_core::secure_fs::write_atomic(&path, &config, 0o600)
         .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
     Ok(path)
 }

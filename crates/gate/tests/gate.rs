@@ -610,13 +610,21 @@ async fn a_fetch_sees_only_the_sources_branches_and_tags() {
     let f = Fixture::new().await;
     let remote = f.remote();
     let main = f.tip(&remote, "refs/heads/main").unwrap();
-    // What a local repository holds besides: a stash, remote-tracking refs, notes.
+    // What a local repository holds besides: a stash, remote-tracking refs, notes — here a
+    // commit of their own, which no branch or tag reaches.
+    let secret = f
+        .git(
+            Some(&remote),
+            &["commit-tree", &format!("{main}^{{tree}}"), "-m", "secret"],
+        )
+        .trim()
+        .to_owned();
     for reference in [
         "refs/stash",
         "refs/remotes/upstream/secret",
         "refs/notes/commits",
     ] {
-        f.git(Some(&remote), &["update-ref", reference, &main]);
+        f.git(Some(&remote), &["update-ref", reference, &secret]);
     }
     f.git(Some(&remote), &["tag", "v1", &main]);
     // A mirror made now, from what the source holds now.
@@ -637,6 +645,79 @@ async fn a_fetch_sees_only_the_sources_branches_and_tags() {
         ["HEAD", "refs/heads/main", "refs/tags/v1"],
         "{listed}"
     );
+    // They are not in the mirror at all (a fetch by object id could not get them either),
+    // and what a push is shown first lists branches only.
+    let mirror = f.mirrors.repo_dir(&f.name);
+    let exists = f.git_output(Some(&mirror), &["cat-file", "-e", &secret]);
+    assert!(
+        !exists.status.success(),
+        "the stash's commit is in the mirror"
+    );
+    let (status, answer) = tokio::task::block_in_place(|| {
+        f.http(&format!(
+            "GET /{}.git/info/refs?service=git-receive-pack HTTP/1.1\r\nHost: gate\r\n\
+             Authorization: Basic {}\r\nConnection: close\r\n\r\n",
+            f.name,
+            basic(&token)
+        ))
+    });
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains("refs/heads/main"), "{answer}");
+    for hidden in [
+        "refs/stash",
+        "refs/remotes/",
+        "refs/notes/",
+        "refs/tags/",
+        "refs/terok/",
+    ] {
+        assert!(
+            !answer.contains(hidden),
+            "{hidden} shown to a push: {answer}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_branch_whose_name_is_not_utf8_cannot_be_moved() {
+    use std::os::unix::ffi::OsStrExt;
+    let f = Fixture::new().await;
+    let mirror = f.mirrors.repo_dir(&f.name);
+    let main = f.tip(&mirror, "refs/heads/main").unwrap();
+    let odd = std::ffi::OsStr::from_bytes(b"refs/heads/caf\xe9");
+    let git = |dir: &Path, args: &[&std::ffi::OsStr]| {
+        Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(["-c", "user.name=Test", "-c", "user.email=test@example.org"])
+            .args(args)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .output()
+            .unwrap()
+    };
+    // Another task's branch of that name (its pusher is logged under a name that is not it).
+    assert!(
+        git(&mirror, &["update-ref".as_ref(), odd, main.as_ref()])
+            .status
+            .success()
+    );
+    let token = f.tokens.mint(&f.name, "terok-executor-a").unwrap();
+    let moved = tokio::task::block_in_place(|| {
+        let work = clone_as(&f, &token, "work");
+        commit_in(&f, &work, "more.txt");
+        let refspec = [b"HEAD:".as_slice(), odd.as_bytes()].concat();
+        git(
+            &work,
+            &[
+                "push".as_ref(),
+                "origin".as_ref(),
+                std::ffi::OsStr::from_bytes(&refspec),
+            ],
+        )
+    });
+    assert!(!moved.status.success(), "a branch not named in UTF-8 moved");
+    let tip = git(&mirror, &["rev-parse".as_ref(), odd]);
+    assert_eq!(String::from_utf8_lossy(&tip.stdout).trim(), main);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
