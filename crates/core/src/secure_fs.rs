@@ -132,6 +132,19 @@ pub fn open_append(path: &Path) -> Result<File, SecureFsError> {
         .map_err(|err| symlink_or(err, "open", path))
 }
 
+/// Creates the file `path`, which must not exist yet, mode 0600, for reading and writing (a
+/// scratch file: a request body spooled to disk); a symbolic link at `path` is refused.
+pub fn create_new_private(path: &Path) -> Result<File, SecureFsError> {
+    OpenOptions::new()
+        .create_new(true)
+        .read(true)
+        .write(true)
+        .mode(SECRET_FILE_MODE)
+        .custom_flags(nofollow_flag())
+        .open(path)
+        .map_err(|err| symlink_or(err, "create", path))
+}
+
 /// Opens the existing regular file `path` to be rewritten in place (truncated; its inode, and
 /// so any bind mount of it, stays), never through a symlink.
 pub fn open_truncate_existing(path: &Path) -> Result<File, SecureFsError> {

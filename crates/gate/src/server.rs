@@ -17,13 +17,13 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use futures_util::StreamExt;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdout};
 
 use crate::error::GateError;
 use crate::git;
 use crate::mirror::{MirrorStore, back_up_dropped, last_pushers, lock_mirror, record_pushes};
+use crate::spool::{self, BodyError};
 use crate::tokens::{TokenGrant, TokenStore};
 
 /// The realm of the gate's `WWW-Authenticate` challenge.
@@ -297,7 +297,8 @@ impl Cgi {
     /// A fetch: git's answer streamed back.
     async fn serve(self, request: Request) -> Result<Response, StatusCode> {
         let (parts, body) = request.into_parts();
-        let mut child = self.spawn(&parts.headers, parts.uri.query().unwrap_or(""), None)?;
+        let query = parts.uri.query().unwrap_or("");
+        let mut child = self.spawn(&parts.headers, query, None, std::process::Stdio::piped())?;
         let group = ProcessGroup::of(&child);
         let stdin = child
             .stdin
@@ -327,57 +328,51 @@ impl Cgi {
     async fn receive(self, request: Request) -> Result<Response, StatusCode> {
         let (parts, body) = request.into_parts();
         let dir = self.root.join(format!("{}.git", self.repo));
+        let deadline = tokio::time::Instant::now() + self.limits.push;
+        // git never compresses a push, and its command list is read before git runs.
+        if parts.headers.contains_key(header::CONTENT_ENCODING) {
+            return Err(StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        }
+        let spool_dir = self.root.join(SPOOL_DIR);
+        let spooling = spool::spool(body, &spool_dir, self.limits.body_idle);
+        let body = tokio::time::timeout_at(deadline, spooling)
+            .await
+            .unwrap_or(Err(BodyError::Broken))
+            .map_err(refusal)?;
+        let commands = spool::commands(&body).map_err(refusal)?;
         let _lock = lock_mirror(&dir, self.limits.lock_wait)
             .await
             .map_err(|err| match err {
                 GateError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             })?;
+        let rules = push_rules(&dir, &self.grant.task)
+            .await
+            .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
+        if rules.owned + commands.created > MAX_BRANCHES_PER_TASK {
+            return Err(StatusCode::INSUFFICIENT_STORAGE);
+        }
         let before = git::refs(&dir)
             .await
             .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
-        let refused = refused_refs(&dir, &self.grant.task)
-            .await
-            .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
-        let config = write_receive_config(&dir, &refused)?;
-        let mut child = self.spawn(
-            &parts.headers,
-            parts.uri.query().unwrap_or(""),
-            Some(&config),
-        )?;
+        let config = write_receive_config(&dir, &rules.refused)?;
+        let stdin = body.stdin().map_err(refusal)?;
+        let query = parts.uri.query().unwrap_or("");
+        let mut child = self.spawn(&parts.headers, query, Some(&config), stdin)?;
         let group = ProcessGroup::of(&child);
-        let stdin = child
-            .stdin
-            .take()
-            .ok_or(StatusCode::INTERNAL_SERVER_ERROR)?;
-        let mut feeding = tokio::spawn(feed(body, stdin, self.limits.body_idle));
         let stdout = child
             .stdout
             .take()
             .ok_or(StatusCode::INTERNAL_SERVER_ERROR)?;
-        let deadline = tokio::time::Instant::now() + self.limits.push;
         let answered =
             tokio::time::timeout_at(deadline, answer_whole(BufReader::new(stdout), &mut child))
                 .await
                 .unwrap_or(Err(StatusCode::REQUEST_TIMEOUT));
-        // Whatever is left of git (an early end of the body, the deadline) goes now, and so
-        // does a body still coming: git reads to its end, so it can only be a failed push's.
+        // Whatever is left of git (the deadline) goes now.
         drop(group);
-        let fed = match tokio::time::timeout(FEED_SETTLE, &mut feeding).await {
-            Ok(Ok(fed)) => fed,
-            _ => {
-                feeding.abort();
-                Err(BodyError::Broken)
-            }
-        };
         let kept = back_up_dropped(&dir, &before).await;
         let logged = record_pushes(&dir, &self.grant.task, &before).await;
         let (status, headers, answer) = answered?;
-        match fed {
-            Ok(()) => {}
-            Err(BodyError::TooLarge) => return Err(StatusCode::PAYLOAD_TOO_LARGE),
-            Err(BodyError::Broken) => return Err(StatusCode::BAD_REQUEST),
-        }
         if kept.is_err() || logged.is_err() {
             return Err(StatusCode::INTERNAL_SERVER_ERROR);
         }
@@ -395,6 +390,7 @@ impl Cgi {
         headers: &HeaderMap,
         query: &str,
         receive_config: Option<&Path>,
+        stdin: std::process::Stdio,
     ) -> Result<Child, StatusCode> {
         let header = |name: header::HeaderName| {
             headers
@@ -439,7 +435,7 @@ impl Cgi {
             .env("CONTENT_TYPE", header(header::CONTENT_TYPE))
             .env("REMOTE_USER", &self.grant.task)
             .env("REMOTE_ADDR", "127.0.0.1")
-            .stdin(std::process::Stdio::piped())
+            .stdin(stdin)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             // A group of its own, so git's own children (receive-pack, index-pack) go with it.
@@ -457,34 +453,54 @@ impl Cgi {
     }
 }
 
-/// How long a push waits for its body's feeder once git is done with it.
-const FEED_SETTLE: Duration = Duration::from_secs(1);
+/// Where push bodies are spooled, under the mirrors' directory (no route reaches it).
+const SPOOL_DIR: &str = ".spool";
+/// The most branches one task may have pushed last in a mirror: each is one more entry git
+/// checks every other task's push against.
+pub const MAX_BRANCHES_PER_TASK: usize = 1000;
 
-/// The refs a push by `task` may not change (names as git has them: bytes): every ref but
+/// The answer to a push body refused before git ran.
+fn refusal(error: BodyError) -> StatusCode {
+    match error {
+        BodyError::TooLarge | BodyError::TooManyRefs => StatusCode::PAYLOAD_TOO_LARGE,
+        BodyError::Broken | BodyError::Malformed => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// What a push by one task may do in a mirror.
+struct PushRules {
+    /// The refs it may not change, for `receive.hideRefs` (git's names: bytes).
+    refused: Vec<Vec<u8>>,
+    /// The branches the task pushed last.
+    owned: usize,
+}
+
+/// What a push by `task` may do: the branches it pushed last, and the refs it may not change
+/// (names as git has them: bytes): every ref but
 /// branches (`receive.hideRefs` takes prefixes, the last match winning); the source's
 /// branches (as the last sync saw them: an agent cannot move a branch another task clones or
 /// a review diffs against); the branches another task pushed last (a task cannot add to what
 /// will be reviewed as another's work); and any branch whose name is not UTF-8 (whose pusher
 /// the log, which is text, cannot tell).
-async fn refused_refs(dir: &Path, task: &str) -> Result<Vec<Vec<u8>>, GateError> {
+async fn push_rules(dir: &Path, task: &str) -> Result<PushRules, GateError> {
     let names = git::raw_ref_names(dir).await?;
     let pushers = last_pushers(dir);
     let source = crate::mirror::SOURCE_PREFIX.as_bytes();
     let mut refused = vec![b"refs".to_vec(), b"!refs/heads".to_vec()];
+    let mut owned = 0;
     for name in &names {
         if let Some(branch) = name.strip_prefix(source) {
             refused.push([b"refs/heads/".as_slice(), branch].concat());
         } else if name.starts_with(b"refs/heads/") {
-            let others = match std::str::from_utf8(name) {
-                Ok(text) => pushers.get(text).is_some_and(|pusher| pusher != task),
-                Err(_) => true,
-            };
-            if others {
-                refused.push(name.clone());
+            let pusher = std::str::from_utf8(name).map(|text| pushers.get(text));
+            match pusher {
+                Ok(Some(pusher)) if pusher == task => owned += 1,
+                Ok(None) => {}
+                Ok(Some(_)) | Err(_) => refused.push(name.clone()),
             }
         }
     }
-    Ok(refused)
+    Ok(PushRules { refused, owned })
 }
 
 /// Writes the configuration of a push's git (`receive.hideRefs`, one per ref of `refused`)
@@ -545,15 +561,6 @@ impl Drop for ProcessGroup {
     }
 }
 
-/// Why a request body was not fed whole.
-#[derive(Debug)]
-enum BodyError {
-    /// It exceeded [`MAX_BODY_BYTES`].
-    TooLarge,
-    /// It broke off, or git stopped reading.
-    Broken,
-}
-
 /// Copies the request body to git's stdin; an error when it exceeds [`MAX_BODY_BYTES`] (git
 /// then sees its input end early and fails the push), breaks off, or pauses longer than
 /// `idle`.
@@ -562,21 +569,7 @@ async fn feed(
     mut stdin: tokio::process::ChildStdin,
     idle: Duration,
 ) -> Result<(), BodyError> {
-    let mut stream = body.into_data_stream();
-    let mut total: u64 = 0;
-    while let Some(chunk) = tokio::time::timeout(idle, stream.next())
-        .await
-        .map_err(|_| BodyError::Broken)?
-    {
-        let chunk = chunk.map_err(|_| BodyError::Broken)?;
-        total += chunk.len() as u64;
-        if total > MAX_BODY_BYTES {
-            return Err(BodyError::TooLarge);
-        }
-        if stdin.write_all(&chunk).await.is_err() {
-            return Err(BodyError::Broken);
-        }
-    }
+    spool::copy_body(body, &mut stdin, idle).await?;
     stdin.shutdown().await.map_err(|_| BodyError::Broken)
 }
 

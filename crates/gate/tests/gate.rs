@@ -531,6 +531,21 @@ fn clone_as(f: &Fixture, token: &str, dir: &str) -> PathBuf {
     work
 }
 
+/// Applies `updates` (`git update-ref --stdin` lines) to the repository at `dir`.
+fn update_refs(dir: &Path, updates: &str) {
+    let mut child = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["update-ref", "--stdin"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(updates.as_bytes()).unwrap();
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+}
+
 /// Commits a file of `name` in `work`; the new tip.
 fn commit_in(f: &Fixture, work: &Path, name: &str) -> String {
     std::fs::write(work.join(name), format!("{name}\n")).unwrap();
@@ -784,7 +799,7 @@ fn stall_a_push(
     );
     let head = format!(
         "POST /{}.git/git-receive-pack HTTP/1.1\r\nHost: gate\r\nAuthorization: Basic {}\r\n\
-         Content-Type: application/x-git-receive-pack-request\r\n\
+         Content-Type: application/x-git-receive-pack-request\r\nConnection: close\r\n\
          Transfer-Encoding: chunked\r\n\r\n{:x}\r\n{commands}\r\n",
         f.name,
         basic(token),
@@ -804,8 +819,10 @@ fn stall_a_push(
             && std::time::Instant::now() < limit
         {
             let mut buf = [0u8; 4096];
-            if let Ok(n) = stream.read(&mut buf) {
-                answer.extend_from_slice(&buf[..n]);
+            match stream.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+                Err(_) => {}
             }
         }
         String::from_utf8_lossy(&answer).into_owned()
@@ -839,8 +856,9 @@ async fn a_stalled_push_lets_go_of_the_mirror() {
             .env("GIT_CONFIG_GLOBAL", "/dev/null");
         cmd.output().unwrap()
     });
-    drop(release);
+    // The stalled push is answered once its body has paused too long.
     let answer = stalled.join().unwrap();
+    drop(release);
     assert!(
         out.status.success(),
         "the second push waited on the stalled one: {}",
@@ -948,20 +966,7 @@ async fn a_source_with_thousands_of_branches_still_takes_pushes() {
             )
         })
         .collect();
-    let mut child = Command::new("git")
-        .arg("-C")
-        .arg(&remote)
-        .args(["update-ref", "--stdin"])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(updates.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    update_refs(&remote, &updates);
     f.mirrors
         .sync(&f.name, &remote.to_string_lossy())
         .await
@@ -1021,4 +1026,59 @@ async fn a_repository_without_a_remote_starts_empty_and_takes_the_first_push() {
     // Its hooks never run either: the mirror's configuration is the gate's.
     let hooks = f.git(Some(&dir), &["config", "--get", "core.hooksPath"]);
     assert_eq!(hooks.trim(), "/dev/null");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_and_a_task_make_a_bounded_number_of_branches() {
+    let f = Fixture::new().await;
+    let mirror = f.mirrors.repo_dir(&f.name);
+    let main = f.tip(&mirror, "refs/heads/main").unwrap();
+    let token = f.tokens.mint(&f.name, "terok-executor-a").unwrap();
+    // One push of more refs than allowed is refused whole, before git runs.
+    let zero = "0".repeat(40);
+    let many: String = (0..=terok_gate::MAX_REFS_PER_PUSH)
+        .map(|n| pkt(&format!("{zero} {main} refs/heads/flood/{n}\n")))
+        .collect();
+    let body = format!("{many}0000");
+    let (status, answer) = tokio::task::block_in_place(|| {
+        f.http(&format!(
+            "POST /{}.git/git-receive-pack HTTP/1.1\r\nHost: gate\r\nAuthorization: Basic {}\r\n\
+             Content-Type: application/x-git-receive-pack-request\r\nContent-Length: {}\r\n\
+             Connection: close\r\n\r\n{body}",
+            f.name,
+            basic(&token),
+            body.len()
+        ))
+    });
+    assert_eq!(status, 413, "{answer}");
+    assert!(
+        f.git(Some(&mirror), &["for-each-ref", "refs/heads/flood/"])
+            .is_empty()
+    );
+    // A task may have pushed so many branches, no more; deleting one makes room.
+    tokio::task::block_in_place(|| {
+        let work = clone_as(&f, &token, "work");
+        let updates: String = (0..terok_gate::MAX_BRANCHES_PER_TASK)
+            .map(|n| format!("create refs/heads/t/{n} {main}\n"))
+            .collect();
+        update_refs(&work, &updates);
+        f.git(
+            Some(&work),
+            &["push", "--quiet", "origin", "refs/heads/t/*:refs/heads/t/*"],
+        );
+        let more = f.git_output(Some(&work), &["push", "origin", "HEAD:refs/heads/one-more"]);
+        assert!(!more.status.success(), "a task pushed past its limit");
+        f.git(
+            Some(&work),
+            &["push", "--quiet", "origin", ":refs/heads/t/0"],
+        );
+        f.git(
+            Some(&work),
+            &["push", "--quiet", "origin", "HEAD:refs/heads/one-more"],
+        );
+    });
+    assert_eq!(
+        f.tip(&mirror, "refs/heads/one-more").as_deref(),
+        Some(main.as_str())
+    );
 }
