@@ -25,8 +25,8 @@ pub use error::GateError;
 pub use git::request_limits_available;
 pub use mirror::{BACKUP_PREFIX, Backup, Mirror, MirrorStore, Push, Synced, repo_name};
 pub use server::{
-    GateFront, GateLimits, MAX_BODY_BYTES, MAX_BRANCHES_PER_TASK, MAX_GIT_RUNS, PushesInFlight,
-    REALM, front, router,
+    GateFront, GateLimits, MAX_BRANCHES_PER_TASK, MAX_GIT_RUNS, PushesInFlight, REALM, front,
+    router,
 };
-pub use spool::MAX_REFS_PER_PUSH;
+pub use spool::{MAX_BODY_BYTES, MAX_REFS_PER_PUSH};
 pub use tokens::{TOKEN_PREFIX, TokenGrant, TokenStore, is_gate_token};

@@ -23,13 +23,11 @@ use tokio::process::{Child, ChildStdout};
 use crate::error::GateError;
 use crate::git;
 use crate::mirror::{MirrorStore, back_up_dropped, last_pushers, lock_mirror, record_pushes};
-use crate::spool::{self, BodyError};
+use crate::spool::{self, BodyError, MAX_BODY_BYTES};
 use crate::tokens::{TokenGrant, TokenStore};
 
 /// The realm of the gate's `WWW-Authenticate` challenge.
 pub const REALM: &str = "terok gate";
-/// The largest request body the gate takes (a push of that size is refused with 413).
-pub const MAX_BODY_BYTES: u64 = 1 << 30;
 
 /// What the handler needs.
 #[derive(Debug)]

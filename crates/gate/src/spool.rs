@@ -10,8 +10,8 @@ use axum::body::Body;
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
-use crate::server::MAX_BODY_BYTES;
-
+/// The largest request body the gate takes (a push of that size is refused with 413).
+pub const MAX_BODY_BYTES: u64 = 1 << 30;
 /// The most refs one push may change.
 pub const MAX_REFS_PER_PUSH: usize = 1000;
 
