@@ -7,7 +7,7 @@ use std::fmt;
 use miette::Diagnostic;
 use terok_executor::ExecutorError;
 use terok_executor::errors::{
-    AuthError, ConfigEditError, ConfigError, ControlError, ImageBuildError,
+    AuthError, ConfigEditError, ConfigError, ControlError, ImageBuildError, InstallCause,
 };
 
 /// How to move rootless podman from `vfs` to overlay storage.
@@ -85,10 +85,14 @@ fn remedy(err: &ExecutorError) -> Option<String> {
         E::UserSnippetFile { .. } => "fix or remove image.user_snippet_file in config.yml".to_owned(),
         E::AmbiguousSidecar { .. } => "name one: --sidecar=TOOL".to_owned(),
         E::NoLoginCommand { .. } => "store a key: pipe it into --api-key - (or pass --api-key KEY)".to_owned(),
-        E::Images(err) if matches!(**err, ImageBuildError::UnknownFamily { .. }) => {
-            "set `family: deb` or `family: rpm` under `image:` in config.yml, or pass --family deb|rpm"
-                .to_owned()
-        }
+        E::Images(err) => match &**err {
+            ImageBuildError::UnknownFamily { .. } => {
+                "set `family: deb` or `family: rpm` under `image:` in config.yml, or pass --family deb|rpm"
+                    .to_owned()
+            }
+            ImageBuildError::AgentInstall { agent, cause, .. } => install_remedy(agent, cause),
+            _ => return None,
+        },
         E::Config(ConfigError::MissingExplicit { path, .. }) => format!(
             "create {}, fix the path, or use --raw to run without any config",
             path.display()
@@ -102,6 +106,23 @@ fn remedy(err: &ExecutorError) -> Option<String> {
         }
         _ => return None,
     })
+}
+
+/// What to do when `agent` cannot be installed: build without it, or (for a host that cannot
+/// be reached) let the build reach it.
+fn install_remedy(agent: &str, cause: &InstallCause) -> String {
+    let without = format!(
+        "build without it: `terok-executor agents set all,-{agent}` (writes image.agents to \
+         config.yml), or `terok-executor build --agents all,-{agent}` for one build"
+    );
+    match cause {
+        InstallCause::Unreachable { host } => format!(
+            "{without}; or let the build reach {} (a proxy in podman's environment, \
+             HTTPS_PROXY) and run it again",
+            host.as_deref().unwrap_or("the host")
+        ),
+        _ => format!("{without}; if its install snippet is yours, fix it in the roster"),
+    }
 }
 
 /// An error with a remedy: the error's own diagnostic, with `help` in place of its help.

@@ -1238,3 +1238,45 @@ fn a_profile_domain_is_allowed_where_the_container_resolves_it() {
         "the forwarder went with the container"
     );
 }
+
+/// An agent whose install fails in the L1 build is named, with the last lines of its step and
+/// what to do. glab's install is replaced here by one that fails as the real one does where
+/// gitlab.com cannot be reached — without sending anything anywhere.
+#[test]
+fn a_failing_agent_install_names_the_agent_and_the_remedy() {
+    if !require_podman("a_failing_agent_install_names_the_agent_and_the_remedy") {
+        return;
+    }
+    terok_testkit::base_image::ensure_base_image(&mut |_| {}).unwrap();
+    let env = IsolatedEnv::new().unwrap();
+    env.write_user_config(terok_testkit::agents::LAUNCH_TEST_CONFIG)
+        .unwrap();
+    let dir = env.user_config_dir().join("agent/agents");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("glab.yaml"),
+        "install:\n  run_as_root: |\n    RUN echo 'E: Unable to locate package glab' \
+         && echo 'curl: (6) Could not resolve host: gitlab.com' && exit 6\n",
+    )
+    .unwrap();
+    let out = {
+        let _lock = terok_testkit::agents::machine_lock("launch-images").unwrap();
+        env.command(BIN)
+            .args(["build", "--agents", "glab"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // From the error on: the build's own progress before it varies with the cache.
+    let error = &stderr[stderr.find("installing `glab`").unwrap_or(0)..];
+    insta::assert_snapshot!(error, @r#"
+    installing `glab` into terok-l1-cli:localhost-debian-bookworm-glab failed: gitlab.com cannot be reached from here
+      |     STEP 14/27: RUN echo 'E: Unable to locate package glab' && echo 'curl: (6) Could not resolve host: gitlab.com' && exit 6
+      |     E: Unable to locate package glab
+      |     curl: (6) Could not resolve host: gitlab.com
+      |     Error: building at STEP "RUN echo 'E: Unable to locate package glab' && echo 'curl: (6) Could not resolve host: gitlab.com' && exit 6": while running runtime: exit status 6
+      help: build without it: `terok-executor agents set all,-glab` (writes image.agents to config.yml), or `terok-executor build --agents all,-glab` for one build; or let the build reach gitlab.com (a proxy in podman's environment, HTTPS_PROXY) and run it again
+    "#);
+}

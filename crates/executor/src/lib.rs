@@ -136,7 +136,7 @@ pub mod errors {
     pub use terok_credentials::key::KeyError;
     pub use terok_credentials::routes::RoutesError;
     pub use terok_gate::GateError;
-    pub use terok_image_build::ImageBuildError;
+    pub use terok_image_build::{ImageBuildError, InstallCause};
     pub use terok_podman::PodmanError;
     pub use terok_roster::RosterError;
     pub use terok_shield::ShieldError;

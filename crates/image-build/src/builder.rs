@@ -13,6 +13,7 @@ use crate::context::{
 };
 use crate::error::ImageBuildError;
 use crate::family::detect_family;
+use crate::install_watch::{InstallWatch, parse_step};
 use crate::tags::{TagSet, local};
 use crate::templates::{
     RenderInput, SnippetAgent, render_l0, render_l1, render_sidecar, render_snippet,
@@ -693,7 +694,9 @@ impl<'a, R: ContainerRuntime> ImageBuilder<'a, R> {
             no_cache: how.no_cache,
             pull_always: how.pull_always,
         };
+        let mut watch = InstallWatch::default();
         let mut on_line = |line: &str| {
+            watch.see(line);
             if let Some(step) = parse_step(line) {
                 on_event(BuildEvent::Step {
                     layer,
@@ -707,7 +710,17 @@ impl<'a, R: ContainerRuntime> ImageBuilder<'a, R> {
                 line: line.to_owned(),
             });
         };
-        let output = self.runtime.build(&spec, &mut on_line).await?;
+        let built = self.runtime.build(&spec, &mut on_line).await;
+        let output = built.map_err(|err| match watch.failed_install() {
+            Some(failed) => ImageBuildError::AgentInstall {
+                agent: failed.agent,
+                image: tag.to_owned(),
+                step: failed.step,
+                cause: failed.cause,
+                tail: failed.tail,
+            },
+            None => ImageBuildError::Podman(err),
+        })?;
         on_event(BuildEvent::LayerFinished {
             layer,
             tag: tag.to_owned(),
@@ -794,14 +807,6 @@ fn help_text(lines: &[String]) -> Vec<u8> {
         out.push('\n');
     }
     out.into_bytes()
-}
-
-/// `STEP 3/15: RUN …` → `(3, 15, "RUN …")`.
-fn parse_step(line: &str) -> Option<(u32, u32, String)> {
-    let rest = line.strip_prefix("STEP ")?;
-    let (numbers, text) = rest.split_once(": ")?;
-    let (current, total) = numbers.split_once('/')?;
-    Some((current.parse().ok()?, total.parse().ok()?, text.to_owned()))
 }
 
 #[cfg(test)]

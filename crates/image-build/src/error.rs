@@ -2,6 +2,8 @@
 
 use terok_podman::PodmanError;
 
+use crate::install_watch::InstallCause;
+
 /// Why images could not be built.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum ImageBuildError {
@@ -22,6 +24,24 @@ pub enum ImageBuildError {
     /// The build context could not be prepared.
     #[error("cannot prepare the build context: {0}")]
     Context(String),
+    /// An agent's install steps failed in the build of the L1 image.
+    #[error(
+        "installing `{agent}` into {image} failed{}{}",
+        cause_text(cause),
+        last_lines(tail)
+    )]
+    AgentInstall {
+        /// The agent (or tool) of the roster.
+        agent: String,
+        /// The image being built.
+        image: String,
+        /// The step that failed (`RUN …`), when podman named it.
+        step: Option<String>,
+        /// Why, as far as its output tells.
+        cause: InstallCause,
+        /// The last lines the build printed.
+        tail: Vec<String>,
+    },
     /// podman failed.
     #[error(transparent)]
     #[diagnostic(transparent)]
@@ -30,4 +50,23 @@ pub enum ImageBuildError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Roster(#[from] terok_roster::RosterError),
+}
+
+fn cause_text(cause: &InstallCause) -> String {
+    match cause {
+        InstallCause::Unreachable { host: Some(host) } => {
+            format!(": {host} cannot be reached from here")
+        }
+        InstallCause::Unreachable { host: None } => {
+            ": a host it downloads from cannot be reached from here".to_owned()
+        }
+        InstallCause::Failed => String::new(),
+    }
+}
+
+/// The last lines of a failed step, indented under the message, escapes made visible.
+fn last_lines(tail: &[String]) -> String {
+    tail.iter()
+        .map(|line| format!("\n    {}", terok_core::text::printable(line)))
+        .collect()
 }

@@ -19,6 +19,7 @@ mod builder;
 mod context;
 mod error;
 mod family;
+mod install_watch;
 mod tags;
 mod templates;
 
@@ -28,6 +29,7 @@ pub use builder::{
 pub use context::{CaSource, collect_ca_certificates, decode_help_escapes};
 pub use error::ImageBuildError;
 pub use family::{detect_family, split_reference};
+pub use install_watch::{INSTALLING_ARG, InstallCause};
 pub use tags::{TagSet, base_fragment};
 pub use templates::{
     RenderInput, SnippetAgent, render_l0, render_l1, render_sidecar, render_snippet,

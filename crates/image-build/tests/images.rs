@@ -376,3 +376,69 @@ async fn an_unknown_base_uses_the_family_its_l0_was_built_with() {
     assert_eq!(again.family, PackageFamily::Rpm);
     assert!(again.l0.reused && again.l1.reused);
 }
+
+#[tokio::test]
+async fn a_failed_install_names_its_agent_and_why() {
+    let fake = FakeRuntime::new();
+    let roster = RosterLoader::bundled().load().unwrap();
+    ensure(&fake, &roster, &request(&["claude"])).await;
+    // The L1 build with glab fails in glab's steps, as it does where gitlab.com is out of reach.
+    fake.print_in_builds(&[
+        "STEP 9/31: ARG TEROK_INSTALLING=glab",
+        "STEP 10/31: RUN apt-get update  && (apt-get install -y --no-install-recommends glab || /tmp/terok-scripts/install-glab-release.sh deb)  && rm -rf /var/lib/apt/lists/*",
+        "Reading package lists...",
+        "E: Unable to locate package glab",
+        "curl: (6) Could not resolve host: gitlab.com",
+    ]);
+    fake.fail_builds();
+    let err = ImageBuilder::new(&fake, &roster)
+        .ensure(&request(&["claude", "glab"]), &mut |_| {})
+        .await
+        .unwrap_err();
+    assert_snapshot!(err.to_string(), @"
+    installing `glab` into terok-l1-cli:localhost-debian-bookworm-claude-glab failed: gitlab.com cannot be reached from here
+        STEP 10/31: RUN apt-get update  && (apt-get install -y --no-install-recommends glab || /tmp/terok-scripts/install-glab-release.sh deb)  && rm -rf /var/lib/apt/lists/*
+        Reading package lists...
+        E: Unable to locate package glab
+        curl: (6) Could not resolve host: gitlab.com
+    ");
+    // A failure outside every agent's steps stays podman's.
+    fake.print_in_builds(&[
+        "STEP 9/31: ARG TEROK_INSTALLING=glab",
+        "STEP 10/31: RUN true",
+        "STEP 11/31: ARG TEROK_INSTALLING=",
+        "STEP 12/31: RUN false",
+    ]);
+    let err = ImageBuilder::new(&fake, &roster)
+        .ensure(&request(&["claude", "glab"]), &mut |_| {})
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, terok_image_build::ImageBuildError::Podman(_)),
+        "{err}"
+    );
+}
+
+#[test]
+fn every_agents_steps_are_marked_in_the_l1_dockerfile() {
+    let input = snippet_input(PackageFamily::Deb);
+    let dockerfile = render_l1(&input).unwrap();
+    let marks: Vec<&str> = dockerfile
+        .lines()
+        .filter_map(|l| l.strip_prefix("ARG TEROK_INSTALLING="))
+        .collect();
+    let mut expected = Vec::new();
+    for agent in &input.agents {
+        if agent.run_as_root.is_some() {
+            expected.push(agent.name.as_str());
+        }
+    }
+    expected.push("");
+    for agent in &input.agents {
+        if agent.run_as_dev.is_some() {
+            expected.push(agent.name.as_str());
+        }
+    }
+    expected.push("");
+    assert_eq!(marks, expected);
+}

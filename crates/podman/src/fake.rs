@@ -125,6 +125,8 @@ struct State {
     storage_driver: Option<String>,
     /// What commands in a network namespace answer, in turn (then: success, no output).
     netns_answers: std::collections::VecDeque<ExecOutput>,
+    /// What builds print, after their first step (as podman's build log does).
+    build_lines: Vec<String>,
 }
 
 impl std::fmt::Debug for State {
@@ -224,6 +226,11 @@ impl FakeRuntime {
     /// Queues the answer of the next command run in a container's network namespace.
     pub fn answer_in_netns(&self, answer: ExecOutput) {
         self.with_state(|s| s.netns_answers.push_back(answer));
+    }
+
+    /// Makes every later build print `lines` (after a first `STEP 1/1: FROM fake`).
+    pub fn print_in_builds(&self, lines: &[&str]) {
+        self.with_state(|s| s.build_lines = lines.iter().map(|l| (*l).to_owned()).collect());
     }
 
     /// Makes every later build fail.
@@ -596,6 +603,9 @@ impl ContainerRuntime for FakeRuntime {
     ) -> Result<BuildOutput, PodmanError> {
         self.record(FakeCall::Build(Box::new(spec.clone())));
         on_line("STEP 1/1: FROM fake");
+        for line in self.with_state(|s| s.build_lines.clone()) {
+            on_line(&line);
+        }
         self.with_state(|s| {
             s.builds += 1;
             s.failure(FakeOp::Build, "build")?;
