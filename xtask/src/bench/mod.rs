@@ -55,7 +55,8 @@ fn agents_list_row(binary: &Path, runs: usize) -> anyhow::Result<Row> {
 /// The base image and selection the podman-backed rows use.
 const BENCH_BASE: &str = terok_testkit::base_image::BASE_IMAGE;
 
-fn noop_build_row(binary: &Path, runs: usize) -> anyhow::Result<Row> {
+/// The rows of the `build` group: a no-op build, and the size of the image it keeps current.
+fn build_rows(binary: &Path, runs: usize) -> anyhow::Result<Vec<Row>> {
     if !terok_testkit::podman::podman_works() {
         bail!("podman is needed for the build rows; run `cargo xtask host-setup`");
     }
@@ -80,13 +81,34 @@ fn noop_build_row(binary: &Path, runs: usize) -> anyhow::Result<Row> {
         build(&mut cmd);
         cmd
     })?;
-    Ok(Row {
+    let noop = Row {
         figure: format!("no-op `build` (images current, median of {runs})"),
         value: value / 1000.0,
         unit: "s",
         goal: Goal::AtMost(0.5),
         baseline: format!("`podman image exists` {} ms", fmt_num(baseline)),
-    })
+    };
+    let l1 = format!("terok-l1-cli:{}-claude", terok_image_build::base_fragment(BENCH_BASE));
+    let size = Row {
+        figure: "L1 image with Claude only, bookworm (L0 included)".to_owned(),
+        value: image_gb(&env, &l1)?,
+        unit: "GB",
+        goal: Goal::AtMost(1.0),
+        baseline: format!("L0 alone {} GB", fmt_num(image_gb(&env, &l0)?)),
+    };
+    Ok(vec![noop, size])
+}
+
+/// The size of `image` as podman reports it (all its layers), in GB.
+fn image_gb(env: &IsolatedEnv, image: &str) -> anyhow::Result<f64> {
+    let mut cmd = env.command("podman");
+    cmd.args(["image", "inspect", "--format", "{{.Size}}", image]);
+    let out = cmd.output()?;
+    if !out.status.success() {
+        bail!("`podman image inspect {image}` failed");
+    }
+    let bytes: f64 = String::from_utf8_lossy(&out.stdout).trim().parse()?;
+    Ok(bytes / 1e9)
 }
 
 pub fn run(runs: usize, only: Option<&str>) -> anyhow::Result<()> {
@@ -127,7 +149,7 @@ pub fn run(runs: usize, only: Option<&str>) -> anyhow::Result<()> {
         rows.push(agents_list_row(&binary, runs)?);
     }
     if wanted("build") {
-        rows.push(noop_build_row(&binary, (runs / 2).max(10))?);
+        rows.extend(build_rows(&binary, (runs / 2).max(10))?);
     }
     if wanted("launch") {
         rows.extend(launch::rows(&binary, (runs / 2).max(10))?);
