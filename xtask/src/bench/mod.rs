@@ -88,7 +88,10 @@ fn build_rows(binary: &Path, runs: usize) -> anyhow::Result<Vec<Row>> {
         goal: Goal::AtMost(0.5),
         baseline: format!("`podman image exists` {} ms", fmt_num(baseline)),
     };
-    let l1 = format!("terok-l1-cli:{}-claude", terok_image_build::base_fragment(BENCH_BASE));
+    let l1 = format!(
+        "terok-l1-cli:{}-claude",
+        terok_image_build::base_fragment(BENCH_BASE)
+    );
     let size = Row {
         figure: "L1 image with Claude only, bookworm (L0 included)".to_owned(),
         value: image_gb(&env, &l1)?,
