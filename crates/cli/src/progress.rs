@@ -17,6 +17,8 @@ pub struct BuildProgress {
     /// the pending layer is announced when its first build step arrives.
     quiet_when_current: bool,
     pending: Option<(Layer, String)>,
+    /// Notes held back with the pending layer (entries left out of `all`).
+    notes: Vec<String>,
 }
 
 impl BuildProgress {
@@ -28,6 +30,7 @@ impl BuildProgress {
             bar: None,
             quiet_when_current: false,
             pending: None,
+            notes: Vec::new(),
         }
     }
 
@@ -72,6 +75,9 @@ impl BuildProgress {
                 text,
             } => {
                 if let Some((pending_layer, tag)) = self.pending.take() {
+                    for note in self.notes.drain(..) {
+                        eprintln!("{note}");
+                    }
                     self.announce(pending_layer, &tag);
                 }
                 let text: String = printable(&text).chars().take(100).collect();
@@ -87,6 +93,15 @@ impl BuildProgress {
                         Some(bar) => bar.println(format!("  | {line}")),
                         None => eprintln!("  | {line}"),
                     }
+                }
+            }
+            BuildEvent::LeftOut(unsuited) => {
+                let note = format!("note: {unsuited}: left out of `all`");
+                // A launch whose images are current says nothing, this included.
+                if self.quiet_when_current {
+                    self.notes.push(note);
+                } else {
+                    eprintln!("{note}");
                 }
             }
             BuildEvent::LayerFinished {

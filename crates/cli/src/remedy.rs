@@ -5,10 +5,10 @@
 use std::fmt;
 
 use miette::Diagnostic;
-use terok_executor::ExecutorError;
 use terok_executor::errors::{
     AuthError, ConfigEditError, ConfigError, ControlError, ImageBuildError, InstallCause,
 };
+use terok_executor::{ExecutorError, Unsuited};
 
 /// How to move rootless podman from `vfs` to overlay storage.
 pub const VFS_STORAGE_FIX: &str = "\
@@ -91,6 +91,7 @@ fn remedy(err: &ExecutorError) -> Option<String> {
                     .to_owned()
             }
             ImageBuildError::AgentInstall { agent, cause, .. } => install_remedy(agent, cause),
+            ImageBuildError::UnsuitableBase { unsuited, .. } => unsuitable_remedy(unsuited),
             _ => return None,
         },
         E::Config(ConfigError::MissingExplicit { path, .. }) => format!(
@@ -123,6 +124,22 @@ fn install_remedy(agent: &str, cause: &InstallCause) -> String {
         ),
         _ => format!("{without}; if its install snippet is yours, fix it in the roster"),
     }
+}
+
+/// What to do when entries cannot work on the base: another base, or build without them.
+fn unsuitable_remedy(unsuited: &[Unsuited]) -> String {
+    let needs = unsuited
+        .iter()
+        .map(|u| u.needs_node)
+        .max()
+        .unwrap_or_default();
+    let without: Vec<String> = unsuited.iter().map(|u| format!("-{}", u.agent)).collect();
+    format!(
+        "build on a base whose Node.js is {needs} or newer (--base, or image.base_image in \
+         config.yml), or without {}: `terok-executor build --agents all,{}`",
+        if unsuited.len() == 1 { "it" } else { "them" },
+        without.join(",")
+    )
 }
 
 /// An error with a remedy: the error's own diagnostic, with `help` in place of its help.

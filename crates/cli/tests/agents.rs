@@ -180,8 +180,8 @@ fn show_prints_the_merged_entry_and_its_files() {
         # Managed settings live here; the init script writes bypassPermissions when unrestricted.
         RUN install -d -o dev -g dev -m 0755 /etc/claude-code
       run_as_dev: |
-        RUN npm install -g --cache /tmp/npm-cache @anthropic-ai/claude-code \
-         && rm -rf /tmp/npm-cache "$(npm root -g)"/@anthropic-ai/claude-code/node_modules/@anthropic-ai/claude-code-linux-*-musl \
+        RUN npm install -g @anthropic-ai/claude-code@latest \
+         && rm -rf "$(npm root -g)"/@anthropic-ai/claude-code/node_modules/@anthropic-ai/claude-code-linux-*-musl \
          && claude --version
     help:
       label: claude      Claude Code (Anthropic)

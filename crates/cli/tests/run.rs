@@ -1273,10 +1273,33 @@ fn a_failing_agent_install_names_the_agent_and_the_remedy() {
     let error = &stderr[stderr.find("installing `glab`").unwrap_or(0)..];
     insta::assert_snapshot!(error, @r#"
     installing `glab` into terok-l1-cli:localhost-debian-bookworm-glab failed: gitlab.com cannot be reached from here
-      |     STEP 14/27: RUN echo 'E: Unable to locate package glab' && echo 'curl: (6) Could not resolve host: gitlab.com' && exit 6
+      |     STEP 19/32: RUN --mount=type=tmpfs,target=/tmp/terok-build-cache echo 'E: Unable to locate package glab' && echo 'curl: (6) Could not resolve host: gitlab.com' && exit 6
       |     E: Unable to locate package glab
       |     curl: (6) Could not resolve host: gitlab.com
-      |     Error: building at STEP "RUN echo 'E: Unable to locate package glab' && echo 'curl: (6) Could not resolve host: gitlab.com' && exit 6": while running runtime: exit status 6
+      |     Error: building at STEP "RUN --mount=type=tmpfs,target=/tmp/terok-build-cache echo 'E: Unable to locate package glab' && echo 'curl: (6) Could not resolve host: gitlab.com' && exit 6": while running runtime: exit status 6
       help: build without it: `terok-executor agents set all,-glab` (writes image.agents to config.yml), or `terok-executor build --agents all,-glab` for one build; or let the build reach gitlab.com (a proxy in podman's environment, HTTPS_PROXY) and run it again
     "#);
+}
+
+#[test]
+fn an_entry_the_base_cannot_run_is_refused_with_the_remedy_before_podman_runs() {
+    let env = IsolatedEnv::new().unwrap();
+    let out = env
+        .command(BIN)
+        .args([
+            "build",
+            "--agents",
+            "claude,pi",
+            "--base",
+            "localhost/debian:bookworm",
+        ])
+        .env("PATH", "/nonexistent")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    insta::assert_snapshot!(String::from_utf8_lossy(&out.stderr), @r"
+    x cannot build for localhost/debian:bookworm: `pi` needs Node.js 20 or newer, it has 18
+    help: build on a base whose Node.js is 20 or newer (--base, or image.base_image in config.yml), or without it: `terok-executor build --agents all,-pi`
+    ");
 }

@@ -5,8 +5,10 @@
 use terok_core::config::PackageFamily;
 use terok_image_build::{
     BuildEvent, BuildRequest, BuiltImages, CaSource, ImageBuilder, LABEL_CONTENT_HASH, LABEL_LAYER,
+    Unsuited,
 };
 use terok_podman::ContainerRuntime;
+use terok_roster::{Roster, Selection};
 
 use crate::error::ExecutorError;
 use crate::session::Executor;
@@ -65,6 +67,30 @@ pub struct RemovedImages {
     pub kept: Vec<(String, String)>,
 }
 
+/// Resolves `text` for `base`: what `all` brings in that cannot work on the base is left out
+/// (and returned); an entry named explicitly stays, so that the build refuses it with the
+/// reason.
+fn fit_selection(
+    roster: &Roster,
+    base: &str,
+    text: &str,
+) -> Result<(Vec<String>, Vec<Unsuited>), ExecutorError> {
+    let selection = roster.resolve_selection(text)?;
+    let named = Selection::parse(text).include;
+    let left_out: Vec<Unsuited> = terok_image_build::unsuited(roster, base, &selection)
+        .into_iter()
+        .filter(|u| !named.contains(&u.agent))
+        .collect();
+    if left_out.is_empty() {
+        return Ok((selection, left_out));
+    }
+    // Excluding them as `-name` would: an entry that depends on one is an error, not a
+    // half-installed image.
+    let exclusions: Vec<String> = left_out.iter().map(|u| format!("-{}", u.agent)).collect();
+    let narrowed = roster.resolve_selection(&format!("{text},{}", exclusions.join(",")))?;
+    Ok((narrowed, left_out))
+}
+
 impl<R: ContainerRuntime> Executor<R> {
     /// The build request for `choice`: the choice first, then config.yml, then the defaults.
     pub fn build_request(&self, choice: &ImageChoice) -> Result<BuildRequest, ExecutorError> {
@@ -75,18 +101,21 @@ impl<R: ContainerRuntime> Executor<R> {
             .clone()
             .or_else(|| config.agents.clone())
             .unwrap_or_else(|| "all".to_owned());
+        let base_image = choice
+            .base
+            .clone()
+            .unwrap_or_else(|| config.base_image.clone());
+        let (selection, left_out) = fit_selection(roster, &base_image, &selection_text)?;
         Ok(BuildRequest {
-            base_image: choice
-                .base
-                .clone()
-                .unwrap_or_else(|| config.base_image.clone()),
+            base_image,
             family: choice.family.or(config.family),
-            selection: roster.resolve_selection(&selection_text)?,
+            selection,
             rebuild: choice.rebuild,
             full_rebuild: choice.full_rebuild,
             sidecar: self.sidecar_tool(choice.sidecar.as_ref())?,
             ca: self.ca_source(),
             user_snippet: self.user_snippet()?,
+            left_out,
         })
     }
 

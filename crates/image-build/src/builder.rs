@@ -8,6 +8,7 @@ use terok_core::config::PackageFamily;
 use terok_podman::{BuildSpec, ContainerRuntime, ImageInfo};
 use terok_roster::Roster;
 
+use crate::base_node::Unsuited;
 use crate::context::{
     CaSource, ContextFiles, L0_SCRIPTS, collect_ca_certificates, decode_help_escapes,
 };
@@ -81,6 +82,8 @@ pub enum BuildEvent {
         /// The line.
         line: String,
     },
+    /// An entry of `all` was left out of the selection: it cannot work on the base.
+    LeftOut(Unsuited),
     /// A layer is ready.
     LayerFinished {
         /// The layer.
@@ -115,6 +118,9 @@ pub struct BuildRequest {
     pub ca: CaSource,
     /// A Dockerfile fragment appended to L1.
     pub user_snippet: Option<String>,
+    /// Entries an `all` selection left out because they cannot work on the base (reported
+    /// as [`BuildEvent::LeftOut`]; not installed).
+    pub left_out: Vec<Unsuited>,
 }
 
 impl BuildRequest {
@@ -129,6 +135,7 @@ impl BuildRequest {
             sidecar: None,
             ca: CaSource::default(),
             user_snippet: None,
+            left_out: Vec::new(),
         }
     }
 }
@@ -256,6 +263,10 @@ impl<'a, R: ContainerRuntime> ImageBuilder<'a, R> {
         request: &BuildRequest,
         on_event: &mut (dyn FnMut(BuildEvent) + Send),
     ) -> Result<BuiltImages, ImageBuildError> {
+        self.check_base_suits(request)?;
+        for entry in &request.left_out {
+            on_event(BuildEvent::LeftOut(entry.clone()));
+        }
         let tags = Self::tags(request);
         let family = self.family(request, &tags).await?;
         let _lock = self.lock(&tags.l0).await?;
@@ -288,6 +299,19 @@ impl<'a, R: ContainerRuntime> ImageBuilder<'a, R> {
             l1,
             l1_alias: inputs.tags.l1_alias,
             sidecar,
+        })
+    }
+
+    /// Refuses, before podman runs, a selection with entries that cannot work on the base.
+    fn check_base_suits(&self, request: &BuildRequest) -> Result<(), ImageBuildError> {
+        let unsuited =
+            crate::base_node::unsuited(self.roster, &request.base_image, &request.selection);
+        if unsuited.is_empty() {
+            return Ok(());
+        }
+        Err(ImageBuildError::UnsuitableBase {
+            base: request.base_image.trim().to_owned(),
+            unsuited,
         })
     }
 

@@ -2,6 +2,7 @@
 
 use terok_podman::PodmanError;
 
+use crate::base_node::Unsuited;
 use crate::install_watch::InstallCause;
 
 /// Why images could not be built.
@@ -24,6 +25,14 @@ pub enum ImageBuildError {
     /// The build context could not be prepared.
     #[error("cannot prepare the build context: {0}")]
     Context(String),
+    /// Entries of the selection cannot work on the base image (found before podman runs).
+    #[error("cannot build for {base}: {}", unsuited_text(unsuited))]
+    UnsuitableBase {
+        /// The base image.
+        base: String,
+        /// The entries and why.
+        unsuited: Vec<Unsuited>,
+    },
     /// An agent's install steps failed in the build of the L1 image.
     #[error(
         "installing `{agent}` into {image} failed{}{}",
@@ -69,4 +78,17 @@ fn last_lines(tail: &[String]) -> String {
     tail.iter()
         .map(|line| format!("\n    {}", terok_core::text::printable(line)))
         .collect()
+}
+
+fn unsuited_text(unsuited: &[Unsuited]) -> String {
+    let reasons: Vec<String> = unsuited
+        .iter()
+        .map(|u| {
+            format!(
+                "`{}` needs Node.js {} or newer, it has {}",
+                u.agent, u.needs_node, u.base_node
+            )
+        })
+        .collect();
+    reasons.join("; ")
 }

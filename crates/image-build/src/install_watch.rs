@@ -98,12 +98,15 @@ pub(crate) fn cause_of(lines: &[String]) -> InstallCause {
         ("getaddrinfo EAI_AGAIN ", ""),
         ("host='", "'"),
     ];
-    const WITHOUT_HOST: [&str; 5] = [
+    const WITHOUT_HOST: [&str; 7] = [
         "Network is unreachable",
         "Connection timed out",
         "Connection refused",
         "ETIMEDOUT",
         "ECONNREFUSED",
+        // uv (reqwest): `cause: failed to lookup address information: …`
+        "failed to lookup address information",
+        "error resolving DNS",
     ];
     // The step's own command (echoed by `STEP …` and podman's `Error: building at STEP …`)
     // is what ran, not what it printed.
@@ -126,10 +129,31 @@ pub(crate) fn cause_of(lines: &[String]) -> InstallCause {
             }
         }
         if WITHOUT_HOST.iter().any(|needle| line.contains(needle)) {
-            return InstallCause::Unreachable { host: None };
+            return InstallCause::Unreachable {
+                host: host_of_last_url(lines),
+            };
         }
     }
     InstallCause::Failed
+}
+
+/// The host of the last `http(s)://` URL the output names (what uv and npm were fetching
+/// when they say only that a connection failed).
+fn host_of_last_url(lines: &[String]) -> Option<String> {
+    lines
+        .iter()
+        .rev()
+        .filter(|line| !line.starts_with("STEP ") && !line.starts_with("Error: building at STEP"))
+        .find_map(|line| {
+            let (_, rest) = line
+                .split_once("https://")
+                .or_else(|| line.split_once("http://"))?;
+            let end = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '-'))
+                .unwrap_or(rest.len());
+            let host = &rest[..end];
+            host.contains('.').then(|| host.to_owned())
+        })
 }
 
 #[cfg(test)]
@@ -176,6 +200,17 @@ mod tests {
         assert_eq!(
             cause_of(&lines("npm error code ETIMEDOUT")),
             InstallCause::Unreachable { host: None }
+        );
+        // uv fetching a Python build it needs, as it prints on a network without GitHub.
+        let uv = "error: Request failed after 3 retries in 51.2s\n  \
+            cause: Failed to download `https://github.com/astral-sh/python-build-standalone/releases/download/20261110/cpython-3.14.10-x86_64-unknown-linux-gnu-install_only_stripped.tar.gz`\n  \
+            cause: client error (Connect)\n  cause: dns error\n  cause: error resolving DNS\n  \
+            cause: failed to lookup address information: Name or service not known";
+        assert_eq!(
+            cause_of(&lines(uv)),
+            InstallCause::Unreachable {
+                host: Some("github.com".to_owned())
+            }
         );
         assert_eq!(
             cause_of(&lines("E: Unable to locate package glab\nexit status 100")),

@@ -87,7 +87,40 @@ pub fn render_snippet(
         snippet,
         minijinja::context! { family => family.as_str() },
     )
-    .map(|s| s.trim_end().to_owned())
+    .map(|s| mount_build_cache(s.trim_end()))
+}
+
+/// Where install steps keep package managers' caches (the L1 template points npm, uv and pip
+/// there): a tmpfs mounted on each step of an install snippet, so no layer ever holds one.
+pub const BUILD_CACHE_DIR: &str = "/tmp/terok-build-cache";
+
+/// `snippet` with each of its `RUN` instructions given the build-cache tmpfs. A line that
+/// continues the previous one (`\`), or a comment, is not an instruction.
+fn mount_build_cache(snippet: &str) -> String {
+    let mount = format!("--mount=type=tmpfs,target={BUILD_CACHE_DIR}");
+    let mut out = String::with_capacity(snippet.len() + 64);
+    let mut continued = false;
+    for line in snippet.lines() {
+        let trimmed = line.trim_start();
+        let indent = &line[..line.len() - trimmed.len()];
+        let is_run = trimmed
+            .get(..4)
+            .is_some_and(|word| word.eq_ignore_ascii_case("RUN "));
+        if !continued && is_run && !trimmed[4..].trim_start().starts_with(&mount) {
+            out.push_str(&format!(
+                "{indent}RUN {mount} {}",
+                trimmed[4..].trim_start()
+            ));
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+        if !trimmed.starts_with('#') {
+            continued = trimmed.trim_end().ends_with('\\');
+        }
+    }
+    out.truncate(out.trim_end().len());
+    out
 }
 
 /// The L0 Dockerfile.
@@ -144,15 +177,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_run_of_a_snippet_gets_the_build_cache_and_nothing_else_does() {
+        let snippet = "# installs x\nRUN npm install -g x \\\n # a comment inside\n && echo RUN not an instruction\n  run true\nCOPY a b\nENV A=1";
+        let mounted = mount_build_cache(snippet);
+        assert_eq!(
+            mounted,
+            "# installs x\n\
+             RUN --mount=type=tmpfs,target=/tmp/terok-build-cache npm install -g x \\\n \
+             # a comment inside\n \
+             && echo RUN not an instruction\n  \
+             RUN --mount=type=tmpfs,target=/tmp/terok-build-cache true\n\
+             COPY a b\nENV A=1"
+        );
+        // Rendering twice does not mount twice.
+        assert_eq!(mount_build_cache(&mounted), mounted);
+    }
+
+    #[test]
     fn snippets_see_the_family_and_undefined_names_fail() {
-        let s = "{% if family == \"deb\" %}RUN apt{% else %}RUN dnf{% endif %}";
+        let s = "{% if family == \"deb\" %}COPY apt{% else %}COPY dnf{% endif %}";
         assert_eq!(
             render_snippet("x", "root", s, PackageFamily::Deb).unwrap(),
-            "RUN apt"
+            "COPY apt"
         );
         assert_eq!(
             render_snippet("x", "root", s, PackageFamily::Rpm).unwrap(),
-            "RUN dnf"
+            "COPY dnf"
         );
         let err = render_snippet("x", "root", "RUN {{ distro }}", PackageFamily::Deb).unwrap_err();
         assert!(

@@ -91,7 +91,11 @@ fn tags_follow_the_python_naming() {
 
 fn snippet_input(family: PackageFamily) -> RenderInput {
     let roster = RosterLoader::bundled().load().unwrap();
-    let agents = ["claude", "gh"]
+    snippet_input_for(&roster, &["claude".into(), "gh".into()], family)
+}
+
+fn snippet_input_for(roster: &Roster, names: &[String], family: PackageFamily) -> RenderInput {
+    let agents = names
         .iter()
         .map(|name| {
             let install = roster.entry(name).unwrap().install.clone().unwrap();
@@ -100,7 +104,7 @@ fn snippet_input(family: PackageFamily) -> RenderInput {
                     .map(|s| render_snippet(name, which, s, family).unwrap())
             };
             SnippetAgent {
-                name: (*name).to_owned(),
+                name: name.clone(),
                 run_as_root: render("run_as_root", &install.run_as_root),
                 run_as_dev: render("run_as_dev", &install.run_as_dev),
             }
@@ -441,4 +445,57 @@ fn every_agents_steps_are_marked_in_the_l1_dockerfile() {
     }
     expected.push("");
     assert_eq!(marks, expected);
+}
+
+#[tokio::test]
+async fn an_entry_the_base_is_too_old_for_is_refused_before_podman_runs() {
+    let fake = FakeRuntime::new();
+    let roster = RosterLoader::bundled().load().unwrap();
+    // Pi needs Node.js 20; bookworm's L1 installs 18.
+    let err = ImageBuilder::new(&fake, &roster)
+        .ensure(&request(&["claude", "pi"]), &mut |_| {})
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "cannot build for localhost/debian:bookworm: `pi` needs Node.js 20 or newer, it has 18"
+    );
+    assert!(fake.calls().is_empty(), "podman ran: {:?}", fake.calls());
+    // On a base with a new enough Node.js, and on one this build does not know, it builds.
+    for base in ["localhost/debian:trixie", "localhost/custom:1"] {
+        let mut req = request(&["pi"]);
+        req.base_image = base.to_owned();
+        req.family = Some(PackageFamily::Deb);
+        ensure(&fake, &roster, &req).await;
+    }
+    assert_eq!(fake.build_count(), 4);
+}
+
+#[test]
+fn every_install_step_keeps_package_caches_out_of_its_layer() {
+    let roster = RosterLoader::bundled().load().unwrap();
+    let names: Vec<String> = roster.installable().map(|(a, _)| a.name.clone()).collect();
+    let dockerfile = render_l1(&snippet_input_for(&roster, &names, PackageFamily::Deb)).unwrap();
+    let agents_part = dockerfile.split_once("ARG AGENT_CACHE_BUST=0").unwrap().1;
+    // An entry's steps run from its `ARG TEROK_INSTALLING=<name>` to the next such line.
+    let (mut in_entry, mut continued, mut runs) = (false, false, 0);
+    for line in agents_part.lines() {
+        if let Some(name) = line.strip_prefix("ARG TEROK_INSTALLING=") {
+            in_entry = !name.is_empty();
+        } else if in_entry && !continued && line.starts_with("RUN ") {
+            runs += 1;
+            assert!(
+                line.starts_with("RUN --mount=type=tmpfs,target=/tmp/terok-build-cache "),
+                "{line}"
+            );
+        }
+        continued = line.trim_end().ends_with('\\');
+    }
+    assert!(runs > 10, "{runs} install steps");
+    for arg in ["NPM_CONFIG_CACHE", "UV_CACHE_DIR", "PIP_CACHE_DIR"] {
+        assert!(
+            agents_part.contains(&format!("ARG {arg}=/tmp/terok-build-cache/")),
+            "{arg}"
+        );
+    }
 }

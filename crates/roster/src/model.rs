@@ -271,6 +271,10 @@ pub struct InstallSpec {
     pub run_as_root: Option<String>,
     /// Dockerfile fragment run as `dev`.
     pub run_as_dev: Option<String>,
+    /// The check that the installed entry works (`None`: `<binary> --version`).
+    pub smoke: Option<String>,
+    /// The oldest Node.js major version the entry runs on.
+    pub min_node: Option<u32>,
 }
 
 /// The `hilfe` line.

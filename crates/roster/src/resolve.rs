@@ -201,6 +201,8 @@ fn resolve_install(file: &AgentFile) -> Option<InstallSpec> {
             .unwrap_or_default(),
         run_as_root: i.run_as_root.clone().filter(|s| !s.trim().is_empty()),
         run_as_dev: i.run_as_dev.clone().filter(|s| !s.trim().is_empty()),
+        smoke: i.smoke.clone().filter(|s| !s.trim().is_empty()),
+        min_node: i.min_node,
     })
 }
 

@@ -506,6 +506,12 @@ section!(
         run_as_root: String,
         /// Fragment run as the `dev` user.
         run_as_dev: String,
+        /// A shell command, run as `dev` in the built image without a network, that exits 0
+        /// when the entry works and prints its version first (default: `<binary> --version`).
+        smoke: String,
+        /// The oldest Node.js major version the entry runs on; a build on a base known to
+        /// install an older one refuses the entry.
+        min_node: u32,
     }
 );
 
