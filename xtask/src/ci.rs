@@ -36,7 +36,7 @@ pub fn run() -> anyhow::Result<()> {
     ]))?;
     if terok_testkit::podman::podman_works() {
         step("base image");
-        crate::base_image::run()?;
+        crate::base_image::run(&["bookworm".to_owned()])?;
     } else if is_ci() {
         anyhow::bail!("podman is not available but CI is set: run `cargo xtask host-setup` first");
     } else {
@@ -59,6 +59,17 @@ pub fn run() -> anyhow::Result<()> {
         // sockets for the container's uid, the runtime directory.
         step("rootless tests");
         rootless_tests()?;
+    }
+    if terok_testkit::podman::podman_works() {
+        // A slice of the image matrix (the whole of it is `cargo xtask images`; it takes long).
+        step("images: bookworm × claude, codex");
+        crate::images::run(crate::images::ImagesArgs {
+            bases: vec!["bookworm".to_owned()],
+            agents: vec!["claude".to_owned(), "codex".to_owned()],
+            json: false,
+            write_docs: false,
+            strict: true,
+        })?;
     }
     step("examples");
     // An orchestrator's first read (crates/executor/examples): it must keep building.

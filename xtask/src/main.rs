@@ -19,6 +19,7 @@ mod ci;
 mod demo;
 mod docs;
 mod host_setup;
+mod images;
 mod layers;
 mod rootless;
 mod util;
@@ -47,8 +48,13 @@ enum Task {
     },
     /// Install and configure what building and testing need (podman, runc, cargo-deny …); idempotent.
     HostSetup,
-    /// Create the local Debian base image used by tests and the demo, unless it exists.
-    BaseImage,
+    /// Create the local Debian base images (`localhost/debian:<suite>`), unless they exist;
+    /// tests and the demo use bookworm.
+    BaseImage {
+        /// Debian suites, comma-separated: bookworm, trixie, sid.
+        #[arg(long, value_delimiter = ',', default_value = "bookworm")]
+        suite: Vec<String>,
+    },
     /// Run every CI check: fmt, clippy, layers, cargo-deny, then the tests (in CI, as root,
     /// the podman-backed ones again as an unprivileged account).
     Ci,
@@ -60,6 +66,25 @@ enum Task {
     /// Set up this machine and watch the real Claude Code fix a failing test in a terok
     /// container (against a scripted model server; no API key needed).
     Demo,
+    /// Build every installable roster entry (and sidecar tool) into an image of its own on
+    /// each base, run its smoke check as `dev`, and print the table agent × base.
+    Images {
+        /// Debian suites (local bases, made when missing), comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "bookworm,trixie,sid")]
+        bases: Vec<String>,
+        /// Roster entries, comma-separated (default: every installable entry and tool).
+        #[arg(long, value_delimiter = ',')]
+        agents: Vec<String>,
+        /// Print the matrix as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Also write the table into docs/images.md.
+        #[arg(long)]
+        write_docs: bool,
+        /// Exit non-zero unless every entry works on every base (the CI slice).
+        #[arg(long)]
+        strict: bool,
+    },
     /// Measure speed against goals (release build); prints one table, fails only if a
     /// measurement cannot be made.
     Bench {
@@ -82,11 +107,24 @@ fn main() -> std::process::ExitCode {
         }
         Task::Layers { table: false } => layers::run(),
         Task::HostSetup => host_setup::run(),
-        Task::BaseImage => base_image::run(),
+        Task::BaseImage { suite } => base_image::run(&suite),
         Task::Ci => ci::run(),
         Task::RootlessTests => ci::rootless_tests(),
         Task::Docs => docs::run(),
         Task::Demo => demo::run(),
+        Task::Images {
+            bases,
+            agents,
+            json,
+            write_docs,
+            strict,
+        } => images::run(images::ImagesArgs {
+            bases,
+            agents,
+            json,
+            write_docs,
+            strict,
+        }),
         Task::Bench { runs, only } => bench::run(runs, only.as_deref()),
     };
     match result {

@@ -1,6 +1,6 @@
-//! The local Debian base image (`localhost/debian:bookworm`) that tests and the demo build on,
-//! made with `debootstrap --variant=minbase` and `podman import` because no registry is
-//! reachable here. Creation is serialized with a lock file so parallel tests build it once.
+//! The local Debian base images (`localhost/debian:<suite>`; tests and the demo build on
+//! bookworm), made with `debootstrap --variant=minbase` and `podman import` because no registry
+//! is reachable here. Creation is serialized with a lock file so parallel tests build it once.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -10,6 +10,8 @@ use std::process::{Command, Stdio};
 pub const BASE_IMAGE: &str = "localhost/debian:bookworm";
 
 const SUITE: &str = "bookworm";
+/// The suites [`ensure_suite_image`] makes: Debian 12, 13 and unstable.
+pub const SUITES: [&str; 3] = ["bookworm", "trixie", "sid"];
 const DEFAULT_MIRROR: &str = "http://deb.debian.org/debian";
 
 /// Why the base image could not be made.
@@ -20,6 +22,12 @@ pub enum BaseImageError {
     MissingTool {
         /// The missing program.
         tool: &'static str,
+    },
+    /// A suite that is not one of [`SUITES`].
+    #[error("unknown Debian suite `{suite}`; expected one of: bookworm, trixie, sid")]
+    UnknownSuite {
+        /// What was asked for.
+        suite: String,
     },
     /// A step failed.
     #[error("{step} failed: {detail}")]
@@ -44,12 +52,31 @@ pub enum BaseImageOutcome {
 pub fn ensure_base_image(
     progress: &mut dyn FnMut(&str),
 ) -> Result<BaseImageOutcome, BaseImageError> {
-    if image_exists()? {
+    ensure_suite_image(SUITE, progress)
+}
+
+/// The image reference of the local base image of a Debian `suite`.
+pub fn suite_image(suite: &str) -> String {
+    format!("localhost/debian:{suite}")
+}
+
+/// Makes sure the base image of `suite` (one of [`SUITES`]) exists, creating it if needed.
+pub fn ensure_suite_image(
+    suite: &str,
+    progress: &mut dyn FnMut(&str),
+) -> Result<BaseImageOutcome, BaseImageError> {
+    if !SUITES.contains(&suite) {
+        return Err(BaseImageError::UnknownSuite {
+            suite: suite.to_owned(),
+        });
+    }
+    let image = suite_image(suite);
+    if image_exists(&image)? {
         return Ok(BaseImageOutcome::Present);
     }
     let _lock = lock()?;
     // Another process may have built it while we waited for the lock.
-    if image_exists()? {
+    if image_exists(&image)? {
         return Ok(BaseImageOutcome::Present);
     }
     let mirror = std::env::var("TEROK_DEBIAN_MIRROR").unwrap_or_else(|_| DEFAULT_MIRROR.into());
@@ -59,24 +86,39 @@ pub fn ensure_base_image(
         .map_err(|e| step_err("create a debootstrap directory", e))?;
     let rootfs = work.path().join("rootfs");
     progress(&format!(
-        "debootstrap --variant=minbase {SUITE} ({mirror}) …"
+        "debootstrap --variant=minbase {suite} ({mirror}) …"
     ));
     run(
         Command::new("debootstrap")
-            .args(["--variant=minbase", SUITE])
+            .args(["--variant=minbase", suite])
             .arg(&rootfs)
             .arg(&mirror),
         "debootstrap",
     )?;
-    progress(&format!("podman import → {BASE_IMAGE} …"));
-    import(&rootfs)?;
-    progress(&format!("{BASE_IMAGE} is ready"));
+    if suite == "sid" {
+        accept_expired_release_files(&rootfs)?;
+    }
+    progress(&format!("podman import → {image} …"));
+    import(&rootfs, &image)?;
+    progress(&format!("{image} is ready"));
     Ok(BaseImageOutcome::Created)
 }
 
-fn image_exists() -> Result<bool, BaseImageError> {
+/// Unstable's Release file is valid for a week only, and the Debian mirror these machines
+/// reach is not always that fresh: apt in the sid base image accepts an expired one (its
+/// signatures are still checked). Only this local test base is affected, never an image
+/// terok builds on a user's base.
+fn accept_expired_release_files(rootfs: &Path) -> Result<(), BaseImageError> {
+    std::fs::write(
+        rootfs.join("etc/apt/apt.conf.d/99terok-mirror-age"),
+        "Acquire::Check-Valid-Until \"false\";\n",
+    )
+    .map_err(|e| step_err("write the sid base image's apt setting", e))
+}
+
+fn image_exists(image: &str) -> Result<bool, BaseImageError> {
     let status = Command::new("podman")
-        .args(["image", "exists", BASE_IMAGE])
+        .args(["image", "exists", image])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -99,7 +141,7 @@ fn lock() -> Result<File, BaseImageError> {
     Ok(file)
 }
 
-fn import(rootfs: &Path) -> Result<(), BaseImageError> {
+fn import(rootfs: &Path, image: &str) -> Result<(), BaseImageError> {
     let mut tar = Command::new("tar")
         .arg("-C")
         .arg(rootfs)
@@ -112,7 +154,7 @@ fn import(rootfs: &Path) -> Result<(), BaseImageError> {
         .take()
         .ok_or_else(|| step_err("pipe tar into podman import", "no stdout"))?;
     let import = Command::new("podman")
-        .args(["import", "--change", "CMD [\"/bin/bash\"]", "-", BASE_IMAGE])
+        .args(["import", "--change", "CMD [\"/bin/bash\"]", "-", image])
         .stdin(tar_out)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
