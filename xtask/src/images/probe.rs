@@ -17,7 +17,16 @@ pub fn smoke_command(binary: &str, smoke: Option<&str>) -> String {
 /// version), or why it failed.
 pub fn smoke(image: &str, command: &str) -> Result<String, String> {
     let output = Command::new("podman")
-        .args(["run", "--rm", "--network", "none", "--user", "dev"])
+        // `--init`: sid's coreutils `timeout` fails (status 125, silently) as PID 1.
+        .args([
+            "run",
+            "--rm",
+            "--init",
+            "--network",
+            "none",
+            "--user",
+            "dev",
+        ])
         .args([
             "--entrypoint",
             "timeout",
@@ -48,6 +57,9 @@ pub fn smoke(image: &str, command: &str) -> Result<String, String> {
                     .chain(stderr.lines())
                     .map(str::to_owned)
                     .collect();
+                if lines.iter().all(|l| l.trim().is_empty()) {
+                    return Err(format!("`{command}` printed nothing ({})", out.status));
+                }
                 Err(format!("`{command}`: {}", last_words(&lines)))
             }
         }
