@@ -8,7 +8,7 @@ use miette::Diagnostic;
 use terok_executor::errors::{
     AuthError, ConfigEditError, ConfigError, ControlError, ImageBuildError, InstallCause,
 };
-use terok_executor::{ExecutorError, Unsuited};
+use terok_executor::{ExecutorError, Layer, Runtime, Unsuited};
 
 /// How to move rootless podman from `vfs` to overlay storage.
 pub const VFS_STORAGE_FIX: &str = "\
@@ -90,6 +90,12 @@ fn remedy(err: &ExecutorError) -> Option<String> {
                 "set `family: deb` or `family: rpm` under `image:` in config.yml, or pass --family deb|rpm"
                     .to_owned()
             }
+            ImageBuildError::AgentInstall {
+                agent,
+                cause,
+                layer: Layer::Sidecar,
+                ..
+            } => sidecar_install_remedy(agent, cause),
             ImageBuildError::AgentInstall { agent, cause, .. } => install_remedy(agent, cause),
             ImageBuildError::UnsuitableBase { unsuited, .. } => unsuitable_remedy(unsuited),
             _ => return None,
@@ -117,27 +123,49 @@ fn install_remedy(agent: &str, cause: &InstallCause) -> String {
          config.yml), or `terok-executor build --agents all,-{agent}` for one build"
     );
     match cause {
-        InstallCause::Unreachable { host } => format!(
-            "{without}; or let the build reach {} (a proxy in podman's environment, \
-             HTTPS_PROXY) and run it again",
-            host.as_deref().unwrap_or("the host")
-        ),
+        InstallCause::Unreachable { host } => format!("{without}; or {}", reach_remedy(host)),
         _ => format!("{without}; if its install snippet is yours, fix it in the roster"),
     }
 }
 
+/// What to do when a sidecar tool's image cannot be built: there is nothing to leave out.
+fn sidecar_install_remedy(tool: &str, cause: &InstallCause) -> String {
+    match cause {
+        InstallCause::Unreachable { host } => reach_remedy(host),
+        _ => format!(
+            "`{tool}` runs only from its sidecar image; `terok-executor build --sidecar={tool} -v` \
+             streams the whole build log"
+        ),
+    }
+}
+
+fn reach_remedy(host: &Option<String>) -> String {
+    format!(
+        "let the build reach {} (a proxy in podman's environment, HTTPS_PROXY) and run it again",
+        host.as_deref().unwrap_or("the host")
+    )
+}
+
 /// What to do when entries cannot work on the base: another base, or build without them.
 fn unsuitable_remedy(unsuited: &[Unsuited]) -> String {
-    let needs = unsuited
-        .iter()
-        .map(|u| u.needs_node)
-        .max()
-        .unwrap_or_default();
-    let without: Vec<String> = unsuited.iter().map(|u| format!("-{}", u.agent)).collect();
+    let needs: Vec<String> = [Runtime::NodeJs, Runtime::Python]
+        .into_iter()
+        .filter_map(|runtime| {
+            let newest = unsuited
+                .iter()
+                .filter(|u| u.runtime == runtime)
+                .map(|u| u.needs)
+                .max()?;
+            Some(format!("{runtime} {newest}"))
+        })
+        .collect();
+    let mut without: Vec<String> = unsuited.iter().map(|u| format!("-{}", u.agent)).collect();
+    without.dedup();
     format!(
-        "build on a base whose Node.js is {needs} or newer (--base, or image.base_image in \
-         config.yml), or without {}: `terok-executor build --agents all,{}`",
-        if unsuited.len() == 1 { "it" } else { "them" },
+        "build on a base with {} or newer (--base, or image.base_image in config.yml), or \
+         without {}: `terok-executor build --agents all,{}`",
+        needs.join(" and "),
+        if without.len() == 1 { "it" } else { "them" },
         without.join(",")
     )
 }
@@ -184,5 +212,26 @@ impl Diagnostic for Remedied {
 
     fn diagnostic_source(&self) -> Option<&dyn Diagnostic> {
         self.inner.diagnostic_source()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sidecar_tool_that_cannot_install_is_not_told_to_leave_itself_out() {
+        let unreachable = InstallCause::Unreachable {
+            host: Some("cli.coderabbit.ai".into()),
+        };
+        let tool = sidecar_install_remedy("coderabbit", &unreachable);
+        assert_eq!(
+            tool,
+            "let the build reach cli.coderabbit.ai (a proxy in podman's environment, \
+             HTTPS_PROXY) and run it again"
+        );
+        let agent = install_remedy("glab", &unreachable);
+        assert!(agent.starts_with("build without it: `terok-executor agents set all,-glab`"));
+        assert!(agent.ends_with(&tool), "{agent}");
     }
 }

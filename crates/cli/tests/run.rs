@@ -1289,7 +1289,7 @@ fn an_entry_the_base_cannot_run_is_refused_with_the_remedy_before_podman_runs() 
         .args([
             "build",
             "--agents",
-            "claude,pi",
+            "claude,pi,vibe",
             "--base",
             "localhost/debian:bookworm",
         ])
@@ -1299,7 +1299,7 @@ fn an_entry_the_base_cannot_run_is_refused_with_the_remedy_before_podman_runs() 
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     insta::assert_snapshot!(String::from_utf8_lossy(&out.stderr), @r"
-    x cannot build for localhost/debian:bookworm: `pi` needs Node.js 20 or newer, it has 18
-    help: build on a base whose Node.js is 20 or newer (--base, or image.base_image in config.yml), or without it: `terok-executor build --agents all,-pi`
+    x cannot build for localhost/debian:bookworm: `pi` needs Node.js 20 or newer, it has 18; `vibe` needs Python 3.12 or newer, it has 3.11
+    help: build on a base with Node.js 20 and Python 3.12 or newer (--base, or image.base_image in config.yml), or without them: `terok-executor build --agents all,-pi,-vibe`
     ");
 }

@@ -112,7 +112,9 @@ pub use terok_core::subids::{IdRange, IdReservation};
 pub use terok_credentials::routes::{Route, RouteChange, RouteTable};
 pub use terok_credentials::{CredentialSummary, TokenRecord};
 pub use terok_gate::{BACKUP_PREFIX, Push};
-pub use terok_image_build::{BuildEvent, BuildRequest, BuiltImage, BuiltImages, Layer, Unsuited};
+pub use terok_image_build::{
+    BuildEvent, BuildRequest, BuiltImage, BuiltImages, Layer, Runtime, RuntimeVersion, Unsuited,
+};
 pub use terok_podman::userns::RootfulIds;
 pub use terok_podman::{GpuRequest, LogLine, LogSource, PodmanCli, UserMapping};
 pub use terok_roster::model::LogFormat;

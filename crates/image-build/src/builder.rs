@@ -8,13 +8,14 @@ use terok_core::config::PackageFamily;
 use terok_podman::{BuildSpec, ContainerRuntime, ImageInfo};
 use terok_roster::Roster;
 
-use crate::base_node::Unsuited;
+use crate::base_runtime::Unsuited;
 use crate::context::{
     CaSource, ContextFiles, L0_SCRIPTS, collect_ca_certificates, decode_help_escapes,
 };
 use crate::error::ImageBuildError;
 use crate::family::detect_family;
 use crate::install_watch::{InstallWatch, parse_step};
+use crate::layer::Layer;
 use crate::tags::{TagSet, local};
 use crate::templates::{
     RenderInput, SnippetAgent, render_l0, render_l1, render_sidecar, render_snippet,
@@ -23,36 +24,6 @@ use crate::{LABEL_CONTENT_HASH, LABEL_LAYER};
 
 /// Label recording the package family an image was built for.
 pub const LABEL_FAMILY: &str = "ai.terok.family";
-
-/// Which image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Layer {
-    /// The base development layer.
-    L0,
-    /// The agent layer.
-    L1,
-    /// A sidecar tool image.
-    Sidecar,
-}
-
-impl Layer {
-    /// `L0`, `L1`, `L1 (sidecar)`, as printed by `build`.
-    pub fn display_name(self) -> &'static str {
-        match self {
-            Self::L0 => "L0",
-            Self::L1 => "L1",
-            Self::Sidecar => "L1 (sidecar)",
-        }
-    }
-
-    fn label(self) -> &'static str {
-        match self {
-            Self::L0 => "l0",
-            Self::L1 => "l1",
-            Self::Sidecar => "sidecar",
-        }
-    }
-}
 
 /// Progress of [`ImageBuilder::ensure`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -305,7 +276,7 @@ impl<'a, R: ContainerRuntime> ImageBuilder<'a, R> {
     /// Refuses, before podman runs, a selection with entries that cannot work on the base.
     fn check_base_suits(&self, request: &BuildRequest) -> Result<(), ImageBuildError> {
         let unsuited =
-            crate::base_node::unsuited(self.roster, &request.base_image, &request.selection);
+            crate::base_runtime::unsuited(self.roster, &request.base_image, &request.selection);
         if unsuited.is_empty() {
             return Ok(());
         }
@@ -739,6 +710,7 @@ impl<'a, R: ContainerRuntime> ImageBuilder<'a, R> {
             Some(failed) => ImageBuildError::AgentInstall {
                 agent: failed.agent,
                 image: tag.to_owned(),
+                layer,
                 step: failed.step,
                 cause: failed.cause,
                 tail: failed.tail,

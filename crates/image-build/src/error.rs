@@ -2,8 +2,9 @@
 
 use terok_podman::PodmanError;
 
-use crate::base_node::Unsuited;
+use crate::base_runtime::Unsuited;
 use crate::install_watch::InstallCause;
+use crate::layer::Layer;
 
 /// Why images could not be built.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -44,6 +45,8 @@ pub enum ImageBuildError {
         agent: String,
         /// The image being built.
         image: String,
+        /// Which layer: [`Layer::Sidecar`] for a sidecar tool, [`Layer::L1`] for an entry.
+        layer: Layer,
         /// The step that failed (`RUN …`), when podman named it.
         step: Option<String>,
         /// Why, as far as its output tells.
@@ -85,8 +88,8 @@ fn unsuited_text(unsuited: &[Unsuited]) -> String {
         .iter()
         .map(|u| {
             format!(
-                "`{}` needs Node.js {} or newer, it has {}",
-                u.agent, u.needs_node, u.base_node
+                "`{}` needs {} {} or newer, it has {}",
+                u.agent, u.runtime, u.needs, u.base_has
             )
         })
         .collect();

@@ -15,24 +15,24 @@
 // Test code writes its fixtures directly; shipped code writes through terok_core::secure_fs.
 #![cfg_attr(test, allow(clippy::disallowed_methods))]
 
-mod base_node;
+mod base_runtime;
 mod builder;
 mod context;
 mod error;
 mod family;
 mod install_watch;
+mod layer;
 mod reference;
 mod tags;
 mod templates;
 
-pub use base_node::{Unsuited, node_major_on, unsuited};
-pub use builder::{
-    BuildEvent, BuildRequest, BuiltImage, BuiltImages, ImageBuilder, Layer, stamp_file,
-};
+pub use base_runtime::{Runtime, RuntimeVersion, Unsuited, runtime_on, unsuited};
+pub use builder::{BuildEvent, BuildRequest, BuiltImage, BuiltImages, ImageBuilder, stamp_file};
 pub use context::{CaSource, collect_ca_certificates, decode_help_escapes};
 pub use error::ImageBuildError;
 pub use family::detect_family;
 pub use install_watch::{INSTALLING_ARG, InstallCause};
+pub use layer::Layer;
 pub use reference::split_reference;
 pub use tags::{TagSet, base_fragment};
 pub use templates::{

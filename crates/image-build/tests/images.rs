@@ -423,6 +423,41 @@ async fn a_failed_install_names_its_agent_and_why() {
     );
 }
 
+#[tokio::test]
+async fn a_failed_sidecar_install_names_its_tool() {
+    let dockerfile = render_sidecar(PackageFamily::Deb, "coderabbit").unwrap();
+    let marks: Vec<&str> = dockerfile
+        .lines()
+        .filter_map(|l| l.strip_prefix("ARG TEROK_INSTALLING="))
+        .collect();
+    assert_eq!(marks, ["coderabbit", ""]);
+    // A download that fails must fail its step, not pipe nothing into sh.
+    assert!(!dockerfile.contains("| sh"), "{dockerfile}");
+    let fake = FakeRuntime::new();
+    let roster = RosterLoader::bundled().load().unwrap();
+    // L0 and L1 build; then the sidecar's build fails in its install.
+    ensure(&fake, &roster, &request(&["claude"])).await;
+    fake.print_in_builds(&[
+        "STEP 5/12: ARG TEROK_INSTALLING=coderabbit",
+        "STEP 6/12: RUN curl -fsSL -o /tmp/coderabbit-install.sh https://cli.coderabbit.ai/install.sh",
+        "curl: (6) Could not resolve host: cli.coderabbit.ai",
+    ]);
+    fake.fail_builds();
+    let mut req = request(&["claude"]);
+    req.sidecar = Some("coderabbit".into());
+    let err = ImageBuilder::new(&fake, &roster)
+        .ensure(&req, &mut |_| {})
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().starts_with(
+            "installing `coderabbit` into terok-l1-sidecar:localhost-debian-bookworm failed: \
+             cli.coderabbit.ai cannot be reached from here"
+        ),
+        "{err}"
+    );
+}
+
 #[test]
 fn every_agents_steps_are_marked_in_the_l1_dockerfile() {
     let input = snippet_input(PackageFamily::Deb);
@@ -464,6 +499,35 @@ async fn an_entry_the_base_is_too_old_for_is_refused_before_podman_runs() {
     // On a base with a new enough Node.js, and on one this build does not know, it builds.
     for base in ["localhost/debian:trixie", "localhost/custom:1"] {
         let mut req = request(&["pi"]);
+        req.base_image = base.to_owned();
+        req.family = Some(PackageFamily::Deb);
+        ensure(&fake, &roster, &req).await;
+    }
+    assert_eq!(fake.build_count(), 4);
+}
+
+#[tokio::test]
+async fn an_entry_that_needs_a_newer_python_is_refused_on_a_base_known_to_lack_it() {
+    let fake = FakeRuntime::new();
+    let roster = RosterLoader::bundled().load().unwrap();
+    // Vibe needs Python 3.12, Toad 3.14 (it needs Caddy too); trixie installs 3.13.
+    let mut req = request(&["vibe", "toad"]);
+    req.base_image = "localhost/debian:trixie".to_owned();
+    let err = ImageBuilder::new(&fake, &roster)
+        .ensure(&req, &mut |_| {})
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "cannot build for localhost/debian:trixie: `toad` needs Python 3.14 or newer, it has 3.13"
+    );
+    assert!(fake.calls().is_empty(), "podman ran: {:?}", fake.calls());
+    // Vibe alone fits trixie; Debian unstable's Python is not judged.
+    for (base, agents) in [
+        ("localhost/debian:trixie", "vibe"),
+        ("localhost/debian:sid", "toad"),
+    ] {
+        let mut req = request(&[agents]);
         req.base_image = base.to_owned();
         req.family = Some(PackageFamily::Deb);
         ensure(&fake, &roster, &req).await;

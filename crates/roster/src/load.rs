@@ -10,7 +10,6 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
 use serde_json::{Map, Value};
 use terok_core::paths::TerokPaths;
 use terok_core::yaml::{self, YamlError, YamlIndex, parent_path};
@@ -222,14 +221,17 @@ fn build_roster(
     let mut providers = BTreeMap::new();
     for (name, entry_layers) in &layers {
         let merged = merge_layers(entry_layers);
-        let file = match AgentFile::deserialize(&merged) {
+        // Each file passed the strict check alone; the merge can still fail where YAML's
+        // scalars read differently as a tree (`3.10` is the number 3.1): name the field.
+        let file = match serde_path_to_error::deserialize::<_, AgentFile>(&merged) {
             Ok(file) => file,
             Err(err) => {
+                let path = err.path().to_string();
                 problems.push(locate(
                     entry_layers,
                     &Issue {
-                        path: String::new(),
-                        message: format!("the merged entry `{name}` is invalid: {err}"),
+                        path: if path == "." { String::new() } else { path },
+                        message: format!("the merged entry `{name}` is invalid: {}", err.inner()),
                         help: None,
                     },
                 ));

@@ -275,6 +275,48 @@ pub struct InstallSpec {
     pub smoke: Option<String>,
     /// The oldest Node.js major version the entry runs on.
     pub min_node: Option<u32>,
+    /// The oldest Python the entry runs on.
+    pub min_python: Option<PythonVersion>,
+}
+
+/// A Python release, `major.minor`; written and serialized as `"3.12"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PythonVersion {
+    /// `3` in 3.12.
+    pub major: u32,
+    /// `12` in 3.12.
+    pub minor: u32,
+}
+
+impl std::str::FromStr for PythonVersion {
+    type Err = ();
+
+    /// `"3.12"`; nothing else (no patch level, no spaces).
+    fn from_str(s: &str) -> Result<Self, ()> {
+        let (major, minor) = s.split_once('.').ok_or(())?;
+        let number = |part: &str| {
+            if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(());
+            }
+            part.parse::<u32>().map_err(|_| ())
+        };
+        Ok(Self {
+            major: number(major)?,
+            minor: number(minor)?,
+        })
+    }
+}
+
+impl std::fmt::Display for PythonVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+impl Serialize for PythonVersion {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
 }
 
 /// The `hilfe` line.

@@ -64,6 +64,7 @@ pub fn resolve_agent(
         .map(|v| resolve_provider(name, v, &mut issues));
     let help = resolve_help(file, &mut issues);
     let mounts = resolve_mounts(file, &mut issues);
+    let install = resolve_install(file, &mut issues);
     if !issues.is_empty() {
         return Err(issues);
     }
@@ -89,7 +90,7 @@ pub fn resolve_agent(
             tool_name: s.tool_name.clone().unwrap_or_else(|| name.to_owned()),
             env_map: s.env_map.clone().unwrap_or_default(),
         }),
-        install: resolve_install(file),
+        install,
         help,
         mounts,
         web_ingress: file.web_ingress.unwrap_or(false),
@@ -192,7 +193,7 @@ fn resolve_opencode(file: &AgentFile, issues: &mut Vec<Issue>) -> Option<Opencod
     Some(spec)
 }
 
-fn resolve_install(file: &AgentFile) -> Option<InstallSpec> {
+fn resolve_install(file: &AgentFile, issues: &mut Vec<Issue>) -> Option<InstallSpec> {
     file.install.as_ref().map(|i| InstallSpec {
         depends_on: i
             .depends_on
@@ -203,7 +204,25 @@ fn resolve_install(file: &AgentFile) -> Option<InstallSpec> {
         run_as_dev: i.run_as_dev.clone().filter(|s| !s.trim().is_empty()),
         smoke: i.smoke.clone().filter(|s| !s.trim().is_empty()),
         min_node: i.min_node,
+        min_python: i
+            .min_python
+            .as_deref()
+            .and_then(|v| python_version(issues, v)),
     })
+}
+
+fn python_version(issues: &mut Vec<Issue>, written: &str) -> Option<PythonVersion> {
+    let parsed = written.trim().parse().ok();
+    if parsed.is_none() {
+        issues.push(
+            Issue::new(
+                "install.min_python",
+                format!("`{written}` is not a Python version like \"3.12\""),
+            )
+            .with_help("write the major and minor version in quotes, e.g. min_python: \"3.12\""),
+        );
+    }
+    parsed
 }
 
 fn resolve_help(file: &AgentFile, issues: &mut Vec<Issue>) -> Option<HelpSpec> {

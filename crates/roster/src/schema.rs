@@ -512,6 +512,9 @@ section!(
         /// The oldest Node.js major version the entry runs on; a build on a base known to
         /// install an older one refuses the entry.
         min_node: u32,
+        /// The oldest Python the entry runs on, as `"3.12"` (a string: `3.10` as a number is
+        /// 3.1); a build on a base known to install an older `python3` refuses the entry.
+        min_python: String,
     }
 );
 

@@ -580,3 +580,26 @@ fn a_file_that_does_not_parse_is_an_error_not_a_skip() {
     assert!(e.file.ends_with("claude.yaml"));
     assert!(e.line.is_some());
 }
+
+#[test]
+fn min_python_is_a_quoted_major_minor_version() {
+    let roster = bundled();
+    let vibe = roster.get("vibe").unwrap().install.as_ref().unwrap();
+    assert_eq!(
+        vibe.min_python.map(|v| v.to_string()).as_deref(),
+        Some("3.12")
+    );
+    let e = error_of("vibe.yaml", "install:\n  min_python: \"3\"\n");
+    assert_eq!(
+        (e.line, e.column, e.field_path.as_deref()),
+        (Some(2), Some(15), Some("install.min_python"))
+    );
+    assert_eq!(e.message, "`3` is not a Python version like \"3.12\"");
+    // Unquoted, YAML reads 3.10 as the number 3.1: the file must say what it means.
+    let e = error_of("vibe.yaml", "install:\n  min_python: 3.10\n");
+    assert_eq!(
+        (e.line, e.field_path.as_deref()),
+        (Some(2), Some("install.min_python"))
+    );
+    assert!(e.message.contains("expected a string"), "{}", e.message);
+}
