@@ -117,6 +117,28 @@ pub async fn relay(
     for (name, value) in &headers {
         request.headers_mut().insert(name.clone(), value.clone());
     }
+    // The upstream is connected before the client is upgraded: when it declines (426 so the
+    // client uses HTTP, 401 for a refused key), the client gets that answer, as it would
+    // without the vault in between.
+    let connector = crate::tls::websocket_connector();
+    let upstream =
+        match tokio_tungstenite::connect_async_tls_with_config(request, None, false, connector)
+            .await
+        {
+            Ok((stream, _)) => stream,
+            Err(ts::Error::Http(declined)) => {
+                let status = declined.status();
+                guard.status(status);
+                guard.finish(Outcome::Ok);
+                let body = declined.body().clone().unwrap_or_default();
+                return (status, body).into_response();
+            }
+            Err(_) => {
+                guard.status(StatusCode::BAD_GATEWAY);
+                guard.finish(Outcome::UpstreamError);
+                return (StatusCode::BAD_GATEWAY, "upstream connection failed").into_response();
+            }
+        };
     guard.status(StatusCode::SWITCHING_PROTOCOLS);
     // The relay outlives the request: it keeps the connection's slot under the listener's limit.
     let slot = parts.extensions.remove::<ConnectionSlot>();
@@ -125,23 +147,15 @@ pub async fn relay(
         .max_frame_size(MAX_MESSAGE)
         .on_upgrade(move |socket| async move {
             let _slot = slot;
-            let outcome = pump(socket, request).await;
+            let outcome = pump(socket, upstream).await;
             guard.finish(outcome);
         })
 }
 
-async fn pump(mut client: WebSocket, request: ts::handshake::client::Request) -> Outcome {
-    let connector = crate::tls::websocket_connector();
-    let upstream =
-        match tokio_tungstenite::connect_async_tls_with_config(request, None, false, connector)
-            .await
-        {
-            Ok((stream, _)) => stream,
-            Err(_) => {
-                let _ = client.send(close_1011("upstream connection failed")).await;
-                return Outcome::UpstreamError;
-            }
-        };
+type Upstream =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn pump(client: WebSocket, upstream: Upstream) -> Outcome {
     let (mut c_tx, mut c_rx) = client.split();
     let (mut u_tx, mut u_rx) = upstream.split();
     loop {

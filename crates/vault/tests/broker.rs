@@ -700,26 +700,35 @@ async fn websockets_get_the_real_credential_and_no_extensions() {
     .unwrap();
     let echo = ws.next().await.unwrap().unwrap();
     assert_eq!(echo.to_text().unwrap(), "ping me");
-    // An unreachable upstream closes the client with 1011.
+    // An upstream that declines the upgrade (426: use HTTP) is answered with its status, not
+    // with an upgrade that closes at once: Codex falls back to HTTP on that 426.
+    let connect = |path: &str| {
+        let mut request = format!("{}{path}", b.url.replace("http://", "ws://"))
+            .into_client_request()
+            .unwrap();
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        tokio_tungstenite::connect_async(request)
+    };
+    match connect("/status/426").await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 426)
+        }
+        other => panic!("expected the upstream's 426, got {other:?}"),
+    }
+    // An unreachable upstream is a 502 before any upgrade.
     let mut table = b.shared.routes();
     table.get_mut("codex").unwrap().upstream = "http://127.0.0.1:1".into();
     b.shared.set_routes(table);
-    let mut request = format!("{}/ws", b.url.replace("http://", "ws://"))
-        .into_client_request()
-        .unwrap();
-    request
-        .headers_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-    match ws.next().await {
-        Some(Ok(tokio_tungstenite::tungstenite::Message::Close(Some(frame)))) => {
-            assert_eq!(u16::from(frame.code), 1011)
+    match connect("/ws").await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 502)
         }
-        other => panic!("expected a 1011 close, got {other:?}"),
+        other => panic!("expected a 502, got {other:?}"),
     }
 }
 
-/// Whoever sends no valid token can put only a few characters of its choosing into the log.
 #[tokio::test]
 async fn an_unauthenticated_request_logs_a_truncated_path() {
     let b = broker(Some("c1")).await;
