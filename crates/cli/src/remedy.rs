@@ -57,6 +57,9 @@ fn remedy(err: &ExecutorError) -> Option<String> {
              `terok-executor rm NAME` when you are done"
                 .to_owned()
         }
+        E::NoModelFlag { agent } => format!(
+            "drop --model; choose {agent}'s model in its own configuration (see `terok-executor agents show {agent}`)"
+        ),
         E::VaultRequired | E::Vault(ControlError::NotRunning { .. }) => {
             "start it with `terok-executor vault start`".to_owned()
         }

@@ -120,7 +120,7 @@ fn vault_routes_writes_the_table_and_stop_without_a_daemon_is_fine() {
     let env = IsolatedEnv::new().unwrap();
     let r = run(&env, &["vault", "routes"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert_snapshot!(r.stdout, @"
+    assert_snapshot!(r.stdout, @r"
     Routes written to [TMP]/state/vault/routes.json (10 configured)
 
     Routes (written; the vault is not running):
@@ -133,7 +133,7 @@ fn vault_routes_writes_the_table_and_stop_without_a_daemon_is_fine() {
     gh               https://api.github.com                         Authorization: token <credential>
     glab             https://gitlab.com                             PRIVATE-TOKEN: <credential>
     kisski           https://chat-ai.academiccloud.de               Authorization: Bearer <credential>
-    openrouter       https://openrouter.ai                          Authorization: Bearer <credential>
+    openrouter       https://openrouter.ai/api                      Authorization: Bearer <credential>
     sonar            https://sonarcloud.io                          Authorization: Bearer <credential>
     vibe             https://api.mistral.ai                         Authorization: Bearer <credential>
     ");

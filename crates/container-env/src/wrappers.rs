@@ -21,6 +21,9 @@ struct WrapperAgent {
     binary: String,
     refuse: String,
     auto_approve_flags: String,
+    flags: String,
+    exports: Vec<String>,
+    prepare: Option<String>,
     add_dir: bool,
     agents_json: bool,
     instructions: &'static str,
@@ -85,6 +88,18 @@ fn wrapper_agent(agent: &Agent) -> Option<WrapperAgent> {
             .map(|s| shell_quote(s))
             .collect::<Vec<_>>()
             .join(" "),
+        flags: agent
+            .wrapper_flags
+            .iter()
+            .map(|s| shell_quote(s))
+            .collect::<Vec<_>>()
+            .join(" "),
+        exports: agent
+            .wrapper_env
+            .iter()
+            .map(|(k, v)| format!("{k}={}", shell_quote(v)))
+            .collect(),
+        prepare: agent.wrapper_prepare.clone(),
         add_dir: agent.capabilities.add_dir,
         agents_json: agent.capabilities.agents_json,
         instructions: match instructions_delivery(agent) {

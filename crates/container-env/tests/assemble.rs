@@ -112,7 +112,7 @@ fn claude_env_and_volumes() {
       TEROK_UNRESTRICTED=1
       COPILOT_ALLOW_ALL=true
       OPENCODE_PERMISSION={"*":"allow"}
-      VIBE_AUTO_APPROVE=true
+      VIBE_BYPASS_TOOL_PERMISSIONS=true
     volumes:
       [TMP]/project -> /workspace None
       [TMP]/state/executor/tasks/0123456789ab/config/_blablador-config -> /home/dev/.blablador Private
@@ -187,7 +187,7 @@ fn codex_env_and_volumes() {
       TEROK_UNRESTRICTED=1
       COPILOT_ALLOW_ALL=true
       OPENCODE_PERMISSION={"*":"allow"}
-      VIBE_AUTO_APPROVE=true
+      VIBE_BYPASS_TOOL_PERMISSIONS=true
     volumes:
       [TMP]/project -> /workspace None
       [TMP]/state/executor/tasks/0123456789ab/config/_blablador-config -> /home/dev/.blablador Private

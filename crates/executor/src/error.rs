@@ -57,6 +57,12 @@ pub enum ExecutorError {
         /// The providers there are.
         known: Vec<String>,
     },
+    /// A model was asked for an agent whose command line cannot choose one.
+    #[error("{agent} has no model flag: its model comes from its own configuration")]
+    NoModelFlag {
+        /// The agent.
+        agent: String,
+    },
     /// The agent is not in the image selection.
     #[error("{agent} is not installed in the image (the image selection is: {selection})")]
     AgentNotInImage {

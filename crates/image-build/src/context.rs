@@ -59,6 +59,10 @@ pub const SCRIPTS: &[(&str, &str)] = &[
         include_str!("../../../resources/scripts/terok-env.sh"),
     ),
     (
+        "terok-pi-vault",
+        include_str!("../../../resources/scripts/terok-pi-vault"),
+    ),
+    (
         "terok-toad-entry",
         include_str!("../../../resources/scripts/terok-toad-entry"),
     ),

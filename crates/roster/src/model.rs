@@ -37,6 +37,12 @@ pub struct Agent {
     pub capabilities: Capabilities,
     /// Subcommands the in-container wrapper refuses.
     pub refuse_subcommands: Vec<String>,
+    /// Variables the wrapper exports while the agent runs.
+    pub wrapper_env: BTreeMap<String, String>,
+    /// Flags the wrapper adds to every invocation.
+    pub wrapper_flags: Vec<String>,
+    /// A command the wrapper runs before the agent.
+    pub wrapper_prepare: Option<String>,
     /// OpenCode provider settings, for OpenCode-based entries.
     pub opencode: Option<OpencodeSpec>,
     /// How `auth` obtains a credential (as written in the file; see

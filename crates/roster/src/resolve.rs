@@ -65,6 +65,14 @@ pub fn resolve_agent(
     let help = resolve_help(file, &mut issues);
     let mounts = resolve_mounts(file, &mut issues);
     let install = resolve_install(file, &mut issues);
+    let wrapper = file.wrapper.clone().unwrap_or_default();
+    let wrapper_env = wrapper.env.unwrap_or_default();
+    for var in wrapper_env.keys().filter(|v| !is_env_name(v)) {
+        issues.push(Issue::new(
+            format!("wrapper.env.{var}"),
+            format!("`{var}` is not a variable name (capital letters, digits and `_`, not starting with a digit)"),
+        ));
+    }
     if !issues.is_empty() {
         return Err(issues);
     }
@@ -78,11 +86,10 @@ pub fn resolve_agent(
         auto_approve: resolve_auto_approve(file),
         session,
         capabilities: resolve_capabilities(file),
-        refuse_subcommands: file
-            .wrapper
-            .as_ref()
-            .and_then(|w| w.refuse_subcommands.clone())
-            .unwrap_or_default(),
+        refuse_subcommands: wrapper.refuse_subcommands.unwrap_or_default(),
+        wrapper_env,
+        wrapper_flags: wrapper.flags.unwrap_or_default(),
+        wrapper_prepare: wrapper.prepare.filter(|p| !p.trim().is_empty()),
         opencode,
         auth,
         provider: provider.as_ref().map(|p| p.name.clone()),

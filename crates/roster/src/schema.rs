@@ -321,6 +321,15 @@ section!(
     WrapperFile {
         /// Subcommands the wrapper refuses (logins happen on the host with `terok-executor auth`).
         refuse_subcommands: Vec<String>,
+        /// Variables exported while the agent runs: settings that stop its start-up calls to
+        /// its vendor (update checks, telemetry, model catalogues), so it also runs behind a
+        /// firewall.
+        env: BTreeMap<String, String>,
+        /// Flags added to every invocation, before the caller's arguments.
+        flags: Vec<String>,
+        /// A command run before the agent, with the agent's environment (e.g. to point its
+        /// config at the vault); the agent does not start when it fails.
+        prepare: String,
     }
 );
 

@@ -249,7 +249,7 @@ fn sidecars_install_specs_help_and_web_ingress() {
     assert!(agents[0].starts_with("claude"));
     assert!(tools[0].starts_with("gh"));
     let env = roster.all_auto_approve_env();
-    assert_eq!(env["VIBE_AUTO_APPROVE"], "true");
+    assert_eq!(env["VIBE_BYPASS_TOOL_PERMISSIONS"], "true");
     assert_eq!(env["COPILOT_ALLOW_ALL"], "true");
     assert_eq!(env["OPENCODE_PERMISSION"], r#"{"*":"allow"}"#);
     let oc: Vec<String> = roster
@@ -342,7 +342,7 @@ fn headless_commands_of_the_bundled_agents() {
       codex --terok-timeout 1800 exec --model 'big model' "$(cat /home/dev/.terok/prompt.txt)"
     vibe:
       vibe --terok-timeout 1800 --prompt "$(cat /home/dev/.terok/prompt.txt)"
-      vibe --terok-timeout 1800 --agent 'big model' --max-turns 7 --prompt "$(cat /home/dev/.terok/prompt.txt)"
+      vibe --terok-timeout 1800 --max-turns 7 --prompt "$(cat /home/dev/.terok/prompt.txt)"
     copilot:
       copilot --terok-timeout 1800 -p "$(cat /home/dev/.terok/prompt.txt)"
       copilot --terok-timeout 1800 --model 'big model' -p "$(cat /home/dev/.terok/prompt.txt)"

@@ -80,6 +80,11 @@ impl<R: ContainerRuntime> Executor<R> {
         if options.remove_on_exit && !options.is_headless() {
             return Err(ExecutorError::RemoveOnExitInteractive);
         }
+        if options.model.is_some() && agent.headless.model_flag.is_none() {
+            return Err(ExecutorError::NoModelFlag {
+                agent: agent.name.clone(),
+            });
+        }
         let repo = classify_repo(&options.repo, &self.env, self.cwd.as_deref())?;
         let installed = installed_entries(&options.image, &agent)?;
         let gate = plan_gate(&repo, options.gate, options.gate_mode)?;

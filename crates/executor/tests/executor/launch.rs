@@ -330,6 +330,12 @@ async fn bad_options_fail_before_anything_is_created() {
         launch_err(&session, &options).await,
         ExecutorError::RemoveOnExitInteractive
     ));
+    let mut options = RunOptions::headless("vibe", "project", "hi", ImageSource::Tag("i".into()));
+    options.model = Some("devstral".into());
+    assert!(matches!(
+        launch_err(&session, &options).await,
+        ExecutorError::NoModelFlag { agent } if agent == "vibe"
+    ));
     let options = RunOptions::headless("claude", "./nope", "hi", ImageSource::Tag("i".into()));
     assert!(matches!(
         launch_err(&session, &options).await,
