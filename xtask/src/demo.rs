@@ -1,8 +1,10 @@
-//! `cargo xtask demo`: the whole story on this machine. Host setup, the base image, the images;
-//! the scripted model server (`terok-mock-model`) standing in for the Anthropic API; then the
-//! real Claude Code in a terok container fixes the failing test of `demo/sample-project` (a
-//! copy), and the demo prints the agent's output, the diff and the passing test. Everything
-//! runs in a temporary HOME: the user's own terok files are not touched.
+//! `cargo xtask demo [--agent NAME]`: the whole story on this machine. Host setup, the base
+//! image, the images; the scripted model server (`terok-mock-model`) standing in for the
+//! agent's vendor API (Anthropic Messages, OpenAI Responses or Chat Completions); then the real
+//! agent CLI (Claude Code by default; Codex, OpenRouter through OpenCode, Mistral Vibe, Pi) in a
+//! terok container fixes the failing test of `demo/sample-project` (a copy), and the demo prints
+//! the agent's output, the diff and the passing test. Everything runs in a temporary HOME: the
+//! user's own terok files are not touched.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -11,12 +13,13 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use terok_testkit::IsolatedEnv;
+use terok_testkit::demo::{DemoAgent, demo_agent, demo_agent_names};
 
 use crate::util::{display, run_echo, workspace_root};
 
 /// A real-looking key: it never leaves the host (the vault swaps it in on the way to the
 /// scripted model, which checks nothing).
-const DEMO_KEY: &str = "sk-ant-api03-demo-key-kept-on-the-host";
+const DEMO_KEY: &str = "sk-demo-key-kept-on-the-host";
 
 fn step(title: &str) {
     println!("\n==> {title}");
@@ -30,6 +33,25 @@ impl Drop for ModelServer {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// The demo's config.yml (the agent's base, the agent) and the roster override that sends
+/// the provider's API traffic to the scripted model at `url`.
+fn private_home(env: &IsolatedEnv, entry: &DemoAgent, url: &str) -> anyhow::Result<()> {
+    env.write_user_config(&format!(
+        "image:\n  base_image: localhost/debian:{}\n  agents: {}\n",
+        entry.suite, entry.agent
+    ))?;
+    let agents = env.user_config_dir().join("agent/agents");
+    std::fs::create_dir_all(&agents)?;
+    std::fs::write(
+        agents.join(format!("{}.yaml", entry.provider)),
+        format!(
+            "# The demo sends {}'s API traffic to the scripted model.\nvault:\n  upstream: {url}{}\n",
+            entry.provider, entry.upstream_path
+        ),
+    )?;
+    Ok(())
 }
 
 fn target_dir(root: &Path) -> PathBuf {
@@ -49,15 +71,21 @@ fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn run() -> anyhow::Result<()> {
+pub fn run(agent: &str) -> anyhow::Result<()> {
+    let Some(entry) = demo_agent(agent) else {
+        bail!(
+            "no demo for `{agent}`; --agent takes one of: {}",
+            demo_agent_names()
+        );
+    };
     let started = Instant::now();
     let root = workspace_root();
     let demo = root.join("demo");
 
     step("host setup (podman, base image tools; idempotent)");
     crate::host_setup::setup(false)?;
-    step("base image localhost/debian:bookworm");
-    terok_testkit::base_image::ensure_base_image(&mut |line| println!("{line}"))?;
+    step(&format!("base image localhost/debian:{}", entry.suite));
+    terok_testkit::base_image::ensure_suite_image(entry.suite, &mut |line| println!("{line}"))?;
 
     step("building terok-executor and terok-mock-model");
     run_echo(
@@ -79,11 +107,15 @@ pub fn run() -> anyhow::Result<()> {
     let bin_dir = target_dir(&root).join("debug");
     let terok = bin_dir.join("terok-executor");
 
-    step("scripted model server (stands in for api.anthropic.com, which is not reachable here)");
-    let script = demo.join("claude-fixes-a-test.yaml");
+    step(&format!(
+        "scripted model server ({} API; the vendor's API is not reachable here)",
+        entry.protocol.name()
+    ));
+    let script = demo.join(entry.script);
     let mut child = Command::new(bin_dir.join("terok-mock-model"))
         .arg("--script")
         .arg(&script)
+        .args(["--protocol", entry.protocol.name()])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -103,15 +135,7 @@ pub fn run() -> anyhow::Result<()> {
 
     // A private terok home: config, roster override, vault, tasks.
     let env = IsolatedEnv::new()?;
-    env.write_user_config("image:\n  base_image: localhost/debian:bookworm\n  agents: claude\n")?;
-    let agents = env.user_config_dir().join("agent/agents");
-    std::fs::create_dir_all(&agents)?;
-    std::fs::write(
-        agents.join("claude.yaml"),
-        format!(
-            "# The demo sends Claude's API traffic to the scripted model.\nvault:\n  upstream: {url}\n"
-        ),
-    )?;
+    private_home(&env, entry, &url)?;
     let terok_cmd = |args: &[&str]| {
         let mut cmd = env.command(&terok);
         cmd.args(args);
@@ -120,7 +144,7 @@ pub fn run() -> anyhow::Result<()> {
 
     step("storing the API key on the host (the container will only see a phantom token)");
     // From stdin, as a careful user does: a key on a command line shows in the process list.
-    let mut auth = terok_cmd(&["auth", "claude", "--api-key", "-"]);
+    let mut auth = terok_cmd(&["auth", entry.provider, "--api-key", "-"]);
     auth.stdin(Stdio::piped()).stdout(Stdio::inherit());
     println!("$ {} <<< '<key>'", display(&auth));
     let mut child = auth.spawn().context("cannot run terok-executor auth")?;
@@ -169,20 +193,19 @@ pub fn run() -> anyhow::Result<()> {
         bail!("the sample project's test should fail before the fix");
     }
 
-    step("terok-executor run claude sample-project -p \"fix the failing test\"");
-    // Readable output even when the demo's own output goes to a log; --rm leaves no container
-    // behind (the fix is in the host's copy of the project).
-    let mut run = terok_cmd(&[
+    let mut args = vec![
         "run",
-        "claude",
+        entry.agent,
         "sample-project",
         "-p",
         "fix the failing test",
-        "--yes",
-        "--rm",
-        "--output",
-        "text",
-    ]);
+    ];
+    args.extend_from_slice(entry.run_args);
+    step(&format!("terok-executor {}", args.join(" ")));
+    // Readable output even when the demo's own output goes to a log; --rm leaves no container
+    // behind (the fix is in the host's copy of the project).
+    args.extend_from_slice(&["--yes", "--rm", "--output", "text"]);
+    let mut run = terok_cmd(&args);
     let status = run.status().context("cannot run terok-executor")?;
     let result = (|| -> anyhow::Result<()> {
         if !status.success() {
@@ -206,7 +229,7 @@ pub fn run() -> anyhow::Result<()> {
     drop(server);
     result?;
     println!(
-        "\ndemo: done in {:.0} s (real Claude Code, real container, real vault; scripted model)",
+        "\ndemo: done in {:.0} s (real {agent}, real container, real vault; scripted model)",
         started.elapsed().as_secs_f64()
     );
     Ok(())

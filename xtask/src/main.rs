@@ -6,7 +6,8 @@
 //! - `ci`: everything CI checks, in order;
 //! - `docs`: regenerates the generated parts of docs/;
 //! - `bench`: measures speed figures against their goals;
-//! - `demo`: the real Claude Code fixes a failing test in a terok container (scripted model).
+//! - `demo [--agent NAME]`: a real agent (Claude Code by default) fixes a failing test in a
+//!   terok container (scripted model).
 
 // A tool, not shipped: it writes its files (fixtures, configs) directly.
 #![allow(clippy::disallowed_methods)]
@@ -63,9 +64,13 @@ enum Task {
     RootlessTests,
     /// Regenerate generated documentation (docs/roster.schema.json, the layers table).
     Docs,
-    /// Set up this machine and watch the real Claude Code fix a failing test in a terok
-    /// container (against a scripted model server; no API key needed).
-    Demo,
+    /// Set up this machine and watch a real agent fix a failing test in a terok container
+    /// (against a scripted model server; no API key needed).
+    Demo {
+        /// The agent: claude, codex, openrouter, vibe or pi.
+        #[arg(long, default_value = "claude")]
+        agent: String,
+    },
     /// Build every installable roster entry (and sidecar tool) into an image of its own on
     /// each base, run its smoke check as `dev`, and print the table agent × base.
     Images {
@@ -111,7 +116,7 @@ fn main() -> std::process::ExitCode {
         Task::Ci => ci::run(),
         Task::RootlessTests => ci::rootless_tests(),
         Task::Docs => docs::run(),
-        Task::Demo => demo::run(),
+        Task::Demo { agent } => demo::run(&agent),
         Task::Images {
             bases,
             agents,

@@ -3,8 +3,9 @@
 //! debootstrap, because no container registry is reachable on these machines).
 //!
 //! It also has a mock upstream HTTP server ([`upstream::MockUpstream`]) for the vault, a
-//! scripted model server speaking the Anthropic Messages API ([`model::ScriptedModel`], also
-//! as the `terok-mock-model` binary) for the real agent CLIs, and a stand-in agent
+//! scripted model server speaking the Anthropic Messages API, the OpenAI Responses API or Chat
+//! Completions ([`model::ScriptedModel`], also as the `terok-mock-model` binary) for the real
+//! agent CLIs, how each agent runs the demo against it ([`demo`]), and a stand-in agent
 //! ([`agents`]) for launch tests.
 //!
 //! Dev-only: shipped crates may use it only as a dev-dependency (`cargo xtask layers` and
@@ -16,6 +17,7 @@
 pub mod agents;
 pub mod base_image;
 pub mod cli;
+pub mod demo;
 pub mod env;
 pub mod model;
 pub mod podman;

@@ -15,6 +15,8 @@ use terok_testkit::IsolatedEnv;
 use terok_testkit::agents::{LAUNCH_TEST_CONFIG, install_scripted_agent, machine_lock};
 use terok_testkit::base_image::ensure_base_image;
 
+pub mod e2e;
+
 pub const REAL_KEY: &str = "sk-ant-api03-REAL-launch-test-key-5d1e0b";
 pub const BIN: &str = env!("CARGO_BIN_EXE_terok-executor");
 
