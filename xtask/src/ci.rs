@@ -35,8 +35,10 @@ pub fn run() -> anyhow::Result<()> {
         "sources",
     ]))?;
     if terok_testkit::podman::podman_works() {
-        step("base image");
-        crate::base_image::run(&["bookworm".to_owned()])?;
+        // bookworm for most podman tests; sid for the agents' end-to-end tests (Pi needs
+        // Node.js 22, Vibe Python 3.12).
+        step("base images: bookworm, sid");
+        crate::base_image::run(&["bookworm".to_owned(), "sid".to_owned()])?;
     } else if is_ci() {
         anyhow::bail!("podman is not available but CI is set: run `cargo xtask host-setup` first");
     } else {

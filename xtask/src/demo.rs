@@ -201,7 +201,14 @@ pub fn run(agent: &str) -> anyhow::Result<()> {
         "fix the failing test",
     ];
     args.extend_from_slice(entry.run_args);
-    step(&format!("terok-executor {}", args.join(" ")));
+    let shown: Vec<String> = args
+        .iter()
+        .map(|a| match a.contains(' ') {
+            true => format!("\"{a}\""),
+            false => (*a).to_owned(),
+        })
+        .collect();
+    step(&format!("terok-executor {}", shown.join(" ")));
     // Readable output even when the demo's own output goes to a log; --rm leaves no container
     // behind (the fix is in the host's copy of the project).
     args.extend_from_slice(&["--yes", "--rm", "--output", "text"]);

@@ -72,3 +72,65 @@ fn every_script_passes_shellcheck() {
         );
     }
 }
+
+/// Runs `terok-pi-vault` with HOME in `home` and the given variables; returns its exit status
+/// and stderr.
+fn pi_vault(home: &Path, vars: &[(&str, &str)]) -> (bool, String) {
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../resources/scripts/terok-pi-vault");
+    let out = Command::new("bash")
+        .arg(script)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .envs(vars.iter().copied())
+        .output()
+        .expect("bash");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn pi_vault_points_the_anthropic_provider_at_the_vault_and_keeps_the_rest() {
+    if Command::new("jq").arg("--version").output().is_err() {
+        panic!("jq is not installed; run `cargo xtask host-setup`");
+    }
+    let home = tempfile::tempdir().unwrap();
+    let models = home.path().join(".pi/agent/models.json");
+    // Without a vault it changes nothing.
+    assert_eq!(pi_vault(home.path(), &[]), (true, String::new()));
+    assert!(!models.exists());
+    // The user's own providers and settings stay; Anthropic's endpoint becomes the vault.
+    std::fs::create_dir_all(models.parent().unwrap()).unwrap();
+    std::fs::write(
+        &models,
+        r#"{"providers": {"anthropic": {"baseUrl": "https://api.anthropic.com", "headers": {"x": "1"}}, "local": {"baseUrl": "http://ollama:11434/v1"}}}"#,
+    )
+    .unwrap();
+    let vars = [
+        ("TEROK_VAULT_LOOPBACK_PORT", "9419"),
+        ("ANTHROPIC_API_KEY", "terok-p-phantom"),
+    ];
+    assert!(pi_vault(home.path(), &vars).0);
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&models).unwrap()).unwrap();
+    assert_eq!(
+        written["providers"]["anthropic"]["baseUrl"],
+        "http://localhost:9419"
+    );
+    assert_eq!(written["providers"]["anthropic"]["headers"]["x"], "1");
+    assert_eq!(
+        written["providers"]["local"]["baseUrl"],
+        "http://ollama:11434/v1"
+    );
+    // A file it cannot read is left as it is, and Pi does not start.
+    std::fs::write(&models, "{ not json").unwrap();
+    let (ok, stderr) = pi_vault(home.path(), &vars);
+    assert!(!ok);
+    assert!(stderr.contains("is not valid JSON"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&models).unwrap(), "{ not json");
+    let leftovers = std::fs::read_dir(models.parent().unwrap()).unwrap().count();
+    assert_eq!(leftovers, 1, "no temporary file left behind");
+}

@@ -211,7 +211,11 @@ fn show_event(progress: &mut BuildProgress, event: RunEvent) {
             terok_executor::EGRESS_OPEN
         ),
         RunEvent::VaultWired { providers } if providers.is_empty() => {
-            eprintln!("Vault: no credential stored for any agent; the agent runs without one");
+            eprintln!(
+                "Vault: no credential for this run; the agent runs without one (`terok-executor \
+                 auth AGENT` stores one; an agent without a provider of its own uses another's: \
+                 `run pi --credential claude`)"
+            );
         }
         RunEvent::VaultWired { providers } => {
             eprintln!("Vault: phantom tokens for {}", providers.join(", "));
