@@ -1,0 +1,129 @@
+//! The agents of one task container as ACP sees them: the image's agents (its
+//! `ai.terok.agents` label) that have an ACP server, and the models each offers — probed in
+//! parallel the first time, then taken from the cache. A failed probe is logged and tried
+//! again at the next session; its agent is left out meanwhile.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::OnceCell;
+
+use crate::cache::{CacheKey, ModelCache};
+use crate::link::Launcher;
+use crate::probe::probe;
+
+/// The credential identity models are cached under (one credential set today).
+pub const GLOBAL_IDENTITY: &str = "global";
+
+/// The agents of a task image `ai.terok.agents` label names: comma-separated, trimmed, empty
+/// names dropped.
+pub fn agents_of_label(label: Option<&str>) -> Vec<String> {
+    label
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// What a [`Catalog`] is built from.
+#[derive(Clone)]
+pub struct CatalogSettings {
+    /// The image's id (part of the cache key).
+    pub image: String,
+    /// The image's agents, in label order.
+    pub agents: Vec<String>,
+    /// The ACP `authenticate` method per agent, for agents that need one.
+    pub auth_methods: BTreeMap<String, String>,
+    /// The limit of one probe.
+    pub probe_timeout: Duration,
+}
+
+/// The agents and models of one task container.
+pub struct Catalog {
+    settings: CatalogSettings,
+    cache: Arc<ModelCache>,
+    launcher: Arc<dyn Launcher>,
+    servable: OnceCell<Vec<String>>,
+}
+
+impl Catalog {
+    /// A catalog that starts agents with `launcher` and remembers models in `cache`.
+    pub fn new(
+        settings: CatalogSettings,
+        cache: Arc<ModelCache>,
+        launcher: Arc<dyn Launcher>,
+    ) -> Self {
+        Self {
+            settings,
+            cache,
+            launcher,
+            servable: OnceCell::new(),
+        }
+    }
+
+    /// What starts the agents.
+    pub fn launcher(&self) -> &dyn Launcher {
+        self.launcher.as_ref()
+    }
+
+    /// The `authenticate` method `agent` needs, if any.
+    pub fn auth_method(&self, agent: &str) -> Option<&str> {
+        self.settings.auth_methods.get(agent).map(String::as_str)
+    }
+
+    /// The image's agents that have an ACP server (asked once; when that cannot be asked, all
+    /// of them).
+    pub async fn agents(&self) -> &[String] {
+        self.servable
+            .get_or_init(|| async {
+                let configured = &self.settings.agents;
+                match self.launcher.servable(configured).await {
+                    Some(found) => configured
+                        .iter()
+                        .filter(|agent| found.contains(agent))
+                        .cloned()
+                        .collect(),
+                    None => configured.clone(),
+                }
+            })
+            .await
+    }
+
+    /// Every model of every agent as `agent:model`, agents in label order. Agents not probed
+    /// yet are probed in parallel; successes are cached, failures are not.
+    pub async fn available_models(&self) -> Vec<String> {
+        let agents = self.agents().await;
+        let cold: Vec<&String> = agents
+            .iter()
+            .filter(|agent| self.cache.get(&self.key(agent)).is_none())
+            .collect();
+        let probes = cold.iter().map(|agent| async move {
+            let outcome = probe(
+                self.launcher(),
+                agent,
+                self.auth_method(agent),
+                self.settings.probe_timeout,
+            )
+            .await;
+            (agent, outcome)
+        });
+        for (agent, outcome) in futures_util::future::join_all(probes).await {
+            match outcome {
+                Ok(models) => self.cache.put(self.key(agent), models),
+                Err(err) => tracing::warn!(agent = %agent, "acp: probe failed: {err}"),
+            }
+        }
+        agents
+            .iter()
+            .filter_map(|agent| self.cache.get(&self.key(agent)).map(|m| (agent, m)))
+            .flat_map(|(agent, models)| models.into_iter().map(move |m| format!("{agent}:{m}")))
+            .collect()
+    }
+
+    fn key(&self, agent: &str) -> CacheKey {
+        CacheKey::new(&self.settings.image, GLOBAL_IDENTITY, agent)
+    }
+}
