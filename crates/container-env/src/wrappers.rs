@@ -34,6 +34,35 @@ struct WrapperAgent {
     git_email: String,
     claude_memory: bool,
     vibe_session_capture: bool,
+    acp: Option<WrapperAcp>,
+}
+
+/// An agent's ACP server function (`terok-<name>-acp` runs it), as the template sees it.
+#[derive(Debug, Serialize)]
+struct WrapperAcp {
+    function: String,
+    command: String,
+    exports: Vec<String>,
+    prepare: Option<String>,
+}
+
+/// The name of `agent`'s ACP function; `terok-acp-run` derives it the same way.
+fn acp_function(agent: &str) -> String {
+    format!("_terok_acp_{}", agent.replace('-', "_"))
+}
+
+fn quote_all(words: &[String]) -> String {
+    words
+        .iter()
+        .map(|s| shell_quote(s))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn exports(env: &std::collections::BTreeMap<String, String>) -> Vec<String> {
+    env.iter()
+        .map(|(k, v)| format!("{k}={}", shell_quote(v)))
+        .collect()
 }
 
 /// Whether `word` can name a bash function and be written unquoted.
@@ -81,24 +110,9 @@ fn wrapper_agent(agent: &Agent) -> Option<WrapperAgent> {
             .map(|s| shell_quote(s))
             .collect::<Vec<_>>()
             .join("|"),
-        auto_approve_flags: agent
-            .auto_approve
-            .flags
-            .iter()
-            .map(|s| shell_quote(s))
-            .collect::<Vec<_>>()
-            .join(" "),
-        flags: agent
-            .wrapper_flags
-            .iter()
-            .map(|s| shell_quote(s))
-            .collect::<Vec<_>>()
-            .join(" "),
-        exports: agent
-            .wrapper_env
-            .iter()
-            .map(|(k, v)| format!("{k}={}", shell_quote(v)))
-            .collect(),
+        auto_approve_flags: quote_all(&agent.auto_approve.flags),
+        flags: quote_all(&agent.wrapper_flags),
+        exports: exports(&agent.wrapper_env),
         prepare: agent.wrapper_prepare.clone(),
         add_dir: agent.capabilities.add_dir,
         agents_json: agent.capabilities.agents_json,
@@ -115,6 +129,12 @@ fn wrapper_agent(agent: &Agent) -> Option<WrapperAgent> {
         git_email: shell_quote(&agent.git_identity.email),
         claude_memory: agent.binary == "claude",
         vibe_session_capture: agent.binary == "vibe" && session.session_file.is_some(),
+        acp: agent.acp.as_ref().map(|acp| WrapperAcp {
+            function: acp_function(&agent.name),
+            command: quote_all(&acp.command),
+            exports: exports(&acp.env),
+            prepare: acp.prepare.clone(),
+        }),
     })
 }
 

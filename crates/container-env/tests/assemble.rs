@@ -321,14 +321,17 @@ fn run_wrapped(script: &str) -> (i32, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let bin = dir.path().join("bin");
     std::fs::create_dir_all(&bin).unwrap();
-    let fake = bin.join("claude");
-    std::fs::write(
-        &fake,
-        "#!/bin/bash\nprintf 'arg:%s\\n' \"$@\"\necho \"author:$GIT_AUTHOR_NAME\"\nsleep \"${FAKE_SLEEP:-0}\"\nexit \"${FAKE_EXIT:-0}\"\n",
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // The agent and its ACP server: both print what they were given.
+    for name in ["claude", "claude-agent-acp"] {
+        let fake = bin.join(name);
+        std::fs::write(
+            &fake,
+            "#!/bin/bash\nprintf 'arg:%s\\n' \"$@\"\necho \"author:$GIT_AUTHOR_NAME\"\n[ -n \"${CLAUDE_CODE_EXECUTABLE:-}\" ] && echo \"cli:$CLAUDE_CODE_EXECUTABLE\"\nsleep \"${FAKE_SLEEP:-0}\"\nexit \"${FAKE_EXIT:-0}\"\n",
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
     let wrappers = dir.path().join("terok-executor.sh");
     std::fs::write(&wrappers, render_wrappers(&roster(), TASK).unwrap()).unwrap();
     let full = format!(
@@ -375,6 +378,15 @@ fn wrapper_functions_behave() {
     assert_snapshot!(err, @r"
     Login is unavailable inside a terok task.
     Run 'terok-executor auth claude' on the host instead.
+    ");
+    // The ACP server runs under the agent's identity, with its settings and the caller's
+    // arguments, and none of the headless extras.
+    let (rc, out, _) = run_wrapped("_terok_acp_claude --debug");
+    assert_eq!(rc, 0);
+    assert_snapshot!(out, @r"
+    arg:--debug
+    author:Claude
+    cli:/usr/local/bin/terok-claude-for-acp
     ");
 }
 

@@ -468,6 +468,11 @@ impl<'a, R: ContainerRuntime> ImageBuilder<'a, R> {
                 name: name.clone(),
                 run_as_root: render("run_as_root", &install.run_as_root)?,
                 run_as_dev: render("run_as_dev", &install.run_as_dev)?,
+                acp_server: agent
+                    .acp
+                    .as_ref()
+                    .and_then(|acp| acp.command.first())
+                    .map(|word| terok_roster::shell_quote(word)),
             });
         }
         let dockerfile = render_l1(&RenderInput {

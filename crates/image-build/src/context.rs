@@ -47,8 +47,16 @@ pub const SCRIPTS: &[(&str, &str)] = &[
         include_str!("../../../resources/scripts/ssh-agent-bridge.sh"),
     ),
     (
+        "terok-acp-run",
+        include_str!("../../../resources/scripts/terok-acp-run"),
+    ),
+    (
         "terok-bash-banner.sh",
         include_str!("../../../resources/scripts/terok-bash-banner.sh"),
+    ),
+    (
+        "terok-claude-for-acp",
+        include_str!("../../../resources/scripts/terok-claude-for-acp"),
     ),
     (
         "terok-env-git-identity.sh",

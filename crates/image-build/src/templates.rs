@@ -22,6 +22,9 @@ pub struct SnippetAgent {
     pub run_as_root: Option<String>,
     /// Dockerfile fragment run as `dev`.
     pub run_as_dev: Option<String>,
+    /// The command of its ACP server (shell-quoted), whose presence gives the image a
+    /// `terok-<name>-acp`.
+    pub acp_server: Option<String>,
 }
 
 /// What the templates need.

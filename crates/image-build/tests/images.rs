@@ -107,6 +107,12 @@ fn snippet_input_for(roster: &Roster, names: &[String], family: PackageFamily) -
                 name: name.clone(),
                 run_as_root: render("run_as_root", &install.run_as_root),
                 run_as_dev: render("run_as_dev", &install.run_as_dev),
+                acp_server: roster
+                    .entry(name)
+                    .unwrap()
+                    .acp
+                    .as_ref()
+                    .map(|acp| acp.command[0].clone()),
             }
         })
         .collect();

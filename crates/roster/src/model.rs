@@ -43,6 +43,8 @@ pub struct Agent {
     pub wrapper_flags: Vec<String>,
     /// A command the wrapper runs before the agent.
     pub wrapper_prepare: Option<String>,
+    /// The agent's ACP server, when it has one.
+    pub acp: Option<AcpSpec>,
     /// OpenCode provider settings, for OpenCode-based entries.
     pub opencode: Option<OpencodeSpec>,
     /// How `auth` obtains a credential (as written in the file; see
@@ -60,6 +62,19 @@ pub struct Agent {
     pub mounts: Vec<MountSpec>,
     /// Serves a web UI behind the ingress proxy.
     pub web_ingress: bool,
+}
+
+/// An agent's ACP server (see [`crate::schema::AcpFile`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AcpSpec {
+    /// The command line inside the container (never empty).
+    pub command: Vec<String>,
+    /// Variables exported for the server.
+    pub env: BTreeMap<String, String>,
+    /// A command run before it.
+    pub prepare: Option<String>,
+    /// The `authenticate` method the proxy selects, when the server requires one.
+    pub auth_method: Option<String>,
 }
 
 /// Git author identity.

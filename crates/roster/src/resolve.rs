@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use crate::model::*;
-use crate::schema::{AgentFile, AuthFile, ListItem, VaultFile};
+use crate::schema::{AcpFile, AgentFile, AuthFile, ListItem, VaultFile};
 
 /// One problem with a merged entry, at a field path such as `vault.upstream`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +65,7 @@ pub fn resolve_agent(
     let help = resolve_help(file, &mut issues);
     let mounts = resolve_mounts(file, &mut issues);
     let install = resolve_install(file, &mut issues);
+    let acp = file.acp.as_ref().map(|a| resolve_acp(a, &mut issues));
     let wrapper = file.wrapper.clone().unwrap_or_default();
     let wrapper_env = wrapper.env.unwrap_or_default();
     for var in wrapper_env.keys().filter(|v| !is_env_name(v)) {
@@ -90,6 +91,7 @@ pub fn resolve_agent(
         wrapper_env,
         wrapper_flags: wrapper.flags.unwrap_or_default(),
         wrapper_prepare: wrapper.prepare.filter(|p| !p.trim().is_empty()),
+        acp,
         opencode,
         auth,
         provider: provider.as_ref().map(|p| p.name.clone()),
@@ -103,6 +105,29 @@ pub fn resolve_agent(
         web_ingress: file.web_ingress.unwrap_or(false),
     };
     Ok((agent, provider))
+}
+
+/// The ACP server: a command is required, env names must be variable names.
+fn resolve_acp(file: &AcpFile, issues: &mut Vec<Issue>) -> AcpSpec {
+    let command = file.command.clone().unwrap_or_default();
+    if command.first().is_none_or(|word| word.trim().is_empty()) {
+        issues.push(Issue::missing("acp", "command").with_help(
+            "the ACP server's command line inside the container, e.g. `command: [opencode, acp]`",
+        ));
+    }
+    let env = file.env.clone().unwrap_or_default();
+    for var in env.keys().filter(|v| !is_env_name(v)) {
+        issues.push(Issue::new(
+            format!("acp.env.{var}"),
+            format!("`{var}` is not a variable name (capital letters, digits and `_`, not starting with a digit)"),
+        ));
+    }
+    AcpSpec {
+        command,
+        env,
+        prepare: file.prepare.clone().filter(|p| !p.trim().is_empty()),
+        auth_method: file.auth_method.clone().filter(|m| !m.trim().is_empty()),
+    }
 }
 
 /// The identity the agent commits with: `Name <noreply@name.ai>` unless the file says.

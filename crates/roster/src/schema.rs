@@ -56,6 +56,9 @@ pub struct AgentFile {
     /// Behaviour of the in-container wrapper function.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wrapper: Option<WrapperFile>,
+    /// The agent's ACP server (Agent Client Protocol), for editors through `terok-executor acp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acp: Option<AcpFile>,
     /// Makes the entry an OpenCode provider (an OpenAI-compatible endpoint run through OpenCode).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub opencode: Option<OpencodeFile>,
@@ -330,6 +333,24 @@ section!(
         /// A command run before the agent, with the agent's environment (e.g. to point its
         /// config at the vault); the agent does not start when it fails.
         prepare: String,
+    }
+);
+
+section!(
+    /// `acp:` — the agent's ACP server, started in the task container as
+    /// `terok-<name>-acp` (with the task's git identity, instructions and wrapper env).
+    AcpFile {
+        /// The server's command line inside the container; the image gets `terok-<name>-acp`
+        /// only when its first word is installed. Required once the layers are merged.
+        command: Vec<String>,
+        /// Variables exported for the server.
+        env: BTreeMap<String, String>,
+        /// A command run before the server, with its environment (e.g. to hand it the task's
+        /// instructions); its output goes to stderr, as stdout carries the protocol.
+        prepare: String,
+        /// The ACP `authenticate` method the proxy selects before opening a session, for
+        /// servers that require one (an API-key method: the key is the task's phantom token).
+        auth_method: String,
     }
 );
 
