@@ -66,6 +66,7 @@ impl DaemonSettings {
 }
 
 /// What opening a daemon found.
+#[non_exhaustive]
 pub enum Opened<R: ContainerRuntime> {
     /// Another daemon answers on the socket already.
     AlreadyActive(PathBuf),

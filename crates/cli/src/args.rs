@@ -75,6 +75,46 @@ pub enum Command {
     Shield(ShieldArgs),
     /// The git gate: review what agents pushed to the host's mirrors, promote it, sync.
     Gate(GateArgs),
+    /// Serve a running task's agents to an editor (Zed, Toad) over ACP, the Agent Client Protocol.
+    #[command(long_about = ACP_ABOUT)]
+    Acp(AcpArgs),
+}
+
+const ACP_ABOUT: &str = "\
+Serve a running task's agents to an editor (Zed, Toad) over ACP, the Agent Client Protocol.
+
+The editor sees one agent whose models are every agent of the task as `agent:model`; picking
+one starts that agent's ACP server inside the task container, behind the task's vault, shield
+and gate. Without --stdio, this runs the task's proxy on a Unix socket (its path is printed)
+until the task stops or Ctrl-C. With --stdio, it speaks ACP on stdin/stdout — the command an
+editor starts — and runs the task's proxy in the background when none runs. The task must be
+running: `terok-executor run AGENT --interactive`, or `terok-executor start NAME`.";
+
+/// Arguments of `acp`.
+#[derive(Debug, Args)]
+pub struct AcpArgs {
+    /// The task: its container name or task id (see `terok-executor list`).
+    pub task: String,
+    /// The socket, as the Python terok-executor took it (same as --socket).
+    #[arg(value_name = "SOCKET", conflicts_with_all = ["socket", "stdio"])]
+    pub socket_path: Option<PathBuf>,
+    /// The socket (default: acp/<container>.sock under the runtime directory).
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Speak ACP on stdin/stdout (an editor's agent command, e.g. a Zed custom agent server).
+    #[arg(long)]
+    pub stdio: bool,
+    /// Seconds an agent may take to list its models (default: TEROK_ACP_PROBE_TIMEOUT_SECS, else 30).
+    #[arg(long, value_name = "SECONDS", value_parser = positive_seconds)]
+    pub probe_timeout: Option<f64>,
+}
+
+/// A positive number of seconds.
+fn positive_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs > 0.0 => Ok(secs),
+        _ => Err(format!("`{text}` is not a positive number of seconds")),
+    }
 }
 
 /// Arguments of `doctor`.

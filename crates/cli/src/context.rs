@@ -66,6 +66,7 @@ impl Context {
             .remember_image_checks(!self.daemon)
             .vault_launcher(self.serve_command(&["vault", "serve"])?)
             .gate_launcher(self.serve_command(&["gate", "serve-task"])?)
+            .acp_launcher(self.serve_command(&["acp"])?)
             .shield_hook(self.shield_hook()?);
         if let Ok(cwd) = std::env::current_dir() {
             builder = builder.cwd(cwd);

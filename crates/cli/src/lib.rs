@@ -125,6 +125,17 @@ impl From<Status> for i32 {
     }
 }
 
+/// `-v`'s count; `TEROK_ACP_DEBUG` (non-empty) makes `acp` trace every frame.
+fn log_verbosity(cli: &Cli) -> u8 {
+    let acp_debug = matches!(cli.command, Some(args::Command::Acp(_)))
+        && std::env::var_os("TEROK_ACP_DEBUG").is_some_and(|v| !v.is_empty());
+    if acp_debug {
+        cli.global.verbose.max(2)
+    } else {
+        cli.global.verbose
+    }
+}
+
 impl From<Status> for ExitCode {
     fn from(status: Status) -> ExitCode {
         ExitCode::from(u8::from(status))
@@ -132,7 +143,7 @@ impl From<Status> for ExitCode {
 }
 
 fn run(cli: Cli, mount_path: &[&str]) -> Status {
-    output::init(cli.global.verbose);
+    output::init(log_verbosity(&cli));
     let Some(command) = cli.command else {
         // The Python terok-executor prints the help and exits 1 when no verb is given.
         let _ = command().print_help();

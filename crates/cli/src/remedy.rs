@@ -74,6 +74,13 @@ fn remedy(err: &ExecutorError) -> Option<String> {
                 .to_owned()
         }
         E::GateDidNotStart { log, .. } => format!("see {}", log.display()),
+        E::AcpDidNotStart { log, .. } => format!("see {}", log.display()),
+        E::Acp(terok_executor::AcpError::NotRunning(name)) => format!(
+            "start it with `terok-executor start {name}`; the ACP proxy serves running tasks"
+        ),
+        E::InvalidProbeTimeout(_) => {
+            "set it to a number of seconds, or pass --probe-timeout SECONDS".to_owned()
+        }
         E::NotGated(_) | E::UnknownGateTarget(_) => {
             "`terok-executor gate list` shows the mirrors and the tasks that use them".to_owned()
         }

@@ -111,6 +111,33 @@ pub enum ExecutorError {
     /// The git gate's mirrors or tokens failed.
     #[error(transparent)]
     Gate(#[from] terok_gate::GateError),
+    /// The ACP proxy failed.
+    #[error(transparent)]
+    Acp(#[from] terok_acp::AcpError),
+    /// An ACP daemon was needed in the background, and this session has no program to serve it.
+    #[error(
+        "the ACP proxy needs a program to serve it in the background, and this session has none"
+    )]
+    NoAcpLauncher,
+    /// The ACP daemon could not be started.
+    #[error("cannot start the ACP proxy {}: {source}", program.display())]
+    AcpSpawn {
+        /// The program.
+        program: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The ACP daemon started in the background did not open its socket.
+    #[error("the task's ACP proxy did not come up; the last lines of {}:\n{tail}", log.display())]
+    AcpDidNotStart {
+        /// Its log file.
+        log: PathBuf,
+        /// The end of its log.
+        tail: String,
+    },
+    /// `TEROK_ACP_PROBE_TIMEOUT_SECS` is not a number of seconds.
+    #[error("TEROK_ACP_PROBE_TIMEOUT_SECS is `{0}`, not a number of seconds")]
+    InvalidProbeTimeout(String),
     /// A gated launch in a session that has no program to serve a task's gate.
     #[error("the git gate needs a program to serve it, and this session has none")]
     NoGateLauncher,

@@ -51,6 +51,7 @@
 // Test code writes its fixtures directly; shipped code writes through terok_core::secure_fs.
 #![cfg_attr(test, allow(clippy::disallowed_methods))]
 
+mod acp;
 mod agents;
 mod auth;
 mod checks;
@@ -73,6 +74,10 @@ mod task;
 mod vault;
 mod vault_service;
 
+pub use acp::{
+    AcpDaemon, AcpError, AcpOpened, AcpOptions, AcpStopped, DEFAULT_PROBE_TIMEOUT,
+    PROBE_TIMEOUT_VAR,
+};
 pub use agents::{AgentDocument, AgentSummary, ImageSelection, SelectionWritten, roster_schema};
 pub use auth::{AuthEvent, AuthOptions, LoginOutcome, Stored, auth_container};
 pub use checks::{CredentialState, HostCheck, SetupScope};

@@ -33,6 +33,7 @@ pub struct Executor<R = PodmanCli> {
     pub(crate) vault: VaultClient,
     pub(crate) launcher: Option<VaultLauncher>,
     pub(crate) gate_launcher: Option<ServeCommand>,
+    pub(crate) acp_launcher: Option<ServeCommand>,
     pub(crate) shield_hook: Option<ShieldHook>,
     pub(crate) cwd: Option<PathBuf>,
     pub(crate) defaults: AgentDefaults,
@@ -59,6 +60,7 @@ pub struct ExecutorBuilder {
     cwd: Option<PathBuf>,
     launcher: Option<VaultLauncher>,
     gate_launcher: Option<ServeCommand>,
+    acp_launcher: Option<ServeCommand>,
     shield_hook: Option<ShieldHook>,
     defaults: AgentDefaults,
 }
@@ -103,6 +105,14 @@ impl ExecutorBuilder {
     /// appended). Without one, launches through the git gate fail.
     pub fn gate_launcher(mut self, launcher: ServeCommand) -> Self {
         self.gate_launcher = Some(launcher);
+        self
+    }
+
+    /// How a task's ACP proxy is started in the background (`… acp`; the task name and
+    /// `--socket PATH` are appended). Without one, [`Executor::connect_acp`] needs a proxy
+    /// that runs already.
+    pub fn acp_launcher(mut self, launcher: ServeCommand) -> Self {
+        self.acp_launcher = Some(launcher);
         self
     }
 
@@ -154,6 +164,7 @@ impl ExecutorBuilder {
             vault,
             launcher: self.launcher,
             gate_launcher: self.gate_launcher,
+            acp_launcher: self.acp_launcher,
             shield_hook: self.shield_hook,
             cwd: self.cwd,
             defaults: self.defaults,
@@ -172,6 +183,7 @@ impl Executor<PodmanCli> {
             cwd: None,
             launcher: None,
             gate_launcher: None,
+            acp_launcher: None,
             shield_hook: None,
             defaults: AgentDefaults::default(),
         }

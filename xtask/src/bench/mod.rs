@@ -3,6 +3,7 @@
 //! measured. Every figure is measured next to a baseline taken in the same run, so a slow or
 //! busy machine shows up in both.
 
+mod acp;
 mod first_run;
 mod gate;
 mod launch;
@@ -141,9 +142,20 @@ pub fn run(runs: usize, only: Option<&str>) -> anyhow::Result<()> {
         return run_echo(&mut cmd);
     }
     if let Some(group) = only
-        && !["agents", "build", "launch", "vault", "gate", "first-run"].contains(&group)
+        && ![
+            "agents",
+            "build",
+            "launch",
+            "vault",
+            "gate",
+            "first-run",
+            "acp",
+        ]
+        .contains(&group)
     {
-        bail!("unknown group `{group}`; expected agents, build, launch, vault, gate or first-run");
+        bail!(
+            "unknown group `{group}`; expected agents, build, launch, vault, gate, first-run or acp"
+        );
     }
     let wanted = |group: &str| only.is_none_or(|o| o == group);
     let binary = release_binary()?;
@@ -166,6 +178,10 @@ pub fn run(runs: usize, only: Option<&str>) -> anyhow::Result<()> {
     // Minutes and an extra account: only when asked for by name.
     if only == Some("first-run") {
         rows.push(first_run::row(&binary)?);
+    }
+    // A Debian sid image with Claude's ACP adapter: only when asked for by name.
+    if only == Some("acp") {
+        rows.push(acp::row(&binary, (runs / 4).max(5))?);
     }
     print_table(&rows);
     Ok(())

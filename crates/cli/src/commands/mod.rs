@@ -2,6 +2,7 @@
 //! turns its arguments into the library's settings, calls the [`terok_executor::Executor`]
 //! and prints what came back.
 
+mod acp;
 mod agents;
 mod auth;
 mod build;
@@ -39,6 +40,7 @@ pub fn dispatch(ctx: &Context, command: Command) -> miette::Result<Status> {
         Command::Doctor(args) => doctor::run(ctx, &args),
         Command::Shield(args) => shield::run(ctx, args),
         Command::Gate(args) => gate::run(ctx, args),
+        Command::Acp(args) => acp::run(ctx, args),
     }
 }
 
@@ -68,6 +70,7 @@ fn needs_roster(command: &Command) -> bool {
         | Command::Uninstall(_)
         | Command::Shield(_)
         | Command::Gate(_)
+        | Command::Acp(_)
         | Command::ShowConfig(_) => false,
     }
 }

@@ -103,14 +103,14 @@ fn podman_shim(env: &IsolatedEnv) -> (String, PathBuf) {
 }
 
 /// The host of one run: the isolated environment, the scripted model, the podman log.
-struct Run<'s> {
-    scenario: &'s Scenario,
-    env: IsolatedEnv,
-    model: ScriptedModel,
+pub struct Run<'s> {
+    pub scenario: &'s Scenario,
+    pub env: IsolatedEnv,
+    pub model: ScriptedModel,
     path: String,
     podman_log: PathBuf,
-    project: PathBuf,
-    container: Option<String>,
+    pub project: PathBuf,
+    pub container: Option<String>,
 }
 
 impl Drop for Run<'_> {
@@ -123,7 +123,7 @@ impl Drop for Run<'_> {
 }
 
 impl<'s> Run<'s> {
-    fn new(scenario: &'s Scenario, extra_setup: impl FnOnce(&IsolatedEnv)) -> Self {
+    pub fn new(scenario: &'s Scenario, extra_setup: impl FnOnce(&IsolatedEnv)) -> Self {
         ensure_suite_image(scenario.suite, &mut |_| {}).unwrap();
         let env = IsolatedEnv::new().unwrap();
         env.write_user_config(scenario.config).unwrap();
@@ -162,20 +162,20 @@ impl<'s> Run<'s> {
         }
     }
 
-    fn cli(&self, args: &[&str]) -> Command {
+    pub fn cli(&self, args: &[&str]) -> Command {
         let mut cmd = self.env.command(BIN);
         cmd.args(args).env("PATH", &self.path).stdin(Stdio::null());
         cmd
     }
 
-    fn must(&self, args: &[&str]) -> Output {
+    pub fn must(&self, args: &[&str]) -> Output {
         let out = self.cli(args).output().unwrap();
         assert!(out.status.success(), "{args:?}: {}", text(&out));
         out
     }
 
     /// Stores the key (from stdin), builds the image under the lock, starts the vault.
-    fn prepare_host(&self) {
+    pub fn prepare_host(&self) {
         let s = self.scenario;
         terok_testkit::cli::store_key(&self.env, BIN, s.demo.provider, s.real_key);
         {
@@ -185,12 +185,39 @@ impl<'s> Run<'s> {
         self.must(&["vault", "start"]);
     }
 
-    fn sample_test_passes(&self) -> Output {
+    pub fn sample_test_passes(&self) -> Output {
         Command::new("python3")
             .args(["-m", "unittest", "-q"])
             .current_dir(&self.project)
             .output()
             .unwrap()
+    }
+
+    /// Puts the demo's broken sample back into the project.
+    pub fn reset_project(&self) {
+        copy_dir(&demo_dir().join("sample-project"), &self.project);
+    }
+
+    /// `run <agent> project --interactive`, offline: a task that keeps running (for ACP);
+    /// returns its container's name.
+    pub fn launch_interactive(&mut self) -> String {
+        let s = self.scenario;
+        let out = self.must(&[
+            "run",
+            s.demo.agent,
+            "project",
+            "--interactive",
+            "--shield",
+            "offline",
+        ]);
+        let name = String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .find_map(|l| l.strip_prefix("Container: "))
+            .and_then(|l| l.split_whitespace().next())
+            .map(str::to_owned)
+            .unwrap_or_else(|| panic!("no container name: {}", text(&out)));
+        self.container = Some(name.clone());
+        name
     }
 
     /// `run <agent> project -p "fix the failing test"`, offline; panics with the model's
@@ -237,7 +264,7 @@ impl<'s> Run<'s> {
 
     /// The newest message (or input item) of the last model request: what the agent sent
     /// when it strayed from the script.
-    fn last_request_tail(&self) -> String {
+    pub fn last_request_tail(&self) -> String {
         let Some(last) = self.model.requests().pop() else {
             return String::new();
         };
@@ -273,7 +300,7 @@ impl<'s> Run<'s> {
 
     /// Every API call upstream carried the real key in the vendor's header, and no request
     /// carried a phantom token.
-    fn assert_upstream_saw_only_the_real_key(&self) {
+    pub fn assert_upstream_saw_only_the_real_key(&self) {
         let (header, prefix) = self.scenario.demo.key_header;
         let expected = format!("{prefix}{}", self.scenario.real_key);
         let requests = self.model.requests();
