@@ -29,7 +29,7 @@ fn version_names_the_binary() {
 fn help_lists_verbs_and_global_options() {
     let r = run(&["--help"]);
     assert_eq!(r.code, 0);
-    assert_snapshot!(r.stdout, @"
+    assert_snapshot!(r.stdout, @r"
     Run AI coding agents (Claude Code, Codex, Vibe, Copilot, OpenCode, Pi) in hardened Podman
     containers.
 
@@ -54,6 +54,8 @@ fn help_lists_verbs_and_global_options() {
       vault        The token broker that keeps real credentials on the host
       shield       The egress firewall of a task: status, live allow and deny
       gate         The git gate: review what agents pushed to the host's mirrors, promote it, sync
+      acp          Serve a running task's agents to an editor (Zed, Toad) over ACP, the Agent Client
+                   Protocol
 
     Options:
           --config <PATH>
@@ -638,4 +640,76 @@ fn rm_needs_a_name() {
     let r = run(&["rm"]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("<NAMES>..."), "{}", r.stderr);
+}
+
+#[test]
+fn acp_help_says_how_an_editor_connects() {
+    let r = run(&["acp", "--help"]);
+    assert_eq!(r.code, 0);
+    assert_snapshot!(r.stdout, @r"
+    Serve a running task's agents to an editor (Zed, Toad) over ACP, the Agent Client Protocol.
+
+    The editor sees one agent whose models are every agent of the task as `agent:model`; picking
+    one starts that agent's ACP server inside the task container, behind the task's vault, shield
+    and gate. Without --stdio, this runs the task's proxy on a Unix socket (its path is printed)
+    until the task stops or Ctrl-C. With --stdio, it speaks ACP on stdin/stdout — the command an
+    editor starts — and runs the task's proxy in the background when none runs. The task must be
+    running: `terok-executor run AGENT --interactive`, or `terok-executor start NAME`.
+
+    Usage: terok-executor acp [OPTIONS] <TASK> [SOCKET]
+
+    Arguments:
+      <TASK>
+              The task: its container name or task id (see `terok-executor list`)
+
+      [SOCKET]
+              The socket, as the Python terok-executor took it (same as --socket)
+
+    Options:
+          --config <PATH>
+              Read only this config file instead of the layered /etc/terok and ~/.config/terok files
+
+          --socket <PATH>
+              The socket (default: acp/<container>.sock under the runtime directory)
+
+          --raw
+              Ignore every config.yml (built-in defaults only)
+
+          --stdio
+              Speak ACP on stdin/stdout (an editor's agent command, e.g. a Zed custom agent server)
+
+          --probe-timeout <SECONDS>
+              Seconds an agent may take to list its models (default: TEROK_ACP_PROBE_TIMEOUT_SECS, else
+              30)
+
+      -v, --verbose...
+              Log more (-v debug, -vv trace) to stderr; with -v, builds stream podman's output
+
+          --connection <NAME>
+              Use this podman system connection (a remote engine) instead of the local one;
+              `CONTAINER_HOST` in the environment works too
+
+      -h, --help
+              Print help (see a summary with '-h')
+    ");
+}
+
+#[test]
+fn acp_refuses_a_probe_timeout_that_is_not_positive_and_two_sockets() {
+    let r = run(&["acp", "task", "--probe-timeout", "0"]);
+    assert_eq!(r.code, 2);
+    assert_snapshot!(r.stderr, @r"
+    error: invalid value '0' for '--probe-timeout <SECONDS>': `0` is not a positive number of seconds
+
+    For more information, try '--help'.
+    ");
+    let r = run(&["acp", "task", "/tmp/a.sock", "--stdio"]);
+    assert_eq!(r.code, 2);
+    assert_snapshot!(r.stderr, @r"
+    error: the argument '[SOCKET]' cannot be used with '--stdio'
+
+    Usage: terok-executor acp <TASK> <SOCKET>
+
+    For more information, try '--help'.
+    ");
 }
