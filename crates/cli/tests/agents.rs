@@ -175,14 +175,25 @@ fn show_prints_the_merged_entry_and_its_files() {
         scope: >-
           user:profile user:inference user:sessions:claude_code user:mcp_servers
           user:file_upload
+    acp:
+      command:
+      - claude-agent-acp
+      env:
+        CLAUDE_CODE_EXECUTABLE: /usr/local/bin/terok-claude-for-acp
     install:
       run_as_root: |
         # Managed settings live here; the init script writes bypassPermissions when unrestricted.
-        RUN install -d -o dev -g dev -m 0755 /etc/claude-code
+        RUN install -d -o dev -g dev -m 0755 /etc/claude-code \
+         && install -m 0755 /tmp/terok-scripts/terok-claude-for-acp /usr/local/bin/terok-claude-for-acp
       run_as_dev: |
         RUN npm install -g @anthropic-ai/claude-code@latest \
          && rm -rf "$(npm root -g)"/@anthropic-ai/claude-code/node_modules/@anthropic-ai/claude-code-linux-*-musl \
-         && claude --version
+         && claude --version \
+         && if [ "$(node -p 'process.versions.node.split(".")[0]')" -ge 22 ]; then \
+              npm install -g @agentclientprotocol/claude-agent-acp@latest \
+              && rm -rf "$(npm root -g)"/@agentclientprotocol/claude-agent-acp/node_modules/@anthropic-ai/claude-agent-sdk-*-* \
+              && command -v claude-agent-acp; \
+            else echo "claude: no ACP adapter here, it needs Node.js 22 (this base has $(node --version))"; fi
     help:
       label: claude      Claude Code (Anthropic)
       section: agent
@@ -220,15 +231,15 @@ fn a_newer_roster_version_is_a_warning() {
 
 #[test]
 fn error_unknown_top_level_key() {
-    assert_snapshot!(error_for("claude.yaml", "label: Claude\nlable: typo\n"), @"
-     x [TMP]/home/.config/terok/agent/agents/claude.yaml:2:1: lable: unknown field `lable`, expected one of roster_version, kind, label, binary, git_identity, headless, auto_approve, session, capabilities, wrapper, opencode, auth, vault, sidecar, install, help, mounts, web_ingress
+    assert_snapshot!(error_for("claude.yaml", "label: Claude\nlable: typo\n"), @r"
+     x [TMP]/home/.config/terok/agent/agents/claude.yaml:2:1: lable: unknown field `lable`, expected one of roster_version, kind, label, binary, git_identity, headless, auto_approve, session, capabilities, wrapper, acp, opencode, auth, vault, sidecar, install, help, mounts, web_ingress
       ,-[[TMP]/home/.config/terok/agent/agents/claude.yaml:2:1]
     1 | label: Claude
     2 | lable: typo
       : ^^|^^
       :   `-- unknown field `lable`
       `----
-     help: did you mean `label`? Allowed keys here: roster_version, kind, label, binary, git_identity, headless, auto_approve, session, capabilities, wrapper, opencode, auth, vault, sidecar, install, help, mounts, web_ingress
+     help: did you mean `label`? Allowed keys here: roster_version, kind, label, binary, git_identity, headless, auto_approve, session, capabilities, wrapper, acp, opencode, auth, vault, sidecar, install, help, mounts, web_ingress
     ");
 }
 
