@@ -12,161 +12,19 @@
 
 mod common;
 
-use std::io::BufRead;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use agent_client_protocol::v1::schema::{SessionUpdate, StopReason, ToolKind};
-use common::acp_client::{Transcript, Updates, prompt_once};
+use agent_client_protocol::v1::schema::ToolKind;
+use common::acp_client::{Updates, prompt_once};
+use common::acp_e2e::{
+    PROMPT, PROMPT_LIMIT, TEARDOWN_LIMIT, assert_fixed, nothing_left, runtime, start_bridge,
+    start_proxy, tool_kinds, wait_until,
+};
 use common::e2e::{Run, Scenario};
-use common::text;
 use terok_testkit::demo::demo_agent;
 use terok_testkit::podman::require_podman;
 
 const CONFIG: &str = "image:\n  base_image: localhost/debian:sid\n  agents: claude\n";
-const PROMPT: &str = "fix the failing test";
-/// How long one prompt may take (the agent, the vault and the scripted model on two cores).
-const PROMPT_LIMIT: Duration = Duration::from_secs(300);
-/// How long the proxy may take to end what a client left behind.
-const TEARDOWN_LIMIT: Duration = Duration::from_secs(30);
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-/// The tool kinds of the session's tool calls.
-fn tool_kinds(updates: &Updates) -> Vec<ToolKind> {
-    updates
-        .lock()
-        .unwrap()
-        .iter()
-        .filter_map(|u| match u {
-            SessionUpdate::ToolCall(call) => Some(call.kind),
-            _ => None,
-        })
-        .collect()
-}
-
-/// The checks of one prompt that fixed the sample.
-fn assert_fixed(run: &Run, transcript: &Transcript, updates: &Updates, turns: usize) {
-    assert_eq!(transcript.agent_name, "terok-acp");
-    assert!(
-        transcript.models.iter().any(|m| m.starts_with("claude:")),
-        "{:?}",
-        transcript.models
-    );
-    assert!(transcript.models.iter().all(|m| m.starts_with("claude:")));
-    assert_eq!(transcript.stop_reason, Some(StopReason::EndTurn));
-    let kinds = tool_kinds(updates);
-    assert!(
-        kinds.contains(&ToolKind::Read) && kinds.contains(&ToolKind::Edit),
-        "tool calls seen: {kinds:?}"
-    );
-    // Read, edit, answer; Claude's adapter may ask once more after the turn ended (a prompt
-    // suggestion), which the script answers with text.
-    assert!(
-        run.model.turns_served() >= turns,
-        "{} turns served, {turns} expected",
-        run.model.turns_served()
-    );
-    assert!(
-        run.model.mismatches().is_empty(),
-        "{:?}",
-        run.model.mismatches()
-    );
-    let passing = run.sample_test_passes();
-    assert!(passing.status.success(), "{}", text(&passing));
-    run.assert_upstream_saw_only_the_real_key();
-}
-
-/// Host processes of `podman exec` into `container`.
-fn podman_execs(container: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let args: Vec<String> = cmdline
-            .split(|b| *b == 0)
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
-        let is_podman = args.first().is_some_and(|a| a.ends_with("podman"));
-        if is_podman && args.iter().any(|a| a == "exec") && args.iter().any(|a| a == container) {
-            found.push(args.join(" "));
-        }
-    }
-    found
-}
-
-/// Processes in `container` that an ACP server started (marked in their environment), and
-/// any Claude left running.
-fn agent_processes(container: &str) -> String {
-    let out = Command::new("podman")
-        .args([
-            "exec",
-            container,
-            "bash",
-            "-c",
-            "grep -l TEROK_ACP_SESSION= /proc/[0-9]*/environ 2>/dev/null; pgrep -af '[c]laude' || true",
-        ])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-fn wait_until(what: &str, mut done: impl FnMut() -> Option<String>) {
-    let deadline = Instant::now() + TEARDOWN_LIMIT;
-    loop {
-        let Some(left) = done() else { return };
-        assert!(Instant::now() < deadline, "{what}: {left}");
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
-fn nothing_left(container: &str) -> Option<String> {
-    let execs = podman_execs(container);
-    let inside = agent_processes(container);
-    (!execs.is_empty() || !inside.is_empty())
-        .then(|| format!("podman exec on the host: {execs:?}; in the container: {inside}"))
-}
-
-/// `acp TASK` in the foreground: the process and its socket (its first line of output).
-fn start_proxy(run: &Run, container: &str, log: &Path) -> (std::process::Child, PathBuf) {
-    let mut proxy = run
-        .cli(&["acp", container])
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(proxy.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let socket = PathBuf::from(line.trim());
-    assert!(
-        socket.is_absolute(),
-        "no socket printed: {line:?}; {}",
-        std::fs::read_to_string(log).unwrap_or_default()
-    );
-    (proxy, socket)
-}
-
-/// `acp --stdio TASK` with its stdio piped.
-fn start_bridge(run: &Run, container: &str, log: &Path) -> tokio::process::Child {
-    let std_command = run.cli(&["acp", "--stdio", container]);
-    let mut command = tokio::process::Command::from(std_command);
-    command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(log).unwrap())
-        .kill_on_drop(true);
-    command.spawn().unwrap()
-}
 
 #[test]
 fn an_editor_drives_claude_in_a_task_through_the_acp_proxy() {
@@ -214,7 +72,13 @@ fn an_editor_drives_claude_in_a_task_through_the_acp_proxy() {
                 run.last_request_tail()
             )
         });
-    assert_fixed(&run, &transcript, &updates, 3);
+    assert_fixed(
+        &run,
+        &transcript,
+        &updates,
+        3,
+        &[ToolKind::Read, ToolKind::Edit],
+    );
     wait_until("the session's agent outlived its client", || {
         nothing_left(&container)
     });
@@ -251,7 +115,13 @@ fn an_editor_drives_claude_in_a_task_through_the_acp_proxy() {
             std::fs::read_to_string(logs.join("stdio.log")).unwrap_or_default()
         )
     });
-    assert_fixed(&run, &transcript, &updates, 6);
+    assert_fixed(
+        &run,
+        &transcript,
+        &updates,
+        6,
+        &[ToolKind::Read, ToolKind::Edit],
+    );
     assert!(
         socket.exists(),
         "the background proxy serves the default socket"

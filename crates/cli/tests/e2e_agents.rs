@@ -9,6 +9,8 @@
 
 mod common;
 
+use agent_client_protocol::v1::schema::ToolKind;
+use common::acp_e2e::fix_through_acp;
 use common::e2e::{Scenario, fix_the_failing_test};
 use terok_testkit::demo::demo_agent;
 use terok_testkit::podman::require_podman;
@@ -17,20 +19,33 @@ use terok_testkit::podman::require_podman;
 const CONFIG: &str =
     "image:\n  base_image: localhost/debian:sid\n  agents: codex,openrouter,vibe,pi\n";
 
-fn fixes_the_failing_test(agent: &str, real_key: &'static str) {
-    let test = format!("{agent}_fixes_the_failing_test_through_the_vault");
-    if !require_podman(&test) {
-        return;
-    }
-    let scenario = Scenario {
+fn scenario(agent: &str, real_key: &'static str) -> Scenario {
+    Scenario {
         demo: demo_agent(agent).unwrap(),
         real_key,
         config: CONFIG,
         suite: "sid",
         image_lock: "agents-e2e-images",
         turns: 3,
-    };
-    fix_the_failing_test(&scenario, |_| {});
+    }
+}
+
+fn fixes_the_failing_test(agent: &str, real_key: &'static str) {
+    let test = format!("{agent}_fixes_the_failing_test_through_the_vault");
+    if !require_podman(&test) {
+        return;
+    }
+    fix_the_failing_test(&scenario(agent, real_key), |_| {});
+}
+
+/// The same through the ACP proxy, from an editor-like client; `kinds`: tool kinds the
+/// agent's ACP server must report.
+fn fixes_the_failing_test_through_acp(agent: &str, real_key: &'static str, kinds: &[ToolKind]) {
+    let test = format!("{agent}_fixes_the_failing_test_through_acp");
+    if !require_podman(&test) {
+        return;
+    }
+    fix_through_acp(&scenario(agent, real_key), kinds);
 }
 
 #[test]
@@ -51,4 +66,19 @@ fn vibe_fixes_the_failing_test_through_the_vault() {
 #[test]
 fn pi_fixes_the_failing_test_through_the_vault() {
     fixes_the_failing_test("pi", "sk-ant-api03-REAL-pi-e2e-key-3a8e");
+}
+
+#[test]
+fn codex_fixes_the_failing_test_through_acp() {
+    fixes_the_failing_test_through_acp("codex", "sk-proj-REAL-codex-acp-key-19d7", &[]);
+}
+
+#[test]
+fn openrouter_fixes_the_failing_test_through_acp() {
+    fixes_the_failing_test_through_acp("openrouter", "sk-or-v1-REAL-openrouter-acp-key-5e21", &[]);
+}
+
+#[test]
+fn vibe_fixes_the_failing_test_through_acp() {
+    fixes_the_failing_test_through_acp("vibe", "REAL-mistral-acp-key-8b40aa", &[]);
 }

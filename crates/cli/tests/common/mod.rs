@@ -16,6 +16,7 @@ use terok_testkit::agents::{LAUNCH_TEST_CONFIG, install_scripted_agent, machine_
 use terok_testkit::base_image::ensure_base_image;
 
 pub mod acp_client;
+pub mod acp_e2e;
 pub mod e2e;
 
 pub const REAL_KEY: &str = "sk-ant-api03-REAL-launch-test-key-5d1e0b";
