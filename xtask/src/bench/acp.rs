@@ -2,7 +2,7 @@
 //! ACP adapter the first time): how long an editor waits for the first words of an answer —
 //! from `session/new` on the task's proxy socket (the proxy then starts Claude's ACP server in
 //! the running task and opens its session) to the first `agent_message_chunk` — against the
-//! same agent's headless run, from `run -p` to its first line of output. Both answer one
+//! same agent's headless run, from `run -p` to the answer on its output. Both answer one
 //! scripted turn through the vault.
 
 use std::io::{BufRead, BufReader, Write};
@@ -20,7 +20,7 @@ use super::table::{Goal, Row, fmt_num, median_ms};
 use crate::util::run_echo;
 
 const CONFIG: &str = "image:\n  base_image: localhost/debian:sid\n  agents: claude\n";
-const SCRIPT: &str = "turns:\n  - text: \"Hello from the bench.\"\n";
+const ANSWER: &str = "Hello from the bench.";
 const KEY: &str = "sk-ant-api03-bench-not-a-real-key";
 
 /// Ends the proxy and the task, however the measurement ends.
@@ -55,7 +55,11 @@ pub fn row(binary: &Path, runs: usize) -> anyhow::Result<Row> {
     terok_testkit::base_image::ensure_suite_image("sid", &mut |line| println!("bench: {line}"))?;
     let env = IsolatedEnv::new()?;
     env.write_user_config(CONFIG)?;
-    let script = ModelScript::parse(SCRIPT, Path::new("bench.yaml")).map_err(anyhow::Error::msg)?;
+    let script = ModelScript::parse(
+        &format!("turns:\n  - text: \"{ANSWER}\"\n"),
+        Path::new("bench.yaml"),
+    )
+    .map_err(anyhow::Error::msg)?;
     let model = ScriptedModel::start(script, "127.0.0.1:0")?;
     let overrides = env.user_config_dir().join("agent/agents");
     std::fs::create_dir_all(&overrides)?;
@@ -101,7 +105,7 @@ pub fn row(binary: &Path, runs: usize) -> anyhow::Result<Row> {
     let acp = median_ms(&mut acp);
     Ok(Row {
         figure: format!(
-            "ACP: `session/new` to first answer chunk over headless `run -p` to first line, Claude (median of {runs})"
+            "ACP: `session/new` to first answer chunk over headless `run -p` to the answer, Claude (median of {runs})"
         ),
         value: acp / headless,
         unit: "×",
@@ -110,7 +114,7 @@ pub fn row(binary: &Path, runs: usize) -> anyhow::Result<Row> {
     })
 }
 
-/// `run claude project -p …` until its first line of output.
+/// `run claude project -p …` until the answer's first words are on its output.
 fn headless_first_output(env: &IsolatedEnv, binary: &Path) -> anyhow::Result<Duration> {
     let mut cmd = env.command(binary);
     cmd.args([
@@ -131,14 +135,14 @@ fn headless_first_output(env: &IsolatedEnv, binary: &Path) -> anyhow::Result<Dur
     let stdout = child.stdout.take().context("no stdout")?;
     let mut first = None;
     for line in BufReader::new(stdout).lines() {
-        if first.is_none() && !line?.trim().is_empty() {
+        if first.is_none() && line?.contains(ANSWER) {
             first = Some(started.elapsed());
         }
     }
     if !child.wait()?.success() {
         bail!("the headless run failed");
     }
-    first.context("the headless run printed nothing")
+    first.context("the headless run did not print the answer")
 }
 
 /// `run claude project --interactive`: the task the proxy serves.
