@@ -10,8 +10,12 @@ use std::time::Duration;
 use tokio::sync::OnceCell;
 
 use crate::cache::{CacheKey, ModelCache};
-use crate::link::Launcher;
-use crate::probe::probe;
+use crate::link::{AgentLink, Launcher};
+use crate::probe::{AgentSession, handshake, new_session_params, probe_keeping};
+use crate::warm::WarmSlot;
+
+/// How long each request of a warm server's handshake may take.
+const WARM_REQUEST_LIMIT: Duration = Duration::from_secs(30);
 
 /// The credential identity models are cached under (one credential set today).
 pub const GLOBAL_IDENTITY: &str = "global";
@@ -39,6 +43,10 @@ pub struct CatalogSettings {
     pub auth_methods: BTreeMap<String, String>,
     /// The limit of one probe.
     pub probe_timeout: Duration,
+    /// Whether to keep one agent's server started ahead of the next session (it costs that
+    /// server's memory in the container; without it, each session waits for its agent to
+    /// start).
+    pub keep_warm: bool,
 }
 
 /// The agents and models of one task container.
@@ -47,6 +55,7 @@ pub struct Catalog {
     cache: Arc<ModelCache>,
     launcher: Arc<dyn Launcher>,
     servable: OnceCell<Vec<String>>,
+    warm: WarmSlot,
 }
 
 impl Catalog {
@@ -61,6 +70,7 @@ impl Catalog {
             cache,
             launcher,
             servable: OnceCell::new(),
+            warm: WarmSlot::default(),
         }
     }
 
@@ -101,7 +111,7 @@ impl Catalog {
             .filter(|agent| self.cache.get(&self.key(agent)).is_none())
             .collect();
         let probes = cold.iter().map(|agent| async move {
-            let outcome = probe(
+            let outcome = probe_keeping(
                 self.launcher(),
                 agent,
                 self.auth_method(agent),
@@ -112,7 +122,10 @@ impl Catalog {
         });
         for (agent, outcome) in futures_util::future::join_all(probes).await {
             match outcome {
-                Ok(models) => self.cache.put(self.key(agent), models),
+                Ok((models, session)) => {
+                    self.cache.put(self.key(agent), models);
+                    self.keep_probed(agent, session).await;
+                }
                 Err(err) => tracing::warn!(agent = %agent, "acp: probe failed: {err}"),
             }
         }
@@ -121,6 +134,72 @@ impl Catalog {
             .filter_map(|agent| self.cache.get(&self.key(agent)).map(|m| (agent, m)))
             .flat_map(|(agent, models)| models.into_iter().map(move |m| format!("{agent}:{m}")))
             .collect()
+    }
+
+    /// Keeps the first agent's probed server warm (the default model is that agent's); ends
+    /// the others.
+    async fn keep_probed(&self, agent: &str, session: AgentSession) {
+        let first = self.agents().await.first().map(String::as_str);
+        if self.settings.keep_warm && first == Some(agent) {
+            self.warm.offer(agent, session).await;
+        } else {
+            session.link.close().await;
+        }
+    }
+
+    /// `agent`'s warm server, if one is kept for it; either way the next one for `agent`
+    /// starts in the background.
+    pub async fn take_warm(&self, agent: &str) -> Option<AgentSession> {
+        if !self.settings.keep_warm {
+            return None;
+        }
+        let session = self.warm.take(agent).await;
+        self.warm.refill(agent, self.start_warm(agent)).await;
+        session
+    }
+
+    /// Ends the warm server (the proxy is stopping).
+    pub async fn end_warm(&self) {
+        self.warm.clear().await;
+    }
+
+    /// Starts `agent`'s server and opens its session, for the warm slot.
+    fn start_warm(
+        &self,
+        agent: &str,
+    ) -> impl std::future::Future<Output = Option<AgentSession>> + Send + 'static {
+        let launcher = Arc::clone(&self.launcher);
+        let auth_method = self.auth_method(agent).map(str::to_owned);
+        let agent = agent.to_owned();
+        async move {
+            let link = match AgentLink::start(launcher.as_ref(), &agent) {
+                Ok(link) => link,
+                Err(err) => {
+                    tracing::warn!(agent = %agent, "acp: cannot start a warm server: {err}");
+                    return None;
+                }
+            };
+            let params = new_session_params();
+            let opened = handshake(
+                &link,
+                auth_method.as_deref(),
+                params.clone(),
+                WARM_REQUEST_LIMIT,
+            )
+            .await;
+            match opened {
+                Ok(session) => Some(AgentSession {
+                    link,
+                    params,
+                    session,
+                }),
+                Err(err) => {
+                    tracing::warn!(agent = %agent, "acp: a warm server failed: {err}");
+                    link.close().await;
+                    None
+                }
+            }
+        }
     }
 
     fn key(&self, agent: &str) -> CacheKey {

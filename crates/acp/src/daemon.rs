@@ -39,17 +39,28 @@ pub struct DaemonSettings {
     pub auth_methods: BTreeMap<String, String>,
     /// How often the daemon asks whether the container still runs.
     pub poll: Duration,
+    /// Whether to keep one agent's server started ahead of the next session.
+    pub keep_warm: bool,
 }
 
 impl DaemonSettings {
-    /// Settings with the socket at `socket`, a 30 s probe limit and a 2 s container poll.
+    /// Settings with the socket at `socket`, a 30 s probe limit, a 2 s container poll and a
+    /// warm server.
     pub fn new(socket: impl Into<PathBuf>) -> Self {
         Self {
             socket: socket.into(),
             probe_timeout: Duration::from_secs(30),
             auth_methods: BTreeMap::new(),
             poll: Duration::from_secs(2),
+            keep_warm: true,
         }
+    }
+
+    /// Whether to keep one agent's server started ahead of the next session (on by
+    /// default).
+    pub fn keep_warm(mut self, keep: bool) -> Self {
+        self.keep_warm = keep;
+        self
     }
 
     /// With this probe limit.
@@ -130,6 +141,7 @@ impl<R: ContainerRuntime> Daemon<R> {
                 agents: agents.clone(),
                 auth_methods: settings.auth_methods,
                 probe_timeout: settings.probe_timeout,
+                keep_warm: settings.keep_warm,
             },
             Arc::new(ModelCache::new()),
             launcher,
@@ -192,6 +204,7 @@ impl<R: ContainerRuntime> Daemon<R> {
             while connections.join_next().await.is_some() {}
         })
         .await;
+        self.catalog.end_warm().await;
         let _ = fs_err::remove_file(&self.socket);
         stopped
     }

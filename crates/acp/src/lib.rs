@@ -18,6 +18,7 @@ mod link;
 pub mod models;
 mod probe;
 mod proxy;
+mod warm;
 
 pub use cache::{CacheKey, ModelCache};
 pub use catalog::{Catalog, CatalogSettings, GLOBAL_IDENTITY, agents_of_label};
@@ -25,5 +26,5 @@ pub use container::{ContainerLauncher, SESSION_MARK};
 pub use daemon::{Daemon, DaemonSettings, LABEL_AGENTS, Opened, Stopped, answers};
 pub use error::{AcpError, AgentError};
 pub use link::{AgentLink, BoxFuture, FIRST_OWN_ID, Launcher, ServerProcess, Spawned};
-pub use probe::{WORKSPACE, probe};
+pub use probe::{AgentSession, WORKSPACE, handshake, probe, probe_keeping};
 pub use proxy::{BIND_REQUEST_LIMIT, serve_connection};

@@ -54,7 +54,22 @@ pub trait Launcher: Send + Sync + 'static {
 /// What the pump does with a frame that is not an answer to the link's own requests.
 pub type Forward = Box<dyn FnMut(Frame) -> Option<Value> + Send>;
 
+/// How many frames a link with no client holds for the one that comes (an idle session's
+/// notifications: its commands, its usage); later ones are dropped.
+const HELD_LIMIT: usize = 64;
+
 type Waiters = Arc<Mutex<HashMap<i64, oneshot::Sender<Frame>>>>;
+
+/// Where the pump sends the frames that are not answers to the link's own requests: through
+/// `forward` to `client` once attached, held until then.
+#[derive(Default)]
+struct Route {
+    forward: Option<Forward>,
+    client: Option<mpsc::Sender<Value>>,
+    held: Vec<Frame>,
+}
+
+type SharedRoute = Arc<tokio::sync::Mutex<Route>>;
 
 /// A live connection to one agent's ACP server.
 pub struct AgentLink {
@@ -66,27 +81,24 @@ pub struct AgentLink {
     writer: Option<JoinHandle<()>>,
     pump: Option<JoinHandle<()>>,
     process: Option<Box<dyn ServerProcess>>,
+    route: SharedRoute,
 }
 
 impl AgentLink {
-    /// Starts `agent`'s server through `launcher`. Frames it sends that do not answer the
-    /// link's own requests go through `forward`, and what that returns is sent to `client`.
-    pub fn start(
-        launcher: &dyn Launcher,
-        agent: &str,
-        forward: Forward,
-        client: Option<mpsc::Sender<Value>>,
-    ) -> Result<Self, AgentError> {
+    /// Starts `agent`'s server through `launcher`. Until [`AgentLink::attach`], frames it
+    /// sends that do not answer the link's own requests are held (the first
+    /// [`HELD_LIMIT`]).
+    pub fn start(launcher: &dyn Launcher, agent: &str) -> Result<Self, AgentError> {
         let spawned = launcher.spawn(agent)?;
         let (outgoing, to_server) = mpsc::channel(64);
         let waiters: Waiters = Arc::default();
+        let route = SharedRoute::default();
         let (ended_tx, ended) = watch::channel(false);
         let writer = tokio::spawn(write_frames(spawned.stdin, to_server));
         let pump = tokio::spawn(pump(
             spawned.stdout,
             Arc::clone(&waiters),
-            forward,
-            client,
+            Arc::clone(&route),
             ended_tx,
         ));
         Ok(Self {
@@ -98,7 +110,31 @@ impl AgentLink {
             writer: Some(writer),
             pump: Some(pump),
             process: Some(spawned.process),
+            route,
         })
+    }
+
+    /// From now on, frames that are not answers to the link's own requests go through
+    /// `forward` to `client`, the held ones first, in order.
+    pub async fn attach(&self, mut forward: Forward, client: mpsc::Sender<Value>) {
+        let mut route = self.route.lock().await;
+        for frame in std::mem::take(&mut route.held) {
+            if let Some(out) = forward(frame) {
+                let _ = client.send(out).await;
+            }
+        }
+        route.forward = Some(forward);
+        route.client = Some(client);
+    }
+
+    /// Drops the frames held for a client (they belong to a session no client will have).
+    pub async fn discard_held(&self) {
+        self.route.lock().await.held.clear();
+    }
+
+    /// Whether the server has closed its output.
+    pub fn has_ended(&self) -> bool {
+        *self.ended.borrow()
     }
 
     /// The agent.
@@ -222,8 +258,7 @@ async fn write_frames(
 async fn pump(
     stdout: Box<dyn AsyncRead + Send + Unpin>,
     waiters: Waiters,
-    mut forward: Forward,
-    client: Option<mpsc::Sender<Value>>,
+    route: SharedRoute,
     ended: watch::Sender<bool>,
 ) {
     let mut lines = BufReader::new(stdout).lines();
@@ -233,17 +268,33 @@ async fn pump(
             continue;
         };
         tracing::trace!(frame = %line, "acp: agent → proxy");
-        if let Some(frame) = answer_own_request(&waiters, frame)
-            && let Some(out) = forward(frame)
-            && let Some(client) = &client
-        {
-            // A client that left drops its frames; the pump keeps reading so the server
-            // never blocks on a full pipe before its teardown.
-            let _ = client.send(out).await;
+        if let Some(frame) = answer_own_request(&waiters, frame) {
+            route_frame(&route, frame).await;
         }
     }
     lock(&waiters).clear();
     let _ = ended.send(true);
+}
+
+/// Sends `frame` on through the route, or holds it while there is no client.
+async fn route_frame(route: &SharedRoute, frame: Frame) {
+    let mut route = route.lock().await;
+    let Route {
+        forward,
+        client,
+        held,
+    } = &mut *route;
+    match (forward, client) {
+        (Some(forward), Some(client)) => {
+            if let Some(out) = forward(frame) {
+                // A client that left drops its frames; the pump keeps reading so the server
+                // never blocks on a full pipe before its teardown.
+                let _ = client.send(out).await;
+            }
+        }
+        _ if held.len() < HELD_LIMIT => held.push(frame),
+        _ => tracing::debug!("acp: dropped a frame no client is attached for"),
+    }
 }
 
 /// Hands an answer to one of the link's own requests to its waiter; any other frame is

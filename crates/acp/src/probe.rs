@@ -32,6 +32,42 @@ pub fn authenticate_params(method: &str) -> Value {
     json!({ "methodId": method })
 }
 
+/// An agent's ACP server, initialized, with a session open in the task's workspace: what a
+/// probe leaves, and what binding a client's session needs.
+pub struct AgentSession {
+    /// The link to the server.
+    pub link: AgentLink,
+    /// The `session/new` params it was opened with.
+    pub params: Value,
+    /// The agent's `session/new` result.
+    pub session: Value,
+}
+
+/// `initialize`, `authenticate` when `auth_method` is set, then `session/new` with `params`:
+/// each request may take `limit`.
+pub async fn handshake(
+    link: &AgentLink,
+    auth_method: Option<&str>,
+    params: Value,
+    limit: Duration,
+) -> Result<Value, AgentError> {
+    link.request("initialize", initialize_params(), limit)
+        .await?;
+    if let Some(method) = auth_method {
+        link.request("authenticate", authenticate_params(method), limit)
+            .await?;
+    }
+    let session = link.request("session/new", params, limit).await?;
+    match session.get("sessionId") {
+        Some(Value::String(_)) => Ok(session),
+        _ => Err(AgentError::Malformed {
+            agent: link.agent().to_owned(),
+            method: "session/new".to_owned(),
+            missing: "a sessionId".to_owned(),
+        }),
+    }
+}
+
 /// The models `agent` offers, found by starting its ACP server; `auth_method` is sent with
 /// `authenticate` before the session when the agent needs it. Takes at most `limit`.
 pub async fn probe(
@@ -40,33 +76,42 @@ pub async fn probe(
     auth_method: Option<&str>,
     limit: Duration,
 ) -> Result<Vec<String>, AgentError> {
-    let link = AgentLink::start(launcher, agent, Box::new(|_| None), None)?;
-    let exchange = async {
-        link.request("initialize", initialize_params(), limit)
-            .await?;
-        if let Some(method) = auth_method {
-            link.request("authenticate", authenticate_params(method), limit)
-                .await?;
-        }
-        link.request("session/new", new_session_params(), limit)
-            .await
-    };
-    let outcome = tokio::time::timeout(limit, exchange).await;
-    link.close().await;
+    let (models, opened) = probe_keeping(launcher, agent, auth_method, limit).await?;
+    opened.link.close().await;
+    Ok(models)
+}
+
+/// As [`probe`], and the server stays up with its session open (for a client to come).
+pub async fn probe_keeping(
+    launcher: &dyn Launcher,
+    agent: &str,
+    auth_method: Option<&str>,
+    limit: Duration,
+) -> Result<(Vec<String>, AgentSession), AgentError> {
+    let link = AgentLink::start(launcher, agent)?;
+    let params = new_session_params();
+    let outcome =
+        tokio::time::timeout(limit, handshake(&link, auth_method, params.clone(), limit)).await;
     match outcome {
-        Ok(Ok(result)) if result.get("sessionId").is_some_and(Value::is_string) => {
-            Ok(offered_models(&result))
+        Ok(Ok(session)) => Ok((
+            offered_models(&session),
+            AgentSession {
+                link,
+                params,
+                session,
+            },
+        )),
+        Ok(Err(err)) => {
+            link.close().await;
+            Err(err)
         }
-        Ok(Ok(_)) => Err(AgentError::Malformed {
-            agent: agent.to_owned(),
-            method: "session/new".to_owned(),
-            missing: "a sessionId".to_owned(),
-        }),
-        Ok(Err(err)) => Err(err),
-        Err(_) => Err(AgentError::Timeout {
-            agent: agent.to_owned(),
-            method: "initialize and session/new".to_owned(),
-            secs: limit.as_secs(),
-        }),
+        Err(_) => {
+            link.close().await;
+            Err(AgentError::Timeout {
+                agent: agent.to_owned(),
+                method: "initialize and session/new".to_owned(),
+                secs: limit.as_secs(),
+            })
+        }
     }
 }

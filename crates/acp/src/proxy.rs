@@ -18,7 +18,7 @@ use crate::error::AgentError;
 use crate::frame::{self, Frame};
 use crate::link::AgentLink;
 use crate::models::{self, MODEL_OPTION_ID, PROXY_SESSION_ID, split_model};
-use crate::probe::{WORKSPACE, authenticate_params, initialize_params};
+use crate::probe::{AgentSession, WORKSPACE, handshake};
 
 /// How long each request of the bind handshake may take.
 pub const BIND_REQUEST_LIMIT: Duration = Duration::from_secs(15);
@@ -288,35 +288,21 @@ impl Connection {
             .map_err(|err| frame::internal_error(err.to_string()))
     }
 
-    /// Starts `agent`'s server, opens its session with the client's params (in the task's
-    /// workspace) and selects `model`.
+    /// Binds the session to `agent` (its warm server, or one started now) with the client's
+    /// params (in the task's workspace), and selects `model`.
     async fn bind(&mut self, agent: &str, model: &str) -> Result<(), AgentError> {
+        // On failure the link is dropped, which ends the server.
+        let AgentSession {
+            link,
+            session: opened,
+            ..
+        } = self.open_agent_session(agent).await?;
         let owner = agent.to_owned();
         let forward = Box::new(move |mut frame: Frame| {
             models::to_client(&mut frame, &owner);
             Some(Value::Object(frame))
         });
-        let link = AgentLink::start(
-            self.catalog.launcher(),
-            agent,
-            forward,
-            Some(self.to_client.clone()),
-        )?;
-        // On failure the link is dropped, which ends the server.
-        link.request("initialize", initialize_params(), BIND_REQUEST_LIMIT)
-            .await?;
-        if let Some(method) = self.catalog.auth_method(agent) {
-            link.request(
-                "authenticate",
-                authenticate_params(method),
-                BIND_REQUEST_LIMIT,
-            )
-            .await?;
-        }
-        let params = self.session_params();
-        let opened = link
-            .request("session/new", params, BIND_REQUEST_LIMIT)
-            .await?;
+        link.attach(forward, self.to_client.clone()).await;
         let session_id = opened
             .get("sessionId")
             .and_then(Value::as_str)
@@ -345,6 +331,46 @@ impl Connection {
         self.bound = Some(bound);
         self.announce_options(&opened, agent, model).await;
         Ok(())
+    }
+
+    /// `agent`'s server with a session open for the client: the warm one when it has one
+    /// (its session too, when the client's params are those it was opened with), else a new
+    /// one.
+    async fn open_agent_session(&self, agent: &str) -> Result<AgentSession, AgentError> {
+        let params = self.session_params();
+        match self.catalog.take_warm(agent).await {
+            Some(warm) if warm.params == params => {
+                tracing::debug!(agent, "acp: bound to the warm server and its session");
+                Ok(warm)
+            }
+            Some(warm) => {
+                tracing::debug!(
+                    agent,
+                    "acp: bound to the warm server, in a session of its own"
+                );
+                warm.link.discard_held().await;
+                let session = warm
+                    .link
+                    .request("session/new", params.clone(), BIND_REQUEST_LIMIT)
+                    .await?;
+                Ok(AgentSession {
+                    link: warm.link,
+                    params,
+                    session,
+                })
+            }
+            None => {
+                let link = AgentLink::start(self.catalog.launcher(), agent)?;
+                let auth_method = self.catalog.auth_method(agent);
+                let session =
+                    handshake(&link, auth_method, params.clone(), BIND_REQUEST_LIMIT).await?;
+                Ok(AgentSession {
+                    link,
+                    params,
+                    session,
+                })
+            }
+        }
     }
 
     /// The client's `session/new` params with the task's workspace as `cwd` (the client's

@@ -27,6 +27,20 @@ fn catalog_with_cache(
     agents: &[&str],
     cache: Arc<ModelCache>,
 ) -> Arc<Catalog> {
+    catalog_with(launcher, agents, cache, false)
+}
+
+/// A catalog that keeps a warm server (as the daemon does by default).
+fn warm_catalog(launcher: &Arc<FakeLauncher>, agents: &[&str]) -> Arc<Catalog> {
+    catalog_with(launcher, agents, Arc::new(ModelCache::new()), true)
+}
+
+fn catalog_with(
+    launcher: &Arc<FakeLauncher>,
+    agents: &[&str],
+    cache: Arc<ModelCache>,
+    keep_warm: bool,
+) -> Arc<Catalog> {
     let mut auth_methods = std::collections::BTreeMap::new();
     for (name, script) in &launcher.scripts {
         if let Some(method) = &script.auth_method {
@@ -39,6 +53,7 @@ fn catalog_with_cache(
             agents: agents.iter().map(|a| (*a).to_owned()).collect(),
             auth_methods,
             probe_timeout: LIMIT,
+            keep_warm,
         },
         cache,
         Arc::clone(launcher) as Arc<dyn terok_acp::Launcher>,
@@ -730,4 +745,178 @@ async fn successes_are_cached_and_failures_probed_again() {
         "not cached"
     );
     assert_eq!(cache.len(), 1);
+}
+
+fn count(methods: &[String], method: &str) -> usize {
+    methods.iter().filter(|m| *m == method).count()
+}
+
+/// Waits until `live` servers run (a warm server starts in the background).
+async fn live_becomes(launcher: &FakeLauncher, live: usize) {
+    tokio::time::timeout(LIMIT, async {
+        while launcher.counters.live.load(Ordering::SeqCst) != live {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "{live} servers should run, {} do",
+            launcher.counters.live.load(Ordering::SeqCst)
+        )
+    });
+}
+
+#[tokio::test]
+async fn the_first_agents_probed_server_stays_warm_and_serves_the_first_session() {
+    let launcher = two_agents();
+    let catalog = warm_catalog(&launcher, &["claude", "codex"]);
+    let mut client = Client::connect(Arc::clone(&catalog));
+    client.open_session().await;
+    // Both probed; the first agent's server stays, with its session open.
+    assert_eq!(launcher.counters.spawned.load(Ordering::SeqCst), 2);
+    live_becomes(&launcher, 1).await;
+    client
+        .result(
+            "session/set_config_option",
+            json!({ "sessionId": "proxy-1", "configId": "model", "value": "claude:sonnet" }),
+        )
+        .await;
+    let answer = client.prompt("hello").await;
+    assert_eq!(answer["stopReason"], "end_turn");
+    let methods = launcher.methods("claude");
+    // The probe's server took the prompt: one more server (the next warm one) started, and
+    // no second session/new was needed for this client.
+    assert_eq!(count(&methods, "session/new"), 2, "{methods:?}");
+    assert_eq!(count(&methods, "initialize"), 2, "{methods:?}");
+    assert_eq!(launcher.counters.spawned.load(Ordering::SeqCst), 3);
+    client.disconnect().await;
+    // The bound server is gone with its client; the next warm one waits.
+    live_becomes(&launcher, 1).await;
+    catalog.end_warm().await;
+    live_becomes(&launcher, 0).await;
+}
+
+#[tokio::test]
+async fn the_next_session_takes_the_warm_server_and_another_is_started() {
+    let launcher = two_agents();
+    let catalog = warm_catalog(&launcher, &["claude", "codex"]);
+    let mut first = Client::connect(Arc::clone(&catalog));
+    first.open_session().await;
+    first.prompt("one").await;
+    first.disconnect().await;
+    live_becomes(&launcher, 1).await;
+    let spawned = launcher.counters.spawned.load(Ordering::SeqCst);
+    let initialized = count(&launcher.methods("claude"), "initialize");
+
+    let mut second = Client::connect(Arc::clone(&catalog));
+    second.open_session().await;
+    let answer = second.prompt("two").await;
+    assert_eq!(answer["stopReason"], "end_turn");
+    let chunk = second
+        .notifications
+        .iter()
+        .find(|n| n["params"]["update"]["sessionUpdate"] == "agent_message_chunk")
+        .unwrap();
+    assert_eq!(chunk["params"]["sessionId"], "proxy-1");
+    // One server started: the warm one for the session after this.
+    assert_eq!(
+        launcher.counters.spawned.load(Ordering::SeqCst),
+        spawned + 1
+    );
+    live_becomes(&launcher, 2).await;
+    assert_eq!(
+        count(&launcher.methods("claude"), "initialize"),
+        initialized + 1
+    );
+    second.disconnect().await;
+    catalog.end_warm().await;
+    live_becomes(&launcher, 0).await;
+}
+
+#[tokio::test]
+async fn a_session_with_other_params_opens_its_own_session_on_the_warm_server() {
+    let launcher = two_agents();
+    let catalog = warm_catalog(&launcher, &["claude"]);
+    let mut client = Client::connect(Arc::clone(&catalog));
+    client
+        .result("initialize", json!({ "protocolVersion": 1 }))
+        .await;
+    let mcp = json!([{ "name": "docs", "command": "/bin/docs", "args": [], "env": [] }]);
+    client
+        .result(
+            "session/new",
+            json!({ "cwd": "/home/me", "mcpServers": mcp }),
+        )
+        .await;
+    client.prompt("go").await;
+    let received = launcher.received("claude");
+    let sessions: Vec<&Value> = received
+        .iter()
+        .filter(|f| f["method"] == "session/new")
+        .collect();
+    // The probe's session, the client's own (with its servers, in the workspace) on the same
+    // server, and the next warm server's.
+    assert_eq!(sessions.len(), 3, "{sessions:?}");
+    assert!(
+        sessions
+            .iter()
+            .any(|f| f["params"]["mcpServers"] == mcp && f["params"]["cwd"] == "/workspace"),
+        "{sessions:?}"
+    );
+    assert_eq!(count(&launcher.methods("claude"), "initialize"), 2);
+    client.disconnect().await;
+    catalog.end_warm().await;
+    live_becomes(&launcher, 0).await;
+}
+
+#[tokio::test]
+async fn a_warm_servers_early_updates_reach_the_client_that_takes_it() {
+    let launcher = Arc::new(FakeLauncher::new(&[(
+        "vibe",
+        Script {
+            update_before_session: true,
+            ..Script::models(&["medium"])
+        },
+    )]));
+    let catalog = warm_catalog(&launcher, &["vibe"]);
+    let mut client = Client::connect(Arc::clone(&catalog));
+    client.open_session().await;
+    live_becomes(&launcher, 1).await;
+    client
+        .result(
+            "session/set_model",
+            json!({ "sessionId": "proxy-1", "modelId": "vibe:medium" }),
+        )
+        .await;
+    let early = client
+        .notifications
+        .iter()
+        .find(|n| n["params"]["update"]["sessionUpdate"] == "usage_update")
+        .expect("the update the warm server sent before any client reaches the client");
+    assert_eq!(early["params"]["sessionId"], "proxy-1");
+    client.disconnect().await;
+    catalog.end_warm().await;
+    live_becomes(&launcher, 0).await;
+}
+
+#[tokio::test]
+async fn choosing_another_agent_ends_the_warm_server_and_keeps_that_agents() {
+    let launcher = two_agents();
+    let catalog = warm_catalog(&launcher, &["claude", "codex"]);
+    let mut client = Client::connect(Arc::clone(&catalog));
+    client.open_session().await;
+    client
+        .result(
+            "session/set_config_option",
+            json!({ "sessionId": "proxy-1", "configId": "model", "value": "codex:gpt-5.5" }),
+        )
+        .await;
+    // Bound codex, a warm codex; the warm claude ended.
+    live_becomes(&launcher, 2).await;
+    assert_eq!(launcher.counters.spawned.load(Ordering::SeqCst), 4);
+    assert_eq!(count(&launcher.methods("codex"), "initialize"), 3);
+    client.disconnect().await;
+    catalog.end_warm().await;
+    live_becomes(&launcher, 0).await;
 }

@@ -85,7 +85,7 @@ async fn closing_a_link_ends_a_server_that_ignores_its_stdin_and_its_children() 
         .servable(&["stubborn".to_owned(), "absent".to_owned()])
         .await;
     assert_eq!(servable, Some(vec!["stubborn".to_owned()]));
-    let link = AgentLink::start(&launcher, "stubborn", Box::new(|_| None), None).unwrap();
+    let link = AgentLink::start(&launcher, "stubborn").unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     while marked_processes(&container.0).lines().count() < 2 {
         assert!(Instant::now() < deadline, "the server did not start");

@@ -107,6 +107,10 @@ pub struct AcpArgs {
     /// Seconds an agent may take to list its models (default: TEROK_ACP_PROBE_TIMEOUT_SECS, else 30).
     #[arg(long, value_name = "SECONDS", value_parser = positive_seconds)]
     pub probe_timeout: Option<f64>,
+    /// Do not keep an agent's ACP server started ahead of the next session: saves that
+    /// server's memory in the container; each session then waits for its agent to start.
+    #[arg(long)]
+    pub no_warm: bool,
 }
 
 /// A positive number of seconds.

@@ -689,6 +689,10 @@ fn acp_help_says_how_an_editor_connects() {
               Use this podman system connection (a remote engine) instead of the local one;
               `CONTAINER_HOST` in the environment works too
 
+          --no-warm
+              Do not keep an agent's ACP server started ahead of the next session: saves that server's
+              memory in the container; each session then waits for its agent to start
+
       -h, --help
               Print help (see a summary with '-h')
     ");

@@ -5,7 +5,9 @@
 //! Edit as session updates and ends with `end_turn`; the file on the host is fixed and the
 //! model saw only the real key. Once over `acp TASK`'s socket, once through `acp --stdio TASK`
 //! (which starts the proxy in the background), and once killed mid-prompt, which must leave
-//! no `podman exec` on the host and nothing of the agent in the container.
+//! no `podman exec` of its session on the host and nothing of it in the container. The
+//! proxy's one warm server (started ahead of the next session) is all that stays, until the
+//! proxy stops.
 
 // Test helpers may panic: a panic is how a test reports failure.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
@@ -17,8 +19,9 @@ use std::time::{Duration, Instant};
 use agent_client_protocol::v1::schema::ToolKind;
 use common::acp_client::{Updates, prompt_once};
 use common::acp_e2e::{
-    PROMPT, PROMPT_LIMIT, TEARDOWN_LIMIT, assert_fixed, nothing_left, runtime, start_bridge,
-    start_proxy, tool_kinds, wait_until,
+    PROMPT, PROMPT_LIMIT, TEARDOWN_LIMIT, assert_fixed, first_started, gone, marks_on_the_host,
+    nothing_left, only_the_warm_server_left, runtime, start_bridge, start_proxy, stop_proxy,
+    tool_kinds, wait_until,
 };
 use common::e2e::{Run, Scenario};
 use terok_testkit::demo::demo_agent;
@@ -80,17 +83,14 @@ fn an_editor_drives_claude_in_a_task_through_the_acp_proxy() {
         &[ToolKind::Read, ToolKind::Edit],
     );
     wait_until("the session's agent outlived its client", || {
+        only_the_warm_server_left(&container)
+    });
+    // SIGTERM: the proxy stops cleanly, ends its warm server and removes its socket.
+    stop_proxy(&mut proxy);
+    assert!(!socket.exists(), "the socket stays after the proxy stopped");
+    wait_until("the warm server outlived the proxy", || {
         nothing_left(&container)
     });
-    // SIGTERM: the proxy stops cleanly and removes its socket.
-    rustix::process::kill_process(
-        rustix::process::Pid::from_child(&proxy),
-        rustix::process::Signal::TERM,
-    )
-    .unwrap();
-    let status = proxy.wait().unwrap();
-    assert!(status.success(), "{status:?}");
-    assert!(!socket.exists(), "the socket stays after the proxy stopped");
 
     // 2. An editor that starts `acp --stdio TASK` (the proxy now starts in the background).
     run.reset_project();
@@ -130,7 +130,7 @@ fn an_editor_drives_claude_in_a_task_through_the_acp_proxy() {
     // 3. The editor is killed mid-prompt: nothing of the session may be left.
     run.reset_project();
     let updates = Updates::default();
-    rt.block_on(async {
+    let at_kill = rt.block_on(async {
         let mut bridge = start_bridge(&run, &container, &logs.join("killed.log"));
         let (stdin, stdout) = (bridge.stdin.take().unwrap(), bridge.stdout.take().unwrap());
         let prompting = tokio::spawn(prompt_once(
@@ -145,12 +145,20 @@ fn an_editor_drives_claude_in_a_task_through_the_acp_proxy() {
             assert!(Instant::now() < deadline, "no tool call before the kill");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        let at_kill = marks_on_the_host(&container);
         bridge.start_kill().unwrap();
         let _ = bridge.wait().await;
         prompting.abort();
+        at_kill
     });
-    wait_until("a killed client left the agent running", || {
-        nothing_left(&container)
+    // The session's server and the warm one started when the session took its predecessor.
+    assert_eq!(at_kill.len(), 2, "{at_kill:?}");
+    let session = first_started(&at_kill).unwrap();
+    wait_until("a killed client left its agent running", || {
+        gone(&container, &session)
+    });
+    wait_until("a killed client left more than the warm server", || {
+        only_the_warm_server_left(&container)
     });
 
     // The task stops: so does its background proxy.

@@ -25,16 +25,35 @@ pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(30);
 const START_LIMIT: Duration = Duration::from_secs(15);
 
 /// How a task's ACP proxy runs.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct AcpOptions {
     /// The socket (default: [`Executor::acp_socket`]).
     pub socket: Option<PathBuf>,
     /// The limit of one agent probe (default: `TEROK_ACP_PROBE_TIMEOUT_SECS`, else 30 s).
     pub probe_timeout: Option<Duration>,
+    /// Whether the proxy keeps one agent's server started ahead of the next session
+    /// (default: yes).
+    pub keep_warm: bool,
+}
+
+impl Default for AcpOptions {
+    fn default() -> Self {
+        Self {
+            socket: None,
+            probe_timeout: None,
+            keep_warm: true,
+        }
+    }
 }
 
 impl AcpOptions {
+    /// Whether to keep an agent's server warm.
+    pub fn keep_warm(mut self, keep: bool) -> Self {
+        self.keep_warm = keep;
+        self
+    }
+
     /// The socket at `socket`.
     pub fn socket(mut self, socket: Option<PathBuf>) -> Self {
         self.socket = socket;
@@ -94,7 +113,8 @@ impl<R: ContainerRuntime> Executor<R> {
             .unwrap_or_else(|| self.acp_socket(&container));
         let settings = DaemonSettings::new(socket)
             .probe_timeout(self.acp_probe_timeout(options)?)
-            .auth_methods(self.acp_auth_methods()?);
+            .auth_methods(self.acp_auth_methods()?)
+            .keep_warm(options.keep_warm);
         Ok(Daemon::open(std::sync::Arc::clone(&self.runtime), &container, settings).await?)
     }
 
@@ -170,6 +190,7 @@ impl<R: ContainerRuntime> Executor<R> {
             .arg(socket)
             .arg("--probe-timeout")
             .arg(self.acp_probe_timeout(options)?.as_secs_f64().to_string())
+            .args((!options.keep_warm).then_some("--no-warm"))
             .stdin(std::process::Stdio::null())
             .stdout(log)
             .stderr(log_err)

@@ -19,10 +19,12 @@ pub fn run(ctx: &Context, args: AcpArgs) -> miette::Result<Status> {
         socket,
         stdio,
         probe_timeout,
+        no_warm,
     } = args;
     let options = AcpOptions::default()
         .socket(socket.or(socket_path))
-        .probe_timeout(probe_timeout.map(Duration::from_secs_f64));
+        .probe_timeout(probe_timeout.map(Duration::from_secs_f64))
+        .keep_warm(!no_warm);
     if stdio {
         bridge(ctx, &task, &options)
     } else {

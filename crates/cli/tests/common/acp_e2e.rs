@@ -3,6 +3,7 @@
 //! the agent's model and prompts "fix the failing test", and the checks: the sample is fixed,
 //! the model saw only the real key, and nothing of a session outlives its client.
 
+use std::collections::BTreeSet;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -155,6 +156,76 @@ pub fn wait_until(what: &str, mut done: impl FnMut() -> Option<String>) {
     }
 }
 
+/// The ACP servers' marks (`TEROK_ACP_SESSION=<proxy pid>-<count>`) on the host's `podman
+/// exec` processes.
+pub fn marks_on_the_host(container: &str) -> BTreeSet<String> {
+    podman_execs(container)
+        .iter()
+        .flat_map(|args| args.split(' '))
+        .filter(|arg| arg.starts_with("TEROK_ACP_SESSION="))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The marks of the processes in `container` that ACP servers started.
+fn marks_in_the_container(container: &str) -> BTreeSet<String> {
+    let out = Command::new("podman")
+        .args([
+            "exec",
+            container,
+            "bash",
+            "-c",
+            "grep -aoh 'TEROK_ACP_SESSION=[0-9-]*' /proc/[0-9]*/environ 2>/dev/null || true",
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `None` once nothing with `mark` runs, on the host or in the container.
+pub fn gone(container: &str, mark: &str) -> Option<String> {
+    let host = marks_on_the_host(container);
+    let inside = marks_in_the_container(container);
+    (host.contains(mark) || inside.contains(mark))
+        .then(|| format!("{mark} on the host: {host:?}; in the container: {inside:?}"))
+}
+
+/// The mark of the server started first (its count is the lowest).
+pub fn first_started(marks: &BTreeSet<String>) -> Option<String> {
+    marks
+        .iter()
+        .min_by_key(|mark| {
+            mark.rsplit('-')
+                .next()
+                .and_then(|count| count.parse::<u64>().ok())
+        })
+        .cloned()
+}
+
+/// `None` once no more than the proxy's warm server runs: one `podman exec` at most, and
+/// nothing in the container but what it started. A session's server left behind is a second
+/// one.
+pub fn only_the_warm_server_left(container: &str) -> Option<String> {
+    let host = marks_on_the_host(container);
+    let inside = marks_in_the_container(container);
+    (host.len() > 1 || !inside.is_subset(&host))
+        .then(|| format!("ACP servers on the host: {host:?}; in the container: {inside:?}"))
+}
+
+/// Ends a foreground proxy as Ctrl-C would; it must exit cleanly.
+pub fn stop_proxy(proxy: &mut std::process::Child) {
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(proxy),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    let status = proxy.wait().unwrap();
+    assert!(status.success(), "the proxy stopped with {status:?}");
+}
+
 pub fn nothing_left(container: &str) -> Option<String> {
     let execs = podman_execs(container);
     let inside = agent_processes(container);
@@ -239,8 +310,10 @@ pub fn fix_through_acp(scenario: &Scenario, kinds: &[ToolKind]) {
         });
     assert_fixed(&run, &transcript, &updates, scenario.turns, kinds);
     wait_until("the session's agent outlived its client", || {
+        only_the_warm_server_left(&container)
+    });
+    stop_proxy(&mut proxy);
+    wait_until("the warm server outlived the proxy", || {
         nothing_left(&container)
     });
-    let _ = proxy.kill();
-    let _ = proxy.wait();
 }
