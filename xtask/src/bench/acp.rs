@@ -1,9 +1,11 @@
 //! The ACP row of `cargo xtask bench` (`--only acp`: it builds a Debian sid image with Claude's
 //! ACP adapter the first time): how long an editor waits for the first words of an answer —
-//! from `session/new` on the task's proxy socket (the proxy then starts Claude's ACP server in
-//! the running task and opens its session) to the first `agent_message_chunk` — against the
-//! same agent's headless run, from `run -p` to the answer on its output. Both answer one
-//! scripted turn through the vault.
+//! from `session/new` on the task's proxy socket (the proxy binds the session to Claude's
+//! server: the warm one, started in the task when the session before took its own) to the
+//! first `agent_message_chunk` — against the same agent's headless run, from `run -p` to the
+//! answer on its output. Both answer one scripted turn through the vault. The sessions start
+//! [`SESSION_GAP`] apart, as a person opens threads in an editor: back to back, each would
+//! wait for the warm server the one before started.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -22,6 +24,9 @@ use crate::util::run_echo;
 const CONFIG: &str = "image:\n  base_image: localhost/debian:sid\n  agents: claude\n";
 const ANSWER: &str = "Hello from the bench.";
 const KEY: &str = "sk-ant-api03-bench-not-a-real-key";
+/// The pause before each measured session (less than a person takes to open a thread and
+/// type a prompt).
+const SESSION_GAP: Duration = Duration::from_secs(3);
 
 /// Ends the proxy and the task, however the measurement ends.
 struct Cleanup<'e> {
@@ -98,6 +103,7 @@ pub fn row(binary: &Path, runs: usize) -> anyhow::Result<Row> {
     acp_first_output(&socket)?;
     let mut acp = Vec::new();
     for _ in 0..runs {
+        std::thread::sleep(SESSION_GAP);
         acp.push(acp_first_output(&socket)?);
     }
     drop(cleanup);
@@ -105,7 +111,8 @@ pub fn row(binary: &Path, runs: usize) -> anyhow::Result<Row> {
     let acp = median_ms(&mut acp);
     Ok(Row {
         figure: format!(
-            "ACP: `session/new` to first answer chunk over headless `run -p` to the answer, Claude (median of {runs})"
+            "ACP: `session/new` to first answer chunk (sessions {}s apart) over headless `run -p` to the answer, Claude (median of {runs})",
+            SESSION_GAP.as_secs()
         ),
         value: acp / headless,
         unit: "×",
