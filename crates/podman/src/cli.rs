@@ -333,6 +333,7 @@ fn image_info(img: &Value) -> ImageInfo {
             })
             .unwrap_or_default(),
         labels: labels_of(img.get("Labels").or_else(|| img["Config"].get("Labels"))),
+        layers: img["RootFS"]["Layers"].as_array().map(Vec::len),
     }
 }
 
@@ -803,6 +804,7 @@ impl ContainerRuntime for PodmanCli {
                             })
                             .unwrap_or_default(),
                         labels: labels_of(img.get("Labels")),
+                        layers: None,
                     })
                     .collect()
             })
@@ -838,6 +840,9 @@ impl ContainerRuntime for PodmanCli {
         }
         if spec.pull_always {
             args.push("--pull=always".to_owned());
+        }
+        if spec.squash {
+            args.push("--squash".to_owned());
         }
         args.push("--".to_owned());
         args.push(spec.context.to_string_lossy().into_owned());

@@ -200,6 +200,7 @@ impl FakeRuntime {
                         .iter()
                         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                         .collect(),
+                    layers: None,
                 },
             );
         });
@@ -606,10 +607,34 @@ impl ContainerRuntime for FakeRuntime {
         for line in self.with_state(|s| s.build_lines.clone()) {
             on_line(&line);
         }
+        // As podman would count them: the base's layers (one when the fake does not know
+        // them) and one per step that adds files.
+        let steps = std::fs::read_to_string(&spec.dockerfile)
+            .map(|text| crate::runtime::layer_steps(&text))
+            .unwrap_or(0);
+        let base = spec
+            .build_args
+            .iter()
+            .find(|(name, _)| name == "BASE_IMAGE")
+            .map(|(_, value)| value.clone());
         self.with_state(|s| {
             s.builds += 1;
             s.failure(FakeOp::Build, "build")?;
             let id = format!("fakebuild{}", s.builds);
+            let below = base
+                .as_deref()
+                .and_then(|b| {
+                    s.images
+                        .get(b)
+                        .or_else(|| s.images.get(b.trim_start_matches("localhost/")))
+                })
+                .and_then(|img| img.layers)
+                .unwrap_or(1);
+            let layers = Some(if spec.squash {
+                below + 1
+            } else {
+                below + steps
+            });
             for tag in &spec.tags {
                 s.images.insert(
                     tag.clone(),
@@ -617,6 +642,7 @@ impl ContainerRuntime for FakeRuntime {
                         id: id.clone(),
                         tags: spec.tags.clone(),
                         labels: spec.labels.iter().cloned().collect(),
+                        layers,
                     },
                 );
             }

@@ -25,7 +25,7 @@ pub use error::PodmanError;
 pub use fake::{FakeCall, FakeOp, FakeRuntime};
 pub use runtime::{
     BuildOutput, BuildSpec, ContainerInfo, ContainerRuntime, ContainerState, ContainerSummary,
-    ExecOutput, ImageInfo, LogLine, LogSource, LogStream,
+    ExecOutput, ImageInfo, LogLine, LogSource, LogStream, MAX_MAPPED_LAYERS, layer_steps,
 };
 pub use spec::{
     GpuRequest, LABEL_AGENT, LABEL_EXECUTOR, LABEL_TASK, RunSpec, Sharing, UserMapping, VolumeSpec,
