@@ -104,6 +104,21 @@ impl BuildProgress {
                     eprintln!("{note}");
                 }
             }
+            BuildEvent::Squashed {
+                layer,
+                layers,
+                limit,
+            } => {
+                let note = format!(
+                    "note: {} would have {layers} layers, more than a task container can start \
+                     from ({limit}): its steps are squashed into one layer (no per-step build cache)",
+                    layer.display_name(),
+                );
+                match &self.bar {
+                    Some(bar) => bar.println(note),
+                    None => eprintln!("{note}"),
+                }
+            }
             BuildEvent::LayerFinished {
                 layer,
                 tag,

@@ -55,6 +55,16 @@ pub enum BuildEvent {
     },
     /// An entry of `all` was left out of the selection: it cannot work on the base.
     LeftOut(Unsuited),
+    /// The layer's steps are squashed into one filesystem layer: built step by step, the image
+    /// would have `layers` layers, more than a task container can start from (`limit`).
+    Squashed {
+        /// The layer.
+        layer: Layer,
+        /// How many filesystem layers it would have had.
+        layers: usize,
+        /// The most a task container can start from.
+        limit: usize,
+    },
     /// A layer is ready.
     LayerFinished {
         /// The layer.
@@ -359,6 +369,7 @@ impl<'a, R: ContainerRuntime> ImageBuilder<'a, R> {
             no_cache: request.full_rebuild,
             pull_always: request.full_rebuild && !request.base_image.starts_with("localhost/"),
             extra_tags: Vec::new(),
+            squash: None,
         };
         self.layer(job, how, on_event).await
     }
@@ -373,11 +384,12 @@ impl<'a, R: ContainerRuntime> ImageBuilder<'a, R> {
         on_event: &mut (dyn FnMut(BuildEvent) + Send),
     ) -> Result<BuiltImage, ImageBuildError> {
         let tags = &inputs.tags;
+        let squash = self.layers_beyond_limit(&tags.l0, &inputs.l1_files).await?;
         let job = LayerJob {
             layer: Layer::L1,
             tag: tags.l1.clone(),
             files: &inputs.l1_files,
-            inputs: vec![format!("l0={}", l0.content_hash)],
+            inputs: layer_inputs(format!("l0={}", l0.content_hash), squash),
             // A rebuilt L0 makes L1's recorded input stale anyway; reuse the answer.
             existing: known.l1.clone(),
         };
@@ -389,6 +401,7 @@ impl<'a, R: ContainerRuntime> ImageBuilder<'a, R> {
             no_cache: request.full_rebuild,
             pull_always: false,
             extra_tags: vec![tags.l1_alias.clone()],
+            squash,
         };
         let l1 = self.layer(job, how, on_event).await?;
         // The alias already on the reused L1 needs no second look.
@@ -417,11 +430,14 @@ impl<'a, R: ContainerRuntime> ImageBuilder<'a, R> {
         };
         let tags = &inputs.tags;
         let files = ContextFiles::new(render_sidecar(inputs.family, tool)?);
+        let squash = self.layers_beyond_limit(&tags.l0, &files).await?;
+        let mut job_inputs = layer_inputs(format!("l0={}", l0.content_hash), squash);
+        job_inputs.push(format!("tool={tool}"));
         let job = LayerJob {
             layer: Layer::Sidecar,
             tag: tags.sidecar.clone(),
             files: &files,
-            inputs: vec![format!("l0={}", l0.content_hash), format!("tool={tool}")],
+            inputs: job_inputs,
             existing: self.runtime.image_inspect(&tags.sidecar).await?,
         };
         let how = LayerBuild {
@@ -432,6 +448,7 @@ impl<'a, R: ContainerRuntime> ImageBuilder<'a, R> {
             no_cache: request.full_rebuild,
             pull_always: false,
             extra_tags: Vec::new(),
+            squash,
         };
         self.layer(job, how, on_event).await.map(Some)
     }
@@ -632,6 +649,23 @@ impl<'a, R: ContainerRuntime> ImageBuilder<'a, R> {
         .map_err(|e| ImageBuildError::Context(format!("lock task failed: {e}")))?
     }
 
+    /// How many filesystem layers an image of `files` on `below` would have, when that is more
+    /// than a task container can start from; `None` when it can (or `below` does not say).
+    async fn layers_beyond_limit(
+        &self,
+        below: &str,
+        files: &ContextFiles,
+    ) -> Result<Option<usize>, ImageBuildError> {
+        let below = self
+            .runtime
+            .image_inspect(below)
+            .await?
+            .and_then(|img| img.layers);
+        Ok(below
+            .map(|below| below + files.layer_steps())
+            .filter(|layers| *layers > terok_podman::MAX_MAPPED_LAYERS))
+    }
+
     /// One layer: reused when an image with the same content hash exists, else built.
     async fn layer(
         &self,
@@ -693,7 +727,15 @@ impl<'a, R: ContainerRuntime> ImageBuilder<'a, R> {
             ],
             no_cache: how.no_cache,
             pull_always: how.pull_always,
+            squash: how.squash.is_some(),
         };
+        if let Some(layers) = how.squash {
+            on_event(BuildEvent::Squashed {
+                layer,
+                layers,
+                limit: terok_podman::MAX_MAPPED_LAYERS,
+            });
+        }
         let mut watch = InstallWatch::default();
         let mut on_line = |line: &str| {
             watch.see(line);
@@ -782,6 +824,18 @@ struct LayerBuild {
     no_cache: bool,
     pull_always: bool,
     extra_tags: Vec<String>,
+    /// Squash the build's steps into one layer: step by step it would have this many.
+    squash: Option<usize>,
+}
+
+/// A layer's inputs besides its files: the layer below, and whether it is squashed (so an
+/// image built step by step is not taken for one that must be squashed).
+fn layer_inputs(below: String, squash: Option<usize>) -> Vec<String> {
+    let mut inputs = vec![below];
+    if squash.is_some() {
+        inputs.push("squashed".to_owned());
+    }
+    inputs
 }
 
 fn same_id(a: &str, b: &str) -> bool {

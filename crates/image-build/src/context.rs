@@ -290,6 +290,16 @@ impl ContextFiles {
         self.add("tmux/container-tmux.conf", TMUX_CONF.as_bytes(), false);
     }
 
+    /// How many filesystem layers its Dockerfile adds.
+    pub(crate) fn layer_steps(&self) -> usize {
+        self.0
+            .iter()
+            .find(|(path, _, _)| path == "Dockerfile")
+            .map_or(0, |(_, text, _)| {
+                terok_podman::layer_steps(&String::from_utf8_lossy(text))
+            })
+    }
+
     /// The content hash: every file (path, mode, bytes) in path order, then `extra` inputs.
     pub(crate) fn hash(&self, extra: &[&str]) -> String {
         let mut files: Vec<&(String, Vec<u8>, bool)> = self.0.iter().collect();

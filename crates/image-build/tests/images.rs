@@ -10,7 +10,7 @@ use terok_image_build::{
     BuildEvent, BuildRequest, CaSource, ImageBuilder, RenderInput, SnippetAgent, TagSet,
     detect_family, render_l0, render_l1, render_sidecar, render_snippet,
 };
-use terok_podman::{FakeCall, FakeRuntime};
+use terok_podman::{ContainerRuntime, FakeCall, FakeRuntime};
 use terok_roster::{Roster, RosterLoader};
 
 #[test]
@@ -568,4 +568,64 @@ fn every_install_step_keeps_package_caches_out_of_its_layer() {
             "{arg}"
         );
     }
+}
+
+#[tokio::test]
+async fn an_l1_deeper_than_a_task_can_start_from_is_squashed_and_a_shallow_one_is_not() {
+    let fake = FakeRuntime::new();
+    let roster = RosterLoader::bundled().load().unwrap();
+    let on_sid = |names: &[&str]| {
+        let mut r = BuildRequest::new(
+            "localhost/debian:sid",
+            names.iter().map(|s| (*s).to_owned()).collect(),
+        );
+        r.ca = CaSource::None;
+        r
+    };
+    let builds = |fake: &FakeRuntime| -> Vec<terok_podman::BuildSpec> {
+        fake.calls()
+            .into_iter()
+            .filter_map(|c| match c {
+                FakeCall::Build(b) => Some(*b),
+                _ => None,
+            })
+            .collect()
+    };
+    let (_, events) = ensure(&fake, &roster, &on_sid(&["claude"])).await;
+    assert!(!builds(&fake)[1].squash, "one agent: built step by step");
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, BuildEvent::Squashed { .. }))
+    );
+
+    let every = [
+        "blablador",
+        "caddy",
+        "claude",
+        "codex",
+        "copilot",
+        "gh",
+        "glab",
+        "kisski",
+        "opencode",
+        "openrouter",
+        "pi",
+        "sonar",
+        "toad",
+        "vibe",
+    ];
+    let (built, events) = ensure(&fake, &roster, &on_sid(&every)).await;
+    let l1_build = builds(&fake).pop().unwrap();
+    assert!(l1_build.squash, "every entry: squashed");
+    let Some(BuildEvent::Squashed { layers, limit, .. }) = events
+        .iter()
+        .find(|e| matches!(e, BuildEvent::Squashed { .. }))
+        .cloned()
+    else {
+        panic!("no Squashed event: {events:?}")
+    };
+    assert!(layers > limit, "{layers} layers, limit {limit}");
+    let made = fake.image_inspect(&built.l1.tag).await.unwrap().unwrap();
+    assert!(made.layers.unwrap() <= limit, "{made:?}");
 }

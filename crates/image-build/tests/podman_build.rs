@@ -1,12 +1,14 @@
 //! Real images on the local Debian base: L0 + L1 with Claude Code built, inspected and run; a
 //! second build reuses both without calling `podman build`; a changed install snippet rebuilds
-//! L1 and leaves L0 alone.
+//! L1 and leaves L0 alone. An L1 too deep for a task container is squashed and starts with the
+//! task's user mapping.
 
 // Test helpers may panic: a panic is how a test reports failure.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
 use terok_image_build::{BuildEvent, BuildRequest, ImageBuilder};
-use terok_podman::{ContainerRuntime, PodmanCli};
+use terok_podman::userns::{IdRange, RootfulIds};
+use terok_podman::{ContainerRuntime, PodmanCli, RunSpec, UserMapping};
 use terok_roster::RosterLoader;
 use terok_testkit::base_image::{BASE_IMAGE, ensure_base_image};
 use terok_testkit::podman::require_podman;
@@ -162,4 +164,91 @@ impl ExecInImage for PodmanCli {
         assert_eq!(code, 0, "{script} failed:\n{out}");
         out
     }
+}
+
+/// How many one-file entries the deep image gets: with L0 and L1's own steps, well past what
+/// a task container can start from.
+const DEEP_ENTRIES: usize = 20;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_image_deeper_than_a_task_can_start_from_is_squashed_and_starts_with_a_user_mapping() {
+    if !require_podman(
+        "an_image_deeper_than_a_task_can_start_from_is_squashed_and_starts_with_a_user_mapping",
+    ) {
+        return;
+    }
+    ensure_base_image(&mut |line| eprintln!("base image: {line}")).unwrap();
+    let overrides = tempfile::tempdir().unwrap();
+    let mut names = Vec::new();
+    for n in 1..=DEEP_ENTRIES {
+        let name = format!("layer{n:02}");
+        std::fs::write(
+            overrides.path().join(format!("{name}.yaml")),
+            format!(
+                "roster_version: 1\nkind: tool\nlabel: Layer {n}\nbinary: \"true\"\n\
+                 install:\n  run_as_root: |\n    RUN touch /terok-{name}\n"
+            ),
+        )
+        .unwrap();
+        names.push(name);
+    }
+    let roster = RosterLoader::bundled()
+        .with_override_dir(overrides.path())
+        .load()
+        .unwrap();
+    let podman = PodmanCli::new();
+    let mut squashed = None;
+    let built = ImageBuilder::new(&podman, &roster)
+        .with_lock_dir(lock_dir())
+        .ensure(&BuildRequest::new(BASE_IMAGE, names), &mut |e| {
+            if let BuildEvent::Squashed { layers, limit, .. } = e {
+                squashed = Some((layers, limit));
+            }
+        })
+        .await
+        .unwrap();
+    let l1 = podman.image_inspect(&built.l1.tag).await.unwrap().unwrap();
+    let layers = l1.layers.unwrap();
+    assert!(layers <= terok_podman::MAX_MAPPED_LAYERS, "{layers} layers");
+    if !built.l1.reused {
+        let (would, limit) = squashed.expect("a build this deep says it squashes");
+        assert!(would > limit, "{would} layers would not need squashing");
+    }
+    // Started as a rootful task on a directory terok made starts (every user mapped into a
+    // subordinate range, `dev` too), every entry's file is there.
+    let range = IdRange {
+        start: 300_000,
+        count: 65_536,
+    };
+    let mapping = if terok_core::env::HostEnv::from_process().is_root() {
+        UserMapping::Rootful(RootfulIds {
+            dev_uid: range.start + 1000,
+            dev_gid: range.start + 1000,
+            range,
+        })
+    } else {
+        UserMapping::KeepId
+    };
+    let name = format!("terok-deep-image-test-{}", std::process::id());
+    let dir = tempfile::tempdir().unwrap();
+    let spec = RunSpec {
+        name: name.clone(),
+        image: built.l1.tag.clone(),
+        command: vec![
+            "bash".into(),
+            "-c".into(),
+            format!("test -e /terok-layer{DEEP_ENTRIES:02} && test -e /terok-layer01"),
+        ],
+        user_mapping: mapping,
+        ..Default::default()
+    };
+    podman.create(&spec, dir.path()).await.unwrap();
+    let started = podman.start(&name).await;
+    let code = match &started {
+        Ok(()) => podman.wait(&name).await.unwrap(),
+        Err(_) => -1,
+    };
+    podman.remove(&name).await.unwrap();
+    assert!(started.is_ok(), "the container did not start: {started:?}");
+    assert_eq!(code, 0, "an entry's file is missing");
 }
