@@ -767,6 +767,13 @@ async fn live_becomes(launcher: &FakeLauncher, live: usize) {
     });
 }
 
+/// Ends `client` and the warm server: nothing may run afterwards.
+async fn end_all(client: Client, catalog: &Catalog, launcher: &FakeLauncher) {
+    client.disconnect().await;
+    catalog.end_warm().await;
+    live_becomes(launcher, 0).await;
+}
+
 #[tokio::test]
 async fn the_first_agents_probed_server_stays_warm_and_serves_the_first_session() {
     let launcher = two_agents();
@@ -829,9 +836,7 @@ async fn the_next_session_takes_the_warm_server_and_another_is_started() {
         count(&launcher.methods("claude"), "initialize"),
         initialized + 1
     );
-    second.disconnect().await;
-    catalog.end_warm().await;
-    live_becomes(&launcher, 0).await;
+    end_all(second, &catalog, &launcher).await;
 }
 
 #[tokio::test]
@@ -865,9 +870,7 @@ async fn a_session_with_other_params_opens_its_own_session_on_the_warm_server() 
         "{sessions:?}"
     );
     assert_eq!(count(&launcher.methods("claude"), "initialize"), 2);
-    client.disconnect().await;
-    catalog.end_warm().await;
-    live_becomes(&launcher, 0).await;
+    end_all(client, &catalog, &launcher).await;
 }
 
 #[tokio::test]
@@ -895,9 +898,7 @@ async fn a_warm_servers_early_updates_reach_the_client_that_takes_it() {
         .find(|n| n["params"]["update"]["sessionUpdate"] == "usage_update")
         .expect("the update the warm server sent before any client reaches the client");
     assert_eq!(early["params"]["sessionId"], "proxy-1");
-    client.disconnect().await;
-    catalog.end_warm().await;
-    live_becomes(&launcher, 0).await;
+    end_all(client, &catalog, &launcher).await;
 }
 
 #[tokio::test]
@@ -916,7 +917,5 @@ async fn choosing_another_agent_ends_the_warm_server_and_keeps_that_agents() {
     live_becomes(&launcher, 2).await;
     assert_eq!(launcher.counters.spawned.load(Ordering::SeqCst), 4);
     assert_eq!(count(&launcher.methods("codex"), "initialize"), 3);
-    client.disconnect().await;
-    catalog.end_warm().await;
-    live_becomes(&launcher, 0).await;
+    end_all(client, &catalog, &launcher).await;
 }

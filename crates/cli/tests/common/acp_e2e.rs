@@ -132,21 +132,6 @@ pub fn podman_execs(container: &str) -> Vec<String> {
     found
 }
 
-/// Processes in `container` that an ACP server started (marked in their environment).
-pub fn agent_processes(container: &str) -> String {
-    let out = Command::new("podman")
-        .args([
-            "exec",
-            container,
-            "bash",
-            "-c",
-            "grep -l TEROK_ACP_SESSION= /proc/[0-9]*/environ 2>/dev/null || true",
-        ])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
 pub fn wait_until(what: &str, mut done: impl FnMut() -> Option<String>) {
     let deadline = Instant::now() + TEARDOWN_LIMIT;
     loop {
@@ -228,9 +213,9 @@ pub fn stop_proxy(proxy: &mut std::process::Child) {
 
 pub fn nothing_left(container: &str) -> Option<String> {
     let execs = podman_execs(container);
-    let inside = agent_processes(container);
+    let inside = marks_in_the_container(container);
     (!execs.is_empty() || !inside.is_empty())
-        .then(|| format!("podman exec on the host: {execs:?}; in the container: {inside}"))
+        .then(|| format!("podman exec on the host: {execs:?}; in the container: {inside:?}"))
 }
 
 /// `acp TASK` in the foreground: the process and its socket (its first line of output).
