@@ -62,6 +62,9 @@ pub enum ImageBuildError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Roster(#[from] terok_roster::RosterError),
+    /// A sidecar image was asked for by a request that names no sidecar tool.
+    #[error("the build request names no sidecar tool")]
+    NoSidecarRequested,
 }
 
 fn cause_text(cause: &InstallCause) -> String {

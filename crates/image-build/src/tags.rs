@@ -50,7 +50,7 @@ pub struct TagSet {
     pub l1: String,
     /// `terok-l1-cli:<fragment>`: the most recently built L1 of this base.
     pub l1_alias: String,
-    /// `terok-l1-sidecar:<fragment>`.
+    /// `terok-l1-sidecar:<fragment>`: what the tag of each tool's sidecar begins with.
     pub sidecar: String,
 }
 
@@ -83,6 +83,14 @@ impl TagSet {
             l1_alias: format!("terok-l1-cli:{fragment}"),
             sidecar: format!("terok-l1-sidecar:{fragment}"),
         }
+    }
+}
+
+impl TagSet {
+    /// `terok-l1-sidecar:<fragment>-<tool>`: one image per tool, so building one tool's
+    /// sidecar never replaces another's.
+    pub fn sidecar_for(&self, tool: &str) -> String {
+        format!("{}-{}", self.sidecar, sanitize_name(tool))
     }
 }
 

@@ -25,6 +25,8 @@ pub struct SnippetAgent {
     /// The command of its ACP server (shell-quoted), whose presence gives the image a
     /// `terok-<name>-acp`.
     pub acp_server: Option<String>,
+    /// The name people know it by (`Claude Code`), for front ends that list it.
+    pub label: String,
 }
 
 /// What the templates need.
@@ -149,6 +151,17 @@ pub fn render_l1(input: &RenderInput) -> Result<String, ImageBuildError> {
         .map(|a| a.name.as_str())
         .collect::<Vec<_>>()
         .join(",");
+    // With Toad in the image, each agent that has an ACP server becomes one of Toad's agents
+    // (`name=label` words for terok-toad-agents).
+    let toad_agents = input.agents.iter().any(|a| a.name == "toad").then(|| {
+        input
+            .agents
+            .iter()
+            .filter(|a| a.acp_server.is_some())
+            .map(|a| terok_roster::shell_quote(&format!("{}={}", a.name, a.label)))
+            .collect::<Vec<_>>()
+            .join(" ")
+    });
     let bashrc = match input.family {
         PackageFamily::Deb => "/etc/bash.bashrc",
         PackageFamily::Rpm => "/etc/bashrc",
@@ -160,6 +173,7 @@ pub fn render_l1(input: &RenderInput) -> Result<String, ImageBuildError> {
             family => input.family.as_str(),
             agents => minijinja::value::Serde(&input.agents),
             agents_csv => agents_csv,
+            toad_agents => toad_agents,
             bashrc => bashrc,
             user_snippet => input.user_snippet.as_deref().map(str::trim_end),
         },
@@ -167,11 +181,18 @@ pub fn render_l1(input: &RenderInput) -> Result<String, ImageBuildError> {
 }
 
 /// The sidecar Dockerfile for `tool_name`.
-pub fn render_sidecar(family: PackageFamily, tool_name: &str) -> Result<String, ImageBuildError> {
+pub fn render_sidecar(
+    family: PackageFamily,
+    tool_name: &str,
+    install: Option<&str>,
+) -> Result<String, ImageBuildError> {
+    let install = install
+        .map(|snippet| render_snippet(tool_name, "sidecar", snippet, family))
+        .transpose()?;
     render(
         "L1.sidecar.Dockerfile.j2",
         SIDECAR_TEMPLATE,
-        minijinja::context! { family => family.as_str(), tool_name => tool_name },
+        minijinja::context! { family => family.as_str(), tool_name => tool_name, install => install },
     )
 }
 

@@ -113,6 +113,7 @@ fn snippet_input_for(roster: &Roster, names: &[String], family: PackageFamily) -
                     .acp
                     .as_ref()
                     .map(|acp| acp.command[0].clone()),
+                label: roster.entry(name).unwrap().label.clone(),
             }
         })
         .collect();
@@ -149,15 +150,31 @@ fn dockerfile_l1_rpm() {
     );
 }
 
+/// The bundled CodeRabbit entry's `sidecar.install`.
+fn coderabbit_install() -> Option<String> {
+    let roster = RosterLoader::bundled().load().unwrap();
+    roster.sidecar("coderabbit").unwrap().1.install.clone()
+}
+
 #[test]
 fn dockerfile_sidecar_deb_and_rpm() {
     assert_snapshot!(
         "sidecar_deb",
-        render_sidecar(PackageFamily::Deb, "coderabbit").unwrap()
+        render_sidecar(
+            PackageFamily::Deb,
+            "coderabbit",
+            coderabbit_install().as_deref()
+        )
+        .unwrap()
     );
     assert_snapshot!(
         "sidecar_rpm",
-        render_sidecar(PackageFamily::Rpm, "coderabbit").unwrap()
+        render_sidecar(
+            PackageFamily::Rpm,
+            "coderabbit",
+            coderabbit_install().as_deref()
+        )
+        .unwrap()
     );
 }
 
@@ -340,7 +357,10 @@ async fn l1_is_labelled_and_aliased_and_the_sidecar_builds_on_l0() {
     );
     assert_eq!(built.l1_alias, "terok-l1-cli:localhost-debian-bookworm");
     let sidecar = built.sidecar.unwrap();
-    assert_eq!(sidecar.tag, "terok-l1-sidecar:localhost-debian-bookworm");
+    assert_eq!(
+        sidecar.tag,
+        "terok-l1-sidecar:localhost-debian-bookworm-coderabbit"
+    );
     let builds: Vec<_> = fake
         .calls()
         .into_iter()
@@ -431,7 +451,12 @@ async fn a_failed_install_names_its_agent_and_why() {
 
 #[tokio::test]
 async fn a_failed_sidecar_install_names_its_tool() {
-    let dockerfile = render_sidecar(PackageFamily::Deb, "coderabbit").unwrap();
+    let dockerfile = render_sidecar(
+        PackageFamily::Deb,
+        "coderabbit",
+        coderabbit_install().as_deref(),
+    )
+    .unwrap();
     let marks: Vec<&str> = dockerfile
         .lines()
         .filter_map(|l| l.strip_prefix("ARG TEROK_INSTALLING="))
@@ -457,7 +482,7 @@ async fn a_failed_sidecar_install_names_its_tool() {
         .unwrap_err();
     assert!(
         err.to_string().starts_with(
-            "installing `coderabbit` into terok-l1-sidecar:localhost-debian-bookworm failed: \
+            "installing `coderabbit` into terok-l1-sidecar:localhost-debian-bookworm-coderabbit failed: \
              cli.coderabbit.ai cannot be reached from here"
         ),
         "{err}"

@@ -43,7 +43,7 @@ pub use headless::{
 pub use instructions::resolve_instructions;
 pub use layer::LayerSource;
 pub use load::RosterLoader;
-pub use model::{Agent, AgentKind, Provider};
+pub use model::{Agent, AgentKind, Provider, SidecarSpec};
 pub use provider_config::{
     DEFAULT_TIMEOUT_SECS, InstructionsDelivery, RunOverrides, RunSettings, apply_provider_config,
     instructions_delivery,

@@ -281,6 +281,8 @@ pub struct SidecarSpec {
     pub tool_name: String,
     /// Container variable → credential key.
     pub env_map: BTreeMap<String, String>,
+    /// Dockerfile fragment run as root in the sidecar image that installs the tool.
+    pub install: Option<String>,
 }
 
 /// Installation into L1.

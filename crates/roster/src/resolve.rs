@@ -98,6 +98,7 @@ pub fn resolve_agent(
         sidecar: file.sidecar.as_ref().map(|s| SidecarSpec {
             tool_name: s.tool_name.clone().unwrap_or_else(|| name.to_owned()),
             env_map: s.env_map.clone().unwrap_or_default(),
+            install: s.install.clone().filter(|i| !i.trim().is_empty()),
         }),
         install,
         help,

@@ -524,6 +524,9 @@ section!(
         tool_name: String,
         /// Container variable → key of the stored credential.
         env_map: BTreeMap<String, String>,
+        /// Dockerfile fragment run as root in the sidecar image that installs the tool
+        /// (rendered with `family` in scope).
+        install: String,
     }
 );
 
