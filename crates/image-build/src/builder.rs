@@ -93,7 +93,7 @@ pub struct BuildRequest {
     pub rebuild: bool,
     /// Rebuild everything without podman's cache (and pull the base again).
     pub full_rebuild: bool,
-    /// Also build the sidecar image for this tool.
+    /// Also build the sidecar image of this roster entry (one with a `sidecar:` section).
     pub sidecar: Option<String>,
     /// Extra CA certificates for L0.
     pub ca: CaSource,
@@ -283,6 +283,27 @@ impl<'a, R: ContainerRuntime> ImageBuilder<'a, R> {
         })
     }
 
+    /// Makes sure the sidecar image of `request` (and the L0 under it) exists and is
+    /// current, without the agent layer: a tool run needs no agents.
+    pub async fn ensure_sidecar_only(
+        &self,
+        request: &BuildRequest,
+        on_event: &mut (dyn FnMut(BuildEvent) + Send),
+    ) -> Result<BuiltImage, ImageBuildError> {
+        if request.sidecar.is_none() {
+            return Err(ImageBuildError::NoSidecarRequested);
+        }
+        let tags = Self::tags(request);
+        let family = self.family(request, &tags).await?;
+        let _lock = self.lock(&tags.l0).await?;
+        let inputs = self.inputs(request, tags, family)?;
+        let known = self.known_images(request, &inputs.tags).await?;
+        let l0 = self.ensure_l0(request, &inputs, &known, on_event).await?;
+        self.ensure_sidecar(request, &inputs, &l0, on_event)
+            .await?
+            .ok_or(ImageBuildError::NoSidecarRequested)
+    }
+
     /// Refuses, before podman runs, a selection with entries that cannot work on the base.
     fn check_base_suits(&self, request: &BuildRequest) -> Result<(), ImageBuildError> {
         let unsuited =
@@ -425,20 +446,27 @@ impl<'a, R: ContainerRuntime> ImageBuilder<'a, R> {
         l0: &BuiltImage,
         on_event: &mut (dyn FnMut(BuildEvent) + Send),
     ) -> Result<Option<BuiltImage>, ImageBuildError> {
-        let Some(tool) = &request.sidecar else {
+        let Some(entry) = &request.sidecar else {
             return Ok(None);
         };
         let tags = &inputs.tags;
-        let files = ContextFiles::new(render_sidecar(inputs.family, tool)?);
+        let (_, spec) = self.roster.sidecar(entry)?;
+        let tool = &spec.tool_name;
+        let tag = tags.sidecar_for(entry);
+        let files = ContextFiles::new(render_sidecar(
+            inputs.family,
+            tool,
+            spec.install.as_deref(),
+        )?);
         let squash = self.layers_beyond_limit(&tags.l0, &files).await?;
         let mut job_inputs = layer_inputs(format!("l0={}", l0.content_hash), squash);
         job_inputs.push(format!("tool={tool}"));
         let job = LayerJob {
             layer: Layer::Sidecar,
-            tag: tags.sidecar.clone(),
+            existing: self.runtime.image_inspect(&tag).await?,
+            tag,
             files: &files,
             inputs: job_inputs,
-            existing: self.runtime.image_inspect(&tags.sidecar).await?,
         };
         let how = LayerBuild {
             family: inputs.family,
@@ -490,6 +518,7 @@ impl<'a, R: ContainerRuntime> ImageBuilder<'a, R> {
                     .as_ref()
                     .and_then(|acp| acp.command.first())
                     .map(|word| terok_roster::shell_quote(word)),
+                label: agent.label.clone(),
             });
         }
         let dockerfile = render_l1(&RenderInput {
