@@ -66,6 +66,9 @@ pub struct Policy {
     pub resolvers: Vec<IpAddr>,
     /// Whether refused connections are logged and remembered for `shield status`.
     pub audit: bool,
+    /// TCP ports of the container that accept new connections from outside (a web task's
+    /// published UI port); every other inbound connection is dropped.
+    pub ingress_ports: Vec<u16>,
 }
 
 impl Policy {
@@ -94,6 +97,7 @@ impl Policy {
             denied: Vec::new(),
             resolvers: Vec::new(),
             audit: true,
+            ingress_ports: Vec::new(),
         }
     }
 }
@@ -171,9 +175,16 @@ pub fn ruleset(policy: &Policy) -> String {
         "    reject with icmpx type admin-prohibited\n",
         "  }\n",
         "  chain input {\n    type filter hook input priority 0; policy drop;\n",
-        "    iifname \"lo\" accept\n    ct state established,related accept\n  }\n",
-        "}\n",
+        "    iifname \"lo\" accept\n    ct state established,related accept\n",
     ));
+    if !policy.ingress_ports.is_empty() {
+        let ports: Vec<String> = policy.ingress_ports.iter().map(u16::to_string).collect();
+        out.push_str(&format!(
+            "    tcp dport {{ {} }} ct state new accept\n",
+            ports.join(", ")
+        ));
+    }
+    out.push_str("  }\n}\n");
     out
 }
 
@@ -272,6 +283,25 @@ mod tests {
         });
         policy.resolvers = vec!["10.89.0.1".parse().unwrap()];
         policy
+    }
+
+    #[test]
+    fn only_a_web_tasks_ui_port_takes_new_inbound_connections() {
+        let closed = ruleset(&policy());
+        let input = &closed[closed.find("chain input").unwrap()..];
+        assert!(!input.contains("dport"), "{input}");
+        let mut web = policy();
+        web.ingress_ports = vec![8080];
+        let text = ruleset(&web);
+        let input = &text[text.find("chain input").unwrap()..];
+        assert!(
+            input.contains("tcp dport { 8080 } ct state new accept"),
+            "{input}"
+        );
+        // The output chain is the same: an open UI port opens no way out.
+        let output =
+            |t: &str| t[t.find("chain output").unwrap()..t.find("chain input").unwrap()].to_owned();
+        assert_eq!(output(&closed), output(&text));
     }
 
     #[test]

@@ -44,6 +44,8 @@ struct StateFile {
     audit: bool,
     #[serde(default)]
     forwarder: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    ingress_ports: Vec<u16>,
 }
 
 const STATE: &str = "state.json";
@@ -108,6 +110,7 @@ impl ShieldDir {
             resolvers: state.policy.resolvers.clone(),
             audit: state.policy.audit,
             forwarder: state.forwarder,
+            ingress_ports: state.policy.ingress_ports.clone(),
         };
         let json = serde_json::to_vec_pretty(&file).unwrap_or_default();
         secure_fs::write_atomic(&self.path.join(STATE), &json, 0o600).map_err(write_err)?;
@@ -153,6 +156,7 @@ impl ShieldDir {
                 denied: networks(&file.denied)?,
                 resolvers: file.resolvers,
                 audit: file.audit,
+                ingress_ports: file.ingress_ports,
             },
             forwarder: file.forwarder,
         })

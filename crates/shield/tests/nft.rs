@@ -114,6 +114,8 @@ fn policy() -> Policy {
         denied: vec![Network::parse("151.101.64.0/18").unwrap()],
         resolvers: vec!["10.89.0.1".parse().unwrap()],
         audit: true,
+        // A web task's UI port: real nft must take the inbound rule too.
+        ingress_ports: vec![8080],
     }
 }
 
