@@ -71,6 +71,10 @@ pub const SCRIPTS: &[(&str, &str)] = &[
         include_str!("../../../resources/scripts/terok-pi-vault"),
     ),
     (
+        "terok-toad-agents",
+        include_str!("../../../resources/scripts/terok-toad-agents"),
+    ),
+    (
         "terok-toad-entry",
         include_str!("../../../resources/scripts/terok-toad-entry"),
     ),
