@@ -252,6 +252,53 @@ pub fn assemble_container_env(
     })
 }
 
+/// The environment and mounts of a sidecar tool container (`run-tool`): the task basics and
+/// the repository's variables only — no agent settings, no vault wiring, no shared config
+/// mounts, no agent-config directory. The tool's real credential is the caller's to add.
+pub fn assemble_tool_env(spec: &ContainerEnvSpec) -> Result<ContainerEnv, ContainerEnvError> {
+    let mut env = EnvList::default();
+    env.set("TASK_ID", spec.task_id.clone());
+    env.set("REPO_ROOT", WORKSPACE);
+    env.set("GIT_RESET_MODE", "none");
+    if let Some(tz) = &spec.timezone {
+        env.set("TZ", tz.clone());
+    }
+    if let Some(branch) = &spec.branch {
+        env.set("GIT_BRANCH", branch.clone());
+    }
+    // What the init script clones (a git URL, or the gate's mirror of it).
+    if let Some(repo) = &spec.code_repo {
+        env.set("CODE_REPO", repo.clone());
+    }
+    if let Some(from) = &spec.clone_from {
+        env.set("CLONE_FROM", from.clone());
+    }
+    let layout = TaskLayout::new(&spec.task_dir);
+    let mut volumes = vec![workspace_volume(spec, &layout)?];
+    if let Workspace::Host(dir) = &spec.workspace {
+        volumes.extend(git_guard_volumes(dir)?);
+    }
+    if let Some(gate) = &spec.gate {
+        env.set(
+            "TEROK_GATE_SOCKET",
+            format!("{}/{}", GateWiring::CONTAINER_DIR, GateWiring::SOCKET_NAME),
+        );
+        env.set("TEROK_GATE_TOKEN", gate.token.clone());
+        volumes.push(Volume {
+            host: gate.host_socket_dir.clone(),
+            container: GateWiring::CONTAINER_DIR.to_owned(),
+            relabel: Relabel::Private,
+            read_only: true,
+        });
+    }
+    Ok(ContainerEnv {
+        env: env.0,
+        vault_env: Vec::new(),
+        volumes,
+        warnings: Vec::new(),
+    })
+}
+
 /// The environment in order, and its vault part.
 type Environment = (Vec<(String, String)>, Vec<(String, String)>);
 

@@ -40,7 +40,8 @@ pub use agent_config::{
     subagents_json, write_vault_env,
 };
 pub use assemble::{
-    assemble_container_env, vault_env, vault_env_file, write_phantom_files, write_task_credentials,
+    assemble_container_env, assemble_tool_env, vault_env, vault_env_file, write_phantom_files,
+    write_task_credentials,
 };
 pub use error::ContainerEnvError;
 pub use shared_configs::{Edited, edit_shared_configs, ensure_opencode_config, merge_session_hook};

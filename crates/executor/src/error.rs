@@ -76,6 +76,48 @@ pub enum ExecutorError {
         "removal when the run ends applies to headless runs only; an interactive task is removed explicitly"
     )]
     RemoveOnExitInteractive,
+    /// A web task asked for an image without Toad.
+    #[error(
+        "web mode serves Toad, which is not in the image (the image selection is: {selection})"
+    )]
+    WebNeedsToad {
+        /// The selection.
+        selection: String,
+    },
+    /// A web task without a network.
+    #[error("web mode needs a network: the browser reaches Toad through a published port")]
+    WebNeedsNetwork,
+    /// The web UI's port cannot be had.
+    #[error("{}", match port {
+        Some(port) => format!("port {port} on 127.0.0.1 is not free"),
+        None => "no free port on 127.0.0.1".to_owned(),
+    })]
+    PortUnavailable {
+        /// The port asked for (`None`: any).
+        port: Option<u16>,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A web request for a task that is not a web task.
+    #[error("{name} is not a web task")]
+    NotAWebTask {
+        /// The task.
+        name: String,
+    },
+    /// The container of a web task ended before its UI answered.
+    #[error("{name} ended before its web UI answered")]
+    WebUiExited {
+        /// The task.
+        name: String,
+    },
+    /// The web UI did not answer in time.
+    #[error("the web UI of {name} did not answer within {secs} s")]
+    WebUiTimedOut {
+        /// The task.
+        name: String,
+        /// The limit.
+        secs: u64,
+    },
     /// The vault is needed but does not run.
     #[error("the vault is not running, and this launch requires it")]
     VaultRequired,

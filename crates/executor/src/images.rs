@@ -33,6 +33,8 @@ pub struct ImageChoice {
     pub full_rebuild: bool,
     /// Also build a sidecar tool image.
     pub sidecar: Option<SidecarChoice>,
+    /// Entries added to the selection whatever it is (a web task adds `toad`).
+    pub also: Vec<String>,
 }
 
 /// Which sidecar tool image to build.
@@ -96,11 +98,14 @@ impl<R: ContainerRuntime> Executor<R> {
     pub fn build_request(&self, choice: &ImageChoice) -> Result<BuildRequest, ExecutorError> {
         let config = &self.config.config.image;
         let roster = self.roster()?;
-        let selection_text = choice
+        let mut selection_text = choice
             .agents
             .clone()
             .or_else(|| config.agents.clone())
             .unwrap_or_else(|| "all".to_owned());
+        for entry in &choice.also {
+            selection_text = format!("{selection_text},{entry}");
+        }
         let base_image = choice
             .base
             .clone()
@@ -127,7 +132,7 @@ impl<R: ContainerRuntime> Executor<R> {
         let roster = self.roster()?;
         match choice {
             None => Ok(None),
-            Some(SidecarChoice::Named(tool)) => Ok(Some(roster.sidecar(tool)?.1.tool_name.clone())),
+            Some(SidecarChoice::Named(tool)) => Ok(Some(roster.sidecar(tool)?.0.name.clone())),
             Some(SidecarChoice::TheOnlyOne) => {
                 let tools: Vec<String> = roster.sidecars().map(|(a, _)| a.name.clone()).collect();
                 match tools.as_slice() {
@@ -205,19 +210,39 @@ impl<R: ContainerRuntime> Executor<R> {
         request: &BuildRequest,
     ) -> Result<Vec<ImageState>, ExecutorError> {
         let tags = ImageBuilder::<R>::tags(request);
+        let mut wanted = vec![("L0", tags.l0.clone()), ("L1", tags.l1.clone())];
+        if let Some(tool) = &request.sidecar {
+            wanted.push(("L1 (sidecar)", tags.sidecar_for(tool)));
+        }
         let found = self
             .runtime
-            .image_inspect_many(&[request.base_image.clone(), tags.l0.clone(), tags.l1.clone()])
+            .image_inspect_many(
+                &wanted
+                    .iter()
+                    .map(|(_, tag)| tag.clone())
+                    .collect::<Vec<_>>(),
+            )
             .await?;
-        Ok([("L0", tags.l0), ("L1", tags.l1)]
+        Ok(wanted
             .into_iter()
-            .zip(found.into_iter().skip(1))
+            .zip(found)
             .map(|((layer, tag), info)| ImageState {
                 layer,
                 tag,
                 present: info.is_some_and(|img| img.labels.contains_key(LABEL_CONTENT_HASH)),
             })
             .collect())
+    }
+
+    /// The images a tool run of `request` (its `sidecar` set) would have to build: L0 and
+    /// the tool's sidecar image, never the agent layer.
+    pub async fn missing_tool_images(
+        &self,
+        request: &BuildRequest,
+    ) -> Result<Vec<ImageState>, ExecutorError> {
+        let mut states = self.image_states(request).await?;
+        states.retain(|s| !s.present && s.layer != "L1");
+        Ok(states)
     }
 
     /// The images of `request` a launch would have to build. A check recorded in the last

@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use crate::error::ExecutorError;
 use crate::task::{TaskRecord, TaskStore};
 use crate::vault::VaultClient;
+use crate::web::{self, WebAccess};
 
 /// The line an interactive container prints when it is ready for `podman exec`.
 pub const READY_MARKER: &str = "__CLI_READY__";
@@ -209,6 +210,55 @@ impl<R: ContainerRuntime> LaunchedTask<R> {
             stream.stop().await;
         }
         ready
+    }
+
+    /// Web: waits (at most `limit`) until the UI answers `200` to the task's token, handing
+    /// every line of output meanwhile to `on_line`; returns the link to open. The container
+    /// keeps running.
+    pub async fn wait_web(
+        mut self,
+        limit: Duration,
+        mut on_line: impl FnMut(&LogLine),
+    ) -> Result<WebAccess, ExecutorError> {
+        let web = self
+            .record
+            .web
+            .clone()
+            .ok_or_else(|| ExecutorError::NotAWebTask {
+                name: self.record.name.clone(),
+            })?;
+        let token = web::read_token(&self.handles.store.layout(&self.record.id).agent_config())?;
+        let cookie = web.cookie_name();
+        let deadline = Instant::now() + limit;
+        let mut output_ended = false;
+        let outcome = loop {
+            if web::probe_ui(web.port, &cookie, &token).await == Some(200) {
+                break Ok(());
+            }
+            if output_ended {
+                break Err(web::WebWait::Exited);
+            }
+            if Instant::now() >= deadline {
+                break Err(web::WebWait::TimedOut);
+            }
+            // Lines as they come; a look at the UI at least every POLL.
+            let pause = tokio::time::sleep(web::POLL);
+            tokio::pin!(pause);
+            loop {
+                tokio::select! {
+                    line = self.next_line() => match line {
+                        Some(line) => on_line(&line),
+                        None => { output_ended = true; break; }
+                    },
+                    () = &mut pause => break,
+                }
+            }
+        };
+        if let Some(stream) = self.output.take() {
+            stream.stop().await;
+        }
+        outcome.map_err(|why| web::web_wait_error(&self.record, why, limit))?;
+        Ok(web.access(&token))
     }
 
     /// Headless: waits for the run to end without looking at the output.

@@ -71,8 +71,10 @@ mod settings_check;
 mod shield;
 mod stream;
 mod task;
+mod tool;
 mod vault;
 mod vault_service;
+mod web;
 
 pub use acp::{
     AcpDaemon, AcpError, AcpOpened, AcpOptions, AcpStopped, DEFAULT_PROBE_TIMEOUT,
@@ -87,7 +89,9 @@ pub use error::ExecutorError;
 pub use gate::{GateMode, GateRepo, TaskGate, gate_tools_missing};
 pub use host::{GitIdentity, cdi_gpu_vendors, gpu_request, host_git_identity};
 pub use images::{IMAGE_CHECK_TRUST, ImageChoice, ImageState, RemovedImages, SidecarChoice};
-pub use launch::options::{Egress, ImageSource, Mode, RunEvent, RunOptions};
+pub use launch::options::{
+    Egress, ImageSource, Mode, RunEvent, RunOptions, TOOL_TIMEOUT_SECS, WebOptions,
+};
 pub use launch::{HOST_TIMEOUT_GRACE_SECS, OnRunEvent};
 pub use launched::{
     CREDENTIAL_REJECTED_EXIT_CODE, INIT_COMPLETE, INTERRUPTED_EXIT_CODE, LaunchedTask,
@@ -110,6 +114,7 @@ pub use vault_service::{
     CleanReport, LeakedFile, RoutesWritten, SECRETS_ON_STDIN_VAR, VaultReport, VaultStart,
     receive_handed_secrets, running_containers, serve_vault,
 };
+pub use web::{UI_CONTAINER_PORT, WebAccess, WebRecord, probe_ui};
 
 // The lower layers' types that appear in this API, so a caller needs no other terok crate.
 pub use terok_core::config::PackageFamily;

@@ -177,6 +177,7 @@ impl<R: ContainerRuntime> Executor<R> {
         }
         if let Some(record) = &record {
             self.reopen_gate(record).await?;
+            self.rotate_web_token(record)?;
         }
         if let Some(record) = &record
             && let Some(rootful) = &record.rootful

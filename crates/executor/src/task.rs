@@ -38,6 +38,10 @@ pub enum TaskMode {
     Headless,
     /// A container to log into.
     Interactive,
+    /// Toad in the browser.
+    Web,
+    /// A sidecar tool, once.
+    Tool,
 }
 
 impl TaskMode {
@@ -46,6 +50,8 @@ impl TaskMode {
         match self {
             Self::Headless => "headless",
             Self::Interactive => "interactive",
+            Self::Web => "web",
+            Self::Tool => "tool",
         }
     }
 }
@@ -94,6 +100,9 @@ pub struct TaskRecord {
     /// The task's git gate, when its repository goes through one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gate: Option<crate::gate::record::TaskGate>,
+    /// Where a web task's UI is served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web: Option<crate::web::WebRecord>,
 }
 
 /// The task directories.
@@ -215,6 +224,7 @@ mod tests {
             rootful: None,
             shielded: false,
             gate: None,
+            web: None,
         }
     }
 

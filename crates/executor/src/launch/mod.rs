@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use terok_container_env::{
     AgentConfigSpec, ContainerEnv, ContainerEnvSpec, Relabel, TaskLayout, VaultWiring, Workspace,
-    assemble_container_env, clone_cache, prepare_agent_config,
+    assemble_container_env, assemble_tool_env, clone_cache, prepare_agent_config,
 };
 use terok_podman::{
     ContainerRuntime, LABEL_AGENT, LABEL_EXECUTOR, LABEL_TASK, LogStream, RunSpec, Sharing,
@@ -47,6 +47,7 @@ use crate::repo::RepoSource;
 use crate::session::Executor;
 use crate::task::{TaskRecord, TaskStore, container_name, new_task_id};
 use crate::vault::VaultClient;
+use crate::web::{UI_CONTAINER_PORT, new_token, write_token};
 use options::{Egress, ImageSource, Mode, RunEvent, RunOptions};
 use plan::LaunchPlan;
 
@@ -92,6 +93,16 @@ impl<R: ContainerRuntime> Executor<R> {
     ) -> Result<String, ExecutorError> {
         match &plan.options.image {
             ImageSource::Tag(tag) => Ok(tag.clone()),
+            ImageSource::Ensure(request) if plan.tool.is_some() => {
+                // A tool runs in its own sidecar image (on the same L0), without agents.
+                let mut request = request.clone();
+                request.sidecar = Some(plan.agent.name.clone());
+                let built = self
+                    .image_builder(Some(IMAGE_CHECK_TRUST))?
+                    .ensure_sidecar_only(&request, &mut |event| on_event(RunEvent::Image(event)))
+                    .await?;
+                Ok(built.tag)
+            }
             ImageSource::Ensure(request) => {
                 let built = self
                     .image_builder(Some(IMAGE_CHECK_TRUST))?
@@ -186,10 +197,19 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
                 u64::from(range.start) + u64::from(range.count) - 1
             )));
         }
-        let wiring = self.wire_vault(on_event).await?;
+        let wiring = match self.plan.tool {
+            Some(_) => None,
+            None => self.wire_vault(on_event).await?,
+        };
         self.wire_gate(on_event).await?;
-        let env = self.assemble(wiring.as_ref(), on_event)?;
-        self.write_agent_config(&env, on_event)?;
+        let env = match self.plan.tool {
+            Some(_) => self.assemble_tool(on_event)?,
+            None => {
+                let env = self.assemble(wiring.as_ref(), on_event)?;
+                self.write_agent_config(&env, on_event)?;
+                env
+            }
+        };
         self.raise_shield()?;
         self.hand_over()?;
         let spec = self.run_spec(env);
@@ -338,6 +358,21 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
         Ok(env)
     }
 
+    /// Step 5, tool: the task basics and the repository, and the tool's real credential
+    /// mapped through its `sidecar.env_map` (into the env file, never onto argv).
+    fn assemble_tool(&self, on_event: OnRunEvent<'_>) -> Result<ContainerEnv, ExecutorError> {
+        let mut env = assemble_tool_env(&self.env_spec(None))?;
+        if let Some(tool) = &self.plan.tool {
+            let (credential_env, missing) =
+                self.executor.tool_credential_env(&self.plan.agent, tool)?;
+            env.env.extend(credential_env);
+            if let Some(event) = missing {
+                on_event(event);
+            }
+        }
+        Ok(env)
+    }
+
     /// Step 6: the agent-config directory.
     fn write_agent_config(
         &self,
@@ -357,6 +392,7 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
         let (prompt, initial_prompt) = match &self.plan.options.mode {
             Mode::Headless { prompt } => (Some(self.full_prompt(prompt, &instructions)), None),
             Mode::Interactive { initial_prompt } => (None, initial_prompt.clone()),
+            Mode::Web(_) | Mode::Tool { .. } => (None, None),
         };
         let prepared = prepare_agent_config(
             self.executor.roster()?,
@@ -375,6 +411,9 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
         )?;
         for warning in prepared.warnings {
             on_event(RunEvent::Warning(warning));
+        }
+        if self.plan.web.is_some() {
+            write_token(&self.layout.agent_config(), &new_token()?)?;
         }
         Ok(())
     }
@@ -399,10 +438,15 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
         if self.plan.egress != Egress::Allowlist {
             return Ok(());
         }
-        self.shield = Some(
-            self.executor
-                .prepare_shield(&self.layout.dir, &self.plan.shield_profiles)?,
-        );
+        let ingress: &[u16] = match self.plan.web {
+            Some(_) => &[UI_CONTAINER_PORT],
+            None => &[],
+        };
+        self.shield = Some(self.executor.prepare_shield(
+            &self.layout.dir,
+            &self.plan.shield_profiles,
+            ingress,
+        )?);
         Ok(())
     }
 
@@ -422,21 +466,15 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
 
     /// The container: hardened, labelled, its environment through a pipe or an env file, and
     /// with `allowlist` behind the shield.
-    fn run_spec(&self, env: ContainerEnv) -> RunSpec {
+    fn run_spec(&self, mut env: ContainerEnv) -> RunSpec {
         let options = self.plan.options;
-        let command = if options.is_headless() {
-            let cmd = headless_command(
-                &self.plan.agent,
-                &HeadlessOptions {
-                    timeout_secs: self.plan.settings.timeout_secs,
-                    model: self.plan.settings.model.clone(),
-                    max_turns: self.plan.settings.max_turns,
-                },
-            );
-            format!("init-ssh-and-repo.sh && {}", cmd.to_shell())
-        } else {
-            format!("init-ssh-and-repo.sh && echo {READY_MARKER}; tail -f /dev/null")
-        };
+        let command = self.shell_command();
+        let mut publish = Vec::new();
+        if let Some(web) = &self.plan.web {
+            publish.push(format!("127.0.0.1:{}:{UI_CONTAINER_PORT}", web.port));
+            env.env
+                .push(("TEROK_WEB_PORT".to_owned(), web.port.to_string()));
+        }
         let network = match self.plan.egress {
             Egress::Offline => Some("none".to_owned()),
             Egress::Allowlist | Egress::Open => options.network.clone(),
@@ -459,12 +497,57 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
             gpus: options.gpus.clone(),
             init: true,
             network,
+            publish,
             ..RunSpec::default()
         };
         if let Some(shield) = &self.shield {
             shield.apply(&mut spec, &command);
         }
         spec
+    }
+
+    /// What the container runs (through `bash -lc`), after the init script.
+    fn shell_command(&self) -> String {
+        let settings = &self.plan.settings;
+        match &self.plan.options.mode {
+            Mode::Headless { .. } => {
+                let cmd = headless_command(
+                    &self.plan.agent,
+                    &HeadlessOptions {
+                        timeout_secs: settings.timeout_secs,
+                        model: settings.model.clone(),
+                        max_turns: settings.max_turns,
+                    },
+                );
+                format!("init-ssh-and-repo.sh && {}", cmd.to_shell())
+            }
+            Mode::Interactive { .. } => {
+                format!("init-ssh-and-repo.sh && echo {READY_MARKER}; tail -f /dev/null")
+            }
+            Mode::Web(_) => {
+                let public_url = self
+                    .plan
+                    .web
+                    .as_ref()
+                    .map(|w| terok_roster::shell_quote(&w.public_url))
+                    .unwrap_or_default();
+                format!("init-ssh-and-repo.sh && exec terok-toad-entry --public-url {public_url}")
+            }
+            Mode::Tool { args } => {
+                let tool = self
+                    .plan
+                    .tool
+                    .as_ref()
+                    .map_or(self.plan.agent.name.as_str(), |t| t.tool_name.as_str());
+                let mut words = vec![terok_roster::shell_quote(tool)];
+                words.extend(args.iter().map(|a| terok_roster::shell_quote(a)));
+                format!(
+                    "init-ssh-and-repo.sh && timeout {} {}",
+                    settings.timeout_secs,
+                    words.join(" ")
+                )
+            }
+        }
     }
 
     /// Step 7: the task record.
@@ -485,6 +568,7 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
             rootful: self.user.rootful.clone(),
             shielded: self.shield.is_some(),
             gate: self.gate.as_ref().map(|g| g.task.clone()),
+            web: self.plan.web.clone(),
         };
         self.undo.store.save(&record)?;
         Ok(record)

@@ -24,7 +24,31 @@ pub enum Mode {
         /// First message of the agent's session, if any.
         initial_prompt: Option<String>,
     },
+    /// Toad in the browser: its web UI behind a per-task token gate, published on this host's
+    /// loopback only; Toad reaches every installed agent through its ACP server.
+    Web(WebOptions),
+    /// A sidecar tool (a roster entry with a `sidecar:` section, named by
+    /// [`RunOptions::agent`]) once on the workspace, in its own image, with its real
+    /// credential and nothing of an agent's; its output streamed, its exit code the run's.
+    Tool {
+        /// Arguments passed to the tool.
+        args: Vec<String>,
+    },
 }
+
+/// Where a web task's UI is served.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WebOptions {
+    /// The port on 127.0.0.1 (default: a free one, chosen at launch).
+    pub port: Option<u16>,
+    /// The address the browser uses, when it is not `http://127.0.0.1:<port>` (a reverse
+    /// proxy or tunnel in front): the page's links and its WebSocket point there.
+    pub public_url: Option<String>,
+}
+
+/// Seconds a sidecar tool may run when the caller sets no `timeout_secs`.
+pub const TOOL_TIMEOUT_SECS: u64 = 600;
 
 /// Which image the container runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,6 +171,29 @@ impl RunOptions {
         )
     }
 
+    /// Toad in the browser for a task of `agent` on `repo`.
+    pub fn web(
+        agent: impl Into<String>,
+        repo: impl Into<String>,
+        web: WebOptions,
+        image: ImageSource,
+    ) -> Self {
+        Self::new(agent, repo, Mode::Web(web), image)
+    }
+
+    /// The sidecar tool `tool` once on `repo` with `args`. Its container is removed when it
+    /// ends: its environment holds the real credential.
+    pub fn tool(
+        tool: impl Into<String>,
+        repo: impl Into<String>,
+        args: Vec<String>,
+        image: ImageSource,
+    ) -> Self {
+        let mut options = Self::new(tool, repo, Mode::Tool { args }, image);
+        options.remove_on_exit = true;
+        options
+    }
+
     /// A launch of `agent` on `repo` in `mode`, everything else at its default.
     pub fn new(
         agent: impl Into<String>,
@@ -183,9 +230,10 @@ impl RunOptions {
         }
     }
 
-    /// Whether the launcher follows the run to its end.
+    /// Whether the launcher follows the run to its end (headless and tool runs); the others
+    /// keep running until stopped.
     pub fn is_headless(&self) -> bool {
-        matches!(self.mode, Mode::Headless { .. })
+        matches!(self.mode, Mode::Headless { .. } | Mode::Tool { .. })
     }
 }
 
@@ -219,6 +267,16 @@ pub enum RunEvent {
     RoutesUpdated {
         /// What changed, by provider.
         changes: Vec<RouteChange>,
+    },
+    /// The sidecar tool gets no credential: none is stored for its provider (the tool runs
+    /// without one).
+    ToolCredentialMissing {
+        /// The tool (its roster name).
+        tool: String,
+        /// The provider whose credential it would get.
+        provider: String,
+        /// The credential field it maps (`key`).
+        field: String,
     },
     /// The container is being created.
     Launching {

@@ -7,15 +7,16 @@ use std::path::{Path, PathBuf};
 
 use terok_container_env::Workspace;
 use terok_podman::ContainerRuntime;
-use terok_roster::{Agent, RunOverrides, RunSettings, apply_provider_config};
+use terok_roster::{Agent, RunOverrides, RunSettings, SidecarSpec, apply_provider_config};
 use terok_shield::Profile;
 
 use crate::error::ExecutorError;
 use crate::gate::{GatePlan, plan_gate};
-use crate::launch::options::{Egress, ImageSource, Mode, RunOptions};
+use crate::launch::options::{Egress, ImageSource, Mode, RunOptions, TOOL_TIMEOUT_SECS};
 use crate::repo::{RepoSource, classify_repo};
 use crate::session::Executor;
 use crate::task::TaskMode;
+use crate::web::{WebRecord, reserve_port};
 
 /// What a launch will do.
 #[derive(Debug)]
@@ -43,6 +44,10 @@ pub(crate) struct LaunchPlan<'o> {
     pub shield_profiles: Vec<Profile>,
     /// The git gate, when the repository goes through it.
     pub gate: Option<GatePlan>,
+    /// A web task's UI: its port (free when planned) and public address.
+    pub web: Option<WebRecord>,
+    /// A tool run's sidecar settings.
+    pub tool: Option<SidecarSpec>,
 }
 
 impl LaunchPlan<'_> {
@@ -51,6 +56,8 @@ impl LaunchPlan<'_> {
         match self.options.mode {
             Mode::Headless { .. } => TaskMode::Headless,
             Mode::Interactive { .. } => TaskMode::Interactive,
+            Mode::Web(_) => TaskMode::Web,
+            Mode::Tool { .. } => TaskMode::Tool,
         }
     }
 
@@ -76,7 +83,13 @@ impl<R: ContainerRuntime> Executor<R> {
         options: &'o RunOptions,
     ) -> Result<LaunchPlan<'o>, ExecutorError> {
         let roster = self.roster()?;
-        let agent = roster.agent(&options.agent)?.clone();
+        let (agent, tool) = match &options.mode {
+            Mode::Tool { .. } => {
+                let (agent, spec) = roster.sidecar(&options.agent)?;
+                (agent.clone(), Some(spec.clone()))
+            }
+            _ => (roster.agent(&options.agent)?.clone(), None),
+        };
         if options.remove_on_exit && !options.is_headless() {
             return Err(ExecutorError::RemoveOnExitInteractive);
         }
@@ -86,10 +99,13 @@ impl<R: ContainerRuntime> Executor<R> {
             });
         }
         let repo = classify_repo(&options.repo, &self.env, self.cwd.as_deref())?;
-        let installed = installed_entries(&options.image, &agent)?;
+        let installed = match tool {
+            Some(_) => None,
+            None => installed_entries(&options.image, &agent)?,
+        };
         let gate = plan_gate(&repo, options.gate, options.gate_mode)?;
         let (git_url, workspace) = self.workspace_of(&repo, options, gate.is_some())?;
-        let settings = apply_provider_config(
+        let mut settings = apply_provider_config(
             &agent,
             &RunOverrides {
                 model: options.model.clone(),
@@ -99,8 +115,19 @@ impl<R: ContainerRuntime> Executor<R> {
             },
             &self.defaults.settings,
         );
-        let providers = self.task_providers(&agent, options)?;
+        if tool.is_some() {
+            settings.timeout_secs = options.timeout_secs.unwrap_or(TOOL_TIMEOUT_SECS);
+        }
+        // A tool gets its real credential, never phantom tokens.
+        let providers = match tool {
+            Some(_) => Vec::new(),
+            None => self.task_providers(&agent, options)?,
+        };
         let egress = self.egress_for(options.egress);
+        let web = match &options.mode {
+            Mode::Web(web) => Some(plan_web(web, installed.as_ref(), &options.image, egress)?),
+            _ => None,
+        };
         if let Some(network) = &options.network {
             check_network(network, egress)?;
         }
@@ -123,6 +150,8 @@ impl<R: ContainerRuntime> Executor<R> {
             egress,
             shield_profiles,
             gate,
+            web,
+            tool,
         })
     }
 
@@ -251,6 +280,28 @@ fn installed_entries(
             Ok(Some(request.selection.iter().cloned().collect()))
         }
     }
+}
+
+/// A web task's UI: Toad must be in the image, the container needs a network to be reached
+/// through, and the port must be free.
+fn plan_web(
+    web: &crate::launch::options::WebOptions,
+    installed: Option<&BTreeSet<String>>,
+    image: &ImageSource,
+    egress: Egress,
+) -> Result<WebRecord, ExecutorError> {
+    if let (Some(installed), ImageSource::Ensure(request)) = (installed, image)
+        && !installed.contains("toad")
+    {
+        return Err(ExecutorError::WebNeedsToad {
+            selection: request.selection.join(","),
+        });
+    }
+    if egress == Egress::Offline {
+        return Err(ExecutorError::WebNeedsNetwork);
+    }
+    let port = reserve_port(web.port)?;
+    Ok(WebRecord::new(port, web.public_url.as_deref()))
 }
 
 /// Whether the container may join `network`: a network of its own (a podman network, the

@@ -161,6 +161,7 @@ impl<R: ContainerRuntime> Executor<R> {
         &self,
         task_dir: &Path,
         profiles: &[Profile],
+        ingress_ports: &[u16],
     ) -> Result<ContainerArgs, ExecutorError> {
         let shield = self.config.config.shield.clone();
         let upstream = match shield.upstream_dns.as_deref() {
@@ -187,7 +188,8 @@ impl<R: ContainerRuntime> Executor<R> {
                 resolve_on_host(domain)
             }
         };
-        let state = state_from_profiles(profiles, &settings, &mut resolve);
+        let mut state = state_from_profiles(profiles, &settings, &mut resolve);
+        state.policy.ingress_ports = ingress_ports.to_vec();
         let dir = ShieldDir::new(task_dir.join("shield"));
         dir.save(&state)?;
         let hooks_dir = self.install_shield_hook()?;
