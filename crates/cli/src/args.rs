@@ -47,6 +47,9 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Run an agent in a new container on a directory or a git URL.
     Run(Box<RunArgs>),
+    /// Run a sidecar tool (e.g. coderabbit) once on a directory or a git URL, with its real
+    /// credential, in a container of its own.
+    RunTool(Box<RunToolArgs>),
     /// List tasks: containers terok started (and task directories whose container is gone).
     List(ListArgs),
     /// Start a stopped task again (with fresh phantom tokens).
@@ -345,6 +348,16 @@ pub struct RunArgs {
     /// Start a container to log into (`podman exec -it NAME bash -l`) instead.
     #[arg(long)]
     pub interactive: bool,
+    /// Serve Toad in the browser instead: every agent of the image through its ACP server;
+    /// the link (with the task's access token) is printed once the UI answers.
+    #[arg(long, conflicts_with_all = ["prompt", "interactive"])]
+    pub web: bool,
+    /// Port on 127.0.0.1 for --web (default: a free one).
+    #[arg(long, value_name = "PORT", requires = "web")]
+    pub port: Option<u16>,
+    /// The address the browser uses for --web, when a proxy or tunnel is in front of the port.
+    #[arg(long, value_name = "URL", requires = "web")]
+    pub public_url: Option<String>,
     /// Model, for agents that can choose one.
     #[arg(short, long, value_name = "MODEL")]
     pub model: Option<String>,
@@ -436,6 +449,58 @@ pub struct RunArgs {
     /// for `gate promote`) or `online` (the real remote; the gate only seeds the clone).
     #[arg(long, value_enum, value_name = "MODE", default_value = "gatekeeping")]
     pub gate_mode: GateModeArg,
+}
+
+/// Arguments of `run-tool`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Exit status: the tool's own (124 when --timeout fired, 130 on Ctrl-C), 1 when \
+                  the launch failed, 3 when setup is needed.\n\
+                  Example: terok-executor run-tool coderabbit . -- review --plain"
+)]
+pub struct RunToolArgs {
+    /// The tool: a roster entry with a `sidecar:` section (see `terok-executor agents --all`).
+    pub tool: String,
+    /// A directory (mounted at /workspace) or a git URL (cloned inside the container).
+    #[arg(default_value = ".")]
+    pub repo: String,
+    /// Arguments for the tool, after `--`.
+    #[arg(last = true, value_name = "TOOL_ARGS")]
+    pub args: Vec<String>,
+    /// Seconds before the tool is stopped (exit status 124); enforced on the host too.
+    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+    pub timeout: u64,
+    /// Container name (default terok-executor-<task id>).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Branch to clone or create (git URLs).
+    #[arg(long, value_name = "BRANCH")]
+    pub branch: Option<String>,
+    /// Time zone of the container (default: the host's).
+    #[arg(long, value_name = "IANA")]
+    pub timezone: Option<String>,
+    /// Base image and family.
+    #[command(flatten)]
+    pub image: ImageArgs,
+    /// Answer yes to preflight questions (build missing images).
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+    /// Skip the preflight checks (missing images are still built).
+    #[arg(long)]
+    pub no_preflight: bool,
+    /// What the container may reach (default: `allowlist`, or `open` when config.yml sets
+    /// `shield.bypass_firewall_no_protection`); the tool's API must be allowed.
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub shield: Option<ShieldMode>,
+    /// The podman network the container joins (default: podman's own).
+    #[arg(long, value_name = "NAME")]
+    pub network: Option<String>,
+    /// Put the repository behind the git gate: the default for a git URL.
+    #[arg(long, overrides_with = "no_gate")]
+    pub gate: bool,
+    /// Clone a git URL directly from its remote, without the gate.
+    #[arg(long, overrides_with = "gate")]
+    pub no_gate: bool,
 }
 
 /// `--gate-mode`.

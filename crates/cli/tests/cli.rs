@@ -40,6 +40,8 @@ fn help_lists_verbs_and_global_options() {
 
     Commands:
       run          Run an agent in a new container on a directory or a git URL
+      run-tool     Run a sidecar tool (e.g. coderabbit) once on a directory or a git URL, with its real
+                   credential, in a container of its own
       list         List tasks: containers terok started (and task directories whose container is gone)
       start        Start a stopped task again (with fresh phantom tokens)
       stop         Stop a running task; it stays for a later `start` (its tokens are revoked)
@@ -364,7 +366,7 @@ fn an_unknown_base_image_says_how_to_set_the_family() {
 fn run_help_lists_the_python_flags() {
     let r = run(&["run", "--help"]);
     assert_eq!(r.code, 0);
-    assert_snapshot!(r.stdout, @"
+    assert_snapshot!(r.stdout, @r"
     Run an agent in a new container on a directory or a git URL
 
     Usage: terok-executor run [OPTIONS] <AGENT> [REPO]
@@ -391,15 +393,25 @@ fn run_help_lists_the_python_flags() {
           --raw
               Ignore every config.yml (built-in defaults only)
 
-      -m, --model <MODEL>
-              Model, for agents that can choose one
-
       -v, --verbose...
               Log more (-v debug, -vv trace) to stderr; with -v, builds stream podman's output
+
+          --web
+              Serve Toad in the browser instead: every agent of the image through its ACP server; the
+              link (with the task's access token) is printed once the UI answers
 
           --connection <NAME>
               Use this podman system connection (a remote engine) instead of the local one;
               `CONTAINER_HOST` in the environment works too
+
+          --port <PORT>
+              Port on 127.0.0.1 for --web (default: a free one)
+
+          --public-url <URL>
+              The address the browser uses for --web, when a proxy or tunnel is in front of the port
+
+      -m, --model <MODEL>
+              Model, for agents that can choose one
 
           --max-turns <N>
               Turn limit (agents without a flag for it are asked in the prompt)
@@ -527,7 +539,7 @@ fn run_needs_a_prompt_or_interactive() {
     let r = run(&["run", "claude", "."]);
     assert_eq!(r.code, 1);
     assert_snapshot!(r.stderr, @r#"
-    x Specify --prompt for headless mode or --interactive for a container to log into.
+    x Specify --prompt for headless mode, --interactive for a container to log into, or --web for Toad in the browser.
     help: e.g. terok-executor run claude . -p "fix the failing test"
     "#);
     let r = run(&["run", "claude", ".", "-p", "x", "--interactive"]);
@@ -715,5 +727,100 @@ fn acp_refuses_a_probe_timeout_that_is_not_positive_and_two_sockets() {
     Usage: terok-executor acp <TASK> <SOCKET>
 
     For more information, try '--help'.
+    ");
+}
+
+#[test]
+fn run_tool_help_lists_the_python_flags() {
+    let r = run(&["run-tool", "--help"]);
+    assert_eq!(r.code, 0);
+    assert_snapshot!(r.stdout, @r"
+    Run a sidecar tool (e.g. coderabbit) once on a directory or a git URL, with its real credential, in
+    a container of its own
+
+    Usage: terok-executor run-tool [OPTIONS] <TOOL> [REPO] [-- <TOOL_ARGS>...]
+
+    Arguments:
+      <TOOL>
+              The tool: a roster entry with a `sidecar:` section (see `terok-executor agents --all`)
+
+      [REPO]
+              A directory (mounted at /workspace) or a git URL (cloned inside the container)
+              
+              [default: .]
+
+      [TOOL_ARGS]...
+              Arguments for the tool, after `--`
+
+    Options:
+          --config <PATH>
+              Read only this config file instead of the layered /etc/terok and ~/.config/terok files
+
+          --timeout <SECONDS>
+              Seconds before the tool is stopped (exit status 124); enforced on the host too
+              
+              [default: 600]
+
+          --name <NAME>
+              Container name (default terok-executor-<task id>)
+
+          --raw
+              Ignore every config.yml (built-in defaults only)
+
+          --branch <BRANCH>
+              Branch to clone or create (git URLs)
+
+      -v, --verbose...
+              Log more (-v debug, -vv trace) to stderr; with -v, builds stream podman's output
+
+          --connection <NAME>
+              Use this podman system connection (a remote engine) instead of the local one;
+              `CONTAINER_HOST` in the environment works too
+
+          --timezone <IANA>
+              Time zone of the container (default: the host's)
+
+          --base <IMAGE>
+              Base image of L0 (default: image.base_image in config.yml, else ubuntu:24.04)
+
+          --family <FAMILY>
+              Package family of the base image, when its name does not say
+
+              Possible values:
+              - deb: Debian, Ubuntu and derivatives
+              - rpm: Fedora, RHEL, UBI and derivatives
+
+      -y, --yes
+              Answer yes to preflight questions (build missing images)
+
+          --no-preflight
+              Skip the preflight checks (missing images are still built)
+
+          --shield <MODE>
+              What the container may reach (default: `allowlist`, or `open` when config.yml sets
+              `shield.bypass_firewall_no_protection`); the tool's API must be allowed
+
+              Possible values:
+              - offline:   No network but loopback; the agent reaches its model API through the vault's
+                socket
+              - allowlist: Only the destinations of the shield profiles; private and metadata addresses
+                refused
+              - open:      Unfiltered egress (a loud warning at every launch)
+
+          --network <NAME>
+              The podman network the container joins (default: podman's own)
+
+          --gate
+              Put the repository behind the git gate: the default for a git URL
+
+          --no-gate
+              Clone a git URL directly from its remote, without the gate
+
+      -h, --help
+              Print help (see a summary with '-h')
+
+    Exit status: the tool's own (124 when --timeout fired, 130 on Ctrl-C), 1 when the launch failed, 3
+    when setup is needed.
+    Example: terok-executor run-tool coderabbit . -- review --plain
     ");
 }

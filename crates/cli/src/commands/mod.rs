@@ -9,6 +9,7 @@ mod build;
 mod doctor;
 mod gate;
 mod run;
+mod run_tool;
 mod setup;
 mod shield;
 mod show_config;
@@ -26,6 +27,7 @@ pub fn dispatch(ctx: &Context, command: Command) -> miette::Result<Status> {
     }
     match command {
         Command::Run(args) => run::run(ctx, *args),
+        Command::RunTool(args) => run_tool::run(ctx, *args),
         Command::List(args) => tasks::list(ctx, &args),
         Command::Start(args) => tasks::start(ctx, &args),
         Command::Stop(args) => tasks::stop(ctx, &args),
@@ -52,6 +54,7 @@ fn needs_roster(command: &Command) -> bool {
         // The schema is what a user needs to fix a broken override.
         Command::Agents(agents) => !matches!(agents.command, Some(AgentsCommand::Schema)),
         Command::Run(_)
+        | Command::RunTool(_)
         | Command::Start(_)
         | Command::Auth(_)
         | Command::Build(_)

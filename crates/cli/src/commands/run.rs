@@ -8,7 +8,7 @@ use terok_core::text::printable;
 use terok_executor::{
     BuildRequest, CredentialState, Executor, GateMode, ImageSource, LaunchedTask, LogFormat,
     LogSource, Mode, PodmanCli, Rejection, RunEvent, RunOptions, TaskEvent, WaitOptions,
-    gpu_request, host_git_identity, render_stream_json_line,
+    WebOptions, gpu_request, host_git_identity, render_stream_json_line,
 };
 
 use crate::Status;
@@ -20,9 +20,12 @@ use crate::progress::BuildProgress;
 use crate::prompt;
 
 /// Exit status of "setup needed" (the Python terok-executor's contract).
-const SETUP_NEEDED: u8 = 3;
+pub(crate) const SETUP_NEEDED: u8 = 3;
 /// How long an interactive container may take to say it is ready.
 const READY_LIMIT: Duration = Duration::from_secs(120);
+/// How long a web task's UI may take to answer (Toad's first start compiles nothing, but a
+/// cold image cache on a slow disk takes its time).
+pub(crate) const WEB_READY_LIMIT: Duration = Duration::from_secs(120);
 
 /// What `run` does besides the launch itself.
 struct Presentation {
@@ -67,6 +70,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> miette::Result<Status> {
             .await?;
         match options.mode {
             Mode::Headless { .. } => follow_headless(task, render, &wait).await,
+            Mode::Web(_) => wait_web(task).await,
             _ => wait_interactive(task).await,
         }
     })?
@@ -80,6 +84,9 @@ fn settings(executor: &Executor, args: RunArgs) -> miette::Result<(RunOptions, P
         repo,
         prompt,
         interactive,
+        web,
+        port,
+        public_url,
         model,
         max_turns,
         timeout,
@@ -109,15 +116,22 @@ fn settings(executor: &Executor, args: RunArgs) -> miette::Result<(RunOptions, P
         no_gate,
         gate_mode,
     } = args;
-    let mode = match (prompt, interactive) {
-        (Some(prompt), _) => Mode::Headless { prompt },
-        (None, true) => Mode::Interactive {
+    let mode = match (prompt, interactive, web) {
+        (Some(prompt), _, _) => Mode::Headless { prompt },
+        (None, true, _) => Mode::Interactive {
             initial_prompt: None,
         },
-        (None, false) => {
+        (None, false, true) => {
+            let mut web = WebOptions::default();
+            web.port = port;
+            web.public_url = public_url;
+            Mode::Web(web)
+        }
+        (None, false, false) => {
             return Err(miette::miette!(
                 help = "e.g. terok-executor run claude . -p \"fix the failing test\"",
-                "Specify --prompt for headless mode or --interactive for a container to log into."
+                "Specify --prompt for headless mode, --interactive for a container to log into, \
+                 or --web for Toad in the browser."
             ));
         }
     };
@@ -126,7 +140,12 @@ fn settings(executor: &Executor, args: RunArgs) -> miette::Result<(RunOptions, P
         executor.env(),
         std::env::current_dir().ok().as_deref(),
     )?;
-    let request = executor.build_request(&image_choice(image))?;
+    let mut choice = image_choice(image);
+    if matches!(mode, Mode::Web(_)) {
+        // The UI is Toad's: a web task's image has it whatever the selection says.
+        choice.also.push("toad".to_owned());
+    }
+    let request = executor.build_request(&choice)?;
     let mut options = RunOptions::new(agent, repo, mode, ImageSource::Ensure(request));
     options.model = model;
     options.max_turns = max_turns;
@@ -201,7 +220,7 @@ fn renders_text(executor: &Executor, agent: &str, output: OutputFormat) -> miett
     )
 }
 
-fn show_event(progress: &mut BuildProgress, event: RunEvent) {
+pub(crate) fn show_event(progress: &mut BuildProgress, event: RunEvent) {
     match event {
         RunEvent::Image(event) => progress.event(event),
         RunEvent::Warning(text) => crate::output::warn(text),
@@ -241,12 +260,22 @@ fn show_event(progress: &mut BuildProgress, event: RunEvent) {
             );
             super::gate::warn_blocked(&blocked);
         }
+        RunEvent::ToolCredentialMissing {
+            tool,
+            provider,
+            field,
+        } => {
+            eprintln!(
+                "warning: no credential stored for {provider}: {tool} runs without its `{field}`. \
+                 Run: terok-executor auth {provider} --api-key <key>"
+            );
+        }
         RunEvent::Launching { name, .. } => eprintln!("Container: {name}"),
         _ => {}
     }
 }
 
-async fn follow_headless(
+pub(crate) async fn follow_headless(
     task: LaunchedTask<PodmanCli>,
     render: bool,
     wait: &WaitOptions,
@@ -300,7 +329,7 @@ async fn follow_headless(
 
 /// One line of the agent's output: stdout (rendered or raw) to stdout, stderr to stderr —
 /// with the control characters shown, not obeyed (the agent does not drive the terminal).
-fn show_line(stdout: &std::io::Stdout, line: &terok_executor::LogLine, render: bool) {
+pub(crate) fn show_line(stdout: &std::io::Stdout, line: &terok_executor::LogLine, render: bool) {
     match line.source {
         LogSource::Stdout => {
             let text = if render {
@@ -348,6 +377,28 @@ async fn wait_interactive(task: LaunchedTask<PodmanCli>) -> miette::Result<Statu
     }
     println!("Container ready. Login with:\n  podman exec -it {name} bash -l");
     Ok(Status::Ok)
+}
+
+/// Web: the link once the UI answers; the task keeps running.
+async fn wait_web(task: LaunchedTask<PodmanCli>) -> miette::Result<Status> {
+    let name = task.name().to_owned();
+    let access = task
+        .wait_web(WEB_READY_LIMIT, |line| {
+            eprintln!("{}", printable(&line.line));
+        })
+        .await
+        .map_err(|err| miette::Report::from(err).wrap_err(format!("see `podman logs {name}`")))?;
+    print_web_access(&name, &access);
+    Ok(Status::Ok)
+}
+
+/// The link of a web task and what to do with the task.
+pub(crate) fn print_web_access(name: &str, access: &terok_executor::WebAccess) {
+    println!("Toad available at: {}", access.url);
+    eprintln!(
+        "The link holds the task's access token (a new one at every start). `terok-executor \
+         stop {name}` stops it; `terok-executor rm {name}` removes it."
+    );
 }
 
 /// The preflight: podman and the images (asked on a terminal, `--yes`, else exit 3), the
@@ -398,7 +449,7 @@ fn preflight(
 
 /// Whether to build the missing images `what`: `--yes`, or the answer on a terminal; without
 /// a terminal, the remedies are printed and the answer is no.
-fn build_missing(what: &str, yes: bool) -> miette::Result<bool> {
+pub(crate) fn build_missing(what: &str, yes: bool) -> miette::Result<bool> {
     if yes {
         eprintln!("Images missing ({what}); building them (--yes).");
         return Ok(true);
