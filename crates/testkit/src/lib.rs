@@ -6,7 +6,7 @@
 //! scripted model server speaking the Anthropic Messages API, the OpenAI Responses API or Chat
 //! Completions ([`model::ScriptedModel`], also as the `terok-mock-model` binary) for the real
 //! agent CLIs, how each agent runs the demo against it ([`demo`]), and a stand-in agent
-//! ([`agents`]) for launch tests.
+//! ([`agents`]) for launch tests, and a headless Chromium driven over DevTools ([`browser`]).
 //!
 //! Dev-only: shipped crates may use it only as a dev-dependency (`cargo xtask layers` and
 //! deny.toml enforce this).
@@ -16,6 +16,7 @@
 
 pub mod agents;
 pub mod base_image;
+pub mod browser;
 pub mod cli;
 pub mod demo;
 pub mod env;

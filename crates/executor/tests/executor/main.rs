@@ -12,3 +12,4 @@ mod routes;
 mod sessions;
 mod support;
 mod vault_container;
+mod web_tool;

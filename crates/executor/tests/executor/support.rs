@@ -28,6 +28,16 @@ impl Session<FakeRuntime> {
         Self::with_runtime(FakeRuntime::new())
     }
 
+    /// A session on a fresh fake whose host `setup` prepared first (user roster files,
+    /// config.yml), without a vault.
+    pub fn fake_with(setup: impl FnOnce(&IsolatedEnv)) -> Self {
+        let env = IsolatedEnv::new().unwrap();
+        std::fs::create_dir_all(env.work_dir().join("project")).unwrap();
+        std::fs::write(env.work_dir().join("project/README.md"), "# sample\n").unwrap();
+        setup(&env);
+        Self::open(env, FakeRuntime::new())
+    }
+
     /// The fake behind the session.
     pub fn fake_runtime(&self) -> &FakeRuntime {
         self.executor.runtime()
@@ -99,6 +109,11 @@ impl<R: ContainerRuntime> Session<R> {
         let env = IsolatedEnv::new().unwrap();
         std::fs::create_dir_all(env.work_dir().join("project")).unwrap();
         std::fs::write(env.work_dir().join("project/README.md"), "# sample\n").unwrap();
+        Self::open(env, runtime)
+    }
+
+    /// A session on `runtime` in `env`.
+    fn open(env: IsolatedEnv, runtime: R) -> Self {
         let executor = Executor::builder(env.host_env())
             .config(ConfigSource::Layered)
             .cwd(env.work_dir())

@@ -1,0 +1,157 @@
+//! Web mode as a person uses it: `run claude <dir> --web` on the Debian sid image (Toad needs
+//! Python 3.14), behind the default allow-list firewall, then Debian's Chromium opens the
+//! printed link. The Toad UI renders with the task's agent in its launcher (what its
+//! WebSocket drew is read, and a screenshot kept); the link without the token is refused; the
+//! port is on 127.0.0.1 only; a restart gives a new token and the old link stops working;
+//! after `stop` nothing answers.
+
+// Test helpers may panic: a panic is how a test reports failure.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
+
+mod common;
+
+use std::process::Output;
+use std::time::Duration;
+
+use common::e2e::{Run, Scenario};
+use common::text;
+use terok_executor::probe_ui;
+use terok_testkit::browser::{Browser, chromium};
+use terok_testkit::demo::demo_agent;
+use terok_testkit::podman::require_podman;
+
+const CONFIG: &str = "image:\n  base_image: localhost/debian:sid\n  agents: claude\n";
+/// How long the UI may take to draw the launcher once the page is open.
+const DRAW_LIMIT: Duration = Duration::from_secs(60);
+
+/// The link `run --web` / `start` printed.
+fn printed_link(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("Toad available at: "))
+        .unwrap_or_else(|| panic!("no link: {}", text(out)))
+        .to_owned()
+}
+
+/// The port and token of `link` (`http://127.0.0.1:<port>/?token=<token>`).
+fn port_and_token(link: &str) -> (u16, String) {
+    let rest = link.strip_prefix("http://127.0.0.1:").unwrap();
+    let (port, query) = rest.split_once('/').unwrap();
+    let token = query.strip_prefix("?token=").unwrap();
+    (port.parse().unwrap(), token.to_owned())
+}
+
+fn status(port: u16, token: &str) -> Option<u16> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(probe_ui(port, &format!("terok_token_{port}"), token))
+}
+
+/// The listening sockets on `port` (`ss`), as `address:port`.
+fn listeners(port: u16) -> Vec<String> {
+    let out = std::process::Command::new("ss")
+        .args(["-Hltn", &format!("sport = :{port}")])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(3).map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn toad_in_a_browser_behind_the_tasks_token() {
+    if !require_podman("toad_in_a_browser_behind_the_tasks_token") {
+        return;
+    }
+    assert!(
+        chromium().is_some(),
+        "Debian's chromium is needed (cargo xtask host-setup installs it)"
+    );
+    let scenario = Scenario {
+        demo: demo_agent("claude").unwrap(),
+        real_key: "sk-ant-api03-REAL-web-e2e-key-that-stays-home-5d1e",
+        config: CONFIG,
+        suite: "sid",
+        image_lock: "acp-e2e-images",
+        turns: 0,
+    };
+    let mut run = Run::new(&scenario, |_| {});
+    run.prepare_host();
+    let out = run.must(&["run", "claude", "project", "--web", "--yes"]);
+    let name = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .find_map(|l| l.strip_prefix("Container: "))
+        .map(str::to_owned)
+        .unwrap_or_else(|| panic!("no container: {}", text(&out)));
+    run.container = Some(name.clone());
+    assert!(
+        !text(&out).contains("egress is open"),
+        "the default firewall stays on: {}",
+        text(&out)
+    );
+    let link = printed_link(&out);
+    let (port, token) = port_and_token(&link);
+
+    // Published on loopback only.
+    assert_eq!(listeners(port), [format!("127.0.0.1:{port}")]);
+    let published = run.must(&["list", "--json"]);
+    assert!(text(&published).contains(&name), "{}", text(&published));
+
+    // The token gate: nothing without the task's token.
+    assert_eq!(status(port, &token), Some(200));
+    assert_eq!(status(port, "not-the-token"), Some(403));
+
+    // A real browser on the printed link.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (drawn, screenshot) = rt.block_on(async {
+        let mut browser = Browser::open(&link, 1280, 800).await.unwrap();
+        let deadline = std::time::Instant::now() + DRAW_LIMIT;
+        let mut drawn = String::new();
+        while std::time::Instant::now() < deadline {
+            drawn = browser.websocket_text().await.unwrap();
+            if drawn.contains("with this task's workspace") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        // Let the last frame reach the canvas before the picture.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        (drawn, browser.screenshot().await.unwrap())
+    });
+    let artefact = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("web-ui.png");
+    std::fs::write(&artefact, &screenshot).unwrap();
+    eprintln!("screenshot: {}", artefact.display());
+    assert!(
+        screenshot.starts_with(b"\x89PNG"),
+        "a PNG ({} bytes)",
+        screenshot.len()
+    );
+    assert!(drawn.contains("Toad"), "Toad's UI: {drawn:.400}");
+    // The launcher lists the task's agent as terok set it up (its ACP server), not Toad's
+    // own vendor entry.
+    assert!(
+        drawn.contains("Claude") && drawn.contains("with this task's workspace"),
+        "the launcher: {drawn:.2000}"
+    );
+
+    // A restart mints a new token: the old link stops working.
+    run.must(&["stop", &name]);
+    assert_eq!(status(port, &token), None, "nothing answers after stop");
+    let out = run.must(&["start", &name]);
+    let relink = printed_link(&out);
+    let (same_port, new_token) = port_and_token(&relink);
+    assert_eq!(same_port, port);
+    assert_ne!(new_token, token);
+    assert_eq!(status(port, &token), Some(403));
+    assert_eq!(status(port, &new_token), Some(200));
+
+    run.must(&["stop", &name]);
+    assert_eq!(status(port, &new_token), None);
+    assert!(listeners(port).is_empty(), "{:?}", listeners(port));
+}
