@@ -34,6 +34,8 @@ pub const APT_PACKAGES: &[&str] = &[
     "python3",
     // Load generator for `cargo xtask bench` (vault throughput).
     "wrk",
+    // The real browser of the web-mode test (Toad's UI, driven headless over DevTools).
+    "chromium",
 ];
 
 /// Cargo tools CI runs, installed with `cargo install --locked` when missing.

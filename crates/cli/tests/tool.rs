@@ -126,13 +126,7 @@ fn a_sidecar_tool_gets_its_credential_and_nothing_else_and_its_exit_code_is_the_
 
     // The tool's stdout is the CLI's; a wrong key is told apart from the right one.
     let out = host.run(&[
-        "run-tool",
-        "faketool",
-        "project",
-        "--shield",
-        "offline",
-        "--",
-        "0000",
+        "run-tool", "faketool", "project", "--shield", "offline", "--", "0000",
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(

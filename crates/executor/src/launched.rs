@@ -258,7 +258,7 @@ impl<R: ContainerRuntime> LaunchedTask<R> {
             stream.stop().await;
         }
         outcome.map_err(|why| web::web_wait_error(&self.record, why, limit))?;
-        Ok(web.access(&token))
+        Ok(web::access(&web, &token))
     }
 
     /// Headless: waits for the run to end without looking at the output.

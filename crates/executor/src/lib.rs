@@ -107,14 +107,15 @@ pub use shield::{
 };
 pub use stream::render_stream_json_line;
 pub use task::{
-    CONTAINER_PREFIX, TaskMode, TaskRecord, TaskStore, container_name, is_task_id, new_task_id,
+    CONTAINER_PREFIX, TaskMode, TaskRecord, TaskStore, WebRecord, container_name, is_task_id,
+    new_task_id,
 };
 pub use vault::{OpenListener, STANDALONE_SCOPE, ServeCommand, VaultClient, VaultLauncher};
 pub use vault_service::{
     CleanReport, LeakedFile, RoutesWritten, SECRETS_ON_STDIN_VAR, VaultReport, VaultStart,
     receive_handed_secrets, running_containers, serve_vault,
 };
-pub use web::{UI_CONTAINER_PORT, WebAccess, WebRecord, probe_ui};
+pub use web::{UI_CONTAINER_PORT, WebAccess, probe_ui};
 
 // The lower layers' types that appear in this API, so a caller needs no other terok crate.
 pub use terok_core::config::PackageFamily;

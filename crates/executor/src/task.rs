@@ -102,7 +102,7 @@ pub struct TaskRecord {
     pub gate: Option<crate::gate::record::TaskGate>,
     /// Where a web task's UI is served.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub web: Option<crate::web::WebRecord>,
+    pub web: Option<WebRecord>,
 }
 
 /// The task directories.
@@ -201,6 +201,34 @@ impl TaskStore {
 /// Whether `text` has the shape of a task id (only then is it used as a path component).
 pub fn is_task_id(text: &str) -> bool {
     text.len() == 12 && text.chars().all(|c| c.is_ascii_hexdigit())
+}
+
+/// Where a web task is served, as recorded for `start`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct WebRecord {
+    /// The port on 127.0.0.1.
+    pub port: u16,
+    /// The address the browser uses (`http://127.0.0.1:<port>` unless one was given).
+    pub public_url: String,
+}
+
+impl WebRecord {
+    /// The record of a UI on `port`, its public address `public_url` or the loopback one.
+    pub fn new(port: u16, public_url: Option<&str>) -> Self {
+        Self {
+            port,
+            public_url: public_url.map_or_else(
+                || format!("http://127.0.0.1:{port}"),
+                |u| u.trim_end_matches('/').to_owned(),
+            ),
+        }
+    }
+
+    /// The cookie the gate sets: named per port, as cookies do not tell ports apart.
+    pub fn cookie_name(&self) -> String {
+        format!("terok_token_{}", self.port)
+    }
 }
 
 #[cfg(test)]

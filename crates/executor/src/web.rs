@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use terok_core::secure_fs;
 use terok_podman::ContainerRuntime;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use crate::error::ExecutorError;
 use crate::session::Executor;
-use crate::task::TaskRecord;
+use crate::task::{TaskRecord, WebRecord};
 
 /// The port Caddy serves in the container (the host publishes it on 127.0.0.1).
 pub const UI_CONTAINER_PORT: u16 = 8080;
@@ -24,16 +24,6 @@ const TOKEN_FILE: &str = "toad.token";
 pub(crate) const POLL: Duration = Duration::from_millis(100);
 /// How long one request to the UI may take.
 const PROBE_LIMIT: Duration = Duration::from_secs(3);
-
-/// Where a web task is served, as recorded for `start`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct WebRecord {
-    /// The port on 127.0.0.1.
-    pub port: u16,
-    /// The address the browser uses (`http://127.0.0.1:<port>` unless one was given).
-    pub public_url: String,
-}
 
 /// How to reach a web task's UI now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -46,29 +36,11 @@ pub struct WebAccess {
     pub url: String,
 }
 
-impl WebRecord {
-    /// The record of a UI on `port`, its public address `public_url` or the loopback one.
-    pub fn new(port: u16, public_url: Option<&str>) -> Self {
-        Self {
-            port,
-            public_url: public_url.map_or_else(
-                || format!("http://127.0.0.1:{port}"),
-                |u| u.trim_end_matches('/').to_owned(),
-            ),
-        }
-    }
-
-    /// The link with `token`.
-    pub fn access(&self, token: &str) -> WebAccess {
-        WebAccess {
-            port: self.port,
-            url: format!("{}/?token={token}", self.public_url),
-        }
-    }
-
-    /// The cookie the gate sets: named per port, as cookies do not tell ports apart.
-    pub fn cookie_name(&self) -> String {
-        format!("terok_token_{}", self.port)
+/// The link of `record`'s UI with `token`.
+pub(crate) fn access(record: &WebRecord, token: &str) -> WebAccess {
+    WebAccess {
+        port: record.port,
+        url: format!("{}/?token={token}", record.public_url),
     }
 }
 
@@ -183,7 +155,7 @@ impl<R: ContainerRuntime> Executor<R> {
             return Ok(None);
         };
         let token = read_token(&self.task_store().layout(&record.id).agent_config())?;
-        Ok(Some(web.access(&token)))
+        Ok(Some(access(web, &token)))
     }
 
     /// Waits until the UI of the web task `name` answers (after `start`), up to `limit`.
@@ -209,7 +181,7 @@ impl<R: ContainerRuntime> Executor<R> {
         wait_for_ui(&web, &token, deadline, gone)
             .await
             .map_err(|why| web_wait_error(&record, why, limit))?;
-        Ok(web.access(&token))
+        Ok(access(&web, &token))
     }
 
     /// Before a web task starts again: a new access token (the old link stops working).
@@ -245,13 +217,13 @@ mod tests {
     fn the_link_carries_the_token_on_the_public_address() {
         let local = WebRecord::new(8123, None);
         assert_eq!(
-            local.access("ab12").url,
+            access(&local, "ab12").url,
             "http://127.0.0.1:8123/?token=ab12"
         );
         assert_eq!(local.cookie_name(), "terok_token_8123");
         let proxied = WebRecord::new(8123, Some("https://box.example/"));
         assert_eq!(
-            proxied.access("ab12").url,
+            access(&proxied, "ab12").url,
             "https://box.example/?token=ab12"
         );
     }

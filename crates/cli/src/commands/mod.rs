@@ -15,6 +15,7 @@ mod shield;
 mod show_config;
 mod tasks;
 mod vault;
+mod web;
 
 use crate::Status;
 use crate::args::{AgentsCommand, Command, VaultCommand};

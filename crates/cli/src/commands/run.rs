@@ -15,6 +15,7 @@ use crate::Status;
 use crate::args::{GateModeArg, OutputFormat, RunArgs, ShieldMode};
 use crate::commands::build::image_choice;
 use crate::commands::tasks::report_vault_start;
+use crate::commands::web::{WEB_READY_LIMIT, print_web_access};
 use crate::context::Context;
 use crate::progress::BuildProgress;
 use crate::prompt;
@@ -23,9 +24,6 @@ use crate::prompt;
 pub(crate) const SETUP_NEEDED: u8 = 3;
 /// How long an interactive container may take to say it is ready.
 const READY_LIMIT: Duration = Duration::from_secs(120);
-/// How long a web task's UI may take to answer (Toad's first start compiles nothing, but a
-/// cold image cache on a slow disk takes its time).
-pub(crate) const WEB_READY_LIMIT: Duration = Duration::from_secs(120);
 
 /// What `run` does besides the launch itself.
 struct Presentation {
@@ -390,15 +388,6 @@ async fn wait_web(task: LaunchedTask<PodmanCli>) -> miette::Result<Status> {
         .map_err(|err| miette::Report::from(err).wrap_err(format!("see `podman logs {name}`")))?;
     print_web_access(&name, &access);
     Ok(Status::Ok)
-}
-
-/// The link of a web task and what to do with the task.
-pub(crate) fn print_web_access(name: &str, access: &terok_executor::WebAccess) {
-    println!("Toad available at: {}", access.url);
-    eprintln!(
-        "The link holds the task's access token (a new one at every start). `terok-executor \
-         stop {name}` stops it; `terok-executor rm {name}` removes it."
-    );
 }
 
 /// The preflight: podman and the images (asked on a terminal, `--yes`, else exit 3), the

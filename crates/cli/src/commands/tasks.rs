@@ -67,11 +67,11 @@ pub fn start(ctx: &Context, args: &TaskNameArgs) -> miette::Result<Status> {
     // A web task has a new access token: the old link no longer opens it.
     if matches!(executor.web_access(&started), Ok(Some(_))) {
         let access = ctx
-            .block_on(executor.wait_web_ui(&started, super::run::WEB_READY_LIMIT))?
+            .block_on(executor.wait_web_ui(&started, super::web::WEB_READY_LIMIT))?
             .map_err(|err| {
                 miette::Report::from(err).wrap_err(format!("see `podman logs {started}`"))
             })?;
-        super::run::print_web_access(&started, &access);
+        super::web::print_web_access(&started, &access);
     }
     Ok(Status::Ok)
 }

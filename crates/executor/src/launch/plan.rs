@@ -16,7 +16,8 @@ use crate::launch::options::{Egress, ImageSource, Mode, RunOptions, TOOL_TIMEOUT
 use crate::repo::{RepoSource, classify_repo};
 use crate::session::Executor;
 use crate::task::TaskMode;
-use crate::web::{WebRecord, reserve_port};
+use crate::task::WebRecord;
+use crate::web::reserve_port;
 
 /// What a launch will do.
 #[derive(Debug)]
