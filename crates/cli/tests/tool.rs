@@ -113,7 +113,7 @@ fn a_sidecar_tool_gets_its_credential_and_nothing_else_and_its_exit_code_is_the_
     }
     // The key itself went nowhere but into the tool.
     assert!(!all.contains(TOOL_KEY), "{all}");
-    let leaked = files_containing(&host.env.root(), TOOL_KEY.as_bytes());
+    let leaked = files_containing(host.env.root(), TOOL_KEY.as_bytes());
     assert!(leaked.is_empty(), "{leaked:?}");
     // The container and its task are gone.
     let list = host.run(&["list", "--json"]);
