@@ -9,6 +9,7 @@ mod gate;
 mod launch;
 mod table;
 mod vault;
+mod web;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -150,11 +151,12 @@ pub fn run(runs: usize, only: Option<&str>) -> anyhow::Result<()> {
             "gate",
             "first-run",
             "acp",
+            "web",
         ]
         .contains(&group)
     {
         bail!(
-            "unknown group `{group}`; expected agents, build, launch, vault, gate, first-run or acp"
+            "unknown group `{group}`; expected agents, build, launch, vault, gate, first-run, acp or web"
         );
     }
     let wanted = |group: &str| only.is_none_or(|o| o == group);
@@ -182,6 +184,10 @@ pub fn run(runs: usize, only: Option<&str>) -> anyhow::Result<()> {
     // A Debian sid image with Claude's ACP adapter: only when asked for by name.
     if only == Some("acp") {
         rows.push(acp::row(&binary, (runs / 4).max(5))?);
+    }
+    // A Debian sid image with Claude and Toad: only when asked for by name.
+    if only == Some("web") {
+        rows.push(web::row(&binary, (runs / 4).max(5))?);
     }
     print_table(&rows);
     Ok(())
