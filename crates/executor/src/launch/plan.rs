@@ -126,7 +126,13 @@ impl<R: ContainerRuntime> Executor<R> {
         };
         let egress = self.egress_for(options.egress);
         let web = match &options.mode {
-            Mode::Web(web) => Some(plan_web(web, installed.as_ref(), &options.image, egress)?),
+            Mode::Web(web) => Some(plan_web(
+                web,
+                roster,
+                installed.as_ref(),
+                &options.image,
+                egress,
+            )?),
             _ => None,
         };
         if let Some(network) = &options.network {
@@ -283,16 +289,17 @@ fn installed_entries(
     }
 }
 
-/// A web task's UI: Toad must be in the image, the container needs a network to be reached
-/// through, and the port must be free.
+/// A web task's UI: an entry that serves one (`web_ingress`: Toad) must be in the image, the
+/// container needs a network to be reached through, and the port must be free.
 fn plan_web(
     web: &crate::launch::options::WebOptions,
+    roster: &terok_roster::Roster,
     installed: Option<&BTreeSet<String>>,
     image: &ImageSource,
     egress: Egress,
 ) -> Result<WebRecord, ExecutorError> {
     if let (Some(installed), ImageSource::Ensure(request)) = (installed, image)
-        && !installed.contains("toad")
+        && !roster.web_ingress().any(|e| installed.contains(&e.name))
     {
         return Err(ExecutorError::WebNeedsToad {
             selection: request.selection.join(","),
