@@ -2,8 +2,11 @@
 //! Python 3.14), behind the default allow-list firewall, then Debian's Chromium opens the
 //! printed link. The Toad UI renders with the task's agent in its launcher (what its
 //! WebSocket drew is read, and a screenshot kept); the link without the token is refused; the
-//! port is on 127.0.0.1 only; a restart gives a new token and the old link stops working;
-//! after `stop` nothing answers.
+//! port is on 127.0.0.1 only. Then, as a person would, the browser launches Claude from the
+//! launcher and types "fix the failing test": Toad drives Claude's ACP server in the task,
+//! through the vault, against the scripted model — the file on the host is fixed and the model
+//! saw only the real key. A restart gives a new token and the old link stops working; after
+//! `stop` nothing answers.
 
 // Test helpers may panic: a panic is how a test reports failure.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
@@ -13,6 +16,7 @@ mod common;
 use std::process::Output;
 use std::time::Duration;
 
+use common::acp_e2e::{PROMPT, PROMPT_LIMIT};
 use common::e2e::{Run, Scenario};
 use common::text;
 use terok_executor::probe_ui;
@@ -76,7 +80,7 @@ fn toad_in_a_browser_behind_the_tasks_token() {
         config: CONFIG,
         suite: "sid",
         image_lock: "acp-e2e-images",
-        turns: 0,
+        turns: 3,
     };
     let mut run = Run::new(&scenario, |_| {});
     run.prepare_host();
@@ -109,8 +113,9 @@ fn toad_in_a_browser_behind_the_tasks_token() {
         .enable_all()
         .build()
         .unwrap();
+    let artefacts = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let mut browser = rt.block_on(Browser::open(&link, 1280, 800)).unwrap();
     let (drawn, screenshot) = rt.block_on(async {
-        let mut browser = Browser::open(&link, 1280, 800).await.unwrap();
         let deadline = std::time::Instant::now() + DRAW_LIMIT;
         let mut drawn = String::new();
         while std::time::Instant::now() < deadline {
@@ -124,7 +129,7 @@ fn toad_in_a_browser_behind_the_tasks_token() {
         tokio::time::sleep(Duration::from_secs(1)).await;
         (drawn, browser.screenshot().await.unwrap())
     });
-    let artefact = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("web-ui.png");
+    let artefact = artefacts.join("web-ui.png");
     std::fs::write(&artefact, &screenshot).unwrap();
     eprintln!("screenshot: {}", artefact.display());
     assert!(
@@ -139,6 +144,56 @@ fn toad_in_a_browser_behind_the_tasks_token() {
         drawn.contains("Claude") && drawn.contains("with this task's workspace"),
         "the launcher: {drawn:.2000}"
     );
+
+    // Claude from the launcher (quick-launch key 1), and the task typed into Toad's prompt.
+    assert!(
+        !run.sample_test_passes().status.success(),
+        "the sample must start broken"
+    );
+    rt.block_on(async {
+        browser
+            .eval("document.querySelector('.xterm-helper-textarea').focus()")
+            .await
+            .unwrap();
+        browser.type_text("1").await.unwrap();
+        // The session screen: Claude's ACP server answered `session/new`.
+        let deadline = std::time::Instant::now() + DRAW_LIMIT;
+        while !browser
+            .websocket_text()
+            .await
+            .unwrap()
+            .contains("Bypass permissions")
+        {
+            assert!(std::time::Instant::now() < deadline, "no session screen");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        browser.type_text(PROMPT).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        browser.type_text("\r").await.unwrap();
+    });
+    let deadline = std::time::Instant::now() + PROMPT_LIMIT;
+    let first_call = std::time::Instant::now() + DRAW_LIMIT;
+    let fixed = loop {
+        if run.sample_test_passes().status.success() && run.model.unanswered().is_empty() {
+            break true;
+        }
+        let now = std::time::Instant::now();
+        if now >= deadline || (now >= first_call && run.model.requests().is_empty()) {
+            break false;
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    };
+    let screen = rt.block_on(browser.screenshot()).unwrap();
+    std::fs::write(artefacts.join("web-ui-after-prompt.png"), &screen).unwrap();
+    assert!(
+        fixed,
+        "the test still fails (see {}); unanswered: {:?}; last request: {}",
+        artefacts.join("web-ui-after-prompt.png").display(),
+        run.model.unanswered(),
+        run.last_request_tail()
+    );
+    run.assert_upstream_saw_only_the_real_key();
+    drop(browser);
 
     // A restart mints a new token: the old link stops working.
     run.must(&["stop", &name]);

@@ -178,6 +178,32 @@ impl Browser {
         }
     }
 
+    /// Types `text` into the focused element, as a keyboard would (`\r` is Enter).
+    pub async fn type_text(&mut self, text: &str) -> Result<(), BrowserError> {
+        for piece in text.split_inclusive('\r') {
+            let (chars, enter) = match piece.strip_suffix('\r') {
+                Some(chars) => (chars, true),
+                None => (piece, false),
+            };
+            if !chars.is_empty() {
+                self.call("Input.insertText", json!({ "text": chars }))
+                    .await?;
+            }
+            if enter {
+                for kind in ["keyDown", "keyUp"] {
+                    self.call(
+                        "Input.dispatchKeyEvent",
+                        json!({"type": kind, "key": "Enter", "code": "Enter",
+                               "windowsVirtualKeyCode": 13, "nativeVirtualKeyCode": 13,
+                               "text": "\r", "unmodifiedText": "\r"}),
+                    )
+                    .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// A PNG of the page as it is now.
     pub async fn screenshot(&mut self) -> Result<Vec<u8>, BrowserError> {
         let result = self

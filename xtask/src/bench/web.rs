@@ -28,7 +28,10 @@ pub fn row(binary: &Path, runs: usize) -> anyhow::Result<Row> {
     env.write_user_config(CONFIG)?;
     std::fs::create_dir_all(env.work_dir().join("project"))?;
     println!("bench: making sure the sid image with Claude and Toad is current…");
-    run_echo(env.command(binary).args(["build", "--agents", "claude,toad"]))?;
+    run_echo(
+        env.command(binary)
+            .args(["build", "--agents", "claude,toad"]),
+    )?;
     run_echo(env.command(binary).args(["vault", "start"]))?;
     // The first launch is not measured (it checks the images); it names the image.
     let (task, _) = web_task(&env, binary)?;
@@ -52,7 +55,11 @@ pub fn row(binary: &Path, runs: usize) -> anyhow::Result<Row> {
         value: (terok - bare) / 1000.0,
         unit: "s",
         goal: Goal::AtMost(3.0),
-        baseline: format!("run --web {} ms, podman run {} ms", fmt_num(terok), fmt_num(bare)),
+        baseline: format!(
+            "run --web {} ms, podman run {} ms",
+            fmt_num(terok),
+            fmt_num(bare)
+        ),
     })
 }
 
@@ -66,10 +73,7 @@ fn web_task(env: &IsolatedEnv, binary: &Path) -> anyhow::Result<(String, Duratio
         .output()?;
     let elapsed = started.elapsed();
     if !out.status.success() {
-        bail!(
-            "run --web failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        bail!("run --web failed: {}", String::from_utf8_lossy(&out.stderr));
     }
     let task = String::from_utf8_lossy(&out.stderr)
         .lines()
@@ -99,7 +103,15 @@ fn bare_podman(image: &str, run: usize) -> anyhow::Result<Duration> {
         .args(["run", "-d", "--name", &name, "--publish"])
         .arg(format!("127.0.0.1:{port}:8080"))
         .arg(image)
-        .args(["toad", "--serve", "-H", "0.0.0.0", "-p", "8080", "--public-url"])
+        .args([
+            "toad",
+            "--serve",
+            "-H",
+            "0.0.0.0",
+            "-p",
+            "8080",
+            "--public-url",
+        ])
         .arg(format!("http://127.0.0.1:{port}"))
         .arg("/workspace")
         .stdin(Stdio::null())
@@ -116,7 +128,9 @@ fn bare_podman(image: &str, run: usize) -> anyhow::Result<Duration> {
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    let _ = Command::new("podman").args(["rm", "-f", "-t", "0", &name]).output();
+    let _ = Command::new("podman")
+        .args(["rm", "-f", "-t", "0", &name])
+        .output();
     answered.context("the bare Toad did not answer")
 }
 
