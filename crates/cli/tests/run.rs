@@ -250,6 +250,55 @@ fn the_agent_leaves_no_setuid_file_that_runs_as_someone_else() {
     assert!(project.join(".x").exists() && project.join("made-by-root").exists());
 }
 
+/// As root, on a workspace a user owns, and as a user through sudo: the container starts
+/// (podman 4.3 could not mount the image for the mapping that made `dev` that user), the agent
+/// writes its files, and afterwards everything in the workspace is the owner's again, with no
+/// set-id bit. Rootless podman maps `dev` to the invoking user and has nothing to check here.
+#[test]
+fn a_workspace_a_user_owns_works_as_root_and_comes_back_to_its_owner() {
+    if !require_podman("a_workspace_a_user_owns_works_as_root_and_comes_back_to_its_owner") {
+        return;
+    }
+    if !terok_core::env::HostEnv::from_process().is_root() {
+        eprintln!("SKIPPED: rootful only (this run is rootless)");
+        return;
+    }
+    let host = Host::new();
+    let project = host.env.work_dir().join("project");
+    let (user, group) = (1001, 1001);
+    for (path, _, _) in owners_under(&project) {
+        std::os::unix::fs::lchown(&path, Some(user), Some(group)).unwrap();
+    }
+    let attack = "echo made > /workspace/by-the-agent && cp /bin/bash /workspace/.x \
+                  && chmod 4755 /workspace/.x && echo dev-wrote; exit 0";
+    let out = host.run(&["run", "scripted", "project", "-p", attack, "--rm"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("dev-wrote"),
+        "{}",
+        text(&out)
+    );
+    for (path, uid, mode) in owners_under(&project) {
+        assert_eq!(uid, user, "{} is not the owner's", path.display());
+        assert_eq!(mode & 0o6000, 0, "{} keeps a set-id bit", path.display());
+    }
+    // Through sudo (root's own workspace): the container starts too.
+    for (path, _, _) in owners_under(&project) {
+        std::os::unix::fs::lchown(&path, Some(0), Some(0)).unwrap();
+    }
+    let out = host
+        .command(&["run", "scripted", "project", "-p", "echo sudo-ran", "--rm"])
+        .env("SUDO_UID", "1001")
+        .env("SUDO_GID", "1001")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("sudo-ran"));
+    for (path, uid, _) in owners_under(&project) {
+        assert_eq!(uid, 0, "{} is not root's again", path.display());
+    }
+}
+
 #[test]
 fn timeout_ends_with_124_and_rm_flag_leaves_nothing() {
     if !require_podman("timeout_ends_with_124_and_rm_flag_leaves_nothing") {

@@ -156,28 +156,6 @@ pub fn reserve_ids(dir: &Path, range: IdRange) -> Result<(), crate::secure_fs::S
     Ok(())
 }
 
-/// The primary group of the account `uid` in `/etc/passwd`-style text.
-pub fn primary_gid(passwd: &str, uid: u32) -> Option<u32> {
-    passwd
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|line| {
-            let mut fields = line.split(':').skip(2);
-            let found: u32 = fields.next()?.trim().parse().ok()?;
-            (found == uid)
-                .then(|| fields.next()?.trim().parse().ok())
-                .flatten()
-        })
-}
-
-/// The primary group of `uid` on the host whose id files are in `dir` (`/etc`).
-pub fn primary_gid_in(dir: &Path, uid: u32) -> Option<u32> {
-    primary_gid(
-        &fs_err::read_to_string(dir.join("passwd")).unwrap_or_default(),
-        uid,
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

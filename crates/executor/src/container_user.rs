@@ -1,6 +1,6 @@
-//! How a session maps a container's users: keep-id rootless; rootful, the container's `dev`
-//! as [`RootfulTask::decide`] picks it and every other id in terok's subordinate range —
-//! reserved in `/etc/subuid` and `/etc/subgid` by `setup`.
+//! How a session maps a container's users: keep-id rootless; rootful, every container id —
+//! `dev` included, see [`RootfulTask::decide`] — onto terok's subordinate range, reserved in
+//! `/etc/subuid` and `/etc/subgid` by `setup`.
 
 use std::path::Path;
 
@@ -44,13 +44,12 @@ impl<R: ContainerRuntime> Executor<R> {
             });
         }
         let reservation = id_reservation(&self.paths.host_ids_dir);
-        let ids_dir = &self.paths.host_ids_dir;
-        let task = RootfulTask::decide(&self.env, workspace, reservation.range, ids_dir).map_err(
-            ExecutorError::io(format!(
+        let task = RootfulTask::decide(workspace, reservation.range).map_err(ExecutorError::io(
+            format!(
                 "cannot inspect the workspace {}",
                 workspace.unwrap_or(Path::new("")).display()
-            )),
-        )?;
+            ),
+        ))?;
         Ok(ContainerUser {
             mapping: UserMapping::Rootful(task.ids()),
             rootful: Some(task),

@@ -1,9 +1,15 @@
 //! Who the container's `dev` is on the host when podman runs as root, and the workspace lent
-//! to it. `dev` is never host root: it is the workspace's owner, else the user who ran terok
-//! through sudo, else a uid of terok's subordinate range. A root-owned workspace is lent to
-//! `dev` for the run (its root-owned entries handed over) and given back afterwards; what the
-//! container wrote under its other ids is given back too — owned by the workspace's owner,
-//! with setuid and setgid bits cleared, so the run leaves nothing that runs as someone else.
+//! to it. `dev` is a uid of terok's subordinate range — never host root, never a real user —
+//! so the container's ids map onto one unbroken stretch of the range. The workspace, whoever
+//! owns it, is lent to `dev` for the run (its owner's entries handed over) and given back
+//! afterwards; what the container wrote under its other ids is given back too — owned by the
+//! workspace's owner, with setuid and setgid bits cleared, so the run leaves nothing that runs
+//! as someone else.
+//!
+//! Why not make `dev` the workspace's owner (or the user who ran sudo)? That maps one
+//! container id onto a user's uid between two stretches of the range, and podman 4.3's storage
+//! cannot mount an image for such a split mapping (an idmapped mount of an ownership-changed
+//! copy whose directories then have no owner): the container never starts.
 
 use std::ffi::{CStr, CString};
 use std::io;
@@ -19,8 +25,6 @@ use rustix::fs::{
 use rustix::io::Errno;
 
 use serde::{Deserialize, Serialize};
-use terok_core::env::HostEnv;
-use terok_core::subids::primary_gid_in;
 use terok_podman::userns::{DEV_ID, IdRange, RootfulIds};
 
 /// A host workspace's owner and what a run does to it.
@@ -53,43 +57,24 @@ pub struct RootfulTask {
 
 impl RootfulTask {
     /// Decides `dev`'s host ids for a task on `workspace` (the user's directory, or `None`
-    /// for one terok creates); `ids_dir` holds the host's `passwd` (`/etc`). Neither id is
-    /// ever root's: a root group found on the way becomes the user's primary group, else the
-    /// subordinate one — a setgid file the agent leaves must not run with root's group.
-    pub fn decide(
-        env: &HostEnv,
-        workspace: Option<&Path>,
-        range: IdRange,
-        ids_dir: &Path,
-    ) -> io::Result<Self> {
-        let sudo_user = sudo_ids(env);
-        let subordinate = (range.start + DEV_ID, range.start + DEV_ID);
-        let (dev, workspace) = match workspace {
-            None => (sudo_user.unwrap_or(subordinate), None),
+    /// for one terok creates): the range's own `dev` id, with the workspace lent to it.
+    pub fn decide(workspace: Option<&Path>, range: IdRange) -> io::Result<Self> {
+        let dev = range.start + DEV_ID;
+        let workspace = match workspace {
+            None => None,
             Some(dir) => {
                 let meta = fs_err::metadata(dir)?;
-                let (uid, gid) = (meta.uid(), meta.gid());
-                let (dev, lent) = if uid != 0 {
-                    // The files the agent writes belong with the rest of the project.
-                    ((uid, gid), false)
-                } else {
-                    (sudo_user.unwrap_or(subordinate), true)
+                let owner = WorkspaceOwner {
+                    uid: meta.uid(),
+                    gid: meta.gid(),
+                    lent: true,
                 };
-                (
-                    dev,
-                    Some((dir.to_path_buf(), WorkspaceOwner { uid, gid, lent })),
-                )
+                Some((dir.to_path_buf(), owner))
             }
         };
-        let dev_gid = match dev.1 {
-            0 => primary_gid_in(ids_dir, dev.0)
-                .filter(|gid| *gid != 0)
-                .unwrap_or(subordinate.1),
-            gid => gid,
-        };
         Ok(Self {
-            dev_uid: dev.0,
-            dev_gid,
+            dev_uid: dev,
+            dev_gid: dev,
             range_start: range.start,
             range_count: range.count,
             workspace,
@@ -154,16 +139,6 @@ impl RootfulTask {
         })?;
         Ok(changed)
     }
-}
-
-/// `SUDO_UID`/`SUDO_GID` when a user ran terok through sudo (root itself does not count).
-fn sudo_ids(env: &HostEnv) -> Option<(u32, u32)> {
-    let uid: u32 = env.var_str("SUDO_UID")?.parse().ok()?;
-    let gid = env
-        .var_str("SUDO_GID")
-        .and_then(|g| g.parse().ok())
-        .unwrap_or(uid);
-    (uid != 0).then_some((uid, gid))
 }
 
 /// The deepest directory a walk descends into: one descriptor is open per level, and the
@@ -378,11 +353,6 @@ mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
-    /// A host with no `passwd` to look groups up in.
-    fn no_ids() -> &'static Path {
-        Path::new("/nonexistent")
-    }
-
     fn range() -> IdRange {
         IdRange {
             start: 300_000,
@@ -390,54 +360,54 @@ mod tests {
         }
     }
 
+    /// Whoever owns the workspace, and with or without sudo: `dev` is the range's own id (one
+    /// unbroken mapping) and the workspace is lent to it.
     #[test]
-    fn dev_is_the_workspace_owner_then_the_sudo_user_then_a_subordinate_id() {
+    fn dev_is_always_the_ranges_own_id_and_every_workspace_is_lent() {
         let dir = tempfile::tempdir().unwrap();
-        let owner = fs_err::metadata(dir.path()).unwrap().uid();
-        let plain = HostEnv::from_vars::<&str, &str>([], 0);
-        let sudo = HostEnv::from_vars([("SUDO_UID", "1234"), ("SUDO_GID", "1235")], 0);
-        let task = RootfulTask::decide(&plain, Some(dir.path()), range(), no_ids()).unwrap();
-        if owner == 0 {
-            assert_eq!((task.dev_uid, task.dev_gid), (301_000, 301_000));
-            assert!(task.workspace.as_ref().unwrap().1.lent);
-            let task = RootfulTask::decide(&sudo, Some(dir.path()), range(), no_ids()).unwrap();
-            assert_eq!((task.dev_uid, task.dev_gid), (1234, 1235));
-        } else {
-            assert_eq!(task.dev_uid, owner);
-            assert!(!task.workspace.as_ref().unwrap().1.lent);
-        }
-        let own = RootfulTask::decide(&sudo, None, range(), no_ids()).unwrap();
-        assert_eq!((own.dev_uid, own.workspace), (1234, None));
-        let own = RootfulTask::decide(&plain, None, range(), no_ids()).unwrap();
-        assert_eq!(own.dev_uid, 301_000);
+        let meta = fs_err::metadata(dir.path()).unwrap();
+        let task = RootfulTask::decide(Some(dir.path()), range()).unwrap();
+        assert_eq!((task.dev_uid, task.dev_gid), (301_000, 301_000));
+        let (path, owner) = task.workspace.clone().unwrap();
+        assert_eq!(path, dir.path());
+        assert_eq!(
+            (owner.uid, owner.gid, owner.lent),
+            (meta.uid(), meta.gid(), true)
+        );
+        let own = RootfulTask::decide(None, range()).unwrap();
+        assert_eq!(
+            (own.dev_uid, own.dev_gid, own.workspace),
+            (301_000, 301_000, None)
+        );
+        let ids = task.ids();
+        assert_eq!((ids.dev_uid, ids.dev_gid), (301_000, 301_000));
     }
 
-    /// As root: a workspace of a user's whose group is root's (or a sudo from root's group)
-    /// never makes root's group `dev`'s — the user's primary group, else a subordinate one.
+    /// As root: a workspace a user owns is lent to `dev` and comes back to that user.
     #[test]
-    fn dev_s_group_is_never_root_s() {
+    fn a_users_workspace_is_lent_and_comes_back_to_the_user() {
         if !rustix::process::geteuid().is_root() {
             return;
         }
         let dir = tempfile::tempdir().unwrap();
-        let etc = dir.path().join("etc");
-        fs_err::create_dir(&etc).unwrap();
-        fs_err::write(
-            etc.join("passwd"),
-            "alice:x:1234:1240::/home/alice:/bin/sh\n",
-        )
-        .unwrap();
         let work = dir.path().join("work");
         fs_err::create_dir(&work).unwrap();
-        std::os::unix::fs::lchown(&work, Some(1234), Some(0)).unwrap();
-        let plain = HostEnv::from_vars::<&str, &str>([], 0);
-        let task = RootfulTask::decide(&plain, Some(&work), range(), &etc).unwrap();
-        assert_eq!((task.dev_uid, task.dev_gid), (1234, 1240));
-        let task = RootfulTask::decide(&plain, Some(&work), range(), no_ids()).unwrap();
-        assert_eq!((task.dev_uid, task.dev_gid), (1234, 301_000));
-        let sudo = HostEnv::from_vars([("SUDO_UID", "1234"), ("SUDO_GID", "0")], 0);
-        let task = RootfulTask::decide(&sudo, None, range(), &etc).unwrap();
-        assert_eq!(task.ids().dev_gid, 1240);
+        fs_err::write(work.join("calc.py"), "x = 1\n").unwrap();
+        for path in [&work, &work.join("calc.py")] {
+            std::os::unix::fs::lchown(path, Some(1234), Some(1240)).unwrap();
+        }
+        let task = RootfulTask::decide(Some(&work), range()).unwrap();
+        task.hand_over(&[]).unwrap();
+        let meta = fs_err::metadata(work.join("calc.py")).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (301_000, 301_000));
+        let made = work.join("by-the-agent");
+        fs_err::write(&made, "").unwrap();
+        std::os::unix::fs::lchown(&made, Some(301_000), Some(301_000)).unwrap();
+        assert_eq!(task.give_back().unwrap(), 3);
+        for path in [&work, &work.join("calc.py"), &made] {
+            let meta = fs_err::metadata(path).unwrap();
+            assert_eq!((meta.uid(), meta.gid()), (1234, 1240), "{}", path.display());
+        }
     }
 
     /// As root: a lent workspace comes back root's, and the setuid shell the agent left is
@@ -451,8 +421,7 @@ mod tests {
         let work = dir.path().join("work");
         fs_err::create_dir(&work).unwrap();
         fs_err::write(work.join("calc.py"), "x = 1\n").unwrap();
-        let plain = HostEnv::from_vars::<&str, &str>([], 0);
-        let task = RootfulTask::decide(&plain, Some(&work), range(), no_ids()).unwrap();
+        let task = RootfulTask::decide(Some(&work), range()).unwrap();
         task.hand_over(&[]).unwrap();
         assert_eq!(
             fs_err::metadata(work.join("calc.py")).unwrap().uid(),
@@ -497,8 +466,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let work = dir.path().join("work");
         fs_err::create_dir(&work).unwrap();
-        let plain = HostEnv::from_vars::<&str, &str>([], 0);
-        let task = RootfulTask::decide(&plain, Some(&work), range(), no_ids()).unwrap();
+        let task = RootfulTask::decide(Some(&work), range()).unwrap();
         task.hand_over(&[]).unwrap();
         let deepest = long_chain(&work, 50);
         let create = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC;
