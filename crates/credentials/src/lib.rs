@@ -21,6 +21,7 @@ pub mod leak;
 pub mod patch;
 pub mod routes;
 pub mod seal;
+pub mod ssh;
 pub mod token;
 pub mod vendor;
 
