@@ -14,7 +14,7 @@ use crate::seal::{DataKey, SealError};
 use crate::token::{new_token, token_hash};
 
 /// Current schema version (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 const KEY_CHECK_PLAINTEXT: &[u8] = b"terok credential database key check v1";
 const KEY_CHECK_AAD: &[u8] = b"terok/meta/key_check";
 
@@ -77,6 +77,19 @@ pub enum DbError {
     /// The OS random number generator failed.
     #[error("the OS random number generator failed")]
     Rng,
+    /// An SSH key with that name or that key is stored already.
+    #[error("an SSH key {what} is stored already")]
+    SshKeyExists {
+        /// `named …` or `with fingerprint …`.
+        what: String,
+    },
+    /// No SSH key by that name.
+    #[error("no SSH key named `{0}`")]
+    NoSshKey(String),
+    /// An SSH key cannot be made, read or used.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    SshKey(#[from] crate::ssh::SshKeyError),
 }
 
 /// One minted token's binding (the token itself is never stored).
@@ -109,9 +122,9 @@ pub struct CredentialSummary {
 
 /// The open database.
 pub struct CredentialDb {
-    conn: Connection,
-    key: DataKey,
-    path: PathBuf,
+    pub(crate) conn: Connection,
+    pub(crate) key: DataKey,
+    pub(crate) path: PathBuf,
 }
 
 impl std::fmt::Debug for CredentialDb {
@@ -192,7 +205,7 @@ impl CredentialDb {
         &self.path
     }
 
-    fn sql(&self) -> impl Fn(rusqlite::Error) -> DbError + '_ {
+    pub(crate) fn sql(&self) -> impl Fn(rusqlite::Error) -> DbError + '_ {
         |source| DbError::Sqlite {
             path: self.path.clone(),
             source,
@@ -232,6 +245,28 @@ impl CredentialDb {
                          created_at INTEGER NOT NULL);
                      CREATE INDEX IF NOT EXISTS proxy_tokens_subject ON proxy_tokens(subject);
                      PRAGMA user_version = 1;
+                     COMMIT;",
+                )
+                .map_err(self.sql())?;
+        }
+        if version < 2 {
+            // SSH keys for the signer: the private half sealed like a credential.
+            self.conn
+                .execute_batch(
+                    "BEGIN;
+                     CREATE TABLE IF NOT EXISTS ssh_keys (
+                         name TEXT PRIMARY KEY,
+                         kind TEXT NOT NULL,
+                         private BLOB NOT NULL,
+                         public_blob BLOB NOT NULL,
+                         comment TEXT NOT NULL,
+                         fingerprint TEXT NOT NULL UNIQUE,
+                         created_at INTEGER NOT NULL);
+                     CREATE TABLE IF NOT EXISTS ssh_key_assignments (
+                         scope TEXT NOT NULL,
+                         key_name TEXT NOT NULL REFERENCES ssh_keys(name) ON DELETE CASCADE,
+                         PRIMARY KEY (scope, key_name));
+                     PRAGMA user_version = 2;
                      COMMIT;",
                 )
                 .map_err(self.sql())?;

@@ -22,6 +22,7 @@ pub mod patch;
 pub mod routes;
 pub mod seal;
 pub mod ssh;
+pub mod ssh_store;
 pub mod token;
 pub mod vendor;
 
