@@ -96,7 +96,8 @@ impl CredentialDb {
     /// Lets tasks of `scope` (an agent's name, or [`ALL_SCOPES`]) use key `name`.
     pub fn assign_ssh_key(&self, name: &str, scope: &str) -> Result<(), DbError> {
         validate_name("scope", scope)?;
-        self.ssh_key(name)?.ok_or_else(|| DbError::NoSshKey(name.to_owned()))?;
+        self.ssh_key(name)?
+            .ok_or_else(|| DbError::NoSshKey(name.to_owned()))?;
         self.conn
             .execute(
                 "INSERT OR IGNORE INTO ssh_key_assignments (scope, key_name) VALUES (?1, ?2)",
@@ -206,8 +207,12 @@ mod tests {
 
     fn db() -> (tempfile::TempDir, CredentialDb) {
         let dir = tempfile::tempdir().unwrap();
-        let db = CredentialDb::open(&dir.path().join("c.db"), DataKey::generate().unwrap(), "test")
-            .unwrap();
+        let db = CredentialDb::open(
+            &dir.path().join("c.db"),
+            DataKey::generate().unwrap(),
+            "test",
+        )
+        .unwrap();
         (dir, db)
     }
 
