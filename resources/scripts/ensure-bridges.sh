@@ -49,6 +49,11 @@ if command -v socat >/dev/null 2>&1; then
     _terok_bridge ssh-agent socat \
       "UNIX-LISTEN:/tmp/ssh-agent.sock,fork,mode=600" \
       "EXEC:/usr/local/bin/ssh-agent-bridge.sh"
+    # git and ssh use it right away (the clone): give socat a moment to listen.
+    for _ in $(seq 1 40); do
+      [[ -S /tmp/ssh-agent.sock ]] && break
+      sleep 0.05
+    done
   fi
   # Git gate.
   if [[ -n "${TEROK_GATE_SOCKET:-}" ]]; then

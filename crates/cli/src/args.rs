@@ -78,6 +78,9 @@ pub enum Command {
     Shield(ShieldArgs),
     /// The git gate: review what agents pushed to the host's mirrors, promote it, sync.
     Gate(GateArgs),
+    /// SSH keys the vault holds for tasks: git and ssh in a task sign with them through its
+    /// SSH signer; the private keys never enter a container.
+    Ssh(SshArgs),
     /// Serve a running task's agents to an editor (Zed, Toad) over ACP, the Agent Client Protocol.
     #[command(long_about = ACP_ABOUT)]
     Acp(AcpArgs),
@@ -593,6 +596,94 @@ pub struct GateArgs {
     /// What to do.
     #[command(subcommand)]
     pub command: GateCommand,
+}
+
+/// Arguments of `ssh`.
+#[derive(Debug, Args)]
+pub struct SshArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: SshCommand,
+}
+
+/// The verbs of `ssh`.
+#[derive(Debug, Subcommand)]
+pub enum SshCommand {
+    /// Make a new Ed25519 key in the vault and print its public key (to add to your forge).
+    Keygen(SshKeygenArgs),
+    /// Import a private key file (Ed25519 in OpenSSH's format or PEM; RSA in PEM).
+    Import(SshImportArgs),
+    /// Let more agents' tasks use a key.
+    Assign(SshAssignArgs),
+    /// The stored keys: name, type, fingerprint, who may use them (never private keys).
+    List(SshListArgs),
+    /// Print a key's public line (`ssh-ed25519 AAAA… comment`).
+    Pubkey(SshNameArgs),
+    /// Remove a key.
+    Rm(SshNameArgs),
+}
+
+/// Who may use a key.
+#[derive(Debug, Args)]
+pub struct SshUsersArgs {
+    /// Tasks of this agent may use it (repeatable).
+    #[arg(long = "for-agent", value_name = "AGENT", conflicts_with = "all")]
+    pub for_agent: Vec<String>,
+    /// Every task may use it.
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// Arguments of `ssh keygen`.
+#[derive(Debug, Args)]
+pub struct SshKeygenArgs {
+    /// The key's name.
+    #[arg(long, default_value = "default")]
+    pub name: String,
+    /// Its comment (shown in forges).
+    #[arg(long, default_value = "terok")]
+    pub comment: String,
+    /// Who may use it (neither flag: every task).
+    #[command(flatten)]
+    pub users: SshUsersArgs,
+}
+
+/// Arguments of `ssh import`.
+#[derive(Debug, Args)]
+pub struct SshImportArgs {
+    /// The private key file (`-` reads stdin).
+    pub file: PathBuf,
+    /// The key's name (default: the file's name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Who may use it (neither flag: every task).
+    #[command(flatten)]
+    pub users: SshUsersArgs,
+}
+
+/// Arguments of `ssh assign`.
+#[derive(Debug, Args)]
+pub struct SshAssignArgs {
+    /// The key.
+    pub name: String,
+    /// Who may use it as well.
+    #[command(flatten)]
+    pub users: SshUsersArgs,
+}
+
+/// Arguments of `ssh list`.
+#[derive(Debug, Args)]
+pub struct SshListArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A key by name.
+#[derive(Debug, Args)]
+pub struct SshNameArgs {
+    /// The key.
+    pub name: String,
 }
 
 /// The verbs of `gate`.

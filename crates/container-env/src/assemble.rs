@@ -15,6 +15,13 @@ use crate::spec::{
     TaskLayout, VaultWiring, Volume, WORKSPACE, Workspace,
 };
 
+/// The provider name of the SSH signer's token in a wiring.
+pub const SSH_SIGNER_PROVIDER: &str = "ssh";
+/// The signer socket's name in the container's vault socket directory.
+const SSH_SIGNER_SOCKET: &str = "ssh-agent.sock";
+/// The ssh-agent socket the in-container bridge listens on.
+const SSH_AUTH_SOCK: &str = "/tmp/ssh-agent.sock";
+
 /// Mode of the shared mount directories: the container's `dev` is the invoking user (rootless
 /// keep-id) or host root (rootful mapping), so owner-only is enough.
 const SHARED_DIR_MODE: u32 = 0o700;
@@ -76,6 +83,16 @@ pub fn vault_env(roster: &Roster, wiring: &VaultWiring) -> Vec<(String, String)>
                 format!("localhost:{}", wiring.loopback_port),
             );
         }
+    }
+    // The SSH signer: its token, its socket beside the vault's, and the agent socket the
+    // in-container bridge serves (ssh and git use it as any ssh-agent).
+    if let Some(token) = wiring.tokens.get(SSH_SIGNER_PROVIDER) {
+        env.set("TEROK_SSH_SIGNER_TOKEN", token.clone());
+        env.set(
+            "TEROK_SSH_SIGNER_SOCKET",
+            format!("{}/{SSH_SIGNER_SOCKET}", wiring.container_socket_dir),
+        );
+        env.set("SSH_AUTH_SOCK", SSH_AUTH_SOCK);
     }
     if !wiring.tokens.is_empty() {
         env.set(

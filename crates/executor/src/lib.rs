@@ -69,6 +69,7 @@ mod repo;
 mod session;
 mod settings_check;
 mod shield;
+mod ssh;
 mod stream;
 mod task;
 mod tool;
@@ -105,6 +106,7 @@ pub use settings_check::{EGRESS_OPEN, inert_settings};
 pub use shield::{
     ShieldChange, ShieldHook, ShieldStatus, missing_shield_tools, resolve_on_host, run_shield_hook,
 };
+pub use ssh::{KeyUsers, SshKeyInfo};
 pub use stream::render_stream_json_line;
 pub use task::{
     CONTAINER_PREFIX, TaskMode, TaskRecord, TaskStore, WebRecord, container_name, is_task_id,

@@ -208,7 +208,12 @@ impl<R: ContainerRuntime> Executor<R> {
         let socket_uid = record.rootful.as_ref().map(|r| r.dev_uid);
         let listener = self
             .vault
-            .open(&record.name, record.providers.clone(), socket_uid)
+            .open(
+                &record.name,
+                record.providers.clone(),
+                socket_uid,
+                Some(&record.agent),
+            )
             .await?
             .ok_or(ExecutorError::VaultRequired)?;
         self.sync_routes(&listener.routes_hash).await?;

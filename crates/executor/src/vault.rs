@@ -126,11 +126,14 @@ impl VaultClient {
     /// that has a stored credential. `Ok(None)` when the daemon does not run.
     /// `socket_uid` is the host uid of the container's `dev` when it is not the daemon's own
     /// user (rootful), so the socket can be handed to it.
+    /// With `ssh_scope` (the task's agent) and SSH keys stored for it, the container also
+    /// gets an SSH signer socket and its token (as provider `ssh`).
     pub async fn open(
         &self,
         container: &str,
         providers: Vec<String>,
         socket_uid: Option<u32>,
+        ssh_scope: Option<&str>,
     ) -> Result<Option<OpenListener>, ControlError> {
         let request = ControlRequest::Open {
             container: container.to_owned(),
@@ -138,6 +141,7 @@ impl VaultClient {
             scope: STANDALONE_SCOPE.to_owned(),
             uid: socket_uid,
             stored_only: true,
+            ssh_scope: ssh_scope.map(str::to_owned),
         };
         match call(&self.control, &request).await {
             Ok(ControlResponse::Opened(opened)) => {

@@ -29,6 +29,10 @@ pub enum ControlRequest {
         /// every routed provider and learns which ones are usable).
         #[serde(default)]
         stored_only: bool,
+        /// The scope whose SSH keys the container may use (its agent's name): with keys
+        /// stored for it, the container gets an SSH signer socket and an `ssh` token.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ssh_scope: Option<String>,
     },
     /// Like `Open`, but a TCP listener on 127.0.0.1 (TCP mode and benchmarks).
     OpenTcp {

@@ -21,7 +21,19 @@ use crate::control::{ControlRequest, ControlResponse, DaemonStatus, Opened, Serv
 use crate::listener::ListenerLimits;
 use crate::paths::{VaultPaths, is_socket};
 use crate::proxy::{ListenerCtx, handle};
+use crate::signer::{SSH_PROVIDER, serve_signer, signer_socket};
 use crate::state::Shared;
+
+/// What an `Open` asks for.
+#[derive(Clone, Copy)]
+struct OpenUnix<'a> {
+    container: &'a str,
+    providers: &'a [String],
+    scope: &'a str,
+    uid: Option<u32>,
+    stored_only: bool,
+    ssh_scope: Option<&'a str>,
+}
 
 /// Seconds a freshly minted token is safe from sweeps: the runner mints before podman creates
 /// the container, and `start` mints before the container runs again.
@@ -104,6 +116,8 @@ fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> VaultErr
 struct ListenerRecord {
     uid: Option<u32>,
     scope: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ssh_scope: Option<String>,
 }
 
 const LISTENER_RECORD: &str = ".listener.json";
@@ -125,6 +139,8 @@ struct Minted {
 struct Listener {
     endpoint: Endpoint,
     stop: Option<oneshot::Sender<()>>,
+    /// The container's SSH signer, when it has one.
+    signer: Option<tokio::task::AbortHandle>,
 }
 
 /// The running daemon's state.
@@ -356,9 +372,17 @@ impl Daemon {
                 scope,
                 uid,
                 stored_only,
+                ssh_scope,
             } => {
-                self.open_unix(&container, &providers, &scope, uid, stored_only)
-                    .await
+                let opening = OpenUnix {
+                    container: &container,
+                    providers: &providers,
+                    scope: &scope,
+                    uid,
+                    stored_only,
+                    ssh_scope: ssh_scope.as_deref(),
+                };
+                self.open_unix(&opening).await
             }
             ControlRequest::OpenTcp {
                 container,
@@ -447,14 +471,15 @@ impl Daemon {
         Ok(Minted { tokens, kinds })
     }
 
-    async fn open_unix(
-        &self,
-        container: &str,
-        providers: &[String],
-        scope: &str,
-        uid: Option<u32>,
-        stored_only: bool,
-    ) -> Result<ControlResponse, String> {
+    async fn open_unix(&self, opening: &OpenUnix<'_>) -> Result<ControlResponse, String> {
+        let OpenUnix {
+            container,
+            providers,
+            scope,
+            uid,
+            stored_only,
+            ssh_scope,
+        } = *opening;
         if !valid_container(container) {
             return Err(format!("invalid container name `{container}`"));
         }
@@ -465,11 +490,24 @@ impl Daemon {
             .map(|l| l.contains_key(container))
             .unwrap_or(false);
         if !already {
-            self.bind_unix(container, uid, scope)
+            self.bind_unix(container, uid, scope, ssh_scope)
                 .await
                 .map_err(|e| e.to_string())?;
         }
-        let minted = self.mint(container, providers, scope, stored_only)?;
+        let mut minted = self.mint(container, providers, scope, stored_only)?;
+        if let Some(ssh_scope) = ssh_scope
+            && self.has_ssh_keys(ssh_scope)
+        {
+            self.bind_signer(container, uid, ssh_scope)
+                .await
+                .map_err(|e| e.to_string())?;
+            let token = self
+                .shared
+                .with_db(|db| db.mint_token(scope, container, DEFAULT_SET, SSH_PROVIDER))
+                .map_err(|e| e.to_string())?;
+            self.shared.invalidate();
+            minted.tokens.insert(SSH_PROVIDER.to_owned(), token);
+        }
         Ok(ControlResponse::Opened(Opened {
             socket_dir: Some(dir),
             port: None,
@@ -479,11 +517,56 @@ impl Daemon {
         }))
     }
 
+    /// Whether SSH keys are stored for `ssh_scope` (its own or every scope's).
+    fn has_ssh_keys(&self, ssh_scope: &str) -> bool {
+        self.shared
+            .with_db(|db| db.ssh_keys_for(ssh_scope))
+            .is_ok_and(|keys| !keys.is_empty())
+    }
+
+    /// The container's SSH signer socket beside its vault socket (once).
+    async fn bind_signer(
+        &self,
+        container: &str,
+        uid: Option<u32>,
+        ssh_scope: &str,
+    ) -> Result<(), VaultError> {
+        let bound = self
+            .listeners
+            .lock()
+            .map(|l| l.get(container).is_some_and(|x| x.signer.is_some()))
+            .unwrap_or(false);
+        if bound {
+            return Ok(());
+        }
+        let socket = signer_socket(&self.shared.paths.container_dir(container));
+        clear_stale_socket(&socket).await?;
+        let listener = UnixListener::bind(&socket)
+            .map_err(io_err(format!("cannot listen on {}", socket.display())))?;
+        set_mode(&socket, 0o600)?;
+        if let Some(uid) = uid
+            && rustix::process::geteuid().is_root()
+            && uid != 0
+        {
+            chown(&socket, uid)?;
+        }
+        let handle = serve_signer(self.shared.clone(), container, ssh_scope, listener);
+        match self.listeners.lock() {
+            Ok(mut listeners) => match listeners.get_mut(container) {
+                Some(entry) => entry.signer = Some(handle),
+                None => handle.abort(),
+            },
+            Err(_) => handle.abort(),
+        }
+        Ok(())
+    }
+
     async fn bind_unix(
         &self,
         container: &str,
         uid: Option<u32>,
         scope: &str,
+        ssh_scope: Option<&str>,
     ) -> Result<(), VaultError> {
         let dir = self.shared.paths.container_dir(container);
         terok_core::secure_fs::ensure_private_dir(&dir).map_err(|e| VaultError::Io {
@@ -506,6 +589,7 @@ impl Daemon {
         let record = serde_json::to_vec(&ListenerRecord {
             uid,
             scope: scope.to_owned(),
+            ssh_scope: ssh_scope.map(str::to_owned),
         })
         .unwrap_or_default();
         let _ = terok_core::secure_fs::write_atomic(&dir.join(LISTENER_RECORD), &record, 0o600);
@@ -530,6 +614,7 @@ impl Daemon {
                 Listener {
                     endpoint,
                     stop: Some(tx),
+                    signer: None,
                 },
             );
         }
@@ -594,15 +679,19 @@ impl Daemon {
             .lock()
             .ok()
             .and_then(|mut l| l.remove(container));
+        let dir = self.shared.paths.container_dir(container);
         if let Some(mut listener) = listener {
             if let Some(stop) = listener.stop.take() {
                 let _ = stop.send(());
+            }
+            if let Some(signer) = listener.signer.take() {
+                signer.abort();
+                let _ = std::fs::remove_file(signer_socket(&dir));
             }
             if let Endpoint::Unix(socket) = listener.endpoint {
                 let _ = std::fs::remove_file(&socket);
             }
         }
-        let dir = self.shared.paths.container_dir(container);
         let _ = std::fs::remove_file(dir.join(LISTENER_RECORD));
         let _ = std::fs::remove_dir(&dir);
     }
@@ -678,11 +767,18 @@ impl Daemon {
             };
             let daemon = self.clone();
             tokio::spawn(async move {
+                let ssh_scope = record.ssh_scope.as_deref();
                 if let Err(err) = daemon
-                    .bind_unix(&container, record.uid, &record.scope)
+                    .bind_unix(&container, record.uid, &record.scope, ssh_scope)
                     .await
                 {
                     tracing::warn!("cannot reopen the listener of {container}: {err}");
+                }
+                if let Some(ssh_scope) = ssh_scope
+                    && daemon.has_ssh_keys(ssh_scope)
+                    && let Err(err) = daemon.bind_signer(&container, record.uid, ssh_scope).await
+                {
+                    tracing::warn!("cannot reopen the SSH signer of {container}: {err}");
                 }
             });
         }
@@ -700,6 +796,9 @@ impl Daemon {
             {
                 if let Some(stop) = listener.stop.take() {
                     let _ = stop.send(());
+                }
+                if let Some(signer) = listener.signer.take() {
+                    signer.abort();
                 }
                 if let Endpoint::Unix(socket) = listener.endpoint {
                     let _ = std::fs::remove_file(socket);

@@ -21,6 +21,7 @@ pub mod proxy;
 pub mod refresh;
 pub mod rejections;
 pub mod request;
+mod signer;
 pub mod ssh_agent;
 mod state;
 pub mod tls;

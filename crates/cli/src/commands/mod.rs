@@ -13,6 +13,7 @@ mod run_tool;
 mod setup;
 mod shield;
 mod show_config;
+mod ssh;
 mod tasks;
 mod vault;
 mod web;
@@ -43,6 +44,7 @@ pub fn dispatch(ctx: &Context, command: Command) -> miette::Result<Status> {
         Command::Doctor(args) => doctor::run(ctx, &args),
         Command::Shield(args) => shield::run(ctx, args),
         Command::Gate(args) => gate::run(ctx, args),
+        Command::Ssh(args) => ssh::run(ctx, args),
         Command::Acp(args) => acp::run(ctx, args),
     }
 }
@@ -74,6 +76,7 @@ fn needs_roster(command: &Command) -> bool {
         | Command::Uninstall(_)
         | Command::Shield(_)
         | Command::Gate(_)
+        | Command::Ssh(_)
         | Command::Acp(_)
         | Command::ShowConfig(_) => false,
     }

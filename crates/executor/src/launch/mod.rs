@@ -249,6 +249,7 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
                 &self.name,
                 self.plan.providers.clone(),
                 self.user.socket_uid(),
+                Some(&self.plan.agent.name),
             )
             .await?;
         self.undo.vault_opened = listener.is_some();

@@ -38,7 +38,7 @@ async fn curl_over_the_container_socket_carries_the_real_key_upstream_only() {
     let user = executor.container_user(None).unwrap();
     let opened = executor
         .vault_client()
-        .open(&container, vec!["claude".into()], user.socket_uid())
+        .open(&container, vec!["claude".into()], user.socket_uid(), None)
         .await
         .unwrap()
         .expect("the vault runs");
