@@ -11,6 +11,7 @@ mod common;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::network::TestNetwork;
 use common::{BIN, Host, REAL_KEY, announced_name, text};
 use terok_testkit::IsolatedEnv;
 use terok_testkit::podman::require_podman;
@@ -706,108 +707,6 @@ fn an_offline_task_has_only_loopback_and_still_reaches_the_vault() {
     );
 }
 
-/// A podman network of this test's own, with HTTP servers on it; removed on drop.
-struct TestNetwork<'h> {
-    host: &'h Host,
-    name: String,
-    servers: Vec<String>,
-}
-
-impl<'h> TestNetwork<'h> {
-    /// A network in 198.18.0.0/15 (reserved for tests, routed nowhere): outside the ranges the
-    /// firewall refuses to names, so a name may lead to its servers.
-    fn new(host: &'h Host, tag: &str) -> Self {
-        let name = format!("terok-test-{tag}-{}", std::process::id());
-        let seed = name.bytes().map(usize::from).sum::<usize>();
-        for attempt in 0..40 {
-            let subnet = format!("198.18.{}.0/24", (seed + attempt) % 250);
-            let out = host
-                .env
-                .command("podman")
-                .args(["network", "create", "--subnet", &subnet, &name])
-                .output()
-                .unwrap();
-            if out.status.success() {
-                return Self {
-                    host,
-                    name,
-                    servers: Vec::new(),
-                };
-            }
-            // Another test's network has that subnet: try the next.
-            assert!(text(&out).contains("subnet"), "{}", text(&out));
-        }
-        panic!("no free test subnet in 198.18.0.0/16");
-    }
-
-    /// An agent image: it has python3.
-    fn agent_image(&self) -> String {
-        let images = self
-            .host
-            .env
-            .command("podman")
-            .args(["images", "--format", "{{.Repository}}:{{.Tag}}"])
-            .args(["--filter", "reference=*terok-l1-cli*"])
-            .output()
-            .unwrap();
-        let images = String::from_utf8_lossy(&images.stdout).into_owned();
-        images
-            .lines()
-            .next()
-            .expect("the agent image is built")
-            .to_owned()
-    }
-
-    /// The address of container `name` on this network.
-    fn address_of(&self, name: &str) -> String {
-        let format = "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}";
-        let out = self
-            .host
-            .env
-            .command("podman")
-            .args(["inspect", "--format", format, name])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    }
-
-    /// Starts an HTTP server on port 8080 of this network; its address.
-    fn server(&mut self) -> String {
-        let name = format!("{}-srv{}", self.name, self.servers.len());
-        let out = self
-            .host
-            .env
-            .command("podman")
-            .args(["run", "-d", "--name", &name, "--network", &self.name])
-            .arg(self.agent_image())
-            .args(["python3", "-m", "http.server", "8080"])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", text(&out));
-        self.servers.push(name.clone());
-        self.address_of(&name)
-    }
-}
-
-impl Drop for TestNetwork<'_> {
-    fn drop(&mut self) {
-        for server in &self.servers {
-            let _ = self
-                .host
-                .env
-                .command("podman")
-                .args(["rm", "-f", "-t", "0", server])
-                .output();
-        }
-        let _ = self
-            .host
-            .env
-            .command("podman")
-            .args(["network", "rm", "-f", &self.name])
-            .output();
-    }
-}
-
 /// `curl` from inside `task` to `http://ADDR:8080/`: (exit code, HTTP status).
 fn curl_from(host: &Host, task: &str, addr: &str) -> (i32, String) {
     let out = host
@@ -1140,28 +1039,13 @@ impl TestNetwork<'_> {
     /// Starts [`TEST_DNS_SERVER`] on this network answering `lab.terok.test` with `address`;
     /// the server's own address.
     fn dns_server(&mut self, address: &str) -> String {
-        let name = format!("{}-dns", self.name);
-        let out = self
-            .host
-            .env
-            .command("podman")
-            .args([
-                "run",
-                "-d",
-                "--user",
-                "root",
-                "--name",
-                &name,
-                "--network",
-                &self.name,
-            ])
-            .arg(self.agent_image())
-            .args(["python3", "-c", TEST_DNS_SERVER, address])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", text(&out));
-        self.servers.push(name.clone());
-        self.address_of(&name)
+        let image = self.agent_image();
+        self.container(
+            "dns",
+            &["--user", "root"],
+            &image,
+            &["python3", "-c", TEST_DNS_SERVER, address],
+        )
     }
 }
 
