@@ -115,14 +115,20 @@ fn a_sidecar_tool_gets_its_credential_and_nothing_else_and_its_exit_code_is_the_
     assert!(!all.contains(TOOL_KEY), "{all}");
     let leaked = files_containing(host.env.root(), TOOL_KEY.as_bytes());
     assert!(leaked.is_empty(), "{leaked:?}");
-    // The container and its task are gone.
+    // The container and its task are gone (the list is machine-wide: other tests' tasks may
+    // be in it, this one's is not).
+    let name = common::announced_name(&out);
     let list = host.run(&["list", "--json"]);
-    assert_eq!(
-        String::from_utf8_lossy(&list.stdout).trim(),
-        "[]",
+    assert!(
+        !String::from_utf8_lossy(&list.stdout).contains(&name),
         "{}",
         text(&list)
     );
+    let exists = std::process::Command::new("podman")
+        .args(["container", "exists", &name])
+        .status()
+        .unwrap();
+    assert!(!exists.success(), "{name} is still there");
 
     // The tool's stdout is the CLI's; a wrong key is told apart from the right one.
     let out = host.run(&[

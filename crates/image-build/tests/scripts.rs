@@ -1,4 +1,5 @@
-//! The container-side scripts parse (`bash -n`) and pass shellcheck.
+//! The container-side scripts parse (`bash -n`; Python ones `py_compile`) and the shell ones
+//! pass shellcheck.
 
 // Test helpers may panic: a panic is how a test reports failure.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
@@ -6,7 +7,26 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// Whether `path` is a Python program (by its `#!` line).
+fn is_python(path: &Path) -> bool {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .next()
+                .map(|l| l.starts_with("#!") && l.contains("python"))
+        })
+        .unwrap_or(false)
+}
+
+/// The shell scripts.
 fn scripts() -> Vec<PathBuf> {
+    let mut out = all_scripts();
+    out.retain(|p| !is_python(p));
+    out
+}
+
+fn all_scripts() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../resources/scripts");
     let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
         .expect("resources/scripts")
@@ -22,6 +42,26 @@ fn scripts() -> Vec<PathBuf> {
         "expected the container scripts, found {out:?}"
     );
     out
+}
+
+#[test]
+fn every_python_script_compiles() {
+    let python: Vec<PathBuf> = all_scripts().into_iter().filter(|p| is_python(p)).collect();
+    assert!(!python.is_empty(), "terok-toad-agents is Python");
+    for script in python {
+        let code = "import sys; compile(open(sys.argv[1]).read(), sys.argv[1], 'exec')";
+        let out = Command::new("python3")
+            .args(["-c", code])
+            .arg(&script)
+            .output()
+            .expect("python3");
+        assert!(
+            out.status.success(),
+            "{} does not compile:\n{}",
+            script.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 #[test]

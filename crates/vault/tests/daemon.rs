@@ -80,12 +80,17 @@ async fn start_with(cfg: VaultConfig, upstream: &MockUpstream) -> VaultConfig {
 }
 
 async fn open(cfg: &VaultConfig, container: &str) -> Opened {
+    open_with_ssh(cfg, container, None).await
+}
+
+async fn open_with_ssh(cfg: &VaultConfig, container: &str, ssh_scope: Option<&str>) -> Opened {
     let request = ControlRequest::Open {
         container: container.into(),
         providers: vec!["claude".into()],
         scope: "standalone".into(),
         uid: None,
         stored_only: false,
+        ssh_scope: ssh_scope.map(str::to_owned),
     };
     match call(&cfg.paths.control_socket(), &request).await.unwrap() {
         ControlResponse::Opened(opened) => opened,
@@ -408,4 +413,70 @@ async fn a_body_that_does_not_arrive_in_time_is_refused() {
     let answer = String::from_utf8_lossy(&answer[..n]);
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(upstream.requests().is_empty());
+}
+
+/// One ssh-agent request over `socket` after the handshake with `token`: the answer's type
+/// byte and body, or `None` when the signer closed the connection.
+async fn agent_request(socket: &Path, token: &str, request: &[u8]) -> Option<Vec<u8>> {
+    let mut stream = tokio::net::UnixStream::connect(socket).await.unwrap();
+    let mut out = Vec::new();
+    terok_credentials::ssh::put_string(&mut out, token.as_bytes());
+    terok_credentials::ssh::put_string(&mut out, request);
+    stream.write_all(&out).await.unwrap();
+    let mut head = [0u8; 4];
+    stream.read_exact(&mut head).await.ok()?;
+    let mut body = vec![0u8; u32::from_be_bytes(head) as usize];
+    stream.read_exact(&mut body).await.ok()?;
+    Some(body)
+}
+
+/// With SSH keys for its agent, a container gets a signer socket beside its vault socket and
+/// an `ssh` token; the socket answers its own token only, lists the agent's keys (not another
+/// agent's), and goes away with the container's listener.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_container_with_ssh_keys_gets_a_signer_that_answers_only_its_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = MockUpstream::start().unwrap();
+    let cfg = start(dir.path(), &upstream).await;
+    let own = terok_credentials::ssh::SshPrivateKey::generate_ed25519().unwrap();
+    let other = terok_credentials::ssh::SshPrivateKey::generate_ed25519().unwrap();
+    {
+        let (key, _) = terok_credentials::resolve_key(&cfg.key, &cfg.paths.db()).unwrap();
+        let db = terok_credentials::CredentialDb::open(&cfg.paths.db(), key, "test").unwrap();
+        db.add_ssh_key("mine", &own, "mine").unwrap();
+        db.assign_ssh_key("mine", "claude").unwrap();
+        db.add_ssh_key("theirs", &other, "theirs").unwrap();
+        db.assign_ssh_key("theirs", "codex").unwrap();
+    }
+    let without = open(&cfg, "terok-executor-nokeys").await;
+    assert!(!without.tokens.contains_key("ssh"));
+    assert!(!without.socket_dir.unwrap().join("ssh-agent.sock").exists());
+    let nothing = open_with_ssh(&cfg, "terok-executor-pi", Some("pi")).await;
+    assert!(!nothing.tokens.contains_key("ssh"), "pi has no keys");
+
+    let opened = open_with_ssh(&cfg, "terok-executor-ssh", Some("claude")).await;
+    let socket = opened.socket_dir.clone().unwrap().join("ssh-agent.sock");
+    assert_eq!(mode(&socket), 0o600);
+    let token = &opened.tokens["ssh"];
+    let listed = agent_request(&socket, token, &[11]).await.unwrap();
+    assert_eq!(listed[0], 12);
+    assert_eq!(&listed[1..5], &1u32.to_be_bytes(), "only claude's key");
+    let blob = own.public_blob().unwrap();
+    assert!(listed.windows(blob.len()).any(|w| w == blob.as_slice()));
+    // The container's Claude token, or another container's ssh token: closed unanswered.
+    assert_eq!(
+        agent_request(&socket, &opened.tokens["claude"], &[11]).await,
+        None
+    );
+    let elsewhere = open_with_ssh(&cfg, "terok-executor-else", Some("claude")).await;
+    assert_eq!(
+        agent_request(&socket, &elsewhere.tokens["ssh"], &[11]).await,
+        None
+    );
+
+    let close = ControlRequest::Close {
+        container: "terok-executor-ssh".into(),
+    };
+    call(&cfg.paths.control_socket(), &close).await.unwrap();
+    assert!(!socket.exists(), "the signer socket goes with the listener");
 }
