@@ -219,9 +219,15 @@ pub fn nothing_left(container: &str) -> Option<String> {
 }
 
 /// `acp TASK` in the foreground: the process and its socket (its first line of output).
+/// How long the proxy's probe of an agent may take here: CI runs the agents' tests side by
+/// side on two cores, where an agent's ACP server can take longer than the default 30 s to
+/// answer its first `session/new`.
+const PROBE_LIMIT_SECS: &str = "180";
+
 pub fn start_proxy(run: &Run, container: &str, log: &Path) -> (std::process::Child, PathBuf) {
     let mut proxy = run
         .cli(&["acp", container])
+        .env("TEROK_ACP_PROBE_TIMEOUT_SECS", PROBE_LIMIT_SECS)
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(log).unwrap())
         .spawn()
@@ -241,7 +247,8 @@ pub fn start_proxy(run: &Run, container: &str, log: &Path) -> (std::process::Chi
 
 /// `acp --stdio TASK` with its stdio piped.
 pub fn start_bridge(run: &Run, container: &str, log: &Path) -> tokio::process::Child {
-    let std_command = run.cli(&["acp", "--stdio", container]);
+    let mut std_command = run.cli(&["acp", "--stdio", container]);
+    std_command.env("TEROK_ACP_PROBE_TIMEOUT_SECS", PROBE_LIMIT_SECS);
     let mut command = tokio::process::Command::from(std_command);
     command
         .stdin(Stdio::piped())
