@@ -824,3 +824,29 @@ fn run_tool_help_lists_the_python_flags() {
     Example: terok-executor run-tool coderabbit . -- review --plain
     ");
 }
+
+/// A container that would clone an SSH URL itself with no key in the vault: without a terminal
+/// to ask, the run stops (setup needed) and names the commands that make or import one; with
+/// the key imported, the check passes (the run then goes on to the image preflight).
+#[test]
+fn an_ssh_clone_without_a_key_says_how_to_make_one() {
+    let env = IsolatedEnv::new().unwrap();
+    let url = "git@forge.invalid:org/repo.git";
+    let r = run_in(&env, &["run", "claude", url, "--no-gate", "-p", "x"]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert_snapshot!(r.stderr, @r"
+    Setup needed: the container clones git@forge.invalid:org/repo.git over SSH, and no SSH key is stored for claude tasks.
+    Fix it with one of:
+      terok-executor ssh keygen              make a key (then add its public key to the forge)
+      terok-executor ssh import FILE         use a key you have
+      terok-executor run ... --gate          clone through the gate, with your own git access
+    ");
+    // Through the gate, the host fetches with the user's own git access: no key needed here.
+    let r = run_in(&env, &["run", "claude", url, "-p", "x"]);
+    assert!(!r.stderr.contains("SSH key"), "{}", r.stderr);
+    let keygen = run_in(&env, &["ssh", "keygen", "--for-agent", "claude"]);
+    assert_eq!(keygen.code, 0, "{}", keygen.stderr);
+    assert!(keygen.stdout.starts_with("ssh-ed25519 "), "{}", keygen.stdout);
+    let r = run_in(&env, &["run", "claude", url, "--no-gate", "-p", "x"]);
+    assert!(!r.stderr.contains("no SSH key"), "{}", r.stderr);
+}

@@ -9,6 +9,9 @@ use terok_credentials::ssh_store::{ALL_SCOPES, SshKeyRecord};
 use terok_podman::ContainerRuntime;
 
 use crate::error::ExecutorError;
+use crate::gate::GateMode;
+use crate::launch::options::RunOptions;
+use crate::repo::{RepoSource, classify_repo};
 use crate::session::Executor;
 
 /// Who may use a key.
@@ -145,6 +148,21 @@ impl<R: ContainerRuntime> Executor<R> {
         }
     }
 
+    /// The SSH URL a launch of `options` clones in the container itself — no gate, or the
+    /// gate's online mode, where `origin` is the remote — when no key is stored for its
+    /// agent's tasks; `None` when it needs no key or has one.
+    pub fn missing_ssh_key(&self, options: &RunOptions) -> Result<Option<String>, ExecutorError> {
+        let RepoSource::GitUrl(url) = classify_repo(&options.repo, &self.env, self.cwd.as_deref())?
+        else {
+            return Ok(None);
+        };
+        let through_gate = options.gate != Some(false) && options.gate_mode != GateMode::Online;
+        if through_gate || !is_ssh_url(&url) {
+            return Ok(None);
+        }
+        Ok(self.ssh_keys_for(&options.agent)?.is_empty().then_some(url))
+    }
+
     /// The scopes of `users`, each agent checked against the roster.
     fn key_scopes(&self, users: &KeyUsers) -> Result<Vec<String>, ExecutorError> {
         Ok(match users {
@@ -158,5 +176,38 @@ impl<R: ContainerRuntime> Executor<R> {
                     .collect::<Result<_, _>>()?
             }
         })
+    }
+}
+
+/// Whether git reaches `url` over SSH: `ssh://…`, `git+ssh://…`, or scp-like `user@host:path`.
+pub fn is_ssh_url(url: &str) -> bool {
+    if let Some((scheme, _)) = url.split_once("://") {
+        return matches!(scheme, "ssh" | "git+ssh" | "ssh+git");
+    }
+    url.split_once(':')
+        .is_some_and(|(host, _)| host.contains('@') && !host.contains('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ssh_urls_are_told_from_the_others() {
+        for url in [
+            "git@github.com:org/repo.git",
+            "ssh://git@198.18.0.2/srv/repo.git",
+            "git+ssh://host/repo",
+        ] {
+            assert!(is_ssh_url(url), "{url}");
+        }
+        for url in [
+            "https://github.com/org/repo.git",
+            "file:///srv/repo.git",
+            "/srv/repo",
+            "http://user@host:8080/repo",
+        ] {
+            assert!(!is_ssh_url(url), "{url}");
+        }
     }
 }

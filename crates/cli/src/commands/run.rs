@@ -50,6 +50,11 @@ pub fn run(ctx: &Context, args: RunArgs) -> miette::Result<Status> {
         ));
     };
     if !presentation.no_preflight
+        && let Some(status) = ssh_key_preflight(executor, &options, presentation.yes)?
+    {
+        return Ok(status);
+    }
+    if !presentation.no_preflight
         && let Some(status) = preflight(ctx, &options.agent, request, presentation.yes)?
     {
         return Ok(status);
@@ -433,6 +438,56 @@ fn preflight(
              with `terok-executor auth {provider}`."
         );
     }
+    Ok(None)
+}
+
+/// A container that clones an SSH URL itself needs a key in the vault: on a terminal (or with
+/// `--yes`) one is made for every task and its public half printed; otherwise the run stops
+/// with the commands that make or import one.
+fn ssh_key_preflight(
+    executor: &Executor,
+    options: &RunOptions,
+    yes: bool,
+) -> miette::Result<Option<Status>> {
+    let Some(url) = executor.missing_ssh_key(options)? else {
+        return Ok(None);
+    };
+    let agent = &options.agent;
+    if !yes && !prompt::stdin_is_tty() {
+        eprintln!(
+            "Setup needed: the container clones {url} over SSH, and no SSH key is stored for \
+             {agent} tasks.\nFix it with one of:\n  \
+             terok-executor ssh keygen              make a key (then add its public key to the forge)\n  \
+             terok-executor ssh import FILE         use a key you have\n  \
+             terok-executor run ... --gate          clone through the gate, with your own git access"
+        );
+        return Ok(Some(Status::Code(SETUP_NEEDED)));
+    }
+    if !yes {
+        let answer = prompt::read_line(&format!(
+            "No SSH key is stored for {agent} tasks, and {url} is cloned over SSH.\nMake one now \
+             (the private key stays in the vault)? [Y/n] "
+        ))
+        .map_err(|e| miette::miette!("cannot read the answer: {e}"))?;
+        let make = answer.as_deref().map(str::trim).is_some_and(|a| {
+            a.is_empty() || a.eq_ignore_ascii_case("y") || a.eq_ignore_ascii_case("yes")
+        });
+        if !make {
+            eprintln!("Not making one; the clone will fail without a key the remote knows.");
+            return Ok(None);
+        }
+    }
+    let key = executor.ssh_keygen(
+        &format!("{agent}-{}", terok_core::time::unix_now()),
+        "terok",
+        &terok_executor::KeyUsers::Agents(vec![agent.clone()]),
+    )?;
+    eprintln!(
+        "SSH key {} made for {agent} tasks. Add its public key to the forge (e.g. as a deploy \
+         key with write access) before the clone:",
+        key.name
+    );
+    println!("{}", key.public_key);
     Ok(None)
 }
 
