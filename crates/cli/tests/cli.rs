@@ -56,6 +56,8 @@ fn help_lists_verbs_and_global_options() {
       vault        The token broker that keeps real credentials on the host
       shield       The egress firewall of a task: status, live allow and deny
       gate         The git gate: review what agents pushed to the host's mirrors, promote it, sync
+      ssh          SSH keys the vault holds for tasks: git and ssh in a task sign with them through its
+                   SSH signer; the private keys never enter a container
       acp          Serve a running task's agents to an editor (Zed, Toad) over ACP, the Agent Client
                    Protocol
 
