@@ -848,7 +848,11 @@ fn an_ssh_clone_without_a_key_says_how_to_make_one() {
     assert!(!r.stderr.contains("SSH key"), "{}", r.stderr);
     let keygen = run_in(&env, &["ssh", "keygen", "--for-agent", "claude"]);
     assert_eq!(keygen.code, 0, "{}", keygen.stderr);
-    assert!(keygen.stdout.starts_with("ssh-ed25519 "), "{}", keygen.stdout);
+    assert!(
+        keygen.stdout.starts_with("ssh-ed25519 "),
+        "{}",
+        keygen.stdout
+    );
     let r = run_in(&env, &["run", "claude", url, "--no-gate", "-p", "x"]);
     assert!(!r.stderr.contains("no SSH key"), "{}", r.stderr);
 }

@@ -148,6 +148,52 @@ impl SshPrivateKey {
         self.kind
     }
 
+    /// The key as OpenSSH writes it (`-----BEGIN OPENSSH PRIVATE KEY-----`, unencrypted), for
+    /// `ssh -i`. Ed25519 only: an RSA key has no use here that needs it.
+    pub fn to_openssh_pem(&self, comment: &str) -> Result<String, SshKeyError> {
+        if self.kind != SshKeyKind::Ed25519 {
+            return Err(SshKeyError::Unreadable(
+                "only Ed25519 keys are written in OpenSSH's format".into(),
+            ));
+        }
+        let seed = hex::decode(&self.secret)
+            .map_err(|_| SshKeyError::Unreadable("stored key is not hex".into()))?;
+        let blob = self.public_blob()?;
+        let (_, rest) = take_string(&blob).ok_or(SshKeyError::Rng)?;
+        let (public, _) = take_string(rest).ok_or(SshKeyError::Rng)?;
+        let mut check = [0u8; 4];
+        getrandom::fill(&mut check).map_err(|_| SshKeyError::Rng)?;
+        let mut private = Vec::new();
+        private.extend_from_slice(&check);
+        private.extend_from_slice(&check);
+        put_string(&mut private, b"ssh-ed25519");
+        put_string(&mut private, public);
+        let mut pair = seed.clone();
+        pair.extend_from_slice(public);
+        put_string(&mut private, &pair);
+        put_string(&mut private, comment.as_bytes());
+        let mut pad = 1u8;
+        while private.len() % 8 != 0 {
+            private.push(pad);
+            pad += 1;
+        }
+        let mut container = b"openssh-key-v1\0".to_vec();
+        put_string(&mut container, b"none");
+        put_string(&mut container, b"none");
+        put_string(&mut container, b"");
+        container.extend_from_slice(&1u32.to_be_bytes());
+        put_string(&mut container, &blob);
+        put_string(&mut container, &private);
+        let body = STANDARD.encode(&container);
+        let mut out = String::from("-----BEGIN OPENSSH PRIVATE KEY-----\n");
+        for line in body.as_bytes().chunks(70) {
+            out.push_str(&String::from_utf8_lossy(line));
+            out.push('\n');
+        }
+        out.push_str("-----END OPENSSH PRIVATE KEY-----\n");
+        Ok(out)
+    }
+
     fn signer(&self) -> Result<Signer, SshKeyError> {
         let bytes = hex::decode(&self.secret)
             .map_err(|_| SshKeyError::Unreadable("stored key is not hex".into()))?;
@@ -392,6 +438,32 @@ mod tests {
         );
         assert!(fingerprint(&blob).starts_with("SHA256:"));
         assert!(public_line(&blob, "me@host").starts_with("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5"));
+    }
+
+    #[test]
+    fn a_key_written_in_openssh_format_reads_back_the_same() {
+        let key = SshPrivateKey::generate_ed25519().unwrap();
+        let pem = key.to_openssh_pem("krun host").unwrap();
+        let (back, comment) = SshPrivateKey::import(&pem).unwrap();
+        assert_eq!(comment.as_deref(), Some("krun host"));
+        assert_eq!(back.public_blob().unwrap(), key.public_blob().unwrap());
+        // ssh-keygen derives the same public key from it (when it is installed).
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        fs_err::write(&path, &pem).unwrap();
+        fs_err::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        if let Ok(out) = std::process::Command::new("ssh-keygen")
+            .args(["-y", "-f"])
+            .arg(&path)
+            .output()
+        {
+            assert!(out.status.success(), "{out:?}");
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout).trim(),
+                public_line(&key.public_blob().unwrap(), "krun host")
+            );
+        }
     }
 
     #[test]

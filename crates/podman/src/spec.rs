@@ -196,6 +196,10 @@ pub struct RunSpec {
     pub annotations: Vec<(String, String)>,
     /// `--dns` servers.
     pub dns: Vec<String>,
+    /// The OCI runtime (`--runtime`, e.g. `krun`); podman's default when `None`.
+    pub runtime: Option<String>,
+    /// The user the container's command runs as (`--user`); the image's when `None`.
+    pub user: Option<String>,
     /// Directories of OCI hook definitions podman reads when it starts the container (a global
     /// option: podman reads hooks at every start, so [`crate::ContainerRuntime::start_hooked`]
     /// takes them again).
@@ -279,6 +283,12 @@ impl RunSpec {
         }
         args.extend(self.user_mapping.args());
         let mut push = |items: &[&str]| args.extend(items.iter().map(|s| (*s).to_owned()));
+        if let Some(runtime) = &self.runtime {
+            push(&["--runtime", runtime]);
+        }
+        if let Some(user) = &self.user {
+            push(&["--user", user]);
+        }
         push(&["--cap-drop", "NET_ADMIN", "--cap-drop", "NET_RAW"]);
         if self.init {
             push(&["--init"]);
