@@ -76,6 +76,10 @@ pub enum ExecutorError {
         "removal when the run ends applies to headless runs only; an interactive task is removed explicitly"
     )]
     RemoveOnExitInteractive,
+    /// The krun host context cannot be provided.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Krun(#[from] terok_krun::KrunError),
     /// A web task asked for an image without Toad.
     #[error(
         "web mode serves Toad, which is not in the image (the image selection is: {selection})"

@@ -61,6 +61,7 @@ mod error;
 mod gate;
 mod host;
 mod images;
+mod krun;
 mod launch;
 mod launched;
 mod lifecycle;
@@ -128,6 +129,7 @@ pub use terok_gate::{BACKUP_PREFIX, Push};
 pub use terok_image_build::{
     BuildEvent, BuildRequest, BuiltImage, BuiltImages, Layer, Runtime, RuntimeVersion, Unsuited,
 };
+pub use terok_krun::{GuestShell, KrunHost, KrunHostKeypair, KrunSupport};
 pub use terok_podman::userns::RootfulIds;
 pub use terok_podman::{GpuRequest, LogLine, LogSource, PodmanCli, UserMapping};
 pub use terok_roster::model::LogFormat;

@@ -67,6 +67,10 @@ pub const SCRIPTS: &[(&str, &str)] = &[
         include_str!("../../../resources/scripts/terok-env.sh"),
     ),
     (
+        "terok-krun-guest",
+        include_str!("../../../resources/scripts/terok-krun-guest"),
+    ),
+    (
         "terok-pi-vault",
         include_str!("../../../resources/scripts/terok-pi-vault"),
     ),
@@ -86,6 +90,7 @@ pub const L0_SCRIPTS: &[&str] = &[
     "init-ssh-and-repo.sh",
     "setup-dev-user.sh",
     "ssh-agent-bridge.sh",
+    "terok-krun-guest",
 ];
 
 const TMUX_CONF: &str = include_str!("../../../resources/tmux/container-tmux.conf");

@@ -13,6 +13,23 @@ pub enum KrunSupport {
     Missing(Vec<String>),
 }
 
+/// Where podman looks for the `krun` runtime (and its siblings) when containers.conf names no
+/// path of its own.
+const RUNTIME_DIRS: [&str; 3] = ["/usr/bin", "/usr/local/bin", "/usr/sbin"];
+
+/// The OCI runtimes installed where podman looks for them (`krun`, `crun`, `runc`).
+pub fn installed_runtimes() -> Vec<String> {
+    ["krun", "crun", "runc"]
+        .into_iter()
+        .filter(|name| {
+            RUNTIME_DIRS
+                .iter()
+                .any(|dir| Path::new(dir).join(name).exists())
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Checks the runtimes podman lists (`podman info --format '{{json .Host.OCIRuntime}}'` and its
 /// configured runtimes; the caller passes their names) and `kvm` (normally `/dev/kvm`).
 pub fn detect(runtimes: &[String], kvm: &Path) -> KrunSupport {

@@ -7,9 +7,11 @@
 //! `podman run` arguments, and [`detect`] says what this host lacks (the runtime, `/dev/kvm`).
 
 mod detect;
+mod guest;
 mod keypair;
 
-pub use detect::{KrunSupport, detect};
+pub use detect::{KrunSupport, detect, installed_runtimes};
+pub use guest::{GUEST_ENTRY, GUEST_SSH_PORT, GuestShell};
 pub use keypair::{HOST_KEY_NAME, HOST_SCOPE, KrunError, KrunHostKeypair, ensure_host_keypair};
 
 use terok_podman::{RunSpec, Sharing, VolumeSpec};

@@ -6,6 +6,7 @@
 
 mod auth;
 mod images;
+mod krun;
 mod launch;
 mod rejections;
 mod routes;
