@@ -16,6 +16,9 @@ use crate::state::Shared;
 pub const SSH_PROVIDER: &str = "ssh";
 /// The signer socket's file name in a container's socket directory.
 pub const SIGNER_SOCKET: &str = "ssh-agent.sock";
+/// Connections one container's signer serves at once; more are closed on accept, so a
+/// container that opens thousands starves neither the daemon nor the others.
+pub const MAX_SIGNER_CONNECTIONS: usize = 32;
 
 /// One container's keys, read from the database at each request (a key removed is gone at
 /// once).
@@ -70,14 +73,20 @@ pub fn serve_signer(
         container: container.to_owned(),
         scope: scope.to_owned(),
     });
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_SIGNER_CONNECTIONS));
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 continue;
             };
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                drop(stream);
+                continue;
+            };
             let keys = keys.clone();
             tokio::spawn(async move {
+                let _slot = slot;
                 if let Err(refused) = serve(stream, keys.as_ref()).await {
                     tracing::warn!(
                         "ssh signer of {}: connection refused ({refused:?})",

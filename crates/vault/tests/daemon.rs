@@ -422,7 +422,8 @@ async fn agent_request(socket: &Path, token: &str, request: &[u8]) -> Option<Vec
     let mut out = Vec::new();
     terok_credentials::ssh::put_string(&mut out, token.as_bytes());
     terok_credentials::ssh::put_string(&mut out, request);
-    stream.write_all(&out).await.unwrap();
+    // A signer that closed the connection on accept (its connection cap) answers nothing.
+    stream.write_all(&out).await.ok()?;
     let mut head = [0u8; 4];
     stream.read_exact(&mut head).await.ok()?;
     let mut body = vec![0u8; u32::from_be_bytes(head) as usize];
@@ -479,4 +480,45 @@ async fn a_container_with_ssh_keys_gets_a_signer_that_answers_only_its_token() {
     };
     call(&cfg.paths.control_socket(), &close).await.unwrap();
     assert!(!socket.exists(), "the signer socket goes with the listener");
+}
+
+/// A container that opens connections to its signer and says nothing holds at most the cap:
+/// the next connection is closed at once, and a well-behaved one works again when the idle
+/// ones are dropped by the handshake limit.
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_signer_connections_are_capped() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = MockUpstream::start().unwrap();
+    let cfg = start(dir.path(), &upstream).await;
+    {
+        let (key, _) = terok_credentials::resolve_key(&cfg.key, &cfg.paths.db()).unwrap();
+        let db = terok_credentials::CredentialDb::open(&cfg.paths.db(), key, "test").unwrap();
+        let k = terok_credentials::ssh::SshPrivateKey::generate_ed25519().unwrap();
+        db.add_ssh_key("k", &k, "").unwrap();
+        db.assign_ssh_key("k", "%all").unwrap();
+    }
+    let opened = open_with_ssh(&cfg, "terok-executor-busy", Some("claude")).await;
+    let socket = opened.socket_dir.clone().unwrap().join("ssh-agent.sock");
+    let mut idle = Vec::new();
+    for _ in 0..32 {
+        idle.push(tokio::net::UnixStream::connect(&socket).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut extra = tokio::net::UnixStream::connect(&socket).await.unwrap();
+    let mut byte = [0u8; 1];
+    let closed = tokio::time::timeout(Duration::from_secs(2), extra.read(&mut byte))
+        .await
+        .expect("closed at once, not left waiting");
+    assert!(matches!(closed, Ok(0) | Err(_)), "{closed:?}");
+    drop(idle);
+    // The handshake limit frees the slots of connections that never spoke; then it serves.
+    let mut served = None;
+    for _ in 0..40 {
+        served = agent_request(&socket, &opened.tokens["ssh"], &[11]).await;
+        if served.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(served.map(|a| a[0]), Some(12));
 }
