@@ -549,6 +549,27 @@ pub enum ShieldMode {
     Open,
 }
 
+impl ShieldMode {
+    /// The library's egress of this flag value.
+    pub fn egress(self) -> terok_executor::Egress {
+        match self {
+            Self::Offline => terok_executor::Egress::Offline,
+            Self::Allowlist => terok_executor::Egress::Allowlist,
+            Self::Open => terok_executor::Egress::Open,
+        }
+    }
+}
+
+/// `--gate` / `--no-gate` as the library takes them (clap keeps only the last of the two):
+/// `None` is the default (a git URL is gated, a directory is not).
+pub fn gate_choice(gate: bool, no_gate: bool) -> Option<bool> {
+    match (gate, no_gate) {
+        (true, _) => Some(true),
+        (_, true) => Some(false),
+        _ => None,
+    }
+}
+
 /// Arguments of `shield`.
 #[derive(Debug, Args)]
 pub struct ShieldArgs {

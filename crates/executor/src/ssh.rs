@@ -91,16 +91,10 @@ impl<R: ContainerRuntime> Executor<R> {
         comment: &str,
         users: &KeyUsers,
     ) -> Result<SshKeyInfo, ExecutorError> {
-        let scopes = self.key_scopes(users)?;
-        let db = self.open_db()?;
-        db.add_ssh_key(name, key, comment)?;
-        for scope in &scopes {
-            db.assign_ssh_key(name, scope)?;
-        }
-        Ok(db
-            .ssh_key(name)?
-            .map(SshKeyInfo::from)
-            .ok_or_else(|| terok_credentials::DbError::NoSshKey(name.to_owned()))?)
+        // An unknown agent fails before anything is stored.
+        self.key_scopes(users)?;
+        self.open_db()?.add_ssh_key(name, key, comment)?;
+        self.ssh_assign(name, users)
     }
 
     /// Lets `users` use key `name` as well.

@@ -170,18 +170,9 @@ fn settings(executor: &Executor, args: RunArgs) -> miette::Result<(RunOptions, P
     options.shared_mount = Some(shared_mount);
     options.timezone = timezone;
     options.extra_credentials = credentials;
-    options.egress = shield.map(|mode| match mode {
-        ShieldMode::Offline => terok_executor::Egress::Offline,
-        ShieldMode::Allowlist => terok_executor::Egress::Allowlist,
-        ShieldMode::Open => terok_executor::Egress::Open,
-    });
+    options.egress = shield.map(ShieldMode::egress);
     options.network = network;
-    // clap keeps only the last of --gate and --no-gate.
-    options.gate = match (gate, no_gate) {
-        (true, _) => Some(true),
-        (_, true) => Some(false),
-        _ => None,
-    };
+    options.gate = crate::args::gate_choice(gate, no_gate);
     options.gate_mode = match gate_mode {
         GateModeArg::Gatekeeping => GateMode::Gatekeeping,
         GateModeArg::Online => GateMode::Online,

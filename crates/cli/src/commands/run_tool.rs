@@ -65,17 +65,9 @@ fn settings(executor: &Executor, args: RunToolArgs) -> miette::Result<(RunOption
     options.name = name;
     options.branch = branch;
     options.timezone = timezone;
-    options.egress = shield.map(|mode| match mode {
-        ShieldMode::Offline => terok_executor::Egress::Offline,
-        ShieldMode::Allowlist => terok_executor::Egress::Allowlist,
-        ShieldMode::Open => terok_executor::Egress::Open,
-    });
+    options.egress = shield.map(ShieldMode::egress);
     options.network = network;
-    options.gate = match (gate, no_gate) {
-        (true, _) => Some(true),
-        (_, true) => Some(false),
-        _ => None,
-    };
+    options.gate = crate::args::gate_choice(gate, no_gate);
     Ok((options, yes, no_preflight))
 }
 
