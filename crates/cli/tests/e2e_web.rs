@@ -5,8 +5,9 @@
 //! port is on 127.0.0.1 only. Then, as a person would, the browser launches Claude from the
 //! launcher and types "fix the failing test": Toad drives Claude's ACP server in the task,
 //! through the vault, against the scripted model — the file on the host is fixed and the model
-//! saw only the real key. A restart gives a new token and the old link stops working; after
-//! `stop` nothing answers.
+//! saw only the real key. A page of another origin on this host, though the browser sends it
+//! the task's cookie, cannot open the task's WebSocket. A restart gives a new token and the old
+//! link stops working; after `stop` nothing answers.
 
 // Test helpers may panic: a panic is how a test reports failure.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
@@ -51,6 +52,71 @@ fn status(port: u16, token: &str) -> Option<u16> {
         .build()
         .unwrap();
     rt.block_on(probe_ui(port, &format!("terok_token_{port}"), token))
+}
+
+/// The HTTP status of a request to the UI at `port` carrying `cookie` and coming from a page
+/// of `origin`.
+fn status_from(port: u16, cookie: &str, origin: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    write!(
+        stream,
+        "GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nCookie: {cookie}\r\nOrigin: {origin}\r\n\
+         Connection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
+
+/// A page on another loopback port that opens a WebSocket to the address it is given and says
+/// in its title whether that opened.
+struct ForeignPage {
+    port: u16,
+    target: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl ForeignPage {
+    fn serve() -> Self {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let target = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let shared = target.clone();
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                let mut request = [0u8; 2048];
+                let _ = stream.read(&mut request);
+                let page = format!(
+                    "<!doctype html><title>waiting</title><script>\
+                     const ws = new WebSocket({:?});\
+                     ws.onopen = () => {{ document.title = 'opened'; }};\
+                     ws.onerror = () => {{ document.title = 'refused'; }};\
+                     </script>",
+                    shared.lock().unwrap()
+                );
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\
+                     Connection: close\r\n\r\n{page}",
+                    page.len()
+                );
+            }
+        });
+        Self { port, target }
+    }
+
+    fn origin(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn set_target(&self, socket: &str) {
+        *self.target.lock().unwrap() = socket.to_owned();
+    }
 }
 
 /// The listening sockets on `port` (`ss`), as `address:port`.
@@ -193,6 +259,33 @@ fn toad_in_a_browser_behind_the_tasks_token() {
         run.last_request_tail()
     );
     run.assert_upstream_saw_only_the_real_key();
+
+    // Another page on this host — another web task's UI, say, whose agent decides what it runs
+    // — makes the browser send this task's cookie too (cookies do not tell ports apart), but
+    // what it opens to this task's UI is refused: the gate checks the Origin.
+    let cookie = format!("terok_token_{port}={token}");
+    let own = format!("http://127.0.0.1:{port}");
+    assert_eq!(status_from(port, &cookie, &own), Some(200));
+    let foreign = ForeignPage::serve();
+    assert_eq!(status_from(port, &cookie, &foreign.origin()), Some(403));
+    let sockets = rt.block_on(browser.websocket_urls()).unwrap();
+    let socket = sockets
+        .iter()
+        .find(|u| u.starts_with(&format!("ws://127.0.0.1:{port}/")))
+        .unwrap_or_else(|| panic!("Toad's WebSocket: {sockets:?}"))
+        .clone();
+    foreign.set_target(&socket);
+    let outcome = rt.block_on(async {
+        browser.navigate(&foreign.origin()).await.unwrap();
+        browser
+            .wait_for(
+                "['opened', 'refused'].includes(document.title) && document.title",
+                Duration::from_secs(20),
+            )
+            .await
+            .unwrap()
+    });
+    assert_eq!(outcome, "refused", "a foreign page reached {socket}");
     drop(browser);
 
     // A restart mints a new token: the old link stops working.

@@ -88,6 +88,14 @@ pub enum ExecutorError {
         /// The selection.
         selection: String,
     },
+    /// A web task's public address is not one a browser page can have.
+    #[error("the public URL {url:?} cannot be used: {reason}")]
+    PublicUrlInvalid {
+        /// The address given.
+        url: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// A web task without a network.
     #[error("web mode needs a network: the browser reaches Toad through a published port")]
     WebNeedsNetwork,

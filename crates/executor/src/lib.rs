@@ -65,6 +65,7 @@ mod krun;
 mod launch;
 mod launched;
 mod lifecycle;
+mod origin;
 mod ownership;
 mod repo;
 mod session;
@@ -100,6 +101,7 @@ pub use launched::{
     READY_MARKER, RunOutcome, TIMEOUT_EXIT_CODE, TaskEvent, WaitOptions,
 };
 pub use lifecycle::{Removed, TaskListing};
+pub use origin::origin_of;
 pub use ownership::{RootfulTask, WorkspaceOwner};
 pub use repo::{RepoSource, classify_repo};
 pub use session::{Executor, ExecutorBuilder};

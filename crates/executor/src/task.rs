@@ -225,6 +225,13 @@ impl WebRecord {
         }
     }
 
+    /// The origin the browser sends from the UI's pages (see [`crate::origin_of`]); the
+    /// loopback one when the recorded address cannot be read.
+    pub fn origin(&self) -> String {
+        crate::origin::origin_of(&self.public_url)
+            .unwrap_or_else(|_| format!("http://127.0.0.1:{}", self.port))
+    }
+
     /// The cookie the gate sets: named per port, as cookies do not tell ports apart.
     pub fn cookie_name(&self) -> String {
         format!("terok_token_{}", self.port)

@@ -15,10 +15,13 @@ use tokio_tungstenite::tungstenite::Message;
 
 /// The browsers tried, in order (`chromium` from Debian, or its headless shell).
 const CANDIDATES: [&str; 2] = ["/usr/bin/chromium", "/usr/bin/chromium-headless-shell"];
-/// Run in every page before its own scripts: keeps what its WebSockets receive, as text.
+/// Run in every page before its own scripts: keeps the addresses its WebSockets open
+/// (`__terokSockets`) and what they receive, as text (`__terokReceived`).
 const RECORD_WEBSOCKETS: &str = "(() => {
   const received = [];
+  const sockets = [];
   window.__terokReceived = received;
+  window.__terokSockets = sockets;
   const keep = (data) => {
     if (typeof data === 'string') received.push(data);
     else if (data instanceof ArrayBuffer) received.push(new TextDecoder().decode(data));
@@ -28,6 +31,7 @@ const RECORD_WEBSOCKETS: &str = "(() => {
   window.WebSocket = class extends Original {
     constructor(...args) {
       super(...args);
+      sockets.push(String(args[0]));
       this.addEventListener('message', (event) => keep(event.data));
     }
   };
@@ -79,9 +83,7 @@ impl Drop for Browser {
 impl Browser {
     /// Opens `url` (on 127.0.0.1) in a new headless Chromium of `width`×`height`.
     pub async fn open(url: &str, width: u32, height: u32) -> Result<Self, BrowserError> {
-        if !url.starts_with("http://127.0.0.1:") && !url.starts_with("http://localhost:") {
-            return Err(BrowserError::NotLoopback(url.to_owned()));
-        }
+        check_loopback(url)?;
         let program = chromium().ok_or(BrowserError::Missing)?;
         let profile = tempfile::Builder::new()
             .prefix("terok-chromium-")
@@ -108,6 +110,24 @@ impl Browser {
             .await?;
         browser.call("Page.navigate", json!({ "url": url })).await?;
         Ok(browser)
+    }
+
+    /// Goes to `url` (on 127.0.0.1) in the same page, cookies kept.
+    pub async fn navigate(&mut self, url: &str) -> Result<(), BrowserError> {
+        check_loopback(url)?;
+        self.call("Page.navigate", json!({ "url": url })).await?;
+        Ok(())
+    }
+
+    /// The addresses the page's WebSockets were opened to, in order.
+    pub async fn websocket_urls(&mut self) -> Result<Vec<String>, BrowserError> {
+        let value = self.eval("window.__terokSockets || []").await?;
+        Ok(value
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect())
     }
 
     /// Everything the page's WebSockets received so far, as text: what a terminal drawn on a
@@ -213,6 +233,15 @@ impl Browser {
         base64::engine::general_purpose::STANDARD
             .decode(data)
             .map_err(protocol)
+    }
+}
+
+/// Only pages on this machine's loopback are opened.
+fn check_loopback(url: &str) -> Result<(), BrowserError> {
+    if url.starts_with("http://127.0.0.1:") || url.starts_with("http://localhost:") {
+        Ok(())
+    } else {
+        Err(BrowserError::NotLoopback(url.to_owned()))
     }
 }
 

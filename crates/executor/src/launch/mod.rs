@@ -475,6 +475,7 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
             publish.push(format!("127.0.0.1:{}:{UI_CONTAINER_PORT}", web.port));
             env.env
                 .push(("TEROK_WEB_PORT".to_owned(), web.port.to_string()));
+            env.env.push(("TEROK_WEB_ORIGIN".to_owned(), web.origin()));
         }
         let network = match self.plan.egress {
             Egress::Offline => Some("none".to_owned()),

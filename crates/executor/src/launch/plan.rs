@@ -308,6 +308,9 @@ fn plan_web(
     if egress == Egress::Offline {
         return Err(ExecutorError::WebNeedsNetwork);
     }
+    if let Some(url) = &web.public_url {
+        crate::origin::origin_of(url)?;
+    }
     let port = reserve_port(web.port)?;
     Ok(WebRecord::new(port, web.public_url.as_deref()))
 }

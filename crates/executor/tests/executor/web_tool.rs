@@ -71,6 +71,11 @@ async fn a_web_task_publishes_its_ui_on_loopback_only_with_a_private_token() {
         spec.env
             .contains(&("TEROK_WEB_PORT".into(), web.port.to_string()))
     );
+    // The gate refuses requests from pages of any other origin.
+    assert!(spec.env.contains(&(
+        "TEROK_WEB_ORIGIN".into(),
+        format!("http://127.0.0.1:{}", web.port)
+    )));
     let token_file = task.task_dir().join("agent-config/toad.token");
     let mode = std::fs::metadata(&token_file).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
@@ -138,6 +143,19 @@ async fn a_web_task_that_cannot_be_served_creates_nothing() {
         err.to_string()
             .contains("web mode serves Toad, which is not in the image"),
         "{err}"
+    );
+    let mut odd_address = web_options(None);
+    let mut web = WebOptions::default();
+    web.public_url = Some("box.example:8080".into());
+    odd_address.mode = terok_executor::Mode::Web(web);
+    let err = session
+        .executor
+        .launch(&odd_address, &mut |_| {})
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the public URL \"box.example:8080\" cannot be used: expected an http:// or https:// address"
     );
     assert!(session.task_dirs().is_empty());
     assert!(
