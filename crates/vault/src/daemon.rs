@@ -331,11 +331,15 @@ fn set_mode(path: &Path, mode: u32) -> Result<(), VaultError> {
         .map_err(io_err(format!("chmod {}", path.display())))
 }
 
+/// Hands `path` to `uid`; a symbolic link is changed itself, never followed (the container
+/// sees its directory read-only, but root does not chown through links on principle).
 fn chown(path: &Path, uid: u32) -> Result<(), VaultError> {
-    rustix::fs::chown(
+    rustix::fs::chownat(
+        rustix::fs::CWD,
         path,
         Some(rustix::fs::Uid::from_raw(uid)),
         Some(rustix::fs::Gid::from_raw(uid)),
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
     )
     .map_err(|e| VaultError::Io {
         context: format!("chown {}", path.display()),

@@ -1,15 +1,20 @@
 //! A container's SSH signer socket (`ssh-agent.sock` beside its vault socket): the keys come
 //! from the credential database — those assigned to the container's SSH scope (its agent) or
-//! to every scope — and connections must present the container's `ssh` token.
+//! to every scope — and connections must present the container's `ssh` token. Every signature
+//! and every refusal goes to the audit log; refused connections are also warned about in the
+//! vault's log, at most once per [`WARN_EVERY`] per container.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use terok_credentials::ssh::fingerprint;
 use terok_credentials::ssh_store::SshKeyRecord;
 use tokio::net::UnixListener;
-use tokio::task::AbortHandle;
+use tokio::task::{AbortHandle, JoinSet};
 
-use crate::ssh_agent::{SignerKeys, serve};
+use crate::audit::{AuditEntry, Outcome, now_ts};
+use crate::ssh_agent::{Refused, SignerEvent, SignerKeys, serve};
 use crate::state::Shared;
 
 /// The provider name of signer tokens.
@@ -19,6 +24,9 @@ pub const SIGNER_SOCKET: &str = "ssh-agent.sock";
 /// Connections one container's signer serves at once; more are closed on accept, so a
 /// container that opens thousands starves neither the daemon nor the others.
 pub const MAX_SIGNER_CONNECTIONS: usize = 32;
+/// How often the vault's log may warn about one container's refused connections (the audit
+/// log has each of them): a container that knocks in a loop cannot flood it.
+pub const WARN_EVERY: Duration = Duration::from_secs(10);
 
 /// One container's keys, read from the database at each request (a key removed is gone at
 /// once).
@@ -26,6 +34,13 @@ struct DbKeys {
     shared: Arc<Shared>,
     container: String,
     scope: String,
+    warnings: Mutex<Warnings>,
+}
+
+/// Refused connections since the last warning.
+struct Warnings {
+    last: Option<Instant>,
+    unwarned: u64,
 }
 
 impl DbKeys {
@@ -33,6 +48,40 @@ impl DbKeys {
         self.shared
             .with_db(|db| db.ssh_keys_for(&self.scope))
             .unwrap_or_default()
+    }
+
+    /// One audit line of the signer.
+    fn audit(&self, path: String, outcome: Outcome) {
+        self.shared.audit.write(&AuditEntry {
+            ts: now_ts(),
+            scope: Some(self.scope.clone()),
+            subject: Some(self.container.clone()),
+            credential_set: None,
+            provider: Some(SSH_PROVIDER.to_owned()),
+            method: "SSH-SIGN".to_owned(),
+            path,
+            status: 0,
+            outcome,
+            duration_ms: 0.0,
+        });
+    }
+
+    /// Warns about a refused connection unless one was warned about within [`WARN_EVERY`].
+    fn warn_refused(&self, refused: Refused) {
+        let Ok(mut warnings) = self.warnings.lock() else {
+            return;
+        };
+        warnings.unwarned += 1;
+        if warnings.last.is_some_and(|at| at.elapsed() < WARN_EVERY) {
+            return;
+        }
+        tracing::warn!(
+            "ssh signer of {}: {} connection(s) refused (last: {refused:?})",
+            self.container,
+            warnings.unwarned
+        );
+        warnings.last = Some(Instant::now());
+        warnings.unwarned = 0;
     }
 }
 
@@ -58,10 +107,30 @@ impl SignerKeys for DbKeys {
             .ok()??;
         private.sign(data, flags).ok()
     }
+
+    fn record(&self, event: SignerEvent<'_>) {
+        match event {
+            SignerEvent::Signed { user, blob } => {
+                self.audit(
+                    format!("login {user} with {}", fingerprint(blob)),
+                    Outcome::Ok,
+                );
+            }
+            SignerEvent::SignRefused => self.audit(String::new(), Outcome::Denied),
+            SignerEvent::Refused(refused) => {
+                let outcome = match refused {
+                    Refused::BadToken => Outcome::InvalidToken,
+                    Refused::Truncated | Refused::BadLength => Outcome::MissingToken,
+                };
+                self.audit(String::new(), outcome);
+                self.warn_refused(refused);
+            }
+        }
+    }
 }
 
 /// Serves `listener` (bound at the container's signer socket) for `container`, whose tasks may
-/// use the keys of `scope`; the handle stops it.
+/// use the keys of `scope`; the handle stops it, and every connection it accepted with it.
 pub fn serve_signer(
     shared: Arc<Shared>,
     container: &str,
@@ -72,27 +141,28 @@ pub fn serve_signer(
         shared,
         container: container.to_owned(),
         scope: scope.to_owned(),
+        warnings: Mutex::new(Warnings {
+            last: None,
+            unwarned: 0,
+        }),
     });
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_SIGNER_CONNECTIONS));
     tokio::spawn(async move {
+        // Owned by this task: aborting it drops the set, which aborts every connection.
+        let mut connections = JoinSet::new();
         loop {
             let Ok((stream, _)) = listener.accept().await else {
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             };
-            let Ok(slot) = slots.clone().try_acquire_owned() else {
+            while connections.try_join_next().is_some() {}
+            if connections.len() >= MAX_SIGNER_CONNECTIONS {
                 drop(stream);
                 continue;
-            };
+            }
             let keys = keys.clone();
-            tokio::spawn(async move {
-                let _slot = slot;
-                if let Err(refused) = serve(stream, keys.as_ref()).await {
-                    tracing::warn!(
-                        "ssh signer of {}: connection refused ({refused:?})",
-                        keys.container
-                    );
-                }
+            connections.spawn(async move {
+                // Refusals are recorded (audit log, rate-limited warning) by `serve` itself.
+                let _ = serve(stream, keys.as_ref()).await;
             });
         }
     })

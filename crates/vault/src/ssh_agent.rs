@@ -1,10 +1,13 @@
 //! The SSH signer: an ssh-agent protocol server on a container's own socket. A connection
 //! first sends the task's signer token (`u32` big-endian length, then the token; the
 //! in-container bridge does this) and is closed unless it is the container's `ssh` token; then
-//! it may list the keys the task may use (11 → 12) and have data signed with one (13 → 14).
-//! Anything else, an unknown key or a malformed request gets `SSH_AGENT_FAILURE` (5). The
-//! private keys are used here, in the vault process; nothing but public keys and signatures
-//! goes out.
+//! it may list the keys the task may use (11 → 12) and have an SSH login signed with one
+//! (13 → 14). The token is checked again before every request, so a connection ends as soon as
+//! its task's tokens are revoked. Only SSH user-authentication requests for the key asked are
+//! signed (what `ssh` and `git` over SSH need): a container cannot have the key sign a commit,
+//! a certificate or any other statement in the user's name. Anything else, an unknown key or a
+//! malformed request gets `SSH_AGENT_FAILURE` (5). The private keys are used here, in the vault
+//! process; nothing but public keys and signatures goes out.
 
 use std::time::Duration;
 
@@ -21,6 +24,12 @@ const IDENTITIES_ANSWER: u8 = 12;
 const SIGN_REQUEST: u8 = 13;
 /// `SSH2_AGENT_SIGN_RESPONSE`.
 const SIGN_RESPONSE: u8 = 14;
+/// `SSH_MSG_USERAUTH_REQUEST`, the message a login signature covers (RFC 4252 §7).
+const USERAUTH_REQUEST: u8 = 50;
+/// The login methods whose signatures are made: plain public-key, and OpenSSH's variant bound
+/// to the server's host key (which appends that key).
+const PUBLICKEY: &[u8] = b"publickey";
+const PUBLICKEY_HOSTBOUND: &[u8] = b"publickey-hostbound-v00@openssh.com";
 /// The largest request (and handshake) taken.
 pub const MAX_FRAME: u32 = 256 * 1024;
 /// The longest token a handshake may carry.
@@ -32,13 +41,33 @@ const IDLE_LIMIT: Duration = Duration::from_secs(60);
 
 /// What the signer asks of the vault for one container.
 pub trait SignerKeys: Send + Sync {
-    /// Whether `token` is this container's signer token.
+    /// Whether `token` is this container's signer token (asked at the handshake and again
+    /// before every request).
     fn authorize(&self, token: &str) -> bool;
     /// The keys the container may use: public blob and comment.
     fn identities(&self) -> Vec<(Vec<u8>, String)>;
     /// The signature blob of `data` by the key with public `blob` (`None`: not one of the
     /// container's keys, or signing failed).
     fn sign(&self, blob: &[u8], data: &[u8], flags: u32) -> Option<Vec<u8>>;
+    /// Told what happened, for the audit log.
+    fn record(&self, event: SignerEvent<'_>);
+}
+
+/// What the signer did, as the audit log tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignerEvent<'a> {
+    /// A connection was closed without serving it.
+    Refused(Refused),
+    /// A login as `user` was signed with the key `blob`.
+    Signed {
+        /// The user name the login is for.
+        user: &'a str,
+        /// The key's public blob.
+        blob: &'a [u8],
+    },
+    /// A sign request was refused: not an SSH login with the key asked (a commit, a
+    /// certificate, arbitrary data), or not one of the container's keys.
+    SignRefused,
 }
 
 /// Why a connection was closed without serving it.
@@ -52,7 +81,8 @@ pub enum Refused {
     BadToken,
 }
 
-/// Serves one connection until the client closes it (or breaks the protocol).
+/// Serves one connection until the client closes it, breaks the protocol, or its token is
+/// revoked.
 pub async fn serve<S, K>(stream: S, keys: &K) -> Result<(), Refused>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -67,13 +97,13 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
     K: SignerKeys + ?Sized,
 {
-    let token = tokio::time::timeout(limit, read_frame(&mut stream, MAX_TOKEN))
-        .await
-        .map_err(|_| Refused::Truncated)??;
-    let token = String::from_utf8(token).map_err(|_| Refused::BadToken)?;
-    if !keys.authorize(&token) {
-        return Err(Refused::BadToken);
-    }
+    let token = match handshake(&mut stream, keys, limit).await {
+        Ok(token) => token,
+        Err(refused) => {
+            keys.record(SignerEvent::Refused(refused));
+            return Err(refused);
+        }
+    };
     loop {
         let request =
             match tokio::time::timeout(IDLE_LIMIT, read_frame(&mut stream, MAX_FRAME)).await {
@@ -81,10 +111,31 @@ where
                 // The client is done, or broke the framing: the connection ends.
                 Ok(Err(_)) | Err(_) => return Ok(()),
             };
+        // Revoked meanwhile (the task ended or was removed): nothing more is answered.
+        if !keys.authorize(&token) {
+            return Ok(());
+        }
         let answer = answer(&request, keys);
         if write_frame(&mut stream, &answer).await.is_err() {
             return Ok(());
         }
+    }
+}
+
+/// The token of the handshake, when it is the container's.
+async fn handshake<S, K>(stream: &mut S, keys: &K, limit: Duration) -> Result<String, Refused>
+where
+    S: AsyncRead + Unpin,
+    K: SignerKeys + ?Sized,
+{
+    let token = tokio::time::timeout(limit, read_frame(stream, MAX_TOKEN))
+        .await
+        .map_err(|_| Refused::Truncated)??;
+    let token = String::from_utf8(token).map_err(|_| Refused::BadToken)?;
+    if keys.authorize(&token) {
+        Ok(token)
+    } else {
+        Err(Refused::BadToken)
     }
 }
 
@@ -101,7 +152,10 @@ fn answer<K: SignerKeys + ?Sized>(request: &[u8], keys: &K) -> Vec<u8> {
             }
             out
         }
-        Some((&SIGN_REQUEST, body)) => sign(body, keys).unwrap_or_else(|| vec![FAILURE]),
+        Some((&SIGN_REQUEST, body)) => sign(body, keys).unwrap_or_else(|| {
+            keys.record(SignerEvent::SignRefused);
+            vec![FAILURE]
+        }),
         _ => vec![FAILURE],
     }
 }
@@ -113,10 +167,41 @@ fn sign<K: SignerKeys + ?Sized>(body: &[u8], keys: &K) -> Option<Vec<u8>> {
     if !rest.is_empty() {
         return None;
     }
+    let user = login_user(data, blob)?;
     let signature = keys.sign(blob, data, flags)?;
+    keys.record(SignerEvent::Signed { user, blob });
     let mut out = vec![SIGN_RESPONSE];
     put_string(&mut out, &signature);
     Some(out)
+}
+
+/// The user name of `data` when it is what an SSH client signs to log in with the key `blob`
+/// (RFC 4252 §7: session id, `SSH_MSG_USERAUTH_REQUEST`, user, service, `publickey`, TRUE,
+/// algorithm, the key — plus the server's host key for OpenSSH's host-bound variant).
+fn login_user<'a>(data: &'a [u8], blob: &[u8]) -> Option<&'a str> {
+    let (_session_id, rest) = take_string(data)?;
+    let (&message, rest) = rest.split_first()?;
+    if message != USERAUTH_REQUEST {
+        return None;
+    }
+    let (user, rest) = take_string(rest)?;
+    let (_service, rest) = take_string(rest)?;
+    let (method, rest) = take_string(rest)?;
+    let (&has_signature, rest) = rest.split_first()?;
+    let (_algorithm, rest) = take_string(rest)?;
+    let (key, rest) = take_string(rest)?;
+    if has_signature != 1 || key != blob {
+        return None;
+    }
+    let complete = match method {
+        PUBLICKEY => rest.is_empty(),
+        PUBLICKEY_HOSTBOUND => take_string(rest).is_some_and(|(_, after)| after.is_empty()),
+        _ => false,
+    };
+    if !complete {
+        return None;
+    }
+    std::str::from_utf8(user).ok()
 }
 
 /// One frame: `u32` big-endian length (1..=`limit`), then that many bytes.
@@ -153,11 +238,21 @@ mod tests {
     struct TestKeys {
         token: String,
         keys: Vec<SshPrivateKey>,
+        revoked: std::sync::atomic::AtomicBool,
+        events: std::sync::Mutex<Vec<String>>,
     }
 
     impl SignerKeys for TestKeys {
         fn authorize(&self, token: &str) -> bool {
-            token == self.token
+            token == self.token && !self.revoked.load(std::sync::atomic::Ordering::SeqCst)
+        }
+        fn record(&self, event: SignerEvent<'_>) {
+            let line = match event {
+                SignerEvent::Refused(why) => format!("refused {why:?}"),
+                SignerEvent::Signed { user, .. } => format!("signed {user}"),
+                SignerEvent::SignRefused => "sign refused".to_owned(),
+            };
+            self.events.lock().unwrap().push(line);
         }
         fn identities(&self) -> Vec<(Vec<u8>, String)> {
             self.keys
@@ -178,7 +273,36 @@ mod tests {
         TestKeys {
             token: "terok-p-ssh-token".into(),
             keys: vec![SshPrivateKey::generate_ed25519().unwrap()],
+            revoked: std::sync::atomic::AtomicBool::new(false),
+            events: std::sync::Mutex::new(Vec::new()),
         }
+    }
+
+    /// What an SSH client signs to log in as `user` with `blob` by `method` (the host-bound
+    /// method appends the server's host key).
+    fn login(user: &str, method: &[u8], blob: &[u8]) -> Vec<u8> {
+        let mut data = Vec::new();
+        put_string(&mut data, b"session id");
+        data.push(USERAUTH_REQUEST);
+        put_string(&mut data, user.as_bytes());
+        put_string(&mut data, b"ssh-connection");
+        put_string(&mut data, method);
+        data.push(1);
+        put_string(&mut data, b"ssh-ed25519");
+        put_string(&mut data, blob);
+        if method == PUBLICKEY_HOSTBOUND {
+            put_string(&mut data, b"the server's host key");
+        }
+        data
+    }
+
+    /// A sign request for `data` with `blob`.
+    fn sign_request(blob: &[u8], data: &[u8]) -> Vec<u8> {
+        let mut request = vec![SIGN_REQUEST];
+        put_string(&mut request, blob);
+        put_string(&mut request, data);
+        request.extend_from_slice(&0u32.to_be_bytes());
+        request
     }
 
     fn frame(body: &[u8]) -> Vec<u8> {
@@ -233,6 +357,7 @@ mod tests {
         let (out, result) = exchange(input, &keys).await;
         assert_eq!(result, Err(Refused::BadToken));
         assert!(out.is_empty(), "no identity went out");
+        assert_eq!(*keys.events.lock().unwrap(), ["refused BadToken"]);
     }
 
     #[tokio::test]
@@ -247,13 +372,10 @@ mod tests {
     async fn identities_are_listed_and_an_ed25519_signature_verifies() {
         let keys = keys();
         let blob = keys.keys[0].public_blob().unwrap();
-        let mut sign_request = vec![SIGN_REQUEST];
-        put_string(&mut sign_request, &blob);
-        put_string(&mut sign_request, b"session id and more");
-        sign_request.extend_from_slice(&0u32.to_be_bytes());
+        let signed = login("git", PUBLICKEY, &blob);
         let mut input = handshake(&keys.token);
         input.extend(frame(&[REQUEST_IDENTITIES]));
-        input.extend(frame(&sign_request));
+        input.extend(frame(&sign_request(&blob, &signed)));
         let (out, result) = exchange(input, &keys).await;
         assert_eq!(result, Ok(()));
         let replies = answers(&out);
@@ -271,8 +393,98 @@ mod tests {
         let (_, key_rest) = take_string(&blob).unwrap();
         let (public, _) = take_string(key_rest).unwrap();
         ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, public)
-            .verify(b"session id and more", sig)
+            .verify(&signed, sig)
             .unwrap();
+        assert_eq!(*keys.events.lock().unwrap(), ["signed git"]);
+    }
+
+    #[tokio::test]
+    async fn only_a_login_with_the_key_asked_is_signed() {
+        let keys = keys();
+        let blob = keys.keys[0].public_blob().unwrap();
+        let other = SshPrivateKey::generate_ed25519()
+            .unwrap()
+            .public_blob()
+            .unwrap();
+        // What `ssh-keygen -Y sign` (git's SSH commit signatures) has signed.
+        let mut sshsig = b"SSHSIG".to_vec();
+        put_string(&mut sshsig, b"git");
+        put_string(&mut sshsig, b"");
+        put_string(&mut sshsig, b"sha512");
+        put_string(&mut sshsig, &[7u8; 64]);
+        let mut not_signing = login("git", PUBLICKEY, &blob);
+        let at = not_signing.len() - blob.len() - 4 - 4 - b"ssh-ed25519".len() - 1;
+        not_signing[at] = 0;
+        let mut trailing = login("git", PUBLICKEY, &blob);
+        trailing.push(0);
+        let refused = [
+            sshsig,
+            b"anything at all".to_vec(),
+            login("git", PUBLICKEY, &other),
+            login("git", b"password", &blob),
+            not_signing,
+            trailing,
+            login("git", PUBLICKEY, &blob)[..40].to_vec(),
+        ];
+        let mut input = handshake(&keys.token);
+        for data in &refused {
+            input.extend(frame(&sign_request(&blob, data)));
+        }
+        input.extend(frame(&sign_request(
+            &blob,
+            &login("dev", PUBLICKEY_HOSTBOUND, &blob),
+        )));
+        let (out, result) = exchange(input, &keys).await;
+        assert_eq!(result, Ok(()));
+        let replies = answers(&out);
+        assert_eq!(replies.len(), refused.len() + 1);
+        assert!(
+            replies[..refused.len()].iter().all(|r| *r == [FAILURE]),
+            "{replies:?}"
+        );
+        assert_eq!(
+            replies[refused.len()][0],
+            SIGN_RESPONSE,
+            "the host-bound login"
+        );
+        let events = keys.events.lock().unwrap();
+        assert_eq!(
+            events.iter().filter(|e| *e == "sign refused").count(),
+            refused.len()
+        );
+        assert_eq!(events.last().unwrap(), "signed dev");
+    }
+
+    #[tokio::test]
+    async fn a_connection_ends_once_its_token_is_revoked() {
+        let keys = keys();
+        let (mut client, server) = tokio::io::duplex(1 << 16);
+        let serving = async {
+            let result = serve(server, &keys).await;
+            assert_eq!(result, Ok(()));
+        };
+        let using = async {
+            client.write_all(&handshake(&keys.token)).await.unwrap();
+            client
+                .write_all(&frame(&[REQUEST_IDENTITIES]))
+                .await
+                .unwrap();
+            let mut head = [0u8; 4];
+            client.read_exact(&mut head).await.unwrap();
+            let mut body = vec![0u8; u32::from_be_bytes(head) as usize];
+            client.read_exact(&mut body).await.unwrap();
+            assert_eq!(body[0], IDENTITIES_ANSWER);
+            keys.revoked
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            client
+                .write_all(&frame(&[REQUEST_IDENTITIES]))
+                .await
+                .unwrap();
+            let mut rest = Vec::new();
+            client.read_to_end(&mut rest).await.unwrap();
+            assert!(rest.is_empty(), "answered after revocation: {rest:?}");
+        };
+        tokio::join!(serving, using);
     }
 
     #[tokio::test]

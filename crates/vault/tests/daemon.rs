@@ -522,3 +522,106 @@ async fn idle_signer_connections_are_capped() {
     }
     assert_eq!(served.map(|a| a[0]), Some(12));
 }
+
+/// What an SSH client signs to log in as `user` with the key `blob` (RFC 4252 §7).
+fn login_payload(user: &str, blob: &[u8]) -> Vec<u8> {
+    use terok_credentials::ssh::put_string;
+    let mut data = Vec::new();
+    put_string(&mut data, b"session id");
+    data.push(50);
+    put_string(&mut data, user.as_bytes());
+    put_string(&mut data, b"ssh-connection");
+    put_string(&mut data, b"publickey");
+    data.push(1);
+    put_string(&mut data, b"ssh-ed25519");
+    put_string(&mut data, blob);
+    data
+}
+
+/// A connection that is open when its container is closed answers nothing more (its token is
+/// revoked and its task stopped); what it signed before, and what it was refused, are in the
+/// audit log with the container and the key's fingerprint, never the key or the token.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signer_connection_dies_with_its_container_and_its_signatures_are_audited() {
+    use terok_credentials::ssh::put_string;
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = MockUpstream::start().unwrap();
+    let cfg = start(dir.path(), &upstream).await;
+    let key = terok_credentials::ssh::SshPrivateKey::generate_ed25519().unwrap();
+    let blob = key.public_blob().unwrap();
+    {
+        let (dbkey, _) = terok_credentials::resolve_key(&cfg.key, &cfg.paths.db()).unwrap();
+        let db = terok_credentials::CredentialDb::open(&cfg.paths.db(), dbkey, "test").unwrap();
+        db.add_ssh_key("k", &key, "").unwrap();
+        db.assign_ssh_key("k", "claude").unwrap();
+    }
+    let opened = open_with_ssh(&cfg, "terok-executor-held", Some("claude")).await;
+    let socket = opened.socket_dir.clone().unwrap().join("ssh-agent.sock");
+    let token = opened.tokens["ssh"].clone();
+    let mut stream = tokio::net::UnixStream::connect(&socket).await.unwrap();
+    let mut hello = Vec::new();
+    put_string(&mut hello, token.as_bytes());
+    stream.write_all(&hello).await.unwrap();
+    let ask = |data: &[u8]| {
+        let mut request = vec![13];
+        put_string(&mut request, &blob);
+        put_string(&mut request, data);
+        request.extend_from_slice(&0u32.to_be_bytes());
+        let mut frame = Vec::new();
+        put_string(&mut frame, &request);
+        frame
+    };
+    async fn answer(stream: &mut tokio::net::UnixStream) -> Option<Vec<u8>> {
+        let mut head = [0u8; 4];
+        stream.read_exact(&mut head).await.ok()?;
+        let mut body = vec![0u8; u32::from_be_bytes(head) as usize];
+        stream.read_exact(&mut body).await.ok()?;
+        Some(body)
+    }
+    stream
+        .write_all(&ask(&login_payload("git", &blob)))
+        .await
+        .unwrap();
+    assert_eq!(
+        answer(&mut stream).await.map(|a| a[0]),
+        Some(14),
+        "a login is signed"
+    );
+    stream.write_all(&ask(b"SSHSIG a commit")).await.unwrap();
+    assert_eq!(answer(&mut stream).await, Some(vec![5]), "a commit is not");
+
+    let close = ControlRequest::Close {
+        container: "terok-executor-held".into(),
+    };
+    call(&cfg.paths.control_socket(), &close).await.unwrap();
+    // Written or not (the peer may be gone), the request gets no answer.
+    let _ = stream.write_all(&ask(&login_payload("git", &blob))).await;
+    let after = tokio::time::timeout(Duration::from_secs(5), answer(&mut stream))
+        .await
+        .expect("the connection ends, it is not left hanging");
+    assert_eq!(after, None, "signed after the container was closed");
+
+    // The audit log is written behind the request path: wait for its lines.
+    let signer_lines = || {
+        let log = std::fs::read_to_string(cfg.paths.audit_log()).unwrap_or_default();
+        let lines: Vec<serde_json::Value> = log
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .filter(|l: &serde_json::Value| l["method"] == "SSH-SIGN")
+            .collect();
+        (log, lines)
+    };
+    let mut waited = 0;
+    while signer_lines().1.len() < 2 && waited < 50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    let (log, lines) = signer_lines();
+    let fingerprint = terok_credentials::ssh::fingerprint(&blob);
+    assert_eq!(lines.len(), 2, "{log}");
+    assert_eq!(lines[0]["subject"], "terok-executor-held");
+    assert_eq!(lines[0]["path"], format!("login git with {fingerprint}"));
+    assert_eq!(lines[0]["outcome"], "ok");
+    assert_eq!(lines[1]["outcome"], "denied");
+    assert!(!log.contains(&token), "no token in the audit log");
+}
