@@ -39,6 +39,21 @@ pub enum SecureFsError {
         /// The path.
         path: PathBuf,
     },
+    /// A regular file was expected (a FIFO, a device or a socket is not read: reading one could
+    /// block for ever or never end).
+    #[error("{} is not a regular file", path.display())]
+    NotARegularFile {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The file is larger than what is read from it.
+    #[error("{} is larger than {limit} bytes", path.display())]
+    TooLarge {
+        /// The path.
+        path: PathBuf,
+        /// The most that is read.
+        limit: u64,
+    },
     /// The path has no parent directory or no file name.
     #[error("{} is not a path to a file", path.display())]
     NotAFilePath {
@@ -298,15 +313,41 @@ pub fn write_sensitive(path: &Path, contents: &[u8]) -> Result<(), SecureFsError
     write_atomic(path, contents, SECRET_FILE_MODE)
 }
 
-/// Reads a file without following a symbolic link at its final component.
+/// The most [`read_nofollow`] reads: far above any file terok reads whole (configs, tokens,
+/// credential files), far below what would hurt.
+pub const READ_LIMIT: u64 = 16 * 1024 * 1024;
+
+/// Reads a regular file of up to [`READ_LIMIT`] bytes without following a symbolic link at its
+/// final component.
 pub fn read_nofollow(path: &Path) -> Result<Vec<u8>, SecureFsError> {
-    let mut file = OpenOptions::new()
+    read_nofollow_limited(path, READ_LIMIT)
+}
+
+/// Reads a regular file of up to `limit` bytes without following a symbolic link at its final
+/// component. Files a container can replace are read this way: a FIFO put in their place is
+/// refused instead of blocking, and a huge file instead of filling memory.
+pub fn read_nofollow_limited(path: &Path, limit: u64) -> Result<Vec<u8>, SecureFsError> {
+    let file = OpenOptions::new()
         .read(true)
-        .custom_flags(nofollow_flag())
+        // O_NONBLOCK: opening a FIFO would otherwise wait for a writer.
+        .custom_flags(nofollow_flag() | rustix::fs::OFlags::NONBLOCK.bits() as i32)
         .open(path)
         .map_err(|err| symlink_or(err, "open", path))?;
+    let metadata = file.metadata().map_err(io_err("inspect", path))?;
+    if !metadata.is_file() {
+        return Err(SecureFsError::NotARegularFile {
+            path: path.to_path_buf(),
+        });
+    }
     let mut out = Vec::new();
-    io::Read::read_to_end(&mut file, &mut out).map_err(io_err("read", path))?;
+    io::Read::read_to_end(&mut io::Read::take(file, limit + 1), &mut out)
+        .map_err(io_err("read", path))?;
+    if out.len() as u64 > limit {
+        return Err(SecureFsError::TooLarge {
+            path: path.to_path_buf(),
+            limit,
+        });
+    }
     Ok(out)
 }
 
@@ -477,5 +518,34 @@ mod tests {
         let new = dir.path().join("new");
         create_dir_if_missing(&new, 0o700).unwrap();
         assert_eq!(mode_of(&new), 0o700);
+    }
+
+    #[test]
+    fn reads_refuse_a_fifo_a_device_and_a_file_over_the_limit_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        assert!(matches!(
+            read_nofollow(&fifo),
+            Err(SecureFsError::NotARegularFile { .. })
+        ));
+        assert!(matches!(
+            read_nofollow(Path::new("/dev/zero")),
+            Err(SecureFsError::NotARegularFile { .. })
+        ));
+        let big = dir.path().join("big");
+        std::fs::write(&big, [b'x'; 65]).unwrap();
+        assert!(matches!(
+            read_nofollow_limited(&big, 64),
+            Err(SecureFsError::TooLarge { limit: 64, .. })
+        ));
+        assert_eq!(read_nofollow_limited(&big, 65).unwrap().len(), 65);
     }
 }

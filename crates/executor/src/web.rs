@@ -20,6 +20,8 @@ use crate::task::{TaskRecord, WebRecord};
 pub const UI_CONTAINER_PORT: u16 = 8080;
 /// The token file in the agent-config directory (`/home/dev/.terok/toad.token` inside).
 const TOKEN_FILE: &str = "toad.token";
+/// The most read of the token file (a token is 64 characters).
+const TOKEN_FILE_LIMIT: u64 = 4096;
 /// How often the host asks whether the UI answers.
 pub(crate) const POLL: Duration = Duration::from_millis(100);
 /// How long one request to the UI may take.
@@ -75,12 +77,12 @@ pub(crate) fn write_token(agent_config: &Path, token: &str) -> Result<(), Execut
 
 /// The token the task's UI takes now.
 pub(crate) fn read_token(agent_config: &Path) -> Result<String, ExecutorError> {
-    let bytes = secure_fs::read_nofollow(&agent_config.join(TOKEN_FILE)).map_err(|e| {
-        ExecutorError::Io {
+    // The container can replace the file: a FIFO or a huge file is refused, not read.
+    let bytes = secure_fs::read_nofollow_limited(&agent_config.join(TOKEN_FILE), TOKEN_FILE_LIMIT)
+        .map_err(|e| ExecutorError::Io {
             context: "cannot read the web task's access token".into(),
             source: std::io::Error::other(e.to_string()),
-        }
-    })?;
+        })?;
     Ok(String::from_utf8_lossy(&bytes).trim().to_owned())
 }
 
