@@ -86,6 +86,14 @@ pub enum DbError {
     /// No SSH key by that name.
     #[error("no SSH key named `{0}`")]
     NoSshKey(String),
+    /// A key terok keeps for itself (its name starts with `%`) may serve its own scope only.
+    #[error("the SSH key `{name}` is terok's own and cannot be given to `{scope}`")]
+    ReservedSshKey {
+        /// The key.
+        name: String,
+        /// The scope it was to be given to.
+        scope: String,
+    },
     /// An SSH key cannot be made, read or used.
     #[error(transparent)]
     #[diagnostic(transparent)]

@@ -96,6 +96,14 @@ impl CredentialDb {
     /// Lets tasks of `scope` (an agent's name, or [`ALL_SCOPES`]) use key `name`.
     pub fn assign_ssh_key(&self, name: &str, scope: &str) -> Result<(), DbError> {
         validate_name("scope", scope)?;
+        // terok's own keys (`%host`, which logs in to microVM guests) are never served to a
+        // task's signer: only to the reserved scope of the same name.
+        if name.starts_with('%') && name != scope {
+            return Err(DbError::ReservedSshKey {
+                name: name.to_owned(),
+                scope: scope.to_owned(),
+            });
+        }
         self.ssh_key(name)?
             .ok_or_else(|| DbError::NoSshKey(name.to_owned()))?;
         self.conn
@@ -245,6 +253,17 @@ mod tests {
             db.assign_ssh_key("nope", "claude"),
             Err(DbError::NoSshKey(_))
         ));
+        // terok's own keys serve their own scope, never a task's.
+        db.add_ssh_key("%host", &SshPrivateKey::generate_ed25519().unwrap(), "")
+            .unwrap();
+        db.assign_ssh_key("%host", "%host").unwrap();
+        for scope in [ALL_SCOPES, "claude"] {
+            assert!(matches!(
+                db.assign_ssh_key("%host", scope),
+                Err(DbError::ReservedSshKey { .. })
+            ));
+        }
+        assert_eq!(db.ssh_keys_for("claude").unwrap().len(), 1, "only `work`");
         // The private half comes back and signs like the original.
         let back = db.ssh_private_key(&stored.fingerprint).unwrap().unwrap();
         assert_eq!(back.public_blob().unwrap(), stored.public_blob);

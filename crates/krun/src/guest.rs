@@ -41,7 +41,10 @@ impl GuestShell {
         for var in terok_core::env::SECRET_VARS {
             ssh.env_remove(var);
         }
-        ssh.arg("-i")
+        // No ssh_config (the user's or the system's): a `Host` block there must not add a
+        // ProxyCommand, another identity or agent forwarding to the guest's connection.
+        ssh.args(["-F", "/dev/null"])
+            .arg("-i")
             .arg(&self.identity)
             .args(["-p", &self.port.to_string()])
             .args([
@@ -80,6 +83,7 @@ mod tests {
             .collect();
         let joined = args.join(" ");
         for needle in [
+            "-F /dev/null",
             "-i /r/k",
             "-p 2222",
             "IdentitiesOnly=yes",
