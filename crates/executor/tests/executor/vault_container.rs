@@ -33,6 +33,16 @@ async fn curl_over_the_container_socket_carries_the_real_key_upstream_only() {
     let podman = executor.runtime();
     let container = format!("terok-vault-test-{}", std::process::id());
 
+    // The image first: waiting for another test's build can outlast the grace a fresh
+    // listener has before the vault's sweep closes it (its container does not exist yet).
+    let mut choice = ImageChoice::default();
+    choice.base = Some(BASE_IMAGE.to_owned());
+    choice.agents = Some("claude".to_owned());
+    let request = executor.build_request(&choice).unwrap();
+    let images = {
+        let _lock = terok_testkit::agents::machine_lock("executor-vault-images").unwrap();
+        executor.ensure_images(&request, &mut |_| {}).await.unwrap()
+    };
     // The executor's part: a listener for the container and a phantom token.
     // As launches map it: the container's `dev` is never host root, and the socket is its.
     let user = executor.container_user(None).unwrap();
@@ -43,14 +53,6 @@ async fn curl_over_the_container_socket_carries_the_real_key_upstream_only() {
         .unwrap()
         .expect("the vault runs");
     let phantom = opened.wiring.tokens["claude"].clone();
-    let mut choice = ImageChoice::default();
-    choice.base = Some(BASE_IMAGE.to_owned());
-    choice.agents = Some("claude".to_owned());
-    let request = executor.build_request(&choice).unwrap();
-    let images = {
-        let _lock = terok_testkit::agents::machine_lock("executor-vault-images").unwrap();
-        executor.ensure_images(&request, &mut |_| {}).await.unwrap()
-    };
     let spec = RunSpec {
         name: container.clone(),
         image: images.l0.tag.clone(),
