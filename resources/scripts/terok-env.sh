@@ -7,6 +7,16 @@ if [[ -n "${_terok_env_sourced:-}" ]]; then
 fi
 _terok_env_sourced=1
 
+# A krun guest: its first process (root) only starts sshd — the task's shells are dev's SSH
+# sessions, which start without the task's environment and load what that process saved.
+if [[ "${TEROK_CONTAINER_RUNTIME:-}" == krun && $EUID -eq 0 ]]; then
+  return 0
+fi
+if [[ -z "${TASK_ID:-}" && -r /run/terok-guest.env ]]; then
+  # shellcheck source=/dev/null
+  source /run/terok-guest.env
+fi
+
 _terok_path_prepend() {
   case ":$PATH:" in
     *":$1:"*) ;;

@@ -1,13 +1,14 @@
-//! Agents' ACP servers in a task container: `podman exec -i <container> terok-<agent>-acp`,
-//! tagged with a session mark in their environment so that the teardown can end every process
-//! the server started inside the container — killing the `podman exec` client alone would
-//! leave them running there.
+//! Agents' ACP servers in a task container: `podman exec -i <container> terok-<agent>-acp` (or
+//! the same over another [`ExecTransport`], such as SSH into a microVM guest), tagged with a
+//! session mark in their environment so that the teardown can end every process the server
+//! started inside the container — killing the local client alone would leave them running
+//! there.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use terok_podman::ContainerRuntime;
+use terok_podman::{ContainerRuntime, ExecOutput};
 use tokio::process::Child;
 
 use crate::error::AgentError;
@@ -43,25 +44,82 @@ done
 kill -KILL $pids 2>/dev/null
 exit 0"#;
 
-/// Starts agents' ACP servers in one container.
-pub struct ContainerLauncher<R: ContainerRuntime> {
-    runtime: Arc<R>,
-    container: String,
-    started: AtomicU64,
+/// How commands reach the inside of a task: `podman exec` ([`PodmanExec`]), or another way in
+/// (SSH into a krun guest).
+pub trait ExecTransport: Send + Sync + 'static {
+    /// Starts `argv` inside with piped stdin and stdout.
+    fn exec_piped(&self, argv: &[String]) -> Result<Child, String>;
+    /// Runs `argv` inside to its end.
+    fn exec<'a>(&'a self, argv: &'a [String]) -> BoxFuture<'a, Result<ExecOutput, String>>;
+    /// What it reaches, for log lines.
+    fn describe(&self) -> String;
 }
 
-impl<R: ContainerRuntime> ContainerLauncher<R> {
-    /// A launcher for `container`.
+impl std::fmt::Debug for dyn ExecTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ExecTransport({})", self.describe())
+    }
+}
+
+/// `podman exec` into one container.
+pub struct PodmanExec<R: ContainerRuntime> {
+    runtime: Arc<R>,
+    container: String,
+}
+
+impl<R: ContainerRuntime> PodmanExec<R> {
+    /// `podman exec` into `container`.
     pub fn new(runtime: Arc<R>, container: &str) -> Self {
         Self {
             runtime,
             container: container.to_owned(),
+        }
+    }
+}
+
+impl<R: ContainerRuntime> ExecTransport for PodmanExec<R> {
+    fn exec_piped(&self, argv: &[String]) -> Result<Child, String> {
+        self.runtime
+            .exec_piped(&self.container, argv)
+            .map_err(|err| err.to_string())
+    }
+
+    fn exec<'a>(&'a self, argv: &'a [String]) -> BoxFuture<'a, Result<ExecOutput, String>> {
+        Box::pin(async move {
+            self.runtime
+                .exec(&self.container, argv)
+                .await
+                .map_err(|err| err.to_string())
+        })
+    }
+
+    fn describe(&self) -> String {
+        self.container.clone()
+    }
+}
+
+/// Starts agents' ACP servers in one container.
+pub struct ContainerLauncher {
+    transport: Arc<dyn ExecTransport>,
+    started: AtomicU64,
+}
+
+impl ContainerLauncher {
+    /// A launcher for `container`, through `podman exec`.
+    pub fn new<R: ContainerRuntime>(runtime: Arc<R>, container: &str) -> Self {
+        Self::with_transport(Arc::new(PodmanExec::new(runtime, container)))
+    }
+
+    /// A launcher that reaches the task through `transport`.
+    pub fn with_transport(transport: Arc<dyn ExecTransport>) -> Self {
+        Self {
+            transport,
             started: AtomicU64::new(0),
         }
     }
 }
 
-impl<R: ContainerRuntime> Launcher for ContainerLauncher<R> {
+impl Launcher for ContainerLauncher {
     fn spawn(&self, agent: &str) -> Result<Spawned, AgentError> {
         let mark = format!(
             "{}-{}",
@@ -77,21 +135,17 @@ impl<R: ContainerRuntime> Launcher for ContainerLauncher<R> {
             agent: agent.to_owned(),
             reason,
         };
-        let mut child = self
-            .runtime
-            .exec_piped(&self.container, &argv)
-            .map_err(|err| spawn_error(err.to_string()))?;
+        let mut child = self.transport.exec_piped(&argv).map_err(spawn_error)?;
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
-            return Err(spawn_error("podman exec gave no pipes".to_owned()));
+            return Err(spawn_error("the exec gave no pipes".to_owned()));
         };
-        tracing::debug!(agent, mark = %mark, container = %self.container, "acp: started an ACP server");
+        tracing::debug!(agent, mark = %mark, into = %self.transport.describe(), "acp: started an ACP server");
         Ok(Spawned {
             stdin: Box::new(stdin),
             stdout: Box::new(stdout),
             process: Box::new(ExecProcess {
                 child,
-                runtime: Arc::clone(&self.runtime),
-                container: self.container.clone(),
+                transport: Arc::clone(&self.transport),
                 mark,
             }),
         })
@@ -106,7 +160,7 @@ impl<R: ContainerRuntime> Launcher for ContainerLauncher<R> {
                 "terok-acp".to_owned(),
             ];
             argv.extend(agents.iter().cloned());
-            let asked = tokio::time::timeout(EXEC_LIMIT, self.runtime.exec(&self.container, &argv));
+            let asked = tokio::time::timeout(EXEC_LIMIT, self.transport.exec(&argv));
             match asked.await {
                 Ok(Ok(out)) if out.status == 0 => Some(
                     out.stdout
@@ -126,20 +180,18 @@ impl<R: ContainerRuntime> Launcher for ContainerLauncher<R> {
     }
 }
 
-/// A server started with `podman exec`.
-struct ExecProcess<R: ContainerRuntime> {
+/// A server started through an [`ExecTransport`].
+struct ExecProcess {
     child: Child,
-    runtime: Arc<R>,
-    container: String,
+    transport: Arc<dyn ExecTransport>,
     mark: String,
 }
 
-impl<R: ContainerRuntime> ServerProcess for ExecProcess<R> {
+impl ServerProcess for ExecProcess {
     fn end(self: Box<Self>) -> BoxFuture<'static, ()> {
         let ExecProcess {
             mut child,
-            runtime,
-            container,
+            transport,
             mark,
         } = *self;
         Box::pin(async move {
@@ -152,16 +204,16 @@ impl<R: ContainerRuntime> ServerProcess for ExecProcess<R> {
                 "terok-acp-reap".to_owned(),
                 mark,
             ];
-            let reaped = tokio::time::timeout(EXEC_LIMIT, runtime.exec(&container, &argv)).await;
+            let reaped = tokio::time::timeout(EXEC_LIMIT, transport.exec(&argv)).await;
             if !matches!(reaped, Ok(Ok(_))) {
-                tracing::warn!(container = %container, "acp: could not reap an ACP server's processes: {reaped:?}");
+                tracing::warn!(into = %transport.describe(), "acp: could not reap an ACP server's processes: {reaped:?}");
             }
             end_child(&mut child).await;
         })
     }
 }
 
-/// Ends the local `podman exec`: SIGTERM, then SIGKILL after two seconds.
+/// Ends the local exec client: SIGTERM, then SIGKILL after two seconds.
 async fn end_child(child: &mut Child) {
     if matches!(child.try_wait(), Ok(Some(_))) {
         return;

@@ -16,7 +16,7 @@ use tokio::task::JoinSet;
 
 use crate::cache::ModelCache;
 use crate::catalog::{Catalog, CatalogSettings, agents_of_label};
-use crate::container::ContainerLauncher;
+use crate::container::{ContainerLauncher, ExecTransport};
 use crate::error::AcpError;
 use crate::proxy::serve_connection;
 
@@ -41,6 +41,8 @@ pub struct DaemonSettings {
     pub poll: Duration,
     /// Whether to keep one agent's server started ahead of the next session.
     pub keep_warm: bool,
+    /// How the servers are started inside (`None`: `podman exec` into the container).
+    pub transport: Option<Arc<dyn ExecTransport>>,
 }
 
 impl DaemonSettings {
@@ -53,7 +55,15 @@ impl DaemonSettings {
             auth_methods: BTreeMap::new(),
             poll: Duration::from_secs(2),
             keep_warm: true,
+            transport: None,
         }
+    }
+
+    /// Starting the servers through `transport` instead of `podman exec` (a krun guest is
+    /// reached over SSH).
+    pub fn transport(mut self, transport: Arc<dyn ExecTransport>) -> Self {
+        self.transport = Some(transport);
+        self
     }
 
     /// Whether to keep one agent's server started ahead of the next session (on by
@@ -134,7 +144,10 @@ impl<R: ContainerRuntime> Daemon<R> {
             })?;
         let agents = agents_of_label(image.labels.get(LABEL_AGENTS).map(String::as_str));
         let listener = bind(&socket)?;
-        let launcher = Arc::new(ContainerLauncher::new(Arc::clone(&runtime), &info.name));
+        let launcher = Arc::new(match settings.transport {
+            Some(transport) => ContainerLauncher::with_transport(transport),
+            None => ContainerLauncher::new(Arc::clone(&runtime), &info.name),
+        });
         let catalog = Catalog::new(
             CatalogSettings {
                 image: image.id,

@@ -22,7 +22,7 @@ mod warm;
 
 pub use cache::{CacheKey, ModelCache};
 pub use catalog::{Catalog, CatalogSettings, GLOBAL_IDENTITY, agents_of_label};
-pub use container::{ContainerLauncher, SESSION_MARK};
+pub use container::{ContainerLauncher, ExecTransport, PodmanExec, SESSION_MARK};
 pub use daemon::{Daemon, DaemonSettings, LABEL_AGENTS, Opened, Stopped, answers};
 pub use error::{AcpError, AgentError};
 pub use link::{AgentLink, BoxFuture, FIRST_OWN_ID, Launcher, ServerProcess, Spawned};

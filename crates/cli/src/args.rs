@@ -452,6 +452,20 @@ pub struct RunArgs {
     /// for `gate promote`) or `online` (the real remote; the gate only seeds the clone).
     #[arg(long, value_enum, value_name = "MODE", default_value = "gatekeeping")]
     pub gate_mode: GateModeArg,
+    /// What the task runs in: `podman` (a container) or `krun` (a KVM microVM, reached over
+    /// SSH; headless and interactive only). Default: config.yml's `container.runtime`, else
+    /// podman.
+    #[arg(long, value_enum, value_name = "RUNTIME")]
+    pub runtime: Option<RuntimeArg>,
+}
+
+/// `run --runtime` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RuntimeArg {
+    /// A container, with podman's configured OCI runtime.
+    Podman,
+    /// A KVM microVM with podman's krun runtime (needs libkrun and /dev/kvm).
+    Krun,
 }
 
 /// Arguments of `run-tool`.

@@ -163,6 +163,8 @@ fn show_config_merges_the_system_and_user_layers() {
     image:
       base_image: fedora:44
       agents: claude,codex
+    container:
+      runtime: podman
     tui:
       theme: dark
     ");
@@ -527,6 +529,14 @@ fn run_help_lists_the_python_flags() {
               - online:      `origin` is the real remote; the gate only seeds the clone
               
               [default: gatekeeping]
+
+          --runtime <RUNTIME>
+              What the task runs in: `podman` (a container) or `krun` (a KVM microVM, reached over SSH;
+              headless and interactive only). Default: config.yml's `container.runtime`, else podman
+
+              Possible values:
+              - podman: A container, with podman's configured OCI runtime
+              - krun:   A KVM microVM with podman's krun runtime (needs libkrun and /dev/kvm)
 
       -h, --help
               Print help (see a summary with '-h')

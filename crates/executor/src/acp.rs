@@ -111,10 +111,16 @@ impl<R: ContainerRuntime> Executor<R> {
             .socket
             .clone()
             .unwrap_or_else(|| self.acp_socket(&container));
-        let settings = DaemonSettings::new(socket)
+        let mut settings = DaemonSettings::new(socket)
             .probe_timeout(self.acp_probe_timeout(options)?)
             .auth_methods(self.acp_auth_methods()?)
             .keep_warm(options.keep_warm);
+        // A krun guest is not reached with `podman exec`: its agents' servers start over SSH.
+        if let Some(record) = self.task_store().find(&container)
+            && let Some(guest) = self.guest_shell(&record)?
+        {
+            settings = settings.transport(std::sync::Arc::new(crate::krun::GuestExec(guest)));
+        }
         Ok(Daemon::open(std::sync::Arc::clone(&self.runtime), &container, settings).await?)
     }
 

@@ -80,6 +80,21 @@ pub enum ExecutorError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Krun(#[from] terok_krun::KrunError),
+    /// A krun task on a host that cannot start microVMs.
+    #[error("this host cannot start krun microVMs: {}", missing.join("; "))]
+    KrunUnavailable {
+        /// What is missing, each with what provides it.
+        missing: Vec<String>,
+    },
+    /// A krun task in a mode not wired over SSH (web, tool).
+    #[error("{mode} tasks cannot run in a krun microVM yet (headless and interactive can)")]
+    KrunModeUnsupported {
+        /// The mode.
+        mode: &'static str,
+    },
+    /// A krun task without a network.
+    #[error("a krun guest is reached over SSH through a published port, so it needs a network")]
+    KrunNeedsNetwork,
     /// A web task asked for an image without Toad.
     #[error(
         "web mode serves Toad, which is not in the image (the image selection is: {selection})"

@@ -305,7 +305,11 @@ impl<R: ContainerRuntime> LaunchedTask<R> {
         // `podman run` exits with the container's code; 125–127 can also mean podman itself
         // failed, and only a look at the container tells which.
         let podman_code = stream.finish().await?;
-        if (125..=127).contains(&podman_code) && !self.container_ran().await {
+        if self.record.krun.is_some() {
+            // The agent ran over SSH (the code is its own, or 255 when ssh failed); the guest
+            // still serves SSH and ends here, as a container ends with its command.
+            let _ = self.stop_container().await;
+        } else if (125..=127).contains(&podman_code) && !self.container_ran().await {
             self.forget_image_check();
             self.cleanup(true).await;
             return Err(ExecutorError::LaunchFailed {

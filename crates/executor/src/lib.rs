@@ -93,7 +93,8 @@ pub use gate::{GateMode, GateRepo, TaskGate, gate_tools_missing};
 pub use host::{GitIdentity, cdi_gpu_vendors, gpu_request, host_git_identity};
 pub use images::{IMAGE_CHECK_TRUST, ImageChoice, ImageState, RemovedImages, SidecarChoice};
 pub use launch::options::{
-    Egress, ImageSource, Mode, RunEvent, RunOptions, TOOL_TIMEOUT_SECS, WebOptions,
+    Egress, ImageSource, KrunOptions, Mode, RunEvent, RunOptions, TOOL_TIMEOUT_SECS, TaskRuntime,
+    WebOptions,
 };
 pub use launch::{HOST_TIMEOUT_GRACE_SECS, OnRunEvent};
 pub use launched::{
@@ -123,6 +124,7 @@ pub use vault_service::{
 pub use web::{UI_CONTAINER_PORT, WebAccess, probe_ui};
 
 // The lower layers' types that appear in this API, so a caller needs no other terok crate.
+pub use krun::{GuestExec, KRUN_OCI_RUNTIME_VAR};
 pub use terok_core::config::PackageFamily;
 pub use terok_core::subids::{IdRange, IdReservation};
 pub use terok_credentials::routes::{Route, RouteChange, RouteTable};

@@ -103,6 +103,19 @@ pub struct TaskRecord {
     /// Where a web task's UI is served.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub web: Option<WebRecord>,
+    /// How a krun task's guest is reached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub krun: Option<KrunRecord>,
+}
+
+/// A krun task's guest, as recorded for `start` and logins.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct KrunRecord {
+    /// The OCI runtime podman starts the guest with (`krun`).
+    pub oci_runtime: String,
+    /// The loopback port the guest's SSH server is forwarded to.
+    pub ssh_port: u16,
 }
 
 /// The task directories.
@@ -260,6 +273,7 @@ mod tests {
             shielded: false,
             gate: None,
             web: None,
+            krun: None,
         }
     }
 

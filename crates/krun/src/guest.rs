@@ -3,12 +3,25 @@
 //! reached with `podman exec`. The guest's SSH port is forwarded to this host's loopback.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use terok_podman::{LogStream, stream_child};
+use tokio::time::Instant;
+
+use crate::keypair::KrunError;
 
 /// The guest's first process (in L0).
 pub const GUEST_ENTRY: &str = "terok-krun-guest";
 /// The guest's SSH port.
 pub const GUEST_SSH_PORT: u16 = 22;
+/// Where the guest's first process leaves the task's environment for `dev`'s SSH sessions
+/// (podman hands it to that process only).
+pub const GUEST_ENV_FILE: &str = "/run/terok-guest.env";
+/// How long one login attempt may take while the guest starts.
+const LOGIN_ATTEMPT_LIMIT: Duration = Duration::from_secs(5);
+/// The pause between login attempts.
+const LOGIN_RETRY: Duration = Duration::from_millis(200);
 
 /// How to reach one guest over SSH.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +79,107 @@ impl GuestShell {
             .args(["-o", "IdentityAgent=none"])
             .args(["dev@127.0.0.1", "--", remote]);
         ssh
+    }
+
+    /// `command` in the guest's task environment (the one podman gave the guest's first
+    /// process), in the workspace, through a login shell — as a container's command runs.
+    pub fn task_command(&self, command: &str) -> Command {
+        self.command(&task_shell_line(command))
+    }
+
+    /// [`Self::task_command`], its output streamed line by line; [`LogStream::finish`] gives
+    /// the command's exit code (255: ssh itself failed).
+    pub fn stream(&self, command: &str) -> Result<LogStream, KrunError> {
+        let mut ssh = tokio::process::Command::from(self.task_command(command));
+        let child = ssh
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(false)
+            .spawn()
+            .map_err(|e| KrunError::Ssh(format!("cannot run ssh: {e}")))?;
+        Ok(stream_child(child))
+    }
+
+    /// Waits until the guest's sshd lets the `%host` key in as `dev`, until `deadline`, while
+    /// `alive` says the guest still runs. The error says why the last attempt failed.
+    pub async fn wait_for_login(
+        &self,
+        deadline: Instant,
+        mut alive: impl AsyncFnMut() -> bool,
+    ) -> Result<(), KrunError> {
+        loop {
+            let mut probe = tokio::process::Command::from(self.command("true"));
+            probe
+                .arg("-o")
+                .arg(format!("ConnectTimeout={}", LOGIN_ATTEMPT_LIMIT.as_secs()))
+                .stdin(Stdio::null())
+                .kill_on_drop(true);
+            let last = match tokio::time::timeout(LOGIN_ATTEMPT_LIMIT, probe.output()).await {
+                Ok(Ok(out)) if out.status.success() => return Ok(()),
+                Ok(Ok(out)) => String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+                Ok(Err(e)) => return Err(KrunError::Ssh(format!("cannot run ssh: {e}"))),
+                Err(_) => "the attempt timed out".to_owned(),
+            };
+            if !alive().await {
+                return Err(KrunError::GuestEnded);
+            }
+            if Instant::now() >= deadline {
+                return Err(KrunError::GuestUnreachable { last });
+            }
+            tokio::time::sleep(LOGIN_RETRY).await;
+        }
+    }
+
+    /// The command a person runs to log in to the guest, for printing.
+    pub fn login_line(&self) -> String {
+        let words = vec![
+            "ssh".to_owned(),
+            "-F".to_owned(),
+            "/dev/null".to_owned(),
+            "-i".to_owned(),
+            self.identity.display().to_string(),
+            "-p".to_owned(),
+            self.port.to_string(),
+            "-o".to_owned(),
+            "IdentitiesOnly=yes".to_owned(),
+            "-o".to_owned(),
+            format!("UserKnownHostsFile={}", self.known_hosts.display()),
+            "dev@127.0.0.1".to_owned(),
+        ];
+        words
+            .iter()
+            .map(|w| sh_word(w))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// The remote command line that runs `command` as a container's command runs: the task's
+/// environment loaded from [`GUEST_ENV_FILE`], in the workspace, in a login shell.
+fn task_shell_line(command: &str) -> String {
+    let inner = format!(
+        "set -a; . {GUEST_ENV_FILE}; set +a; cd \"${{REPO_ROOT:-/workspace}}\" && exec bash -lc {}",
+        sh_quote(command)
+    );
+    format!("bash -c {}", sh_quote(&inner))
+}
+
+/// `text` in single quotes for a POSIX shell.
+fn sh_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
+}
+
+/// `text` as one shell word: as it is when nothing in it is special, quoted otherwise.
+fn sh_word(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "@%+=:,./_-".contains(c));
+    if plain {
+        text.to_owned()
+    } else {
+        sh_quote(text)
     }
 }
 

@@ -51,6 +51,18 @@ pub enum KrunError {
     /// Writing the files.
     #[error("cannot write the krun host key: {0}")]
     Write(String),
+    /// ssh could not be run.
+    #[error("{0}")]
+    Ssh(String),
+    /// The guest ended before it could be reached.
+    #[error("the guest ended before its SSH server let the host in")]
+    GuestEnded,
+    /// The guest's SSH server did not let the host in in time.
+    #[error("the guest's SSH server did not let the host in ({last})")]
+    GuestUnreachable {
+        /// What the last attempt said.
+        last: String,
+    },
 }
 
 /// The `%host` keypair on disk.

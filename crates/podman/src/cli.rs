@@ -348,6 +348,20 @@ fn parse_json(command: &str, text: &str) -> Result<Value, PodmanError> {
 /// hold more than this of it.
 pub const MAX_LINE_BYTES: usize = 256 * 1024;
 
+/// The lines `child` writes to its piped stdout and stderr (each cut at [`MAX_LINE_BYTES`]),
+/// ending when both close; [`LogStream::finish`] returns its exit code. Must be called within
+/// a tokio runtime.
+pub fn stream_child(mut child: Child) -> LogStream {
+    let (tx, rx) = mpsc::channel(256);
+    if let Some(stdout) = child.stdout.take() {
+        pump_lines(stdout, LogSource::Stdout, tx.clone());
+    }
+    if let Some(stderr) = child.stderr.take() {
+        pump_lines(stderr, LogSource::Stderr, tx);
+    }
+    LogStream::new(rx, Some(child))
+}
+
 /// Reads `source` line by line into `tx`; a line over [`MAX_LINE_BYTES`] is cut there, marked,
 /// and the rest of it skipped.
 fn pump_lines<R: AsyncRead + Unpin + Send + 'static>(
@@ -478,14 +492,7 @@ impl ContainerRuntime for PodmanCli {
                 let _ = stdin.shutdown().await;
             });
         }
-        let (tx, rx) = mpsc::channel(256);
-        if let Some(stdout) = child.stdout.take() {
-            pump_lines(stdout, LogSource::Stdout, tx.clone());
-        }
-        if let Some(stderr) = child.stderr.take() {
-            pump_lines(stderr, LogSource::Stderr, tx);
-        }
-        Ok(LogStream::new(rx, Some(child)))
+        Ok(stream_child(child))
     }
 
     async fn exec(&self, name: &str, argv: &[String]) -> Result<ExecOutput, PodmanError> {
@@ -518,20 +525,13 @@ impl ContainerRuntime for PodmanCli {
 
     fn follow_logs(&self, name: &str) -> Result<LogStream, PodmanError> {
         let args = strings(&["logs", "--follow", "--", name]);
-        let mut child = self
+        let child = self
             .command(&args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| self.spawn_error(e, &args))?;
-        let (tx, rx) = mpsc::channel(256);
-        if let Some(stdout) = child.stdout.take() {
-            pump_lines(stdout, LogSource::Stdout, tx.clone());
-        }
-        if let Some(stderr) = child.stderr.take() {
-            pump_lines(stderr, LogSource::Stderr, tx);
-        }
-        Ok(LogStream::new(rx, Some(child)))
+        Ok(stream_child(child))
     }
 
     async fn wait(&self, name: &str) -> Result<i32, PodmanError> {

@@ -20,7 +20,7 @@ mod runtime;
 mod spec;
 pub mod userns;
 
-pub use cli::PodmanCli;
+pub use cli::{PodmanCli, stream_child};
 pub use error::PodmanError;
 pub use fake::{FakeCall, FakeOp, FakeRuntime};
 pub use runtime::{

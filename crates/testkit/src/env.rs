@@ -30,6 +30,12 @@ impl IsolatedEnv {
         ] {
             std::fs::create_dir_all(env.dir.path().join(sub))?;
         }
+        // XDG_RUNTIME_DIR is the user's own 0700 directory; terok refuses to put keys in one
+        // that is open to others.
+        std::fs::set_permissions(
+            env.dir.path().join("run"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )?;
         // The host's account and subordinate-id files, read-only copies: `setup` may reserve
         // an id range in these, never in the real ones.
         for name in ["passwd", "group", "subuid", "subgid"] {

@@ -7,12 +7,12 @@ use terok_core::text::printable;
 
 use terok_executor::{
     BuildRequest, CredentialState, Executor, GateMode, ImageSource, LaunchedTask, LogFormat,
-    LogSource, Mode, PodmanCli, Rejection, RunEvent, RunOptions, TaskEvent, WaitOptions,
-    WebOptions, gpu_request, host_git_identity, render_stream_json_line,
+    LogSource, Mode, PodmanCli, Rejection, RunEvent, RunOptions, TaskEvent, TaskRuntime,
+    WaitOptions, WebOptions, gpu_request, host_git_identity, render_stream_json_line,
 };
 
 use crate::Status;
-use crate::args::{GateModeArg, OutputFormat, RunArgs, ShieldMode};
+use crate::args::{GateModeArg, OutputFormat, RunArgs, RuntimeArg, ShieldMode};
 use crate::commands::build::image_choice;
 use crate::commands::tasks::report_vault_start;
 use crate::commands::web::{WEB_READY_LIMIT, print_web_access};
@@ -74,7 +74,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> miette::Result<Status> {
         match options.mode {
             Mode::Headless { .. } => follow_headless(task, render, &wait).await,
             Mode::Web(_) => wait_web(task).await,
-            _ => wait_interactive(task).await,
+            _ => wait_interactive(executor, task).await,
         }
     })?
 }
@@ -118,6 +118,7 @@ fn settings(executor: &Executor, args: RunArgs) -> miette::Result<(RunOptions, P
         gate,
         no_gate,
         gate_mode,
+        runtime,
     } = args;
     let mode = match (prompt, interactive, web) {
         (Some(prompt), _, _) => Mode::Headless { prompt },
@@ -177,6 +178,10 @@ fn settings(executor: &Executor, args: RunArgs) -> miette::Result<(RunOptions, P
         GateModeArg::Gatekeeping => GateMode::Gatekeeping,
         GateModeArg::Online => GateMode::Online,
     };
+    options.runtime = runtime.map(|runtime| match runtime {
+        RuntimeArg::Podman => TaskRuntime::Podman,
+        RuntimeArg::Krun => TaskRuntime::Krun(executor.krun_options()),
+    });
     let presentation = Presentation {
         yes,
         no_fail_fast,
@@ -357,8 +362,12 @@ fn rejected_text(r: &Rejection) -> String {
     )
 }
 
-async fn wait_interactive(task: LaunchedTask<PodmanCli>) -> miette::Result<Status> {
+async fn wait_interactive(
+    executor: &Executor,
+    task: LaunchedTask<PodmanCli>,
+) -> miette::Result<Status> {
     let name = task.name().to_owned();
+    let guest = executor.guest_shell(task.record())?;
     let ready = task
         .wait_ready(READY_LIMIT, |line| eprintln!("{}", printable(&line.line)))
         .await;
@@ -369,7 +378,10 @@ async fn wait_interactive(task: LaunchedTask<PodmanCli>) -> miette::Result<Statu
             READY_LIMIT.as_secs()
         ));
     }
-    println!("Container ready. Login with:\n  podman exec -it {name} bash -l");
+    match guest {
+        Some(guest) => println!("Guest ready. Login with:\n  {}", guest.login_line()),
+        None => println!("Container ready. Login with:\n  podman exec -it {name} bash -l"),
+    }
     Ok(Status::Ok)
 }
 

@@ -11,7 +11,7 @@ mod schema;
 
 pub use load::{ConfigError, ConfigLayer, ConfigSource, LoadedConfig, load_config};
 pub use schema::{
-    CredentialsSection, DEFAULT_BASE_IMAGE, GateServerSection, ImageSection, KNOWN_SECTIONS,
-    NetworkSection, PackageFamily, PathsSection, ServicesMode, ServicesSection, ShieldSection,
-    SshSection, TerokConfig, VaultSection,
+    ContainerSection, CredentialsSection, DEFAULT_BASE_IMAGE, GateServerSection, ImageSection,
+    KNOWN_SECTIONS, NetworkSection, PackageFamily, PathsSection, ServicesMode, ServicesSection,
+    ShieldSection, SshSection, TaskRuntimeKind, TerokConfig, VaultSection,
 };

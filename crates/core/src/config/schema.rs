@@ -20,6 +20,7 @@ pub const KNOWN_SECTIONS: &[&str] = &[
     "network",
     "ssh",
     "image",
+    "container",
 ];
 
 /// Reads an optional value and falls back to the default for `null` (an empty `section:` line).
@@ -63,6 +64,9 @@ pub struct TerokConfig {
     /// Container images: base image, package family, agent selection, snippets.
     #[serde(deserialize_with = "nullable")]
     pub image: ImageSection,
+    /// How task containers run (terok's own; the Python original has no such section).
+    #[serde(deserialize_with = "nullable")]
+    pub container: ContainerSection,
 }
 
 /// `credentials:` — the credential store.
@@ -187,6 +191,26 @@ pub struct SshSection {
     /// Use the user's own SSH agent instead of a per-scope key from the vault.
     #[serde(deserialize_with = "nullable")]
     pub use_personal: bool,
+}
+
+/// What a task runs in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskRuntimeKind {
+    /// A container, with podman's configured OCI runtime (the default).
+    #[default]
+    Podman,
+    /// A KVM microVM: podman's `krun` runtime, reached over SSH.
+    Krun,
+}
+
+/// `container:` — how task containers run.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ContainerSection {
+    /// `podman` (default) or `krun`; `run --runtime` wins.
+    #[serde(deserialize_with = "nullable")]
+    pub runtime: TaskRuntimeKind,
 }
 
 /// The package family of a base image: which package manager the Dockerfiles use.

@@ -26,6 +26,7 @@ use terok_container_env::{
     AgentConfigSpec, ContainerEnv, ContainerEnvSpec, Relabel, TaskLayout, VaultWiring, Workspace,
     assemble_container_env, assemble_tool_env, clone_cache, prepare_agent_config,
 };
+use terok_krun::{GUEST_ENTRY, GUEST_SSH_PORT, GuestShell, KrunHost};
 use terok_podman::{
     ContainerRuntime, LABEL_AGENT, LABEL_EXECUTOR, LABEL_TASK, LogStream, RunSpec, Sharing,
     VolumeSpec,
@@ -41,6 +42,7 @@ use crate::container_user::ContainerUser;
 use crate::error::ExecutorError;
 use crate::gate::OpenGate;
 use crate::images::IMAGE_CHECK_TRUST;
+use crate::krun::guest_shell;
 use crate::launched::{LaunchedTask, READY_MARKER, TaskHandles};
 use crate::ownership::RootfulTask;
 use crate::repo::RepoSource;
@@ -50,6 +52,9 @@ use crate::vault::VaultClient;
 use crate::web::{UI_CONTAINER_PORT, new_token, write_token};
 use options::{Egress, ImageSource, Mode, RunEvent, RunOptions};
 use plan::LaunchPlan;
+
+/// How long a krun guest may take to let the host in over SSH once started.
+const GUEST_LOGIN_LIMIT: Duration = Duration::from_secs(90);
 
 /// Seconds the host waits beyond the agent's own timeout before it stops the container (the
 /// init script and image start-up run before the in-container timer starts).
@@ -139,6 +144,8 @@ struct Launch<'e, 'o, R> {
     shield: Option<ContainerArgs>,
     /// The task's git gate, once open.
     gate: Option<OpenGate>,
+    /// A krun task's host context (the `%host` keypair on disk).
+    krun_host: Option<KrunHost>,
     undo: Undo<R>,
 }
 
@@ -183,6 +190,7 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
             user,
             shield: None,
             gate: None,
+            krun_host: None,
             undo,
         })
     }
@@ -210,6 +218,7 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
                 env
             }
         };
+        self.prepare_krun()?;
         self.raise_shield()?;
         self.hand_over()?;
         let spec = self.run_spec(env);
@@ -434,19 +443,32 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
         parts.join("\n\n")
     }
 
-    /// Step 6b, `allowlist`: the task's firewall state and the hook that loads it.
+    /// Step 6a, krun: the `%host` keypair written for `ssh -i` (made in the vault on first use).
+    fn prepare_krun(&mut self) -> Result<(), ExecutorError> {
+        if self.plan.krun.is_some() {
+            self.krun_host = Some(self.executor.krun_host()?);
+        }
+        Ok(())
+    }
+
+    /// Step 6b, `allowlist`: the task's firewall state and the hook that loads it (with the
+    /// ports the host connects to opened to new inbound connections: a web UI's, a krun
+    /// guest's SSH server).
     fn raise_shield(&mut self) -> Result<(), ExecutorError> {
         if self.plan.egress != Egress::Allowlist {
             return Ok(());
         }
-        let ingress: &[u16] = match self.plan.web {
-            Some(_) => &[UI_CONTAINER_PORT],
-            None => &[],
-        };
+        let mut ingress = Vec::new();
+        if self.plan.web.is_some() {
+            ingress.push(UI_CONTAINER_PORT);
+        }
+        if self.plan.krun.is_some() {
+            ingress.push(GUEST_SSH_PORT);
+        }
         self.shield = Some(self.executor.prepare_shield(
             &self.layout.dir,
             &self.plan.shield_profiles,
-            ingress,
+            &ingress,
         )?);
         Ok(())
     }
@@ -469,8 +491,15 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
     /// with `allowlist` behind the shield.
     fn run_spec(&self, mut env: ContainerEnv) -> RunSpec {
         let options = self.plan.options;
-        let command = self.shell_command();
+        // A krun guest's first process is its SSH server; the agent's command comes over SSH.
+        let command = match &self.plan.krun {
+            Some(_) => format!("exec {GUEST_ENTRY}"),
+            None => self.shell_command(),
+        };
         let mut publish = Vec::new();
+        if let Some(krun) = &self.plan.krun {
+            publish.push(format!("127.0.0.1:{}:{GUEST_SSH_PORT}", krun.ssh_port));
+        }
         if let Some(web) = &self.plan.web {
             publish.push(format!("127.0.0.1:{}:{UI_CONTAINER_PORT}", web.port));
             env.env
@@ -504,6 +533,10 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
         };
         if let Some(shield) = &self.shield {
             shield.apply(&mut spec, &command);
+        }
+        if let (Some(krun), Some(host)) = (&self.plan.krun, &self.krun_host) {
+            host.apply(&mut spec);
+            spec.runtime = Some(krun.oci_runtime.clone());
         }
         spec
     }
@@ -571,6 +604,7 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
             shielded: self.shield.is_some(),
             gate: self.gate.as_ref().map(|g| g.task.clone()),
             web: self.plan.web.clone(),
+            krun: self.plan.krun.clone(),
         };
         self.undo.store.save(&record)?;
         Ok(record)
@@ -581,6 +615,10 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
         &mut self,
         spec: &RunSpec,
     ) -> Result<(LogStream, Option<Instant>), ExecutorError> {
+        if let (Some(krun), Some(host)) = (&self.plan.krun, &self.krun_host) {
+            let guest = guest_shell(krun, host, &self.layout.private_dir());
+            return self.start_guest(spec, &guest).await;
+        }
         let runtime = &self.executor.runtime;
         if self.plan.options.is_headless() {
             let stream = runtime.run_streaming(spec)?;
@@ -592,6 +630,35 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
         self.undo.container_created = true;
         runtime.start_hooked(&self.name, &spec.hooks_dirs).await?;
         Ok((runtime.follow_logs(&self.name)?, None))
+    }
+}
+
+impl<R: ContainerRuntime> Launch<'_, '_, R> {
+    /// Step 8, krun: the guest started (its SSH server first), then — once it lets the host
+    /// in — the agent's command over SSH (headless), or the init script up to the ready line
+    /// (interactive; the user logs in over SSH).
+    async fn start_guest(
+        &mut self,
+        spec: &RunSpec,
+        guest: &GuestShell,
+    ) -> Result<(LogStream, Option<Instant>), ExecutorError> {
+        let runtime = Arc::clone(&self.executor.runtime);
+        runtime.create(spec, &self.layout.private_dir()).await?;
+        self.undo.container_created = true;
+        runtime.start_hooked(&self.name, &spec.hooks_dirs).await?;
+        let name = self.name.clone();
+        let alive =
+            async || matches!(runtime.inspect(&name).await, Ok(Some(info)) if info.state.running);
+        guest
+            .wait_for_login(Instant::now() + GUEST_LOGIN_LIMIT, alive)
+            .await?;
+        if self.plan.options.is_headless() {
+            let stream = guest.stream(&self.shell_command())?;
+            let limit = self.plan.settings.timeout_secs + HOST_TIMEOUT_GRACE_SECS;
+            return Ok((stream, Some(Instant::now() + Duration::from_secs(limit))));
+        }
+        let init = format!("init-ssh-and-repo.sh && echo {READY_MARKER}");
+        Ok((guest.stream(&init)?, None))
     }
 }
 

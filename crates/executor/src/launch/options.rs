@@ -47,6 +47,35 @@ pub struct WebOptions {
     pub public_url: Option<String>,
 }
 
+/// What a task runs in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TaskRuntime {
+    /// A container, with podman's configured OCI runtime.
+    Podman,
+    /// A KVM microVM, with podman's `krun` runtime: the guest's first process is its SSH
+    /// server, and the agent's command reaches it over SSH with the vault's `%host` key.
+    Krun(KrunOptions),
+}
+
+/// How a krun task's guest starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KrunOptions {
+    /// The OCI runtime podman starts the guest with: `krun`. Another (`runc`, `crun`) starts
+    /// the same guest — SSH server first, the agent over SSH — as a plain container, which is
+    /// how a host without libkrun exercises the path (`TEROK_KRUN_OCI_RUNTIME`).
+    pub oci_runtime: String,
+}
+
+impl Default for KrunOptions {
+    fn default() -> Self {
+        Self {
+            oci_runtime: terok_krun::KRUN_RUNTIME.to_owned(),
+        }
+    }
+}
+
 /// Seconds a sidecar tool may run when the caller sets no `timeout_secs`.
 pub const TOOL_TIMEOUT_SECS: u64 = 600;
 
@@ -119,6 +148,9 @@ pub struct RunOptions {
     pub gate: Option<bool>,
     /// What the container's `origin` is when the gate is used.
     pub gate_mode: GateMode,
+    /// What the task runs in (`None`: as config.yml's `container.runtime` says — a container,
+    /// unless it says `krun`).
+    pub runtime: Option<TaskRuntime>,
 }
 
 /// What a task's container may reach over the network.
@@ -227,6 +259,7 @@ impl RunOptions {
             network: None,
             gate: None,
             gate_mode: GateMode::default(),
+            runtime: None,
         }
     }
 

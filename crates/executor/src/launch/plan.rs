@@ -16,7 +16,7 @@ use crate::launch::options::{Egress, ImageSource, Mode, RunOptions, TOOL_TIMEOUT
 use crate::repo::{RepoSource, classify_repo};
 use crate::session::Executor;
 use crate::task::TaskMode;
-use crate::task::WebRecord;
+use crate::task::{KrunRecord, WebRecord};
 use crate::web::reserve_port;
 
 /// What a launch will do.
@@ -49,6 +49,8 @@ pub(crate) struct LaunchPlan<'o> {
     pub web: Option<WebRecord>,
     /// A tool run's sidecar settings.
     pub tool: Option<SidecarSpec>,
+    /// A krun task's guest: its OCI runtime and SSH port (free when planned).
+    pub krun: Option<KrunRecord>,
 }
 
 impl LaunchPlan<'_> {
@@ -138,6 +140,7 @@ impl<R: ContainerRuntime> Executor<R> {
         if let Some(network) = &options.network {
             check_network(network, egress)?;
         }
+        let krun = self.plan_krun(options, egress)?;
         let shield_profiles = match egress {
             Egress::Allowlist => {
                 self.check_shield_ready()?;
@@ -159,6 +162,7 @@ impl<R: ContainerRuntime> Executor<R> {
             gate,
             web,
             tool,
+            krun,
         })
     }
 

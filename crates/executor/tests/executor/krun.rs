@@ -7,8 +7,11 @@
 
 use std::time::Duration;
 
-use terok_executor::{BuildRequest, GuestShell, KrunSupport};
-use terok_podman::{ContainerRuntime, LABEL_EXECUTOR, PodmanCli, RunSpec};
+use terok_executor::{
+    BuildRequest, Egress, ExecutorError, GuestShell, ImageSource, KrunOptions, KrunSupport,
+    RunOptions, TaskRuntime, WebOptions,
+};
+use terok_podman::{ContainerRuntime, FakeCall, LABEL_EXECUTOR, PodmanCli, RunSpec};
 use terok_testkit::base_image::{BASE_IMAGE, ensure_base_image};
 use terok_testkit::podman::require_podman;
 
@@ -43,14 +46,17 @@ async fn start_guest(
     image: &str,
     runtime: Option<&str>,
 ) -> (String, GuestShell) {
+    start_guest_with(session, image, runtime, Vec::new()).await
+}
+
+/// [`start_guest`] with `volumes` mounted besides.
+async fn start_guest_with(
+    session: &Session<PodmanCli>,
+    image: &str,
+    runtime: Option<&str>,
+    volumes: Vec<terok_podman::VolumeSpec>,
+) -> (String, GuestShell) {
     let executor = &session.executor;
-    // A real XDG_RUNTIME_DIR is the user's own and 0700; the key is refused anywhere else.
-    let runtime_dir = session.env.host_env().path_var("XDG_RUNTIME_DIR").unwrap();
-    std::fs::set_permissions(
-        &runtime_dir,
-        std::os::unix::fs::PermissionsExt::from_mode(0o700),
-    )
-    .unwrap();
     let host = executor.krun_host().unwrap();
     let name = format!("terok-krun-test-{}-{}", std::process::id(), free_port());
     let port = free_port();
@@ -61,6 +67,7 @@ async fn start_guest(
         labels: vec![(LABEL_EXECUTOR.to_owned(), "1".to_owned())],
         user_mapping: executor.container_user(None).unwrap().mapping,
         publish: vec![format!("127.0.0.1:{port}:22")],
+        volumes,
         ..RunSpec::default()
     };
     host.apply(&mut spec);
@@ -162,4 +169,169 @@ async fn a_guest_under_the_real_krun_runtime_is_reached_the_same_way() {
     let (name, shell) = start_guest(&session, &image, Some("krun")).await;
     let _guest = Guest(name);
     wait_for_login(&shell).unwrap_or_else(|err| panic!("no SSH login into the microVM: {err}"));
+}
+
+/// A krun launch that cannot work is refused before anything exists: web and tool tasks (they
+/// need `podman exec` into the guest), an offline one (the guest is reached through a
+/// published port), and on a host without libkrun or /dev/kvm the `krun` runtime itself, with
+/// what provides each missing piece.
+#[tokio::test]
+async fn a_krun_launch_that_cannot_work_creates_nothing() {
+    let session = Session::fake();
+    let krun = || Some(TaskRuntime::Krun(KrunOptions::default()));
+    let mut web = RunOptions::web(
+        "claude",
+        "project",
+        WebOptions::default(),
+        ImageSource::Tag(crate::support::IMAGE.into()),
+    );
+    web.runtime = krun();
+    let err = session
+        .executor
+        .launch(&web, &mut |_| {})
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ExecutorError::KrunModeUnsupported { mode: "web" }),
+        "{err}"
+    );
+    let mut offline = session.headless("hi");
+    offline.runtime = krun();
+    offline.egress = Some(Egress::Offline);
+    let err = session
+        .executor
+        .launch(&offline, &mut |_| {})
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ExecutorError::KrunNeedsNetwork), "{err}");
+    if let KrunSupport::Missing(missing) = session.executor.krun_support() {
+        let mut headless = session.headless("hi");
+        headless.runtime = krun();
+        headless.egress = Some(Egress::Open);
+        let err = session
+            .executor
+            .launch(&headless, &mut |_| {})
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, ExecutorError::KrunUnavailable { missing: m } if *m == missing),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .contains("this host cannot start krun microVMs: ")
+        );
+    }
+    assert!(session.task_dirs().is_empty());
+    assert!(
+        session
+            .fake_runtime()
+            .calls()
+            .iter()
+            .all(|c| !matches!(c, FakeCall::Create { .. } | FakeCall::Run { .. }))
+    );
+}
+
+/// config.yml's `container.runtime: krun` makes krun the default; `--runtime` wins; and
+/// `TEROK_KRUN_OCI_RUNTIME` names the OCI runtime a guest starts with.
+#[test]
+fn the_runtime_comes_from_the_run_then_config() {
+    let session = Session::fake_with(|env| {
+        env.write_user_config("container:\n  runtime: krun\n")
+            .unwrap();
+    });
+    let executor = &session.executor;
+    assert_eq!(
+        executor.task_runtime(None),
+        TaskRuntime::Krun(KrunOptions::default())
+    );
+    assert_eq!(
+        executor.task_runtime(Some(&TaskRuntime::Podman)),
+        TaskRuntime::Podman
+    );
+    assert_eq!(
+        Session::fake().executor.task_runtime(None),
+        TaskRuntime::Podman
+    );
+    let overridden = Session::fake_with(|env| {
+        env.write_user_config("container:\n  runtime: krun\n")
+            .unwrap();
+    });
+    let mut env = overridden.env.host_env();
+    env.set_var("TEROK_KRUN_OCI_RUNTIME", "runc");
+    let executor = terok_executor::Executor::builder(env)
+        .config(terok_core::config::ConfigSource::Layered)
+        .build_with_runtime(terok_podman::FakeRuntime::new())
+        .unwrap();
+    let TaskRuntime::Krun(options) = executor.task_runtime(None) else {
+        panic!("krun from config");
+    };
+    assert_eq!(options.oci_runtime, "runc");
+}
+
+/// An "ACP server" that ignores its stdin, answers nothing, and starts a child of its own.
+const STUBBORN: &str = "#!/bin/sh\nsleep 1000 &\nwhile :; do sleep 1; done\n";
+
+/// The processes in the guest that carry an ACP session mark.
+fn marked_in_guest(shell: &GuestShell) -> String {
+    let out = shell
+        .command("grep -l TEROK_ACP_SESSION= /proc/[0-9]*/environ 2>/dev/null || true")
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// The ACP proxy's way into a krun guest: agents' servers are started over SSH (the guest has
+/// no `podman exec`), in the task's environment; which agents have one is asked the same way;
+/// and closing a link ends the server and everything it started in the guest, and the ssh
+/// on the host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acp_servers_start_in_the_guest_over_ssh_and_end_with_their_link() {
+    if !require_podman("acp_servers_start_in_the_guest_over_ssh_and_end_with_their_link") {
+        return;
+    }
+    let session = Session::with_runtime(PodmanCli::new());
+    let image = l0_image(&session).await;
+    let script = session.env.work_dir().join("terok-stubborn-acp");
+    std::fs::write(&script, STUBBORN).unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let volume = terok_podman::VolumeSpec {
+        host: script,
+        container: "/usr/local/bin/terok-stubborn-acp".to_owned(),
+        sharing: terok_podman::Sharing::None,
+        read_only: true,
+    };
+    let (name, shell) = start_guest_with(&session, &image, None, vec![volume]).await;
+    let _guest = Guest(name);
+    wait_for_login(&shell).unwrap_or_else(|err| panic!("no SSH login: {err}"));
+
+    let launcher = terok_acp::ContainerLauncher::with_transport(std::sync::Arc::new(
+        terok_executor::GuestExec(shell.clone()),
+    ));
+    let servable =
+        terok_acp::Launcher::servable(&launcher, &["stubborn".to_owned(), "absent".to_owned()])
+            .await;
+    assert_eq!(servable, Some(vec!["stubborn".to_owned()]));
+    let link = terok_acp::AgentLink::start(&launcher, "stubborn").unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while marked_in_guest(&shell).lines().count() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    link.close().await;
+    assert_eq!(marked_in_guest(&shell), "", "left in the guest");
+    let local = std::process::Command::new("pgrep")
+        .args([
+            "-f",
+            &format!("ssh .*-p {} .*TEROK_ACP_SESSION=", shell.port),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&local.stdout).trim().is_empty(),
+        "an ssh is left on the host"
+    );
 }
