@@ -1,8 +1,9 @@
 //! A container's SSH signer socket (`ssh-agent.sock` beside its vault socket): the keys come
 //! from the credential database — those assigned to the container's SSH scope (its agent) or
-//! to every scope — and connections must present the container's `ssh` token. Every signature
-//! and every refusal goes to the audit log; refused connections are also warned about in the
-//! vault's log, at most once per [`WARN_EVERY`] per container.
+//! to every scope — and connections must present the container's `ssh` token. Signatures and
+//! refusals go to the audit log — at most [`AUDIT_LINES_PER_WINDOW`] lines per container per
+//! [`WARN_EVERY`], the rest counted — and refused connections are warned about in the vault's
+//! log at most once per [`WARN_EVERY`] per container.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -24,9 +25,15 @@ pub const SIGNER_SOCKET: &str = "ssh-agent.sock";
 /// Connections one container's signer serves at once; more are closed on accept, so a
 /// container that opens thousands starves neither the daemon nor the others.
 pub const MAX_SIGNER_CONNECTIONS: usize = 32;
-/// How often the vault's log may warn about one container's refused connections (the audit
-/// log has each of them): a container that knocks in a loop cannot flood it.
+/// How often the vault's log may warn about one container's refused connections: a container
+/// that knocks in a loop cannot flood it.
 pub const WARN_EVERY: Duration = Duration::from_secs(10);
+/// Audit lines one container's signer may write per [`WARN_EVERY`]; the rest are counted into
+/// the next line, so a container signing or knocking in a loop cannot rotate away the audit
+/// log's earlier lines (its own, and other tasks').
+pub const AUDIT_LINES_PER_WINDOW: u32 = 20;
+/// The longest login name written to the audit log.
+const MAX_LOGGED_USER: usize = 64;
 
 /// One container's keys, read from the database at each request (a key removed is gone at
 /// once).
@@ -35,12 +42,36 @@ struct DbKeys {
     container: String,
     scope: String,
     warnings: Mutex<Warnings>,
+    budget: Mutex<AuditBudget>,
 }
 
 /// Refused connections since the last warning.
 struct Warnings {
     last: Option<Instant>,
     unwarned: u64,
+}
+
+/// Audit lines written in the current window, and those left out.
+struct AuditBudget {
+    window: Instant,
+    written: u32,
+    left_out: u64,
+}
+
+impl AuditBudget {
+    /// Whether a line may be written now; when it may, how many were left out before it.
+    fn take(&mut self) -> Option<u64> {
+        if self.window.elapsed() >= WARN_EVERY {
+            self.window = Instant::now();
+            self.written = 0;
+        }
+        if self.written >= AUDIT_LINES_PER_WINDOW {
+            self.left_out += 1;
+            return None;
+        }
+        self.written += 1;
+        Some(std::mem::take(&mut self.left_out))
+    }
 }
 
 impl DbKeys {
@@ -50,8 +81,18 @@ impl DbKeys {
             .unwrap_or_default()
     }
 
-    /// One audit line of the signer.
+    /// One audit line of the signer, within its budget (the count of lines left out before it
+    /// is added to its path).
     fn audit(&self, path: String, outcome: Outcome) {
+        let Some(left_out) = self.budget.lock().ok().and_then(|mut b| b.take()) else {
+            return;
+        };
+        let path = match left_out {
+            0 => path,
+            n => format!("{path} ({n} earlier signer lines left out)")
+                .trim()
+                .to_owned(),
+        };
         self.shared.audit.write(&AuditEntry {
             ts: now_ts(),
             scope: Some(self.scope.clone()),
@@ -111,6 +152,10 @@ impl SignerKeys for DbKeys {
     fn record(&self, event: SignerEvent<'_>) {
         match event {
             SignerEvent::Signed { user, blob } => {
+                let user: String = terok_core::text::printable(user)
+                    .chars()
+                    .take(MAX_LOGGED_USER)
+                    .collect();
                 self.audit(
                     format!("login {user} with {}", fingerprint(blob)),
                     Outcome::Ok,
@@ -144,6 +189,11 @@ pub fn serve_signer(
         warnings: Mutex::new(Warnings {
             last: None,
             unwarned: 0,
+        }),
+        budget: Mutex::new(AuditBudget {
+            window: Instant::now(),
+            written: 0,
+            left_out: 0,
         }),
     });
     tokio::spawn(async move {

@@ -625,3 +625,71 @@ async fn a_signer_connection_dies_with_its_container_and_its_signatures_are_audi
     assert_eq!(lines[1]["outcome"], "denied");
     assert!(!log.contains(&token), "no token in the audit log");
 }
+
+/// A container that has its signer sign (or refuse) in a loop cannot rotate the audit log's
+/// earlier lines away: its signer writes at most its budget of lines per window, and a login
+/// name is logged cut short.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signer_flood_writes_a_bounded_number_of_audit_lines() {
+    const REQUESTS: usize = 120;
+    use terok_credentials::ssh::put_string;
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = MockUpstream::start().unwrap();
+    let cfg = start(dir.path(), &upstream).await;
+    let key = terok_credentials::ssh::SshPrivateKey::generate_ed25519().unwrap();
+    let blob = key.public_blob().unwrap();
+    {
+        let (dbkey, _) = terok_credentials::resolve_key(&cfg.key, &cfg.paths.db()).unwrap();
+        let db = terok_credentials::CredentialDb::open(&cfg.paths.db(), dbkey, "test").unwrap();
+        db.add_ssh_key("k", &key, "").unwrap();
+        db.assign_ssh_key("k", "claude").unwrap();
+    }
+    let opened = open_with_ssh(&cfg, "terok-executor-flood", Some("claude")).await;
+    let socket = opened.socket_dir.clone().unwrap().join("ssh-agent.sock");
+    let mut stream = tokio::net::UnixStream::connect(&socket).await.unwrap();
+    let mut handshake = Vec::new();
+    put_string(&mut handshake, opened.tokens["ssh"].as_bytes());
+    stream.write_all(&handshake).await.unwrap();
+    let long_user = "u".repeat(100_000);
+    let began = std::time::Instant::now();
+    for i in 0..REQUESTS {
+        let data = if i % 2 == 0 {
+            login_payload(&long_user, &blob)
+        } else {
+            b"SSHSIG".to_vec()
+        };
+        let mut request = vec![13];
+        put_string(&mut request, &blob);
+        put_string(&mut request, &data);
+        request.extend_from_slice(&0u32.to_be_bytes());
+        let mut frame = Vec::new();
+        put_string(&mut frame, &request);
+        stream.write_all(&frame).await.unwrap();
+        let mut head = [0u8; 4];
+        stream.read_exact(&mut head).await.unwrap();
+        let mut body = vec![0u8; u32::from_be_bytes(head) as usize];
+        stream.read_exact(&mut body).await.unwrap();
+    }
+    let took = began.elapsed();
+    eprintln!("{REQUESTS} requests in {took:?}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let log = std::fs::read_to_string(cfg.paths.audit_log()).unwrap();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|l: &serde_json::Value| l["method"] == "SSH-SIGN")
+        .collect();
+    // The signer's window is 10 s: in one window exactly its budget, over more a budget each.
+    let windows = 1 + (took.as_secs() / 10) as usize;
+    assert!(
+        lines.len() >= 20 && lines.len() <= 20 * windows,
+        "{} lines in {took:?}",
+        lines.len()
+    );
+    let first = lines[0]["path"].as_str().unwrap();
+    assert!(
+        first.starts_with(&format!("login {} with SHA256:", "u".repeat(64))),
+        "{first}"
+    );
+    assert!(log.len() < 20_000, "{} bytes", log.len());
+}
