@@ -168,6 +168,8 @@ impl CredentialDb {
             .list_ssh_keys()?
             .into_iter()
             .filter(|k| k.scopes.iter().any(|s| s == scope || s == ALL_SCOPES))
+            // terok's own keys serve their own scope only, whatever an older database says.
+            .filter(|k| !k.name.starts_with('%') || k.name == scope)
             .collect())
     }
 
@@ -264,6 +266,21 @@ mod tests {
             ));
         }
         assert_eq!(db.ssh_keys_for("claude").unwrap().len(), 1, "only `work`");
+        // An older database that gave it to every scope still does not serve it to a task.
+        db.conn
+            .execute(
+                "INSERT INTO ssh_key_assignments (scope, key_name) VALUES (?1, '%host')",
+                params![ALL_SCOPES],
+            )
+            .unwrap();
+        let names: Vec<String> = db
+            .ssh_keys_for("claude")
+            .unwrap()
+            .into_iter()
+            .map(|k| k.name)
+            .collect();
+        assert_eq!(names, ["work"]);
+        assert_eq!(db.ssh_keys_for("%host").unwrap().len(), 2);
         // The private half comes back and signs like the original.
         let back = db.ssh_private_key(&stored.fingerprint).unwrap().unwrap();
         assert_eq!(back.public_blob().unwrap(), stored.public_blob);
