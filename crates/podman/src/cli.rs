@@ -319,6 +319,43 @@ fn labels_of(value: Option<&Value>) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
+/// The most of a command's stdout, and of its stderr, kept by [`bounded_output`]: a container
+/// (or a krun guest) cannot fill the host's memory through an answer.
+pub const OUTPUT_LIMIT: u64 = 1024 * 1024;
+
+/// `command` run to its end with stdin closed, at most `limit` bytes kept of each of its
+/// stdout and stderr (the rest is read and dropped); it is killed if the future is dropped.
+pub async fn bounded_output(
+    mut command: tokio::process::Command,
+    limit: u64,
+) -> std::io::Result<ExecOutput> {
+    use tokio::io::{AsyncRead, AsyncReadExt};
+    async fn keep(pipe: Option<impl AsyncRead + Unpin>, limit: u64) -> Vec<u8> {
+        let mut kept = Vec::new();
+        if let Some(mut pipe) = pipe {
+            let _ = (&mut pipe).take(limit).read_to_end(&mut kept).await;
+            let _ = tokio::io::copy(&mut pipe, &mut tokio::io::sink()).await;
+        }
+        kept
+    }
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let (stdout, stderr) = tokio::join!(
+        keep(child.stdout.take(), limit),
+        keep(child.stderr.take(), limit)
+    );
+    let status = child.wait().await?;
+    Ok(ExecOutput {
+        status: status.code().unwrap_or(255),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    })
+}
+
 /// An image as `podman image inspect` describes it.
 fn image_info(img: &Value) -> ImageInfo {
     ImageInfo {
@@ -334,6 +371,7 @@ fn image_info(img: &Value) -> ImageInfo {
             .unwrap_or_default(),
         labels: labels_of(img.get("Labels").or_else(|| img["Config"].get("Labels"))),
         layers: img["RootFS"]["Layers"].as_array().map(Vec::len),
+        size: img["Size"].as_u64(),
     }
 }
 
@@ -498,18 +536,10 @@ impl ContainerRuntime for PodmanCli {
     async fn exec(&self, name: &str, argv: &[String]) -> Result<ExecOutput, PodmanError> {
         let mut args = strings(&["exec", "--", name]);
         args.extend(argv.iter().cloned());
-        let output = self
-            .command(&args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .output()
+        // What the container prints is its to choose: keep a bounded part of it.
+        bounded_output(self.command(&args), OUTPUT_LIMIT)
             .await
-            .map_err(|e| self.spawn_error(e, &args))?;
-        Ok(ExecOutput {
-            status: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        })
+            .map_err(|e| self.spawn_error(e, &args))
     }
 
     fn exec_piped(&self, name: &str, argv: &[String]) -> Result<Child, PodmanError> {
@@ -805,6 +835,7 @@ impl ContainerRuntime for PodmanCli {
                             .unwrap_or_default(),
                         labels: labels_of(img.get("Labels")),
                         layers: None,
+                        size: img["Size"].as_u64(),
                     })
                     .collect()
             })
@@ -932,6 +963,17 @@ mod tests {
         for var in terok_core::env::SECRET_VARS {
             assert!(removed.iter().any(|r| r == var), "{var} is inherited");
         }
+    }
+
+    /// What a container prints is kept up to a limit, so it cannot fill the host's memory.
+    #[tokio::test]
+    async fn an_answer_is_kept_up_to_the_limit_and_the_rest_dropped() {
+        let mut command = tokio::process::Command::new("sh");
+        command.args(["-c", "head -c 3000000 /dev/zero; echo said >&2; exit 3"]);
+        let out = bounded_output(command, 1000).await.unwrap();
+        assert_eq!(out.stdout.len(), 1000);
+        assert_eq!(out.stderr, "said\n");
+        assert_eq!(out.status, 3);
     }
 
     /// A name or reference that looks like an option (`--all`, say) stays a name: every

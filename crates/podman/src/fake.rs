@@ -125,6 +125,8 @@ struct State {
     storage_driver: Option<String>,
     /// What commands in a network namespace answer, in turn (then: success, no output).
     netns_answers: std::collections::VecDeque<ExecOutput>,
+    /// Answers of `exec` by the command's first words (the longest match wins).
+    exec_answers: Vec<(Vec<String>, ExecOutput)>,
     /// What builds print, after their first step (as podman's build log does).
     build_lines: Vec<String>,
 }
@@ -201,6 +203,7 @@ impl FakeRuntime {
                         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                         .collect(),
                     layers: None,
+                    size: Some(1 << 20),
                 },
             );
         });
@@ -222,6 +225,15 @@ impl FakeRuntime {
     pub fn script_running(&self, name: &str, lines: &[&str]) {
         self.script_container(name, lines, 137);
         self.with_state(|s| s.running_until_stopped.insert(name.to_owned()));
+    }
+
+    /// Makes every `exec` whose command starts with `argv_start` answer `answer` (the
+    /// longest scripted start wins; unscripted commands succeed silently).
+    pub fn answer_exec(&self, argv_start: &[&str], answer: ExecOutput) {
+        self.with_state(|s| {
+            s.exec_answers
+                .push((argv_start.iter().map(|a| (*a).to_owned()).collect(), answer));
+        });
     }
 
     /// Queues the answer of the next command run in a container's network namespace.
@@ -422,11 +434,18 @@ impl ContainerRuntime for FakeRuntime {
 
     async fn exec(&self, name: &str, argv: &[String]) -> Result<ExecOutput, PodmanError> {
         self.record(FakeCall::Exec(name.to_owned(), argv.to_vec()));
-        Ok(ExecOutput {
-            status: 0,
-            stdout: String::new(),
-            stderr: String::new(),
-        })
+        Ok(self.with_state(|s| {
+            s.exec_answers
+                .iter()
+                .filter(|(start, _)| argv.starts_with(start))
+                .max_by_key(|(start, _)| start.len())
+                .map(|(_, answer)| answer.clone())
+                .unwrap_or(ExecOutput {
+                    status: 0,
+                    stdout: String::new(),
+                    stderr: String::new(),
+                })
+        }))
     }
 
     fn exec_piped(&self, name: &str, argv: &[String]) -> Result<Child, PodmanError> {
@@ -643,6 +662,7 @@ impl ContainerRuntime for FakeRuntime {
                         tags: spec.tags.clone(),
                         labels: spec.labels.iter().cloned().collect(),
                         layers,
+                        size: Some(1 << 20),
                     },
                 );
             }

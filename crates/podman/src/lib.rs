@@ -20,7 +20,7 @@ mod runtime;
 mod spec;
 pub mod userns;
 
-pub use cli::{PodmanCli, stream_child};
+pub use cli::{OUTPUT_LIMIT, PodmanCli, bounded_output, stream_child};
 pub use error::PodmanError;
 pub use fake::{FakeCall, FakeOp, FakeRuntime};
 pub use runtime::{

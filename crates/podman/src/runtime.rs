@@ -161,6 +161,9 @@ pub struct ImageInfo {
     pub labels: BTreeMap<String, String>,
     /// How many filesystem layers it has (`None` where podman's answer does not say).
     pub layers: Option<usize>,
+    /// Its size in bytes, layers shared with other images included (`None` where podman's
+    /// answer does not say).
+    pub size: Option<u64>,
 }
 
 /// The most filesystem layers an image may have for a rootful container with a user mapping
