@@ -171,8 +171,10 @@ fn krun_on_a_host_without_it_says_what_to_install() {
 }
 
 #[test]
-fn an_interactive_guest_prints_a_login_that_has_the_tasks_environment() {
-    if !require_podman("an_interactive_guest_prints_a_login_that_has_the_tasks_environment") {
+fn a_restricted_interactive_guest_prints_a_login_with_the_tasks_environment_and_no_sudo() {
+    if !require_podman(
+        "a_restricted_interactive_guest_prints_a_login_with_the_tasks_environment_and_no_sudo",
+    ) {
         return;
     }
     let scenario = scenario();
@@ -188,6 +190,7 @@ fn an_interactive_guest_prints_a_login_that_has_the_tasks_environment() {
             "--interactive",
             "--runtime",
             "krun",
+            "--restricted",
         ])
         .env("TEROK_KRUN_OCI_RUNTIME", "runc")
         .output()
@@ -215,7 +218,8 @@ fn an_interactive_guest_prints_a_login_that_has_the_tasks_environment() {
         .arg("-c")
         .arg(format!(
             "{login} -o BatchMode=yes -- bash -lc \
-             \"'echo task=\\$TASK_ID; type -t claude; echo key=\\${{ANTHROPIC_API_KEY:0:8}}; pwd'\""
+             \"'echo task=\\$TASK_ID; type -t claude; echo key=\\${{ANTHROPIC_API_KEY:0:8}}; pwd; \
+             test -e /etc/sudoers.d/dev || echo no-sudo-rule'\""
         ))
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
@@ -239,4 +243,7 @@ fn an_interactive_guest_prints_a_login_that_has_the_tasks_environment() {
         lines.iter().any(|l| *l == "function" || *l == "file"),
         "claude is there: {said}"
     );
+    // Restricted: the guest took dev's sudo rule away (a microVM keeps podman's
+    // no-new-privileges on the host's side).
+    assert!(lines.contains(&"no-sudo-rule"), "{said}");
 }

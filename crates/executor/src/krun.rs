@@ -8,8 +8,8 @@ use std::process::Stdio;
 use terok_acp::{BoxFuture, ExecTransport};
 use terok_core::config::TaskRuntimeKind;
 use terok_krun::{
-    GuestShell, KRUN_RUNTIME, KrunHost, KrunSupport, detect, ensure_host_keypair,
-    installed_runtimes,
+    GuestShell, KRUN_RUNTIME, KrunHost, KrunSupport, OUTPUT_LIMIT, bounded_output, detect,
+    ensure_host_keypair, installed_runtimes,
 };
 use terok_podman::{ContainerRuntime, ExecOutput};
 use tokio::process::Child;
@@ -139,17 +139,9 @@ impl ExecTransport for GuestExec {
 
     fn exec<'a>(&'a self, argv: &'a [String]) -> BoxFuture<'a, Result<ExecOutput, String>> {
         Box::pin(async move {
-            let out = self
-                .command(argv)
-                .stdin(Stdio::null())
-                .output()
+            bounded_output(self.command(argv), OUTPUT_LIMIT)
                 .await
-                .map_err(|e| format!("cannot run ssh: {e}"))?;
-            Ok(ExecOutput {
-                status: out.status.code().unwrap_or(255),
-                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            })
+                .map_err(|e| format!("cannot run ssh: {e}"))
         })
     }
 

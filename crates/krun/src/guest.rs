@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use terok_podman::{LogStream, stream_child};
+use terok_podman::{LogStream, OUTPUT_LIMIT, bounded_output, stream_child};
 use tokio::time::Instant;
 
 use crate::keypair::KrunError;
@@ -77,6 +77,8 @@ impl GuestShell {
             .arg("-o")
             .arg(format!("UserKnownHostsFile={}", self.known_hosts.display()))
             .args(["-o", "IdentityAgent=none"])
+            .arg("-o")
+            .arg(format!("ConnectTimeout={}", LOGIN_ATTEMPT_LIMIT.as_secs()))
             .args(["dev@127.0.0.1", "--", remote]);
         ssh
     }
@@ -109,15 +111,12 @@ impl GuestShell {
         mut alive: impl AsyncFnMut() -> bool,
     ) -> Result<(), KrunError> {
         loop {
-            let mut probe = tokio::process::Command::from(self.command("true"));
-            probe
-                .arg("-o")
-                .arg(format!("ConnectTimeout={}", LOGIN_ATTEMPT_LIMIT.as_secs()))
-                .stdin(Stdio::null())
-                .kill_on_drop(true);
-            let last = match tokio::time::timeout(LOGIN_ATTEMPT_LIMIT, probe.output()).await {
-                Ok(Ok(out)) if out.status.success() => return Ok(()),
-                Ok(Ok(out)) => String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            let probe = tokio::process::Command::from(self.command("true"));
+            let attempt = bounded_output(probe, OUTPUT_LIMIT);
+            let last = match tokio::time::timeout(LOGIN_ATTEMPT_LIMIT, attempt).await {
+                Ok(Ok(out)) if out.status == 0 => return Ok(()),
+                // What the guest's side said may reach a terminal: shown, not obeyed.
+                Ok(Ok(out)) => terok_core::text::printable(out.stderr.trim()).into_owned(),
                 Ok(Err(e)) => return Err(KrunError::Ssh(format!("cannot run ssh: {e}"))),
                 Err(_) => "the attempt timed out".to_owned(),
             };
@@ -198,6 +197,7 @@ mod tests {
         let joined = args.join(" ");
         for needle in [
             "-F /dev/null",
+            "ConnectTimeout=5",
             "-i /r/k",
             "-p 2222",
             "IdentitiesOnly=yes",

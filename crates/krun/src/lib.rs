@@ -13,6 +13,7 @@ mod keypair;
 pub use detect::{KrunSupport, detect, installed_runtimes};
 pub use guest::{GUEST_ENTRY, GUEST_SSH_PORT, GuestShell};
 pub use keypair::{HOST_KEY_NAME, HOST_SCOPE, KrunError, KrunHostKeypair, ensure_host_keypair};
+pub use terok_podman::{OUTPUT_LIMIT, bounded_output};
 
 use terok_podman::{RunSpec, Sharing, VolumeSpec};
 
