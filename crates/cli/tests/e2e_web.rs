@@ -6,7 +6,7 @@
 //! launcher and types "fix the failing test": Toad drives Claude's ACP server in the task,
 //! through the vault, against the scripted model — the file on the host is fixed and the model
 //! saw only the real key. A page of another origin on this host, though the browser sends it
-//! the task's cookie, cannot open the task's WebSocket. A restart gives a new token and the old
+//! the task's cookie, cannot open the task's WebSocket, frame the UI or navigate into it. A restart gives a new token and the old
 //! link stops working; after `stop` nothing answers.
 
 // Test helpers may panic: a panic is how a test reports failure.
@@ -54,23 +54,36 @@ fn status(port: u16, token: &str) -> Option<u16> {
     rt.block_on(probe_ui(port, &format!("terok_token_{port}"), token))
 }
 
-/// The HTTP status of a request to the UI at `port` carrying `cookie` and coming from a page
-/// of `origin`.
-fn status_from(port: u16, cookie: &str, origin: &str) -> Option<u16> {
+/// The response head (status line and header fields) to a request for the UI at `port`
+/// carrying `cookie` and the extra header lines `headers` (as a browser would send them).
+fn head_of(port: u16, cookie: &str, headers: &[&str]) -> Option<String> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
+    let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
     write!(
         stream,
-        "GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nCookie: {cookie}\r\nOrigin: {origin}\r\n\
+        "GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nCookie: {cookie}\r\n{extra}\
          Connection: close\r\n\r\n"
     )
     .ok()?;
-    let mut head = [0u8; 12];
-    stream.read_exact(&mut head).ok()?;
-    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let response = String::from_utf8_lossy(&response);
+    Some(response.split("\r\n\r\n").next()?.to_owned())
+}
+
+/// The HTTP status in a response head.
+fn status_in(head: &str) -> Option<u16> {
+    head.get(9..12)?.parse().ok()
+}
+
+/// The HTTP status of a request to the UI at `port` carrying `cookie` and the extra header
+/// lines `headers`.
+fn status_with(port: u16, cookie: &str, headers: &[&str]) -> Option<u16> {
+    status_in(&head_of(port, cookie, headers)?)
 }
 
 /// A page on another loopback port that opens a WebSocket to the address it is given and says
@@ -264,10 +277,31 @@ fn toad_in_a_browser_behind_the_tasks_token() {
     // — makes the browser send this task's cookie too (cookies do not tell ports apart), but
     // what it opens to this task's UI is refused: the gate checks the Origin.
     let cookie = format!("terok_token_{port}={token}");
-    let own = format!("http://127.0.0.1:{port}");
-    assert_eq!(status_from(port, &cookie, &own), Some(200));
+    let own = format!("Origin: http://127.0.0.1:{port}");
+    let own_head = head_of(port, &cookie, &[&own, "Sec-Fetch-Site: same-origin"]).unwrap();
+    assert_eq!(status_in(&own_head), Some(200), "{own_head}");
+    // No page may frame the UI (a foreign page could otherwise trick clicks into it).
+    let lower = own_head.to_ascii_lowercase();
+    assert!(lower.contains("x-frame-options: deny"), "{own_head}");
+    assert!(lower.contains("frame-ancestors 'none'"), "{own_head}");
+    assert_eq!(
+        status_with(port, &cookie, &["Sec-Fetch-Site: none"]),
+        Some(200),
+        "the address bar"
+    );
     let foreign = ForeignPage::serve();
-    assert_eq!(status_from(port, &cookie, &foreign.origin()), Some(403));
+    let foreign_origin = format!("Origin: {}", foreign.origin());
+    assert_eq!(status_with(port, &cookie, &[&foreign_origin]), Some(403));
+    // A link, a form or a frame on another port's page carries no Origin, but the browser
+    // says where it started.
+    for started in ["same-site", "cross-site"] {
+        let fetch_site = format!("Sec-Fetch-Site: {started}");
+        assert_eq!(
+            status_with(port, &cookie, &[&fetch_site]),
+            Some(403),
+            "started on a {started} page"
+        );
+    }
     let sockets = rt.block_on(browser.websocket_urls()).unwrap();
     let socket = sockets
         .iter()

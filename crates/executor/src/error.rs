@@ -111,6 +111,17 @@ pub enum ExecutorError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// Another web task is served at the same origin.
+    #[error(
+        "{task} is served at {origin} already; pages of one origin can reach each other, so each \
+         web task needs an address (host or port) of its own"
+    )]
+    PublicOriginTaken {
+        /// The origin.
+        origin: String,
+        /// The task served there.
+        task: String,
+    },
     /// A web task without a network.
     #[error("web mode needs a network: the browser reaches Toad through a published port")]
     WebNeedsNetwork,

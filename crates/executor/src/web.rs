@@ -83,7 +83,17 @@ pub(crate) fn read_token(agent_config: &Path) -> Result<String, ExecutorError> {
             context: "cannot read the web task's access token".into(),
             source: std::io::Error::other(e.to_string()),
         })?;
-    Ok(String::from_utf8_lossy(&bytes).trim().to_owned())
+    // What terok wrote is 64 hex digits; anything else the container put there is refused,
+    // not printed to the user's terminal as a link or sent in a header.
+    let token = String::from_utf8_lossy(&bytes).trim().to_owned();
+    if token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(token)
+    } else {
+        Err(ExecutorError::Io {
+            context: "the web task's access token file was changed".into(),
+            source: std::io::Error::other("it does not hold a token terok wrote (64 hex digits)"),
+        })
+    }
 }
 
 /// The HTTP status of `GET /` on the UI at `port` with the task's cookie; `None` when nothing
@@ -228,6 +238,23 @@ mod tests {
             access(&proxied, "ab12").url,
             "https://box.example/?token=ab12"
         );
+    }
+
+    #[test]
+    fn a_token_file_the_container_rewrote_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = new_token().unwrap();
+        write_token(dir.path(), &token).unwrap();
+        assert_eq!(read_token(dir.path()).unwrap(), token);
+        for planted in [
+            "\u{1b}]52;c;ZWNobyBwd25lZA==\u{7}".to_owned(),
+            format!("{token}\u{1b}[2J"),
+            "ab".repeat(31),
+            "zz".repeat(32),
+        ] {
+            write_token(dir.path(), &planted).unwrap();
+            assert!(read_token(dir.path()).is_err(), "{planted:?} was taken");
+        }
     }
 
     #[test]

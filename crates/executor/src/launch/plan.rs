@@ -130,6 +130,7 @@ impl<R: ContainerRuntime> Executor<R> {
         let web = match &options.mode {
             Mode::Web(web) => Some(plan_web(
                 web,
+                &self.task_store().list(),
                 roster,
                 installed.as_ref(),
                 &options.image,
@@ -297,6 +298,7 @@ fn installed_entries(
 /// container needs a network to be reached through, and the port must be free.
 fn plan_web(
     web: &crate::launch::options::WebOptions,
+    tasks: &[crate::task::TaskRecord],
     roster: &terok_roster::Roster,
     installed: Option<&BTreeSet<String>>,
     image: &ImageSource,
@@ -313,7 +315,18 @@ fn plan_web(
         return Err(ExecutorError::WebNeedsNetwork);
     }
     if let Some(url) = &web.public_url {
-        crate::origin::origin_of(url)?;
+        // Pages of one origin can read each other: another web task at the same origin (a
+        // proxy serving two tasks under different paths) could drive this one's UI.
+        let origin = crate::origin::origin_of(url)?;
+        if let Some(other) = tasks
+            .iter()
+            .find(|t| t.web.as_ref().is_some_and(|w| w.origin() == origin))
+        {
+            return Err(ExecutorError::PublicOriginTaken {
+                origin,
+                task: other.name.clone(),
+            });
+        }
     }
     let port = reserve_port(web.port)?;
     Ok(WebRecord::new(port, web.public_url.as_deref()))

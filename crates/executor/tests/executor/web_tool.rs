@@ -286,3 +286,37 @@ async fn only_a_sidecar_entry_is_a_tool() {
     assert!(err.to_string().contains("sidecar tool"), "{err}");
     assert!(session.task_dirs().is_empty());
 }
+
+/// Two web tasks behind one proxy under different paths share an origin, and a page of one
+/// could read the other: the second is refused before anything is created.
+#[tokio::test]
+async fn a_second_web_task_at_the_same_origin_is_refused() {
+    let session = Session::fake();
+    let at = |url: &str| {
+        let mut web = WebOptions::default();
+        web.public_url = Some(url.to_owned());
+        let mut options = web_options(None);
+        options.mode = terok_executor::Mode::Web(web);
+        options
+    };
+    let first = session
+        .executor
+        .launch(&at("https://box.example/a/"), &mut |_| {})
+        .await
+        .unwrap();
+    let err = session
+        .executor
+        .launch(&at("https://box.example:443/b/"), &mut |_| {})
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ExecutorError::PublicOriginTaken { task, .. } if task == first.name()),
+        "{err}"
+    );
+    assert_eq!(session.task_dirs().len(), 1);
+    session
+        .executor
+        .launch(&at("https://b.box.example/"), &mut |_| {})
+        .await
+        .unwrap();
+}
