@@ -170,8 +170,49 @@ impl<'s> Run<'s> {
 
     pub fn must(&self, args: &[&str]) -> Output {
         let out = self.cli(args).output().unwrap();
-        assert!(out.status.success(), "{args:?}: {}", text(&out));
+        assert!(
+            out.status.success(),
+            "{args:?}: {}{}",
+            text(&out),
+            self.container_log()
+        );
         out
+    }
+
+    /// The end of the task container's log (and its web gate's), for a failure message.
+    fn container_log(&self) -> String {
+        let Some(name) = &self.container else {
+            return String::new();
+        };
+        let said = |args: &[&str]| {
+            self.env
+                .command("podman")
+                .args(args)
+                .output()
+                .map(|o| text(&o))
+                .unwrap_or_default()
+        };
+        let pid = said(&["inspect", "--format", "{{.State.Pid}}", name]);
+        let ruleset = std::process::Command::new("nsenter")
+            .args(["-t", pid.trim(), "-n", "nft", "list", "ruleset"])
+            .output()
+            .map(|o| text(&o))
+            .unwrap_or_default();
+        format!(
+            "\n--- podman logs {name}:\n{}\n--- /tmp/caddy.log:\n{}\n--- podman port:\n{}\n\
+             --- inside, GET :8080:\n{}\n--- ruleset:\n{ruleset}",
+            said(&["logs", "--tail", "40", name]),
+            said(&["exec", name, "tail", "-n", "20", "/tmp/caddy.log"]),
+            said(&["port", name]),
+            said(&[
+                "exec",
+                name,
+                "bash",
+                "-c",
+                "exec 3<>/dev/tcp/127.0.0.1/8080 && printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3 \
+                 && head -1 <&3"
+            ]),
+        )
     }
 
     /// Stores the key (from stdin), builds the image under the lock, starts the vault.
