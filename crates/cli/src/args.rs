@@ -72,6 +72,8 @@ pub enum Command {
     ShowConfig(ShowConfigArgs),
     /// Check this host and its tasks: podman, the vault, its routes, refused credentials.
     Doctor(DoctorArgs),
+    /// Show how much disk terok uses: each task, each shared config directory, each image.
+    Storage(StorageArgs),
     /// The token broker that keeps real credentials on the host.
     Vault(VaultArgs),
     /// The egress firewall of a task: status, live allow and deny.
@@ -132,6 +134,9 @@ fn positive_seconds(text: &str) -> Result<f64, String> {
 pub struct DoctorArgs {
     /// Only this task (container name or task id); default: every running task.
     pub task: Option<String>,
+    /// Repair what can be repaired inside the tasks (bridges that stopped), then check again.
+    #[arg(long)]
+    pub fix: bool,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -260,7 +265,7 @@ pub struct UninstallArgs {
     /// Keep the container images.
     #[arg(long)]
     pub keep_images: bool,
-    /// Leave host services alone.
+    /// Leave host services alone: the vault keeps running and setup stays recorded.
     #[arg(long)]
     pub no_sandbox: bool,
 }
@@ -337,7 +342,7 @@ pub struct VaultCleanArgs {
 #[command(
     after_help = "Exit status: the agent's own (124 when --timeout fired, 130 on Ctrl-C, 77 when \
                   the model API kept refusing the stored credential), 1 when the launch failed, \
-                  3 when setup is needed."
+                  3 when setup is needed, 4 when setup last ran with a newer version."
 )]
 pub struct RunArgs {
     /// The agent (see `terok-executor agents`).
@@ -415,7 +420,7 @@ pub struct RunArgs {
     /// Answer yes to preflight questions (build missing images).
     #[arg(short = 'y', long)]
     pub yes: bool,
-    /// Skip the preflight checks (missing images are still built).
+    /// Skip the setup-stamp gate and the preflight checks (missing images are still built).
     #[arg(long)]
     pub no_preflight: bool,
     /// How to print Claude's stream-json: `text` renders readable lines, `raw` passes every
@@ -472,7 +477,8 @@ pub enum RuntimeArg {
 #[derive(Debug, Args)]
 #[command(
     after_help = "Exit status: the tool's own (124 when --timeout fired, 130 on Ctrl-C), 1 when \
-                  the launch failed, 3 when setup is needed.\n\
+                  the launch failed, 3 when setup is needed, 4 when setup last ran with a newer \
+                  version.\n\
                   Example: terok-executor run-tool coderabbit . -- review --plain"
 )]
 pub struct RunToolArgs {
@@ -502,7 +508,7 @@ pub struct RunToolArgs {
     /// Answer yes to preflight questions (build missing images).
     #[arg(short = 'y', long)]
     pub yes: bool,
-    /// Skip the preflight checks (missing images are still built).
+    /// Skip the setup-stamp gate and the preflight checks (missing images are still built).
     #[arg(long)]
     pub no_preflight: bool,
     /// What the container may reach (default: `allowlist`, or `open` when config.yml sets
@@ -527,6 +533,14 @@ pub enum GateModeArg {
     Gatekeeping,
     /// `origin` is the real remote; the gate only seeds the clone.
     Online,
+}
+
+/// Arguments of `storage`.
+#[derive(Debug, Args)]
+pub struct StorageArgs {
+    /// Print JSON instead of tables (sizes in bytes).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `list`.

@@ -53,6 +53,7 @@ fn help_lists_verbs_and_global_options() {
       uninstall    Remove what setup and build created: every image terok built
       show-config  Print the effective configuration: every config.yml layer merged, defaults filled in
       doctor       Check this host and its tasks: podman, the vault, its routes, refused credentials
+      storage      Show how much disk terok uses: each task, each shared config directory, each image
       vault        The token broker that keeps real credentials on the host
       shield       The egress firewall of a task: status, live allow and deny
       gate         The git gate: review what agents pushed to the host's mirrors, promote it, sync
@@ -477,7 +478,7 @@ fn run_help_lists_the_python_flags() {
               Answer yes to preflight questions (build missing images)
 
           --no-preflight
-              Skip the preflight checks (missing images are still built)
+              Skip the setup-stamp gate and the preflight checks (missing images are still built)
 
           --output <FORMAT>
               How to print Claude's stream-json: `text` renders readable lines, `raw` passes every line
@@ -542,7 +543,8 @@ fn run_help_lists_the_python_flags() {
               Print help (see a summary with '-h')
 
     Exit status: the agent's own (124 when --timeout fired, 130 on Ctrl-C, 77 when the model API kept
-    refusing the stored credential), 1 when the launch failed, 3 when setup is needed.
+    refusing the stored credential), 1 when the launch failed, 3 when setup is needed, 4 when setup last
+    ran with a newer version.
     ");
 }
 
@@ -645,10 +647,12 @@ fn a_gate_that_cannot_work_is_refused_before_anything_is_prepared() {
     x [TMP]/work/plain is a directory: the gate's online mode needs a git URL (a directory is gated in gatekeeping mode)
     help: drop --gate-mode online (a directory is gated in gatekeeping mode), or give the repository's URL
     ");
+    // Nothing but the setup stamp the test host starts with.
     let written: Vec<_> = std::fs::read_dir(env.state_root())
         .unwrap()
         .flatten()
         .map(|e| e.file_name())
+        .filter(|name| name != "setup.stamp")
         .collect();
     assert!(written.is_empty(), "nothing written: {written:?}");
     let r = run_in(&env, &["gate", "diff", "nosuch"]);
@@ -806,7 +810,7 @@ fn run_tool_help_lists_the_python_flags() {
               Answer yes to preflight questions (build missing images)
 
           --no-preflight
-              Skip the preflight checks (missing images are still built)
+              Skip the setup-stamp gate and the preflight checks (missing images are still built)
 
           --shield <MODE>
               What the container may reach (default: `allowlist`, or `open` when config.yml sets
@@ -832,7 +836,7 @@ fn run_tool_help_lists_the_python_flags() {
               Print help (see a summary with '-h')
 
     Exit status: the tool's own (124 when --timeout fired, 130 on Ctrl-C), 1 when the launch failed, 3
-    when setup is needed.
+    when setup is needed, 4 when setup last ran with a newer version.
     Example: terok-executor run-tool coderabbit . -- review --plain
     ");
 }

@@ -14,6 +14,7 @@ pub mod limits;
 pub mod merge;
 pub mod paths;
 pub mod secure_fs;
+pub mod setup_stamp;
 pub mod subids;
 pub mod text;
 pub mod time;

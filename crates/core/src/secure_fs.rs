@@ -135,6 +135,15 @@ pub fn rename(from: &Path, to: &Path) -> Result<(), SecureFsError> {
     std::fs::rename(from, to).map_err(io_err("rename to", to))
 }
 
+/// Removes the file (or link) at `path`; unlink(2) never follows a link. Nothing there is not
+/// an error.
+pub fn remove_file(path: &Path) -> Result<(), SecureFsError> {
+    match std::fs::remove_file(path) {
+        Err(err) if err.kind() != io::ErrorKind::NotFound => Err(io_err("remove", path)(err)),
+        _ => Ok(()),
+    }
+}
+
 /// Opens `path` for appending (a log), creating it with mode 0600; a symbolic link at `path`
 /// is refused rather than followed.
 pub fn open_append(path: &Path) -> Result<File, SecureFsError> {

@@ -394,9 +394,20 @@ pub fn is_phantom_content(bytes: &[u8]) -> bool {
 pub const REAL_SECRET_PREFIXES: &[&str] = &["sk-ant-", "sk-", "gho_", "ghp_", "ghs_", "glpat-"];
 
 fn looks_like_real_secret(text: &str) -> bool {
+    real_secret_kind(text).is_some()
+}
+
+/// The prefix of the first real-looking credential in `text` (`sk-ant-`, `ghp_` …), `None`
+/// when there is none: enough to say what was found without showing it.
+pub fn real_secret_kind(text: &str) -> Option<&'static str> {
     text.split(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '=' | ':' | ','))
-        .any(|word| {
-            REAL_SECRET_PREFIXES.iter().any(|p| word.starts_with(p))
-                && !word.starts_with(crate::token::TOKEN_PREFIX)
+        .filter(|word| !word.starts_with(crate::token::TOKEN_PREFIX))
+        .find_map(|word| {
+            // The longest prefix that matches (`sk-ant-` rather than `sk-`).
+            REAL_SECRET_PREFIXES
+                .iter()
+                .filter(|p| word.starts_with(**p))
+                .max_by_key(|p| p.len())
+                .copied()
         })
 }

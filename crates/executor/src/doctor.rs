@@ -26,20 +26,28 @@ pub enum Verdict {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct DoctorCheck {
-    /// What was checked (`podman`, `vault`, `credential claude`, `task NAME`).
+    /// What was checked (`podman`, `vault`, `credential claude`, `task NAME`, `NAME:
+    /// bridge.vault`).
     pub name: String,
+    /// The id of the check inside a task it was (`bridge.vault` …), `None` for the host's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
     /// How it came out.
     pub verdict: Verdict,
     /// What was found.
     pub detail: String,
+    /// Whether `--fix` can repair it in place.
+    pub fixable: bool,
 }
 
 impl DoctorCheck {
     fn new(name: impl Into<String>, verdict: Verdict, detail: impl Into<String>) -> Self {
         Self {
             name: name.into(),
+            id: None,
             verdict,
             detail: detail.into(),
+            fixable: false,
         }
     }
 }
@@ -53,8 +61,14 @@ fn refusal_text(status: u16, error_type: Option<&str>) -> String {
 }
 
 impl<R: ContainerRuntime> Executor<R> {
-    /// The checks of this host, then of `task` (a container name or task id) or of every task.
-    pub async fn doctor(&self, task: Option<&str>) -> Result<Vec<DoctorCheck>, ExecutorError> {
+    /// The checks of this host, then of `task` (a container name or task id) or of every
+    /// running task — inside each running one too; with `fix`, what can be repaired in a task
+    /// is repaired and checked again.
+    pub async fn doctor(
+        &self,
+        task: Option<&str>,
+        fix: bool,
+    ) -> Result<Vec<DoctorCheck>, ExecutorError> {
         let scope = SetupScope {
             vault: true,
             ..SetupScope::default()
@@ -79,7 +93,7 @@ impl<R: ContainerRuntime> Executor<R> {
             crate::settings_check::EGRESS_OPEN,
         ));
         checks.extend(self.credential_checks().await?);
-        checks.extend(self.task_checks(task).await?);
+        checks.extend(self.task_checks(task, fix).await?);
         Ok(checks)
     }
 
@@ -115,8 +129,12 @@ impl<R: ContainerRuntime> Executor<R> {
             .collect())
     }
 
-    /// Tasks whose agent cannot work because the API refuses their credential.
-    async fn task_checks(&self, task: Option<&str>) -> Result<Vec<DoctorCheck>, ExecutorError> {
+    /// Each task: whether the API refuses its credential, and the checks inside it.
+    async fn task_checks(
+        &self,
+        task: Option<&str>,
+        fix: bool,
+    ) -> Result<Vec<DoctorCheck>, ExecutorError> {
         let tasks = self.list_tasks().await?;
         let wanted: Vec<_> = match task {
             Some(name) => {
@@ -131,21 +149,39 @@ impl<R: ContainerRuntime> Executor<R> {
             }
             None => tasks.into_iter().filter(|t| t.state == "running").collect(),
         };
-        Ok(wanted
-            .into_iter()
-            .map(|t| {
-                let name = format!("task {}", t.name);
-                match &t.credential_rejected {
-                    Some(provider) => DoctorCheck::new(
-                        name,
-                        Verdict::Error,
-                        format!(
-                            "the API refuses the credential of {provider}: the agent cannot work"
-                        ),
-                    ),
-                    None => DoctorCheck::new(name, Verdict::Ok, t.state.clone()),
-                }
-            })
-            .collect())
+        let mut checks = Vec::new();
+        for t in wanted {
+            let name = format!("task {}", t.name);
+            checks.push(match &t.credential_rejected {
+                Some(provider) => DoctorCheck::new(
+                    name,
+                    Verdict::Error,
+                    format!("the API refuses the credential of {provider}: the agent cannot work"),
+                ),
+                None => DoctorCheck::new(name, Verdict::Ok, t.state.clone()),
+            });
+            if t.state == "running"
+                && let Some(record) = self.task_store().find(&t.name)
+            {
+                checks.extend(self.inside_task(&record, fix).await?);
+            }
+        }
+        Ok(checks)
+    }
+
+    /// The checks inside a running task (a krun guest is reached over SSH, not by them).
+    async fn inside_task(
+        &self,
+        record: &crate::task::TaskRecord,
+        fix: bool,
+    ) -> Result<Vec<DoctorCheck>, ExecutorError> {
+        if record.krun.is_some() {
+            return Ok(vec![DoctorCheck::new(
+                format!("{}: checks inside the task", record.name),
+                Verdict::Warn,
+                "not run in a krun guest (log in over SSH to look)",
+            )]);
+        }
+        self.container_doctor(record, fix).await
     }
 }

@@ -70,10 +70,13 @@ mod ownership;
 mod repo;
 mod session;
 mod settings_check;
+mod setup;
 mod shield;
 mod ssh;
+mod storage;
 mod stream;
 mod task;
+mod task_doctor;
 mod tool;
 mod vault;
 mod vault_service;
@@ -107,15 +110,18 @@ pub use ownership::{RootfulTask, WorkspaceOwner};
 pub use repo::{RepoSource, classify_repo};
 pub use session::{Executor, ExecutorBuilder};
 pub use settings_check::{EGRESS_OPEN, inert_settings};
+pub use setup::SetupVerdict;
 pub use shield::{
     ShieldChange, ShieldHook, ShieldStatus, missing_shield_tools, resolve_on_host, run_shield_hook,
 };
 pub use ssh::{KeyUsers, SshKeyInfo};
+pub use storage::{ImageStorage, MountStorage, StorageReport, TaskStorage};
 pub use stream::render_stream_json_line;
 pub use task::{
     CONTAINER_PREFIX, TaskMode, TaskRecord, TaskStore, WebRecord, container_name, is_task_id,
     new_task_id,
 };
+pub use task_doctor::{CheckCategory, ContainerCheck, ProbeRule, container_checks};
 pub use vault::{OpenListener, STANDALONE_SCOPE, ServeCommand, VaultClient, VaultLauncher};
 pub use vault_service::{
     CleanReport, LeakedFile, RoutesWritten, SECRETS_ON_STDIN_VAR, VaultReport, VaultStart,

@@ -59,7 +59,16 @@ impl IsolatedEnv {
         {
             std::fs::write(env.storage_conf(), pinned)?;
         }
+        // A host where `setup` completed with this version, as most tests assume; the tests
+        // of the setup gate remove or rewrite it.
+        terok_core::setup_stamp::record(&env.setup_stamp(), "2026-01-01T00:00:00Z")
+            .map_err(std::io::Error::other)?;
         Ok(env)
+    }
+
+    /// The setup stamp (`<TEROK_ROOT>/setup.stamp`).
+    pub fn setup_stamp(&self) -> PathBuf {
+        self.state_root().join("setup.stamp")
     }
 
     /// Rootless: the podman storage config that keeps this user's real image store (see

@@ -9,8 +9,8 @@ use crate::context::Context;
 use crate::output::table;
 
 pub fn run(ctx: &Context, args: &DoctorArgs) -> miette::Result<Status> {
-    let DoctorArgs { task, json } = args;
-    let checks = ctx.block_on(ctx.executor()?.doctor(task.as_deref()))??;
+    let DoctorArgs { task, fix, json } = args;
+    let checks = ctx.block_on(ctx.executor()?.doctor(task.as_deref(), *fix))??;
     let worst = checks
         .iter()
         .map(|c| c.verdict)
@@ -33,7 +33,19 @@ pub fn run(ctx: &Context, args: &DoctorArgs) -> miette::Result<Status> {
                 [c.name.as_str(), verdict, c.detail.as_str()]
             })
             .collect();
+        // Names and details can carry a task's text (its container's answers).
+        let shown: Vec<[String; 3]> = rows
+            .iter()
+            .map(|r| r.map(|cell| terok_core::text::printable(cell).into_owned()))
+            .collect();
+        let rows: Vec<[&str; 3]> = shown
+            .iter()
+            .map(|r| r.each_ref().map(String::as_str))
+            .collect();
         print!("{}", table(["CHECK", "VERDICT", "DETAIL"], &rows));
+        if checks.iter().any(|c| c.fixable) {
+            println!("Some checks inside tasks can be repaired: terok-executor doctor --fix");
+        }
         if worst == Verdict::Error {
             println!(
                 "Refused credentials: store a new one with `terok-executor auth <agent>`; \

@@ -14,6 +14,7 @@ mod setup;
 mod shield;
 mod show_config;
 mod ssh;
+mod storage;
 mod tasks;
 mod vault;
 mod web;
@@ -42,6 +43,7 @@ pub fn dispatch(ctx: &Context, command: Command) -> miette::Result<Status> {
         Command::Uninstall(args) => setup::uninstall(ctx, &args),
         Command::ShowConfig(args) => show_config::run(ctx, &args),
         Command::Doctor(args) => doctor::run(ctx, &args),
+        Command::Storage(args) => storage::run(ctx, &args),
         Command::Shield(args) => shield::run(ctx, args),
         Command::Gate(args) => gate::run(ctx, args),
         Command::Ssh(args) => ssh::run(ctx, args),
@@ -78,6 +80,8 @@ fn needs_roster(command: &Command) -> bool {
         | Command::Gate(_)
         | Command::Ssh(_)
         | Command::Acp(_)
+        // Labels come from the roster when it loads; a broken override leaves the names.
+        | Command::Storage(_)
         | Command::ShowConfig(_) => false,
     }
 }

@@ -7,8 +7,8 @@ use terok_core::text::printable;
 
 use terok_executor::{
     BuildRequest, CredentialState, Executor, GateMode, ImageSource, LaunchedTask, LogFormat,
-    LogSource, Mode, PodmanCli, Rejection, RunEvent, RunOptions, TaskEvent, TaskRuntime,
-    WaitOptions, WebOptions, gpu_request, host_git_identity, render_stream_json_line,
+    LogSource, Mode, PodmanCli, Rejection, RunEvent, RunOptions, SetupVerdict, TaskEvent,
+    TaskRuntime, WaitOptions, WebOptions, gpu_request, host_git_identity, render_stream_json_line,
 };
 
 use crate::Status;
@@ -22,8 +22,51 @@ use crate::prompt;
 
 /// Exit status of "setup needed" (the Python terok-executor's contract).
 pub(crate) const SETUP_NEEDED: u8 = 3;
+/// Exit status of "setup last ran with a newer version" (the Python terok-executor's contract).
+pub(crate) const DOWNGRADED: u8 = 4;
 /// How long an interactive container may take to say it is ready.
 const READY_LIMIT: Duration = Duration::from_secs(120);
+
+/// The setup-stamp gate of `run` and `run-tool` (`verb`): `None` when `setup` completed with
+/// this version; otherwise the reason is printed and the exit status returned — 3 when setup
+/// is needed (never ran, an update, an unreadable stamp), 4 after a downgrade.
+pub(crate) fn setup_stamp_gate(executor: &Executor, verb: &str) -> Option<Status> {
+    let reason = match executor.setup_verdict() {
+        SetupVerdict::Current => return None,
+        SetupVerdict::FirstRun => {
+            "no setup stamp found — terok-executor hasn't been initialised".to_owned()
+        }
+        SetupVerdict::Updated { stamped } => format!(
+            "package versions changed since the last setup ({} {stamped} → {}) — re-run to apply",
+            terok_core::setup_stamp::PACKAGE,
+            terok_core::setup_stamp::VERSION
+        ),
+        SetupVerdict::Unreadable { reason } => format!(
+            "setup stamp is unreadable ({}) — re-run setup to refresh it",
+            printable(&reason)
+        ),
+        SetupVerdict::Downgraded { stamped } => {
+            eprintln!(
+                "terok-executor: refusing to run — downgrade detected ({} {stamped} → {}).",
+                terok_core::setup_stamp::PACKAGE,
+                terok_core::setup_stamp::VERSION
+            );
+            eprintln!(
+                "  Fix:    install terok-executor {stamped} or newer again, or accept this \
+                 version: terok-executor setup"
+            );
+            eprintln!(
+                "  Or:     rm {}   (forget the newer setup)",
+                executor.paths().setup_stamp().display()
+            );
+            return Some(Status::Code(DOWNGRADED));
+        }
+    };
+    eprintln!("terok-executor: {reason}.");
+    eprintln!("  Fix:    terok-executor setup");
+    eprintln!("  Or:     terok-executor {verb} --no-preflight ...   (skip the gate)");
+    Some(Status::Code(SETUP_NEEDED))
+}
 
 /// What `run` does besides the launch itself.
 struct Presentation {
@@ -49,6 +92,11 @@ pub fn run(ctx: &Context, args: RunArgs) -> miette::Result<Status> {
             "run always builds its image from a request"
         ));
     };
+    if !presentation.no_preflight
+        && let Some(status) = setup_stamp_gate(executor, "run")
+    {
+        return Ok(status);
+    }
     if !presentation.no_preflight
         && let Some(status) = ssh_key_preflight(executor, &options, presentation.yes)?
     {

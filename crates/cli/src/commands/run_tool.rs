@@ -7,7 +7,9 @@ use terok_executor::{BuildRequest, Executor, ImageSource, RunOptions, SidecarCho
 use crate::Status;
 use crate::args::{RunToolArgs, ShieldMode};
 use crate::commands::build::image_choice;
-use crate::commands::run::{SETUP_NEEDED, build_missing, follow_headless, show_event};
+use crate::commands::run::{
+    SETUP_NEEDED, build_missing, follow_headless, setup_stamp_gate, show_event,
+};
 use crate::context::Context;
 use crate::progress::BuildProgress;
 
@@ -20,6 +22,9 @@ pub fn run(ctx: &Context, args: RunToolArgs) -> miette::Result<Status> {
             "run-tool always builds its image from a request"
         ));
     };
+    if !no_preflight && let Some(status) = setup_stamp_gate(executor, "run-tool") {
+        return Ok(status);
+    }
     if !no_preflight && let Some(status) = preflight(ctx, request, yes)? {
         return Ok(status);
     }

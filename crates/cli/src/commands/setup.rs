@@ -55,6 +55,10 @@ pub fn run(ctx: &Context, args: SetupArgs) -> miette::Result<Status> {
         );
         print_tags(&ensure_images(ctx, &request)?);
     }
+    let stamp = executor.record_setup()?;
+    if ctx.verbose > 0 {
+        println!("Setup stamp: {}", stamp.display());
+    }
     println!("Setup complete.");
     println!("Try: terok-executor run <agent> . -p \"...\"   (agents: terok-executor agents)");
     Ok(Status::Ok)
@@ -90,10 +94,11 @@ fn check(ctx: &Context, scope: &SetupScope) -> miette::Result<Status> {
 pub fn uninstall(ctx: &Context, args: &UninstallArgs) -> miette::Result<Status> {
     let UninstallArgs {
         keep_images,
-        no_sandbox: _,
+        no_sandbox,
     } = args;
+    let executor = ctx.executor()?;
     if !keep_images {
-        let report = ctx.block_on(ctx.executor()?.remove_images())??;
+        let report = ctx.block_on(executor.remove_images())??;
         for refs in &report.removed {
             println!("Removed image {}", refs.join(", "));
         }
@@ -109,6 +114,14 @@ pub fn uninstall(ctx: &Context, args: &UninstallArgs) -> miette::Result<Status> 
                 report.kept.len()
             );
         }
+    }
+    // The host services (unless --no-sandbox): the vault stops, and the next launch asks for
+    // setup again. Stored credentials and tasks stay.
+    if !no_sandbox {
+        if ctx.block_on(executor.stop_vault())?? {
+            println!("Vault stopped.");
+        }
+        executor.forget_setup()?;
     }
     println!("Uninstall complete.");
     Ok(Status::Ok)

@@ -152,7 +152,7 @@ async fn without_fail_fast_the_run_keeps_waiting_and_list_and_doctor_name_the_ta
     assert_eq!(mine.state, "running");
     let checks = session
         .executor
-        .doctor(Some("terok-test-patient"))
+        .doctor(Some("terok-test-patient"), false)
         .await
         .unwrap();
     let task_check = checks
@@ -175,7 +175,7 @@ async fn without_fail_fast_the_run_keeps_waiting_and_list_and_doctor_name_the_ta
     crate::support::next_command(&session)
         .store_api_key("claude", "sk-ant-api03-another-key")
         .unwrap();
-    let checks = session.executor.doctor(None).await.unwrap();
+    let checks = session.executor.doctor(None, false).await.unwrap();
     let credential = checks
         .iter()
         .find(|c| c.name == "credential claude")

@@ -1,0 +1,138 @@
+//! Drop-in behaviour for users of the Python terok-executor 0.5.0: the setup-stamp gate of
+//! `run` and `run-tool` (exit 3 when setup is needed, 4 after a downgrade), `setup` recording
+//! it and `uninstall` taking it back.
+
+// Test helpers may panic: a panic is how a test reports failure.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
+
+use insta::assert_snapshot;
+use terok_testkit::IsolatedEnv;
+use terok_testkit::cli::{CliRun as Run, run_cli};
+
+const BIN: &str = env!("CARGO_BIN_EXE_terok-executor");
+
+fn run_in(env: &IsolatedEnv, args: &[&str]) -> Run {
+    run_cli(env, BIN, args)
+}
+
+/// A headless run whose preflight cannot reach podman (`--connection` to a name podman does
+/// not know): past the gate it stops at the preflight's podman row, touching no engine.
+const RUN: &[&str] = &[
+    "run",
+    "claude",
+    ".",
+    "-p",
+    "x",
+    "--connection",
+    "terok-test-none",
+];
+
+fn stamp_with(env: &IsolatedEnv, packages: &str) {
+    std::fs::write(
+        env.setup_stamp(),
+        format!(
+            r#"{{"version": 1, "completed_at": "2026-01-01T00:00:00Z", "packages": {packages}}}"#
+        ),
+    )
+    .unwrap();
+}
+
+/// Past the gate: the preflight's podman row answered.
+fn passed_the_gate(r: &Run) -> bool {
+    r.stderr.contains("podman") && r.stderr.contains("FAIL") && !r.stderr.contains("setup stamp")
+}
+
+#[test]
+fn the_setup_stamp_gates_run_and_run_tool_with_upstreams_exit_statuses() {
+    let env = IsolatedEnv::new().unwrap();
+    std::fs::remove_file(env.setup_stamp()).unwrap();
+    let r = run_in(&env, RUN);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert_snapshot!(r.stderr, @"
+    terok-executor: no setup stamp found — terok-executor hasn't been initialised.
+      Fix:    terok-executor setup
+      Or:     terok-executor run --no-preflight ...   (skip the gate)
+    ");
+    let r = run_in(
+        &env,
+        &[
+            "run-tool",
+            "coderabbit",
+            ".",
+            "--connection",
+            "terok-test-none",
+        ],
+    );
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("run-tool --no-preflight"), "{}", r.stderr);
+
+    // A stamp the Python release wrote: none of its versions are ours to compare.
+    stamp_with(
+        &env,
+        r#"{"terok-executor": "0.5.0", "terok-sandbox": "0.5.0", "terok-shield": "0.5.0"}"#,
+    );
+    let r = run_in(&env, RUN);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("hasn't been initialised"), "{}", r.stderr);
+
+    // Setup ran with an older version: 3, until setup runs again.
+    stamp_with(&env, r#"{"terok-executor-rs": "0.0.1"}"#);
+    let r = run_in(&env, RUN);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert_snapshot!(r.stderr, @"
+    terok-executor: package versions changed since the last setup (terok-executor-rs 0.0.1 → 0.1.0) — re-run to apply.
+      Fix:    terok-executor setup
+      Or:     terok-executor run --no-preflight ...   (skip the gate)
+    ");
+    let r = run_in(&env, &["setup", "--no-sandbox", "--no-images"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = run_in(&env, RUN);
+    assert!(passed_the_gate(&r), "{}", r.stderr);
+    let stamp = std::fs::read_to_string(env.setup_stamp()).unwrap();
+    assert!(stamp.contains(r#""terok-executor-rs": "0.1.0""#), "{stamp}");
+
+    // Setup ran with a newer version: 4, naming both.
+    stamp_with(&env, r#"{"terok-executor-rs": "99.0.0"}"#);
+    let r = run_in(&env, RUN);
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert_snapshot!(r.stderr, @"
+    terok-executor: refusing to run — downgrade detected (terok-executor-rs 99.0.0 → 0.1.0).
+      Fix:    install terok-executor 99.0.0 or newer again, or accept this version: terok-executor setup
+      Or:     rm [TMP]/state/setup.stamp   (forget the newer setup)
+    ");
+    // --no-preflight skips the gate.
+    let mut skipped = RUN.to_vec();
+    skipped.push("--no-preflight");
+    let r = run_in(&env, &skipped);
+    assert!(
+        r.code != 4 && !r.stderr.contains("downgrade"),
+        "{}",
+        r.stderr
+    );
+
+    // An unreadable stamp: 3, saying so.
+    std::fs::write(env.setup_stamp(), "{half a stamp").unwrap();
+    let r = run_in(&env, RUN);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("setup stamp is unreadable"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn uninstall_forgets_the_setup_unless_the_host_services_stay() {
+    let env = IsolatedEnv::new().unwrap();
+    let r = run_in(&env, &["uninstall", "--keep-images", "--no-sandbox"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        env.setup_stamp().exists(),
+        "--no-sandbox keeps setup recorded"
+    );
+    let r = run_in(&env, &["uninstall", "--keep-images"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!env.setup_stamp().exists());
+    let r = run_in(&env, RUN);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+}
