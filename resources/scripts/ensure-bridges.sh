@@ -1,16 +1,27 @@
 # shellcheck shell=bash
 # Sourced (by init-ssh-and-repo.sh and terok-env.sh): starts the in-container socat bridges to
-# host services that are not running yet. Liveness is checked with `kill -0` on the pidfile,
-# not by the socket's existence, because a dead socat leaves its socket behind.
+# host services that are not running yet. Liveness is checked on the pidfile's process, not
+# by the socket's existence, because a dead socat leaves its socket behind — and not by
+# `kill -0` alone: a bridge that died stays a zombie (state Z) while its parent (the
+# container's `tail -f /dev/null`) never reaps it.
 
 _TEROK_VAULT_SOCKET=/run/terok/vault/vault.sock
+
+# Whether the process in pidfile $1 runs (exists and is not a zombie).
+_terok_alive() {
+  local pid state
+  pid="$(cat "$1" 2>/dev/null)" || return 1
+  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+  state="$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null)" || return 1
+  [[ -n "$state" && "$state" != Z ]]
+}
 
 _terok_bridge() {
   local name="$1"
   shift
   local dir=/tmp/.terok
   local pidfile="$dir/$name.pid"
-  if [[ -f "$pidfile" ]] && kill -0 "$(cat "$pidfile" 2>/dev/null)" 2>/dev/null; then
+  if _terok_alive "$pidfile"; then
     return 0
   fi
   mkdir -p "$dir" 2>/dev/null || return 0

@@ -78,8 +78,14 @@ pub struct ContainerCheck {
     pub rule: ProbeRule,
 }
 
-/// `bash -c <line>`.
-fn shell(line: &str) -> Vec<String> {
+/// `sh -c <line>` for a probe: not bash, whose `BASH_ENV` (the image's `terok-env.sh`) would
+/// start the missing bridges before the probe looks.
+fn probe_shell(line: &str) -> Vec<String> {
+    vec!["sh".into(), "-c".into(), line.into()]
+}
+
+/// `bash -c <line>` for a fix.
+fn fix_shell(line: &str) -> Vec<String> {
     vec!["bash".into(), "-c".into(), line.into()]
 }
 
@@ -169,7 +175,14 @@ fn env_check(id: String, label: String, rule: ProbeRule) -> ContainerCheck {
 
 /// The bridges the task's environment says it has.
 fn bridge_checks(env: &BTreeMap<String, String>) -> Vec<ContainerCheck> {
-    let alive = |name: &str| format!("kill -0 \"$(cat /tmp/.terok/{name}.pid)\" 2>/dev/null");
+    // Runs: the pidfile's process exists and is not a zombie (a dead bridge stays one, its
+    // parent never reaps it, and `kill -0` still succeeds on it).
+    let alive = |name: &str| {
+        format!(
+            "p=$(cat /tmp/.terok/{name}.pid) && s=$(cut -d' ' -f3 /proc/$p/stat) \
+             && [ -n \"$s\" ] && [ \"$s\" != Z ]"
+        )
+    };
     let mut bridges = Vec::new();
     if env.contains_key("TEROK_VAULT_LOOPBACK_PORT") {
         bridges.push((
@@ -201,8 +214,8 @@ fn bridge_checks(env: &BTreeMap<String, String>) -> Vec<ContainerCheck> {
             id: format!("bridge.{name}"),
             category: CheckCategory::Bridge,
             label,
-            probe: Some(shell(&line)),
-            fix: Some(shell(BRIDGE_FIX)),
+            probe: Some(probe_shell(&line)),
+            fix: Some(fix_shell(BRIDGE_FIX)),
             rule: ProbeRule::Succeeds,
         })
         .collect()

@@ -86,7 +86,7 @@ async fn a_healthy_task_is_ok_and_a_tampered_one_is_named_without_its_secrets() 
         &["cat"],
         answer(0, r#"{"key": "sk-ant-api03-PLANTED-in-file"}"#, ""),
     );
-    fake.answer_exec(&["bash", "-c"], answer(1, "", ""));
+    fake.answer_exec(&["sh", "-c"], answer(1, "", ""));
     let checks = session.executor.doctor(Some(NAME), false).await.unwrap();
     for id in CLAUDE_CHECKS {
         assert_eq!(by_id(&checks, id).verdict, Verdict::Error, "{id}");
