@@ -102,6 +102,28 @@ fn podman_shim(env: &IsolatedEnv) -> (String, PathBuf) {
     (path, log)
 }
 
+/// The status line a `GET /` on 127.0.0.1:`port` gets, or why there is none.
+fn head_line(port: u16) -> String {
+    use std::io::{Read, Write};
+    let mut stream = match std::net::TcpStream::connect(("127.0.0.1", port)) {
+        Ok(stream) => stream,
+        Err(err) => return format!("connect: {err}"),
+    };
+    let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+    if let Err(err) = stream.write_all(b"GET / HTTP/1.0\r\n\r\n") {
+        return format!("write: {err}");
+    }
+    let mut answer = [0u8; 64];
+    match stream.read(&mut answer) {
+        Ok(n) => String::from_utf8_lossy(&answer[..n])
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_owned(),
+        Err(err) => format!("read: {err}"),
+    }
+}
+
 /// The host of one run: the isolated environment, the scripted model, the podman log.
 pub struct Run<'s> {
     pub scenario: &'s Scenario,
@@ -198,18 +220,36 @@ impl<'s> Run<'s> {
             .output()
             .map(|o| text(&o))
             .unwrap_or_default();
+        let ports = said(&["port", name]);
+        // The published port's answer from this host, without a token (403 when it works).
+        let from_host = ports
+            .lines()
+            .find_map(|l| l.split("127.0.0.1:").nth(1))
+            .and_then(|p| p.trim().parse::<u16>().ok())
+            .map(head_line)
+            .unwrap_or_default();
         format!(
-            "\n--- podman logs {name}:\n{}\n--- /tmp/caddy.log:\n{}\n--- podman port:\n{}\n\
-             --- inside, GET :8080:\n{}\n--- ruleset:\n{ruleset}",
+            "\n--- podman logs {name}:\n{}\n--- /tmp/caddy.log:\n{}\n--- podman port:\n{ports}\n\
+             --- from this host, GET the published port:\n{from_host}\n\
+             --- inside, GET :8080:\n{}\n--- inside, GET :8080 with the token file's token:\n{}\n\
+             --- ruleset:\n{ruleset}",
             said(&["logs", "--tail", "40", name]),
             said(&["exec", name, "tail", "-n", "20", "/tmp/caddy.log"]),
-            said(&["port", name]),
             said(&[
                 "exec",
                 name,
                 "bash",
                 "-c",
                 "exec 3<>/dev/tcp/127.0.0.1/8080 && printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3 \
+                 && head -1 <&3"
+            ]),
+            said(&[
+                "exec",
+                name,
+                "bash",
+                "-c",
+                "t=$(cat /home/dev/.terok/toad.token) && exec 3<>/dev/tcp/127.0.0.1/8080 && \
+                 printf \"GET / HTTP/1.0\\r\\nCookie: terok_token_${TEROK_WEB_PORT}=$t\\r\\n\\r\\n\" >&3 \
                  && head -1 <&3"
             ]),
         )
