@@ -36,6 +36,8 @@ pub const APT_PACKAGES: &[&str] = &[
     "wrk",
     // The real browser of the web-mode test (Toad's UI, driven headless over DevTools).
     "chromium",
+    // `systemd-analyze verify` of the vault's user unit (`vault install`).
+    "systemd",
 ];
 
 /// Cargo tools CI runs, installed with `cargo install --locked` when missing.

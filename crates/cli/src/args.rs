@@ -310,6 +310,19 @@ pub enum VaultCommand {
     List(VaultListArgs),
     /// Remove leaked credential files and revoke the tokens of containers that no longer run.
     Clean(VaultCleanArgs),
+    /// Run the vault as a systemd user service (terok-vault.service): it starts with your
+    /// login session and outlives this shell.
+    Install(VaultInstallArgs),
+    /// Stop and remove the vault's systemd user service.
+    Uninstall,
+}
+
+/// Arguments of `vault install`.
+#[derive(Debug, Args)]
+pub struct VaultInstallArgs {
+    /// Only print the unit (for a system without a user session, or to review it).
+    #[arg(long)]
+    pub print: bool,
 }
 
 /// Arguments of `vault routes`.

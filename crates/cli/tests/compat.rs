@@ -136,3 +136,68 @@ fn uninstall_forgets_the_setup_unless_the_host_services_stay() {
     let r = run_in(&env, RUN);
     assert_eq!(r.code, 3, "{}", r.stderr);
 }
+
+#[test]
+fn the_vault_unit_verifies_with_systemd_and_carries_no_secret() {
+    let env = IsolatedEnv::new().unwrap();
+    let mut command = env.command(BIN);
+    command
+        .args(["vault", "install", "--print"])
+        .env("TEROK_VAULT_PASSPHRASE", "a-passphrase-that-stays-out");
+    let out = command.output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let unit = String::from_utf8(out.stdout).unwrap();
+    assert!(unit.contains("vault\" \"serve\""), "{unit}");
+    assert!(
+        unit.contains(&format!("Environment=\"TEROK_ROOT={}\"", env.state_root().display())),
+        "{unit}"
+    );
+    assert!(!unit.contains("a-passphrase-that-stays-out"), "{unit}");
+    assert!(!unit.contains("TEROK_VAULT_PASSPHRASE"), "{unit}");
+
+    // systemd's own check of the unit (the program must exist and run).
+    let dir = env.root().join("unit");
+    std::fs::create_dir_all(&dir).unwrap();
+    let verify = |text: &str| {
+        let path = dir.join("terok-vault.service");
+        std::fs::write(&path, text).unwrap();
+        std::process::Command::new("systemd-analyze")
+            .args(["verify", "--user"])
+            .arg(&path)
+            .env("XDG_RUNTIME_DIR", env.root().join("run"))
+            .output()
+            .expect("systemd-analyze (Debian's systemd package)")
+    };
+    let checked = verify(&unit);
+    assert!(checked.status.success(), "{checked:?}\n{unit}");
+    // The same check refuses a unit whose program is gone.
+    let broken = unit.replacen("ExecStart=\"", "ExecStart=\"/nonexistent", 1);
+    assert!(!verify(&broken).status.success(), "{broken}");
+}
+
+#[test]
+fn the_vault_service_needs_a_user_session_and_writes_nothing_without_one() {
+    let env = IsolatedEnv::new().unwrap();
+    let mut command = env.command(BIN);
+    // No user bus: the user manager is out of reach.
+    command
+        .args(["vault", "install"])
+        .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus");
+    let out = command.output().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    if out.status.success() {
+        // A host with a user session: the test must not install a service for the real user.
+        panic!("vault install reached a user session from an isolated test: {said}");
+    }
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("no systemd user session"), "{said}");
+    assert!(said.contains("vault start"), "{said}");
+    assert!(
+        !env.home()
+            .join(".config/systemd/user/terok-vault.service")
+            .exists()
+    );
+    let r = run_in(&env, &["vault", "uninstall"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_snapshot!(r.stdout, @"No vault service is installed.");
+}

@@ -122,6 +122,18 @@ pub enum ExecutorError {
         /// The task served there.
         task: String,
     },
+    /// The vault's systemd unit cannot be written as this session runs.
+    #[error("cannot write the vault's systemd unit: {detail}")]
+    VaultUnitUnwritable {
+        /// What cannot go in it.
+        detail: String,
+    },
+    /// No systemd user session to install the vault's unit in.
+    #[error("no systemd user session ({detail})")]
+    NoUserSession {
+        /// What systemctl said.
+        detail: String,
+    },
     /// A web task without a network.
     #[error("web mode needs a network: the browser reaches Toad through a published port")]
     WebNeedsNetwork,

@@ -80,6 +80,7 @@ mod task_doctor;
 mod tool;
 mod vault;
 mod vault_service;
+mod vault_unit;
 mod web;
 
 pub use acp::{
@@ -127,6 +128,7 @@ pub use vault_service::{
     CleanReport, LeakedFile, RoutesWritten, SECRETS_ON_STDIN_VAR, VaultReport, VaultStart,
     receive_handed_secrets, running_containers, serve_vault,
 };
+pub use vault_unit::{VAULT_UNIT, VaultUnit};
 pub use web::{UI_CONTAINER_PORT, WebAccess, probe_ui};
 
 // The lower layers' types that appear in this API, so a caller needs no other terok crate.

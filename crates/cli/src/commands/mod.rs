@@ -71,6 +71,7 @@ fn needs_roster(command: &Command) -> bool {
                 | VaultCommand::Routes(_)
                 | VaultCommand::Status
                 | VaultCommand::Clean(_)
+                | VaultCommand::Install(_)
         ),
         Command::List(_)
         | Command::Stop(_)

@@ -118,6 +118,9 @@ pub fn uninstall(ctx: &Context, args: &UninstallArgs) -> miette::Result<Status> 
     // The host services (unless --no-sandbox): the vault stops, and the next launch asks for
     // setup again. Stored credentials and tasks stay.
     if !no_sandbox {
+        if let Some(path) = executor.uninstall_vault_unit()? {
+            println!("Vault service stopped and removed: {}", path.display());
+        }
         if ctx.block_on(executor.stop_vault())?? {
             println!("Vault stopped.");
         }

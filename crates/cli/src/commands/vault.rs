@@ -1,11 +1,13 @@
-//! `vault serve | start | stop | status | routes | list | clean`: the token broker daemon and
-//! the credential store behind it.
+//! `vault serve | start | stop | status | routes | list | clean | install | uninstall`: the
+//! token broker daemon, the credential store behind it, and its systemd user service.
 
 use miette::IntoDiagnostic;
 use terok_executor::{RouteTable, RoutesWritten, VaultReport, VaultStart};
 
 use crate::Status;
-use crate::args::{VaultArgs, VaultCleanArgs, VaultCommand, VaultListArgs, VaultRoutesArgs};
+use crate::args::{
+    VaultArgs, VaultCleanArgs, VaultCommand, VaultInstallArgs, VaultListArgs, VaultRoutesArgs,
+};
 use crate::context::Context;
 use crate::output::table;
 
@@ -36,7 +38,48 @@ pub fn run(ctx: &Context, args: &VaultArgs) -> miette::Result<Status> {
         VaultCommand::Routes(routes_args) => routes(ctx, routes_args),
         VaultCommand::List(list_args) => list(ctx, list_args),
         VaultCommand::Clean(clean_args) => clean(ctx, clean_args),
+        VaultCommand::Install(install_args) => install(ctx, install_args),
+        VaultCommand::Uninstall => uninstall_unit(ctx),
     }
+}
+
+/// `vault install [--print]`.
+fn install(ctx: &Context, args: &VaultInstallArgs) -> miette::Result<Status> {
+    let VaultInstallArgs { print } = args;
+    let executor = ctx.executor()?;
+    if *print {
+        print!("{}", executor.vault_unit()?.text);
+        return Ok(Status::Ok);
+    }
+    ctx.block_on(executor.update_routes())??;
+    match ctx.block_on(executor.install_vault_unit())? {
+        Ok(unit) => {
+            println!("Vault service installed: {}", unit.path.display());
+            println!(
+                "It runs now and with every login (systemctl --user status {}).",
+                terok_executor::VAULT_UNIT
+            );
+            Ok(Status::Ok)
+        }
+        Err(terok_executor::ExecutorError::NoUserSession { detail }) => {
+            eprintln!("Cannot install the vault service: no systemd user session ({detail}).");
+            eprintln!(
+                "Run the vault without it: terok-executor vault start   (or review the unit: \
+                 terok-executor vault install --print)"
+            );
+            Ok(Status::Failure)
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// `vault uninstall`.
+fn uninstall_unit(ctx: &Context) -> miette::Result<Status> {
+    match ctx.executor()?.uninstall_vault_unit()? {
+        Some(path) => println!("Vault service stopped and removed: {}", path.display()),
+        None => println!("No vault service is installed."),
+    }
+    Ok(Status::Ok)
 }
 
 /// `Routes written to …`, and whether a running daemon reread them.
