@@ -86,6 +86,67 @@ pub enum Command {
     /// Serve a running task's agents to an editor (Zed, Toad) over ACP, the Agent Client Protocol.
     #[command(long_about = ACP_ABOUT)]
     Acp(AcpArgs),
+    /// The Python terok-executor 0.5.0's `sandbox` verbs, kept for its scripts: the same
+    /// commands as `setup`, `uninstall`, `vault`, `gate`, `shield`, `ssh` and `doctor`.
+    #[command(hide = true)]
+    Sandbox(SandboxArgs),
+}
+
+impl Command {
+    /// The command a `sandbox …` alias stands for (any other command is itself).
+    pub fn without_sandbox_alias(self) -> Self {
+        match self {
+            Self::Sandbox(SandboxArgs { command }) => command.into_command(),
+            other => other,
+        }
+    }
+}
+
+/// Arguments of `sandbox`.
+#[derive(Debug, Args)]
+pub struct SandboxArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: SandboxCommand,
+}
+
+/// The verbs of `sandbox` (each the command of the same name).
+#[derive(Debug, Subcommand)]
+pub enum SandboxCommand {
+    /// Prepare this host's services (same as `terok-executor setup`).
+    Setup(SetupArgs),
+    /// Remove what setup made (same as `terok-executor uninstall`).
+    Uninstall(UninstallArgs),
+    /// The token broker (same as `terok-executor vault`).
+    Vault(VaultArgs),
+    /// The git gate (same as `terok-executor gate`).
+    Gate(GateArgs),
+    /// A task's egress firewall (same as `terok-executor shield`).
+    Shield(ShieldArgs),
+    /// SSH keys in the vault (same as `terok-executor ssh`).
+    Ssh(SshArgs),
+    /// Stored credentials, never their values (same as `terok-executor vault list`).
+    Credentials(VaultListArgs),
+    /// Check this host and its tasks (same as `terok-executor doctor`).
+    Doctor(DoctorArgs),
+}
+
+impl SandboxCommand {
+    /// The top-level command this verb is.
+    fn into_command(self) -> Command {
+        match self {
+            Self::Setup(args) => Command::Setup(args),
+            Self::Uninstall(args) => Command::Uninstall(args),
+            Self::Vault(args) => Command::Vault(args),
+            Self::Gate(args) => Command::Gate(args),
+            Self::Shield(args) => Command::Shield(args),
+            Self::Ssh(args) => Command::Ssh(args),
+            Self::Credentials(args) => Command::Vault(VaultArgs {
+                command: VaultCommand::List(args),
+            }),
+            Self::Doctor(args) => Command::Doctor(args),
+        }
+    }
 }
 
 const ACP_ABOUT: &str = "\

@@ -150,6 +150,7 @@ fn run(cli: Cli, mount_path: &[&str]) -> Status {
         println!();
         return Status::Failure;
     };
+    let command = command.without_sandbox_alias();
     let ctx = context::Context::new(cli.global, mount_path, &command);
     match commands::dispatch(&ctx, command) {
         Ok(status) => status,

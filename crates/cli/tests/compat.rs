@@ -149,7 +149,10 @@ fn the_vault_unit_verifies_with_systemd_and_carries_no_secret() {
     let unit = String::from_utf8(out.stdout).unwrap();
     assert!(unit.contains("vault\" \"serve\""), "{unit}");
     assert!(
-        unit.contains(&format!("Environment=\"TEROK_ROOT={}\"", env.state_root().display())),
+        unit.contains(&format!(
+            "Environment=\"TEROK_ROOT={}\"",
+            env.state_root().display()
+        )),
         "{unit}"
     );
     assert!(!unit.contains("a-passphrase-that-stays-out"), "{unit}");
@@ -200,4 +203,34 @@ fn the_vault_service_needs_a_user_session_and_writes_nothing_without_one() {
     let r = run_in(&env, &["vault", "uninstall"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_snapshot!(r.stdout, @"No vault service is installed.");
+}
+
+#[test]
+fn the_sandbox_tree_of_0_5_0_answers_with_the_same_commands() {
+    let env = IsolatedEnv::new().unwrap();
+    for path in [
+        &["sandbox"][..],
+        &["sandbox", "setup"],
+        &["sandbox", "uninstall"],
+        &["sandbox", "vault"],
+        &["sandbox", "vault", "start"],
+        &["sandbox", "vault", "status"],
+        &["sandbox", "vault", "install"],
+        &["sandbox", "gate"],
+        &["sandbox", "shield"],
+        &["sandbox", "ssh"],
+        &["sandbox", "credentials"],
+        &["sandbox", "doctor"],
+    ] {
+        let mut args = path.to_vec();
+        args.push("--help");
+        let r = run_in(&env, &args);
+        assert_eq!(r.code, 0, "{path:?}: {}", r.stderr);
+    }
+    // The alias runs the command itself.
+    let alias = run_in(&env, &["sandbox", "credentials"]);
+    let itself = run_in(&env, &["vault", "list"]);
+    assert_eq!(alias.code, itself.code);
+    assert_eq!(alias.stdout, itself.stdout);
+    assert_eq!(alias.stderr, itself.stderr);
 }

@@ -48,6 +48,8 @@ pub fn dispatch(ctx: &Context, command: Command) -> miette::Result<Status> {
         Command::Gate(args) => gate::run(ctx, args),
         Command::Ssh(args) => ssh::run(ctx, args),
         Command::Acp(args) => acp::run(ctx, args),
+        // Resolved to the command it stands for before dispatch.
+        Command::Sandbox(args) => dispatch(ctx, Command::Sandbox(args).without_sandbox_alias()),
     }
 }
 
@@ -81,6 +83,7 @@ fn needs_roster(command: &Command) -> bool {
         | Command::Gate(_)
         | Command::Ssh(_)
         | Command::Acp(_)
+        | Command::Sandbox(_)
         // Labels come from the roster when it loads; a broken override leaves the names.
         | Command::Storage(_)
         | Command::ShowConfig(_) => false,
