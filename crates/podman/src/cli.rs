@@ -147,6 +147,7 @@ impl PodmanCli {
             .await
             .map_err(|e| self.spawn_error(e, &args))?;
         if output.status.success() {
+            report_warnings(&args, &output.stderr);
             Ok(String::from_utf8_lossy(&output.stdout).into_owned())
         } else {
             Err(failed(
@@ -163,6 +164,30 @@ impl PodmanCli {
             Ok(out) => Ok(Some(out)),
             Err(PodmanError::Failed { stderr, .. }) if is_no_such(&stderr) => Ok(None),
             Err(err) => Err(err),
+        }
+    }
+}
+
+/// Passes on what podman warned about while starting, stopping or removing a container
+/// succeeded (a network that was not torn down, a hook that failed): logged, so a later
+/// failure can be traced back to it. The usual note that a stop fell back to SIGKILL is left
+/// out.
+fn report_warnings(args: &[String], stderr: &[u8]) {
+    let verb = args
+        .iter()
+        .find(|a| !a.starts_with('-'))
+        .map_or("", String::as_str);
+    // The verbs that set a container's network up or tear it down.
+    if !matches!(verb, "start" | "stop" | "rm") {
+        return;
+    }
+    for line in String::from_utf8_lossy(stderr).lines() {
+        let warned = line.contains("level=warning") || line.contains("level=error");
+        if warned && !line.contains("resorting to SIGKILL") {
+            tracing::warn!(
+                "podman {verb}: {}",
+                terok_core::text::printable(line.trim())
+            );
         }
     }
 }

@@ -133,6 +133,8 @@ pub struct Run<'s> {
     podman_log: PathBuf,
     pub project: PathBuf,
     pub container: Option<String>,
+    /// Podman's warnings in the steps so far.
+    warnings: std::cell::RefCell<String>,
 }
 
 impl Drop for Run<'_> {
@@ -181,6 +183,7 @@ impl<'s> Run<'s> {
             podman_log,
             project,
             container: None,
+            warnings: std::cell::RefCell::default(),
         }
     }
 
@@ -192,10 +195,19 @@ impl<'s> Run<'s> {
 
     pub fn must(&self, args: &[&str]) -> Output {
         let out = self.cli(args).output().unwrap();
+        // What podman warned about in earlier steps (a network left set up, say) explains
+        // many a later failure.
+        let warned: String = String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .filter(|l| l.contains("podman "))
+            .map(|l| format!("{args:?}: {l}\n"))
+            .collect();
+        self.warnings.borrow_mut().push_str(&warned);
         assert!(
             out.status.success(),
-            "{args:?}: {}{}",
+            "{args:?}: {}\n--- podman's warnings in earlier steps:\n{}{}",
             text(&out),
+            self.warnings.borrow(),
             self.container_log()
         );
         out
