@@ -376,6 +376,9 @@ pub enum VaultCommand {
     Install(VaultInstallArgs),
     /// Stop and remove the vault's systemd user service.
     Uninstall,
+    /// Where the vault's key (and its passphrase) comes from: each source in the order they
+    /// are asked, and which one answers.
+    Passphrase,
 }
 
 /// Arguments of `vault install`.

@@ -234,3 +234,26 @@ fn the_sandbox_tree_of_0_5_0_answers_with_the_same_commands() {
     assert_eq!(alias.stdout, itself.stdout);
     assert_eq!(alias.stderr, itself.stderr);
 }
+
+#[test]
+fn vault_passphrase_says_where_the_key_comes_from() {
+    let env = IsolatedEnv::new().unwrap();
+    let r = run_in(&env, &["vault", "passphrase"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_snapshot!(r.stdout, @"
+    The vault's key, from the first of these that has it:
+      1. systemd credential $CREDENTIALS_DIRECTORY/terok-vault-key: not set
+      2. $TEROK_VAULT_KEY: not set
+      3. OS keyring (Secret Service): no desktop session to ask
+      4. key file [TMP]/state/vault/vault.key: none yet (made on first use)
+    None has it yet: the first command that needs the vault makes a key file (protected by TEROK_VAULT_PASSPHRASE or credentials.passphrase_command when one is set).
+    ");
+    terok_testkit::cli::store_key(&env, BIN, "claude", "sk-ant-api03-passphrase-test");
+    let r = run_in(&env, &["vault", "passphrase"]);
+    assert!(
+        r.stdout
+            .contains("vault.key: present, not protected by a passphrase  <- in use"),
+        "{}",
+        r.stdout
+    );
+}

@@ -210,6 +210,118 @@ pub fn find_key(options: &KeyOptions) -> Result<Option<(DataKey, KeySource)>, Ke
     }
 }
 
+/// One source of the key's provider chain, as `vault passphrase` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyLink {
+    /// The source (`$TEROK_VAULT_KEY`, `key file …`).
+    pub source: String,
+    /// What it holds now (`not set`, `present, protected by a passphrase …`).
+    pub state: String,
+    /// Whether this source gives the key (the first that has one).
+    pub in_use: bool,
+}
+
+/// The chain, source by source, without opening anything: no keyring secret is read and no
+/// passphrase helper runs, so this is safe to show at any time.
+pub fn key_chain(options: &KeyOptions) -> Vec<KeyLink> {
+    let mut links = Vec::new();
+    let credential = options
+        .env
+        .path_var("CREDENTIALS_DIRECTORY")
+        .map(|dir| dir.join(CREDENTIALS_DIRECTORY_NAME));
+    links.push((
+        format!("systemd credential $CREDENTIALS_DIRECTORY/{CREDENTIALS_DIRECTORY_NAME}"),
+        match &credential {
+            None => ("not set".to_owned(), false),
+            Some(path) if path.is_file() => ("present".to_owned(), true),
+            Some(path) => (format!("{} does not exist", path.display()), false),
+        },
+    ));
+    links.push((
+        format!("${KEY_ENV}"),
+        if options.env.var_str(KEY_ENV).is_some() {
+            ("set".to_owned(), true)
+        } else {
+            ("not set".to_owned(), false)
+        },
+    ));
+    links.push((
+        "OS keyring (Secret Service)".to_owned(),
+        if !options.use_keyring {
+            ("not used".to_owned(), false)
+        } else if options.env.var("DBUS_SESSION_BUS_ADDRESS").is_none() {
+            ("no desktop session to ask".to_owned(), false)
+        } else {
+            ("asked when the vault opens".to_owned(), false)
+        },
+    ));
+    let path = options.key_file();
+    links.push((
+        format!("key file {}", path.display()),
+        key_file_state(options, &path),
+    ));
+    let mut used = false;
+    links
+        .into_iter()
+        .map(|(source, (state, gives))| {
+            let in_use = gives && !used;
+            used |= gives;
+            KeyLink {
+                source,
+                state,
+                in_use,
+            }
+        })
+        .collect()
+}
+
+/// What the key file holds, and whether it gives the key.
+fn key_file_state(options: &KeyOptions, path: &Path) -> (String, bool) {
+    let text = match secure_fs::read_nofollow_limited(path, 4096) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(secure_fs::SecureFsError::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            return ("none yet (made on first use)".to_owned(), false);
+        }
+        Err(err) => return (format!("cannot be read: {err}"), false),
+    };
+    let kind = text
+        .trim()
+        .strip_prefix(FILE_MAGIC)
+        .and_then(|rest| rest.split_whitespace().next());
+    match kind {
+        Some("raw") => ("present, not protected by a passphrase".to_owned(), true),
+        Some("argon2id") => {
+            if options.env.var_str(PASSPHRASE_ENV).is_some() {
+                (
+                    format!("present, protected by a passphrase: from ${PASSPHRASE_ENV}"),
+                    true,
+                )
+            } else if options
+                .passphrase_command
+                .as_deref()
+                .is_some_and(|c| !c.trim().is_empty())
+            {
+                (
+                    "present, protected by a passphrase: from credentials.passphrase_command"
+                        .to_owned(),
+                    true,
+                )
+            } else {
+                (
+                    format!(
+                        "present, protected by a passphrase, and none is given (set \
+                         ${PASSPHRASE_ENV} or credentials.passphrase_command)"
+                    ),
+                    false,
+                )
+            }
+        }
+        _ => ("present, in a format terok does not know".to_owned(), false),
+    }
+}
+
 fn read_key_file(
     options: &KeyOptions,
     path: &Path,
@@ -357,6 +469,34 @@ mod tests {
             passphrase_command: None,
             use_keyring: false,
         }
+    }
+
+    #[test]
+    fn the_chain_says_where_the_key_comes_from_without_opening_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let chain = key_chain(&options(dir.path(), &[]));
+        assert_eq!(chain.len(), 4);
+        assert!(chain.iter().all(|l| !l.in_use), "{chain:?}");
+        assert!(chain[3].state.starts_with("none yet"), "{chain:?}");
+        let opts = options(dir.path(), &[(PASSPHRASE_ENV, "correct horse")]);
+        resolve_key(&opts, &dir.path().join("db")).unwrap();
+        let chain = key_chain(&opts);
+        assert!(chain[3].in_use, "{chain:?}");
+        assert!(
+            chain[3].state.contains("protected by a passphrase"),
+            "{chain:?}"
+        );
+        // Without the passphrase the file cannot give the key: said, with the remedy.
+        let chain = key_chain(&options(dir.path(), &[]));
+        assert!(
+            !chain[3].in_use && chain[3].state.contains("none is given"),
+            "{chain:?}"
+        );
+        // The environment comes first.
+        let key = "ab".repeat(32);
+        let chain = key_chain(&options(dir.path(), &[(KEY_ENV, key.as_str())]));
+        assert!(chain[1].in_use && !chain[3].in_use, "{chain:?}");
+        assert!(chain.iter().all(|l| !l.state.contains(&key)), "{chain:?}");
     }
 
     #[test]

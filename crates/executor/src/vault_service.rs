@@ -123,6 +123,11 @@ impl<R: ContainerRuntime> Executor<R> {
         options
     }
 
+    /// Where the vault's key comes from, source by source (nothing is opened or run).
+    pub fn key_chain(&self) -> Vec<terok_credentials::key::KeyLink> {
+        terok_credentials::key::key_chain(&self.key_options())
+    }
+
     /// Opens the credential database, creating it and its key on first use.
     pub fn open_db(&self) -> Result<CredentialDb, ExecutorError> {
         let db = self.vault_paths.db();

@@ -1,5 +1,6 @@
-//! `vault serve | start | stop | status | routes | list | clean | install | uninstall`: the
-//! token broker daemon, the credential store behind it, and its systemd user service.
+//! `vault serve | start | stop | status | routes | list | clean | install | uninstall |
+//! passphrase`: the token broker daemon, the credential store behind it, its systemd user
+//! service, and where its key comes from.
 
 use miette::IntoDiagnostic;
 use terok_executor::{RouteTable, RoutesWritten, VaultReport, VaultStart};
@@ -40,7 +41,32 @@ pub fn run(ctx: &Context, args: &VaultArgs) -> miette::Result<Status> {
         VaultCommand::Clean(clean_args) => clean(ctx, clean_args),
         VaultCommand::Install(install_args) => install(ctx, install_args),
         VaultCommand::Uninstall => uninstall_unit(ctx),
+        VaultCommand::Passphrase => {
+            print!("{}", key_chain_text(&executor.key_chain()));
+            Ok(Status::Ok)
+        }
     }
+}
+
+/// The key's sources in order, the one in use marked.
+fn key_chain_text(chain: &[terok_executor::KeyLink]) -> String {
+    let mut out = String::from("The vault's key, from the first of these that has it:\n");
+    for (n, link) in chain.iter().enumerate() {
+        let mark = if link.in_use { "  <- in use" } else { "" };
+        out.push_str(&format!(
+            "  {}. {}: {}{mark}\n",
+            n + 1,
+            link.source,
+            link.state
+        ));
+    }
+    if !chain.iter().any(|l| l.in_use) {
+        out.push_str(
+            "None has it yet: the first command that needs the vault makes a key file (protected \
+             by TEROK_VAULT_PASSPHRASE or credentials.passphrase_command when one is set).\n",
+        );
+    }
+    out
 }
 
 /// `vault install [--print]`.
