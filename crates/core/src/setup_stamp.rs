@@ -117,7 +117,9 @@ pub fn forget(path: &Path) -> Result<(), SecureFsError> {
 }
 
 fn write(path: &Path, contents: &[u8]) -> Result<(), SecureFsError> {
-    if let Some(parent) = path.parent() {
+    // The state root may be a link the user made (to another disk): used as it is, made only
+    // when missing.
+    if let Some(parent) = path.parent().filter(|p| !p.exists()) {
         secure_fs::create_dir_if_missing(parent, 0o700)?;
     }
     secure_fs::write_atomic(path, contents, 0o644)

@@ -219,6 +219,9 @@ pub struct KeyLink {
     pub state: String,
     /// Whether this source gives the key (the first that has one).
     pub in_use: bool,
+    /// Whether it may give the key but was not looked at (the OS keyring: reading it would
+    /// read the secret); no later source is then said to be in use.
+    pub may_hold: bool,
 }
 
 /// The chain, source by source, without opening anything: no keyring secret is read and no
@@ -252,24 +255,33 @@ pub fn key_chain(options: &KeyOptions) -> Vec<KeyLink> {
         } else if options.env.var("DBUS_SESSION_BUS_ADDRESS").is_none() {
             ("no desktop session to ask".to_owned(), false)
         } else {
-            ("asked when the vault opens".to_owned(), false)
+            (
+                "asked first when the vault opens (not read here)".to_owned(),
+                false,
+            )
         },
     ));
+    let keyring_may_hold =
+        options.use_keyring && options.env.var("DBUS_SESSION_BUS_ADDRESS").is_some();
     let path = options.key_file();
     links.push((
         format!("key file {}", path.display()),
         key_file_state(options, &path),
     ));
-    let mut used = false;
+    let mut decided = false;
     links
         .into_iter()
-        .map(|(source, (state, gives))| {
-            let in_use = gives && !used;
-            used |= gives;
+        .enumerate()
+        .map(|(n, (source, (state, gives)))| {
+            // The keyring is the third source.
+            let may_hold = n == 2 && keyring_may_hold;
+            let in_use = gives && !decided;
+            decided |= gives || may_hold;
             KeyLink {
                 source,
                 state,
                 in_use,
+                may_hold,
             }
         })
         .collect()
@@ -497,6 +509,13 @@ mod tests {
         let chain = key_chain(&options(dir.path(), &[(KEY_ENV, key.as_str())]));
         assert!(chain[1].in_use && !chain[3].in_use, "{chain:?}");
         assert!(chain.iter().all(|l| !l.state.contains(&key)), "{chain:?}");
+        // With a desktop session the keyring comes first and is not read: no later source
+        // is said to be in use.
+        let mut with_keyring = options(dir.path(), &[("DBUS_SESSION_BUS_ADDRESS", "unix:x")]);
+        with_keyring.use_keyring = true;
+        with_keyring.passphrase_command = Some("echo correct horse".into());
+        let chain = key_chain(&with_keyring);
+        assert!(chain[2].may_hold && !chain[3].in_use, "{chain:?}");
     }
 
     #[test]

@@ -27,17 +27,24 @@ pub struct StorageReport {
 impl StorageReport {
     /// Bytes of all task directories.
     pub fn tasks_bytes(&self) -> u64 {
-        self.tasks.iter().map(|t| t.total_bytes).sum()
+        self.tasks
+            .iter()
+            .fold(0, |sum, t| sum.saturating_add(t.total_bytes))
     }
 
     /// Bytes of all shared directories.
     pub fn shared_mounts_bytes(&self) -> u64 {
-        self.shared_mounts.iter().map(|m| m.bytes).sum()
+        self.shared_mounts
+            .iter()
+            .fold(0, |sum, m| sum.saturating_add(m.bytes))
     }
 
     /// Bytes of all images (layers two images share are counted in each).
     pub fn images_bytes(&self) -> u64 {
-        self.images.iter().filter_map(|i| i.size_bytes).sum()
+        self.images
+            .iter()
+            .filter_map(|i| i.size_bytes)
+            .fold(0, u64::saturating_add)
     }
 }
 
@@ -125,7 +132,8 @@ impl<R: ContainerRuntime> Executor<R> {
                     id,
                     workspace_bytes,
                     agent_config_bytes,
-                    other_bytes: total_bytes.saturating_sub(workspace_bytes + agent_config_bytes),
+                    other_bytes: total_bytes
+                        .saturating_sub(workspace_bytes.saturating_add(agent_config_bytes)),
                     total_bytes,
                 }
             })
@@ -180,14 +188,24 @@ fn subdirectories(dir: &Path) -> Vec<String> {
 }
 
 /// Bytes of the regular files under `path` (0 when it is missing). Links are not followed —
-/// a container can plant one pointing anywhere — and what cannot be read is not counted.
+/// a container can plant one pointing anywhere — the walk stays on `path`'s file system (a
+/// directory swapped for a link to `/` mid-walk leads elsewhere), and what cannot be read is
+/// not counted.
 pub(crate) fn bytes_under(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(root) = fs_err::symlink_metadata(path) else {
+        return 0;
+    };
+    let device = root.dev();
     let mut total = 0u64;
     let mut pending = vec![path.to_path_buf()];
     while let Some(next) = pending.pop() {
         let Ok(meta) = fs_err::symlink_metadata(&next) else {
             continue;
         };
+        if meta.dev() != device {
+            continue;
+        }
         if meta.is_file() {
             total = total.saturating_add(meta.len());
         } else if meta.is_dir()

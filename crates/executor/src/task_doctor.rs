@@ -1,17 +1,23 @@
-//! `doctor TASK`'s checks inside a running task, as the Python terok-executor runs them: the
+//! `doctor TASK`'s checks of a running task, as the Python terok-executor runs them: the
 //! bridges to the host's services are alive, the credential files and the environment hold
-//! phantom tokens (never a real key), and the base URLs lead to the vault. Each check is a
-//! probe run in the container through the runtime and a rule that judges its answer; the
-//! bridges can be repaired in place (`--fix`).
+//! phantom tokens (never a real key), and the base URLs lead to the vault; the bridges can be
+//! repaired in place (`--fix`).
 //!
-//! The container's answers are the agent's to shape: they are parsed, never printed whole, and
-//! a credential the container holds is named by its kind only, never shown.
+//! What the agent could forge is not asked of the container: the environment comes from
+//! podman's record of the container (what runs inside cannot change it) and the credential
+//! files from their host side (the task directory). Only the bridges are probed inside, with
+//! absolute paths and a fixed `PATH` (the agent can write to directories early in the image's
+//! `PATH`), each under a time limit. A credential found is named by its kind only.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Serialize;
+use terok_container_env::TaskLayout;
+use terok_core::secure_fs;
 use terok_credentials::is_phantom_token;
-use terok_credentials::vendor::real_secret_kind;
+use terok_credentials::vendor::{is_phantom_content, real_secret_kind};
 use terok_podman::{ContainerRuntime, ExecOutput};
 use terok_roster::Roster;
 
@@ -21,7 +27,11 @@ use crate::session::Executor;
 use crate::task::TaskRecord;
 
 /// Re-starts the bridges that are not running (they check their own pidfiles).
-const BRIDGE_FIX: &str = "source /usr/local/bin/ensure-bridges.sh";
+const BRIDGE_FIX: &str = "PATH=/usr/bin:/bin; source /usr/local/bin/ensure-bridges.sh";
+/// How long one probe or fix in a task may take (a task can make one wait for ever).
+const PROBE_LIMIT: Duration = Duration::from_secs(10);
+/// The most of a credential file read.
+const CREDENTIAL_FILE_LIMIT: u64 = 1024 * 1024;
 
 /// What a check looks at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -43,8 +53,12 @@ pub enum CheckCategory {
 pub enum ProbeRule {
     /// The probe must succeed (exit 0).
     Succeeds,
-    /// The probe prints a credential file: missing or empty is fine, a real key is an error.
-    CredentialFile,
+    /// A credential file, read on the host (the first of `files` that exists): missing, empty
+    /// or a phantom is fine, a real-looking key is an error.
+    CredentialFile {
+        /// Its host side: the task's phantom file, then its copy of the config directory.
+        files: Vec<PathBuf>,
+    },
     /// The variable must hold a phantom token.
     PhantomEnv {
         /// The variable.
@@ -70,7 +84,7 @@ pub struct ContainerCheck {
     pub category: CheckCategory,
     /// What it checks, for people.
     pub label: String,
-    /// The command run in the container (`None`: judged from the container's environment).
+    /// The command run in the container (`None`: judged on the host).
     pub probe: Option<Vec<String>>,
     /// The command that repairs it, when it can be repaired in place.
     pub fix: Option<Vec<String>>,
@@ -78,22 +92,29 @@ pub struct ContainerCheck {
     pub rule: ProbeRule,
 }
 
-/// `sh -c <line>` for a probe: not bash, whose `BASH_ENV` (the image's `terok-env.sh`) would
-/// start the missing bridges before the probe looks.
+/// `/bin/sh -c <line>` for a probe, with a `PATH` of system directories only: not bash, whose
+/// `BASH_ENV` (the image's `terok-env.sh`) would start the missing bridges before the probe
+/// looks.
 fn probe_shell(line: &str) -> Vec<String> {
-    vec!["sh".into(), "-c".into(), line.into()]
+    vec![
+        "/bin/sh".into(),
+        "-c".into(),
+        format!("PATH=/usr/bin:/bin; {line}"),
+    ]
 }
 
-/// `bash -c <line>` for a fix.
+/// `/bin/bash -c <line>` for a fix.
 fn fix_shell(line: &str) -> Vec<String> {
-    vec!["bash".into(), "-c".into(), line.into()]
+    vec!["/bin/bash".into(), "-c".into(), line.into()]
 }
 
-/// The checks of a task whose container environment is `env`, serving `providers`.
+/// The checks of the task in `layout`, whose container environment is `env`, serving
+/// `providers`.
 pub fn container_checks(
     roster: &Roster,
     providers: &[String],
     env: &BTreeMap<String, String>,
+    layout: &TaskLayout,
 ) -> Vec<ContainerCheck> {
     let mut checks = bridge_checks(env);
     let wanted: BTreeSet<&str> = providers.iter().map(String::as_str).collect();
@@ -108,10 +129,15 @@ pub fn container_checks(
         checks.push(ContainerCheck {
             id: format!("mount.{}", mount.host_dir),
             category: CheckCategory::Mount,
-            label: format!("{} holds no real credential", path),
-            probe: Some(vec!["cat".into(), "--".into(), path]),
+            label: format!("{path} holds no real credential"),
+            probe: None,
             fix: None,
-            rule: ProbeRule::CredentialFile,
+            rule: ProbeRule::CredentialFile {
+                files: vec![
+                    layout.phantom_file(&mount.host_dir, file),
+                    layout.config_copy(&mount.host_dir).join(file),
+                ],
+            },
         });
     }
     let mut seen = BTreeSet::new();
@@ -179,8 +205,8 @@ fn bridge_checks(env: &BTreeMap<String, String>) -> Vec<ContainerCheck> {
     // parent never reaps it, and `kill -0` still succeeds on it).
     let alive = |name: &str| {
         format!(
-            "p=$(cat /tmp/.terok/{name}.pid) && s=$(cut -d' ' -f3 /proc/$p/stat) \
-             && [ -n \"$s\" ] && [ \"$s\" != Z ]"
+            "p=$(cat /tmp/.terok/{name}.pid) || exit 1; case $p in ''|*[!0-9]*) exit 1;; esac; \
+             s=$(cut -d' ' -f3 /proc/$p/stat) && [ -n \"$s\" ] && [ \"$s\" != Z ]"
         )
     };
     let mut bridges = Vec::new();
@@ -233,35 +259,53 @@ impl ProbeRule {
                 Some(out) if out.status == 0 => (Verdict::Ok, "running".into()),
                 _ => (Verdict::Error, "not running".into()),
             },
-            Self::CredentialFile => judge_credential_file(out),
+            Self::CredentialFile { files } => judge_credential_file(files),
             Self::PhantomEnv { var } => judge_phantom(env.get(var).map(String::as_str)),
             Self::BaseUrl { var, host } => judge_base_url(env.get(var).map(String::as_str), host),
         }
     }
 }
 
-fn judge_credential_file(out: Option<&ExecOutput>) -> (Verdict, String) {
-    let Some(out) = out else {
-        return (Verdict::Warn, "could not be read".into());
-    };
-    if out.status != 0 {
-        return if out.stderr.contains("No such file") {
-            (Verdict::Ok, "none".into())
-        } else {
-            (Verdict::Warn, "could not be read".into())
+fn judge_credential_file(files: &[PathBuf]) -> (Verdict, String) {
+    for file in files {
+        let bytes = match secure_fs::read_nofollow_limited(file, CREDENTIAL_FILE_LIMIT) {
+            Ok(bytes) => bytes,
+            Err(secure_fs::SecureFsError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                continue;
+            }
+            Err(err) => return (Verdict::Warn, format!("could not be read: {err}")),
         };
+        return judge_credential_bytes(&bytes);
     }
-    if out.stdout.trim().is_empty() {
+    (Verdict::Ok, "none".into())
+}
+
+/// The verdict on a credential file's contents.
+fn judge_credential_bytes(bytes: &[u8]) -> (Verdict, String) {
+    let text = String::from_utf8_lossy(bytes);
+    if text.trim().is_empty() {
         return (Verdict::Ok, "empty".into());
     }
-    match real_secret_kind(&out.stdout) {
-        Some(kind) => (
+    if let Some(kind) = real_secret_kind(&text) {
+        return (
             Verdict::Error,
             format!(
-                "holds a real-looking credential ({kind}…): stop the task and remove the file from its config directory"
+                "holds a real-looking credential ({kind}…): stop the task and remove it from \
+                 the file"
             ),
-        ),
-        None => (Verdict::Ok, "phantom".into()),
+        );
+    }
+    if is_phantom_content(bytes) {
+        (Verdict::Ok, "phantom".into())
+    } else {
+        (
+            Verdict::Warn,
+            "holds something that is not a phantom token (a key of a kind terok does not \
+             recognise?)"
+                .into(),
+        )
     }
 }
 
@@ -316,18 +360,6 @@ fn outcome_of(task: &str, check: &ContainerCheck, verdict: Verdict, detail: Stri
     }
 }
 
-/// The container's environment from `env`'s output (`NAME=value` lines; a value with a
-/// newline keeps its first line, which is all a check reads).
-fn parse_env(out: &str) -> BTreeMap<String, String> {
-    out.lines()
-        .filter_map(|line| line.split_once('='))
-        .filter(|(name, _)| {
-            !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-        })
-        .map(|(name, value)| (name.to_owned(), value.to_owned()))
-        .collect()
-}
-
 impl<R: ContainerRuntime> Executor<R> {
     /// The checks inside the running task `record`, run (and, with `fix`, repaired where they
     /// can be, then run again).
@@ -337,9 +369,13 @@ impl<R: ContainerRuntime> Executor<R> {
         fix: bool,
     ) -> Result<Vec<DoctorCheck>, ExecutorError> {
         let runtime = self.runtime();
-        let env_out = runtime.exec(&record.name, &["env".to_owned()]).await?;
-        let env = parse_env(&env_out.stdout);
-        let checks = container_checks(self.roster()?, &record.providers, &env);
+        let env = runtime
+            .inspect(&record.name)
+            .await?
+            .map(|info| info.env)
+            .unwrap_or_default();
+        let layout = self.task_store().layout(&record.id);
+        let checks = container_checks(self.roster()?, &record.providers, &env, &layout);
         let mut results = Vec::with_capacity(checks.len());
         for check in &checks {
             let mut outcome = self.run_probe(record, check, &env).await;
@@ -347,7 +383,7 @@ impl<R: ContainerRuntime> Executor<R> {
                 && outcome.0 != Verdict::Ok
                 && let Some(fix) = &check.fix
             {
-                let _ = runtime.exec(&record.name, fix).await;
+                let _ = tokio::time::timeout(PROBE_LIMIT, runtime.exec(&record.name, fix)).await;
                 let (verdict, detail) = self.run_probe(record, check, &env).await;
                 outcome = match verdict {
                     Verdict::Ok => (Verdict::Ok, format!("{detail} (fixed)")),
@@ -365,11 +401,16 @@ impl<R: ContainerRuntime> Executor<R> {
         check: &ContainerCheck,
         env: &BTreeMap<String, String>,
     ) -> (Verdict, String) {
-        let out = match &check.probe {
-            Some(probe) => self.runtime().exec(&record.name, probe).await.ok(),
-            None => None,
+        let Some(probe) = &check.probe else {
+            return check.rule.judge(None, env);
         };
-        check.rule.judge(out.as_ref(), env)
+        match tokio::time::timeout(PROBE_LIMIT, self.runtime().exec(&record.name, probe)).await {
+            Ok(out) => check.rule.judge(out.ok().as_ref(), env),
+            Err(_) => (
+                Verdict::Warn,
+                format!("no answer within {} s", PROBE_LIMIT.as_secs()),
+            ),
+        }
     }
 }
 
@@ -378,38 +419,35 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    fn out(status: i32, stdout: &str, stderr: &str) -> ExecOutput {
-        ExecOutput {
-            status,
-            stdout: stdout.into(),
-            stderr: stderr.into(),
-        }
-    }
-
     #[test]
-    fn credential_files_are_judged_by_what_they_hold() {
-        let judge = |o: ExecOutput| judge_credential_file(Some(&o)).0;
+    fn credential_files_are_judged_on_the_host_by_what_they_hold() {
+        #![allow(clippy::disallowed_methods)]
+        let dir = tempfile::tempdir().unwrap();
+        let (phantom, copy) = (dir.path().join("phantom"), dir.path().join("copy"));
+        let files = [phantom.clone(), copy.clone()];
+        assert_eq!(judge_credential_file(&files).0, Verdict::Ok, "none at all");
+        std::fs::write(&copy, "  \n").unwrap();
+        assert_eq!(judge_credential_file(&files).1, "empty");
+        std::fs::write(
+            &phantom,
+            r#"{"accessToken":"terok-p-0123456789abcdef0123456789abcdef"}"#,
+        )
+        .unwrap();
         assert_eq!(
-            judge(out(1, "", "cat: x: No such file or directory")),
-            Verdict::Ok
+            judge_credential_file(&files),
+            (Verdict::Ok, "phantom".into())
         );
-        assert_eq!(
-            judge(out(1, "", "cat: x: Permission denied")),
-            Verdict::Warn
-        );
-        assert_eq!(judge(out(0, "  \n", "")), Verdict::Ok);
-        assert_eq!(
-            judge(out(
-                0,
-                r#"{"accessToken":"terok-p-0123456789abcdef0123456789abcdef"}"#,
-                ""
-            )),
-            Verdict::Ok
-        );
-        let (verdict, detail) =
-            judge_credential_file(Some(&out(0, r#"{"key":"sk-ant-api03-REALKEY"}"#, "")));
+        std::fs::write(&phantom, r#"{"key":"sk-ant-api03-REALKEY"}"#).unwrap();
+        let (verdict, detail) = judge_credential_file(&files);
         assert_eq!(verdict, Verdict::Error);
         assert!(!detail.contains("REALKEY"), "{detail}");
+        // A key of a kind terok does not recognise is not taken for a phantom.
+        std::fs::write(&phantom, "MISTRAL_API_KEY=abcdefabcdefabcdef\n").unwrap();
+        assert_eq!(judge_credential_file(&files).0, Verdict::Warn);
+        // A link (the container replaced the file) is not followed.
+        std::fs::remove_file(&phantom).unwrap();
+        std::os::unix::fs::symlink("/etc/shadow", &phantom).unwrap();
+        assert_eq!(judge_credential_file(&files).0, Verdict::Warn);
     }
 
     #[test]
@@ -438,21 +476,18 @@ mod tests {
     }
 
     #[test]
-    fn the_environment_reads_as_names_and_values() {
-        let env = parse_env("A=1\nB=x=y\nnot a line\n=nameless\nC=\n");
-        assert_eq!(env.get("A").unwrap(), "1");
-        assert_eq!(env.get("B").unwrap(), "x=y");
-        assert_eq!(env.get("C").unwrap(), "");
-        assert_eq!(env.len(), 3);
-    }
-
-    #[test]
     fn a_task_gets_the_checks_of_its_bridges_and_providers() {
         let roster = terok_roster::RosterLoader::bundled().load().unwrap();
-        let env = parse_env(
-            "TEROK_VAULT_LOOPBACK_PORT=9419\nANTHROPIC_API_KEY=terok-p-x\nTEROK_GATE_SOCKET=/run/terok/gate/gate.sock\n",
-        );
-        let checks = container_checks(&roster, &["claude".to_owned()], &env);
+        let env: BTreeMap<String, String> = [
+            ("TEROK_VAULT_LOOPBACK_PORT", "9419"),
+            ("ANTHROPIC_API_KEY", "terok-p-x"),
+            ("TEROK_GATE_SOCKET", "/run/terok/gate/gate.sock"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let layout = TaskLayout::new("/tasks/0123456789ab");
+        let checks = container_checks(&roster, &["claude".to_owned()], &env, &layout);
         let ids: Vec<&str> = checks.iter().map(|c| c.id.as_str()).collect();
         assert_eq!(
             ids,

@@ -35,19 +35,28 @@ fn passed_on(name: &str) -> bool {
             ))
 }
 
-/// One word of a unit's command line or value, quoted for systemd: `"` and `\` escaped, `%`
-/// and `$` doubled (no specifier or variable is expanded). `None` for a word with a control
-/// character, which no unit line can hold.
-fn unit_word(word: &OsStr) -> Option<String> {
+/// Where a quoted word goes: `ExecStart=` expands `$VAR`, `Environment=` does not.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum UnitLine {
+    ExecStart,
+    Environment,
+}
+
+/// One word of a unit line, quoted for systemd: `"` and `\` escaped, `%` doubled (no
+/// specifier is expanded) and, on `ExecStart=`, `$` doubled (no variable is). `None` for a
+/// word with a control character, which no unit line can hold.
+fn unit_word(word: &OsStr, line: UnitLine) -> Option<String> {
     let text = word.to_str()?;
     if text.chars().any(char::is_control) {
         return None;
     }
-    let escaped = text
+    let mut escaped = text
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
-        .replace('%', "%%")
-        .replace('$', "$$");
+        .replace('%', "%%");
+    if line == UnitLine::ExecStart {
+        escaped = escaped.replace('$', "$$");
+    }
     Some(format!("\"{escaped}\""))
 }
 
@@ -63,11 +72,13 @@ impl<R: ContainerRuntime> Executor<R> {
             detail: format!("{what} has a character a unit file cannot hold"),
         };
         let mut command = vec![
-            unit_word(launcher.program().as_os_str())
+            unit_word(launcher.program().as_os_str(), UnitLine::ExecStart)
                 .ok_or_else(|| unsupported("this program's path"))?,
         ];
         for arg in launcher.args() {
-            command.push(unit_word(arg).ok_or_else(|| unsupported("an argument"))?);
+            command.push(
+                unit_word(arg, UnitLine::ExecStart).ok_or_else(|| unsupported("an argument"))?,
+            );
         }
         let mut environment = Vec::new();
         for (name, value) in self.env().vars() {
@@ -76,7 +87,7 @@ impl<R: ContainerRuntime> Executor<R> {
             };
             let mut pair = std::ffi::OsString::from(format!("{name}="));
             pair.push(value);
-            let word = unit_word(&pair).ok_or_else(|| unsupported(name))?;
+            let word = unit_word(&pair, UnitLine::Environment).ok_or_else(|| unsupported(name))?;
             environment.push(format!("Environment={word}\n"));
         }
         environment.sort();
@@ -122,13 +133,20 @@ impl<R: ContainerRuntime> Executor<R> {
     pub async fn install_vault_unit(&self) -> Result<VaultUnit, ExecutorError> {
         self.systemctl(&["show-environment"])?;
         let unit = self.vault_unit()?;
-        self.stop_vault().await?;
         if let Some(dir) = unit.path.parent() {
-            terok_core::secure_fs::create_dir_if_missing(dir, 0o755)?;
+            fs_err::create_dir_all(dir)
+                .map_err(ExecutorError::io(format!("cannot make {}", dir.display())))?;
         }
         terok_core::secure_fs::write_atomic(&unit.path, unit.text.as_bytes(), 0o644)?;
         self.systemctl(&["daemon-reload"])?;
-        self.systemctl(&["enable", "--now", VAULT_UNIT])?;
+        self.systemctl(&["enable", VAULT_UNIT])?;
+        // Only now the vault this program started gives way to the service; if the service
+        // does not start, the vault is started again as before (tasks keep their tokens).
+        self.stop_vault().await?;
+        if let Err(err) = self.systemctl(&["start", VAULT_UNIT]) {
+            self.ensure_vault().await?;
+            return Err(err);
+        }
         Ok(unit)
     }
 
@@ -171,15 +189,21 @@ mod tests {
 
     #[test]
     fn words_are_quoted_for_systemd_and_control_characters_refused() {
+        let exec = |w: &str| unit_word(OsStr::new(w), UnitLine::ExecStart);
         assert_eq!(
-            unit_word(OsStr::new("/opt/my dir/terok")).as_deref(),
+            exec("/opt/my dir/terok").as_deref(),
             Some("\"/opt/my dir/terok\"")
         );
         assert_eq!(
-            unit_word(OsStr::new("a\"b\\c%d$e")).as_deref(),
+            exec("a\"b\\c%d$e").as_deref(),
             Some("\"a\\\"b\\\\c%%d$$e\"")
         );
-        assert_eq!(unit_word(OsStr::new("line\nExecStartPre=/bin/evil")), None);
+        // Environment= expands no variable: a `$` stays one.
+        assert_eq!(
+            unit_word(OsStr::new("TEROK_ROOT=/srv/$x%"), UnitLine::Environment).as_deref(),
+            Some("\"TEROK_ROOT=/srv/$x%%\"")
+        );
+        assert_eq!(exec("line\nExecStartPre=/bin/evil"), None);
     }
 
     #[test]

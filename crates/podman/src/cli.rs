@@ -173,14 +173,15 @@ impl PodmanCli {
 /// failure can be traced back to it. The usual note that a stop fell back to SIGKILL is left
 /// out.
 fn report_warnings(args: &[String], stderr: &[u8]) {
-    let verb = args
+    // The verbs that set a container's network up or tear it down (after options such as
+    // `--hooks-dir PATH`).
+    let Some(verb) = args
         .iter()
-        .find(|a| !a.starts_with('-'))
-        .map_or("", String::as_str);
-    // The verbs that set a container's network up or tear it down.
-    if !matches!(verb, "start" | "stop" | "rm") {
+        .map(String::as_str)
+        .find(|a| matches!(*a, "start" | "stop" | "rm"))
+    else {
         return;
-    }
+    };
     for line in String::from_utf8_lossy(stderr).lines() {
         let warned = line.contains("level=warning") || line.contains("level=error");
         if warned && !line.contains("resorting to SIGKILL") {
@@ -642,6 +643,16 @@ impl ContainerRuntime for PodmanCli {
             },
             labels: labels_of(c["Config"].get("Labels")),
             created: c["Created"].as_str().unwrap_or_default().to_owned(),
+            env: c["Config"]["Env"]
+                .as_array()
+                .map(|vars| {
+                    vars.iter()
+                        .filter_map(Value::as_str)
+                        .filter_map(|pair| pair.split_once('='))
+                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                        .collect()
+                })
+                .unwrap_or_default(),
         }))
     }
 

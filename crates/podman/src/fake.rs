@@ -227,6 +227,16 @@ impl FakeRuntime {
         self.with_state(|s| s.running_until_stopped.insert(name.to_owned()));
     }
 
+    /// Sets `var` to `value` in the environment of the container `name` (as though it had
+    /// been created with it).
+    pub fn set_container_env(&self, name: &str, var: &str, value: &str) {
+        self.with_state(|s| {
+            if let Some(info) = s.containers.get_mut(name) {
+                info.env.insert(var.to_owned(), value.to_owned());
+            }
+        });
+    }
+
     /// Makes every `exec` whose command starts with `argv_start` answer `answer` (the
     /// longest scripted start wins; unscripted commands succeed silently).
     pub fn answer_exec(&self, argv_start: &[&str], answer: ExecOutput) {
@@ -314,6 +324,7 @@ impl ContainerRuntime for FakeRuntime {
                     },
                     labels: spec.labels.iter().cloned().collect(),
                     created: String::new(),
+                    env: spec.env.iter().cloned().collect(),
                 },
             );
             Ok(id)
@@ -399,6 +410,7 @@ impl ContainerRuntime for FakeRuntime {
                     },
                     labels: spec.labels.iter().cloned().collect(),
                     created: String::new(),
+                    env: spec.env.iter().cloned().collect(),
                 },
             );
             (lines, code, keeps_running)

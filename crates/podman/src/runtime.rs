@@ -118,6 +118,9 @@ pub struct ContainerInfo {
     pub labels: BTreeMap<String, String>,
     /// Creation time (RFC 3339).
     pub created: String,
+    /// The environment podman gives the container's processes (as created: what runs inside
+    /// cannot change it).
+    pub env: BTreeMap<String, String>,
 }
 
 /// Run state of a container.

@@ -118,8 +118,14 @@ pub fn uninstall(ctx: &Context, args: &UninstallArgs) -> miette::Result<Status> 
     // The host services (unless --no-sandbox): the vault stops, and the next launch asks for
     // setup again. Stored credentials and tasks stay.
     if !no_sandbox {
-        if let Some(path) = executor.uninstall_vault_unit()? {
-            println!("Vault service stopped and removed: {}", path.display());
+        match executor.uninstall_vault_unit() {
+            Ok(Some(path)) => println!("Vault service stopped and removed: {}", path.display()),
+            Ok(None) => {}
+            // The rest of the uninstall goes on; the unit is named with the way to remove it.
+            Err(err) => crate::output::warn(format!(
+                "the vault's systemd service stays ({err}); remove it in your login session: \
+                 terok-executor vault uninstall"
+            )),
         }
         if ctx.block_on(executor.stop_vault())?? {
             println!("Vault stopped.");

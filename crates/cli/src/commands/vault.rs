@@ -60,7 +60,12 @@ fn key_chain_text(chain: &[terok_executor::KeyLink]) -> String {
             link.state
         ));
     }
-    if !chain.iter().any(|l| l.in_use) {
+    if let Some(keyring) = chain.iter().find(|l| l.may_hold) {
+        out.push_str(&format!(
+            "{} is asked before the sources after it: if it holds a key, that one is used.\n",
+            keyring.source
+        ));
+    } else if !chain.iter().any(|l| l.in_use) {
         out.push_str(
             "None has it yet: the first command that needs the vault makes a key file (protected \
              by TEROK_VAULT_PASSPHRASE or credentials.passphrase_command when one is set).\n",

@@ -1,7 +1,8 @@
-//! `doctor` inside a task, on the recording fake: the container's answers decide each check's
-//! verdict (a real key in the environment or a credential file, a base URL that does not lead
-//! to the vault, a bridge that died), `fix` repairs the bridges in place, and nothing the
-//! container holds is repeated in a verdict.
+//! `doctor` inside a task, on the recording fake: podman's record of the container's
+//! environment, the host side of its credential file and the bridge probes' answers decide each
+//! verdict (a real key in the environment or the credential file, a base URL that does not lead
+//! to the vault, a bridge that died), `fix` repairs the bridges in place, and no secret is
+//! repeated in a verdict.
 
 use terok_executor::{DoctorCheck, READY_MARKER, Verdict};
 use terok_podman::{ExecOutput, FakeCall};
@@ -32,34 +33,28 @@ fn by_id<'a>(checks: &'a [DoctorCheck], id: &str) -> &'a DoctorCheck {
         .unwrap_or_else(|| panic!("no {id} in {checks:#?}"))
 }
 
-async fn running_task(session: &Session) {
+/// Launches the task; returns the host side of its Claude credential file.
+async fn running_task(session: &Session) -> std::path::PathBuf {
     let mut options = session.interactive();
     options.name = Some(NAME.to_owned());
     session.fake_runtime().script_running(NAME, &[READY_MARKER]);
-    session
+    let task = session
         .executor
         .launch(&options, &mut |_| {})
         .await
         .unwrap();
+    session
+        .executor
+        .task_store()
+        .layout(&task.record().id)
+        .phantom_file("_claude-config", ".credentials.json")
 }
 
 #[tokio::test]
 async fn a_healthy_task_is_ok_and_a_tampered_one_is_named_without_its_secrets() {
     let session = Session::fake().with_vault().await;
-    running_task(&session).await;
+    let credential_file = running_task(&session).await;
     let fake = session.fake_runtime();
-    let healthy_env = "TEROK_VAULT_LOOPBACK_PORT=9419\n\
-                       ANTHROPIC_API_KEY=terok-p-0123456789abcdef0123456789abcdef\n\
-                       ANTHROPIC_BASE_URL=http://localhost:9419\n";
-    fake.answer_exec(&["env"], answer(0, healthy_env, ""));
-    fake.answer_exec(
-        &["cat"],
-        answer(
-            1,
-            "",
-            "cat: /home/dev/.claude/.credentials.json: No such file or directory",
-        ),
-    );
     let checks = session.executor.doctor(Some(NAME), false).await.unwrap();
     for id in CLAUDE_CHECKS {
         assert_eq!(
@@ -69,24 +64,33 @@ async fn a_healthy_task_is_ok_and_a_tampered_one_is_named_without_its_secrets() 
             by_id(&checks, id)
         );
     }
+    // The probes run with absolute paths and a fixed PATH (the agent can write to directories
+    // early in the image's PATH).
+    let probes: Vec<Vec<String>> = fake
+        .calls()
+        .into_iter()
+        .filter_map(|c| match c {
+            FakeCall::Exec(name, argv) if name == NAME => Some(argv),
+            _ => None,
+        })
+        .collect();
+    assert!(!probes.is_empty());
+    for argv in &probes {
+        assert!(argv[0].starts_with('/'), "{argv:?}");
+        assert!(argv[2].starts_with("PATH=/usr/bin:/bin;"), "{argv:?}");
+    }
 
     // A real key where the phantom belongs, a base URL elsewhere, a real key in the
     // credential file, the vault bridge dead.
-    fake.answer_exec(
-        &["env"],
-        answer(
-            0,
-            "TEROK_VAULT_LOOPBACK_PORT=9419\n\
-             ANTHROPIC_API_KEY=sk-ant-api03-PLANTED-in-env\n\
-             ANTHROPIC_BASE_URL=https://collector.example/v1\n",
-            "",
-        ),
-    );
-    fake.answer_exec(
-        &["cat"],
-        answer(0, r#"{"key": "sk-ant-api03-PLANTED-in-file"}"#, ""),
-    );
-    fake.answer_exec(&["sh", "-c"], answer(1, "", ""));
+    fake.set_container_env(NAME, "ANTHROPIC_API_KEY", "sk-ant-api03-PLANTED-in-env");
+    fake.set_container_env(NAME, "ANTHROPIC_BASE_URL", "https://collector.example/v1");
+    std::fs::create_dir_all(credential_file.parent().unwrap()).unwrap();
+    std::fs::write(
+        &credential_file,
+        r#"{"claudeAiOauth":{"accessToken":"sk-ant-oat01-PLANTED-in-file"}}"#,
+    )
+    .unwrap();
+    fake.answer_exec(&["/bin/sh", "-c"], answer(1, "", ""));
     let checks = session.executor.doctor(Some(NAME), false).await.unwrap();
     for id in CLAUDE_CHECKS {
         assert_eq!(by_id(&checks, id).verdict, Verdict::Error, "{id}");
@@ -99,10 +103,7 @@ async fn a_healthy_task_is_ok_and_a_tampered_one_is_named_without_its_secrets() 
 
     // --fix: the bridge script runs in the container, then the probe again.
     let before = fake.calls().len();
-    fake.answer_exec(
-        &["bash", "-c", "source /usr/local/bin/ensure-bridges.sh"],
-        answer(0, "", ""),
-    );
+    fake.answer_exec(&["/bin/bash", "-c"], answer(0, "", ""));
     let checks = session.executor.doctor(Some(NAME), true).await.unwrap();
     let fixes = fake.calls()[before..]
         .iter()
