@@ -329,6 +329,9 @@ pub struct UninstallArgs {
     /// Leave host services alone: the vault keeps running and setup stays recorded.
     #[arg(long)]
     pub no_sandbox: bool,
+    /// Remove only the images built on this base (default: every image terok built).
+    #[arg(long, value_name = "IMAGE")]
+    pub base: Option<String>,
 }
 
 /// Arguments of `auth`.

@@ -257,3 +257,62 @@ fn vault_passphrase_says_where_the_key_comes_from() {
         r.stdout
     );
 }
+
+#[test]
+fn uninstall_base_removes_only_the_images_of_that_base() {
+    if !terok_testkit::podman::require_podman("uninstall_base_removes_only_the_images_of_that_base")
+    {
+        return;
+    }
+    terok_testkit::base_image::ensure_base_image(&mut |_| {}).unwrap();
+    let env = IsolatedEnv::new().unwrap();
+    // Two bases whose tag fragments begin alike: `terok-test-<pid>` and `…-sid`.
+    let base = format!("terok-test-{}", std::process::id());
+    let other = format!("{base}-sid");
+    let context = env.root().join("image");
+    std::fs::create_dir_all(&context).unwrap();
+    std::fs::write(
+        context.join("Containerfile"),
+        format!(
+            "FROM {}\nLABEL ai.terok.image=l0\n",
+            terok_testkit::base_image::BASE_IMAGE
+        ),
+    )
+    .unwrap();
+    let build = |fragment: &str| {
+        let out = std::process::Command::new("podman")
+            .args([
+                "build",
+                "-q",
+                "-t",
+                &format!("localhost/terok-l0:{fragment}"),
+            ])
+            .arg(&context)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    };
+    build(&base);
+    build(&other);
+    let exists = |fragment: &str| {
+        std::process::Command::new("podman")
+            .args(["image", "exists", &format!("localhost/terok-l0:{fragment}")])
+            .status()
+            .unwrap()
+            .success()
+    };
+    let r = run_in(&env, &["uninstall", "--base", &base, "--no-sandbox"]);
+    let gone = !exists(&base);
+    let kept = exists(&other);
+    let _ = std::process::Command::new("podman")
+        .args(["rmi", "-f", &format!("localhost/terok-l0:{other}")])
+        .output();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(gone, "{}", r.stdout);
+    assert!(kept, "another base's image stays: {}", r.stdout);
+    assert!(
+        r.stdout.contains(&format!("terok-l0:{base}")),
+        "{}",
+        r.stdout
+    );
+}

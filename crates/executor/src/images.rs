@@ -267,14 +267,48 @@ impl<R: ContainerRuntime> Executor<R> {
     /// Removes every image terok built (found by label) and forgets the recorded checks.
     pub async fn remove_images(&self) -> Result<RemovedImages, ExecutorError> {
         let images = self.runtime.images_with_label(LABEL_LAYER).await?;
+        // Removing every tag removes the image; by id podman refuses multi-tagged images.
+        let refs = images
+            .into_iter()
+            .map(|image| {
+                if image.tags.is_empty() {
+                    vec![image.id]
+                } else {
+                    image.tags
+                }
+            })
+            .collect();
+        self.remove_these(refs).await
+    }
+
+    /// Removes the images terok built on `base` only: its L0, its L1 images (by the agents
+    /// each one's label lists), the L1 alias and the sidecars of the roster's tools — each
+    /// named exactly as a build on `base` names it, so a base whose name begins another's
+    /// (`debian` and `debian:sid`) keeps the other's images.
+    pub async fn remove_images_of(&self, base: &str) -> Result<RemovedImages, ExecutorError> {
+        let tools: Vec<String> = self
+            .roster()?
+            .sidecars()
+            .map(|(agent, _)| agent.name.clone())
+            .collect();
+        // Only the tags of `base`: an image that another base's build also tagged (the same
+        // content) keeps that tag.
+        let refs = self
+            .runtime
+            .images_with_label(LABEL_LAYER)
+            .await?
+            .iter()
+            .map(|image| tags_built_on(image, base, &tools))
+            .filter(|tags| !tags.is_empty())
+            .collect();
+        self.remove_these(refs).await
+    }
+
+    /// Removes each group of references (the tags of one image) and forgets the recorded
+    /// checks.
+    async fn remove_these(&self, images: Vec<Vec<String>>) -> Result<RemovedImages, ExecutorError> {
         let mut report = RemovedImages::default();
-        for image in &images {
-            // Removing every tag removes the image; by id podman refuses multi-tagged images.
-            let refs = if image.tags.is_empty() {
-                vec![image.id.clone()]
-            } else {
-                image.tags.clone()
-            };
+        for refs in images {
             match self.runtime.image_remove(&refs, false).await {
                 Ok(()) => report.removed.push(refs),
                 Err(err) => report
@@ -290,5 +324,83 @@ impl<R: ContainerRuntime> Executor<R> {
             _ => {}
         }
         Ok(report)
+    }
+}
+
+/// The tags of `image` a build on `base` gave it: exactly the L0 of `base`, its L1 alias, the
+/// L1 of the agents the image's label lists, or the sidecar of one of `tools`.
+fn tags_built_on(image: &terok_podman::ImageInfo, base: &str, tools: &[String]) -> Vec<String> {
+    let agents: Vec<String> = image
+        .labels
+        .get(terok_image_build::LABEL_AGENTS)
+        .map(|list| {
+            list.split(',')
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    let tags = terok_image_build::TagSet::new(base, &agents);
+    let mut names = vec![tags.l0.clone(), tags.l1_alias.clone()];
+    if !agents.is_empty() {
+        names.push(tags.l1.clone());
+    }
+    names.extend(tools.iter().map(|tool| tags.sidecar_for(tool)));
+    image
+        .tags
+        .iter()
+        .filter(|tag| {
+            let tag = tag.strip_prefix("localhost/").unwrap_or(tag);
+            names.iter().any(|name| name == tag)
+        })
+        .cloned()
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tags_built_on;
+    use terok_podman::ImageInfo;
+
+    fn image(tag: &str, agents: Option<&str>) -> ImageInfo {
+        ImageInfo {
+            id: tag.to_owned(),
+            tags: vec![format!("localhost/{tag}")],
+            labels: agents
+                .map(|a| (terok_image_build::LABEL_AGENTS.to_owned(), a.to_owned()))
+                .into_iter()
+                .collect(),
+            layers: None,
+            size: None,
+        }
+    }
+
+    #[test]
+    fn only_the_images_of_that_base_are_its_own() {
+        let tools = ["coderabbit".to_owned()];
+        let on = |img: &ImageInfo| !tags_built_on(img, "debian", &tools).is_empty();
+        assert!(on(&image("terok-l0:debian", None)));
+        assert!(on(&image("terok-l1-cli:debian", Some("claude,codex"))));
+        assert!(on(&image(
+            "terok-l1-cli:debian-claude-codex",
+            Some("claude,codex")
+        )));
+        assert!(on(&image("terok-l1-sidecar:debian-coderabbit", None)));
+        // debian:sid's names begin with debian's: they are not debian's.
+        assert!(!on(&image("terok-l0:debian-sid", None)));
+        assert!(!on(&image(
+            "terok-l1-cli:debian-sid-claude",
+            Some("claude")
+        )));
+        assert!(!on(&image("terok-l1-cli:debian-sid", Some("claude"))));
+        assert!(!on(&image("terok-l1-sidecar:debian-sid-coderabbit", None)));
+        // One image tagged by both bases: only debian's tag is its.
+        let mut both = image("terok-l0:debian", None);
+        both.tags.push("localhost/terok-l0:debian-sid".to_owned());
+        assert_eq!(
+            tags_built_on(&both, "debian", &tools),
+            ["localhost/terok-l0:debian"]
+        );
     }
 }

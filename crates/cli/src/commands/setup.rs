@@ -95,10 +95,14 @@ pub fn uninstall(ctx: &Context, args: &UninstallArgs) -> miette::Result<Status> 
     let UninstallArgs {
         keep_images,
         no_sandbox,
+        base,
     } = args;
     let executor = ctx.executor()?;
     if !keep_images {
-        let report = ctx.block_on(executor.remove_images())??;
+        let report = match base {
+            Some(base) => ctx.block_on(executor.remove_images_of(base))??,
+            None => ctx.block_on(executor.remove_images())??,
+        };
         for refs in &report.removed {
             println!("Removed image {}", refs.join(", "));
         }
