@@ -547,14 +547,7 @@ async fn a_signer_connection_dies_with_its_container_and_its_signatures_are_audi
     let dir = tempfile::tempdir().unwrap();
     let upstream = MockUpstream::start().unwrap();
     let cfg = start(dir.path(), &upstream).await;
-    let key = terok_credentials::ssh::SshPrivateKey::generate_ed25519().unwrap();
-    let blob = key.public_blob().unwrap();
-    {
-        let (dbkey, _) = terok_credentials::resolve_key(&cfg.key, &cfg.paths.db()).unwrap();
-        let db = terok_credentials::CredentialDb::open(&cfg.paths.db(), dbkey, "test").unwrap();
-        db.add_ssh_key("k", &key, "").unwrap();
-        db.assign_ssh_key("k", "claude").unwrap();
-    }
+    let blob = store_claude_ssh_key(&cfg);
     let opened = open_with_ssh(&cfg, "terok-executor-held", Some("claude")).await;
     let socket = opened.socket_dir.clone().unwrap().join("ssh-agent.sock");
     let token = opened.tokens["ssh"].clone();
@@ -636,14 +629,7 @@ async fn a_signer_flood_writes_a_bounded_number_of_audit_lines() {
     let dir = tempfile::tempdir().unwrap();
     let upstream = MockUpstream::start().unwrap();
     let cfg = start(dir.path(), &upstream).await;
-    let key = terok_credentials::ssh::SshPrivateKey::generate_ed25519().unwrap();
-    let blob = key.public_blob().unwrap();
-    {
-        let (dbkey, _) = terok_credentials::resolve_key(&cfg.key, &cfg.paths.db()).unwrap();
-        let db = terok_credentials::CredentialDb::open(&cfg.paths.db(), dbkey, "test").unwrap();
-        db.add_ssh_key("k", &key, "").unwrap();
-        db.assign_ssh_key("k", "claude").unwrap();
-    }
+    let blob = store_claude_ssh_key(&cfg);
     let opened = open_with_ssh(&cfg, "terok-executor-flood", Some("claude")).await;
     let socket = opened.socket_dir.clone().unwrap().join("ssh-agent.sock");
     let mut stream = tokio::net::UnixStream::connect(&socket).await.unwrap();
@@ -692,4 +678,14 @@ async fn a_signer_flood_writes_a_bounded_number_of_audit_lines() {
         "{first}"
     );
     assert!(log.len() < 20_000, "{} bytes", log.len());
+}
+
+/// Stores a new Ed25519 key `k` for Claude's tasks; returns its public blob.
+fn store_claude_ssh_key(cfg: &VaultConfig) -> Vec<u8> {
+    let key = terok_credentials::ssh::SshPrivateKey::generate_ed25519().unwrap();
+    let (dbkey, _) = terok_credentials::resolve_key(&cfg.key, &cfg.paths.db()).unwrap();
+    let db = terok_credentials::CredentialDb::open(&cfg.paths.db(), dbkey, "test").unwrap();
+    db.add_ssh_key("k", &key, "").unwrap();
+    db.assign_ssh_key("k", "claude").unwrap();
+    key.public_blob().unwrap()
 }
