@@ -25,6 +25,10 @@ pub struct Route {
     /// Headers added to requests carrying an OAuth credential (comma-merged with the client's).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub oauth_extra_headers: BTreeMap<String, String>,
+    /// Headers set on requests carrying an OAuth credential from a field of that credential
+    /// (`ChatGPT-Account-ID` ← `account_id`); the client's own value is dropped.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub oauth_credential_headers: BTreeMap<String, String>,
     /// How the vault refreshes OAuth access tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oauth_refresh: Option<RefreshRoute>,
@@ -92,6 +96,7 @@ pub fn routes_from_roster(roster: &Roster) -> RouteTable {
                 auth_prefix: p.auth_prefix.clone(),
                 path_upstreams: p.path_upstreams.clone(),
                 oauth_extra_headers: p.oauth_extra_headers.clone(),
+                oauth_credential_headers: p.oauth_credential_headers.clone(),
                 oauth_refresh: p.oauth_refresh.as_ref().map(|r| RefreshRoute {
                     token_url: r.token_url.clone(),
                     client_id: r.client_id.clone(),
@@ -188,6 +193,10 @@ fn changed_fields(a: &Route, b: &Route) -> Vec<&'static str> {
         (
             "oauth_extra_headers",
             a.oauth_extra_headers != b.oauth_extra_headers,
+        ),
+        (
+            "oauth_credential_headers",
+            a.oauth_credential_headers != b.oauth_credential_headers,
         ),
         ("oauth_refresh", a.oauth_refresh != b.oauth_refresh),
         ("deny", a.deny != b.deny),

@@ -417,7 +417,11 @@ fn strip_credential(headers: &mut HeaderMap, route: &Route) {
     if route.auth_header != "dynamic" {
         headers.remove(route.auth_header.as_str());
     }
-    for name in route.oauth_extra_headers.keys() {
+    for name in route
+        .oauth_extra_headers
+        .keys()
+        .chain(route.oauth_credential_headers.keys())
+    {
         headers.remove(name.as_str());
     }
 }

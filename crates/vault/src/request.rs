@@ -117,6 +117,14 @@ pub fn inject_credential(
             let merged = merge_comma_list(headers.get(&name).and_then(|v| v.to_str().ok()), extra);
             headers.insert(name, HeaderValue::from_str(&merged).map_err(|_| BadHeader)?);
         }
+        for (name, field) in &route.oauth_credential_headers {
+            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| BadHeader)?;
+            // The client's value never passes: the header says whose account this is.
+            headers.remove(&name);
+            if let Some(value) = credential.field(field) {
+                headers.insert(name, sensitive(value).map_err(|_| BadHeader)?);
+            }
+        }
         return Ok(());
     }
     if route.auth_header == "dynamic" {
@@ -350,5 +358,33 @@ mod tests {
         let mut h = HeaderMap::new();
         inject_credential(&mut h, &gl, &Credential::api_key("glpat-1")).unwrap();
         assert_eq!(h["private-token"], "glpat-1");
+    }
+
+    #[test]
+    fn credential_headers_come_from_the_stored_credential_never_from_the_client() {
+        let mut openai = route(&[]);
+        openai.oauth_credential_headers =
+            BTreeMap::from([("ChatGPT-Account-ID".to_owned(), "account_id".to_owned())]);
+        let oauth = |account: Option<&str>| Credential::Oauth {
+            access_token: terok_credentials::Secret::new("at"),
+            refresh_token: None,
+            expires_at: None,
+            scopes: None,
+            subscription_type: None,
+            rate_limit_tier: None,
+            id_token: None,
+            account_id: account.map(str::to_owned),
+        };
+        // The agent names someone else's account: the stored one replaces it.
+        let mut h = HeaderMap::new();
+        h.insert("chatgpt-account-id", HeaderValue::from_static("victim"));
+        inject_credential(&mut h, &openai, &oauth(Some("acct-1"))).unwrap();
+        assert_eq!(h["chatgpt-account-id"], "acct-1");
+        assert!(h["chatgpt-account-id"].is_sensitive());
+        // No stored account: the client's value is still dropped.
+        let mut h = HeaderMap::new();
+        h.insert("chatgpt-account-id", HeaderValue::from_static("victim"));
+        inject_credential(&mut h, &openai, &oauth(None)).unwrap();
+        assert!(!h.contains_key("chatgpt-account-id"));
     }
 }
