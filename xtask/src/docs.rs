@@ -14,7 +14,21 @@ pub fn roster_schema_path() -> PathBuf {
 
 /// The roster schema as committed: pretty JSON with a trailing newline.
 pub fn roster_schema_text() -> String {
-    let mut text = serde_json::to_string_pretty(&terok_roster::json_schema()).unwrap_or_default();
+    schema_text(&terok_roster::json_schema())
+}
+
+/// Path of the published roster v3 provider-file schema.
+pub fn provider_schema_path() -> PathBuf {
+    workspace_root().join("docs/roster-provider.schema.json")
+}
+
+/// The provider-file schema as committed.
+pub fn provider_schema_text() -> String {
+    schema_text(&terok_roster::provider_json_schema())
+}
+
+fn schema_text(schema: &serde_json::Value) -> String {
+    let mut text = serde_json::to_string_pretty(schema).unwrap_or_default();
     text.push('\n');
     text
 }
@@ -43,10 +57,13 @@ pub fn architecture_with_table(doc: &str) -> anyhow::Result<String> {
 }
 
 pub fn run() -> anyhow::Result<()> {
-    let schema = roster_schema_path();
-    std::fs::write(&schema, roster_schema_text())
-        .with_context(|| format!("write {}", schema.display()))?;
-    println!("docs: wrote {}", schema.display());
+    for (schema, text) in [
+        (roster_schema_path(), roster_schema_text()),
+        (provider_schema_path(), provider_schema_text()),
+    ] {
+        std::fs::write(&schema, text).with_context(|| format!("write {}", schema.display()))?;
+        println!("docs: wrote {}", schema.display());
+    }
     let arch = workspace_root().join("docs/architecture.md");
     let doc = std::fs::read_to_string(&arch).with_context(|| format!("read {}", arch.display()))?;
     let updated = architecture_with_table(&doc)?;

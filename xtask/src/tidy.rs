@@ -183,6 +183,12 @@ fn roster_schema_doc_is_current() {
         committed == crate::docs::roster_schema_text(),
         "docs/roster.schema.json is out of date with crates/roster/src/schema.rs; run `cargo xtask docs`"
     );
+    let committed =
+        std::fs::read_to_string(crate::docs::provider_schema_path()).unwrap_or_default();
+    assert!(
+        committed == crate::docs::provider_schema_text(),
+        "docs/roster-provider.schema.json is out of date with crates/roster/src/schema.rs; run `cargo xtask docs`"
+    );
 }
 
 /// Every file under `dir` (any kind), skipping build output and git metadata.

@@ -234,13 +234,23 @@ pub enum AgentsCommand {
     /// Choose the agents baked into the L1 image (writes image.agents to config.yml).
     Set(AgentsSetArgs),
     /// Print the JSON Schema of a roster file (for editors and yaml-language-server).
-    Schema,
+    Schema(AgentsSchemaArgs),
+}
+
+/// Arguments of `agents schema`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct AgentsSchemaArgs {
+    /// The schema of a roster v3 provider file (providers/<name>.yaml) instead of an agent
+    /// file (agents/<name>.yaml, roster v1 or v3).
+    #[arg(long)]
+    pub provider: bool,
 }
 
 /// Arguments of `agents list`.
 #[derive(Debug, Clone, Default, Args)]
 pub struct AgentsListArgs {
-    /// Include tools (gh, glab, coderabbit, sonar) as well as agents.
+    /// Include every kind of entry: tools (gh, glab, coderabbit, sonar), the frontend (toad)
+    /// and infrastructure (caddy) as well as agents.
     #[arg(long)]
     pub all: bool,
     /// Print JSON instead of a table.

@@ -48,12 +48,13 @@ fn list_shows_agents_sorted_by_name() {
 }
 
 #[test]
-fn list_all_adds_tools_but_never_runtimes() {
+fn list_all_adds_every_other_kind() {
     let r = run_in(&IsolatedEnv::new().unwrap(), &["agents", "list", "--all"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_snapshot!(r.stdout, @"
     NAME        LABEL                TYPE
     blablador   Helmholtz Blablador  harness
+    caddy       Caddy                infra
     claude      Claude               native
     coderabbit  CodeRabbit           tool
     codex       Codex                native
@@ -65,6 +66,7 @@ fn list_all_adds_tools_but_never_runtimes() {
     openrouter  OpenRouter           harness
     pi          Pi                   harness
     sonar       SonarCloud           tool
+    toad        Toad                 frontend
     vibe        Mistral Vibe         native
     ");
     // The upstream spelling without `list` still works.
@@ -156,6 +158,8 @@ fn show_prints_the_merged_entry_and_its_files() {
           hasCompletedOnboarding: true
     vault:
       route_prefix: claude
+      aliases:
+      - anthropic
       upstream: https://api.anthropic.com
       auth_header: dynamic
       auth_prefix: ""
@@ -222,38 +226,38 @@ fn a_new_user_agent_is_listed() {
 
 #[test]
 fn a_newer_roster_version_is_a_warning() {
-    let env = with_override("claude.yaml", "roster_version: 2\nlabel: Claude 2\n");
+    let env = with_override("claude.yaml", "roster_version: 4\nlabel: Claude 4\n");
     let r = run_in(&env, &["agents", "list"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stdout.contains("Claude 2"));
-    assert_snapshot!(r.stderr, @"warning: [TMP]/home/.config/terok/agent/agents/claude.yaml: roster_version 2 is newer than this terok-executor understands (1); loading it as version 1");
+    assert!(r.stdout.contains("Claude 4"));
+    assert_snapshot!(r.stderr, @"warning: [TMP]/home/.config/terok/agent/agents/claude.yaml: roster_version 4 is newer than this terok-executor understands (3); loading it as version 3");
 }
 
 #[test]
 fn error_unknown_top_level_key() {
     assert_snapshot!(error_for("claude.yaml", "label: Claude\nlable: typo\n"), @r"
-     x [TMP]/home/.config/terok/agent/agents/claude.yaml:2:1: lable: unknown field `lable`, expected one of roster_version, kind, label, binary, git_identity, headless, auto_approve, session, capabilities, wrapper, acp, opencode, auth, vault, sidecar, install, help, mounts, web_ingress
+     x [TMP]/home/.config/terok/agent/agents/claude.yaml:2:1: lable: unknown field `lable`, expected one of roster_version, kind, label, binary, git_identity, headless, auto_approve, session, capabilities, wrapper, acp, opencode, auth, vault, protocol, provider, sidecar, install, help, mounts, web_ingress
       ,-[[TMP]/home/.config/terok/agent/agents/claude.yaml:2:1]
     1 | label: Claude
     2 | lable: typo
       : ^^|^^
       :   `-- unknown field `lable`
       `----
-     help: did you mean `label`? Allowed keys here: roster_version, kind, label, binary, git_identity, headless, auto_approve, session, capabilities, wrapper, acp, opencode, auth, vault, sidecar, install, help, mounts, web_ingress
+     help: did you mean `label`? Allowed keys here: roster_version, kind, label, binary, git_identity, headless, auto_approve, session, capabilities, wrapper, acp, opencode, auth, vault, protocol, provider, sidecar, install, help, mounts, web_ingress
     ");
 }
 
 #[test]
 fn error_unknown_nested_key() {
     assert_snapshot!(error_for("claude.yaml", "vault:\n  upstream: https://proxy.example\n  upstreem: https://typo\n"), @"
-     x [TMP]/home/.config/terok/agent/agents/claude.yaml:3:3: vault.upstreem: unknown field `upstreem`, expected one of route_prefix, upstream, path_upstreams, oauth_extra_headers, auth_header, auth_prefix, credential_type, credential_file, phantom_env, oauth_phantom_env, base_url_env, socket_env, shared_config_patch, oauth_refresh, deny, redirect_hosts
+     x [TMP]/home/.config/terok/agent/agents/claude.yaml:3:3: vault.upstreem: unknown field `upstreem`, expected one of route_prefix, aliases, label, upstream, path_upstreams, oauth_extra_headers, auth_header, auth_prefix, credential_type, credential_file, phantom_env, oauth_phantom_env, base_url_env, socket_env, shared_config_patch, oauth_refresh, deny, redirect_hosts, oauth_credential_headers, serves
       ,-[[TMP]/home/.config/terok/agent/agents/claude.yaml:3:3]
     2 |   upstream: https://proxy.example
     3 |   upstreem: https://typo
       :   ^^^^|^^^
       :       `-- unknown field `upstreem`
       `----
-     help: did you mean `upstream`? Allowed keys here: route_prefix, upstream, path_upstreams, oauth_extra_headers, auth_header, auth_prefix, credential_type, credential_file, phantom_env, oauth_phantom_env, base_url_env, socket_env, shared_config_patch, oauth_refresh, deny, redirect_hosts
+     help: did you mean `upstream`? Allowed keys here: route_prefix, aliases, label, upstream, path_upstreams, oauth_extra_headers, auth_header, auth_prefix, credential_type, credential_file, phantom_env, oauth_phantom_env, base_url_env, socket_env, shared_config_patch, oauth_refresh, deny, redirect_hosts, oauth_credential_headers, serves
     ");
 }
 
@@ -273,13 +277,13 @@ fn error_wrong_type() {
 #[test]
 fn error_bad_enum_value() {
     assert_snapshot!(error_for("codex.yaml", "kind: agent\n"), @"
-     x [TMP]/home/.config/terok/agent/agents/codex.yaml:1:7: kind: unknown variant `agent`, expected one of native, bridge, harness, opencode, tool, runtime
+     x [TMP]/home/.config/terok/agent/agents/codex.yaml:1:7: kind: unknown variant `agent`, expected one of native, bridge, harness, opencode, tool, frontend, infra, runtime
       ,-[[TMP]/home/.config/terok/agent/agents/codex.yaml:1:7]
     1 | kind: agent
       :       ^^|^^
       :         `-- unknown variant `agent`
       `----
-     help: allowed values here: native, bridge, harness, opencode, tool, runtime
+     help: allowed values here: native, bridge, harness, opencode, tool, frontend, infra, runtime
     ");
 }
 

@@ -63,7 +63,10 @@ pub fn vault_env(roster: &Roster, wiring: &VaultWiring) -> Vec<(String, String)>
             env.set(var.clone(), wiring.container_socket());
         }
         if let Some(var) = &provider.base_url_env {
-            env.set(var.clone(), wiring.url());
+            env.set(
+                var.clone(),
+                format!("{}{}", wiring.url(), provider.base_url_path),
+            );
         }
         if roster.get(name).is_some_and(|a| a.opencode.is_some()) {
             env.set(

@@ -157,6 +157,14 @@ impl TerokPaths {
             self.user_config_dir.join("agent").join("agents"),
         ]
     }
+
+    /// Roster v3 provider files, in layering order (beside the agent files).
+    pub fn provider_override_dirs(&self) -> [PathBuf; 2] {
+        [
+            self.system_config_dir.join("agent").join("providers"),
+            self.user_config_dir.join("agent").join("providers"),
+        ]
+    }
 }
 
 /// The system-wide and the per-user config directories, in layering order.

@@ -64,7 +64,7 @@ pub fn capture(
     mounts_dir: &Path,
 ) -> Result<Captured, AuthError> {
     let credential = extract(&auth.name, login_dir)?;
-    db.store_credential(crate::DEFAULT_SET, &auth.name, &credential)?;
+    db.store_credential(crate::DEFAULT_SET, &auth.credential, &credential)?;
     let state_files = apply_post_capture_state(auth, mounts_dir)?;
     Ok(Captured {
         kind: credential.kind(),

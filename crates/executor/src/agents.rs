@@ -52,9 +52,15 @@ pub struct SelectionWritten {
     pub resolved: Vec<String>,
 }
 
-/// The JSON Schema of one roster file (for editors and yaml-language-server).
+/// The JSON Schema of one roster agent file, roster v1 or v3 (for editors and
+/// yaml-language-server).
 pub fn roster_schema() -> serde_json::Value {
     terok_roster::json_schema()
+}
+
+/// The JSON Schema of one roster v3 provider file.
+pub fn roster_provider_schema() -> serde_json::Value {
+    terok_roster::provider_json_schema()
 }
 
 impl<R: ContainerRuntime> Executor<R> {

@@ -127,13 +127,31 @@ impl<R: ContainerRuntime> Executor<R> {
     /// Stores `key` (trimmed; an empty one is refused and nothing is stored) for `agent`'s
     /// provider, records the vendor's post-login state, and points the agent's own config at
     /// the vault where it needs that.
+    ///
+    /// `agent` may also name a provider (or its roster v3 alias): the key is stored once for
+    /// every agent using it.
     pub fn store_api_key(&self, agent: &str, key: &str) -> Result<Stored, ExecutorError> {
-        let auth = self.roster()?.auth_provider(agent)?;
-        store_api_key(&self.open_db()?, &auth.name, key)?;
+        let roster = self.roster()?;
+        let auth = match roster.auth_provider(agent) {
+            Ok(auth) => auth,
+            // A provider that none of its agents can log in to still takes a key.
+            Err(err) => match roster.provider(agent) {
+                Some(provider) => {
+                    store_api_key(&self.open_db()?, &provider.name, key)?;
+                    return Ok(Stored {
+                        vault_config: None,
+                        provider: provider.name.clone(),
+                        kind: "api_key".to_owned(),
+                    });
+                }
+                None => return Err(err.into()),
+            },
+        };
+        store_api_key(&self.open_db()?, &auth.credential, key)?;
         apply_post_capture_state(&auth, &self.paths.mounts_dir)?;
         Ok(Stored {
             vault_config: self.point_config_at_vault(&auth)?,
-            provider: auth.name,
+            provider: auth.credential,
             kind: "api_key".to_owned(),
         })
     }
@@ -205,7 +223,7 @@ impl<R: ContainerRuntime> Executor<R> {
         }
         let captured = capture(&self.open_db()?, auth, login_dir, &self.paths.mounts_dir)?;
         Ok(LoginOutcome::Stored(Stored {
-            provider: auth.name.clone(),
+            provider: auth.credential.clone(),
             kind: captured.kind.to_owned(),
             vault_config: self.point_config_at_vault(auth)?,
         }))
@@ -213,7 +231,7 @@ impl<R: ContainerRuntime> Executor<R> {
 
     /// Points the agent's own config file at the vault, if its provider has a config patch.
     fn point_config_at_vault(&self, auth: &AuthProvider) -> Result<Option<PathBuf>, ExecutorError> {
-        let Some(provider) = self.roster()?.provider(&auth.name) else {
+        let Some(provider) = self.roster()?.provider(&auth.credential) else {
             return Ok(None);
         };
         let Some(config_patch) = &provider.shared_config_patch else {
@@ -224,7 +242,7 @@ impl<R: ContainerRuntime> Executor<R> {
             url: format!("http://localhost:{LOOPBACK_PORT}"),
             socket: CONTAINER_SOCKET.to_owned(),
         };
-        patch::apply(&shared, &auth.name, config_patch, &address, false)?;
+        patch::apply(&shared, &auth.credential, config_patch, &address, false)?;
         Ok(Some(shared.join(&config_patch.file)))
     }
 }

@@ -87,7 +87,10 @@ pub use acp::{
     AcpDaemon, AcpError, AcpOpened, AcpOptions, AcpStopped, DEFAULT_PROBE_TIMEOUT,
     PROBE_TIMEOUT_VAR,
 };
-pub use agents::{AgentDocument, AgentSummary, ImageSelection, SelectionWritten, roster_schema};
+pub use agents::{
+    AgentDocument, AgentSummary, ImageSelection, SelectionWritten, roster_provider_schema,
+    roster_schema,
+};
 pub use auth::{AuthEvent, AuthOptions, LoginOutcome, Stored, auth_container};
 pub use checks::{CredentialState, HostCheck, SetupScope};
 pub use container_user::ContainerUser;

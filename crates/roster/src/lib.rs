@@ -26,6 +26,7 @@ mod layer;
 mod load;
 pub mod model;
 mod provider_config;
+mod providers;
 mod resolve;
 mod roster;
 pub mod schema;
@@ -51,10 +52,20 @@ pub use provider_config::{
 pub use roster::{AuthProvider, Roster, SharedMount};
 pub use selection::Selection;
 
-/// The JSON Schema of one roster file, as published in docs/roster.schema.json.
+/// The JSON Schema of one roster agent file (both shapes), as published in
+/// docs/roster.schema.json.
 pub fn json_schema() -> serde_json::Value {
     let schema = schemars::generate::SchemaSettings::draft2020_12()
         .into_generator()
         .into_root_schema_for::<schema::AgentFile>();
+    schema.to_value()
+}
+
+/// The JSON Schema of one roster v3 provider file, as published in
+/// docs/roster-provider.schema.json.
+pub fn provider_json_schema() -> serde_json::Value {
+    let schema = schemars::generate::SchemaSettings::draft2020_12()
+        .into_generator()
+        .into_root_schema_for::<schema::ProviderFile>();
     schema.to_value()
 }

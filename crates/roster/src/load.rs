@@ -1,6 +1,7 @@
 //! Loading and layering roster files (docs/compatibility.md#5.1): the bundled files, then
-//! `/etc/terok/agent/agents/`, then `~/.config/terok/agent/agents/`. Same-name files are
-//! deep-merged with the `_inherit` / `null` rules; new names add entries.
+//! `/etc/terok/agent/agents/`, then `~/.config/terok/agent/agents/`; roster v3 provider files
+//! from the `providers/` directories beside them. Same-name files are deep-merged with the
+//! `_inherit` / `null` rules; new names add entries.
 //!
 //! Every file is checked against the schema on its own, so a typo is reported in the file that
 //! has it. The merged entry is then resolved; a problem found there is reported in the last
@@ -12,19 +13,30 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 use terok_core::paths::TerokPaths;
-use terok_core::yaml::{self, YamlError, YamlIndex, parent_path};
+use terok_core::yaml::{self, YamlError, YamlIndex};
 
 use crate::bundled::BUNDLED;
 use crate::error::RosterError;
-use crate::layer::{Layer, LayerSource, merge_layers};
+use crate::layer::{Layer, LayerSource, locate, merge_layers};
+use crate::providers::{AGENT_KEYS, assemble};
 use crate::resolve::{Issue, resolve_agent, valid_entry_name};
 use crate::roster::Roster;
-use crate::schema::{AgentFile, ROSTER_VERSION};
+use crate::schema::{AgentFile, ProviderFile, ROSTER_VERSION};
 
 /// Configures where roster files come from.
 #[derive(Debug, Clone, Default)]
 pub struct RosterLoader {
     override_dirs: Vec<PathBuf>,
+    provider_dirs: Vec<PathBuf>,
+}
+
+/// Which kind of roster file is being read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FileKind {
+    /// An agent, tool or image component (`agents/<name>.yaml`).
+    Entry,
+    /// A roster v3 provider (`providers/<name>.yaml`).
+    Provider,
 }
 
 impl RosterLoader {
@@ -37,12 +49,19 @@ impl RosterLoader {
     pub fn for_paths(paths: &TerokPaths) -> Self {
         Self {
             override_dirs: paths.roster_override_dirs().to_vec(),
+            provider_dirs: paths.provider_override_dirs().to_vec(),
         }
     }
 
     /// Adds a directory of override files, layered after the ones already added.
     pub fn with_override_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.override_dirs.push(dir.into());
+        self
+    }
+
+    /// Adds a directory of roster v3 provider files, layered after the ones already added.
+    pub fn with_provider_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.provider_dirs.push(dir.into());
         self
     }
 
@@ -73,33 +92,132 @@ impl RosterLoader {
             });
         }
         for dir in &self.override_dirs {
-            for (name, path) in override_files(dir, &mut warnings)? {
-                let text = fs_err::read_to_string(&path).map_err(|source| RosterError::Read {
-                    path: path.clone(),
-                    source,
-                })?;
-                if !valid_entry_name(&name) {
-                    return Err(YamlError::at_offset(
-                        &path,
-                        &text,
-                        None,
-                        None,
-                        format!("`{name}` is not a valid roster entry name"),
-                        Some(
-                            "rename the file: entry names use lowercase letters, digits, `-` and `_`, \
-                             and start with a letter or digit"
-                                .to_owned(),
-                        ),
-                    )
-                    .into());
-                }
-                if let Some(layer) = read_layer(LayerSource::File(path), text, &mut warnings)? {
-                    layers.entry(name).or_default().push(layer);
-                }
+            for (name, layer) in read_dir_layers(dir, FileKind::Entry, &mut warnings)? {
+                layers.entry(name).or_default().push(layer);
             }
         }
-        build_roster(layers, warnings)
+        let mut provider_layers: BTreeMap<String, Vec<Layer>> = BTreeMap::new();
+        for dir in &self.provider_dirs {
+            for (name, layer) in read_dir_layers(dir, FileKind::Provider, &mut warnings)? {
+                provider_layers.entry(name).or_default().push(layer);
+            }
+        }
+        add_opencode_family_layers(&mut layers, &provider_layers);
+        build_roster(layers, &provider_layers, warnings)
     }
+}
+
+/// The layers of every `*.yaml` file of `dir`, by entry name, in name order.
+fn read_dir_layers(
+    dir: &Path,
+    kind: FileKind,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<(String, Layer)>, RosterError> {
+    let mut out = Vec::new();
+    for (name, path) in override_files(dir, warnings)? {
+        let text = fs_err::read_to_string(&path).map_err(|source| RosterError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        if !valid_entry_name(&name) {
+            let what = match kind {
+                FileKind::Entry => "roster entry",
+                FileKind::Provider => "provider",
+            };
+            return Err(YamlError::at_offset(
+                &path,
+                &text,
+                None,
+                None,
+                format!("`{name}` is not a valid {what} name"),
+                Some(
+                    "rename the file: names use lowercase letters, digits, `-` and `_`, \
+                     and start with a letter or digit"
+                        .to_owned(),
+                ),
+            )
+            .into());
+        }
+        if let Some(layer) = read_layer(LayerSource::File(path), text, kind, warnings)? {
+            out.push((name, layer));
+        }
+    }
+    Ok(out)
+}
+
+/// A provider file's `opencode`, `install` and `help` describe the OpenCode-family agent of its
+/// name: they are a layer of that entry, over a harness entry made for it when the roster has
+/// none.
+fn add_opencode_family_layers(
+    layers: &mut BTreeMap<String, Vec<Layer>>,
+    provider_layers: &BTreeMap<String, Vec<Layer>>,
+) {
+    for (name, files) in provider_layers {
+        let agent_parts: Vec<Layer> = files
+            .iter()
+            .filter_map(|file| {
+                let map = file.value.as_object()?;
+                let part: Map<String, Value> = map
+                    .iter()
+                    .filter(|(k, _)| AGENT_KEYS.contains(&k.as_str()))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                (!part.is_empty()).then(|| Layer {
+                    source: file.source.clone(),
+                    text: file.text.clone(),
+                    value: Value::Object(part),
+                })
+            })
+            .collect();
+        if agent_parts.is_empty() {
+            continue;
+        }
+        let entry = layers.entry(name.clone()).or_default();
+        if entry.is_empty() {
+            let merged = merge_layers(files);
+            entry.push(Layer {
+                source: agent_parts[0].source.clone(),
+                text: agent_parts[0].text.clone(),
+                value: opencode_harness(name, &merged),
+            });
+        }
+        entry.extend(agent_parts);
+    }
+}
+
+/// The entry an OpenCode-family provider file implies when no agent file describes it: a
+/// harness run through `opencode-provider` under the provider's name, with the key in
+/// `<PREFIX>_API_KEY`.
+fn opencode_harness(name: &str, provider: &Value) -> Value {
+    let opencode = provider.get("opencode");
+    let label = provider
+        .get("label")
+        .or_else(|| opencode.and_then(|o| o.get("display_name")))
+        .and_then(Value::as_str)
+        .unwrap_or(name);
+    let mut binding = serde_json::json!({ "default": name });
+    if let Some(prefix) = opencode
+        .and_then(|o| o.get("env_var_prefix"))
+        .and_then(Value::as_str)
+    {
+        binding["token_env"] = serde_json::json!({ "_default": format!("{prefix}_API_KEY") });
+    }
+    serde_json::json!({
+        "kind": "harness",
+        "label": label,
+        "binary": name,
+        "headless": { "subcommand": "run", "prompt_flag": "" },
+        "acp": { "command": [format!("{name}-acp")] },
+        "install": {
+            "depends_on": "opencode",
+            "run_as_root": format!(
+                "RUN ln -sf /usr/local/bin/opencode-provider /usr/local/bin/{name} \\\n \
+                 && ln -sf /usr/local/bin/opencode-provider /usr/local/bin/{name}-acp\n"
+            ),
+            "smoke": format!("test -x \"$(command -v {name})\" && opencode --version"),
+        },
+        "provider": binding,
+    })
 }
 
 /// The `*.yaml` files of `dir`, sorted, as `(entry name, path)`. A missing directory is empty.
@@ -143,6 +261,7 @@ fn override_files(
 fn read_layer(
     source: LayerSource,
     text: String,
+    kind: FileKind,
     warnings: &mut Vec<String>,
 ) -> Result<Option<Layer>, RosterError> {
     let path = source.display_path();
@@ -161,23 +280,38 @@ fn read_layer(
         )
         .into());
     };
-    if let Some(version) = map.shift_remove("roster_version") {
-        match version.as_u64() {
-            Some(v) if v > ROSTER_VERSION => warnings.push(format!(
-                "{source}: roster_version {v} is newer than this terok-executor understands \
-                 ({ROSTER_VERSION}); loading it as version {ROSTER_VERSION}"
-            )),
-            Some(_) => {}
-            None => warnings.push(format!(
-                "{source}: roster_version `{}` is not an integer; treating the file as version {ROSTER_VERSION}",
-                version_text(&version)
-            )),
-        }
-    }
+    let version = map
+        .shift_remove("roster_version")
+        .map(|version| match version.as_u64() {
+            Some(v) if v > ROSTER_VERSION => {
+                warnings.push(format!(
+                    "{source}: roster_version {v} is newer than this terok-executor understands \
+                     ({ROSTER_VERSION}); loading it as version {ROSTER_VERSION}"
+                ));
+                ROSTER_VERSION
+            }
+            Some(v) => v,
+            None => {
+                warnings.push(format!(
+                    "{source}: roster_version `{}` is not an integer; treating the file as version {ROSTER_VERSION}",
+                    version_text(&version)
+                ));
+                ROSTER_VERSION
+            }
+        });
     if map.is_empty() {
         tracing::info!("{source}: nothing but roster_version; skipped");
         return Ok(None);
     }
+    if kind == FileKind::Provider {
+        check_provider_file(&path, &text)?;
+        return Ok(Some(Layer {
+            source,
+            text: Cow::Owned(text),
+            value,
+        }));
+    }
+    check_route_shape(&path, &text, map, version)?;
     // The Python terok-executor once let users pick the vault socket; say why it is gone rather
     // than "unknown field".
     if map
@@ -205,6 +339,87 @@ fn read_layer(
     }))
 }
 
+/// An entry routes through `vault:` (roster v1) or `provider:` (v3); a v3 file has no `vault:`.
+fn check_route_shape(
+    path: &Path,
+    text: &str,
+    map: &Map<String, Value>,
+    version: Option<u64>,
+) -> Result<(), RosterError> {
+    let has = |key: &str| map.get(key).is_some_and(|v| !v.is_null());
+    let problem = if has("vault") && has("provider") {
+        Some(
+            "`vault:` (roster v1) and `provider:` (roster v3) both route this entry; a file uses one",
+        )
+    } else if has("vault") && version.is_some_and(|v| v >= 3) {
+        Some("a roster v3 agent file has no `vault:` section; its route is a provider's")
+    } else {
+        None
+    };
+    let Some(message) = problem else {
+        return Ok(());
+    };
+    Err(YamlError::at_offset(
+        path,
+        text,
+        YamlIndex::build(text).key_offset("vault"),
+        Some("vault".to_owned()),
+        message,
+        Some(
+            "move the route into providers/<name>.yaml and name it in `provider.default`, \
+             or write the file as roster_version 1 without `provider:`"
+                .to_owned(),
+        ),
+    )
+    .into())
+}
+
+/// A provider file alone: the schema, and what the vault can do with its `auth:` (OAuth goes
+/// as `Authorization: Bearer`; extra headers only with OAuth).
+fn check_provider_file(path: &Path, text: &str) -> Result<(), RosterError> {
+    let file: ProviderFile = yaml::parse_typed(text, path)?;
+    let auth = file.auth.unwrap_or_default();
+    let oauth = auth.oauth.unwrap_or_default();
+    let problem = if oauth
+        .header
+        .as_deref()
+        .is_some_and(|h| !h.eq_ignore_ascii_case("authorization"))
+    {
+        Some((
+            "auth.oauth.header",
+            "the vault presents OAuth tokens as `Authorization: Bearer …`; another header is not supported",
+        ))
+    } else if oauth.prefix.as_deref().is_some_and(|p| p != "Bearer ") {
+        Some((
+            "auth.oauth.prefix",
+            "the vault presents OAuth tokens as `Authorization: Bearer …`; another prefix is not supported",
+        ))
+    } else if auth
+        .api_key
+        .and_then(|k| k.extra_headers)
+        .is_some_and(|h| !h.is_empty())
+    {
+        Some((
+            "auth.api_key.extra_headers",
+            "the vault adds extra headers to OAuth requests only (`auth.oauth.extra_headers`)",
+        ))
+    } else {
+        None
+    };
+    let Some((field, message)) = problem else {
+        return Ok(());
+    };
+    Err(YamlError::at_offset(
+        path,
+        text,
+        YamlIndex::build(text).value_offset(field),
+        Some(field.to_owned()),
+        message,
+        Some("remove this key".to_owned()),
+    )
+    .into())
+}
+
 fn version_text(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
@@ -214,11 +429,11 @@ fn version_text(value: &Value) -> String {
 
 fn build_roster(
     layers: BTreeMap<String, Vec<Layer>>,
+    provider_layers: &BTreeMap<String, Vec<Layer>>,
     warnings: Vec<String>,
 ) -> Result<Roster, RosterError> {
     let mut problems = Vec::new();
     let mut agents = BTreeMap::new();
-    let mut providers = BTreeMap::new();
     for (name, entry_layers) in &layers {
         let merged = merge_layers(entry_layers);
         // Each file passed the strict check alone; the merge can still fail where YAML's
@@ -239,15 +454,15 @@ fn build_roster(
             }
         };
         match resolve_agent(name, &file) {
-            Ok((agent, provider)) => {
-                if let Some(provider) = provider {
-                    providers.insert(provider.name.clone(), provider);
-                }
+            Ok(agent) => {
                 agents.insert(name.clone(), agent);
             }
             Err(issues) => problems.extend(issues.iter().map(|i| locate(entry_layers, i))),
         }
     }
+    let assembled = assemble(&layers, provider_layers, &mut agents);
+    problems.extend(assembled.problems);
+    let providers = assembled.providers;
     let cross = {
         let probe = Roster::new(agents, providers, BTreeMap::new(), Vec::new());
         let issues = probe.cross_entry_issues();
@@ -263,79 +478,5 @@ fn build_roster(
         0 => Ok(probe.with_layers(layers, warnings)),
         1 => Err(RosterError::Invalid(problems.remove(0))),
         _ => Err(RosterError::Problems { problems }),
-    }
-}
-
-/// Points `issue` at the last layer that sets its field (or the nearest enclosing field).
-fn locate(layers: &[Layer], issue: &Issue) -> YamlError {
-    let mut candidate = Some(issue.path.clone());
-    while let Some(path) = candidate {
-        if let Some(layer) = layers
-            .iter()
-            .rev()
-            .find(|l| value_at(&l.value, &path).is_some())
-        {
-            let index = YamlIndex::build(&layer.text);
-            let offset = if path == issue.path {
-                index.value_offset(&path)
-            } else {
-                index.nearest_offset(&path)
-            };
-            return YamlError::at_offset(
-                &layer.source.display_path(),
-                &layer.text,
-                offset,
-                Some(issue.path.clone()).filter(|p| !p.is_empty()),
-                issue.message.clone(),
-                issue.help.clone(),
-            );
-        }
-        candidate = parent_path(&path);
-    }
-    let last = layers.last();
-    YamlError::at_offset(
-        &last.map_or_else(|| PathBuf::from("<roster>"), |l| l.source.display_path()),
-        last.map_or("", |l| l.text.as_ref()),
-        None,
-        Some(issue.path.clone()).filter(|p| !p.is_empty()),
-        issue.message.clone(),
-        issue.help.clone(),
-    )
-}
-
-/// The value at a field path like `vault.path_upstreams` or `mounts[1].host_dir`.
-fn value_at<'v>(value: &'v Value, path: &str) -> Option<&'v Value> {
-    if path.is_empty() {
-        return Some(value);
-    }
-    let mut current = value;
-    for segment in path.split('.') {
-        let (key, indices) = match segment.find('[') {
-            Some(i) => (&segment[..i], &segment[i..]),
-            None => (segment, ""),
-        };
-        if !key.is_empty() {
-            current = current.as_object()?.get(key)?;
-        }
-        for index in indices.split(']').filter(|s| !s.is_empty()) {
-            let i: usize = index.trim_start_matches('[').parse().ok()?;
-            current = current.as_array()?.get(i)?;
-        }
-    }
-    Some(current)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn value_paths() {
-        let v = json!({"a": {"b": [1, {"c": 2}]}});
-        assert_eq!(value_at(&v, "a.b[1].c"), Some(&json!(2)));
-        assert_eq!(value_at(&v, "a.b[0]"), Some(&json!(1)));
-        assert_eq!(value_at(&v, "a.x"), None);
-        assert_eq!(value_at(&v, ""), Some(&v));
     }
 }

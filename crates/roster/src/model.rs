@@ -4,8 +4,9 @@
 //!
 //! A [`Provider`] (who holds the credential and where requests go) is its own value, apart from
 //! the [`Agent`] that uses it. Roster v1 files describe both in one file: an agent's `vault:`
-//! section becomes a provider named after the agent. Roster v3 files, which separate the two,
-//! can be added as a second input shape that produces the same values.
+//! section becomes a provider named after the agent. Roster v3 files separate the two (an
+//! agent's `provider:` names a provider file) and produce the same values; several agents can
+//! then share one provider and its one stored credential.
 
 use std::collections::BTreeMap;
 
@@ -50,8 +51,11 @@ pub struct Agent {
     /// How `auth` obtains a credential (as written in the file; see
     /// [`crate::Roster::auth_providers`] for the derived ones too).
     pub auth: Option<AuthSpec>,
-    /// The credential provider this entry's requests go through, if any.
+    /// The credential provider this entry's requests go through, if any (its canonical name,
+    /// under which the credential is stored).
     pub provider: Option<String>,
+    /// The API protocol the agent speaks (roster v3 `protocol:`).
+    pub protocol: Option<String>,
     /// Sidecar tool settings.
     pub sidecar: Option<SidecarSpec>,
     /// How the entry is installed into L1.
@@ -212,8 +216,13 @@ pub enum AuthHeader {
 /// A credential provider: who holds the credential and where requests go.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Provider {
-    /// Provider name (for v1 files, the agent's name).
+    /// Provider name (for v1 files, the agent's name): the credential's name in the store.
     pub name: String,
+    /// Display name, when the roster gives one.
+    pub label: Option<String>,
+    /// Other names that reach this provider (roster v3's provider names, `anthropic` for
+    /// claude).
+    pub aliases: Vec<String>,
     /// Unique route name.
     pub route_prefix: String,
     /// Default upstream base URL.
@@ -222,6 +231,13 @@ pub struct Provider {
     pub path_upstreams: BTreeMap<String, String>,
     /// Headers added for OAuth credentials.
     pub oauth_extra_headers: BTreeMap<String, String>,
+    /// Headers added for OAuth credentials from a field of the stored credential.
+    pub oauth_credential_headers: BTreeMap<String, String>,
+    /// Protocol → the path prefix the upstream serves it at.
+    pub serves: BTreeMap<String, String>,
+    /// The path the base-URL variable gets after the vault's URL (from `serves:` and the
+    /// protocol of the agents using the provider; empty for none).
+    pub base_url_path: String,
     /// Header carrying the credential.
     pub auth_header: AuthHeader,
     /// Prefix before the credential.

@@ -1,4 +1,5 @@
-//! Turns a merged [`AgentFile`] into the resolved [`Agent`] (and its [`Provider`]), applying
+//! Turns a merged [`AgentFile`] into the resolved [`Agent`], and a merged provider (a `vault:`
+//! section, or the same fields gathered from roster v3 files) into its [`Provider`], applying
 //! defaults and checking what the schema alone cannot: required fields of present sections,
 //! single-segment host directories, absolute container paths, upstream URLs.
 
@@ -49,19 +50,21 @@ pub fn valid_entry_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
 
-/// Resolves one merged entry. Returns the agent, its provider (from `vault:`), or every issue.
-pub fn resolve_agent(
-    name: &str,
-    file: &AgentFile,
-) -> Result<(Agent, Option<Provider>), Vec<Issue>> {
+/// Resolves one merged entry, or returns every issue. Which provider it uses is decided with
+/// the providers ([`crate::providers`]); it is `None` here.
+pub fn resolve_agent(name: &str, file: &AgentFile) -> Result<Agent, Vec<Issue>> {
     let mut issues = Vec::new();
     let session = resolve_session(file, &mut issues);
     let opencode = resolve_opencode(file, &mut issues);
     let auth = file.auth.as_ref().map(|a| resolve_auth(a, &mut issues));
-    let provider = file
-        .vault
-        .as_ref()
-        .map(|v| resolve_provider(name, v, &mut issues));
+    if let Some(protocol) = &file.protocol
+        && !valid_entry_name(protocol)
+    {
+        issues.push(Issue::new(
+            "protocol",
+            format!("`{protocol}` is not a protocol name (lowercase letters, digits, `-`, `_`)"),
+        ));
+    }
     let help = resolve_help(file, &mut issues);
     let mounts = resolve_mounts(file, &mut issues);
     let install = resolve_install(file, &mut issues);
@@ -94,7 +97,8 @@ pub fn resolve_agent(
         acp,
         opencode,
         auth,
-        provider: provider.as_ref().map(|p| p.name.clone()),
+        provider: None,
+        protocol: file.protocol.clone(),
         sidecar: file.sidecar.as_ref().map(|s| SidecarSpec {
             tool_name: s.tool_name.clone().unwrap_or_else(|| name.to_owned()),
             env_map: s.env_map.clone().unwrap_or_default(),
@@ -105,7 +109,7 @@ pub fn resolve_agent(
         mounts,
         web_ingress: file.web_ingress.unwrap_or(false),
     };
-    Ok((agent, provider))
+    Ok(agent)
 }
 
 /// The ACP server: a command is required, env names must be variable names.
@@ -343,7 +347,19 @@ fn resolve_auth(a: &AuthFile, issues: &mut Vec<Issue>) -> AuthSpec {
     }
 }
 
-fn resolve_provider(name: &str, v: &VaultFile, issues: &mut Vec<Issue>) -> Provider {
+/// Resolves one merged provider (in the vocabulary of a `vault:` section), or returns every
+/// issue, at `vault.<field>` paths.
+pub(crate) fn resolve_provider(name: &str, v: &VaultFile) -> Result<Provider, Vec<Issue>> {
+    let mut issues = Vec::new();
+    let provider = provider_fields(name, v, &mut issues);
+    if issues.is_empty() {
+        Ok(provider)
+    } else {
+        Err(issues)
+    }
+}
+
+fn provider_fields(name: &str, v: &VaultFile, issues: &mut Vec<Issue>) -> Provider {
     let route_prefix = required(issues, "vault", "route_prefix", &v.route_prefix);
     if !route_prefix.is_empty() && !valid_entry_name(&route_prefix) {
         issues.push(Issue::new(
@@ -369,10 +385,7 @@ fn resolve_provider(name: &str, v: &VaultFile, issues: &mut Vec<Issue>) -> Provi
         None | Some("") => AuthHeader::Named("Authorization".to_owned()),
         Some("dynamic") => AuthHeader::Dynamic,
         Some(header) => {
-            if !header
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-')
-            {
+            if !is_header_name(header) {
                 issues.push(Issue::new(
                     "vault.auth_header",
                     format!("`{header}` is not a valid HTTP header name"),
@@ -455,12 +468,53 @@ fn resolve_provider(name: &str, v: &VaultFile, issues: &mut Vec<Issue>) -> Provi
             format!("`{file}` must be a plain file name inside the shared directory"),
         ));
     }
+    let aliases = v.aliases.clone().unwrap_or_default();
+    for (i, alias) in aliases.iter().enumerate() {
+        if !valid_entry_name(alias) {
+            issues.push(Issue::new(
+                format!("vault.aliases[{i}]"),
+                format!("`{alias}` is not a provider name (lowercase letters, digits, `-`, `_`)"),
+            ));
+        }
+    }
+    let oauth_credential_headers = v.oauth_credential_headers.clone().unwrap_or_default();
+    for (header, field) in &oauth_credential_headers {
+        if !is_header_name(header) {
+            issues.push(Issue::new(
+                format!("vault.oauth_credential_headers.{header}"),
+                format!("`{header}` is not a valid HTTP header name"),
+            ));
+        }
+        if !CREDENTIAL_FIELDS.contains(&field.as_str()) {
+            issues.push(Issue::new(
+                format!("vault.oauth_credential_headers.{header}"),
+                format!(
+                    "`{field}` is not a field of a stored OAuth credential ({})",
+                    CREDENTIAL_FIELDS.join(", ")
+                ),
+            ));
+        }
+    }
+    let serves = v.serves.clone().unwrap_or_default();
+    for (protocol, path) in &serves {
+        if !path.starts_with('/') || path.contains("..") || path.contains(char::is_whitespace) {
+            issues.push(Issue::new(
+                format!("vault.serves.{protocol}"),
+                format!("`{path}` must be an absolute URL path such as `/v1`"),
+            ));
+        }
+    }
     Provider {
         name: name.to_owned(),
+        label: v.label.clone(),
+        aliases,
         route_prefix,
         upstream,
         path_upstreams,
         oauth_extra_headers: v.oauth_extra_headers.clone().unwrap_or_default(),
+        oauth_credential_headers,
+        serves,
+        base_url_path: String::new(),
         auth_header,
         auth_prefix: v
             .auth_prefix
@@ -477,6 +531,16 @@ fn resolve_provider(name: &str, v: &VaultFile, issues: &mut Vec<Issue>) -> Provi
         deny,
         redirect_hosts,
     }
+}
+
+/// Fields of a stored OAuth credential a header can be filled from.
+const CREDENTIAL_FIELDS: [&str; 2] = ["account_id", "access_token"];
+
+fn is_header_name(header: &str) -> bool {
+    !header.is_empty()
+        && header
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
 
 /// `POST /api/v4/user/keys`: an HTTP method (or `*`), one space, an absolute path whose
@@ -596,23 +660,19 @@ mod tests {
 
     #[test]
     fn defaults_follow_the_python_terok_executor() {
-        let (agent, provider) = resolve_agent("myagent", &AgentFile::default()).unwrap();
+        let agent = resolve_agent("myagent", &AgentFile::default()).unwrap();
         assert_eq!(agent.kind, AgentKind::Native);
         assert_eq!(agent.label, "myagent");
         assert_eq!(agent.binary, "myagent");
         assert_eq!(agent.git_identity.name, "Myagent");
         assert_eq!(agent.git_identity.email, "noreply@myagent.ai");
         assert_eq!(agent.headless.prompt_flag.as_deref(), Some("-p"));
-        assert!(provider.is_none());
+        assert!(agent.provider.is_none());
     }
 
     #[test]
     fn missing_required_fields_are_all_reported() {
-        let file = AgentFile {
-            vault: Some(VaultFile::default()),
-            ..AgentFile::default()
-        };
-        let issues = resolve_agent("x", &file).unwrap_err();
+        let issues = resolve_provider("x", &VaultFile::default()).unwrap_err();
         let paths: Vec<&str> = issues.iter().map(|i| i.path.as_str()).collect();
         assert_eq!(paths, ["vault.route_prefix", "vault.upstream"]);
     }

@@ -24,8 +24,11 @@ pub struct Roster {
 /// A way for `auth` to obtain a credential, written in the roster or derived from `opencode:`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuthProvider {
-    /// Entry name; also the credential's name in the store.
+    /// Entry name.
     pub name: String,
+    /// The credential's name in the store: the entry's provider (shared by every agent using
+    /// it), or the entry's own name when it has no route.
+    pub credential: String,
     /// Display name.
     pub label: String,
     /// How to authenticate.
@@ -115,13 +118,10 @@ impl Roster {
         }
     }
 
-    /// What `agents list` shows: agents, plus tools with `all`; runtimes never.
+    /// What `agents list` shows: agents, plus with `all` every other kind (tools, the
+    /// frontend, infrastructure), as the Python terok-executor 0.5.0's `agents list --all`.
     pub fn listed(&self, all: bool) -> impl Iterator<Item = &Agent> {
-        self.entries().filter(move |a| match a.kind {
-            AgentKind::Native | AgentKind::Harness => true,
-            AgentKind::Tool => all,
-            AgentKind::Runtime => false,
-        })
+        self.entries().filter(move |a| a.kind.is_agent() || all)
     }
 
     /// The merged document of an entry (what its files say together), for `agents show`.
@@ -142,9 +142,14 @@ impl Roster {
         self.providers.values()
     }
 
-    /// The provider called `name`.
+    /// The provider called `name`, or that has `name` among its aliases (roster v3's names of
+    /// the bundled routes: `anthropic` is claude's).
     pub fn provider(&self, name: &str) -> Option<&Provider> {
-        self.providers.get(name)
+        self.providers.get(name).or_else(|| {
+            self.providers
+                .values()
+                .find(|p| p.aliases.iter().any(|a| a == name))
+        })
     }
 
     /// The provider an entry's requests go through.
@@ -163,10 +168,17 @@ impl Roster {
             .collect()
     }
 
-    /// The auth provider called `name`, or an error listing them.
+    /// The auth provider called `name` — an entry, or a provider (or its alias) through the
+    /// first entry using it that can authenticate — or an error listing them.
     pub fn auth_provider(&self, name: &str) -> Result<AuthProvider, RosterError> {
         self.get(name)
             .and_then(|a| self.auth_provider_of(a))
+            .or_else(|| {
+                let provider = self.provider(name)?;
+                self.entries()
+                    .filter(|a| a.provider.as_deref() == Some(provider.name.as_str()))
+                    .find_map(|a| self.auth_provider_of(a))
+            })
             .ok_or_else(|| {
                 RosterError::unknown(
                     "auth provider",
@@ -177,9 +189,13 @@ impl Roster {
     }
 
     fn auth_provider_of(&self, agent: &Agent) -> Option<AuthProvider> {
+        let credential = self
+            .provider_for(agent)
+            .map_or_else(|| agent.name.clone(), |p| p.name.clone());
         if let Some(spec) = &agent.auth {
             return Some(AuthProvider {
                 name: agent.name.clone(),
+                credential,
                 label: agent.label.clone(),
                 spec: spec.clone(),
                 derived: false,
@@ -188,6 +204,7 @@ impl Roster {
         let oc = agent.opencode.as_ref().filter(|_| agent.kind.is_agent())?;
         Some(AuthProvider {
             name: agent.name.clone(),
+            credential,
             label: agent.label.clone(),
             spec: AuthSpec {
                 host_dir: format!("_{}-config", agent.name),
@@ -223,7 +240,7 @@ impl Roster {
                         container_path: auth.spec.container_mount.clone(),
                         label: format!("{} config", agent.label),
                         credential_file: provider.and_then(|p| p.credential_file.clone()),
-                        provider: Some(agent.name.clone()),
+                        provider: provider.map(|p| p.name.clone()),
                         owner: agent.name.clone(),
                     });
                 }
@@ -333,23 +350,6 @@ impl Roster {
     /// missing or uninstallable entries, and conflicting auto-approve values.
     pub(crate) fn cross_entry_issues(&self) -> Vec<(String, Issue)> {
         let mut issues = Vec::new();
-        let mut prefixes: BTreeMap<&str, &str> = BTreeMap::new();
-        for provider in self.providers() {
-            if let Some(first) = prefixes.insert(&provider.route_prefix, &provider.name) {
-                prefixes.insert(&provider.route_prefix, first);
-                issues.push((
-                    provider.name.clone(),
-                    Issue {
-                        path: "vault.route_prefix".to_owned(),
-                        message: format!(
-                            "duplicate route prefix `{}`: `{first}` already uses it",
-                            provider.route_prefix
-                        ),
-                        help: Some("every vault route needs its own route_prefix".to_owned()),
-                    },
-                ));
-            }
-        }
         for (agent, install) in self.installable() {
             for dep in &install.depends_on {
                 let problem = match self.get(dep) {

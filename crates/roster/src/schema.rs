@@ -11,25 +11,29 @@ use serde::de::{self, Deserializer, IntoDeserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-/// The roster format version this build writes and fully understands.
-pub const ROSTER_VERSION: u64 = 1;
+/// The newest roster format version this build understands: 1 (one file per entry, the route in
+/// `vault:`) and 3 (agents name a `provider:`, providers have files of their own) load side by
+/// side; the bundled files are version 1.
+pub const ROSTER_VERSION: u64 = 3;
 
 /// One roster file: `resources/agents/<name>.yaml` or a user override of the same name.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(
     title = "terok agent roster entry",
-    description = "One agent, tool or runtime of the terok roster (roster_version 1). A file named \
-                   like a bundled entry is deep-merged over it: `null` deletes a key, `_inherit` in a \
-                   list splices in the bundled items."
+    description = "One agent, tool or runtime of the terok roster, in either shape: roster_version 1 \
+                   (the route in `vault:`) or 3 (`protocol:` and `provider:` naming a provider file). A \
+                   file named like a bundled entry is deep-merged over it: `null` deletes a key, \
+                   `_inherit` in a list splices in the bundled items."
 )]
 pub struct AgentFile {
-    /// Format version of this file (1). Newer versions load with a warning.
+    /// Format version of this file (1 or 3). Newer versions load with a warning.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<u64>")]
     pub roster_version: Option<Value>,
     /// What the entry is: `native` and `harness` agents can be run; `tool`s are helpers
-    /// (gh, glab, sidecars); `runtime`s are image-only components.
+    /// (gh, glab, sidecars); `frontend`s (toad) and `infra` (caddy) are image components
+    /// that are not run as agents (`runtime` is the older name of both).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<AgentKind>,
     /// Display name (default: the file name).
@@ -65,9 +69,19 @@ pub struct AgentFile {
     /// How `terok-executor auth` obtains a credential.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<AuthFile>,
-    /// The vault route: where requests go and how the real credential is injected.
+    /// The vault route: where requests go and how the real credential is injected (roster v1;
+    /// a v3 file names a `provider:` instead).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vault: Option<VaultFile>,
+    /// Roster v3: the API protocol the agent speaks (`anthropic-messages`,
+    /// `openai-responses` …); the provider's `serves:` maps it to the path of the base URL the
+    /// agent is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    /// Roster v3: the provider the agent's requests go through and how the agent receives its
+    /// phantom credential (instead of `vault:`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<AgentProviderFile>,
     /// Runs the entry as a sidecar tool (`run-tool`) with the real credential in its env.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sidecar: Option<SidecarFile>,
@@ -100,7 +114,12 @@ pub enum AgentKind {
     Harness,
     /// A helper CLI (gh, glab) or sidecar tool (coderabbit).
     Tool,
-    /// An image component that is not run directly (toad, caddy).
+    /// A user interface in front of the agents (toad).
+    Frontend,
+    /// Infrastructure inside the image (caddy).
+    Infra,
+    /// An image component that is not run directly: the roster v1 name of `frontend` and
+    /// `infra`.
     Runtime,
 }
 
@@ -111,6 +130,8 @@ impl AgentKind {
             Self::Native => "native",
             Self::Harness => "harness",
             Self::Tool => "tool",
+            Self::Frontend => "frontend",
+            Self::Infra => "infra",
             Self::Runtime => "runtime",
         }
     }
@@ -128,9 +149,9 @@ impl JsonSchema for AgentKind {
 
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         json_schema!({
-            "description": "native | harness | tool | runtime (`opencode` and `bridge` are accepted as older names of `harness`)",
+            "description": "native | harness | tool | frontend | infra (`opencode` and `bridge` are accepted as older names of `harness`, `runtime` as the older name of `frontend` and `infra`)",
             "type": "string",
-            "enum": ["native", "harness", "tool", "runtime", "opencode", "bridge"]
+            "enum": ["native", "harness", "tool", "frontend", "infra", "runtime", "opencode", "bridge"]
         })
     }
 }
@@ -451,6 +472,12 @@ section!(
     VaultFile {
         /// Unique route name.
         route_prefix: String,
+        /// Other names of this provider, such as the provider names of roster v3
+        /// (`anthropic` for claude): a v3 agent or provider file naming one reaches this route,
+        /// and the credential stays stored under the entry's own name.
+        aliases: Vec<String>,
+        /// The provider's display name.
+        label: String,
         /// Base URL requests are forwarded to.
         upstream: String,
         /// Other upstreams for path prefixes (`/backend-api/: https://chatgpt.com`).
@@ -485,6 +512,114 @@ section!(
         /// Hosts besides the upstream's own that a redirect may lead to for the vault to follow
         /// it (https only; `*.example.com` for subdomains). Other redirects reach the client.
         redirect_hosts: Vec<String>,
+        /// Headers added to requests carrying an OAuth credential, filled from a field of the
+        /// stored credential (`ChatGPT-Account-ID: account_id`).
+        oauth_credential_headers: BTreeMap<String, String>,
+        /// The API protocols the upstream serves, each at a path prefix
+        /// (`openai-responses: /v1`): an agent speaking one is given the vault URL with it.
+        serves: BTreeMap<String, String>,
+    }
+);
+
+section!(
+    /// `provider:` of a roster v3 agent file — the provider it uses and how the agent receives
+    /// the phantom credential.
+    AgentProviderFile {
+        /// The provider's name (a file in `providers/`, a bundled entry with a route, or one of
+        /// its `aliases`).
+        default: String,
+        /// Credential type (`oauth`, `api_key`, `oauth_token`, `pat`, or `_default` for every
+        /// type but OAuth) → the variable that receives the phantom token.
+        token_env: BTreeMap<String, String>,
+        /// Variable that receives the vault's base URL.
+        base_url_env: String,
+        /// Variable that receives the vault's socket path.
+        socket_env: String,
+        /// The vendor's credential file in the shared directory (mounted read-only).
+        credential_file: String,
+        /// Type of the stored credential (default `api_key`).
+        credential_type: CredentialType,
+        /// A patch to the agent's own config file pointing it at the vault.
+        shared_config_patch: SharedConfigPatchFile,
+    }
+);
+
+/// One roster v3 provider file: `providers/<name>.yaml`, layered like agent files.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(
+    title = "terok roster provider",
+    description = "One credential provider of the terok roster (roster_version 3): where requests \
+                   go and how the real credential is presented. Agents name it in `provider.default`; \
+                   several agents share its one stored credential."
+)]
+pub struct ProviderFile {
+    /// Format version of this file (3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<u64>")]
+    pub roster_version: Option<Value>,
+    /// Display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// Unique route name (default: the provider's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route_prefix: Option<String>,
+    /// Base URL requests are forwarded to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
+    /// How the real credential is presented, per credential type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<ProviderAuthFile>,
+    /// Other upstreams for path prefixes (`/backend-api/: https://chatgpt.com`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_upstreams: Option<BTreeMap<String, String>>,
+    /// Headers added to OAuth requests from a field of the stored credential
+    /// (`ChatGPT-Account-ID: account_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth_credential_headers: Option<BTreeMap<String, String>>,
+    /// How OAuth access tokens are refreshed on the host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth_refresh: Option<OauthRefreshFile>,
+    /// Protocol → path prefix the upstream serves it at (`openai-responses: /v1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serves: Option<BTreeMap<String, String>>,
+    /// Requests the vault refuses without forwarding (`METHOD /path`, as in `vault.deny`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deny: Option<Vec<String>>,
+    /// Hosts a followed redirect may lead to (as in `vault.redirect_hosts`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect_hosts: Option<Vec<String>>,
+    /// OpenCode family: makes the provider an agent run through OpenCode (the harness entry
+    /// of the same name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opencode: Option<OpencodeFile>,
+    /// OpenCode family: how that agent is installed into the L1 image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub install: Option<InstallFile>,
+    /// OpenCode family: that agent's `hilfe` line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub help: Option<HelpFile>,
+}
+
+section!(
+    /// `auth:` of a provider file — how the real credential is presented upstream.
+    ProviderAuthFile {
+        /// OAuth access tokens: always `Authorization: Bearer …`; `extra_headers` are added.
+        oauth: AuthHeaderFile,
+        /// Every other credential type (API keys, tokens, personal access tokens).
+        api_key: AuthHeaderFile,
+    }
+);
+
+section!(
+    /// One way of presenting a credential.
+    AuthHeaderFile {
+        /// Header name (`Authorization`, `x-api-key`, `PRIVATE-TOKEN` …).
+        header: String,
+        /// Text before the credential (`"Bearer "`).
+        prefix: String,
+        /// Headers added alongside (for OAuth, comma-merged with the client's).
+        extra_headers: BTreeMap<String, String>,
     }
 );
 

@@ -52,7 +52,7 @@ fn every_bundled_entry_loads_with_the_python_kinds_and_labels() {
         listing,
         [
             "blablador harness Helmholtz Blablador",
-            "caddy runtime Caddy",
+            "caddy infra Caddy",
             "claude native Claude",
             "coderabbit tool CodeRabbit",
             "codex native Codex",
@@ -64,7 +64,7 @@ fn every_bundled_entry_loads_with_the_python_kinds_and_labels() {
             "openrouter harness OpenRouter",
             "pi harness Pi",
             "sonar tool SonarCloud",
-            "toad runtime Toad",
+            "toad frontend Toad",
             "vibe native Mistral Vibe",
         ]
     );
@@ -486,11 +486,11 @@ fn a_user_only_agent_appears() {
 
 #[test]
 fn a_newer_roster_version_warns_and_loads() {
-    let o = Overrides::new().file("claude.yaml", "roster_version: 2\nlabel: Two\n");
+    let o = Overrides::new().file("claude.yaml", "roster_version: 4\nlabel: Four\n");
     let roster = o.load().unwrap();
-    assert_eq!(roster.agent("claude").unwrap().label, "Two");
+    assert_eq!(roster.agent("claude").unwrap().label, "Four");
     assert_eq!(roster.warnings().len(), 1);
-    assert!(roster.warnings()[0].ends_with("roster_version 2 is newer than this terok-executor understands (1); loading it as version 1"), "{:?}", roster.warnings());
+    assert!(roster.warnings()[0].ends_with("roster_version 4 is newer than this terok-executor understands (3); loading it as version 3"), "{:?}", roster.warnings());
     let o = Overrides::new().file("claude.yaml", "roster_version: one\nlabel: Two\n");
     let roster = o.load().unwrap();
     assert!(

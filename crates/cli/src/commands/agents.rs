@@ -13,9 +13,13 @@ pub fn run(ctx: &Context, args: AgentsArgs) -> miette::Result<Status> {
         Some(AgentsCommand::List(list_args)) => list(ctx, &list_args),
         Some(AgentsCommand::Show(show)) => show_entry(ctx, &show.name),
         Some(AgentsCommand::Set(set)) => set_selection(ctx, set.selection.as_deref()),
-        Some(AgentsCommand::Schema) => {
-            let schema =
-                serde_json::to_string_pretty(&terok_executor::roster_schema()).into_diagnostic()?;
+        Some(AgentsCommand::Schema(schema)) => {
+            let document = if schema.provider {
+                terok_executor::roster_provider_schema()
+            } else {
+                terok_executor::roster_schema()
+            };
+            let schema = serde_json::to_string_pretty(&document).into_diagnostic()?;
             println!("{schema}");
             Ok(Status::Ok)
         }

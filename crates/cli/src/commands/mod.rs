@@ -59,7 +59,7 @@ pub fn dispatch(ctx: &Context, command: Command) -> miette::Result<Status> {
 fn needs_roster(command: &Command) -> bool {
     match command {
         // The schema is what a user needs to fix a broken override.
-        Command::Agents(agents) => !matches!(agents.command, Some(AgentsCommand::Schema)),
+        Command::Agents(agents) => !matches!(agents.command, Some(AgentsCommand::Schema(_))),
         Command::Run(_)
         | Command::RunTool(_)
         | Command::Start(_)

@@ -10,6 +10,7 @@ mod images;
 mod krun;
 mod launch;
 mod rejections;
+mod roster_v3;
 mod routes;
 mod sessions;
 mod support;
