@@ -100,6 +100,15 @@ pub fn inject_credential(
     route: &Route,
     credential: &Credential,
 ) -> Result<(), BadHeader> {
+    // Headers only the vault may set: whatever the credential, the client's values go (the
+    // account header says whose account this is; the route's own credential header could carry
+    // the phantom).
+    for name in route.oauth_credential_headers.keys() {
+        headers.remove(name.as_str());
+    }
+    if route.auth_header != "dynamic" {
+        headers.remove(route.auth_header.as_str());
+    }
     let value = credential.upstream_value().expose();
     let sensitive = |text: &str| {
         HeaderValue::from_str(text).map(|mut v| {
@@ -119,8 +128,6 @@ pub fn inject_credential(
         }
         for (name, field) in &route.oauth_credential_headers {
             let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| BadHeader)?;
-            // The client's value never passes: the header says whose account this is.
-            headers.remove(&name);
             if let Some(value) = credential.field(field) {
                 headers.insert(name, sensitive(value).map_err(|_| BadHeader)?);
             }
@@ -386,5 +393,21 @@ mod tests {
         h.insert("chatgpt-account-id", HeaderValue::from_static("victim"));
         inject_credential(&mut h, &openai, &oauth(None)).unwrap();
         assert!(!h.contains_key("chatgpt-account-id"));
+        // Nor with an API key, which has no account at all.
+        let mut h = HeaderMap::new();
+        h.insert("chatgpt-account-id", HeaderValue::from_static("victim"));
+        inject_credential(&mut h, &openai, &Credential::api_key("sk-1")).unwrap();
+        assert!(!h.contains_key("chatgpt-account-id"));
+        // A route's own credential header from the client never passes beside an OAuth token.
+        let mut goog = route(&[]);
+        goog.auth_header = "X-Goog-Api-Key".into();
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-goog-api-key",
+            HeaderValue::from_static("terok-p-phantom"),
+        );
+        inject_credential(&mut h, &goog, &oauth(None)).unwrap();
+        assert!(!h.contains_key("x-goog-api-key"));
+        assert_eq!(h["authorization"], "Bearer at");
     }
 }
