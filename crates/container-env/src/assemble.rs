@@ -68,11 +68,16 @@ pub fn vault_env(roster: &Roster, wiring: &VaultWiring) -> Vec<(String, String)>
                 format!("{}{}", wiring.url(), provider.base_url_path),
             );
         }
-        if roster.get(name).is_some_and(|a| a.opencode.is_some()) {
+        // Every OpenCode agent of this provider (an entry of its own name in roster v1; any
+        // name bound to it in v3) goes through the vault.
+        for agent in roster
+            .entries()
+            .filter(|a| a.opencode.is_some() && a.provider.as_deref() == Some(name.as_str()))
+        {
             env.set(
                 format!(
                     "TEROK_OC_{}_BASE_URL",
-                    name.to_ascii_uppercase().replace('-', "_")
+                    agent.name.to_ascii_uppercase().replace('-', "_")
                 ),
                 format!("{}/v1", wiring.url()),
             );
@@ -200,30 +205,49 @@ fn apply_config_patches(
         let Some(config_patch) = &provider.shared_config_patch else {
             continue;
         };
-        let Ok(auth) = roster.auth_provider(&provider.name) else {
-            continue;
-        };
-        let shared = spec.mounts_dir.join(&auth.spec.host_dir);
-        match spec
-            .vault
-            .as_ref()
-            .filter(|w| w.tokens.contains_key(&provider.name))
-        {
-            Some(wiring) => {
-                secure_fs::ensure_dir_with_mode(&shared, SHARED_DIR_MODE)?;
-                let address = VaultAddress {
-                    url: wiring.url(),
-                    socket: wiring.container_socket(),
-                };
-                patching(warnings, || {
-                    patch::apply(&shared, &provider.name, config_patch, &address, true).map(|_| ())
-                })?;
-            }
-            None if shared.is_dir() => {
-                patching(warnings, || patch::remove(&shared, &provider.name))?;
-            }
-            None => {}
+        // The shared directory of every entry using the provider (several in roster v3).
+        let host_dirs: std::collections::BTreeSet<String> = roster
+            .entries()
+            .filter(|a| a.provider.as_deref() == Some(provider.name.as_str()))
+            .filter_map(|a| roster.auth_provider(&a.name).ok())
+            .map(|auth| auth.spec.host_dir)
+            .collect();
+        for host_dir in host_dirs {
+            let shared = spec.mounts_dir.join(host_dir);
+            patch_shared_dir(&shared, provider, config_patch, spec, warnings)?;
         }
+    }
+    Ok(())
+}
+
+/// Points one shared directory's config file at the vault when the task has a token for
+/// `provider`, or removes what terok wrote there when it has none.
+fn patch_shared_dir(
+    shared: &Path,
+    provider: &terok_roster::Provider,
+    config_patch: &terok_roster::model::SharedConfigPatch,
+    spec: &ContainerEnvSpec,
+    warnings: &mut Vec<String>,
+) -> Result<(), ContainerEnvError> {
+    match spec
+        .vault
+        .as_ref()
+        .filter(|w| w.tokens.contains_key(&provider.name))
+    {
+        Some(wiring) => {
+            secure_fs::ensure_dir_with_mode(shared, SHARED_DIR_MODE)?;
+            let address = VaultAddress {
+                url: wiring.url(),
+                socket: wiring.container_socket(),
+            };
+            patching(warnings, || {
+                patch::apply(shared, &provider.name, config_patch, &address, true).map(|_| ())
+            })?;
+        }
+        None if shared.is_dir() => {
+            patching(warnings, || patch::remove(shared, &provider.name))?;
+        }
+        None => {}
     }
     Ok(())
 }

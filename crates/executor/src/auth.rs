@@ -9,8 +9,8 @@ use terok_credentials::auth::{apply_post_capture_state, capture, store_api_key};
 use terok_credentials::patch::{self, VaultAddress};
 use terok_image_build::BuildEvent;
 use terok_podman::{ContainerRuntime, RunSpec, Sharing, UserMapping, VolumeSpec};
-use terok_roster::AuthProvider;
 use terok_roster::model::AuthMode;
+use terok_roster::{AuthProvider, Provider, Roster};
 use terok_vault::paths::{CONTAINER_SOCKET, LOOPBACK_PORT};
 
 use crate::error::ExecutorError;
@@ -110,14 +110,43 @@ pub fn auth_container(
     })
 }
 
+/// The provider `name` stores its key under when no entry can log in to it: the provider of
+/// the entry `name`, or the provider (or alias) `name`.
+fn key_only_provider<'r>(roster: &'r Roster, name: &str) -> Option<&'r Provider> {
+    match roster.get(name) {
+        Some(entry) => roster.provider_for(entry),
+        None => roster.provider(name),
+    }
+}
+
 impl<R: ContainerRuntime> Executor<R> {
     /// How `agent` (an agent or tool of the roster) can be authenticated.
+    ///
+    /// `agent` may also name a provider (or its roster v3 alias), or an entry of a provider that
+    /// none of its entries can log in to: an API key is then the way.
     pub fn auth_options(&self, agent: &str) -> Result<AuthOptions, ExecutorError> {
-        let auth = self.roster()?.auth_provider(agent)?;
+        let roster = self.roster()?;
+        let auth = match roster.auth_provider(agent) {
+            Ok(auth) => auth,
+            Err(err) => {
+                let provider = key_only_provider(roster, agent).ok_or(err)?;
+                return Ok(AuthOptions {
+                    login: false,
+                    api_key: true,
+                    provider: provider.name.clone(),
+                    label: provider
+                        .label
+                        .clone()
+                        .unwrap_or_else(|| provider.name.clone()),
+                    api_key_hint: None,
+                    banner_hint: None,
+                });
+            }
+        };
         Ok(AuthOptions {
             login: auth.spec.modes.contains(&AuthMode::Oauth) && auth.spec.command.is_some(),
             api_key: auth.spec.modes.contains(&AuthMode::ApiKey),
-            provider: auth.name.clone(),
+            provider: auth.credential.clone(),
             label: auth.label.clone(),
             api_key_hint: auth.spec.api_key_hint.clone(),
             banner_hint: auth.spec.banner_hint.clone(),
@@ -135,7 +164,7 @@ impl<R: ContainerRuntime> Executor<R> {
         let auth = match roster.auth_provider(agent) {
             Ok(auth) => auth,
             // A provider that none of its agents can log in to still takes a key.
-            Err(err) => match roster.provider(agent) {
+            Err(err) => match key_only_provider(roster, agent) {
                 Some(provider) => {
                     store_api_key(&self.open_db()?, &provider.name, key)?;
                     return Ok(Stored {

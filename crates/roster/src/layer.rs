@@ -46,6 +46,10 @@ pub(crate) struct Layer {
     pub(crate) source: LayerSource,
     pub(crate) text: Cow<'static, str>,
     pub(crate) value: Value,
+    /// Where it stands in the layering: 0 bundled, then 1, 2 … for the override directories
+    /// in order (the system one, then the user's); agent and provider files of one level are
+    /// one level.
+    pub(crate) level: usize,
 }
 
 /// The merged document of one entry's layers.

@@ -89,20 +89,21 @@ impl RosterLoader {
                 source: LayerSource::Bundled(name),
                 text: Cow::Borrowed(yaml),
                 value,
+                level: 0,
             });
         }
-        for dir in &self.override_dirs {
-            for (name, layer) in read_dir_layers(dir, FileKind::Entry, &mut warnings)? {
+        for (i, dir) in self.override_dirs.iter().enumerate() {
+            for (name, layer) in read_dir_layers(dir, FileKind::Entry, i + 1, &mut warnings)? {
                 layers.entry(name).or_default().push(layer);
             }
         }
         let mut provider_layers: BTreeMap<String, Vec<Layer>> = BTreeMap::new();
-        for dir in &self.provider_dirs {
-            for (name, layer) in read_dir_layers(dir, FileKind::Provider, &mut warnings)? {
+        for (i, dir) in self.provider_dirs.iter().enumerate() {
+            for (name, layer) in read_dir_layers(dir, FileKind::Provider, i + 1, &mut warnings)? {
                 provider_layers.entry(name).or_default().push(layer);
             }
         }
-        add_opencode_family_layers(&mut layers, &provider_layers);
+        add_opencode_family_layers(&mut layers, &provider_layers, &mut warnings);
         build_roster(layers, &provider_layers, warnings)
     }
 }
@@ -111,6 +112,7 @@ impl RosterLoader {
 fn read_dir_layers(
     dir: &Path,
     kind: FileKind,
+    level: usize,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<(String, Layer)>, RosterError> {
     let mut out = Vec::new();
@@ -138,7 +140,8 @@ fn read_dir_layers(
             )
             .into());
         }
-        if let Some(layer) = read_layer(LayerSource::File(path), text, kind, warnings)? {
+        if let Some(mut layer) = read_layer(LayerSource::File(path), text, kind, warnings)? {
+            layer.level = level;
             out.push((name, layer));
         }
     }
@@ -146,11 +149,12 @@ fn read_dir_layers(
 }
 
 /// A provider file's `opencode`, `install` and `help` describe the OpenCode-family agent of its
-/// name: they are a layer of that entry, over a harness entry made for it when the roster has
-/// none.
+/// name: they are a layer of that entry at the file's level, over a harness entry made for it
+/// when the roster has none (and only while the merged provider has `opencode:`).
 fn add_opencode_family_layers(
     layers: &mut BTreeMap<String, Vec<Layer>>,
     provider_layers: &BTreeMap<String, Vec<Layer>>,
+    warnings: &mut Vec<String>,
 ) {
     for (name, files) in provider_layers {
         let agent_parts: Vec<Layer> = files
@@ -166,22 +170,34 @@ fn add_opencode_family_layers(
                     source: file.source.clone(),
                     text: file.text.clone(),
                     value: Value::Object(part),
+                    level: file.level,
                 })
             })
             .collect();
         if agent_parts.is_empty() {
             continue;
         }
-        let entry = layers.entry(name.clone()).or_default();
-        if entry.is_empty() {
+        if !layers.contains_key(name) {
             let merged = merge_layers(files);
-            entry.push(Layer {
+            if merged.get("opencode").is_none_or(Value::is_null) {
+                warnings.push(format!(
+                    "{}: `install` and `help` ignored: they describe the OpenCode agent of a \
+                     provider, and provider `{name}` has no `opencode:` section",
+                    agent_parts[0].source
+                ));
+                continue;
+            }
+            layers.entry(name.clone()).or_default().push(Layer {
                 source: agent_parts[0].source.clone(),
                 text: agent_parts[0].text.clone(),
                 value: opencode_harness(name, &merged),
+                level: 0,
             });
         }
+        let entry = layers.entry(name.clone()).or_default();
         entry.extend(agent_parts);
+        // Stable: files of one level keep their order.
+        entry.sort_by_key(|l| l.level);
     }
 }
 
@@ -309,6 +325,7 @@ fn read_layer(
             source,
             text: Cow::Owned(text),
             value,
+            level: 0,
         }));
     }
     check_route_shape(&path, &text, map, version)?;
@@ -336,6 +353,7 @@ fn read_layer(
         source,
         text: Cow::Owned(text),
         value,
+        level: 0,
     }))
 }
 

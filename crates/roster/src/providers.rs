@@ -9,13 +9,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use terok_core::merge::deep_merge;
 use terok_core::yaml::{YamlError, YamlIndex, parent_path};
 
 use crate::layer::{Layer, locate, value_at};
 use crate::model::{Agent, Provider};
-use crate::resolve::{Issue, resolve_provider};
+use crate::resolve::{Issue, is_env_name, resolve_provider};
 use crate::schema::VaultFile;
 
 /// Keys of a provider file that describe the OpenCode-family agent of the same name, not the
@@ -41,8 +41,6 @@ enum Vocabulary {
     ProviderFile,
     /// The `provider:` section of a v3 agent file.
     Binding,
-    /// Written by terok (a new provider's route name, the reset of v1 token variables).
-    Implied,
 }
 
 impl Vocabulary {
@@ -56,7 +54,6 @@ impl Vocabulary {
         let joined = |base: &str| format!("{base}{suffix}");
         match self {
             Self::Vault => Some(path.to_owned()),
-            Self::Implied => None,
             Self::ProviderFile => Some(match key {
                 "auth_header" => joined("auth.api_key.header"),
                 "auth_prefix" => joined("auth.api_key.prefix"),
@@ -102,28 +99,16 @@ pub(crate) fn assemble(
     let mut problems = Vec::new();
     let mut pieces = v1_pieces(agent_layers);
     let aliases = alias_table(&pieces, &mut problems);
-    for (name, layers) in provider_layers {
-        let canonical = aliases.get(name).cloned().unwrap_or_else(|| name.clone());
-        let entry = pieces.entry(canonical).or_default();
-        if entry.is_empty()
-            && let Some(first) = layers.first()
-        {
-            entry.push(Piece {
-                layer: first.clone(),
-                vocabulary: Vocabulary::Implied,
-                tree: json!({ "route_prefix": name }),
-            });
-        }
-        for layer in layers {
-            entry.push(Piece {
-                tree: provider_file_tree(&layer.value),
-                vocabulary: Vocabulary::ProviderFile,
-                layer: layer.clone(),
-            });
-        }
-    }
-    let bindings = bind_agents(agent_layers, agents, &aliases, &pieces, &mut problems);
-    add_binding_pieces(&bindings, agent_layers, &mut pieces);
+    entries_named_like_aliases(agent_layers, &aliases, &mut problems);
+    add_provider_files(provider_layers, &aliases, &mut pieces, &mut problems);
+    let routes: BTreeMap<String, Value> = pieces
+        .iter()
+        .map(|(name, p)| (name.clone(), merge_pieces(p)))
+        .filter(|(_, merged)| merged.is_object())
+        .collect();
+    let bindings = bind_agents(agent_layers, agents, &aliases, &routes, &mut problems);
+    check_bindings_agree(&bindings, &routes, agent_layers, &mut problems);
+    add_binding_pieces(&bindings, &mut pieces);
     let mut providers = BTreeMap::new();
     for (name, provider_pieces) in &pieces {
         match resolve_pieces(name, provider_pieces) {
@@ -148,6 +133,67 @@ pub(crate) fn assemble(
     Assembled {
         providers,
         problems,
+    }
+}
+
+/// An entry named like an alias would make that name mean two things (`auth anthropic`: the
+/// entry, or Claude's route?).
+fn entries_named_like_aliases(
+    agent_layers: &BTreeMap<String, Vec<Layer>>,
+    aliases: &BTreeMap<String, String>,
+    problems: &mut Vec<YamlError>,
+) {
+    for (alias, route) in aliases {
+        if let Some(layers) = agent_layers.get(alias) {
+            problems.push(locate(
+                layers,
+                &Issue {
+                    path: String::new(),
+                    message: format!(
+                        "`{alias}` is another name of `{route}`'s route (its `vault.aliases`); an \
+                         entry cannot have it too"
+                    ),
+                    help: Some("name the file differently".to_owned()),
+                },
+            ));
+        }
+    }
+}
+
+/// The provider files as pieces of their provider (an alias reaches its route), in layering
+/// order among the v1 pieces. One provider may be described under one name only.
+fn add_provider_files(
+    provider_layers: &BTreeMap<String, Vec<Layer>>,
+    aliases: &BTreeMap<String, String>,
+    pieces: &mut BTreeMap<String, Vec<Piece>>,
+    problems: &mut Vec<YamlError>,
+) {
+    let mut named_as: BTreeMap<String, &str> = BTreeMap::new();
+    for (name, layers) in provider_layers {
+        let canonical = aliases.get(name).cloned().unwrap_or_else(|| name.clone());
+        if let Some(other) = named_as.insert(canonical.clone(), name) {
+            problems.push(locate(
+                layers,
+                &Issue {
+                    path: String::new(),
+                    message: format!(
+                        "providers/{other}.yaml and providers/{name}.yaml both describe `{canonical}`'s route"
+                    ),
+                    help: Some("keep one of the two names".to_owned()),
+                },
+            ));
+            continue;
+        }
+        let entry = pieces.entry(canonical).or_default();
+        for layer in layers {
+            entry.push(Piece {
+                tree: provider_file_tree(&layer.value),
+                vocabulary: Vocabulary::ProviderFile,
+                layer: layer.clone(),
+            });
+        }
+        // Stable: at one level, the agent file's `vault:` comes before the provider file.
+        entry.sort_by_key(|p| p.layer.level);
     }
 }
 
@@ -271,7 +317,7 @@ fn bind_agents(
     agent_layers: &BTreeMap<String, Vec<Layer>>,
     agents: &BTreeMap<String, Agent>,
     aliases: &BTreeMap<String, String>,
-    pieces: &BTreeMap<String, Vec<Piece>>,
+    routes: &BTreeMap<String, Value>,
     problems: &mut Vec<YamlError>,
 ) -> BTreeMap<String, Binding> {
     let mut bindings = BTreeMap::new();
@@ -306,8 +352,8 @@ fn bind_agents(
             .get(default)
             .cloned()
             .unwrap_or_else(|| default.to_owned());
-        if !pieces.contains_key(&provider) {
-            let mut known: BTreeSet<String> = pieces.keys().cloned().collect();
+        if !routes.contains_key(&provider) {
+            let mut known: BTreeSet<String> = routes.keys().cloned().collect();
             known.extend(aliases.keys().cloned());
             problems.push(locate(
                 layers,
@@ -338,7 +384,6 @@ fn bind_agents(
             Err(issue) => problems.push(locate(layers, &issue)),
         }
     }
-    check_bindings_agree(&bindings, agent_layers, problems);
     bindings
 }
 
@@ -355,6 +400,13 @@ fn binding_tree(section: &Value) -> Result<Value, Issue> {
         let (mut keys, mut oauth) = (Map::new(), Map::new());
         for (kind, var) in token_env {
             let Some(var) = var.as_str() else { continue };
+            if !is_env_name(var) {
+                return Err(Issue {
+                    path: format!("provider.token_env.{kind}"),
+                    message: format!("`{var}` is not a valid environment variable name"),
+                    help: None,
+                });
+            }
             match kind.as_str() {
                 "oauth" => oauth.insert(var.to_owned(), Value::Bool(true)),
                 "api_key" | "oauth_token" | "pat" | "_default" => {
@@ -377,24 +429,46 @@ fn binding_tree(section: &Value) -> Result<Value, Issue> {
     Ok(Value::Object(out))
 }
 
-/// Two agents sharing a provider must give it the same agent-side settings: the container of
-/// either gets the provider's one set.
+/// Agents sharing a provider must give it the same agent-side settings: the container of any
+/// of them gets the provider's one set. A v1 route's own settings count as its entry's (which
+/// may change them by binding to its own route in a v3 file).
 fn check_bindings_agree(
     bindings: &BTreeMap<String, Binding>,
+    routes: &BTreeMap<String, Value>,
     agent_layers: &BTreeMap<String, Vec<Layer>>,
     problems: &mut Vec<YamlError>,
 ) {
-    let mut first: BTreeMap<(&str, &str), (&str, &Value)> = BTreeMap::new();
-    for (agent, binding) in bindings {
-        let Binding::V3 { provider, tree, .. } = binding else {
-            continue;
-        };
+    let mut first: BTreeMap<(String, &str), (String, Value)> = BTreeMap::new();
+    let v3 = || {
+        bindings.iter().filter_map(|(agent, b)| match b {
+            Binding::V3 { provider, tree, .. } => Some((agent, provider, tree)),
+            Binding::V1 => None,
+        })
+    };
+    // The route's owner rebinding its own route sets the baseline, else the route itself.
+    for (agent, provider, tree) in v3().filter(|(a, p, _)| a == p) {
+        for field in BINDING_FIELDS {
+            if let Some(value) = tree.get(field) {
+                first.insert((provider.clone(), field), (agent.clone(), value.clone()));
+            }
+        }
+    }
+    for (name, route) in routes {
+        for field in BINDING_FIELDS {
+            if let Some(value) = route.get(field) {
+                first
+                    .entry((name.clone(), field))
+                    .or_insert_with(|| (name.clone(), value.clone()));
+            }
+        }
+    }
+    for (agent, provider, tree) in v3().filter(|(a, p, _)| a != p) {
         for field in BINDING_FIELDS {
             let Some(value) = tree.get(field) else {
                 continue;
             };
-            match first.get(&(provider.as_str(), field)) {
-                Some((other, seen)) if *seen != value => {
+            match first.get(&(provider.clone(), field)) {
+                Some((other, seen)) if seen != value => {
                     if let Some(layers) = agent_layers.get(agent) {
                         problems.push(locate(
                             layers,
@@ -415,22 +489,20 @@ fn check_bindings_agree(
                 }
                 Some(_) => {}
                 None => {
-                    first.insert((provider.as_str(), field), (agent.as_str(), value));
+                    first.insert((provider.clone(), field), (agent.clone(), value.clone()));
                 }
             }
         }
     }
 }
 
-/// Adds each v3 binding to its provider's pieces. The token variables of v3 agents replace the
-/// ones a v1 route names (and add up across the agents sharing the provider).
+/// Adds each v3 binding to its provider's pieces, after every file: the token variables of all
+/// the agents using the provider add up (with the ones its v1 route names).
 fn add_binding_pieces(
     bindings: &BTreeMap<String, Binding>,
-    agent_layers: &BTreeMap<String, Vec<Layer>>,
     pieces: &mut BTreeMap<String, Vec<Piece>>,
 ) {
-    let mut reset = BTreeSet::new();
-    for (agent, binding) in bindings {
+    for binding in bindings.values() {
         let Binding::V3 {
             provider,
             tree,
@@ -439,24 +511,13 @@ fn add_binding_pieces(
         else {
             continue;
         };
-        let Some(entry) = pieces.get_mut(provider) else {
-            continue;
-        };
-        if tree.get("phantom_env").is_some()
-            && reset.insert(provider.clone())
-            && let Some(first) = agent_layers.get(agent).and_then(|l| l.first())
-        {
+        if let Some(entry) = pieces.get_mut(provider) {
             entry.push(Piece {
-                layer: first.clone(),
-                vocabulary: Vocabulary::Implied,
-                tree: json!({ "phantom_env": null, "oauth_phantom_env": null }),
+                layer: (**layer).clone(),
+                vocabulary: Vocabulary::Binding,
+                tree: tree.clone(),
             });
         }
-        entry.push(Piece {
-            layer: (**layer).clone(),
-            vocabulary: Vocabulary::Binding,
-            tree: tree.clone(),
-        });
     }
 }
 
@@ -469,9 +530,18 @@ fn merge_pieces(pieces: &[Piece]) -> Value {
 
 /// One provider from its pieces: `None` when they remove it.
 fn resolve_pieces(name: &str, pieces: &[Piece]) -> Result<Option<Provider>, Vec<YamlError>> {
-    let merged = merge_pieces(pieces);
+    let mut merged = merge_pieces(pieces);
     if merged.is_null() {
         return Ok(None);
+    }
+    // A provider file's route is named after the provider unless it says otherwise.
+    if let Value::Object(map) = &mut merged
+        && !map.contains_key("route_prefix")
+        && pieces
+            .iter()
+            .any(|p| p.vocabulary == Vocabulary::ProviderFile)
+    {
+        map.insert("route_prefix".to_owned(), Value::String(name.to_owned()));
     }
     let file = match serde_path_to_error::deserialize::<_, VaultFile>(&merged) {
         Ok(file) => file,
@@ -604,12 +674,17 @@ fn locate_pieces(pieces: &[Piece], issue: &Issue) -> YamlError {
                 .vocabulary
                 .path_in_file(&issue.path)
                 .unwrap_or_else(|| issue.path.clone());
+            let message = match piece.vocabulary {
+                // A provider file has no `vault:` section to speak of.
+                Vocabulary::ProviderFile => issue.message.replace(" in `vault`", ""),
+                _ => issue.message.clone(),
+            };
             return YamlError::at_offset(
                 &piece.layer.source.display_path(),
                 &piece.layer.text,
                 offset,
                 Some(field).filter(|p| !p.is_empty()),
-                issue.message.clone(),
+                message,
                 issue.help.clone(),
             );
         }
@@ -622,6 +697,7 @@ fn locate_pieces(pieces: &[Piece], issue: &Issue) -> YamlError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn a_provider_files_auth_is_rewritten_in_vault_words() {
@@ -677,7 +753,6 @@ mod tests {
             Some("provider.base_url_env")
         );
         assert_eq!(Binding.path_in_file("vault.upstream"), None);
-        assert_eq!(Implied.path_in_file("vault.route_prefix"), None);
         assert_eq!(
             Vault.path_in_file("vault.upstream").as_deref(),
             Some("vault.upstream")

@@ -496,6 +496,12 @@ fn provider_fields(name: &str, v: &VaultFile, issues: &mut Vec<Issue>) -> Provid
         }
     }
     let serves = v.serves.clone().unwrap_or_default();
+    for protocol in serves.keys().filter(|p| !valid_entry_name(p)) {
+        issues.push(Issue::new(
+            format!("vault.serves.{protocol}"),
+            format!("`{protocol}` is not a protocol name (lowercase letters, digits, `-`, `_`)"),
+        ));
+    }
     for (protocol, path) in &serves {
         if !path.starts_with('/') || path.contains("..") || path.contains(char::is_whitespace) {
             issues.push(Issue::new(
@@ -628,7 +634,7 @@ fn is_relative_inside(s: &str) -> bool {
     !s.is_empty() && !s.starts_with('/') && !s.split('/').any(|p| p == "..")
 }
 
-fn is_env_name(s: &str) -> bool {
+pub(crate) fn is_env_name(s: &str) -> bool {
     let mut chars = s.chars();
     chars
         .next()

@@ -386,6 +386,201 @@ fn v3_mistakes_are_errors_at_their_line() {
 }
 
 #[test]
+fn a_name_means_one_thing() {
+    // An entry named like an alias of a route.
+    let e = UserRoster::new()
+        .file(
+            "user/agents/anthropic.yaml",
+            "roster_version: 3\nprovider:\n  default: myllm\n",
+        )
+        .file("user/providers/myllm.yaml", "upstream: https://x.example\n")
+        .error();
+    assert!(
+        e.file.ends_with("agents/anthropic.yaml"),
+        "{}",
+        e.file.display()
+    );
+    assert!(
+        e.message.contains("another name of `claude`'s route"),
+        "{}",
+        e.message
+    );
+    // One route described under its name and its alias.
+    let e = UserRoster::new()
+        .file(
+            "etc/providers/claude.yaml",
+            "upstream: https://one.example\n",
+        )
+        .file(
+            "user/providers/anthropic.yaml",
+            "upstream: https://two.example\n",
+        )
+        .error();
+    assert!(
+        e.message.contains("both describe `claude`'s route"),
+        "{}",
+        e.message
+    );
+}
+
+#[test]
+fn system_and_user_files_layer_by_level_across_both_shapes() {
+    // A user's v1 override beats a system provider file, whatever the shapes.
+    let roster = UserRoster::new()
+        .file(
+            "etc/providers/anthropic.yaml",
+            "upstream: https://system.example\n",
+        )
+        .file(
+            "user/agents/claude.yaml",
+            "vault:\n  upstream: https://user.example\n",
+        )
+        .load()
+        .unwrap();
+    assert_eq!(
+        roster.provider("claude").unwrap().upstream,
+        "https://user.example"
+    );
+    // And a user's provider file beats a system v1 override.
+    let roster = UserRoster::new()
+        .file(
+            "etc/agents/claude.yaml",
+            "vault:\n  upstream: https://system.example\n",
+        )
+        .file(
+            "user/providers/anthropic.yaml",
+            "upstream: https://user.example\n",
+        )
+        .load()
+        .unwrap();
+    assert_eq!(
+        roster.provider("claude").unwrap().upstream,
+        "https://user.example"
+    );
+    // A route removed by `vault: null` comes back from a provider file, named after it.
+    let roster = UserRoster::new()
+        .file("etc/agents/claude.yaml", "vault: null\n")
+        .file(
+            "user/providers/claude.yaml",
+            "upstream: https://again.example\n",
+        )
+        .load()
+        .unwrap();
+    let claude = roster.provider("claude").unwrap();
+    assert_eq!(
+        (claude.route_prefix.as_str(), claude.upstream.as_str()),
+        ("claude", "https://again.example")
+    );
+}
+
+#[test]
+fn a_v3_agent_cannot_quietly_change_a_v1_agents_route() {
+    // Another agent on Claude's route with its own base-URL variable: an error naming both.
+    let e = UserRoster::new()
+        .file(
+            "user/agents/writer.yaml",
+            "roster_version: 3\nprovider:\n  default: anthropic\n  base_url_env: WRITER_URL\n",
+        )
+        .error();
+    assert_eq!(e.field_path.as_deref(), Some("provider.base_url_env"));
+    assert!(
+        e.message
+            .contains("`writer` and `claude` both use provider `claude`"),
+        "{}",
+        e.message
+    );
+    // Token variables add up: Claude keeps its own.
+    let roster = UserRoster::new()
+        .file(
+            "user/agents/writer.yaml",
+            "roster_version: 3\nprovider:\n  default: anthropic\n  token_env:\n    _default: WRITER_KEY\n",
+        )
+        .load()
+        .unwrap();
+    let claude = roster.provider("claude").unwrap();
+    assert_eq!(claude.phantom_env, ["ANTHROPIC_API_KEY", "WRITER_KEY"]);
+    assert_eq!(claude.oauth_phantom_env, ["CLAUDE_CODE_OAUTH_TOKEN"]);
+    assert_eq!(claude.base_url_env.as_deref(), Some("ANTHROPIC_BASE_URL"));
+    // Claude itself, rebinding its own route, may change its settings.
+    let roster = UserRoster::new()
+        .file(
+            "user/agents/claude.yaml",
+            "roster_version: 3\nprovider:\n  default: anthropic\n  base_url_env: MY_URL\n",
+        )
+        .load()
+        .unwrap();
+    assert_eq!(
+        roster.provider("claude").unwrap().base_url_env.as_deref(),
+        Some("MY_URL")
+    );
+}
+
+#[test]
+fn binding_mistakes_point_at_the_agent_that_made_them() {
+    let e = mixed()
+        .file(
+            "user/agents/reviewer.yaml",
+            &REVIEWER.replace("_default: MYLLM_API_KEY", "_default: \"BAD VAR\""),
+        )
+        .error();
+    assert!(e.file.ends_with("reviewer.yaml"), "{}", e.file.display());
+    assert_eq!(e.field_path.as_deref(), Some("provider.token_env._default"));
+    // A route removed by `vault: null` is no provider to bind to.
+    let e = UserRoster::new()
+        .file("user/agents/claude.yaml", "vault: null\n")
+        .file(
+            "user/agents/writer.yaml",
+            "roster_version: 3\nprovider:\n  default: claude\n  token_env:\n    _default: K\n",
+        )
+        .error();
+    assert!(e.file.ends_with("writer.yaml"), "{}", e.file.display());
+    assert!(
+        e.message.starts_with("no provider `claude`"),
+        "{}",
+        e.message
+    );
+    // A provider file's missing field is said in its own words.
+    let e = UserRoster::new()
+        .file("user/providers/myllm.yaml", "label: Mine\n")
+        .error();
+    assert_eq!(e.message, "missing required field `upstream`");
+    // A protocol name that no agent could speak.
+    let e = UserRoster::new()
+        .file(
+            "user/providers/myllm.yaml",
+            "upstream: https://x.example\nserves:\n  v1.chat: /v1\n",
+        )
+        .error();
+    assert!(
+        e.message.contains("is not a protocol name"),
+        "{}",
+        e.message
+    );
+}
+
+#[test]
+fn an_opencode_provider_without_opencode_makes_no_agent() {
+    let roster = UserRoster::new()
+        .file(
+            "etc/providers/acme.yaml",
+            "upstream: https://api.acme.example\nopencode:\n  display_name: ACME\n  base_url: https://api.acme.example/v1\n  preferred_model: a\n  fallback_model: b\n  env_var_prefix: ACME\n  config_dir: .acme\n  auth_key_url: https://acme.example\nhelp:\n  label: acme\n",
+        )
+        .file("user/providers/acme.yaml", "opencode: null\n")
+        .load()
+        .unwrap();
+    assert!(roster.get("acme").is_none());
+    assert!(roster.provider("acme").is_some());
+    assert!(
+        roster
+            .warnings()
+            .iter()
+            .any(|w| w.contains("provider `acme` has no `opencode:` section")),
+        "{:?}",
+        roster.warnings()
+    );
+}
+
+#[test]
 fn agents_list_all_shows_every_kind_of_0_5_0() {
     let roster = RosterLoader::bundled().load().unwrap();
     let kinds: std::collections::BTreeSet<&str> =

@@ -129,3 +129,42 @@ async fn agents_of_one_provider_share_its_credential_through_the_vault() {
         "no cross-provider leak"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_opencode_agent_of_a_differently_named_provider_goes_through_the_vault() {
+    let session = Session::fake_with(|env| {
+        let agent = env.user_config_dir().join("agent");
+        for dir in ["agents", "providers"] {
+            std::fs::create_dir_all(agent.join(dir)).unwrap();
+        }
+        std::fs::write(
+            agent.join("providers/acme.yaml"),
+            "roster_version: 3\nupstream: https://api.acme.example\n",
+        )
+        .unwrap();
+        std::fs::write(
+            agent.join("agents/acme-coder.yaml"),
+            "roster_version: 3\nkind: harness\nopencode:\n  display_name: ACME\n  base_url: https://api.acme.example/v1\n  preferred_model: big\n  fallback_model: small\n  env_var_prefix: ACME\n  config_dir: .acme\n  auth_key_url: https://acme.example/keys\nprovider:\n  default: acme\n  token_env:\n    _default: ACME_API_KEY\n",
+        )
+        .unwrap();
+    })
+    .with_vault()
+    .await;
+    let executor = &session.executor;
+    // The agent has no login of its own (its derived one is API keys): the key goes to its
+    // provider.
+    let stored = executor
+        .store_api_key("acme-coder", "sk-acme-real")
+        .unwrap();
+    assert_eq!(stored.provider, "acme");
+    let task = launch(executor, "acme-coder").await;
+    assert_eq!(
+        task.vault_providers().into_iter().collect::<Vec<_>>(),
+        ["acme"]
+    );
+    let base = vault_env(&task, "TEROK_OC_ACME_CODER_BASE_URL");
+    assert!(
+        base.starts_with("http://localhost:") && base.ends_with("/v1"),
+        "{base}"
+    );
+}
