@@ -325,9 +325,25 @@ pub struct SetupArgs {
     /// Do not build images.
     #[arg(long)]
     pub no_images: bool,
+    /// Where the vault key is kept: `kernel-keyring` protects the key file with a passphrase
+    /// and caches the key for your session (`vault unlock`); `systemd-creds` seals it to this
+    /// machine; `keyring` moves it into your desktop's keyring (Secret Service).
+    #[arg(long, value_enum, value_name = "TIER")]
+    pub passphrase_tier: Option<PassphraseTier>,
     /// Base image and family.
     #[command(flatten)]
     pub image: ImageArgs,
+}
+
+/// Where `setup --passphrase-tier` keeps the vault key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PassphraseTier {
+    /// Sealed with systemd-creds to this machine (TPM2, or the host key only root reads).
+    SystemdCreds,
+    /// The desktop's keyring (Secret Service over D-Bus).
+    Keyring,
+    /// A passphrase-protected key file, cached in the kernel keyring by `vault unlock`.
+    KernelKeyring,
 }
 
 /// Arguments of `uninstall`.
@@ -392,6 +408,66 @@ pub enum VaultCommand {
     /// Where the vault's key (and its passphrase) comes from: each source in the order they
     /// are asked, and which one answers.
     Passphrase,
+    /// Cache the vault key in the kernel keyring, so a passphrase-protected key asks for its
+    /// passphrase once and not at every command.
+    Unlock(VaultUnlockArgs),
+    /// Forget the cached vault key: the next command that opens the vault asks for the
+    /// passphrase again.
+    Lock(VaultLockArgs),
+}
+
+/// Arguments of `vault unlock`.
+#[derive(Debug, Args)]
+pub struct VaultUnlockArgs {
+    /// How long the key stays cached: `90s`, `30m`, `8h`, `2d`, or `0` for until `vault lock`
+    /// or a reboot.
+    #[arg(long = "for", value_name = "DURATION", default_value = "8h", value_parser = parse_lifetime)]
+    pub lifetime: Lifetime,
+    /// Read the passphrase from standard input (its first line) instead of the terminal.
+    #[arg(long)]
+    pub passphrase_stdin: bool,
+}
+
+/// How long something stays: a duration, or until it is removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lifetime(pub Option<std::time::Duration>);
+
+/// `90s`, `30m`, `8h`, `2d`, a number of seconds, or `0` (no expiry).
+fn parse_lifetime(text: &str) -> Result<Lifetime, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let seconds_per = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => {
+            return Err(format!(
+                "`{text}` is not a duration like 90s, 30m, 8h or 2d"
+            ));
+        }
+    };
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration like 90s, 30m, 8h or 2d"))?;
+    let seconds = number
+        .checked_mul(seconds_per)
+        .filter(|s| *s <= u64::from(u32::MAX))
+        .ok_or_else(|| format!("`{text}` is longer than the kernel keeps a key"))?;
+    Ok(Lifetime(
+        (seconds > 0).then(|| std::time::Duration::from_secs(seconds)),
+    ))
+}
+
+/// Arguments of `vault lock`.
+#[derive(Debug, Args)]
+pub struct VaultLockArgs {
+    /// Also stop the running vault daemon (it keeps the key in memory while it runs).
+    #[arg(long)]
+    pub stop: bool,
 }
 
 /// Arguments of `vault install`.

@@ -7,7 +7,7 @@
 
 use insta::assert_snapshot;
 use terok_testkit::IsolatedEnv;
-use terok_testkit::cli::{CliRun as Run, run_cli};
+use terok_testkit::cli::{CliRun as Run, run_cli, run_cli_with_stdin};
 
 const BIN: &str = env!("CARGO_BIN_EXE_terok-executor");
 
@@ -244,8 +244,10 @@ fn vault_passphrase_says_where_the_key_comes_from() {
     The vault's key, from the first of these that has it:
       1. systemd credential $CREDENTIALS_DIRECTORY/terok-vault-key: not set
       2. $TEROK_VAULT_KEY: not set
-      3. OS keyring (Secret Service): no desktop session to ask
-      4. key file [TMP]/state/vault/vault.key: none yet (made on first use)
+      3. kernel keyring (vault unlock): not cached
+      4. OS keyring (Secret Service): no desktop session to ask
+      5. key file [TMP]/state/vault/vault.key.cred sealed by systemd-creds: none
+      6. key file [TMP]/state/vault/vault.key: none yet (made on first use)
     None has it yet: the first command that needs the vault makes a key file (protected by TEROK_VAULT_PASSPHRASE or credentials.passphrase_command when one is set).
     ");
     terok_testkit::cli::store_key(&env, BIN, "claude", "sk-ant-api03-passphrase-test");
@@ -253,6 +255,259 @@ fn vault_passphrase_says_where_the_key_comes_from() {
     assert!(
         r.stdout
             .contains("vault.key: present, not protected by a passphrase  <- in use"),
+        "{}",
+        r.stdout
+    );
+}
+
+/// Runs the CLI in `env` with `vars` added and `stdin` on its standard input.
+fn run_with(env: &IsolatedEnv, args: &[&str], vars: &[(&str, &str)], stdin: &str) -> Run {
+    use std::io::Write;
+    let mut command = env.command(BIN);
+    command
+        .args(args)
+        .envs(vars.iter().copied())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+    let out = child.wait_with_output().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: env.redact(&String::from_utf8_lossy(&out.stdout)),
+        stderr: env.redact(&String::from_utf8_lossy(&out.stderr)),
+    }
+}
+
+/// The line of `vault passphrase` for the source starting with `source`.
+fn chain_line(env: &IsolatedEnv, source: &str) -> String {
+    let r = run_in(env, &["vault", "passphrase"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    r.stdout
+        .lines()
+        .find(|l| {
+            l.trim_start()
+                .get(3..)
+                .is_some_and(|rest| rest.starts_with(source))
+        })
+        .unwrap_or_else(|| panic!("no {source} in {}", r.stdout))
+        .to_owned()
+}
+
+const SETUP_KEY_ONLY: &[&str] = &["setup", "--no-images", "--no-sandbox", "--passphrase-tier"];
+
+#[test]
+fn the_kernel_keyring_tier_protects_the_key_and_lock_and_unlock_guard_it() {
+    let env = IsolatedEnv::new().unwrap();
+    // A key stored before: the tier protects the same key in place.
+    terok_testkit::cli::store_key(&env, BIN, "claude", "sk-ant-api03-kernel-keyring-tier");
+    let pass = [("TEROK_VAULT_PASSPHRASE", "correct horse battery")];
+    let args: Vec<&str> = SETUP_KEY_ONLY
+        .iter()
+        .copied()
+        .chain(["kernel-keyring"])
+        .collect();
+    let r = run_with(&env, &args, &pass, "");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout
+            .contains("protected by a passphrase and unlocked for 8 hours"),
+        "{}",
+        r.stdout
+    );
+    assert!(chain_line(&env, "kernel keyring").ends_with("cached  <- in use"));
+    let key_file = std::fs::read_to_string(env.state_root().join("vault/vault.key")).unwrap();
+    assert!(key_file.contains(" argon2id "), "{key_file}");
+    // Unlocked: no passphrase needed to read the vault.
+    let r = run_in(&env, &["vault", "list"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("claude"), "{}", r.stdout);
+    // Locked: the vault cannot be opened without it, and says how.
+    let r = run_in(&env, &["vault", "lock"]);
+    assert_eq!(
+        (r.code, r.stdout.trim()),
+        (0, "Locked: the cached vault key is gone."),
+        "{}",
+        r.stderr
+    );
+    let r = run_in(&env, &["vault", "list"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(
+        r.stderr
+            .contains("protected by a passphrase, and none was given"),
+        "{}",
+        r.stderr
+    );
+    let r = run_in(&env, &["vault", "lock"]);
+    assert_eq!(r.stdout.trim(), "No cached vault key; nothing to lock.");
+    // A wrong passphrase caches nothing; the right one does, for as long as asked.
+    let r = run_with(
+        &env,
+        &["vault", "unlock", "--passphrase-stdin"],
+        &[],
+        "wrong\n",
+    );
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("wrong passphrase"), "{}", r.stderr);
+    assert!(chain_line(&env, "kernel keyring").ends_with("not cached"));
+    let r = run_with(
+        &env,
+        &["vault", "unlock", "--passphrase-stdin", "--for", "90m"],
+        &[],
+        "correct horse battery\n",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_snapshot!(r.stdout, @"Unlocked: the vault key is cached in your kernel keyring for 90 minutes, or until `terok-executor vault lock`.");
+    let r = run_in(&env, &["vault", "list"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // A bad duration is refused before anything happens.
+    let r = run_with(&env, &["vault", "unlock", "--for", "soon"], &[], "");
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr
+            .contains("`soon` is not a duration like 90s, 30m, 8h or 2d"),
+        "{}",
+        r.stderr
+    );
+    run_in(&env, &["vault", "lock"]);
+}
+
+#[test]
+fn the_systemd_creds_tier_seals_the_key_to_the_machine() {
+    let env = IsolatedEnv::new().unwrap();
+    terok_testkit::cli::store_key(&env, BIN, "claude", "sk-ant-api03-systemd-creds-tier");
+    // The machine's credential secret of this test, not the host's.
+    let secret = env.root().join("credential.secret");
+    let machine = [("SYSTEMD_CREDENTIAL_SECRET", secret.to_str().unwrap())];
+    let args: Vec<&str> = SETUP_KEY_ONLY
+        .iter()
+        .copied()
+        .chain(["systemd-creds"])
+        .collect();
+    let r = run_with(&env, &args, &machine, "");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout
+            .contains("sealed by systemd-creds in [TMP]/state/vault/vault.key.cred"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("Removed the key file it replaces"),
+        "{}",
+        r.stdout
+    );
+    assert!(!env.state_root().join("vault/vault.key").exists());
+    let r = run_with(&env, &["vault", "list"], &machine, "");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("claude"), "{}", r.stdout);
+    // Another machine's secret opens nothing.
+    let other = env.root().join("other.secret");
+    let r = run_with(
+        &env,
+        &["vault", "list"],
+        &[("SYSTEMD_CREDENTIAL_SECRET", other.to_str().unwrap())],
+        "",
+    );
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(
+        r.stderr.contains("could not unseal the vault key"),
+        "{}",
+        r.stderr
+    );
+    // Unlock has nothing to do for a sealed key.
+    let r = run_with(&env, &["vault", "unlock"], &machine, "");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("not protected by a passphrase"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn the_keyring_tier_without_a_desktop_session_changes_nothing() {
+    let env = IsolatedEnv::new().unwrap();
+    terok_testkit::cli::store_key(&env, BIN, "claude", "sk-ant-api03-keyring-tier");
+    let before = std::fs::read(env.state_root().join("vault/vault.key")).unwrap();
+    let args: Vec<&str> = SETUP_KEY_ONLY.iter().copied().chain(["keyring"]).collect();
+    let r = run_in(&env, &args);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr
+            .contains("the OS keyring (Secret Service) cannot be reached"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        std::fs::read(env.state_root().join("vault/vault.key")).unwrap(),
+        before
+    );
+}
+
+#[test]
+fn a_roster_v3_provider_takes_its_key_by_its_name_or_an_agents() {
+    let env = IsolatedEnv::new().unwrap();
+    let agent = env.user_config_dir().join("agent");
+    for dir in ["agents", "providers"] {
+        std::fs::create_dir_all(agent.join(dir)).unwrap();
+    }
+    std::fs::write(
+        agent.join("providers/myllm.yaml"),
+        "roster_version: 3\nlabel: My LLM\nupstream: https://api.myllm.example\n",
+    )
+    .unwrap();
+    for name in ["writer", "reviewer"] {
+        std::fs::write(
+            agent.join(format!("agents/{name}.yaml")),
+            "roster_version: 3\nprovider:\n  default: myllm\n  token_env:\n    _default: MYLLM_API_KEY\n",
+        )
+        .unwrap();
+    }
+    let r = run_cli_with_stdin(
+        &env,
+        BIN,
+        &["auth", "writer", "--api-key", "-"],
+        "sk-myllm-1\n",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout.trim(), "API key stored for myllm (set: default)");
+    let r = run_cli_with_stdin(
+        &env,
+        BIN,
+        &["auth", "myllm", "--api-key", "-"],
+        "sk-myllm-2\n",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // One credential for the provider, whichever name stored it; by its v3 name, Claude's.
+    let r = run_cli_with_stdin(
+        &env,
+        BIN,
+        &["auth", "anthropic", "--api-key", "-"],
+        "sk-ant-api03-x\n",
+    );
+    assert_eq!(
+        r.stdout.trim(),
+        "API key stored for claude (set: default)",
+        "{}",
+        r.stderr
+    );
+    let r = run_in(&env, &["vault", "list"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let providers: Vec<&str> = r
+        .stdout
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(
+        providers.iter().filter(|p| **p == "myllm").count(),
+        1,
+        "{}",
+        r.stdout
+    );
+    assert!(
+        !r.stdout.contains("writer") && !r.stdout.contains("anthropic"),
         "{}",
         r.stdout
     );

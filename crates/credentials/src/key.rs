@@ -2,8 +2,10 @@
 //!
 //! 1. `$CREDENTIALS_DIRECTORY/terok-vault-key` (systemd `LoadCredential=`), then `TEROK_VAULT_KEY`
 //!    (64 hex digits or base64) — for services and CI;
-//! 2. the OS keyring, when a Secret Service session exists (feature `os-keyring`);
-//! 3. `vault.key` in the 0700 vault directory (0600), optionally wrapped with a key derived from
+//! 2. the key `vault unlock` cached in the kernel keyring ([`crate::key_cache`]);
+//! 3. the OS keyring, when a Secret Service session exists (feature `os-keyring`);
+//! 4. `vault.key.cred`, the key sealed by systemd-creds ([`crate::sealed_key`]);
+//! 5. `vault.key` in the 0700 vault directory (0600), optionally wrapped with a key derived from
 //!    a passphrase by Argon2id (`TEROK_VAULT_PASSPHRASE` or `credentials.passphrase_command`).
 //!
 //! A new key is generated only when none exists and no database exists yet; a database without
@@ -35,8 +37,12 @@ pub enum KeySource {
     CredentialsDirectory(PathBuf),
     /// `TEROK_VAULT_KEY`.
     Environment,
+    /// The kernel keyring, where `vault unlock` cached it.
+    KernelKeyring,
     /// The OS keyring (Secret Service).
     Keyring,
+    /// `vault.key.cred`, unsealed by systemd-creds.
+    SealedKeyFile(PathBuf),
     /// `vault.key`, unwrapped.
     KeyFile(PathBuf),
     /// `vault.key`, wrapped with a passphrase.
@@ -48,7 +54,9 @@ impl std::fmt::Display for KeySource {
         match self {
             Self::CredentialsDirectory(p) => write!(f, "systemd credential {}", p.display()),
             Self::Environment => write!(f, "${KEY_ENV}"),
+            Self::KernelKeyring => write!(f, "kernel keyring (vault unlock)"),
             Self::Keyring => write!(f, "OS keyring (Secret Service)"),
+            Self::SealedKeyFile(p) => write!(f, "key file {} sealed by systemd-creds", p.display()),
             Self::KeyFile(p) => write!(f, "key file {}", p.display()),
             Self::PassphraseKeyFile(p) => {
                 write!(f, "passphrase-protected key file {}", p.display())
@@ -101,6 +109,39 @@ pub enum KeyError {
     /// The OS random number generator failed.
     #[error("the OS random number generator failed")]
     Rng,
+    /// The kernel keyring could not be used.
+    #[error("{detail}")]
+    Cache {
+        /// What the kernel said.
+        detail: String,
+    },
+    /// systemd-creds could not seal or unseal the key.
+    #[error("could not {action}: {detail}")]
+    #[diagnostic(help(
+        "systemd-creds before systemd 256 seals with the host key that only root reads; \
+         choose another tier (kernel-keyring) as another user"
+    ))]
+    SystemdCreds {
+        /// What was being done.
+        action: String,
+        /// What systemd-creds said.
+        detail: String,
+    },
+    /// No Secret Service answers (no desktop session, or built without the OS keyring).
+    #[error("the OS keyring (Secret Service) cannot be reached from this session")]
+    #[diagnostic(help(
+        "it needs a desktop login (DBUS_SESSION_BUS_ADDRESS); on a headless host protect the key \
+         with a passphrase (kernel-keyring) or seal it with systemd-creds"
+    ))]
+    NoOsKeyring,
+    /// A passphrase can protect only the key file, and the key is kept elsewhere.
+    #[error(
+        "the vault key comes from {source_desc}, not from the key file; a passphrase protects only the key file"
+    )]
+    NotInKeyFile {
+        /// Where the key comes from.
+        source_desc: String,
+    },
     /// The file system refused.
     #[error(transparent)]
     #[diagnostic(transparent)]
@@ -193,10 +234,18 @@ pub fn find_key(options: &KeyOptions) -> Result<Option<(DataKey, KeySource)>, Ke
             }),
         };
     }
+    if let Some(key) = crate::key_cache::load(&options.vault_dir) {
+        return Ok(Some((key, KeySource::KernelKeyring)));
+    }
     if options.use_keyring
         && let Some(key) = crate::keyring_store::load(&options.env, &options.vault_dir)
     {
         return Ok(Some((key, KeySource::Keyring)));
+    }
+    let sealed = crate::sealed_key::sealed_path(&options.vault_dir);
+    if sealed.symlink_metadata().is_ok() {
+        let key = unseal_key(options, &sealed)?;
+        return Ok(Some((key, KeySource::SealedKeyFile(sealed))));
     }
     let path = options.key_file();
     match secure_fs::read_nofollow(&path) {
@@ -249,6 +298,14 @@ pub fn key_chain(options: &KeyOptions) -> Vec<KeyLink> {
         },
     ));
     links.push((
+        "kernel keyring (vault unlock)".to_owned(),
+        if crate::key_cache::is_cached(&options.vault_dir) {
+            ("cached".to_owned(), true)
+        } else {
+            ("not cached".to_owned(), false)
+        },
+    ));
+    links.push((
         "OS keyring (Secret Service)".to_owned(),
         if !options.use_keyring {
             ("not used".to_owned(), false)
@@ -263,6 +320,15 @@ pub fn key_chain(options: &KeyOptions) -> Vec<KeyLink> {
     ));
     let keyring_may_hold =
         options.use_keyring && options.env.var("DBUS_SESSION_BUS_ADDRESS").is_some();
+    let sealed = crate::sealed_key::sealed_path(&options.vault_dir);
+    links.push((
+        format!("key file {} sealed by systemd-creds", sealed.display()),
+        if sealed.symlink_metadata().is_ok() {
+            ("present (unsealed when the vault opens)".to_owned(), true)
+        } else {
+            ("none".to_owned(), false)
+        },
+    ));
     let path = options.key_file();
     links.push((
         format!("key file {}", path.display()),
@@ -273,8 +339,8 @@ pub fn key_chain(options: &KeyOptions) -> Vec<KeyLink> {
         .into_iter()
         .enumerate()
         .map(|(n, (source, (state, gives)))| {
-            // The keyring is the third source.
-            let may_hold = n == 2 && keyring_may_hold;
+            // The OS keyring is the fourth source.
+            let may_hold = n == 3 && keyring_may_hold;
             let in_use = gives && !decided;
             decided |= gives || may_hold;
             KeyLink {
@@ -339,6 +405,15 @@ fn read_key_file(
     path: &Path,
     text: &str,
 ) -> Result<(DataKey, KeySource), KeyError> {
+    read_key_file_with(path, text, || passphrase(options))
+}
+
+/// The key in a key file's `text`; `passphrase` is asked only for a wrapped one.
+fn read_key_file_with(
+    path: &Path,
+    text: &str,
+    passphrase: impl FnOnce() -> Result<Option<String>, KeyError>,
+) -> Result<(DataKey, KeySource), KeyError> {
     let invalid = |detail: &str| KeyError::Invalid {
         source_desc: format!("key file {}", path.display()),
         detail: detail.to_owned(),
@@ -353,7 +428,7 @@ fn read_key_file(
             .map(|k| (k, KeySource::KeyFile(path.to_path_buf())))
             .ok_or_else(|| invalid("damaged key")),
         ["argon2id", params, salt, sealed] => {
-            let passphrase = passphrase(options)?.ok_or_else(|| KeyError::NeedsPassphrase {
+            let passphrase = passphrase()?.ok_or_else(|| KeyError::NeedsPassphrase {
                 path: path.to_path_buf(),
             })?;
             let salt = hex::decode(salt).map_err(|_| invalid("damaged salt"))?;
@@ -376,6 +451,10 @@ fn read_key_file(
 }
 
 /// The passphrase from `TEROK_VAULT_PASSPHRASE` or `passphrase_command`, if either is set.
+pub fn configured_passphrase(options: &KeyOptions) -> Result<Option<String>, KeyError> {
+    passphrase(options)
+}
+
 fn passphrase(options: &KeyOptions) -> Result<Option<String>, KeyError> {
     if let Some(p) = options.env.var_str(PASSPHRASE_ENV) {
         return Ok(Some(p.to_owned()));
@@ -445,22 +524,10 @@ fn create_key(options: &KeyOptions) -> Result<(DataKey, KeySource), KeyError> {
     }
     let path = options.key_file();
     let (text, source) = match passphrase(options)? {
-        Some(passphrase) => {
-            let mut salt = [0u8; 16];
-            getrandom::fill(&mut salt).map_err(|_| KeyError::Rng)?;
-            let kek = derive_kek(&passphrase, &salt, ARGON2_PARAMS).ok_or(KeyError::Rng)?;
-            let sealed = kek
-                .seal(key.expose(), WRAP_AAD)
-                .map_err(|_| KeyError::Rng)?;
-            (
-                format!(
-                    "{FILE_MAGIC} argon2id {ARGON2_PARAMS} {} {}\n",
-                    hex::encode(salt),
-                    hex::encode(sealed)
-                ),
-                KeySource::PassphraseKeyFile(path.clone()),
-            )
-        }
+        Some(passphrase) => (
+            wrapped_key_text(&key, &passphrase)?,
+            KeySource::PassphraseKeyFile(path.clone()),
+        ),
         None => (
             format!("{FILE_MAGIC} raw {}\n", hex::encode(key.expose())),
             KeySource::KeyFile(path.clone()),
@@ -468,6 +535,208 @@ fn create_key(options: &KeyOptions) -> Result<(DataKey, KeySource), KeyError> {
     };
     secure_fs::write_sensitive(&path, text.as_bytes())?;
     Ok((key, source))
+}
+
+/// A key file's text holding `key` wrapped with a key derived from `passphrase`.
+fn wrapped_key_text(key: &DataKey, passphrase: &str) -> Result<String, KeyError> {
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt).map_err(|_| KeyError::Rng)?;
+    let kek = derive_kek(passphrase, &salt, ARGON2_PARAMS).ok_or(KeyError::Rng)?;
+    let sealed = kek
+        .seal(key.expose(), WRAP_AAD)
+        .map_err(|_| KeyError::Rng)?;
+    Ok(format!(
+        "{FILE_MAGIC} argon2id {ARGON2_PARAMS} {} {}\n",
+        hex::encode(salt),
+        hex::encode(sealed)
+    ))
+}
+
+/// What `vault unlock` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unlocked {
+    /// The key file's key is cached in the kernel keyring.
+    Cached,
+    /// The key needs no passphrase: it comes from this source, and nothing was cached.
+    NotProtected(KeySource),
+}
+
+/// Whether the key file wants a passphrase (`None`: there is no key file).
+pub fn key_file_is_protected(options: &KeyOptions) -> Result<Option<bool>, KeyError> {
+    let path = options.key_file();
+    match secure_fs::read_nofollow_limited(&path, 4096) {
+        Ok(bytes) => Ok(Some(
+            String::from_utf8_lossy(&bytes)
+                .trim()
+                .strip_prefix(FILE_MAGIC)
+                .and_then(|rest| rest.split_whitespace().next())
+                == Some("argon2id"),
+        )),
+        Err(secure_fs::SecureFsError::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            Ok(None)
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Unwraps the passphrase-protected key file with `passphrase` (or the chain's own passphrase
+/// when `None`) and caches the key in the kernel keyring for `lifetime` (`None`: until `vault
+/// lock` or reboot). A key that needs no passphrase is left alone.
+pub fn unlock(
+    options: &KeyOptions,
+    passphrase_given: Option<&str>,
+    lifetime: Option<std::time::Duration>,
+) -> Result<Unlocked, KeyError> {
+    let path = options.key_file();
+    if key_file_is_protected(options)? != Some(true) {
+        let source = match find_key(options)? {
+            Some((_, source)) => source,
+            None => KeySource::KeyFile(path),
+        };
+        return Ok(Unlocked::NotProtected(source));
+    }
+    let text = secure_fs::read_nofollow_limited(&path, 4096)?;
+    let (key, _) =
+        read_key_file_with(
+            &path,
+            &String::from_utf8_lossy(&text),
+            || match passphrase_given {
+                Some(p) => Ok(Some(p.to_owned())),
+                None => passphrase(options),
+            },
+        )?;
+    crate::key_cache::store(&options.vault_dir, &key, lifetime).map_err(|e| KeyError::Cache {
+        detail: e.to_string(),
+    })?;
+    Ok(Unlocked::Cached)
+}
+
+/// What `setup --passphrase-tier systemd-creds` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sealed {
+    /// The sealed key file.
+    pub path: PathBuf,
+    /// The plain (or passphrase-protected) key file removed once the sealed one opened.
+    pub removed: Option<PathBuf>,
+}
+
+impl From<crate::sealed_key::SealedKeyError> for KeyError {
+    fn from(err: crate::sealed_key::SealedKeyError) -> Self {
+        match err {
+            crate::sealed_key::SealedKeyError::Fs(err) => Self::Fs(err),
+            crate::sealed_key::SealedKeyError::SystemdCreds { action, detail } => {
+                Self::SystemdCreds {
+                    action: action.to_owned(),
+                    detail,
+                }
+            }
+        }
+    }
+}
+
+/// The key sealed in `path`.
+fn unseal_key(options: &KeyOptions, path: &Path) -> Result<DataKey, KeyError> {
+    let plain = crate::sealed_key::unseal(&options.env, path)?;
+    parse_key_text(&String::from_utf8_lossy(&plain)).ok_or_else(|| KeyError::Invalid {
+        source_desc: format!("sealed key file {}", path.display()),
+        detail: "it does not unseal to a key".to_owned(),
+    })
+}
+
+/// Seals the vault key with systemd-creds (making the key when there is none and no database
+/// either); once the sealed file is proven to open, the key file it replaces goes.
+pub fn seal_with_systemd_creds(options: &KeyOptions, db: &Path) -> Result<Sealed, KeyError> {
+    let (key, source) = resolve_key(options, db)?;
+    let plain = hex::encode(key.expose());
+    let path = crate::sealed_key::seal(&options.env, &options.vault_dir, plain.as_bytes())?;
+    match unseal_key(options, &path) {
+        Ok(back) if back.expose() == key.expose() => {}
+        other => {
+            let _ = secure_fs::remove_file(&path);
+            return Err(match other {
+                Err(err) => err,
+                Ok(_) => KeyError::SystemdCreds {
+                    action: "seal the vault key".to_owned(),
+                    detail: "the sealed file does not give the key back".to_owned(),
+                },
+            });
+        }
+    }
+    let removed = match source {
+        KeySource::KeyFile(file) | KeySource::PassphraseKeyFile(file) => {
+            secure_fs::remove_file(&file)?;
+            Some(file)
+        }
+        _ => None,
+    };
+    Ok(Sealed { path, removed })
+}
+
+/// Moves the vault key into the OS keyring (Secret Service) and removes the key file it came
+/// from once the keyring gives it back.
+pub fn move_to_os_keyring(options: &KeyOptions, db: &Path) -> Result<Option<PathBuf>, KeyError> {
+    if !options.use_keyring || options.env.var("DBUS_SESSION_BUS_ADDRESS").is_none() {
+        return Err(KeyError::NoOsKeyring);
+    }
+    let (key, source) = resolve_key(options, db)?;
+    let stored = crate::keyring_store::store(&options.env, &options.vault_dir, &key)
+        && crate::keyring_store::load(&options.env, &options.vault_dir)
+            .is_some_and(|back| back.expose() == key.expose());
+    if !stored {
+        return Err(KeyError::NoOsKeyring);
+    }
+    match source {
+        KeySource::KeyFile(file) | KeySource::PassphraseKeyFile(file) => {
+            secure_fs::remove_file(&file)?;
+            Ok(Some(file))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Forgets the cached key; `true` when there was one.
+pub fn lock(options: &KeyOptions) -> Result<bool, KeyError> {
+    crate::key_cache::forget(&options.vault_dir).map_err(|e| KeyError::Cache {
+        detail: e.to_string(),
+    })
+}
+
+/// Protects the key file with `new_passphrase`: a plain key file is wrapped (atomically: the
+/// file holds the old or the new text, never half of one); a wrapped one must already open
+/// with it. A key kept elsewhere (environment, systemd credential, OS keyring) is refused: a
+/// passphrase protects only the key file.
+pub fn protect_with_passphrase(options: &KeyOptions, new_passphrase: &str) -> Result<(), KeyError> {
+    let path = options.key_file();
+    let text = match secure_fs::read_nofollow_limited(&path, 4096) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(secure_fs::SecureFsError::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            return match find_key(options)? {
+                Some((_, source)) => Err(KeyError::NotInKeyFile {
+                    source_desc: source.to_string(),
+                }),
+                None => {
+                    // No key yet: make it, wrapped.
+                    let key = DataKey::generate().map_err(|_| KeyError::Rng)?;
+                    secure_fs::write_sensitive(
+                        &path,
+                        wrapped_key_text(&key, new_passphrase)?.as_bytes(),
+                    )?;
+                    Ok(())
+                }
+            };
+        }
+        Err(err) => return Err(err.into()),
+    };
+    let (key, source) = read_key_file_with(&path, &text, || Ok(Some(new_passphrase.to_owned())))?;
+    if matches!(source, KeySource::PassphraseKeyFile(_)) {
+        return Ok(());
+    }
+    secure_fs::write_sensitive(&path, wrapped_key_text(&key, new_passphrase)?.as_bytes())?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -487,27 +756,28 @@ mod tests {
     fn the_chain_says_where_the_key_comes_from_without_opening_it() {
         let dir = tempfile::tempdir().unwrap();
         let chain = key_chain(&options(dir.path(), &[]));
-        assert_eq!(chain.len(), 4);
+        assert_eq!(chain.len(), 6);
         assert!(chain.iter().all(|l| !l.in_use), "{chain:?}");
-        assert!(chain[3].state.starts_with("none yet"), "{chain:?}");
+        assert!(chain[5].state.starts_with("none yet"), "{chain:?}");
         let opts = options(dir.path(), &[(PASSPHRASE_ENV, "correct horse")]);
         resolve_key(&opts, &dir.path().join("db")).unwrap();
         let chain = key_chain(&opts);
-        assert!(chain[3].in_use, "{chain:?}");
+        assert!(chain[5].in_use, "{chain:?}");
         assert!(
-            chain[3].state.contains("protected by a passphrase"),
+            chain[5].state.contains("protected by a passphrase"),
             "{chain:?}"
         );
         // Without the passphrase the file cannot give the key: said, with the remedy.
         let chain = key_chain(&options(dir.path(), &[]));
         assert!(
-            !chain[3].in_use && chain[3].state.contains("none is given"),
+            !chain[5].in_use && chain[5].state.contains("none is given"),
             "{chain:?}"
         );
         // The environment comes first.
         let key = "ab".repeat(32);
         let chain = key_chain(&options(dir.path(), &[(KEY_ENV, key.as_str())]));
-        assert!(chain[1].in_use && !chain[3].in_use, "{chain:?}");
+        assert!(chain[1].in_use && !chain[5].in_use, "{chain:?}");
+        assert_eq!(chain[2].state, "not cached");
         assert!(chain.iter().all(|l| !l.state.contains(&key)), "{chain:?}");
         // With a desktop session the keyring comes first and is not read: no later source
         // is said to be in use.
@@ -515,7 +785,140 @@ mod tests {
         with_keyring.use_keyring = true;
         with_keyring.passphrase_command = Some("echo correct horse".into());
         let chain = key_chain(&with_keyring);
-        assert!(chain[2].may_hold && !chain[3].in_use, "{chain:?}");
+        assert!(chain[3].may_hold && !chain[5].in_use, "{chain:?}");
+    }
+
+    #[test]
+    fn unlock_caches_the_wrapped_key_and_lock_forgets_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("db");
+        let with = options(dir.path(), &[(PASSPHRASE_ENV, "correct horse")]);
+        let (key, _) = resolve_key(&with, &db).unwrap();
+        let without = options(dir.path(), &[]);
+        assert!(matches!(
+            find_key(&without),
+            Err(KeyError::NeedsPassphrase { .. })
+        ));
+        // A wrong passphrase caches nothing.
+        assert!(matches!(
+            unlock(&without, Some("wrong"), None),
+            Err(KeyError::WrongPassphrase { .. })
+        ));
+        assert!(!crate::key_cache::is_cached(dir.path()));
+        let unlocked = unlock(
+            &without,
+            Some("correct horse"),
+            Some(std::time::Duration::from_secs(60)),
+        );
+        assert_eq!(unlocked.unwrap(), Unlocked::Cached);
+        // Now the chain has it without a passphrase.
+        let (found, source) = find_key(&without).unwrap().unwrap();
+        assert_eq!(
+            (found.expose(), source),
+            (key.expose(), KeySource::KernelKeyring)
+        );
+        let chain = key_chain(&without);
+        assert!(chain[2].in_use && chain[2].state == "cached", "{chain:?}");
+        assert!(!chain[5].in_use, "{chain:?}");
+        assert!(lock(&without).unwrap());
+        assert!(!lock(&without).unwrap());
+        assert!(matches!(
+            find_key(&without),
+            Err(KeyError::NeedsPassphrase { .. })
+        ));
+    }
+
+    #[test]
+    fn systemd_creds_seals_the_key_and_the_plain_file_goes() {
+        use std::os::unix::fs::PermissionsExt;
+        let vault = tempfile::tempdir().unwrap();
+        let machine = tempfile::tempdir().unwrap();
+        let secret = machine.path().join("host.secret");
+        let secret = secret.to_str().unwrap();
+        let opts = options(vault.path(), &[("SYSTEMD_CREDENTIAL_SECRET", secret)]);
+        let db = vault.path().join("db");
+        let (key, _) = resolve_key(&opts, &db).unwrap();
+        let sealed = seal_with_systemd_creds(&opts, &db).unwrap();
+        assert_eq!(sealed.removed, Some(vault.path().join(KEY_FILE)));
+        assert!(!vault.path().join(KEY_FILE).exists());
+        let bytes = std::fs::read(&sealed.path).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(&hex::encode(key.expose())),
+            "the key is not in clear"
+        );
+        let mode = std::fs::metadata(&sealed.path)
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let (found, source) = find_key(&opts).unwrap().unwrap();
+        assert_eq!(found.expose(), key.expose());
+        assert_eq!(source, KeySource::SealedKeyFile(sealed.path.clone()));
+        let chain = key_chain(&opts);
+        assert!(chain[4].in_use && !chain[5].in_use, "{chain:?}");
+        // Another machine's secret does not open it, and says so.
+        let elsewhere = machine.path().join("other.secret");
+        let other = options(
+            vault.path(),
+            &[("SYSTEMD_CREDENTIAL_SECRET", elsewhere.to_str().unwrap())],
+        );
+        assert!(matches!(
+            find_key(&other),
+            Err(KeyError::SystemdCreds { .. })
+        ));
+    }
+
+    #[test]
+    fn the_os_keyring_tier_needs_a_desktop_session_and_keeps_the_key_file_without_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut opts = options(dir.path(), &[]);
+        opts.use_keyring = true;
+        let db = dir.path().join("db");
+        let (key, _) = resolve_key(&opts, &db).unwrap();
+        assert!(matches!(
+            move_to_os_keyring(&opts, &db),
+            Err(KeyError::NoOsKeyring)
+        ));
+        assert_eq!(find_key(&opts).unwrap().unwrap().0.expose(), key.expose());
+    }
+
+    #[test]
+    fn a_plain_key_file_is_protected_in_place_and_keeps_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = options(dir.path(), &[]);
+        let (key, source) = resolve_key(&plain, &dir.path().join("db")).unwrap();
+        assert!(matches!(source, KeySource::KeyFile(_)));
+        assert_eq!(
+            unlock(&plain, None, None).unwrap(),
+            Unlocked::NotProtected(source)
+        );
+        protect_with_passphrase(&plain, "battery staple").unwrap();
+        assert_eq!(key_file_is_protected(&plain).unwrap(), Some(true));
+        let text = std::fs::read_to_string(dir.path().join(KEY_FILE)).unwrap();
+        assert!(
+            !text.contains(&hex::encode(key.expose())),
+            "the key is not in clear"
+        );
+        let with = options(dir.path(), &[(PASSPHRASE_ENV, "battery staple")]);
+        assert_eq!(find_key(&with).unwrap().unwrap().0.expose(), key.expose());
+        // Again with the same passphrase: nothing to do; with another: refused, file intact.
+        protect_with_passphrase(&plain, "battery staple").unwrap();
+        assert!(matches!(
+            protect_with_passphrase(&plain, "other"),
+            Err(KeyError::WrongPassphrase { .. })
+        ));
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(KEY_FILE)).unwrap(),
+            text
+        );
+        // A key from the environment has no file to protect.
+        let key_text = "cd".repeat(32);
+        let env_dir = tempfile::tempdir().unwrap();
+        let from_env = options(env_dir.path(), &[(KEY_ENV, key_text.as_str())]);
+        assert!(matches!(
+            protect_with_passphrase(&from_env, "x"),
+            Err(KeyError::NotInKeyFile { .. })
+        ));
     }
 
     #[test]

@@ -138,7 +138,7 @@ pub use web::{UI_CONTAINER_PORT, WebAccess, probe_ui};
 pub use krun::{GuestExec, KRUN_OCI_RUNTIME_VAR};
 pub use terok_core::config::PackageFamily;
 pub use terok_core::subids::{IdRange, IdReservation};
-pub use terok_credentials::key::KeyLink;
+pub use terok_credentials::key::{KeyLink, KeySource, Sealed, Unlocked};
 pub use terok_credentials::routes::{Route, RouteChange, RouteTable};
 pub use terok_credentials::{CredentialSummary, TokenRecord};
 pub use terok_gate::{BACKUP_PREFIX, Push};

@@ -128,6 +128,66 @@ impl<R: ContainerRuntime> Executor<R> {
         terok_credentials::key::key_chain(&self.key_options())
     }
 
+    /// Caches the vault key in the kernel keyring for `lifetime` (`None`: until `vault lock` or
+    /// a reboot), unwrapping the key file with `passphrase` (`None`: the configured one). A
+    /// key that needs no passphrase is left alone and its source returned.
+    pub fn unlock_vault(
+        &self,
+        passphrase: Option<&str>,
+        lifetime: Option<std::time::Duration>,
+    ) -> Result<terok_credentials::key::Unlocked, ExecutorError> {
+        Ok(terok_credentials::key::unlock(
+            &self.key_options(),
+            passphrase,
+            lifetime,
+        )?)
+    }
+
+    /// Forgets the key `unlock_vault` cached; `true` when there was one.
+    pub fn lock_vault(&self) -> Result<bool, ExecutorError> {
+        Ok(terok_credentials::key::lock(&self.key_options())?)
+    }
+
+    /// Whether the key file wants a passphrase (`None`: there is no key file yet).
+    pub fn vault_key_is_protected(&self) -> Result<Option<bool>, ExecutorError> {
+        Ok(terok_credentials::key::key_file_is_protected(
+            &self.key_options(),
+        )?)
+    }
+
+    /// Protects the key file with `passphrase` (wrapping a plain one in place; making a wrapped
+    /// one when there is none yet).
+    pub fn protect_vault_key(&self, passphrase: &str) -> Result<(), ExecutorError> {
+        Ok(terok_credentials::key::protect_with_passphrase(
+            &self.key_options(),
+            passphrase,
+        )?)
+    }
+
+    /// Seals the vault key with systemd-creds (`vault.key.cred`); the key file it replaces goes
+    /// once the sealed one opens.
+    pub fn seal_vault_key(&self) -> Result<terok_credentials::key::Sealed, ExecutorError> {
+        Ok(terok_credentials::key::seal_with_systemd_creds(
+            &self.key_options(),
+            &self.vault_paths.db(),
+        )?)
+    }
+
+    /// Moves the vault key into the OS keyring (Secret Service); returns the key file removed.
+    pub fn move_vault_key_to_os_keyring(&self) -> Result<Option<PathBuf>, ExecutorError> {
+        Ok(terok_credentials::key::move_to_os_keyring(
+            &self.key_options(),
+            &self.vault_paths.db(),
+        )?)
+    }
+
+    /// The passphrase config gives (`TEROK_VAULT_PASSPHRASE`, `credentials.passphrase_command`).
+    pub fn configured_vault_passphrase(&self) -> Result<Option<String>, ExecutorError> {
+        Ok(terok_credentials::key::configured_passphrase(
+            &self.key_options(),
+        )?)
+    }
+
     /// Opens the credential database, creating it and its key on first use.
     pub fn open_db(&self) -> Result<CredentialDb, ExecutorError> {
         let db = self.vault_paths.db();

@@ -8,6 +8,7 @@ mod auth;
 mod build;
 mod doctor;
 mod gate;
+mod key_tier;
 mod run;
 mod run_tool;
 mod setup;

@@ -14,6 +14,7 @@ pub fn run(ctx: &Context, args: SetupArgs) -> miette::Result<Status> {
         check: check_only,
         no_sandbox,
         no_images,
+        passphrase_tier,
         image,
     } = args;
     let executor = ctx.executor()?;
@@ -23,6 +24,9 @@ pub fn run(ctx: &Context, args: SetupArgs) -> miette::Result<Status> {
         scope.vault = !no_sandbox;
         scope.images = (!no_images).then_some(request);
         return check(ctx, &scope);
+    }
+    if let Some(tier) = passphrase_tier {
+        crate::commands::key_tier::apply(executor, tier)?;
     }
     if let Some(range) = executor.reserve_id_range()? {
         println!(

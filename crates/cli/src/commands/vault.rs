@@ -7,7 +7,8 @@ use terok_executor::{RouteTable, RoutesWritten, VaultReport, VaultStart};
 
 use crate::Status;
 use crate::args::{
-    VaultArgs, VaultCleanArgs, VaultCommand, VaultInstallArgs, VaultListArgs, VaultRoutesArgs,
+    VaultArgs, VaultCleanArgs, VaultCommand, VaultInstallArgs, VaultListArgs, VaultLockArgs,
+    VaultRoutesArgs, VaultUnlockArgs,
 };
 use crate::context::Context;
 use crate::output::table;
@@ -45,7 +46,78 @@ pub fn run(ctx: &Context, args: &VaultArgs) -> miette::Result<Status> {
             print!("{}", key_chain_text(&executor.key_chain()));
             Ok(Status::Ok)
         }
+        VaultCommand::Unlock(unlock_args) => unlock(ctx, unlock_args),
+        VaultCommand::Lock(lock_args) => lock(ctx, lock_args),
     }
+}
+
+/// `vault unlock [--for DURATION] [--passphrase-stdin]`.
+fn unlock(ctx: &Context, args: &VaultUnlockArgs) -> miette::Result<Status> {
+    let VaultUnlockArgs {
+        lifetime,
+        passphrase_stdin,
+    } = args;
+    let executor = ctx.executor()?;
+    if executor.vault_key_is_protected()? != Some(true) {
+        // Nothing to ask for: say where the key comes from.
+        if let terok_executor::Unlocked::NotProtected(source) = executor.unlock_vault(None, None)? {
+            println!(
+                "The vault key is not protected by a passphrase (it comes from {source}); nothing to unlock."
+            );
+            eprintln!(
+                "hint: protect it with `terok-executor setup --passphrase-tier kernel-keyring`"
+            );
+        }
+        return Ok(Status::Ok);
+    }
+    let passphrase =
+        crate::commands::key_tier::read_passphrase(*passphrase_stdin, "Vault passphrase: ")?;
+    executor.unlock_vault(passphrase.as_deref(), lifetime.0)?;
+    match lifetime.0 {
+        Some(d) => println!(
+            "Unlocked: the vault key is cached in your kernel keyring for {}, or until `terok-executor vault lock`.",
+            duration_words(d)
+        ),
+        None => println!(
+            "Unlocked: the vault key is cached in your kernel keyring until `terok-executor vault lock` or a reboot."
+        ),
+    }
+    Ok(Status::Ok)
+}
+
+/// `8 hours`, `30 minutes`, `90 seconds`: the largest unit that divides it.
+fn duration_words(d: std::time::Duration) -> String {
+    let secs = d.as_secs();
+    let (n, unit) = [(86_400, "day"), (3600, "hour"), (60, "minute")]
+        .into_iter()
+        .find(|(size, _)| secs.is_multiple_of(*size))
+        .map_or((secs, "second"), |(size, unit)| (secs / size, unit));
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
+/// `vault lock [--stop]`.
+fn lock(ctx: &Context, args: &VaultLockArgs) -> miette::Result<Status> {
+    let VaultLockArgs { stop } = args;
+    let executor = ctx.executor()?;
+    let removed = executor.lock_vault()?;
+    println!(
+        "{}",
+        if removed {
+            "Locked: the cached vault key is gone."
+        } else {
+            "No cached vault key; nothing to lock."
+        }
+    );
+    if *stop {
+        if ctx.block_on(executor.stop_vault())?? {
+            println!("Vault stopped.");
+        }
+    } else if ctx.block_on(executor.vault_client().is_running())? {
+        eprintln!(
+            "hint: the running vault keeps its key in memory until it stops: `terok-executor vault stop` (or `vault lock --stop`)"
+        );
+    }
+    Ok(Status::Ok)
 }
 
 /// The key's sources in order, the one in use marked.
