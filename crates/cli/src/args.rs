@@ -87,7 +87,8 @@ pub enum Command {
     #[command(long_about = ACP_ABOUT)]
     Acp(AcpArgs),
     /// The Python terok-executor 0.5.0's `sandbox` verbs, kept for its scripts: the same
-    /// commands as `setup`, `uninstall`, `vault`, `gate`, `shield`, `ssh` and `doctor`.
+    /// commands as `setup`, `uninstall`, `vault`, `gate`, `shield`, `ssh` and `doctor`, and
+    /// `prepare | run | cleanup` for a container of your own.
     #[command(hide = true)]
     Sandbox(SandboxArgs),
 }
@@ -96,7 +97,10 @@ impl Command {
     /// The command a `sandbox …` alias stands for (any other command is itself).
     pub fn without_sandbox_alias(self) -> Self {
         match self {
-            Self::Sandbox(SandboxArgs { command }) => command.into_command(),
+            Self::Sandbox(SandboxArgs { command }) => match command.into_command() {
+                Ok(command) => command,
+                Err(command) => Self::Sandbox(SandboxArgs { command }),
+            },
             other => other,
         }
     }
@@ -129,12 +133,71 @@ pub enum SandboxCommand {
     Credentials(VaultListArgs),
     /// Check this host and its tasks (same as `terok-executor doctor`).
     Doctor(DoctorArgs),
+    /// Sandbox a container of your own: tokens and a vault socket for the credentials asked,
+    /// the hardening of a task and the egress firewall; prints the podman command line to run
+    /// your image with.
+    Prepare(SandboxPrepareArgs),
+    /// Run an image of your own in the sandbox (prepared, attached to this terminal, and
+    /// cleaned up when it exits); exits with the container's status.
+    Run(SandboxRunArgs),
+    /// Take a sandbox back: revoke its tokens, close its vault socket, drop the firewall's
+    /// state (the container itself is yours and stays).
+    Cleanup(SandboxCleanupArgs),
+}
+
+/// What a user-owned container's sandbox gives it.
+#[derive(Debug, Args)]
+pub struct SandboxOptions {
+    /// A provider whose phantom token (and vault socket) the container gets; repeatable (`claude`,
+    /// or a roster v3 name such as `anthropic`).
+    #[arg(long = "credential", value_name = "PROVIDER")]
+    pub credentials: Vec<String>,
+    /// Its egress: `offline`, `allowlist` (the shield profiles) or `open` (default: as
+    /// config.yml says for tasks).
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub shield: Option<ShieldMode>,
+}
+
+/// Arguments of `sandbox prepare`.
+#[derive(Debug, Args)]
+pub struct SandboxPrepareArgs {
+    /// The name the container will have (`podman run --name`).
+    pub name: String,
+    /// What it gets.
+    #[command(flatten)]
+    pub sandbox: SandboxOptions,
+    /// Print the podman arguments as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `sandbox run`.
+#[derive(Debug, Args)]
+pub struct SandboxRunArgs {
+    /// The container's name (default: `terok-sandbox-` and a random suffix).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// What it gets.
+    #[command(flatten)]
+    pub sandbox: SandboxOptions,
+    /// The image to run.
+    pub image: String,
+    /// Its command and arguments (default: the image's).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+/// Arguments of `sandbox cleanup`.
+#[derive(Debug, Args)]
+pub struct SandboxCleanupArgs {
+    /// The container's name.
+    pub name: String,
 }
 
 impl SandboxCommand {
-    /// The top-level command this verb is.
-    fn into_command(self) -> Command {
-        match self {
+    /// The top-level command this verb is; the verbs of a user-owned container are their own.
+    fn into_command(self) -> Result<Command, Self> {
+        Ok(match self {
             Self::Setup(args) => Command::Setup(args),
             Self::Uninstall(args) => Command::Uninstall(args),
             Self::Vault(args) => Command::Vault(args),
@@ -145,7 +208,8 @@ impl SandboxCommand {
                 command: VaultCommand::List(args),
             }),
             Self::Doctor(args) => Command::Doctor(args),
-        }
+            own @ (Self::Prepare(_) | Self::Run(_) | Self::Cleanup(_)) => return Err(own),
+        })
     }
 }
 
@@ -435,6 +499,9 @@ pub struct Lifetime(pub Option<std::time::Duration>);
 /// `90s`, `30m`, `8h`, `2d`, a number of seconds, or `0` (no expiry).
 fn parse_lifetime(text: &str) -> Result<Lifetime, String> {
     let text = text.trim();
+    if text == "0" {
+        return Ok(Lifetime(None));
+    }
     let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
         Some(i) => text.split_at(i),
         None => (text, "s"),
@@ -450,16 +517,23 @@ fn parse_lifetime(text: &str) -> Result<Lifetime, String> {
             ));
         }
     };
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration like 90s, 30m, 8h or 2d"))?;
+    if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "`{text}` is not a duration like 90s, 30m, 8h or 2d"
+        ));
+    }
+    let too_long = || format!("`{text}` is longer than the kernel keeps a key (136 years)");
+    let number: u64 = number.parse().map_err(|_| too_long())?;
     let seconds = number
         .checked_mul(seconds_per)
         .filter(|s| *s <= u64::from(u32::MAX))
-        .ok_or_else(|| format!("`{text}` is longer than the kernel keeps a key"))?;
-    Ok(Lifetime(
-        (seconds > 0).then(|| std::time::Duration::from_secs(seconds)),
-    ))
+        .ok_or_else(too_long)?;
+    if seconds == 0 {
+        return Err(format!(
+            "`{text}` is no time at all; `0` alone means until `vault lock` or a reboot"
+        ));
+    }
+    Ok(Lifetime(Some(std::time::Duration::from_secs(seconds))))
 }
 
 /// Arguments of `vault lock`.

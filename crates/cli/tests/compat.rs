@@ -361,7 +361,7 @@ fn the_kernel_keyring_tier_protects_the_key_and_lock_and_unlock_guard_it() {
     assert_snapshot!(r.stdout, @"Unlocked: the vault key is cached in your kernel keyring for 90 minutes, or until `terok-executor vault lock`.");
     let r = run_in(&env, &["vault", "list"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    // A bad duration is refused before anything happens.
+    // A bad duration is refused before anything happens; `0` alone means no expiry.
     let r = run_with(&env, &["vault", "unlock", "--for", "soon"], &[], "");
     assert_eq!(r.code, 2);
     assert!(
@@ -370,7 +370,36 @@ fn the_kernel_keyring_tier_protects_the_key_and_lock_and_unlock_guard_it() {
         "{}",
         r.stderr
     );
+    let r = run_with(&env, &["vault", "unlock", "--for", "0s"], &[], "");
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("`0` alone means"), "{}", r.stderr);
+    // Without a terminal or a passphrase: the way to give one.
     run_in(&env, &["vault", "lock"]);
+    let r = run_in(&env, &["vault", "unlock"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("--passphrase-stdin"), "{}", r.stderr);
+    // Moving to another tier while unlocked takes the protected key file (and its cached
+    // copy) away: one place holds the key afterwards.
+    let r = run_with(
+        &env,
+        &["vault", "unlock", "--passphrase-stdin"],
+        &[],
+        "correct horse battery\n",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let secret = env.root().join("credential.secret");
+    let machine = [("SYSTEMD_CREDENTIAL_SECRET", secret.to_str().unwrap())];
+    let args: Vec<&str> = SETUP_KEY_ONLY
+        .iter()
+        .copied()
+        .chain(["systemd-creds"])
+        .collect();
+    let r = run_with(&env, &args, &machine, "");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!env.state_root().join("vault/vault.key").exists());
+    assert!(chain_line(&env, "kernel keyring").ends_with("not cached"));
+    let r = run_with(&env, &["vault", "list"], &machine, "");
+    assert!(r.stdout.contains("claude"), "{}", r.stderr);
 }
 
 #[test]

@@ -95,7 +95,7 @@ pub enum KeyError {
     #[error("credentials.passphrase_command failed: {0}")]
     PassphraseCommand(String),
     /// The database exists but none of the sources has its key.
-    #[error("the credential database {} exists but its key is nowhere to be found (looked at ${KEY_ENV}, the OS keyring, {})", db.display(), key_file.display())]
+    #[error("the credential database {} exists but its key is nowhere to be found (looked at the systemd credential, ${KEY_ENV}, the kernel keyring, the OS keyring, the sealed key file and {})", db.display(), key_file.display())]
     #[diagnostic(help(
         "restore the key (or set TEROK_VAULT_KEY), or move the database aside to start over; \
          stored credentials cannot be read without their key"
@@ -111,19 +111,33 @@ pub enum KeyError {
     Rng,
     /// The kernel keyring could not be used.
     #[error("{detail}")]
+    #[diagnostic(help(
+        "without the kernel keyring the passphrase is needed at every command \
+         (TEROK_VAULT_PASSPHRASE or credentials.passphrase_command)"
+    ))]
     Cache {
         /// What the kernel said.
         detail: String,
     },
-    /// systemd-creds could not seal or unseal the key.
-    #[error("could not {action}: {detail}")]
+    /// systemd-creds could not seal the key (nothing changed).
+    #[error("could not seal the vault key with systemd-creds: {detail}")]
     #[diagnostic(help(
-        "systemd-creds before systemd 256 seals with the host key that only root reads; \
-         choose another tier (kernel-keyring) as another user"
+        "systemd-creds before systemd 256 seals with the host secret only root reads; as \
+         another user choose the kernel-keyring tier"
     ))]
-    SystemdCreds {
-        /// What was being done.
-        action: String,
+    SealFailed {
+        /// What systemd-creds said.
+        detail: String,
+    },
+    /// systemd-creds could not unseal the key.
+    #[error("could not unseal the vault key in {}: {detail}", path.display())]
+    #[diagnostic(help(
+        "a sealed key opens only on the machine that sealed it (as root, on systemd before \
+         256); elsewhere, give the key in TEROK_VAULT_KEY"
+    ))]
+    UnsealFailed {
+        /// The sealed file.
+        path: PathBuf,
         /// What systemd-creds said.
         detail: String,
     },
@@ -198,6 +212,11 @@ pub fn resolve_key(options: &KeyOptions, db: &Path) -> Result<(DataKey, KeySourc
     if let Some(found) = find_key(options)? {
         return Ok(found);
     }
+    // Another process may be making the key right now: one of the two makes it.
+    let _lock = key_lock(options)?;
+    if let Some(found) = find_key(options)? {
+        return Ok(found);
+    }
     if db.exists() {
         return Err(KeyError::Missing {
             db: db.to_path_buf(),
@@ -205,6 +224,14 @@ pub fn resolve_key(options: &KeyOptions, db: &Path) -> Result<(DataKey, KeySourc
         });
     }
     create_key(options)
+}
+
+/// The lock every change of where the key lives holds (creating it, moving it between tiers).
+fn key_lock(options: &KeyOptions) -> Result<std::fs::File, KeyError> {
+    secure_fs::ensure_private_dir(&options.vault_dir)?;
+    Ok(secure_fs::lock_exclusive(
+        &options.vault_dir.join(".key.lock"),
+    )?)
 }
 
 /// Finds an existing key without creating one.
@@ -234,7 +261,7 @@ pub fn find_key(options: &KeyOptions) -> Result<Option<(DataKey, KeySource)>, Ke
             }),
         };
     }
-    if let Some(key) = crate::key_cache::load(&options.vault_dir) {
+    if let Some(key) = cached_key(options) {
         return Ok(Some((key, KeySource::KernelKeyring)));
     }
     if options.use_keyring
@@ -257,6 +284,12 @@ pub fn find_key(options: &KeyOptions) -> Result<Option<(DataKey, KeySource)>, Ke
         }
         Err(err) => Err(err.into()),
     }
+}
+
+/// The key `vault unlock` cached, while the key file it came from is still there.
+fn cached_key(options: &KeyOptions) -> Option<DataKey> {
+    let text = secure_fs::read_nofollow_limited(&options.key_file(), 4096).ok()?;
+    crate::key_cache::load(&options.vault_dir, &crate::key_cache::file_digest(&text))
 }
 
 /// One source of the key's provider chain, as `vault passphrase` shows it.
@@ -299,8 +332,13 @@ pub fn key_chain(options: &KeyOptions) -> Vec<KeyLink> {
     ));
     links.push((
         "kernel keyring (vault unlock)".to_owned(),
-        if crate::key_cache::is_cached(&options.vault_dir) {
+        if cached_key(options).is_some() {
             ("cached".to_owned(), true)
+        } else if crate::key_cache::is_cached(&options.vault_dir) {
+            (
+                "holds a key of another key file (stale; `vault lock` clears it)".to_owned(),
+                false,
+            )
         } else {
             ("not cached".to_owned(), false)
         },
@@ -557,8 +595,9 @@ fn wrapped_key_text(key: &DataKey, passphrase: &str) -> Result<String, KeyError>
 pub enum Unlocked {
     /// The key file's key is cached in the kernel keyring.
     Cached,
-    /// The key needs no passphrase: it comes from this source, and nothing was cached.
-    NotProtected(KeySource),
+    /// The key needs no passphrase: it comes from this source (`None`: there is no key yet),
+    /// and nothing was cached.
+    NotProtected(Option<KeySource>),
 }
 
 /// Whether the key file wants a passphrase (`None`: there is no key file).
@@ -591,10 +630,7 @@ pub fn unlock(
 ) -> Result<Unlocked, KeyError> {
     let path = options.key_file();
     if key_file_is_protected(options)? != Some(true) {
-        let source = match find_key(options)? {
-            Some((_, source)) => source,
-            None => KeySource::KeyFile(path),
-        };
+        let source = find_key(options)?.map(|(_, source)| source);
         return Ok(Unlocked::NotProtected(source));
     }
     let text = secure_fs::read_nofollow_limited(&path, 4096)?;
@@ -607,8 +643,11 @@ pub fn unlock(
                 None => passphrase(options),
             },
         )?;
-    crate::key_cache::store(&options.vault_dir, &key, lifetime).map_err(|e| KeyError::Cache {
-        detail: e.to_string(),
+    let digest = crate::key_cache::file_digest(&text);
+    crate::key_cache::store(&options.vault_dir, &key, &digest, lifetime).map_err(|e| {
+        KeyError::Cache {
+            detail: e.to_string(),
+        }
     })?;
     Ok(Unlocked::Cached)
 }
@@ -622,23 +661,15 @@ pub struct Sealed {
     pub removed: Option<PathBuf>,
 }
 
-impl From<crate::sealed_key::SealedKeyError> for KeyError {
-    fn from(err: crate::sealed_key::SealedKeyError) -> Self {
-        match err {
-            crate::sealed_key::SealedKeyError::Fs(err) => Self::Fs(err),
-            crate::sealed_key::SealedKeyError::SystemdCreds { action, detail } => {
-                Self::SystemdCreds {
-                    action: action.to_owned(),
-                    detail,
-                }
-            }
-        }
-    }
-}
-
 /// The key sealed in `path`.
 fn unseal_key(options: &KeyOptions, path: &Path) -> Result<DataKey, KeyError> {
-    let plain = crate::sealed_key::unseal(&options.env, path)?;
+    let plain = crate::sealed_key::unseal(&options.env, path).map_err(|err| match err {
+        crate::sealed_key::SealedKeyError::Fs(err) => KeyError::Fs(err),
+        crate::sealed_key::SealedKeyError::SystemdCreds { detail, .. } => KeyError::UnsealFailed {
+            path: path.to_path_buf(),
+            detail,
+        },
+    })?;
     parse_key_text(&String::from_utf8_lossy(&plain)).ok_or_else(|| KeyError::Invalid {
         source_desc: format!("sealed key file {}", path.display()),
         detail: "it does not unseal to a key".to_owned(),
@@ -646,32 +677,71 @@ fn unseal_key(options: &KeyOptions, path: &Path) -> Result<DataKey, KeyError> {
 }
 
 /// Seals the vault key with systemd-creds (making the key when there is none and no database
-/// either); once the sealed file is proven to open, the key file it replaces goes.
+/// either). The sealed file is written beside the old one and proven to open before it takes
+/// its place; then the key file it replaces goes. A key sealed already is left alone.
 pub fn seal_with_systemd_creds(options: &KeyOptions, db: &Path) -> Result<Sealed, KeyError> {
-    let (key, source) = resolve_key(options, db)?;
+    let _lock = key_lock(options)?;
+    let (key, source) = resolve_key_locked(options, db)?;
+    let path = crate::sealed_key::sealed_path(&options.vault_dir);
+    if source == KeySource::SealedKeyFile(path.clone()) {
+        return Ok(Sealed {
+            path,
+            removed: None,
+        });
+    }
     let plain = hex::encode(key.expose());
-    let path = crate::sealed_key::seal(&options.env, &options.vault_dir, plain.as_bytes())?;
-    match unseal_key(options, &path) {
+    let fresh = crate::sealed_key::seal(&options.env, &options.vault_dir, plain.as_bytes())
+        .map_err(|err| match err {
+            crate::sealed_key::SealedKeyError::Fs(err) => KeyError::Fs(err),
+            crate::sealed_key::SealedKeyError::SystemdCreds { detail, .. } => {
+                KeyError::SealFailed { detail }
+            }
+        })?;
+    match unseal_key(options, &fresh) {
         Ok(back) if back.expose() == key.expose() => {}
         other => {
-            let _ = secure_fs::remove_file(&path);
+            let _ = secure_fs::remove_file(&fresh);
             return Err(match other {
                 Err(err) => err,
-                Ok(_) => KeyError::SystemdCreds {
-                    action: "seal the vault key".to_owned(),
+                Ok(_) => KeyError::SealFailed {
                     detail: "the sealed file does not give the key back".to_owned(),
                 },
             });
         }
     }
-    let removed = match source {
-        KeySource::KeyFile(file) | KeySource::PassphraseKeyFile(file) => {
-            secure_fs::remove_file(&file)?;
-            Some(file)
-        }
-        _ => None,
-    };
+    secure_fs::rename(&fresh, &path)?;
+    let removed = remove_replaced_key_file(options, &source)?;
     Ok(Sealed { path, removed })
+}
+
+/// [`resolve_key`] for a caller holding the key lock.
+fn resolve_key_locked(options: &KeyOptions, db: &Path) -> Result<(DataKey, KeySource), KeyError> {
+    if let Some(found) = find_key(options)? {
+        return Ok(found);
+    }
+    if db.exists() {
+        return Err(KeyError::Missing {
+            db: db.to_path_buf(),
+            key_file: options.key_file(),
+        });
+    }
+    create_key(options)
+}
+
+/// After the key moved elsewhere: the key file it came from (also through the kernel
+/// keyring's copy of it) goes, and so does that copy.
+fn remove_replaced_key_file(
+    options: &KeyOptions,
+    source: &KeySource,
+) -> Result<Option<PathBuf>, KeyError> {
+    let file = match source {
+        KeySource::KeyFile(file) | KeySource::PassphraseKeyFile(file) => file.clone(),
+        KeySource::KernelKeyring => options.key_file(),
+        _ => return Ok(None),
+    };
+    secure_fs::remove_file(&file)?;
+    let _ = crate::key_cache::forget(&options.vault_dir);
+    Ok(Some(file))
 }
 
 /// Moves the vault key into the OS keyring (Secret Service) and removes the key file it came
@@ -680,20 +750,15 @@ pub fn move_to_os_keyring(options: &KeyOptions, db: &Path) -> Result<Option<Path
     if !options.use_keyring || options.env.var("DBUS_SESSION_BUS_ADDRESS").is_none() {
         return Err(KeyError::NoOsKeyring);
     }
-    let (key, source) = resolve_key(options, db)?;
+    let _lock = key_lock(options)?;
+    let (key, source) = resolve_key_locked(options, db)?;
     let stored = crate::keyring_store::store(&options.env, &options.vault_dir, &key)
         && crate::keyring_store::load(&options.env, &options.vault_dir)
             .is_some_and(|back| back.expose() == key.expose());
     if !stored {
         return Err(KeyError::NoOsKeyring);
     }
-    match source {
-        KeySource::KeyFile(file) | KeySource::PassphraseKeyFile(file) => {
-            secure_fs::remove_file(&file)?;
-            Ok(Some(file))
-        }
-        _ => Ok(None),
-    }
+    remove_replaced_key_file(options, &source)
 }
 
 /// Forgets the cached key; `true` when there was one.
@@ -707,7 +772,12 @@ pub fn lock(options: &KeyOptions) -> Result<bool, KeyError> {
 /// file holds the old or the new text, never half of one); a wrapped one must already open
 /// with it. A key kept elsewhere (environment, systemd credential, OS keyring) is refused: a
 /// passphrase protects only the key file.
-pub fn protect_with_passphrase(options: &KeyOptions, new_passphrase: &str) -> Result<(), KeyError> {
+pub fn protect_with_passphrase(
+    options: &KeyOptions,
+    db: &Path,
+    new_passphrase: &str,
+) -> Result<(), KeyError> {
+    let _lock = key_lock(options)?;
     let path = options.key_file();
     let text = match secure_fs::read_nofollow_limited(&path, 4096) {
         Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
@@ -717,6 +787,11 @@ pub fn protect_with_passphrase(options: &KeyOptions, new_passphrase: &str) -> Re
             return match find_key(options)? {
                 Some((_, source)) => Err(KeyError::NotInKeyFile {
                     source_desc: source.to_string(),
+                }),
+                // A database without its key: a new key would not open it.
+                None if db.exists() => Err(KeyError::Missing {
+                    db: db.to_path_buf(),
+                    key_file: path,
                 }),
                 None => {
                     // No key yet: make it, wrapped.
@@ -820,6 +895,22 @@ mod tests {
         let chain = key_chain(&without);
         assert!(chain[2].in_use && chain[2].state == "cached", "{chain:?}");
         assert!(!chain[5].in_use, "{chain:?}");
+        // The cached key lives only as long as its key file: gone (a vault directory moved
+        // away), it is no key — never the key of a new database.
+        let key_file = dir.path().join(KEY_FILE);
+        std::fs::rename(&key_file, dir.path().join("aside")).unwrap();
+        assert!(find_key(&without).unwrap().is_none());
+        // Nor for another key file put in its place.
+        std::fs::write(&key_file, "terok-vault-key v1 raw 0000\n").unwrap();
+        assert!(!matches!(
+            find_key(&without),
+            Ok(Some((_, KeySource::KernelKeyring)))
+        ));
+        std::fs::rename(dir.path().join("aside"), &key_file).unwrap();
+        assert!(matches!(
+            find_key(&without),
+            Ok(Some((_, KeySource::KernelKeyring)))
+        ));
         assert!(lock(&without).unwrap());
         assert!(!lock(&without).unwrap());
         assert!(matches!(
@@ -864,8 +955,12 @@ mod tests {
         );
         assert!(matches!(
             find_key(&other),
-            Err(KeyError::SystemdCreds { .. })
+            Err(KeyError::UnsealFailed { .. })
         ));
+        // Sealing again changes nothing.
+        let again = seal_with_systemd_creds(&opts, &db).unwrap();
+        assert_eq!((again.path, again.removed), (sealed.path.clone(), None));
+        assert_eq!(find_key(&opts).unwrap().unwrap().0.expose(), key.expose());
     }
 
     #[test]
@@ -890,9 +985,10 @@ mod tests {
         assert!(matches!(source, KeySource::KeyFile(_)));
         assert_eq!(
             unlock(&plain, None, None).unwrap(),
-            Unlocked::NotProtected(source)
+            Unlocked::NotProtected(Some(source))
         );
-        protect_with_passphrase(&plain, "battery staple").unwrap();
+        let db = dir.path().join("db");
+        protect_with_passphrase(&plain, &db, "battery staple").unwrap();
         assert_eq!(key_file_is_protected(&plain).unwrap(), Some(true));
         let text = std::fs::read_to_string(dir.path().join(KEY_FILE)).unwrap();
         assert!(
@@ -902,9 +998,9 @@ mod tests {
         let with = options(dir.path(), &[(PASSPHRASE_ENV, "battery staple")]);
         assert_eq!(find_key(&with).unwrap().unwrap().0.expose(), key.expose());
         // Again with the same passphrase: nothing to do; with another: refused, file intact.
-        protect_with_passphrase(&plain, "battery staple").unwrap();
+        protect_with_passphrase(&plain, &db, "battery staple").unwrap();
         assert!(matches!(
-            protect_with_passphrase(&plain, "other"),
+            protect_with_passphrase(&plain, &db, "other"),
             Err(KeyError::WrongPassphrase { .. })
         ));
         assert_eq!(
@@ -916,9 +1012,18 @@ mod tests {
         let env_dir = tempfile::tempdir().unwrap();
         let from_env = options(env_dir.path(), &[(KEY_ENV, key_text.as_str())]);
         assert!(matches!(
-            protect_with_passphrase(&from_env, "x"),
+            protect_with_passphrase(&from_env, &env_dir.path().join("db"), "x"),
             Err(KeyError::NotInKeyFile { .. })
         ));
+        // A database whose key is nowhere: no new key is made for it.
+        let orphan = tempfile::tempdir().unwrap();
+        std::fs::write(orphan.path().join("db"), "").unwrap();
+        let opts = options(orphan.path(), &[]);
+        assert!(matches!(
+            protect_with_passphrase(&opts, &orphan.path().join("db"), "x"),
+            Err(KeyError::Missing { .. })
+        ));
+        assert!(!orphan.path().join(KEY_FILE).exists());
     }
 
     #[test]

@@ -29,6 +29,20 @@ pub enum ExecutorError {
     /// A relative repository path was given to a session without a working directory.
     #[error("`{0}` is a relative path, and this session has no working directory to resolve it")]
     RelativeRepoWithoutCwd(String),
+    /// `sandbox prepare | run` for a name that has a prepared sandbox already.
+    #[error("a sandbox for the container `{name}` is prepared already")]
+    SandboxExists {
+        /// The container's name.
+        name: String,
+    },
+    /// Not a container name podman accepts.
+    #[error(
+        "`{name}` is not a container name (a letter or digit, then letters, digits, `_`, `.`, `-`; at most 128)"
+    )]
+    BadContainerName {
+        /// The name given.
+        name: String,
+    },
     /// The workspace directory for a git URL is not a directory.
     #[error("workspace {} is not a directory", .0.display())]
     WorkspaceNotADirectory(PathBuf),

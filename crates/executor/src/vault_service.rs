@@ -160,6 +160,7 @@ impl<R: ContainerRuntime> Executor<R> {
     pub fn protect_vault_key(&self, passphrase: &str) -> Result<(), ExecutorError> {
         Ok(terok_credentials::key::protect_with_passphrase(
             &self.key_options(),
+            &self.vault_paths.db(),
             passphrase,
         )?)
     }

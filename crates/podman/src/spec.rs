@@ -182,6 +182,9 @@ pub struct RunSpec {
     pub remove_on_exit: bool,
     /// Working directory (default `/workspace`).
     pub workdir: Option<String>,
+    /// Keep the image's own working directory (no `--workdir`; for images that are not
+    /// terok's).
+    pub keep_image_workdir: bool,
     /// Host name.
     pub hostname: Option<String>,
     /// Port publications such as `127.0.0.1:8080:8080`.
@@ -268,6 +271,22 @@ impl RunSpec {
 
     /// The arguments after `podman create`, given the env file that holds [`Self::env`].
     pub fn create_args(&self, env_file: &Path) -> Vec<String> {
+        let mut args = self.option_args(env_file);
+        if !self.keep_image_workdir {
+            args.push("--workdir".to_owned());
+            args.push(self.workdir.as_deref().unwrap_or("/workspace").to_owned());
+        }
+        // Everything after `--` is the image and its command, never an option of podman's,
+        // whatever a name or a roster entry says.
+        args.push("--".to_owned());
+        args.push(self.image.clone());
+        args.extend(self.command.iter().cloned());
+        args
+    }
+
+    /// The options of `podman create` / `podman run` before the working directory, the image
+    /// and its command.
+    pub fn option_args(&self, env_file: &Path) -> Vec<String> {
         let mut args: Vec<String> = Vec::new();
         let mut push = |items: &[&str]| args.extend(items.iter().map(|s| (*s).to_owned()));
         push(&["--name", &self.name]);
@@ -328,11 +347,6 @@ impl RunSpec {
         if let Some(hostname) = &self.hostname {
             push(&["--hostname", hostname]);
         }
-        push(&["--workdir", self.workdir.as_deref().unwrap_or("/workspace")]);
-        // Everything after `--` is the image and its command, never an option of podman's,
-        // whatever a name or a roster entry says.
-        push(&["--", &self.image]);
-        args.extend(self.command.iter().cloned());
         args
     }
 

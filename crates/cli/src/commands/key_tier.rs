@@ -22,6 +22,11 @@ pub fn apply(executor: &Executor<PodmanCli>, tier: PassphraseTier) -> miette::Re
             );
             if let Some(removed) = sealed.removed {
                 println!("Removed the key file it replaces, {}.", removed.display());
+                eprintln!(
+                    "warning: the key now opens only on this machine (its systemd host secret): \
+                     a reinstall loses the stored credentials; keep a copy of the key where you \
+                     keep backups (give it back as TEROK_VAULT_KEY)"
+                );
             }
         }
         PassphraseTier::Keyring => {
@@ -34,6 +39,18 @@ pub fn apply(executor: &Executor<PodmanCli>, tier: PassphraseTier) -> miette::Re
         PassphraseTier::KernelKeyring => {
             let passphrase = match executor.configured_vault_passphrase()? {
                 Some(passphrase) => passphrase,
+                // Protected already: its passphrase, once, to unlock it.
+                None if executor.vault_key_is_protected()? == Some(true) => read_passphrase(
+                    false,
+                    "Vault passphrase: ",
+                )?
+                .ok_or_else(|| {
+                    miette::miette!(
+                        help =
+                            "set TEROK_VAULT_PASSPHRASE for this command, or run it on a terminal",
+                        "no terminal to ask for the vault passphrase"
+                    )
+                })?,
                 None => new_passphrase()?,
             };
             executor.protect_vault_key(&passphrase)?;
@@ -84,9 +101,9 @@ pub fn read_passphrase(from_stdin: bool, prompt: &str) -> miette::Result<Option<
         }
         return Ok(Some(line));
     }
-    if std::env::var_os(terok_core::env::VAULT_PASSPHRASE_VAR).is_some()
-        || !std::io::stdin().is_terminal()
-    {
+    let configured =
+        std::env::var_os(terok_core::env::VAULT_PASSPHRASE_VAR).is_some_and(|v| !v.is_empty());
+    if configured || !std::io::stdin().is_terminal() {
         return Ok(None);
     }
     match crate::prompt::read_secret(prompt).into_diagnostic()? {

@@ -11,6 +11,7 @@ mod gate;
 mod key_tier;
 mod run;
 mod run_tool;
+mod sandbox;
 mod setup;
 mod shield;
 mod show_config;
@@ -49,8 +50,7 @@ pub fn dispatch(ctx: &Context, command: Command) -> miette::Result<Status> {
         Command::Gate(args) => gate::run(ctx, args),
         Command::Ssh(args) => ssh::run(ctx, args),
         Command::Acp(args) => acp::run(ctx, args),
-        // Resolved to the command it stands for before dispatch.
-        Command::Sandbox(args) => dispatch(ctx, Command::Sandbox(args).without_sandbox_alias()),
+        Command::Sandbox(args) => sandbox::run(ctx, args),
     }
 }
 
@@ -67,7 +67,8 @@ fn needs_roster(command: &Command) -> bool {
         | Command::Auth(_)
         | Command::Build(_)
         | Command::Setup(_)
-        | Command::Doctor(_) => true,
+        | Command::Doctor(_)
+        | Command::Sandbox(_) => true,
         Command::Vault(vault) => matches!(
             vault.command,
             VaultCommand::Start
@@ -84,7 +85,6 @@ fn needs_roster(command: &Command) -> bool {
         | Command::Gate(_)
         | Command::Ssh(_)
         | Command::Acp(_)
-        | Command::Sandbox(_)
         // Labels come from the roster when it loads; a broken override leaves the names.
         | Command::Storage(_)
         | Command::ShowConfig(_) => false,

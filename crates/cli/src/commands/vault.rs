@@ -61,9 +61,12 @@ fn unlock(ctx: &Context, args: &VaultUnlockArgs) -> miette::Result<Status> {
     if executor.vault_key_is_protected()? != Some(true) {
         // Nothing to ask for: say where the key comes from.
         if let terok_executor::Unlocked::NotProtected(source) = executor.unlock_vault(None, None)? {
-            println!(
-                "The vault key is not protected by a passphrase (it comes from {source}); nothing to unlock."
-            );
+            match source {
+                Some(source) => println!(
+                    "The vault key is not protected by a passphrase (it comes from {source}); nothing to unlock."
+                ),
+                None => println!("There is no vault key yet; nothing to unlock."),
+            }
             eprintln!(
                 "hint: protect it with `terok-executor setup --passphrase-tier kernel-keyring`"
             );
@@ -72,7 +75,17 @@ fn unlock(ctx: &Context, args: &VaultUnlockArgs) -> miette::Result<Status> {
     }
     let passphrase =
         crate::commands::key_tier::read_passphrase(*passphrase_stdin, "Vault passphrase: ")?;
-    executor.unlock_vault(passphrase.as_deref(), lifetime.0)?;
+    executor
+        .unlock_vault(passphrase.as_deref(), lifetime.0)
+        .map_err(|err| match err {
+            terok_executor::ExecutorError::Key(
+                terok_executor::errors::KeyError::NeedsPassphrase { .. },
+            ) => miette::miette!(
+                help = "on a terminal it is asked for; else pipe it in (`… | terok-executor vault unlock --passphrase-stdin`) or set TEROK_VAULT_PASSPHRASE",
+                "{err}"
+            ),
+            other => other.into(),
+        })?;
     match lifetime.0 {
         Some(d) => println!(
             "Unlocked: the vault key is cached in your kernel keyring for {}, or until `terok-executor vault lock`.",
