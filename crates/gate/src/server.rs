@@ -88,6 +88,11 @@ impl PushesInFlight {
     pub async fn finished(&self) {
         let _all = self.0.write().await;
     }
+
+    /// Whether a push is under way now.
+    pub fn under_way(&self) -> bool {
+        self.0.try_write().is_err()
+    }
 }
 
 /// A front of the gate over `mirrors`, admitting the live tokens of `tokens` — those of

@@ -891,7 +891,12 @@ async fn a_front_that_stops_waits_for_the_push_under_way() {
     f.git(Some(&mirror), &["update-ref", "refs/heads/victim", &main]);
     let token = f.tokens.mint(&f.name, "terok-executor-a").unwrap();
     let (release, stalled) = stall_a_push(&f, &token, &main);
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Until the gate has the push (a sleep was too short under load).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !f.pushes.under_way() {
+        assert!(std::time::Instant::now() < deadline, "the push never began");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let pushes = f.pushes.clone();
     let finished = tokio::spawn(async move { pushes.finished().await });
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
