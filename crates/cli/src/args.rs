@@ -380,6 +380,17 @@ pub struct BuildArgs {
 /// Arguments of `setup`.
 #[derive(Debug, Args)]
 pub struct SetupArgs {
+    /// Set up only this Linux security module for terok's sockets (`selinux`: a policy
+    /// module; `apparmor`: nothing is needed): shows what runs, then runs it as root.
+    #[arg(value_enum, value_name = "COMPONENT")]
+    pub component: Option<SetupComponent>,
+    /// With a component: only show the rules and the privileged commands.
+    #[arg(long, requires = "component")]
+    pub show: bool,
+    /// Also install the shield's OCI hook for every podman of this host
+    /// (/etc/containers/oci/hooks.d; root only).
+    #[arg(long)]
+    pub root: bool,
     /// Only report what is missing (exit 1 if anything is).
     #[arg(long)]
     pub check: bool,
@@ -397,6 +408,15 @@ pub struct SetupArgs {
     /// Base image and family.
     #[command(flatten)]
     pub image: ImageArgs,
+}
+
+/// `setup`'s optional component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SetupComponent {
+    /// SELinux: the terok_socket policy module.
+    Selinux,
+    /// AppArmor: podman's default profile suffices.
+    Apparmor,
 }
 
 /// Where `setup --passphrase-tier` keeps the vault key.
@@ -422,6 +442,9 @@ pub struct UninstallArgs {
     /// Remove only the images built on this base (default: every image terok built).
     #[arg(long, value_name = "IMAGE")]
     pub base: Option<String>,
+    /// Also remove the shield's system-wide OCI hook (`setup --root`; root only).
+    #[arg(long)]
+    pub root: bool,
 }
 
 /// Arguments of `auth`.

@@ -600,3 +600,203 @@ fn uninstall_base_removes_only_the_images_of_that_base() {
         r.stdout
     );
 }
+
+#[test]
+fn setup_shows_the_selinux_policy_before_anything_privileged_runs() {
+    let env = IsolatedEnv::new().unwrap();
+    let r = run_in(&env, &["setup", "selinux", "--show"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let shown = r.stdout.replace("enforced here", "not enabled here");
+    assert_snapshot!(shown, @"
+    SELinux (not enabled here): containers (container_t) may not connect to sockets a host process made; the policy module terok_socket gives the sockets under [TMP]/run/terok the type terok_socket_t, which containers may write to and connect through
+
+    [TMP]/state/executor/selinux/terok_socket.cil is written:
+    ; terok: containers may connect to the sockets terok mounts into them, and to nothing else
+    ; that a host process made.
+    (type terok_socket_t)
+    (roletype object_r terok_socket_t)
+    (typeattributeset file_type (terok_socket_t))
+    (allow container_t terok_socket_t (sock_file (write getattr open)))
+    (allow container_t terok_socket_t (dir (search getattr)))
+    (allow container_t unconfined_t (unix_stream_socket (connectto)))
+    (allow container_t unconfined_service_t (unix_stream_socket (connectto)))
+
+    Then, as root:
+      semodule -i [TMP]/state/executor/selinux/terok_socket.cil
+      semanage fcontext -a -t terok_socket_t [TMP]/run/terok(/.*)?
+      restorecon -RF [TMP]/run/terok
+    ");
+    assert!(
+        !env.state_root().join("executor/selinux").exists(),
+        "--show writes nothing"
+    );
+    // Where SELinux is off (this machine), nothing is installed.
+    if !std::path::Path::new("/sys/fs/selinux/enforce").exists() {
+        let r = run_in(&env, &["setup", "selinux"]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert!(
+            r.stdout
+                .ends_with("SELinux is not enabled on this host: nothing to install.\n"),
+            "{}",
+            r.stdout
+        );
+    }
+    let r = run_in(&env, &["setup", "apparmor"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("terok installs no AppArmor profile"),
+        "{}",
+        r.stdout
+    );
+    let r = run_in(&env, &["setup", "--show"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+}
+
+#[test]
+fn setup_root_installs_the_shield_hook_for_every_podman_and_uninstall_root_removes_only_it() {
+    let env = IsolatedEnv::new().unwrap();
+    let hooks = env.root().join("system-hooks.d");
+    let dir = hooks.to_str().unwrap();
+    let vars = [("TEROK_SYSTEM_HOOKS_DIR", dir)];
+    let r = run_with(&env, &["setup", "--root", "--no-images"], &vars, "");
+    run_in(&env, &["vault", "stop"]);
+    if !terok_core_is_root() {
+        assert_eq!(r.code, 1);
+        assert!(r.stderr.contains("needs root"), "{}", r.stderr);
+        return;
+    }
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let hook = hooks.join("terok-shield.json");
+    let text = std::fs::read_to_string(&hook).unwrap();
+    assert!(text.contains(r#""^ai\\.terok\\.shield$""#), "{text}");
+    assert!(
+        r.stdout.contains("for every podman of this host is"),
+        "{}",
+        r.stdout
+    );
+    let r = run_with(
+        &env,
+        &["uninstall", "--root", "--keep-images", "--no-sandbox"],
+        &vars,
+        "",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!hook.exists());
+    // A file of that name that is not terok's stays.
+    std::fs::write(&hook, "{\"version\": \"1.0.0\"}").unwrap();
+    let r = run_with(
+        &env,
+        &["uninstall", "--root", "--keep-images", "--no-sandbox"],
+        &vars,
+        "",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(hook.exists());
+}
+
+fn terok_core_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().nth(1).map(|e| e == "0"))
+        .unwrap_or(false)
+}
+
+/// Every verb path of the Python terok-executor 0.5.0's command line (its `--help` of every
+/// verb, but `sandbox supervisor | supervise-child`, internal to that implementation) answers
+/// `--help` here: exit 0 and what it does.
+#[test]
+fn every_0_5_0_verb_path_answers_help() {
+    const PATHS: &[&str] = &[
+        "run",
+        "run-tool",
+        "auth",
+        "agents",
+        "agents list",
+        "agents set",
+        "build",
+        "setup",
+        "uninstall",
+        "list",
+        "start",
+        "stop",
+        "rm",
+        "show-config",
+        "acp",
+        "sandbox",
+        "sandbox setup",
+        "sandbox uninstall",
+        "sandbox gate",
+        "sandbox shield",
+        "sandbox vault",
+        "sandbox ssh",
+        "sandbox credentials",
+        "sandbox prepare",
+        "sandbox run",
+        "sandbox cleanup",
+        "sandbox doctor",
+        "vault",
+        "vault status",
+        "vault unlock",
+        "vault lock",
+        "vault list",
+        "vault passphrase",
+        "vault routes",
+        "vault clean",
+        "vault start",
+        "vault stop",
+        "vault install",
+        "vault uninstall",
+    ];
+    let env = IsolatedEnv::new().unwrap();
+    let mut rows = Vec::new();
+    for path in PATHS {
+        let mut args: Vec<&str> = path.split(' ').collect();
+        args.push("--help");
+        let r = run_in(&env, &args);
+        let about = r.stdout.lines().next().unwrap_or_default();
+        rows.push(format!("{path} → {}: {about}", r.code));
+    }
+    assert_snapshot!(rows.join("\n"), @"
+    run → 0: Run an agent in a new container on a directory or a git URL
+    run-tool → 0: Run a sidecar tool (e.g. coderabbit) once on a directory or a git URL, with its real credential, in
+    auth → 0: Store a credential for an agent: an API key, or an OAuth login in an auth container
+    agents → 0: List, inspect and select the agents of the roster
+    agents list → 0: List the agents (NAME, LABEL, TYPE), sorted by name
+    agents set → 0: Choose the agents baked into the L1 image (writes image.agents to config.yml)
+    build → 0: Build the container images (L0 base layer, L1 agent layer; reused when current)
+    setup → 0: Prepare this host: vault routes, the vault daemon, the container images (idempotent)
+    uninstall → 0: Remove what setup and build created: every image terok built
+    list → 0: List tasks: containers terok started (and task directories whose container is gone)
+    start → 0: Start a stopped task again (with fresh phantom tokens)
+    stop → 0: Stop a running task; it stays for a later `start` (its tokens are revoked)
+    rm → 0: Remove tasks: container, task directory and tokens
+    show-config → 0: Print the effective configuration: every config.yml layer merged, defaults filled in
+    acp → 0: Serve a running task's agents to an editor (Zed, Toad) over ACP, the Agent Client Protocol.
+    sandbox → 0: The Python terok-executor 0.5.0's `sandbox` verbs, kept for its scripts: the same commands as
+    sandbox setup → 0: Prepare this host's services (same as `terok-executor setup`)
+    sandbox uninstall → 0: Remove what setup made (same as `terok-executor uninstall`)
+    sandbox gate → 0: The git gate (same as `terok-executor gate`)
+    sandbox shield → 0: A task's egress firewall (same as `terok-executor shield`)
+    sandbox vault → 0: The token broker (same as `terok-executor vault`)
+    sandbox ssh → 0: SSH keys in the vault (same as `terok-executor ssh`)
+    sandbox credentials → 0: Stored credentials, never their values (same as `terok-executor vault list`)
+    sandbox prepare → 0: Sandbox a container of your own: tokens and a vault socket for the credentials asked, the hardening
+    sandbox run → 0: Run an image of your own in the sandbox (prepared, attached to this terminal, and cleaned up when it
+    sandbox cleanup → 0: Take a sandbox back: revoke its tokens, close its vault socket, drop the firewall's state (the
+    sandbox doctor → 0: Check this host and its tasks (same as `terok-executor doctor`)
+    vault → 0: The token broker that keeps real credentials on the host
+    vault status → 0: Show the vault's state: daemon, database, routes, credentials, listeners, leaks
+    vault unlock → 0: Cache the vault key in the kernel keyring, so a passphrase-protected key asks for its passphrase
+    vault lock → 0: Forget the cached vault key: the next command that opens the vault asks for the passphrase again
+    vault list → 0: List stored credentials (never their values); with --tokens, live tokens by container
+    vault passphrase → 0: Where the vault's key (and its passphrase) comes from: each source in the order they are asked, and
+    vault routes → 0: Regenerate routes.json from the roster, reload a running daemon, and show what it serves
+    vault clean → 0: Remove leaked credential files and revoke the tokens of containers that no longer run
+    vault start → 0: Start the vault daemon in the background
+    vault stop → 0: Stop the vault daemon
+    vault install → 0: Run the vault as a systemd user service (terok-vault.service): it starts with your login session and
+    vault uninstall → 0: Stop and remove the vault's systemd user service
+    ");
+}

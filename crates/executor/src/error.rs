@@ -29,6 +29,20 @@ pub enum ExecutorError {
     /// A relative repository path was given to a session without a working directory.
     #[error("`{0}` is a relative path, and this session has no working directory to resolve it")]
     RelativeRepoWithoutCwd(String),
+    /// A step that only root may take.
+    #[error("{what} needs root")]
+    NeedsRoot {
+        /// The step.
+        what: String,
+    },
+    /// A privileged command of a security-module setup failed.
+    #[error("`{command}` failed: {detail}")]
+    PolicyCommand {
+        /// The command line.
+        command: String,
+        /// What it said.
+        detail: String,
+    },
     /// `sandbox prepare | run` for a name that has a prepared sandbox already.
     #[error("a sandbox for the container `{name}` is prepared already")]
     SandboxExists {

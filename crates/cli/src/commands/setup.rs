@@ -1,16 +1,19 @@
 //! `setup` and `uninstall`: prepare this host (vault routes and daemon, container images) and
 //! undo it.
 
-use terok_executor::{SetupScope, VaultStart};
+use terok_executor::{SecurityModule, SetupScope, VaultStart};
 
 use crate::Status;
-use crate::args::{SetupArgs, UninstallArgs};
+use crate::args::{SetupArgs, SetupComponent, UninstallArgs};
 use crate::commands::build::{ensure_images, image_choice, print_tags};
 use crate::commands::vault::print_routes;
 use crate::context::Context;
 
 pub fn run(ctx: &Context, args: SetupArgs) -> miette::Result<Status> {
     let SetupArgs {
+        component,
+        show,
+        root,
         check: check_only,
         no_sandbox,
         no_images,
@@ -18,6 +21,9 @@ pub fn run(ctx: &Context, args: SetupArgs) -> miette::Result<Status> {
         image,
     } = args;
     let executor = ctx.executor()?;
+    if let Some(component) = component {
+        return security_module(executor, component, show);
+    }
     let request = executor.build_request(&image_choice(image))?;
     if check_only {
         let mut scope = SetupScope::default();
@@ -42,6 +48,13 @@ pub fn run(ctx: &Context, args: SetupArgs) -> miette::Result<Status> {
                 "{err}: tasks can run only `--shield offline` or `--shield open` until it is fixed"
             )),
         }
+        if root {
+            let file = executor.install_system_shield_hook()?;
+            println!(
+                "Shield: the OCI hook for every podman of this host is {}.",
+                file.display()
+            );
+        }
         ctx.block_on(async {
             print_routes(&executor.update_routes().await?);
             match executor.ensure_vault().await? {
@@ -65,6 +78,47 @@ pub fn run(ctx: &Context, args: SetupArgs) -> miette::Result<Status> {
     }
     println!("Setup complete.");
     println!("Try: terok-executor run <agent> . -p \"...\"   (agents: terok-executor agents)");
+    Ok(Status::Ok)
+}
+
+/// `setup selinux | apparmor [--show]`: what it takes, then (not with `--show`) doing it.
+fn security_module(
+    executor: &terok_executor::Executor<terok_executor::PodmanCli>,
+    component: SetupComponent,
+    show: bool,
+) -> miette::Result<Status> {
+    let (module, name) = match component {
+        SetupComponent::Selinux => (SecurityModule::Selinux, "SELinux"),
+        SetupComponent::Apparmor => (SecurityModule::Apparmor, "AppArmor"),
+    };
+    let plan = executor.security_module_plan(module);
+    println!(
+        "{name} ({}): {}",
+        if plan.enabled {
+            "enforced here"
+        } else {
+            "not enabled here"
+        },
+        plan.explanation
+    );
+    for (path, text) in &plan.files {
+        println!("\n{} is written:\n{text}", path.display());
+    }
+    if !plan.commands.is_empty() {
+        println!("Then, as root:");
+        for argv in &plan.commands {
+            println!("  {}", argv.join(" "));
+        }
+    }
+    if show || plan.commands.is_empty() {
+        return Ok(Status::Ok);
+    }
+    if !plan.enabled {
+        println!("{name} is not enabled on this host: nothing to install.");
+        return Ok(Status::Ok);
+    }
+    executor.apply_security_module(&plan)?;
+    println!("{name}: installed.");
     Ok(Status::Ok)
 }
 
@@ -100,7 +154,11 @@ pub fn uninstall(ctx: &Context, args: &UninstallArgs) -> miette::Result<Status> 
         keep_images,
         no_sandbox,
         base,
+        root,
     } = args;
+    if *root && let Some(file) = ctx.executor()?.remove_system_shield_hook()? {
+        println!("Removed the shield's system-wide hook {}.", file.display());
+    }
     let executor = ctx.executor()?;
     if !keep_images {
         let report = match base {

@@ -155,6 +155,56 @@ impl<R: ContainerRuntime> Executor<R> {
         Ok(dir)
     }
 
+    /// The system's OCI hooks directory, where `setup --root` puts the shield's hook for every
+    /// podman of the host (`TEROK_SYSTEM_HOOKS_DIR` names another, for packagers and tests).
+    pub fn system_hooks_dir(&self) -> PathBuf {
+        self.env
+            .path_var("TEROK_SYSTEM_HOOKS_DIR")
+            .unwrap_or_else(|| PathBuf::from("/etc/containers/oci/hooks.d"))
+    }
+
+    /// `setup --root`: the shield's hook in the system's hooks directory too (root only).
+    pub fn install_system_shield_hook(&self) -> Result<PathBuf, ExecutorError> {
+        if !self.env.is_root() {
+            return Err(ExecutorError::NeedsRoot {
+                what: format!(
+                    "installing the shield's hook in {}",
+                    self.system_hooks_dir().display()
+                ),
+            });
+        }
+        let hook = self.check_shield_ready()?;
+        let dir = self.system_hooks_dir();
+        terok_shield::hook::install_hook(&dir, hook.program(), hook.args())?;
+        Ok(dir.join(terok_shield::hook::HOOK_FILE))
+    }
+
+    /// `uninstall --root`: the system-wide hook removed, when it is terok's (a file of that
+    /// name that is not is left alone); its path when it was removed.
+    pub fn remove_system_shield_hook(&self) -> Result<Option<PathBuf>, ExecutorError> {
+        let file = self.system_hooks_dir().join(terok_shield::hook::HOOK_FILE);
+        let Ok(text) = terok_core::secure_fs::read_nofollow_limited(&file, 64 * 1024) else {
+            return Ok(None);
+        };
+        // Ours selects containers by the shield's annotation.
+        let ours = format!("^{}$", terok_shield::hook::ANNOTATION.replace('.', "\\."));
+        let selects_ours = serde_json::from_slice::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|hook| hook.pointer("/when/annotations").cloned())
+            .and_then(|a| a.as_object().map(|m| m.contains_key(&ours)))
+            .unwrap_or(false);
+        if !selects_ours {
+            return Ok(None);
+        }
+        if !self.env.is_root() {
+            return Err(ExecutorError::NeedsRoot {
+                what: format!("removing {}", file.display()),
+            });
+        }
+        terok_core::secure_fs::remove_file(&file)?;
+        Ok(Some(file))
+    }
+
     /// A new task's shield: state from the profiles, saved in `task_dir/shield`, the hook
     /// installed; the podman arguments that have it load the state.
     pub(crate) fn prepare_shield(
