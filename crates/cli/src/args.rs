@@ -382,7 +382,11 @@ pub struct BuildArgs {
 pub struct SetupArgs {
     /// Set up only this Linux security module for terok's sockets (`selinux`: a policy
     /// module; `apparmor`: nothing is needed): shows what runs, then runs it as root.
-    #[arg(value_enum, value_name = "COMPONENT")]
+    #[arg(
+        value_enum,
+        value_name = "COMPONENT",
+        conflicts_with_all = ["root", "check", "no_sandbox", "no_images", "passphrase_tier"]
+    )]
     pub component: Option<SetupComponent>,
     /// With a component: only show the rules and the privileged commands.
     #[arg(long, requires = "component")]

@@ -172,6 +172,19 @@ fn prepare_prints_the_podman_line_and_cleanup_takes_the_tokens_back() {
     assert_eq!(prepared["providers"], serde_json::json!(["claude"]));
     let tokens = run_in(&env, &["vault", "list", "--tokens"]);
     assert!(tokens.stdout.contains("mybox"), "{}", tokens.stdout);
+    // A prepared sandbox's container may not run yet: its tokens outlive a sweep.
+    let clean = run_in(&env, &["vault", "clean", "--grace", "0"]);
+    assert_eq!(clean.code, 0, "{}", clean.stderr);
+    let tokens = run_in(&env, &["vault", "list", "--tokens"]);
+    assert!(tokens.stdout.contains("mybox"), "{}", tokens.stdout);
+    // Cleaning up another name touches nothing of it.
+    let r = run_in(&env, &["sandbox", "cleanup", "otherbox"]);
+    assert_eq!(
+        r.stdout.trim(),
+        "No sandbox for `otherbox`; nothing to clean up."
+    );
+    let tokens = run_in(&env, &["vault", "list", "--tokens"]);
+    assert!(tokens.stdout.contains("mybox"), "{}", tokens.stdout);
     // Twice is refused; cleanup takes it back; a second cleanup has nothing to do.
     let again = run_in(&env, &["sandbox", "prepare", "mybox"]);
     assert_eq!(again.code, 1);
@@ -252,4 +265,92 @@ fn an_allowlisted_users_container_starts_behind_the_firewall() {
     let netns = value("NETNS=");
     assert!(netns.starts_with("net:["), "{}", r.stdout);
     assert!(value("STAMP=").starts_with(&netns), "{}", r.stdout);
+}
+
+/// Ctrl-C at `sandbox run` (SIGINT to its process group, as a terminal sends it) ends the
+/// container and still takes the sandbox back: no token, no directory, no container.
+#[test]
+fn an_interrupted_sandbox_run_still_cleans_up() {
+    use std::os::unix::process::CommandExt;
+    if !terok_testkit::podman::require_podman("sandbox run interrupted") {
+        return;
+    }
+    ensure_base_image(&mut |_| {}).unwrap();
+    let upstream = MockUpstream::start().unwrap();
+    let env = host(&upstream);
+    let name = format!("terok-sbx-int-{}", std::process::id());
+    let mut child = env
+        .command(BIN)
+        .args([
+            "sandbox",
+            "run",
+            "--name",
+            &name,
+            "--credential",
+            "claude",
+            "--shield",
+            "offline",
+            BASE_IMAGE,
+            "sleep",
+            "120",
+        ])
+        .process_group(0)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Until the container runs.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let running = std::process::Command::new("podman")
+            .args([
+                "container",
+                "inspect",
+                "--format",
+                "{{.State.Running}}",
+                &name,
+            ])
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&running.stdout).trim() == "true" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the container never ran"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let group = format!("-{}", child.id());
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", "--", &group])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let started = std::time::Instant::now();
+    let status = child.wait().unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "it waited for the sleep"
+    );
+    assert!(!status.success());
+    assert!(
+        !env.state_root()
+            .join(format!("executor/sandboxes/{name}"))
+            .exists()
+    );
+    let tokens = run_in(&env, &["vault", "list", "--tokens"]);
+    assert!(!tokens.stdout.contains(&name), "{}", tokens.stdout);
+    let exists = std::process::Command::new("podman")
+        .args(["container", "exists", &name])
+        .status()
+        .unwrap();
+    if exists.success() {
+        let _ = std::process::Command::new("podman")
+            .args(["rm", "-f", &name])
+            .status();
+        panic!("the container outlived its sandbox");
+    }
+    run_in(&env, &["vault", "stop"]);
 }

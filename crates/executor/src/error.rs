@@ -43,6 +43,26 @@ pub enum ExecutorError {
         /// What it said.
         detail: String,
     },
+    /// A sandbox name that is a task's, an existing container's, or served by the vault.
+    #[error("`{name}` is taken: a task, a container or the vault's listener has that name")]
+    NameTaken {
+        /// The name.
+        name: String,
+    },
+    /// A provider's clients reach the vault only through terok's in-container bridge.
+    #[error("provider `{provider}` has no socket variable: a container without terok's bridge cannot reach the vault for it (providers that can: {})", usable.join(", "))]
+    NoSocketClient {
+        /// The provider asked for.
+        provider: String,
+        /// The ones a user's container can use.
+        usable: Vec<String>,
+    },
+    /// No credential is stored for a provider asked for.
+    #[error("no credential is stored for `{provider}`")]
+    NoStoredCredential {
+        /// The provider.
+        provider: String,
+    },
     /// `sandbox prepare | run` for a name that has a prepared sandbox already.
     #[error("a sandbox for the container `{name}` is prepared already")]
     SandboxExists {

@@ -4,9 +4,15 @@
 //! asked for, and the egress firewall — and takes them back at cleanup.
 //!
 //! The image is the user's, so nothing of terok's in-container contract is assumed: no bridge
-//! serves the vault on loopback (clients use the socket, `ANTHROPIC_UNIX_SOCKET` and the
-//! like), and no shell guards the command; the firewall's start permit alone stops a container
-//! started without its hook.
+//! serves the vault on loopback, so only providers whose clients take the vault's socket
+//! (`socket_env`, Claude's `ANTHROPIC_UNIX_SOCKET`) are offered; and no shell guards the
+//! command. The firewall's start permit stops a second start without the hook; the first start
+//! is shielded only when it is podman's `run` with the printed `--hooks-dir` (a `podman create`
+//! then `start` without it is not) — `sandbox run` always is.
+//!
+//! A sandbox never touches a task: its name may not be a task's, a container's that exists, or
+//! one the vault serves already, and cleanup acts only on a prepared sandbox or a container
+//! labelled as one.
 
 use std::path::{Path, PathBuf};
 
@@ -73,10 +79,27 @@ pub struct SandboxCleanup {
     pub removed_dir: bool,
 }
 
+/// The names of the prepared sandboxes under `dir` (their tokens live until cleanup).
+pub(crate) fn prepared_sandboxes(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| e.file_name().into_string().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 impl<R: ContainerRuntime> Executor<R> {
+    /// Where prepared sandboxes keep their state.
+    pub(crate) fn sandboxes_dir(&self) -> PathBuf {
+        self.paths.executor_state_dir.join("sandboxes")
+    }
+
     /// The directory of the sandbox `name`.
     fn sandbox_dir(&self, name: &str) -> PathBuf {
-        self.paths.executor_state_dir.join("sandboxes").join(name)
+        self.sandboxes_dir().join(name)
     }
 
     /// Prepares the sandbox of a container called `request.name`: tokens and a vault listener
@@ -87,7 +110,8 @@ impl<R: ContainerRuntime> Executor<R> {
         request: &SandboxRequest,
     ) -> Result<PreparedSandbox, ExecutorError> {
         let spec = self
-            .sandbox_spec(request, String::new(), Vec::new())
+            // The image is the user's to add: a stand-in lets the rest be checked.
+            .sandbox_spec(request, "image".to_owned(), Vec::new())
             .await?;
         let env_file = self.sandbox_dir(&request.name).join(ENV_FILE);
         let mut run_args = spec.0.option_args(&env_file);
@@ -116,6 +140,8 @@ impl<R: ContainerRuntime> Executor<R> {
             .await?;
         spec.tty = tty;
         spec.remove_on_exit = true;
+        // A tiny init forwards the terminal's signals to the command and reaps it.
+        spec.init = true;
         let dir = self.sandbox_dir(&request.name);
         let result = self.runtime.run_attached(&spec, &dir).await;
         self.cleanup_sandbox(&request.name).await?;
@@ -127,20 +153,62 @@ impl<R: ContainerRuntime> Executor<R> {
     /// stays.
     pub async fn cleanup_sandbox(&self, name: &str) -> Result<SandboxCleanup, ExecutorError> {
         check_container_name(name)?;
-        let revoked = match self.vault.status().await {
-            Some(_) => self.vault.close(name).await?,
-            None => 0,
-        };
         let dir = self.sandbox_dir(name);
-        let removed_dir = dir.symlink_metadata().is_ok();
-        if removed_dir {
+        let prepared = dir.symlink_metadata().is_ok();
+        let labelled = self
+            .runtime
+            .inspect(name)
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|c| c.labels.contains_key(LABEL_SANDBOX));
+        // Never a task's (or anything else's): only what is a sandbox.
+        if !prepared && !labelled {
+            return Ok(SandboxCleanup {
+                revoked: 0,
+                removed_dir: false,
+            });
+        }
+        let revoked = self.revoke_sandbox_tokens(name).await?;
+        if prepared {
             fs_err::remove_dir_all(&dir)
                 .map_err(ExecutorError::io("cannot remove the sandbox's directory"))?;
         }
         Ok(SandboxCleanup {
             revoked,
-            removed_dir,
+            removed_dir: prepared,
         })
+    }
+
+    /// The sandbox's tokens revoked and its listener closed — in the database itself when the
+    /// daemon does not run.
+    async fn revoke_sandbox_tokens(&self, name: &str) -> Result<usize, ExecutorError> {
+        if self.vault.status().await.is_some() {
+            return Ok(self.vault.close(name).await?);
+        }
+        Ok(match self.open_existing_db()? {
+            Some(db) => db.revoke_subject(name)?,
+            None => 0,
+        })
+    }
+
+    /// A sandbox's name may not be anyone else's: a task's, a container's that exists, or one
+    /// the vault serves.
+    async fn check_name_is_free(&self, name: &str) -> Result<(), ExecutorError> {
+        let taken = name.starts_with(crate::task::CONTAINER_PREFIX)
+            || self.task_store().list().iter().any(|t| t.name == name)
+            || self.runtime.inspect(name).await.ok().flatten().is_some()
+            || self
+                .vault
+                .status()
+                .await
+                .is_some_and(|s| s.listeners.iter().any(|l| l == name));
+        if taken {
+            return Err(ExecutorError::NameTaken {
+                name: name.to_owned(),
+            });
+        }
+        Ok(())
     }
 
     /// The container's spec, with its sandbox made: `(spec, providers, egress)`.
@@ -166,7 +234,18 @@ impl<R: ContainerRuntime> Executor<R> {
                 name: request.name.clone(),
             });
         }
-        secure_fs::ensure_private_dir(&dir)?;
+        self.check_name_is_free(&request.name).await?;
+        secure_fs::ensure_private_dir(&self.sandboxes_dir())?;
+        // Made here, or refused: two `prepare`s of one name cannot both go on.
+        if let Err(err) = std::fs::create_dir(&dir) {
+            return Err(if err.kind() == std::io::ErrorKind::AlreadyExists {
+                ExecutorError::SandboxExists {
+                    name: request.name.clone(),
+                }
+            } else {
+                ExecutorError::io("cannot make the sandbox's directory")(err)
+            });
+        }
         let plan = SandboxPlan {
             name: &request.name,
             dir: &dir,
@@ -177,7 +256,9 @@ impl<R: ContainerRuntime> Executor<R> {
         match self.make_sandbox(&plan, image, command).await {
             Ok(spec) => Ok((spec, providers, egress)),
             Err(err) => {
-                let _ = self.cleanup_sandbox(&request.name).await;
+                // The name was free, so what it has now is this sandbox's.
+                let _ = self.revoke_sandbox_tokens(&request.name).await;
+                let _ = fs_err::remove_dir_all(&dir);
                 Err(err)
             }
         }
@@ -216,8 +297,16 @@ impl<R: ContainerRuntime> Executor<R> {
                 .vault
                 .open(name, providers.to_vec(), user.socket_uid(), None)
                 .await?;
-            if let Some(listener) = listener {
+            let Some(listener) = listener else {
+                return Err(ExecutorError::VaultRequired);
+            };
+            {
                 let wiring = listener.wiring;
+                if let Some(missing) = providers.iter().find(|p| !wiring.tokens.contains_key(*p)) {
+                    return Err(ExecutorError::NoStoredCredential {
+                        provider: missing.clone(),
+                    });
+                }
                 let roster = self.roster()?;
                 // No bridge in the user's image: the socket, never a loopback URL.
                 let url = wiring.url();
@@ -230,7 +319,7 @@ impl<R: ContainerRuntime> Executor<R> {
                 spec.volumes.push(VolumeSpec {
                     host: wiring.host_socket_dir.clone(),
                     container: wiring.container_socket_dir.clone(),
-                    sharing: Sharing::Shared,
+                    sharing: Sharing::Private,
                     read_only: true,
                 });
             }
@@ -246,6 +335,7 @@ impl<R: ContainerRuntime> Executor<R> {
             spec.dns.extend(shield.dns.iter().cloned());
             spec.hooks_dirs.push(shield.hooks_dir.clone());
         }
+        spec.validate()?;
         Ok(spec)
     }
 
@@ -260,6 +350,17 @@ impl<R: ContainerRuntime> Executor<R> {
                     name: name.clone(),
                     known: roster.providers().map(|p| p.name.clone()).collect(),
                 })?;
+            // Without terok's bridge in the image, only a socket reaches the vault.
+            if provider.socket_env.is_none() {
+                return Err(ExecutorError::NoSocketClient {
+                    provider: provider.name.clone(),
+                    usable: roster
+                        .providers()
+                        .filter(|p| p.socket_env.is_some())
+                        .map(|p| p.name.clone())
+                        .collect(),
+                });
+            }
             if !providers.contains(&provider.name) {
                 providers.push(provider.name.clone());
             }

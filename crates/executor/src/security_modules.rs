@@ -2,12 +2,16 @@
 //! containers to reach their sockets, shown before anything privileged runs.
 //!
 //! Enforcing SELinux stops a container (`container_t`) from connecting to a socket a host
-//! process made: terok's policy module gives the sockets under its runtime directory a type of
-//! their own, `terok_socket_t`, that containers may write to and connect through, and nothing
-//! else. AppArmor needs nothing: podman's default container profile lets a container use the
-//! sockets mounted into it.
+//! process made. The socket files are fine — terok mounts their directories relabelled for the
+//! container (`:Z`) — but connecting to the vault, which runs unconfined, needs `connectto`:
+//! terok's policy module allows exactly that. It allows it for every container of the host to
+//! every unconfined process's stream socket the container can reach (by a mounted path, or an
+//! abstract name on the host's network); `setup selinux` says so before anything runs.
+//! AppArmor needs nothing: podman's default container profile lets a container use the sockets
+//! mounted into it.
 
 use std::path::{Path, PathBuf};
+
 use std::process::Command;
 
 use serde::Serialize;
@@ -43,18 +47,17 @@ pub struct ModulePlan {
     pub commands: Vec<Vec<String>>,
 }
 
-/// The policy module: sockets of their own type that containers may connect through.
+/// The policy module: containers may connect to the unconfined vault's sockets.
 const SELINUX_CIL: &str = "\
-; terok: containers may connect to the sockets terok mounts into them, and to nothing else
-; that a host process made.
-(type terok_socket_t)
-(roletype object_r terok_socket_t)
-(typeattributeset file_type (terok_socket_t))
-(allow container_t terok_socket_t (sock_file (write getattr open)))
-(allow container_t terok_socket_t (dir (search getattr)))
+; terok_socket: a container may connect to a Unix socket of an unconfined process (the vault,
+; the gate, the SSH signer) that it can reach; terok mounts only its own sockets into tasks.
 (allow container_t unconfined_t (unix_stream_socket (connectto)))
 (allow container_t unconfined_service_t (unix_stream_socket (connectto)))
 ";
+
+/// Where the module is written for `semodule`: a directory only root can write (not one a
+/// `TEROK_*` variable names, which a user could swap the file in).
+const SELINUX_DIR: &str = "/run/terok-selinux";
 
 impl<R: ContainerRuntime> Executor<R> {
     /// What `module` takes on this host (nothing runs).
@@ -75,32 +78,23 @@ impl<R: ContainerRuntime> Executor<R> {
     }
 
     fn selinux_plan(&self) -> ModulePlan {
-        let cil = self
-            .paths
-            .executor_state_dir
-            .join("selinux")
-            .join("terok_socket.cil");
-        let runtime = self.paths.runtime_dir.display().to_string();
+        let cil = PathBuf::from(SELINUX_DIR).join("terok_socket.cil");
+        let mode = std::fs::read_to_string("/sys/fs/selinux/enforce").ok();
         ModulePlan {
             module: SecurityModule::Selinux,
-            enabled: Path::new("/sys/fs/selinux/enforce").exists(),
-            explanation: format!(
-                "containers (container_t) may not connect to sockets a host process made; the \
-                 policy module terok_socket gives the sockets under {runtime} the type \
-                 terok_socket_t, which containers may write to and connect through"
-            ),
-            commands: vec![
-                vec!["semodule".into(), "-i".into(), cil.display().to_string()],
-                vec![
-                    "semanage".into(),
-                    "fcontext".into(),
-                    "-a".into(),
-                    "-t".into(),
-                    "terok_socket_t".into(),
-                    format!("{runtime}(/.*)?"),
-                ],
-                vec!["restorecon".into(), "-RF".into(), runtime],
-            ],
+            enabled: mode.as_deref().map(str::trim) == Some("1"),
+            explanation:
+                "a container (container_t) may not connect to a socket of a host process; \
+                          the vault, gate and SSH signer run unconfined, so the policy module \
+                          terok_socket lets containers connect to unconfined processes' sockets. \
+                          That is every container of this host, and every such socket a \
+                          container can reach: terok mounts only its own into tasks"
+                    .to_owned(),
+            commands: vec![vec![
+                "semodule".into(),
+                "-i".into(),
+                cil.display().to_string(),
+            ]],
             files: vec![(cil, SELINUX_CIL.to_owned())],
         }
     }
@@ -118,9 +112,11 @@ impl<R: ContainerRuntime> Executor<R> {
         }
         for (path, text) in &plan.files {
             if let Some(dir) = path.parent() {
-                secure_fs::ensure_private_dir(dir)?;
+                // Root's own, made fresh: nobody else can put another module in its place.
+                let _ = std::fs::remove_dir_all(dir);
+                secure_fs::create_dir_if_missing(dir, 0o700)?;
             }
-            secure_fs::write_atomic(path, text.as_bytes(), 0o644)?;
+            secure_fs::write_atomic(path, text.as_bytes(), 0o600)?;
         }
         for argv in &plan.commands {
             let Some((program, args)) = argv.split_first() else {

@@ -102,17 +102,26 @@ pub struct CleanReport {
     pub revoked: Vec<String>,
 }
 
-/// Names of the containers of ours that run now (a token lives while its container runs).
+/// Names whose tokens live (a token lives while its container runs): the running containers
+/// of terok's tasks and of sandboxed user containers, and every prepared sandbox (`sandbox
+/// prepare` made it; its container may not run yet) until `sandbox cleanup`.
 pub async fn running_containers<R: ContainerRuntime>(
     runtime: &R,
+    sandboxes_dir: &std::path::Path,
 ) -> Result<BTreeSet<String>, PodmanError> {
-    Ok(runtime
-        .list(LABEL_EXECUTOR)
-        .await?
-        .into_iter()
-        .filter(|c| c.state == "running")
-        .map(|c| c.name)
-        .collect())
+    let mut live = BTreeSet::new();
+    for label in [LABEL_EXECUTOR, crate::sandbox::LABEL_SANDBOX] {
+        live.extend(
+            runtime
+                .list(label)
+                .await?
+                .into_iter()
+                .filter(|c| c.state == "running")
+                .map(|c| c.name),
+        );
+    }
+    live.extend(crate::sandbox::prepared_sandboxes(sandboxes_dir));
+    Ok(live)
 }
 
 impl<R: ContainerRuntime> Executor<R> {
@@ -343,10 +352,12 @@ impl<R: ContainerRuntime> Executor<R> {
     /// sweeps that ask the session's runtime which containers run.
     pub fn vault_config(&self) -> VaultConfig {
         let runtime = Arc::clone(&self.runtime);
+        let sandboxes = self.sandboxes_dir();
         let live: LiveContainers = Arc::new(move || {
             let runtime = Arc::clone(&runtime);
+            let sandboxes = sandboxes.clone();
             Box::pin(async move {
-                running_containers(&*runtime)
+                running_containers(&*runtime, &sandboxes)
                     .await
                     .map_err(|e| e.to_string())
             })
@@ -408,7 +419,7 @@ impl<R: ContainerRuntime> Executor<R> {
                 Err((_, err)) => report.not_removed.push((file, err.to_string())),
             }
         }
-        let live = running_containers(&*self.runtime).await?;
+        let live = running_containers(&*self.runtime, &self.sandboxes_dir()).await?;
         report.revoked = match self
             .vault
             .sweep(live.iter().cloned().collect(), i64::from(grace_secs))

@@ -69,7 +69,8 @@ pub fn install_hook(hooks_dir: &Path, program: &Path, args: &[String]) -> Result
         path: file.clone(),
         detail: err.to_string(),
     };
-    secure_fs::ensure_dir_with_mode(hooks_dir, 0o755).map_err(write_err)?;
+    // An existing directory keeps its mode (a system hooks directory is not ours to chmod).
+    secure_fs::create_dir_if_missing(hooks_dir, 0o755).map_err(write_err)?;
     secure_fs::write_atomic(&file, definition.as_bytes(), 0o644).map_err(write_err)
 }
 

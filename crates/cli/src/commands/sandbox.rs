@@ -57,6 +57,12 @@ fn prepare(ctx: &Context, args: &SandboxPrepareArgs) -> miette::Result<Status> {
         return Ok(Status::Ok);
     }
     println!("{}", command_line(&prepared));
+    if prepared.egress == "allowlist" {
+        eprintln!(
+            "The firewall loads only when podman runs the container with the line's --hooks-dir: \
+             use it as it is (a `podman create` and a later `start` without it is not shielded)."
+        );
+    }
     eprintln!(
         "Sandbox for `{name}` ready ({} egress; tokens for: {}). Add your image and command to \
          the line above; `terok-executor sandbox cleanup {name}` takes the sandbox back.",
@@ -75,6 +81,13 @@ fn with_remedy(err: terok_executor::ExecutorError) -> miette::Report {
     match &err {
         terok_executor::ExecutorError::SandboxExists { name } => miette::miette!(
             help = format!("`terok-executor sandbox cleanup {name}` takes the old one back first"),
+            "{err}"
+        ),
+        terok_executor::ExecutorError::NameTaken { .. } => {
+            miette::miette!(help = "choose another name", "{err}")
+        }
+        terok_executor::ExecutorError::NoStoredCredential { provider } => miette::miette!(
+            help = format!("store one first: `terok-executor auth {provider}`"),
             "{err}"
         ),
         _ => err.into(),
@@ -124,12 +137,34 @@ fn run_container(ctx: &Context, args: SandboxRunArgs) -> miette::Result<Status> 
     };
     let executor = ctx.executor()?;
     let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
-    let code =
-        ctx.block_on(executor.run_sandbox(&request(name, &sandbox), &image, &command, tty))??;
+    let code = ctx
+        .block_on(async {
+            // Ctrl-C, a closed terminal or a TERM reach podman (and through it the container);
+            // this process stays to take the sandbox back when the container has gone.
+            let _held = hold_signals();
+            executor
+                .run_sandbox(&request(name, &sandbox), &image, &command, tty)
+                .await
+        })?
+        .map_err(with_remedy)?;
     Ok(match code {
         0 => Status::Ok,
         code => Status::Code(u8::try_from(code).unwrap_or(1)),
     })
+}
+
+/// Handlers for SIGINT, SIGTERM and SIGHUP while they are held: the signals no longer end
+/// this process.
+fn hold_signals() -> Vec<tokio::signal::unix::Signal> {
+    use tokio::signal::unix::{SignalKind, signal};
+    [
+        SignalKind::interrupt(),
+        SignalKind::terminate(),
+        SignalKind::hangup(),
+    ]
+    .into_iter()
+    .filter_map(|kind| signal(kind).ok())
+    .collect()
 }
 
 /// `sandbox cleanup NAME`.

@@ -95,9 +95,9 @@ fn security_module(
     println!(
         "{name} ({}): {}",
         if plan.enabled {
-            "enforced here"
+            "enforcing here"
         } else {
-            "not enabled here"
+            "not enforcing here"
         },
         plan.explanation
     );
@@ -114,7 +114,7 @@ fn security_module(
         return Ok(Status::Ok);
     }
     if !plan.enabled {
-        println!("{name} is not enabled on this host: nothing to install.");
+        println!("{name} is not enforcing on this host: nothing to install.");
         return Ok(Status::Ok);
     }
     executor.apply_security_module(&plan)?;
@@ -156,8 +156,13 @@ pub fn uninstall(ctx: &Context, args: &UninstallArgs) -> miette::Result<Status> 
         base,
         root,
     } = args;
-    if *root && let Some(file) = ctx.executor()?.remove_system_shield_hook()? {
-        println!("Removed the shield's system-wide hook {}.", file.display());
+    if *root {
+        match ctx.executor()?.remove_system_shield_hook() {
+            Ok(Some(file)) => println!("Removed the shield's system-wide hook {}.", file.display()),
+            Ok(None) => {}
+            // The rest of the uninstall goes on.
+            Err(err) => crate::output::warn(err.to_string()),
+        }
     }
     let executor = ctx.executor()?;
     if !keep_images {

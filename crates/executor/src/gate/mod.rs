@@ -183,7 +183,9 @@ impl<R: ContainerRuntime> Executor<R> {
     /// Revokes the gate tokens of tasks whose container no longer runs (the servers of those
     /// tasks ended with them; after a reboot nothing else would), sparing fresh ones.
     async fn sweep_gate_tokens(&self) {
-        let Ok(live) = crate::vault_service::running_containers(&*self.runtime).await else {
+        let Ok(live) =
+            crate::vault_service::running_containers(&*self.runtime, &self.sandboxes_dir()).await
+        else {
             return;
         };
         let _ = self
