@@ -151,6 +151,24 @@ impl ContainerState {
     }
 }
 
+/// A container on the host's network (`--network host`, say on a line a user edited) shares
+/// the namespace the hook runs in: its ruleset would be the host's firewall. The start fails
+/// instead.
+fn refuse_the_hosts_namespace(container: &ContainerState) -> Result<(), ShieldError> {
+    let namespace = |path: &str| std::fs::read_link(path).ok();
+    let ours = namespace("/proc/self/ns/net");
+    let theirs = namespace(&container.netns());
+    if ours.is_none() || ours == theirs {
+        return Err(ShieldError::Firewall {
+            step: "checking the container's network namespace".into(),
+            detail: "the container shares the host's network namespace (--network host); its \
+                     ruleset would be the host's firewall, so it does not start"
+                .into(),
+        });
+    }
+    Ok(())
+}
+
 /// The hook's work at either stage: at `createRuntime`, [`load_into`]; at `poststop`, the
 /// forwarder stopped. Returns what it did.
 pub fn run(container: &ContainerState) -> Result<String, ShieldError> {
@@ -166,6 +184,7 @@ pub fn run(container: &ContainerState) -> Result<String, ShieldError> {
 /// The hook's work: load, verify, start the forwarder, stamp. Returns the stamp: the namespace the rules are in and
 /// the start time of the container's first process.
 pub fn load_into(container: &ContainerState) -> Result<String, ShieldError> {
+    refuse_the_hosts_namespace(container)?;
     let shield = ShieldDir::new(&container.shield_dir);
     // First, whatever follows: a permit serves one start.
     shield.take_permit()?;
@@ -313,6 +332,20 @@ pub fn name_servers(resolv_conf: &str) -> Vec<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_container_on_the_hosts_network_is_refused_before_anything_is_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        // This process is in the host's namespace: so is a container with its pid.
+        let container = ContainerState {
+            pid: std::process::id(),
+            stopped: false,
+            bundle: dir.path().to_path_buf(),
+            shield_dir: dir.path().to_path_buf(),
+        };
+        let err = load_into(&container).unwrap_err().to_string();
+        assert!(err.contains("shares the host's network namespace"), "{err}");
+    }
 
     #[test]
     fn the_hook_definition_selects_by_annotation_and_runs_the_program() {
