@@ -654,6 +654,7 @@ fn setup_root_installs_the_shield_hook_for_every_podman_and_uninstall_root_remov
     let dir = hooks.to_str().unwrap();
     let vars = [("TEROK_SYSTEM_HOOKS_DIR", dir)];
     let r = run_with(&env, &["setup", "--root", "--no-images"], &vars, "");
+    // `setup` started the vault; this test needs it no more.
     run_in(&env, &["vault", "stop"]);
     if !terok_core_is_root() {
         assert_eq!(r.code, 1);

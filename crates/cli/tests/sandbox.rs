@@ -18,6 +18,15 @@ fn run_in(env: &IsolatedEnv, args: &[&str]) -> Run {
     run_cli(env, BIN, args)
 }
 
+/// Stops the test's vault however the test ends (a failed assertion included).
+struct StopsVault<'a>(&'a IsolatedEnv);
+
+impl Drop for StopsVault<'_> {
+    fn drop(&mut self) {
+        run_in(self.0, &["vault", "stop"]);
+    }
+}
+
 /// A host whose Claude route (by its v3 name) leads to `upstream`, with the key stored.
 fn host(upstream: &MockUpstream) -> IsolatedEnv {
     let env = IsolatedEnv::new().unwrap();
@@ -50,6 +59,7 @@ fn a_users_container_gets_phantom_tokens_the_vault_socket_and_a_tasks_hardening(
     ensure_base_image(&mut |_| {}).unwrap();
     let upstream = MockUpstream::start().unwrap();
     let env = host(&upstream);
+    let _vault = StopsVault(&env);
     let name = format!("terok-sbx-test-{}", std::process::id());
     let r = run_in(
         &env,
@@ -120,13 +130,13 @@ fn a_users_container_gets_phantom_tokens_the_vault_socket_and_a_tasks_hardening(
         ],
     );
     assert_eq!(r.code, 7, "{}", r.stderr);
-    run_in(&env, &["vault", "stop"]);
 }
 
 #[test]
 fn prepare_prints_the_podman_line_and_cleanup_takes_the_tokens_back() {
     let upstream = MockUpstream::start().unwrap();
     let env = host(&upstream);
+    let _vault = StopsVault(&env);
     let r = run_in(
         &env,
         &[
@@ -225,7 +235,6 @@ fn prepare_prints_the_podman_line_and_cleanup_takes_the_tokens_back() {
     );
     assert_eq!(r.code, 1);
     assert!(!env.state_root().join("executor/sandboxes/box2").exists());
-    run_in(&env, &["vault", "stop"]);
 }
 
 /// `--shield allowlist` without terok's shell in the image: the hook loads the ruleset before
@@ -238,6 +247,7 @@ fn an_allowlisted_users_container_starts_behind_the_firewall() {
     }
     ensure_base_image(&mut |_| {}).unwrap();
     let env = IsolatedEnv::new().unwrap();
+    let _vault = StopsVault(&env);
     let setup = run_in(&env, &["setup", "--no-images"]);
     assert_eq!(setup.code, 0, "{}", setup.stderr);
     let r = run_in(
@@ -253,7 +263,6 @@ fn an_allowlisted_users_container_starts_behind_the_firewall() {
             "echo \"STAMP=$(cat /run/terok-shield/applied)\"; echo \"NETNS=$(readlink /proc/self/ns/net)\"",
         ],
     );
-    run_in(&env, &["vault", "stop"]);
     assert_eq!(r.code, 0, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
     let value = |key: &str| {
         r.stdout
@@ -278,6 +287,7 @@ fn an_interrupted_sandbox_run_still_cleans_up() {
     ensure_base_image(&mut |_| {}).unwrap();
     let upstream = MockUpstream::start().unwrap();
     let env = host(&upstream);
+    let _vault = StopsVault(&env);
     let name = format!("terok-sbx-int-{}", std::process::id());
     let mut child = env
         .command(BIN)
@@ -352,5 +362,4 @@ fn an_interrupted_sandbox_run_still_cleans_up() {
             .status();
         panic!("the container outlived its sandbox");
     }
-    run_in(&env, &["vault", "stop"]);
 }
