@@ -34,7 +34,9 @@ pub enum ControlRequest {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ssh_scope: Option<String>,
     },
-    /// Like `Open`, but a TCP listener on 127.0.0.1 (TCP mode and benchmarks).
+    /// Like `Open`, but a TCP listener (TCP mode, other engines, benchmarks): on `bind`
+    /// (default 127.0.0.1), on a port of `ports` (default: any free one). Its tokens are bound
+    /// to it as a socket's are.
     OpenTcp {
         /// Container name.
         container: String,
@@ -42,6 +44,12 @@ pub enum ControlRequest {
         providers: Vec<String>,
         /// Token scope.
         scope: String,
+        /// The address to listen on: one the engine's containers reach.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bind: Option<std::net::IpAddr>,
+        /// The ports to choose from, first to last (`network.port_range_*`, `vault.port`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ports: Option<PortRange>,
     },
     /// Closes `container`'s listener and revokes its tokens.
     Close {
@@ -83,6 +91,9 @@ pub struct Opened {
     /// The TCP port (TCP listeners).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
+    /// The address the TCP listener is bound to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<std::net::IpAddr>,
     /// Provider → phantom token.
     pub tokens: BTreeMap<String, String>,
     /// Provider → kind of the stored credential (`api_key`, `oauth`, …) for every token minted
@@ -94,6 +105,15 @@ pub struct Opened {
     /// knows whether the roster's routes are the served ones.
     #[serde(default)]
     pub routes_hash: String,
+}
+
+/// Ports to listen on, `start` to `end` inclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortRange {
+    /// The first port tried.
+    pub start: u16,
+    /// The last port tried.
+    pub end: u16,
 }
 
 /// The route table a daemon serves.
@@ -265,6 +285,7 @@ mod tests {
             ControlResponse::Opened(Opened {
                 socket_dir: Some("/run/x".into()),
                 port: None,
+                address: None,
                 tokens: BTreeMap::from([("claude".into(), "terok-p-1".into())]),
                 kinds: BTreeMap::new(),
                 routes_hash: "abc".into(),

@@ -127,7 +127,7 @@ const CONTROL_IDLE: Duration = Duration::from_secs(30);
 
 enum Endpoint {
     Unix(PathBuf),
-    Tcp(u16),
+    Tcp(std::net::SocketAddr),
 }
 
 /// Tokens minted for a container and the kinds of the credentials behind them.
@@ -149,6 +149,39 @@ pub struct Daemon {
     limits: ListenerLimits,
     listeners: Mutex<HashMap<String, Listener>>,
     stop: watch::Sender<bool>,
+}
+
+/// Where a TCP listener goes.
+#[derive(Debug, Clone, Copy)]
+struct TcpPlace {
+    bind: std::net::IpAddr,
+    ports: Option<crate::control::PortRange>,
+}
+
+/// A listener on `place`: the first free port of its range, or any free one.
+async fn bind_tcp(place: TcpPlace) -> Result<TcpListener, String> {
+    let Some(range) = place.ports else {
+        return TcpListener::bind((place.bind, 0))
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", place.bind));
+    };
+    if range.start == 0 || range.start > range.end {
+        return Err(format!(
+            "the port range {}–{} is empty",
+            range.start, range.end
+        ));
+    }
+    for port in range.start..=range.end {
+        match TcpListener::bind((place.bind, port)).await {
+            Ok(listener) => return Ok(listener),
+            Err(err) if err.kind() == std::io::ErrorKind::AddrInUse => continue,
+            Err(err) => return Err(format!("cannot listen on {}:{port}: {err}", place.bind)),
+        }
+    }
+    Err(format!(
+        "no free port on {} in {}–{}",
+        place.bind, range.start, range.end
+    ))
 }
 
 fn valid_container(name: &str) -> bool {
@@ -392,7 +425,15 @@ impl Daemon {
                 container,
                 providers,
                 scope,
-            } => self.open_tcp(&container, &providers, &scope).await,
+                bind,
+                ports,
+            } => {
+                let place = TcpPlace {
+                    bind: bind.unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)),
+                    ports,
+                };
+                self.open_tcp(&container, &providers, &scope, place).await
+            }
             // The name becomes a path: one that is not a container name closes nothing.
             ControlRequest::Close { container } if !valid_container(&container) => Err(format!(
                 "invalid container name `{}`",
@@ -515,6 +556,7 @@ impl Daemon {
         Ok(ControlResponse::Opened(Opened {
             socket_dir: Some(dir),
             port: None,
+            address: None,
             tokens: minted.tokens,
             kinds: minted.kinds,
             routes_hash: self.shared.routes_hash(),
@@ -629,6 +671,7 @@ impl Daemon {
         container: &str,
         providers: &[String],
         scope: &str,
+        place: TcpPlace,
     ) -> Result<ControlResponse, String> {
         if !valid_container(container) {
             return Err(format!("invalid container name `{container}`"));
@@ -638,24 +681,23 @@ impl Daemon {
                 .lock()
                 .ok()
                 .and_then(|l| match l.get(container).map(|x| &x.endpoint) {
-                    Some(Endpoint::Tcp(port)) => Some(*port),
+                    Some(Endpoint::Tcp(addr)) => Some(*addr),
                     _ => None,
                 });
-        let port = match existing {
-            Some(port) => port,
+        let addr = match existing {
+            Some(addr) => addr,
             None => {
-                let listener = TcpListener::bind(("127.0.0.1", 0))
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let port = listener.local_addr().map_err(|e| e.to_string())?.port();
-                self.serve_container(container, listener, Endpoint::Tcp(port));
-                port
+                let listener = bind_tcp(place).await?;
+                let addr = listener.local_addr().map_err(|e| e.to_string())?;
+                self.serve_container(container, listener, Endpoint::Tcp(addr));
+                addr
             }
         };
         let minted = self.mint(container, providers, scope, false)?;
         Ok(ControlResponse::Opened(Opened {
             socket_dir: None,
-            port: Some(port),
+            port: Some(addr.port()),
+            address: Some(addr.ip()),
             tokens: minted.tokens,
             kinds: minted.kinds,
             routes_hash: self.shared.routes_hash(),

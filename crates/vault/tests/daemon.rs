@@ -689,3 +689,146 @@ fn store_claude_ssh_key(cfg: &VaultConfig) -> Vec<u8> {
     db.assign_ssh_key("k", "claude").unwrap();
     key.public_blob().unwrap()
 }
+
+/// One HTTP/1.1 request over TCP to `addr`; the status code, or `None` when nothing listens.
+async fn status_over_tcp(addr: std::net::SocketAddr, token: &str) -> Option<u16> {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let request = format!(
+        "GET /v1/models HTTP/1.1\r\nHost: vault\r\nx-api-key: {token}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.ok()?;
+    answer.split_whitespace().nth(1)?.parse().ok()
+}
+
+async fn open_tcp(
+    cfg: &VaultConfig,
+    container: &str,
+    bind: Option<std::net::IpAddr>,
+    ports: Option<terok_vault::control::PortRange>,
+) -> Result<std::net::SocketAddr, String> {
+    let request = ControlRequest::OpenTcp {
+        container: container.into(),
+        providers: vec!["claude".into()],
+        scope: "standalone".into(),
+        bind,
+        ports,
+    };
+    match call(&cfg.paths.control_socket(), &request).await {
+        Ok(ControlResponse::Opened(opened)) => Ok(std::net::SocketAddr::new(
+            opened.address.unwrap(),
+            opened.port.unwrap(),
+        )),
+        Err(refused) => Err(refused.to_string()),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The token binding of the sockets holds on TCP listeners too: a token works only on its own
+/// container's listener; closing one stops it and leaves the other alone; listeners take the
+/// address and the port range they are given.
+#[tokio::test(flavor = "multi_thread")]
+async fn tcp_listeners_accept_only_their_own_containers_tokens() {
+    use terok_vault::control::PortRange;
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = MockUpstream::start().unwrap();
+    let cfg = start(dir.path(), &upstream).await;
+    let a = open_tcp(&cfg, "terok-executor-aaa", None, None)
+        .await
+        .unwrap();
+    assert!(a.ip().is_loopback(), "127.0.0.1 unless told: {a}");
+    // Another loopback address, from a range (the first free port of it).
+    let free = std::net::TcpListener::bind("127.0.0.2:0").unwrap();
+    let base = free.local_addr().unwrap().port();
+    drop(free);
+    let range = PortRange {
+        start: base,
+        end: base.saturating_add(5),
+    };
+    let other: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+    let b = open_tcp(&cfg, "terok-executor-bbb", Some(other), Some(range))
+        .await
+        .unwrap();
+    assert_eq!(b.ip(), other);
+    assert!((range.start..=range.end).contains(&b.port()), "{b}");
+    // The tokens.
+    let tokens = |container: &str| {
+        let db = terok_credentials::CredentialDb::open(
+            &cfg.paths.db(),
+            terok_credentials::resolve_key(&cfg.key, &cfg.paths.db())
+                .unwrap()
+                .0,
+            "test",
+        )
+        .unwrap();
+        db.list_tokens()
+            .unwrap()
+            .into_iter()
+            .filter(|t| t.subject == container)
+            .count()
+    };
+    assert_eq!(
+        (tokens("terok-executor-aaa"), tokens("terok-executor-bbb")),
+        (1, 1)
+    );
+    let token_a = match call(
+        &cfg.paths.control_socket(),
+        &ControlRequest::OpenTcp {
+            container: "terok-executor-aaa".into(),
+            providers: vec!["claude".into()],
+            scope: "standalone".into(),
+            bind: None,
+            ports: None,
+        },
+    )
+    .await
+    .unwrap()
+    {
+        ControlResponse::Opened(opened) => {
+            // Opening again keeps the listener: same port.
+            assert_eq!(opened.port, Some(a.port()));
+            opened.tokens["claude"].clone()
+        }
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(status_over_tcp(a, &token_a).await, Some(200));
+    assert_eq!(
+        status_over_tcp(b, &token_a).await,
+        Some(401),
+        "A's token on B's listener"
+    );
+    assert_eq!(upstream.requests().len(), 1);
+    // Only the address it was bound to answers.
+    let on_other = std::net::SocketAddr::new("127.0.0.1".parse().unwrap(), b.port());
+    assert_eq!(status_over_tcp(on_other, &token_a).await, None);
+    // A range with no free port is an error that says so.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let err = open_tcp(
+        &cfg,
+        "terok-executor-ccc",
+        None,
+        Some(PortRange {
+            start: port,
+            end: port,
+        }),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.contains("no free port"), "{err}");
+    // Close stops A's listener and revokes its tokens; B answers as before.
+    call(
+        &cfg.paths.control_socket(),
+        &ControlRequest::Close {
+            container: "terok-executor-aaa".into(),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(status_over_tcp(a, &token_a).await, None);
+    assert_eq!(status_over_tcp(b, &token_a).await, Some(401));
+    call(&cfg.paths.control_socket(), &ControlRequest::Stop)
+        .await
+        .unwrap();
+}

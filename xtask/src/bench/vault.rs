@@ -64,6 +64,8 @@ fn setup(binary: &Path) -> anyhow::Result<Setup> {
             container: "terok-bench".into(),
             providers: vec!["claude".into()],
             scope: "standalone".into(),
+            bind: None,
+            ports: None,
         },
     ))?;
     let ControlResponse::Opened(opened) = opened else {
