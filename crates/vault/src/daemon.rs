@@ -158,8 +158,16 @@ struct TcpPlace {
     ports: Option<crate::control::PortRange>,
 }
 
-/// A listener on `place`: the first free port of its range, or any free one.
+/// A listener on `place`: the first free port of its range, or any free one. Never on every
+/// address at once (`0.0.0.0`, `::`): the listener goes where the engine's containers reach it
+/// and nowhere else.
 async fn bind_tcp(place: TcpPlace) -> Result<TcpListener, String> {
+    if place.bind.is_unspecified() || place.bind.is_multicast() {
+        return Err(format!(
+            "{} is not one address: a container's listener binds to the one its engine reaches",
+            place.bind
+        ));
+    }
     let Some(range) = place.ports else {
         return TcpListener::bind((place.bind, 0))
             .await

@@ -817,6 +817,18 @@ async fn tcp_listeners_accept_only_their_own_containers_tokens() {
     .await
     .unwrap_err();
     assert!(err.contains("no free port"), "{err}");
+    // Never every address at once.
+    for everywhere in ["0.0.0.0", "::"] {
+        let err = open_tcp(
+            &cfg,
+            "terok-executor-ddd",
+            Some(everywhere.parse().unwrap()),
+            None,
+        )
+        .await
+        .unwrap_err();
+        assert!(err.contains("is not one address"), "{err}");
+    }
     // Close stops A's listener and revokes its tokens; B answers as before.
     call(
         &cfg.paths.control_socket(),
