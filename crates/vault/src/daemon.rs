@@ -118,6 +118,9 @@ struct ListenerRecord {
     scope: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     ssh_scope: Option<String>,
+    /// A TCP listener's address (a socket listener has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tcp: Option<std::net::SocketAddr>,
 }
 
 const LISTENER_RECORD: &str = ".listener.json";
@@ -644,6 +647,7 @@ impl Daemon {
             uid,
             scope: scope.to_owned(),
             ssh_scope: ssh_scope.map(str::to_owned),
+            tcp: None,
         })
         .unwrap_or_default();
         let _ = terok_core::secure_fs::write_atomic(&dir.join(LISTENER_RECORD), &record, 0o600);
@@ -697,6 +701,7 @@ impl Daemon {
             None => {
                 let listener = bind_tcp(place).await?;
                 let addr = listener.local_addr().map_err(|e| e.to_string())?;
+                self.record_tcp(container, scope, addr)?;
                 self.serve_container(container, listener, Endpoint::Tcp(addr));
                 addr
             }
@@ -710,6 +715,26 @@ impl Daemon {
             kinds: minted.kinds,
             routes_hash: self.shared.routes_hash(),
         }))
+    }
+
+    /// Saves where `container`'s TCP listener is, so a restarted daemon opens it again there.
+    fn record_tcp(
+        &self,
+        container: &str,
+        scope: &str,
+        addr: std::net::SocketAddr,
+    ) -> Result<(), String> {
+        let dir = self.shared.paths.container_dir(container);
+        terok_core::secure_fs::ensure_private_dir(&dir).map_err(|e| e.to_string())?;
+        let record = serde_json::to_vec(&ListenerRecord {
+            uid: None,
+            scope: scope.to_owned(),
+            ssh_scope: None,
+            tcp: Some(addr),
+        })
+        .unwrap_or_default();
+        terok_core::secure_fs::write_atomic(&dir.join(LISTENER_RECORD), &record, 0o600)
+            .map_err(|e| e.to_string())
     }
 
     /// Revokes `container`'s tokens and closes its listener.
@@ -820,6 +845,27 @@ impl Daemon {
                 continue;
             };
             let daemon = self.clone();
+            if let Some(addr) = record.tcp {
+                tokio::spawn(async move {
+                    // The same address and port: the container was told them.
+                    let place = TcpPlace {
+                        bind: addr.ip(),
+                        ports: Some(crate::control::PortRange {
+                            start: addr.port(),
+                            end: addr.port(),
+                        }),
+                    };
+                    match bind_tcp(place).await {
+                        Ok(listener) => {
+                            daemon.serve_container(&container, listener, Endpoint::Tcp(addr));
+                        }
+                        Err(err) => {
+                            tracing::warn!("cannot reopen the listener of {container}: {err}");
+                        }
+                    }
+                });
+                continue;
+            }
             tokio::spawn(async move {
                 let ssh_scope = record.ssh_scope.as_deref();
                 if let Err(err) = daemon

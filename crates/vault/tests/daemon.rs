@@ -322,6 +322,56 @@ async fn a_restarted_daemon_reopens_live_listeners() {
         .unwrap();
 }
 
+/// A TCP listener too comes back after a restart, at the address and port its container was
+/// told, and its token still works there.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restarted_daemon_reopens_tcp_listeners_where_they_were() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = MockUpstream::start().unwrap();
+    let cfg = start(dir.path(), &upstream).await;
+    let opened = match call(
+        &cfg.paths.control_socket(),
+        &ControlRequest::OpenTcp {
+            container: "terok-executor-tcp".into(),
+            providers: vec!["claude".into()],
+            scope: "standalone".into(),
+            bind: None,
+            ports: None,
+        },
+    )
+    .await
+    .unwrap()
+    {
+        ControlResponse::Opened(opened) => opened,
+        other => panic!("{other:?}"),
+    };
+    let addr = std::net::SocketAddr::new(opened.address.unwrap(), opened.port.unwrap());
+    let token = &opened.tokens["claude"];
+    assert_eq!(status_over_tcp(addr, token).await, Some(200));
+    call(&cfg.paths.control_socket(), &ControlRequest::Stop)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        status_over_tcp(addr, token).await,
+        None,
+        "stopped with the daemon"
+    );
+    let cfg = start(dir.path(), &upstream).await;
+    let mut answer = None;
+    for _ in 0..50 {
+        answer = status_over_tcp(addr, token).await;
+        if answer.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(answer, Some(200));
+    call(&cfg.paths.control_socket(), &ControlRequest::Stop)
+        .await
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn stale_sockets_are_removed_but_other_files_never_are() {
     let dir = tempfile::tempdir().unwrap();
