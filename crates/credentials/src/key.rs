@@ -214,16 +214,7 @@ pub fn resolve_key(options: &KeyOptions, db: &Path) -> Result<(DataKey, KeySourc
     }
     // Another process may be making the key right now: one of the two makes it.
     let _lock = key_lock(options)?;
-    if let Some(found) = find_key(options)? {
-        return Ok(found);
-    }
-    if db.exists() {
-        return Err(KeyError::Missing {
-            db: db.to_path_buf(),
-            key_file: options.key_file(),
-        });
-    }
-    create_key(options)
+    resolve_key_locked(options, db)
 }
 
 /// The lock every change of where the key lives holds (creating it, moving it between tiers).

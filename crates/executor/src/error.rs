@@ -513,3 +513,16 @@ impl ExecutorError {
         move |source| Self::Io { context, source }
     }
 }
+
+/// The provider called `name` (or a roster v3 alias of one), or the error listing them.
+pub(crate) fn provider_named<'r>(
+    roster: &'r terok_roster::Roster,
+    name: &str,
+) -> Result<&'r terok_roster::Provider, ExecutorError> {
+    roster
+        .provider(name)
+        .ok_or_else(|| ExecutorError::UnknownProvider {
+            name: name.to_owned(),
+            known: roster.providers().map(|p| p.name.clone()).collect(),
+        })
+}

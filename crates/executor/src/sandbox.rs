@@ -344,12 +344,7 @@ impl<R: ContainerRuntime> Executor<R> {
         let roster = self.roster()?;
         let mut providers = Vec::new();
         for name in asked {
-            let provider = roster
-                .provider(name)
-                .ok_or_else(|| ExecutorError::UnknownProvider {
-                    name: name.clone(),
-                    known: roster.providers().map(|p| p.name.clone()).collect(),
-                })?;
+            let provider = crate::error::provider_named(roster, name)?;
             // Without terok's bridge in the image, only a socket reaches the vault.
             if provider.socket_env.is_none() {
                 return Err(ExecutorError::NoSocketClient {

@@ -329,22 +329,9 @@ async fn a_restarted_daemon_reopens_tcp_listeners_where_they_were() {
     let dir = tempfile::tempdir().unwrap();
     let upstream = MockUpstream::start().unwrap();
     let cfg = start(dir.path(), &upstream).await;
-    let opened = match call(
-        &cfg.paths.control_socket(),
-        &ControlRequest::OpenTcp {
-            container: "terok-executor-tcp".into(),
-            providers: vec!["claude".into()],
-            scope: "standalone".into(),
-            bind: None,
-            ports: None,
-        },
-    )
-    .await
-    .unwrap()
-    {
-        ControlResponse::Opened(opened) => opened,
-        other => panic!("{other:?}"),
-    };
+    let opened = open_tcp_with(&cfg, "terok-executor-tcp", None, None)
+        .await
+        .unwrap();
     let addr = std::net::SocketAddr::new(opened.address.unwrap(), opened.port.unwrap());
     let token = &opened.tokens["claude"];
     assert_eq!(status_over_tcp(addr, token).await, Some(200));
@@ -752,12 +739,12 @@ async fn status_over_tcp(addr: std::net::SocketAddr, token: &str) -> Option<u16>
     answer.split_whitespace().nth(1)?.parse().ok()
 }
 
-async fn open_tcp(
+async fn open_tcp_with(
     cfg: &VaultConfig,
     container: &str,
     bind: Option<std::net::IpAddr>,
     ports: Option<terok_vault::control::PortRange>,
-) -> Result<std::net::SocketAddr, String> {
+) -> Result<Opened, String> {
     let request = ControlRequest::OpenTcp {
         container: container.into(),
         providers: vec!["claude".into()],
@@ -766,13 +753,24 @@ async fn open_tcp(
         ports,
     };
     match call(&cfg.paths.control_socket(), &request).await {
-        Ok(ControlResponse::Opened(opened)) => Ok(std::net::SocketAddr::new(
-            opened.address.unwrap(),
-            opened.port.unwrap(),
-        )),
+        Ok(ControlResponse::Opened(opened)) => Ok(opened),
         Err(refused) => Err(refused.to_string()),
         other => panic!("{other:?}"),
     }
+}
+
+/// Where the TCP listener of an [`open_tcp_with`] answers.
+async fn open_tcp(
+    cfg: &VaultConfig,
+    container: &str,
+    bind: Option<std::net::IpAddr>,
+    ports: Option<terok_vault::control::PortRange>,
+) -> Result<std::net::SocketAddr, String> {
+    let opened = open_tcp_with(cfg, container, bind, ports).await?;
+    Ok(std::net::SocketAddr::new(
+        opened.address.unwrap(),
+        opened.port.unwrap(),
+    ))
 }
 
 /// The token binding of the sockets holds on TCP listeners too: a token works only on its own
@@ -822,26 +820,12 @@ async fn tcp_listeners_accept_only_their_own_containers_tokens() {
         (tokens("terok-executor-aaa"), tokens("terok-executor-bbb")),
         (1, 1)
     );
-    let token_a = match call(
-        &cfg.paths.control_socket(),
-        &ControlRequest::OpenTcp {
-            container: "terok-executor-aaa".into(),
-            providers: vec!["claude".into()],
-            scope: "standalone".into(),
-            bind: None,
-            ports: None,
-        },
-    )
-    .await
-    .unwrap()
-    {
-        ControlResponse::Opened(opened) => {
-            // Opening again keeps the listener: same port.
-            assert_eq!(opened.port, Some(a.port()));
-            opened.tokens["claude"].clone()
-        }
-        other => panic!("{other:?}"),
-    };
+    let again = open_tcp_with(&cfg, "terok-executor-aaa", None, None)
+        .await
+        .unwrap();
+    // Opening again keeps the listener: same port.
+    assert_eq!(again.port, Some(a.port()));
+    let token_a = again.tokens["claude"].clone();
     assert_eq!(status_over_tcp(a, &token_a).await, Some(200));
     assert_eq!(
         status_over_tcp(b, &token_a).await,

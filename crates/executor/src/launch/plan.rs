@@ -186,12 +186,7 @@ impl<R: ContainerRuntime> Executor<R> {
             .iter()
             .chain(&self.config.config.vault.task_credentials);
         for name in asked {
-            let provider = roster
-                .provider(name)
-                .ok_or_else(|| ExecutorError::UnknownProvider {
-                    name: name.clone(),
-                    known: roster.providers().map(|p| p.name.clone()).collect(),
-                })?;
+            let provider = crate::error::provider_named(roster, name)?;
             providers.insert(provider.name.clone());
         }
         Ok(providers.into_iter().collect())
