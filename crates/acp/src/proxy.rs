@@ -20,8 +20,9 @@ use crate::link::AgentLink;
 use crate::models::{self, MODEL_OPTION_ID, PROXY_SESSION_ID, split_model};
 use crate::probe::{AgentSession, WORKSPACE, handshake};
 
-/// How long each request of the bind handshake may take.
-pub const BIND_REQUEST_LIMIT: Duration = Duration::from_secs(15);
+/// How long each request of the bind handshake may take: a cold agent server (a Python one
+/// importing its SDK) on a busy two-core host has taken more than 15 s to answer `initialize`.
+pub const BIND_REQUEST_LIMIT: Duration = Duration::from_secs(30);
 
 /// Serves one client on `reader` / `writer` until it leaves, the bound agent's server ends, or
 /// `shutdown` turns true; the agent's server is ended before this returns.
