@@ -49,16 +49,17 @@ if command -v socat >/dev/null 2>&1; then
       "TCP-LISTEN:${TEROK_VAULT_LOOPBACK_PORT},bind=127.0.0.1,reuseaddr,fork" \
       "UNIX-CONNECT:${_TEROK_VAULT_SOCKET}"
   fi
-  # TCP mode: socket-only clients reach the host broker port through a local socket.
+  # TCP mode: socket-only clients reach the host broker port through a local socket. A
+  # restarted container still has the dead bridge's socket file: `unlink-early` replaces it.
   if [[ -n "${TEROK_TOKEN_BROKER_PORT:-}" ]]; then
     _terok_bridge vault-socket socat \
-      "UNIX-LISTEN:/tmp/terok-vault.sock,fork,mode=600" \
+      "UNIX-LISTEN:/tmp/terok-vault.sock,fork,mode=600,unlink-early" \
       "TCP:host.containers.internal:${TEROK_TOKEN_BROKER_PORT}"
   fi
   # SSH signer: an ssh-agent socket whose connections carry the task's token first.
   if [[ -n "${TEROK_SSH_SIGNER_TOKEN:-}" && ( -n "${TEROK_SSH_SIGNER_SOCKET:-}" || -n "${TEROK_SSH_SIGNER_PORT:-}" ) ]]; then
     _terok_bridge ssh-agent socat \
-      "UNIX-LISTEN:/tmp/ssh-agent.sock,fork,mode=600" \
+      "UNIX-LISTEN:/tmp/ssh-agent.sock,fork,mode=600,unlink-early" \
       "EXEC:/usr/local/bin/ssh-agent-bridge.sh"
     # git and ssh use it right away (the clone): give socat a moment to listen.
     for _ in $(seq 1 40); do

@@ -1062,6 +1062,28 @@ pub struct GateServeTaskArgs {
     /// Hand the socket to this uid (the container's `dev`, rootful).
     #[arg(long)]
     pub uid: Option<u32>,
+    /// Listen on TCP at this address of the host instead of the socket (`services.mode:
+    /// tcp`); the port taken is written beside the socket.
+    #[arg(long, requires = "ports")]
+    pub listen: Option<std::net::IpAddr>,
+    /// The ports `--listen` may take: `START-END` (the first free one).
+    #[arg(long, value_parser = parse_port_range, requires = "listen")]
+    pub ports: Option<(u16, u16)>,
+}
+
+/// `START-END` (or one port) as two ports.
+fn parse_port_range(text: &str) -> Result<(u16, u16), String> {
+    let (start, end) = text.split_once('-').unwrap_or((text, text));
+    let port = |p: &str| {
+        p.trim()
+            .parse::<u16>()
+            .map_err(|_| format!("`{p}` is not a port (1–65535)"))
+    };
+    let (start, end) = (port(start)?, port(end)?);
+    if start == 0 || start > end {
+        return Err(format!("`{text}` is not a range of ports, START-END"));
+    }
+    Ok((start, end))
 }
 
 /// `run --output` values.

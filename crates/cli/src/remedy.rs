@@ -8,7 +8,7 @@ use miette::Diagnostic;
 use terok_executor::errors::{
     AuthError, ConfigEditError, ConfigError, ControlError, ImageBuildError, InstallCause,
 };
-use terok_executor::{ExecutorError, Layer, Runtime, Unsuited};
+use terok_executor::{ExecutorError, Layer, Runtime, TcpRefusal, Unsuited};
 
 /// How to move rootless podman from `vfs` to overlay storage.
 pub const VFS_STORAGE_FIX: &str = "\
@@ -39,6 +39,21 @@ pub fn attach(report: miette::Report) -> miette::Report {
     }
 }
 
+/// What makes `services.mode: tcp` serve a launch it refused.
+fn tcp_remedy(reason: &TcpRefusal) -> String {
+    let address = "set `services.address` in config.yml to an address of this host the \
+                   engine's containers reach";
+    match reason {
+        TcpRefusal::Offline => {
+            "give the task a network (`--shield allowlist`), or use `services.mode: socket`"
+                .to_owned()
+        }
+        TcpRefusal::NoGateway(_) | TcpRefusal::RootlessNetwork => address.to_owned(),
+        TcpRefusal::RootlessOpen => format!("run with `--shield allowlist`, or {address}"),
+        _ => address.to_owned(),
+    }
+}
+
 /// The remedy for `err`, if the user can fix it with this command line.
 fn remedy(err: &ExecutorError) -> Option<String> {
     use ExecutorError as E;
@@ -52,6 +67,7 @@ fn remedy(err: &ExecutorError) -> Option<String> {
         E::AgentNotInImage { agent, .. } => format!(
             "add it: `terok-executor agents set all` or `terok-executor build --agents {agent}`"
         ),
+        E::TcpServicesRefused { reason } => tcp_remedy(reason),
         E::RemoveOnExitInteractive => {
             "--rm applies to headless runs; remove an interactive task with \
              `terok-executor rm NAME` when you are done"

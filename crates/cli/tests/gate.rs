@@ -439,3 +439,119 @@ fn a_gated_directory_is_cloned_through_the_gate_and_never_mounted() {
     assert!(g.tip(&project, "refs/heads/agent/dir").is_some());
     let _ = g.run(&["rm", &name]);
 }
+
+/// `podman exec` of `script` in `task` as `dev`, through a login shell (which reads the
+/// task's current `vault.env`); its output.
+fn exec_login(host: &Host, task: &str, script: &str) -> Output {
+    host.env
+        .command("podman")
+        .args(["exec", "-u", "dev", task, "bash", "-lc", script])
+        .output()
+        .unwrap()
+}
+
+/// `services.mode: tcp`: the vault and the gate each listen on a TCP port where the engine's
+/// containers reach this host (rootful the bridge's gateway, rootless the loopback through
+/// slirp4netns); the agent reaches the model through the vault with its phantom (over HTTP
+/// and through the in-container socket bridge) and clones and fetches through the gate;
+/// another port of the same host address is refused by the task's firewall; a restart opens
+/// both listeners where the container was told they are.
+#[test]
+fn over_tcp_the_task_reaches_its_vault_and_gate_and_no_other_port_of_the_host() {
+    if !require_podman("over_tcp_the_task_reaches_its_vault_and_gate_and_no_other_port_of_the_host")
+    {
+        return;
+    }
+    let g = GateHost::new();
+    let upstream = terok_testkit::upstream::MockUpstream::start().unwrap();
+    let config_dir = g.host.env.user_config_dir();
+    std::fs::write(
+        config_dir.join("agent/agents/claude.yaml"),
+        format!("vault:\n  upstream: {}\n", upstream.url()),
+    )
+    .unwrap();
+    // The firewall's profile allows nothing: only the task's own listeners are reachable.
+    std::fs::create_dir_all(config_dir.join("shield/profiles")).unwrap();
+    std::fs::write(config_dir.join("shield/profiles/none.txt"), "# nothing\n").unwrap();
+    let config = std::fs::read_to_string(config_dir.join("config.yml")).unwrap();
+    g.host
+        .env
+        .write_user_config(&format!(
+            "{config}\nservices:\n  mode: tcp\nshield:\n  profiles: [none]\n"
+        ))
+        .unwrap();
+
+    let out = g.run(&[
+        "run",
+        "scripted",
+        &g.url(),
+        "--credential",
+        "claude",
+        "--interactive",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let name = announced_name(&out);
+    let env = container_env(&g.host, &name);
+    let port = env_value(&env, "TEROK_TOKEN_BROKER_PORT").expect("a TCP vault port");
+    let base = env_value(&env, "ANTHROPIC_BASE_URL").unwrap();
+    assert_eq!(base, format!("http://host.containers.internal:{port}"));
+    let code_repo = env_value(&env, "CODE_REPO").unwrap();
+    assert!(
+        code_repo.contains("@host.containers.internal:"),
+        "{code_repo}"
+    );
+    assert_eq!(env_value(&env, "TEROK_GATE_SOCKET"), None);
+    assert!(
+        !mount_sources(&g.host, &name)
+            .iter()
+            .any(|(_, d)| d.starts_with("/run/terok/vault") || d.starts_with("/run/terok/gate")),
+        "no socket directory is mounted"
+    );
+
+    let probe = "code() { curl -s -o /dev/null -w '%{http_code}' --max-time 10 \"$@\"; }; \
+                 echo HTTP=$(code -H \"x-api-key: $ANTHROPIC_API_KEY\" -d '{}' \"$ANTHROPIC_BASE_URL/v1/messages\"); \
+                 echo SOCKET=$(code --unix-socket /tmp/terok-vault.sock -H \"x-api-key: $ANTHROPIC_API_KEY\" -d '{}' http://vault/v1/messages); \
+                 echo README=$(cat /workspace/README.md); \
+                 git -C /workspace fetch -q origin && echo FETCH=ok";
+    let expect_reachable = |when: &str| {
+        let out = exec_login(&g.host, &name, probe);
+        let all = text(&out);
+        for line in ["HTTP=200", "SOCKET=200", "README=# widget", "FETCH=ok"] {
+            assert!(all.contains(line), "{when}: {line}: {all}");
+        }
+    };
+    expect_reachable("launched");
+    let calls = upstream.requests();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    for call in &calls {
+        assert_eq!(call.header("x-api-key"), Some(common::REAL_KEY));
+    }
+
+    // Another port of the host address the listeners are on: the task's firewall refuses it
+    // (read back from the shield's record of refusals, not inferred from the connect).
+    let other: u16 = port.parse::<u16>().unwrap() - 1;
+    let out = exec_login(
+        &g.host,
+        &name,
+        &format!("curl -s --max-time 5 http://host.containers.internal:{other}/; echo EXIT=$?"),
+    );
+    assert!(text(&out).contains("EXIT=7"), "{}", text(&out));
+    let status = g.run(&["shield", "status", &name, "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let denials = status["live"]["denials"].as_array().unwrap();
+    assert!(
+        denials
+            .iter()
+            .any(|d| d["port"] == u64::from(other) && d["protocol"] == "tcp"),
+        "{status}"
+    );
+
+    // Restarted, with fresh tokens, on the same ports.
+    let out = g.run(&["stop", &name]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = g.run(&["start", &name]);
+    assert!(out.status.success(), "{}", text(&out));
+    expect_reachable("restarted");
+    let out = g.run(&["rm", &name]);
+    assert!(out.status.success(), "{}", text(&out));
+}

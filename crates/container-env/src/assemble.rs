@@ -12,7 +12,7 @@ use terok_roster::Roster;
 use crate::error::ContainerEnvError;
 use crate::spec::{
     AGENT_CONFIG_MOUNT, CONTAINER_PROTOCOL, ContainerEnv, ContainerEnvSpec, GateWiring, Relabel,
-    TaskLayout, VaultWiring, Volume, WORKSPACE, Workspace,
+    TaskLayout, VaultTransport, VaultWiring, Volume, WORKSPACE, Workspace,
 };
 
 /// The provider name of the SSH signer's token in a wiring.
@@ -86,27 +86,30 @@ pub fn vault_env(roster: &Roster, wiring: &VaultWiring) -> Vec<(String, String)>
         // name).
         if name == "glab" {
             env.set("API_PROTOCOL", "http");
-            env.set(
-                "GITLAB_API_HOST",
-                format!("localhost:{}", wiring.loopback_port),
-            );
+            env.set("GITLAB_API_HOST", wiring.authority());
         }
     }
     // The SSH signer: its token, its socket beside the vault's, and the agent socket the
-    // in-container bridge serves (ssh and git use it as any ssh-agent).
-    if let Some(token) = wiring.tokens.get(SSH_SIGNER_PROVIDER) {
+    // in-container bridge serves (ssh and git use it as any ssh-agent). Its socket only
+    // exists beside a socket listener.
+    if let (Some(token), Some((_, dir))) = (
+        wiring.tokens.get(SSH_SIGNER_PROVIDER),
+        wiring.socket_mount(),
+    ) {
         env.set("TEROK_SSH_SIGNER_TOKEN", token.clone());
         env.set(
             "TEROK_SSH_SIGNER_SOCKET",
-            format!("{}/{SSH_SIGNER_SOCKET}", wiring.container_socket_dir),
+            format!("{dir}/{SSH_SIGNER_SOCKET}"),
         );
         env.set("SSH_AUTH_SOCK", SSH_AUTH_SOCK);
     }
     if !wiring.tokens.is_empty() {
-        env.set(
-            "TEROK_VAULT_LOOPBACK_PORT",
-            wiring.loopback_port.to_string(),
-        );
+        match &wiring.transport {
+            VaultTransport::Socket { loopback_port, .. } => {
+                env.set("TEROK_VAULT_LOOPBACK_PORT", loopback_port.to_string());
+            }
+            VaultTransport::Tcp { port } => env.set("TEROK_TOKEN_BROKER_PORT", port.to_string()),
+        }
     }
     env.0
 }
@@ -323,17 +326,10 @@ pub fn assemble_tool_env(spec: &ContainerEnvSpec) -> Result<ContainerEnv, Contai
         volumes.extend(git_guard_volumes(dir)?);
     }
     if let Some(gate) = &spec.gate {
-        env.set(
-            "TEROK_GATE_SOCKET",
-            format!("{}/{}", GateWiring::CONTAINER_DIR, GateWiring::SOCKET_NAME),
-        );
-        env.set("TEROK_GATE_TOKEN", gate.token.clone());
-        volumes.push(Volume {
-            host: gate.host_socket_dir.clone(),
-            container: GateWiring::CONTAINER_DIR.to_owned(),
-            relabel: Relabel::Private,
-            read_only: true,
-        });
+        for (key, value) in gate.env() {
+            env.set(key, value);
+        }
+        volumes.extend(gate.socket_mount());
     }
     Ok(ContainerEnv {
         env: env.0,
@@ -387,11 +383,9 @@ fn environment(roster: &Roster, spec: &ContainerEnvSpec) -> Result<Environment, 
     }
     // 7b. Gate: the bridge in the container serves the socket on localhost:9418.
     if let Some(gate) = &spec.gate {
-        env.set(
-            "TEROK_GATE_SOCKET",
-            format!("{}/{}", GateWiring::CONTAINER_DIR, GateWiring::SOCKET_NAME),
-        );
-        env.set("TEROK_GATE_TOKEN", gate.token.clone());
+        for (key, value) in gate.env() {
+            env.set(key, value);
+        }
     }
     // 8. Unrestricted: every agent's auto-approve settings (they share one container).
     if spec.unrestricted {
@@ -495,23 +489,16 @@ fn volumes(
         });
     }
     // The vault's per-container socket directory, read-only (docs/decisions.md#3.3).
-    if let Some(wiring) = &spec.vault {
+    if let Some((host, container)) = spec.vault.as_ref().and_then(VaultWiring::socket_mount) {
         volumes.push(Volume {
-            host: wiring.host_socket_dir.clone(),
-            container: wiring.container_socket_dir.clone(),
+            host: host.to_path_buf(),
+            container: container.to_owned(),
             relabel: Relabel::Private,
             read_only: true,
         });
     }
     // The gate's per-task socket directory, read-only likewise.
-    if let Some(gate) = &spec.gate {
-        volumes.push(Volume {
-            host: gate.host_socket_dir.clone(),
-            container: GateWiring::CONTAINER_DIR.to_owned(),
-            relabel: Relabel::Private,
-            read_only: true,
-        });
-    }
+    volumes.extend(spec.gate.as_ref().and_then(GateWiring::socket_mount));
     // 6. Extra volumes, verbatim.
     volumes.extend(spec.extra_volumes.iter().cloned());
     Ok((volumes, warnings))

@@ -9,8 +9,8 @@
 //!   (Claude's SessionStart hook, OpenCode's instructions list).
 //! - [`clone_cache`]: seeding a git-URL task's workspace from the last clone.
 //!
-//! The vault is wired by value ([`VaultWiring`]: the socket directory and tokens the daemon
-//! handed out), so this crate needs neither the daemon nor podman:
+//! The vault is wired by value ([`VaultWiring`]: the socket directory or TCP port and the tokens
+//! the daemon handed out), so this crate needs neither the daemon nor podman:
 //!
 //! ```
 //! use terok_container_env::{ContainerEnvSpec, Workspace, assemble_container_env};
@@ -47,7 +47,7 @@ pub use error::ContainerEnvError;
 pub use shared_configs::{Edited, edit_shared_configs, ensure_opencode_config, merge_session_hook};
 pub use spec::{
     AGENT_CONFIG_MOUNT, CONTAINER_PROTOCOL, ContainerEnv, ContainerEnvSpec, DEFAULT_SHARED_MOUNT,
-    GateWiring, GitIdentityOverride, Relabel, TaskLayout, VaultWiring, Volume, WORKSPACE,
-    Workspace,
+    GateTransport, GateWiring, GitIdentityOverride, Relabel, TaskLayout, VAULT_TCP_HOST,
+    VAULT_TCP_SOCKET, VaultTransport, VaultWiring, Volume, WORKSPACE, Workspace,
 };
 pub use wrappers::render_wrappers;

@@ -59,44 +59,104 @@ pub struct GitIdentityOverride {
     pub committer_email: Option<String>,
 }
 
-/// How the container reaches the vault: the socket directory the daemon opened for it and the
+/// How the container reaches the vault: the transport the daemon opened for it and the
 /// phantom tokens it minted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VaultWiring {
-    /// The per-container socket directory on the host (mounted read-only).
-    pub host_socket_dir: PathBuf,
-    /// Where it is mounted (`/run/terok/vault`).
-    pub container_socket_dir: String,
-    /// The socket's file name in it (`vault.sock`).
-    pub socket_name: String,
-    /// The in-container loopback bridge port (`9419`).
-    pub loopback_port: u16,
+    /// The per-container socket directory, or a TCP listener.
+    pub transport: VaultTransport,
     /// Provider → phantom token (only providers with a stored credential).
     pub tokens: BTreeMap<String, String>,
     /// Provider → kind of the stored credential (`api_key`, `oauth`, …).
     pub kinds: BTreeMap<String, String>,
 }
 
+/// Where a container's vault listener is (docs/scale.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VaultTransport {
+    /// A Unix socket in a directory mounted into the container (the default): HTTP-only
+    /// clients reach it through the in-container loopback bridge.
+    Socket {
+        /// The per-container socket directory on the host (mounted read-only).
+        host_socket_dir: PathBuf,
+        /// Where it is mounted (`/run/terok/vault`).
+        container_socket_dir: String,
+        /// The socket's file name in it (`vault.sock`).
+        socket_name: String,
+        /// The in-container loopback bridge port (`9419`).
+        loopback_port: u16,
+    },
+    /// A TCP listener on an address the engine's containers reach as
+    /// [`VAULT_TCP_HOST`] (`services.mode: tcp`): nothing is mounted, and socket-only
+    /// clients reach it through the in-container socket bridge at [`VAULT_TCP_SOCKET`].
+    Tcp {
+        /// The listener's port.
+        port: u16,
+    },
+}
+
+/// The name containers reach a TCP vault listener by (podman's name for the host).
+pub const VAULT_TCP_HOST: &str = "host.containers.internal";
+/// The socket the in-container bridge serves in front of a TCP listener.
+pub const VAULT_TCP_SOCKET: &str = "/tmp/terok-vault.sock";
+
 impl VaultWiring {
     /// The socket path inside the container.
     pub fn container_socket(&self) -> String {
-        format!("{}/{}", self.container_socket_dir, self.socket_name)
+        match &self.transport {
+            VaultTransport::Socket {
+                container_socket_dir,
+                socket_name,
+                ..
+            } => format!("{container_socket_dir}/{socket_name}"),
+            VaultTransport::Tcp { .. } => VAULT_TCP_SOCKET.to_owned(),
+        }
     }
 
-    /// The base URL HTTP clients in the container use (the loopback bridge).
+    /// `host:port` of the vault as HTTP clients in the container reach it.
+    pub fn authority(&self) -> String {
+        match &self.transport {
+            VaultTransport::Socket { loopback_port, .. } => format!("localhost:{loopback_port}"),
+            VaultTransport::Tcp { port } => format!("{VAULT_TCP_HOST}:{port}"),
+        }
+    }
+
+    /// The base URL HTTP clients in the container use.
     pub fn url(&self) -> String {
-        format!("http://localhost:{}", self.loopback_port)
+        format!("http://{}", self.authority())
+    }
+
+    /// The socket directory mounted into the container (none over TCP).
+    pub fn socket_mount(&self) -> Option<(&Path, &str)> {
+        match &self.transport {
+            VaultTransport::Socket {
+                host_socket_dir,
+                container_socket_dir,
+                ..
+            } => Some((host_socket_dir, container_socket_dir)),
+            VaultTransport::Tcp { .. } => None,
+        }
     }
 }
 
-/// How the container reaches the git gate: the per-task socket directory and the task's gate
-/// token (also part of the gate URL its `origin` points at).
+/// How the container reaches the git gate: the task's gate server and the task's gate token
+/// (also part of the gate URL its `origin` points at).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GateWiring {
-    /// The task's gate socket directory on the host (mounted read-only).
-    pub host_socket_dir: PathBuf,
+    /// Where the task's gate server listens.
+    pub transport: GateTransport,
     /// The task's token (`terok-g-…`).
     pub token: String,
+}
+
+/// Where a task's gate server listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GateTransport {
+    /// The task's socket directory on the host (mounted read-only), which the in-container
+    /// bridge serves on git's `localhost:9418`.
+    Socket(PathBuf),
+    /// A TCP port the container reaches at [`VAULT_TCP_HOST`] (`services.mode: tcp`).
+    Tcp(u16),
 }
 
 impl GateWiring {
@@ -109,11 +169,37 @@ impl GateWiring {
 
     /// The URL of mirror `repo` as git in the container reaches it.
     pub fn url(&self, repo: &str) -> String {
-        format!(
-            "http://{}@localhost:{}/{repo}.git",
-            self.token,
-            Self::LOOPBACK_PORT
-        )
+        let authority = match &self.transport {
+            GateTransport::Socket(_) => format!("localhost:{}", Self::LOOPBACK_PORT),
+            GateTransport::Tcp(port) => format!("{VAULT_TCP_HOST}:{port}"),
+        };
+        format!("http://{}@{authority}/{repo}.git", self.token)
+    }
+
+    /// The socket directory mounted into the container (none over TCP).
+    pub fn socket_mount(&self) -> Option<Volume> {
+        match &self.transport {
+            GateTransport::Socket(dir) => Some(Volume {
+                host: dir.clone(),
+                container: Self::CONTAINER_DIR.to_owned(),
+                relabel: Relabel::Private,
+                read_only: true,
+            }),
+            GateTransport::Tcp(_) => None,
+        }
+    }
+
+    /// The variables of the in-container side: the token, and the socket its bridge serves.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let mut env = Vec::new();
+        if let GateTransport::Socket(_) = &self.transport {
+            env.push((
+                "TEROK_GATE_SOCKET".to_owned(),
+                format!("{}/{}", Self::CONTAINER_DIR, Self::SOCKET_NAME),
+            ));
+        }
+        env.push(("TEROK_GATE_TOKEN".to_owned(), self.token.clone()));
+        env
     }
 }
 

@@ -10,7 +10,7 @@ use std::process::Command;
 
 use insta::assert_snapshot;
 use terok_container_env::{
-    AgentConfigSpec, ContainerEnv, ContainerEnvSpec, VaultWiring, Workspace,
+    AgentConfigSpec, ContainerEnv, ContainerEnvSpec, VaultTransport, VaultWiring, Workspace,
     assemble_container_env, prepare_agent_config, render_wrappers,
 };
 use terok_roster::{Roster, RosterLoader};
@@ -33,10 +33,12 @@ fn spec(root: &Path, agent: &str) -> ContainerEnvSpec {
     spec.workspace = Workspace::Host(root.join("project"));
     spec.timezone = Some("Europe/Prague".into());
     spec.vault = Some(VaultWiring {
-        host_socket_dir: root.join("run/vault/c/terok-executor-0123456789ab"),
-        container_socket_dir: "/run/terok/vault".into(),
-        socket_name: "vault.sock".into(),
-        loopback_port: 9419,
+        transport: VaultTransport::Socket {
+            host_socket_dir: root.join("run/vault/c/terok-executor-0123456789ab"),
+            container_socket_dir: "/run/terok/vault".into(),
+            socket_name: "vault.sock".into(),
+            loopback_port: 9419,
+        },
         tokens: BTreeMap::from([
             ("claude".to_owned(), CLAUDE_TOKEN.to_owned()),
             ("codex".to_owned(), CODEX_TOKEN.to_owned()),
@@ -256,6 +258,38 @@ fn phantom_files_and_patches_carry_only_this_tasks_tokens() {
     let config = std::fs::read_to_string(mounts.join("_codex-config/config.toml")).unwrap();
     assert!(
         config.contains(r#"openai_base_url = "http://localhost:9419/v1""#),
+        "{config}"
+    );
+}
+
+#[test]
+fn over_tcp_the_container_is_pointed_at_the_listener_and_mounts_no_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = spec(dir.path(), "codex");
+    if let Some(wiring) = &mut spec.vault {
+        wiring.transport = VaultTransport::Tcp { port: 18703 };
+    }
+    let assembled = assemble_container_env(&roster(), &spec).unwrap();
+    let env: BTreeMap<_, _> = assembled.env.iter().cloned().collect();
+    assert_eq!(
+        env["ANTHROPIC_BASE_URL"],
+        "http://host.containers.internal:18703"
+    );
+    assert_eq!(env["TEROK_TOKEN_BROKER_PORT"], "18703");
+    assert_eq!(env["ANTHROPIC_UNIX_SOCKET"], "/tmp/terok-vault.sock");
+    assert!(!env.contains_key("TEROK_VAULT_LOOPBACK_PORT"), "{env:?}");
+    assert!(
+        assembled
+            .volumes
+            .iter()
+            .all(|v| !v.container.starts_with("/run/terok/vault")),
+        "{:?}",
+        assembled.volumes
+    );
+    let mounts = dir.path().join("state/sandbox-live/mounts");
+    let config = std::fs::read_to_string(mounts.join("_codex-config/config.toml")).unwrap();
+    assert!(
+        config.contains(r#"openai_base_url = "http://host.containers.internal:18703/v1""#),
         "{config}"
     );
 }

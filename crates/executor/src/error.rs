@@ -336,6 +336,18 @@ pub enum ExecutorError {
         /// What is not root's.
         detail: String,
     },
+    /// A task's gate server could not listen on TCP.
+    #[error("the gate server cannot listen: {detail}")]
+    GateListen {
+        /// What the bind said.
+        detail: String,
+    },
+    /// `services.mode: tcp` cannot serve this launch.
+    #[error("config.yml `services.mode: tcp` cannot serve this task: {reason}")]
+    TcpServicesRefused {
+        /// Why.
+        reason: TcpRefusal,
+    },
     /// A `--network` the container may not join.
     #[error("the container cannot join the network `{network}`: {reason}")]
     NetworkRefused {
@@ -525,4 +537,26 @@ pub(crate) fn provider_named<'r>(
             name: name.to_owned(),
             known: roster.providers().map(|p| p.name.clone()).collect(),
         })
+}
+
+/// Why `services.mode: tcp` cannot serve a launch.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TcpRefusal {
+    /// An offline task has no network.
+    #[error("an offline task has no network to reach a TCP listener")]
+    Offline,
+    /// The container's network has no gateway to listen on.
+    #[error("the network `{0}` has no gateway on this host to listen on")]
+    NoGateway(String),
+    /// Rootless, a podman network's gateway is inside podman's own namespace.
+    #[error("a rootless podman network's gateway is not an address of this host")]
+    RootlessNetwork,
+    /// Rootless, the listener is on the host's loopback, which an unfiltered task would reach
+    /// whole.
+    #[error(
+        "rootless, the listener is on this host's loopback, and an unfiltered task would reach \
+         every service there"
+    )]
+    RootlessOpen,
 }

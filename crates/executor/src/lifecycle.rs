@@ -206,16 +206,24 @@ impl<R: ContainerRuntime> Executor<R> {
     /// The launch's credential step again, for a task about to restart.
     async fn rewire_credentials(&self, record: &TaskRecord) -> Result<(), ExecutorError> {
         let socket_uid = record.rootful.as_ref().map(|r| r.dev_uid);
-        let listener = self
-            .vault
-            .open(
-                &record.name,
-                record.providers.clone(),
-                socket_uid,
-                Some(&record.agent),
-            )
-            .await?
-            .ok_or(ExecutorError::VaultRequired)?;
+        let providers = record.providers.clone();
+        let tcp = record
+            .tcp
+            .as_ref()
+            .and_then(|tcp| Some(tcp.listen(tcp.vault_port?)));
+        // Over TCP, where the container (whose environment cannot change) was told.
+        let listener = match tcp {
+            Some(listen) => (self.vault.open_tcp(&record.name, providers, listen).await?)
+                .map(|(listener, _)| listener),
+            None => {
+                let ssh_scope = Some(record.agent.as_str());
+                (self
+                    .vault
+                    .open(&record.name, providers, socket_uid, ssh_scope))
+                .await?
+            }
+        }
+        .ok_or(ExecutorError::VaultRequired)?;
         self.sync_routes(&listener.routes_hash).await?;
         let wiring = listener.wiring;
         let roster = self.roster()?;

@@ -316,19 +316,21 @@ impl<R: ContainerRuntime> Executor<R> {
                     .collect();
                 write_env_file(&dir.join(ENV_FILE), &env)?;
                 spec.env = env;
-                spec.volumes.push(VolumeSpec {
-                    host: wiring.host_socket_dir.clone(),
-                    container: wiring.container_socket_dir.clone(),
-                    sharing: Sharing::Private,
-                    read_only: true,
-                });
+                if let Some((host, container)) = wiring.socket_mount() {
+                    spec.volumes.push(VolumeSpec {
+                        host: host.to_path_buf(),
+                        container: container.to_owned(),
+                        sharing: Sharing::Private,
+                        read_only: true,
+                    });
+                }
             }
         }
         if !dir.join(ENV_FILE).exists() {
             write_env_file(&dir.join(ENV_FILE), &[])?;
         }
         if egress == Egress::Allowlist {
-            let shield = self.prepare_shield(dir, profiles, &[])?;
+            let shield = self.prepare_shield(dir, profiles, &[], &[])?;
             // The start permit, not the shell guard: the image may have no bash.
             spec.annotations.extend(shield.annotations.iter().cloned());
             spec.volumes.extend(shield.volumes.iter().cloned());

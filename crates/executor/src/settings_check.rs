@@ -1,7 +1,7 @@
 //! config.yml keys that are accepted for compatibility but do nothing yet, said as such rather
 //! than ignored silently, and the plain statement of what an unfiltered (`open`) task can reach.
 
-use terok_core::config::{NetworkSection, ServicesMode, TerokConfig};
+use terok_core::config::TerokConfig;
 use terok_podman::ContainerRuntime;
 
 use crate::session::Executor;
@@ -20,36 +20,14 @@ pub fn inert_settings(config: &TerokConfig) -> Vec<String> {
         }
     };
     inert(
-        "services.mode: tcp",
-        config.services.mode == ServicesMode::Tcp,
-        "the vault serves each task on a Unix socket",
-    );
-    inert(
-        "vault.port",
-        config.vault.port.is_some(),
-        "the vault serves each task on a Unix socket",
-    );
-    inert(
         "vault.ssh_signer_port",
         config.vault.ssh_signer_port.is_some(),
-        "the SSH signer is not implemented",
-    );
-    let no_gate =
-        "the git gate serves each task on a Unix socket, its mirrors under the state directory";
-    inert(
-        "gate_server.port",
-        config.gate_server.port.is_some(),
-        no_gate,
+        "the SSH signer serves each task on a Unix socket (none over TCP)",
     );
     inert(
         "gate_server.repos_dir",
         config.gate_server.repos_dir.is_some(),
-        no_gate,
-    );
-    inert(
-        "network.port_range_start/end",
-        config.network != NetworkSection::default(),
-        "no host port is allocated",
+        "the git gate keeps its mirrors under the state directory",
     );
     inert(
         "ssh.use_personal",
@@ -69,16 +47,20 @@ impl<R: ContainerRuntime> Executor<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use terok_core::config::ServicesMode;
 
     #[test]
     fn set_keys_without_effect_are_named() {
         assert!(inert_settings(&TerokConfig::default()).is_empty());
         let mut config = TerokConfig::default();
-        // The shield's keys are honoured: they are not named.
+        // The shield's and the services' keys are honoured: they are not named.
         config.shield.profiles = vec!["dev-python".into()];
         config.services.mode = ServicesMode::Tcp;
+        config.vault.port = Some(19000);
+        config.network.port_range_start = 20000;
+        config.gate_server.repos_dir = Some("/srv/mirrors".into());
         let said = inert_settings(&config);
         assert_eq!(said.len(), 1, "{said:?}");
-        assert!(said[0].starts_with("config.yml `services.mode: tcp` has no effect yet"));
+        assert!(said[0].starts_with("config.yml `gate_server.repos_dir` has no effect yet"));
     }
 }

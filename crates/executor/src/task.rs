@@ -106,6 +106,9 @@ pub struct TaskRecord {
     /// How a krun task's guest is reached.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub krun: Option<KrunRecord>,
+    /// Where its vault and gate listen over TCP (`services.mode: tcp`); `None` on sockets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp: Option<crate::listen::TcpRecord>,
 }
 
 /// A krun task's guest, as recorded for `start` and logins.
@@ -274,6 +277,7 @@ mod tests {
             gate: None,
             web: None,
             krun: None,
+            tcp: None,
         }
     }
 

@@ -4,12 +4,14 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use terok_container_env::VaultWiring;
+use terok_container_env::{VaultTransport, VaultWiring};
 use terok_vault::control::{
-    ControlError, ControlRequest, ControlResponse, DaemonStatus, ServedRoutes, call,
+    ControlError, ControlRequest, ControlResponse, DaemonStatus, Opened, ServedRoutes, call,
 };
 use terok_vault::paths::{CONTAINER_SOCKET_DIR, LOOPBACK_PORT, SOCKET_NAME};
 use terok_vault::rejections::Rejection;
+
+use crate::listen::TcpListen;
 
 /// Token scope of standalone launches.
 pub const STANDALONE_SCOPE: &str = "standalone";
@@ -145,21 +147,51 @@ impl VaultClient {
         };
         match call(&self.control, &request).await {
             Ok(ControlResponse::Opened(opened)) => {
-                let host_socket_dir = opened.socket_dir.ok_or_else(|| ControlError::Protocol {
+                let host_socket_dir =
+                    opened
+                        .socket_dir
+                        .clone()
+                        .ok_or_else(|| ControlError::Protocol {
+                            path: self.control.clone(),
+                            detail: "the daemon opened no socket directory".to_owned(),
+                        })?;
+                let transport = VaultTransport::Socket {
+                    host_socket_dir,
+                    container_socket_dir: CONTAINER_SOCKET_DIR.to_owned(),
+                    socket_name: SOCKET_NAME.to_owned(),
+                    loopback_port: LOOPBACK_PORT,
+                };
+                Ok(Some(listener(transport, opened)))
+            }
+            Ok(other) => Err(self.unexpected("open", &other)),
+            Err(ControlError::NotRunning { .. }) => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Opens `container`'s TCP listener where `listen` says, and mints a token for
+    /// every provider in `providers` that has a stored credential (`services.mode: tcp`).
+    /// Returns the listener and the port it took; `Ok(None)` when the daemon does not run.
+    pub async fn open_tcp(
+        &self,
+        container: &str,
+        providers: Vec<String>,
+        listen: TcpListen,
+    ) -> Result<Option<(OpenListener, u16)>, ControlError> {
+        let request = ControlRequest::OpenTcp {
+            container: container.to_owned(),
+            providers,
+            scope: STANDALONE_SCOPE.to_owned(),
+            bind: Some(listen.address),
+            ports: Some(listen.ports()),
+        };
+        match call(&self.control, &request).await {
+            Ok(ControlResponse::Opened(opened)) => {
+                let port = opened.port.ok_or_else(|| ControlError::Protocol {
                     path: self.control.clone(),
-                    detail: "the daemon opened no socket directory".to_owned(),
+                    detail: "the daemon opened no TCP port".to_owned(),
                 })?;
-                Ok(Some(OpenListener {
-                    wiring: VaultWiring {
-                        host_socket_dir,
-                        container_socket_dir: CONTAINER_SOCKET_DIR.to_owned(),
-                        socket_name: SOCKET_NAME.to_owned(),
-                        loopback_port: LOOPBACK_PORT,
-                        tokens: opened.tokens,
-                        kinds: opened.kinds,
-                    },
-                    routes_hash: opened.routes_hash,
-                }))
+                Ok(Some((listener(VaultTransport::Tcp { port }, opened), port)))
             }
             Ok(other) => Err(self.unexpected("open", &other)),
             Err(ControlError::NotRunning { .. }) => Ok(None),
@@ -181,6 +213,18 @@ impl VaultClient {
             ControlResponse::Revoked { tokens, .. } => Ok(tokens),
             _ => Ok(0),
         }
+    }
+}
+
+/// What the container is wired with, from what the daemon opened.
+fn listener(transport: VaultTransport, opened: Opened) -> OpenListener {
+    OpenListener {
+        wiring: VaultWiring {
+            transport,
+            tokens: opened.tokens,
+            kinds: opened.kinds,
+        },
+        routes_hash: opened.routes_hash,
     }
 }
 

@@ -839,6 +839,23 @@ impl ContainerRuntime for PodmanCli {
         Ok(out.trim().to_owned())
     }
 
+    async fn network_gateway(
+        &self,
+        network: &str,
+    ) -> Result<Option<std::net::IpAddr>, PodmanError> {
+        let out = self
+            .run(strings(&[
+                "network", "inspect", "--format", "json", "--", network,
+            ]))
+            .await?;
+        let value = parse_json("network inspect", &out)?;
+        Ok(value[0]["subnets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find_map(|subnet| subnet["gateway"].as_str()?.parse().ok()))
+    }
+
     async fn images_with_label(&self, label: &str) -> Result<Vec<ImageInfo>, PodmanError> {
         let out = self
             .run(strings(&[

@@ -79,6 +79,8 @@ pub enum FakeCall {
     ImagesWithLabel(String),
     /// `info` for the storage driver.
     StorageDriver,
+    /// `network inspect` for a gateway.
+    NetworkGateway(String),
     /// `build`.
     Build(Box<BuildSpec>),
 }
@@ -123,6 +125,8 @@ struct State {
     open_streams: BTreeMap<String, mpsc::Sender<LogLine>>,
     /// The storage driver reported (`None`: `overlay`).
     storage_driver: Option<String>,
+    /// Gateways of podman networks (`podman`: 10.88.0.1 unless set).
+    gateways: BTreeMap<String, Option<std::net::IpAddr>>,
     /// What commands in a network namespace answer, in turn (then: success, no output).
     netns_answers: std::collections::VecDeque<ExecOutput>,
     /// Answers of `exec` by the command's first words (the longest match wins).
@@ -187,6 +191,13 @@ impl FakeRuntime {
     /// Makes the fake report `driver` as podman's storage driver (`overlay` by default).
     pub fn set_storage_driver(&self, driver: &str) {
         self.with_state(|s| s.storage_driver = Some(driver.to_owned()));
+    }
+
+    /// Makes the fake report `gateway` as podman network `network`'s.
+    pub fn set_network_gateway(&self, network: &str, gateway: Option<std::net::IpAddr>) {
+        self.with_state(|s| {
+            s.gateways.insert(network.to_owned(), gateway);
+        });
     }
 
     /// Adds an image under `reference` with `labels`.
@@ -613,6 +624,22 @@ impl ContainerRuntime for FakeRuntime {
     async fn storage_driver(&self) -> Result<String, PodmanError> {
         self.record(FakeCall::StorageDriver);
         Ok(self.with_state(|s| s.storage_driver.clone().unwrap_or_else(|| "overlay".into())))
+    }
+
+    async fn network_gateway(
+        &self,
+        network: &str,
+    ) -> Result<Option<std::net::IpAddr>, PodmanError> {
+        self.record(FakeCall::NetworkGateway(network.to_owned()));
+        match self.with_state(|s| s.gateways.get(network).copied()) {
+            Some(gateway) => Ok(gateway),
+            None if network == "podman" => Ok(Some(std::net::IpAddr::from([10, 88, 0, 1]))),
+            None => Err(PodmanError::Failed {
+                command: format!("network inspect {network}"),
+                status: "exit status: 125".to_owned(),
+                stderr: format!("network {network}: unable to find network"),
+            }),
+        }
     }
 
     async fn images_with_label(&self, label: &str) -> Result<Vec<ImageInfo>, PodmanError> {

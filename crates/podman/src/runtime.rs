@@ -343,6 +343,13 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     /// copy, which makes a first build several times slower.
     fn storage_driver(&self) -> impl Future<Output = Result<String, PodmanError>> + Send;
 
+    /// The gateway of podman network `network` (its first subnet's): the host's address on a
+    /// bridge, which its containers reach. `None` when the network has no gateway.
+    fn network_gateway(
+        &self,
+        network: &str,
+    ) -> impl Future<Output = Result<Option<std::net::IpAddr>, PodmanError>> + Send;
+
     /// Builds an image, handing every output line to `on_line`.
     fn build(
         &self,

@@ -4,7 +4,7 @@
 //! What is refused is refused at once (TCP reset, ICMP admin-prohibited), so the agent sees an
 //! error instead of a connect that hangs. Incoming: loopback and replies only.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use crate::error::ShieldError;
 use crate::profile::{Destination, Network, Profile};
@@ -69,6 +69,9 @@ pub struct Policy {
     /// TCP ports of the container that accept new connections from outside (a web task's
     /// published UI port); every other inbound connection is dropped.
     pub ingress_ports: Vec<u16>,
+    /// Host services the task reaches over TCP (its vault listener under `services.mode:
+    /// tcp`): exactly these address and port pairs, private or not.
+    pub host_services: Vec<SocketAddr>,
 }
 
 impl Policy {
@@ -98,6 +101,7 @@ impl Policy {
             resolvers: Vec::new(),
             audit: true,
             ingress_ports: Vec::new(),
+            host_services: Vec::new(),
         }
     }
 }
@@ -148,6 +152,15 @@ pub fn ruleset(policy: &Policy) -> String {
         "    ip6 daddr @dns_v6 udp dport 53 accept\n    ip6 daddr @dns_v6 tcp dport 53 accept\n",
         "    ip daddr @allow_v4 accept\n    ip6 daddr @allow_v6 accept\n",
     ));
+    // One port of one host address each: a private address is reachable only there.
+    for service in &policy.host_services {
+        let family = if service.is_ipv4() { "ip" } else { "ip6" };
+        out.push_str(&format!(
+            "    {family} daddr {} tcp dport {} accept\n",
+            service.ip(),
+            service.port()
+        ));
+    }
     // What a name resolved to is never a private, link-local or metadata address.
     out.push_str(&format!(
         "    ip daddr {{ {blocked_v4} }} goto refuse\n    ip6 daddr {{ {blocked_v6} }} goto refuse\n"
@@ -283,6 +296,22 @@ mod tests {
         });
         policy.resolvers = vec!["10.89.0.1".parse().unwrap()];
         policy
+    }
+
+    #[test]
+    fn a_host_service_opens_its_one_port_of_its_one_address() {
+        let closed = ruleset(&policy());
+        assert!(!closed.contains("10.88.0.1"), "{closed}");
+        let mut tcp = policy();
+        tcp.host_services = vec!["10.88.0.1:18703".parse().unwrap()];
+        let text = ruleset(&tcp);
+        let output = &text[text.find("chain output").unwrap()..text.find("chain refuse").unwrap()];
+        let rule = "    ip daddr 10.88.0.1 tcp dport 18703 accept\n";
+        assert_eq!(output.matches("10.88.0.1").count(), 1, "{output}");
+        // Before the private ranges are refused, after a live deny.
+        let at = output.find(rule).unwrap();
+        assert!(at < output.find("10.0.0.0/8").unwrap(), "{output}");
+        assert!(at > output.find("@deny_v4").unwrap(), "{output}");
     }
 
     #[test]

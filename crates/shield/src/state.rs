@@ -3,7 +3,7 @@
 //! stamp the hook leaves once the ruleset is loaded and verified, which the
 //! container checks before anything else runs in it.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -46,6 +46,8 @@ struct StateFile {
     forwarder: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     ingress_ports: Vec<u16>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    host_services: Vec<SocketAddr>,
 }
 
 const STATE: &str = "state.json";
@@ -111,6 +113,7 @@ impl ShieldDir {
             audit: state.policy.audit,
             forwarder: state.forwarder,
             ingress_ports: state.policy.ingress_ports.clone(),
+            host_services: state.policy.host_services.clone(),
         };
         let json = serde_json::to_vec_pretty(&file).unwrap_or_default();
         secure_fs::write_atomic(&self.path.join(STATE), &json, 0o600).map_err(write_err)?;
@@ -157,6 +160,7 @@ impl ShieldDir {
                 resolvers: file.resolvers,
                 audit: file.audit,
                 ingress_ports: file.ingress_ports,
+                host_services: file.host_services,
             },
             forwarder: file.forwarder,
         })

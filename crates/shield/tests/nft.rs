@@ -116,6 +116,8 @@ fn policy() -> Policy {
         audit: true,
         // A web task's UI port: real nft must take the inbound rule too.
         ingress_ports: vec![8080],
+        // A TCP vault listener: real nft must take the host-service rule too.
+        host_services: vec!["10.88.0.1:18703".parse().unwrap()],
     }
 }
 

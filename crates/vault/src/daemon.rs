@@ -161,38 +161,10 @@ struct TcpPlace {
     ports: Option<crate::control::PortRange>,
 }
 
-/// A listener on `place`: the first free port of its range, or any free one. Never on every
-/// address at once (`0.0.0.0`, `::`): the listener goes where the engine's containers reach it
-/// and nowhere else.
-async fn bind_tcp(place: TcpPlace) -> Result<TcpListener, String> {
-    if place.bind.is_unspecified() || place.bind.is_multicast() {
-        return Err(format!(
-            "{} is not one address: a container's listener binds to the one its engine reaches",
-            place.bind
-        ));
+impl TcpPlace {
+    fn bind(self) -> Result<TcpListener, String> {
+        crate::listener::bind_tcp(self.bind, self.ports)
     }
-    let Some(range) = place.ports else {
-        return TcpListener::bind((place.bind, 0))
-            .await
-            .map_err(|e| format!("cannot listen on {}: {e}", place.bind));
-    };
-    if range.start == 0 || range.start > range.end {
-        return Err(format!(
-            "the port range {}–{} is empty",
-            range.start, range.end
-        ));
-    }
-    for port in range.start..=range.end {
-        match TcpListener::bind((place.bind, port)).await {
-            Ok(listener) => return Ok(listener),
-            Err(err) if err.kind() == std::io::ErrorKind::AddrInUse => continue,
-            Err(err) => return Err(format!("cannot listen on {}:{port}: {err}", place.bind)),
-        }
-    }
-    Err(format!(
-        "no free port on {} in {}–{}",
-        place.bind, range.start, range.end
-    ))
 }
 
 fn valid_container(name: &str) -> bool {
@@ -699,7 +671,7 @@ impl Daemon {
         let addr = match existing {
             Some(addr) => addr,
             None => {
-                let listener = bind_tcp(place).await?;
+                let listener = place.bind()?;
                 let addr = listener.local_addr().map_err(|e| e.to_string())?;
                 self.record_tcp(container, scope, addr)?;
                 self.serve_container(container, listener, Endpoint::Tcp(addr));
@@ -855,7 +827,7 @@ impl Daemon {
                             end: addr.port(),
                         }),
                     };
-                    match bind_tcp(place).await {
+                    match place.bind() {
                         Ok(listener) => {
                             daemon.serve_container(&container, listener, Endpoint::Tcp(addr));
                         }

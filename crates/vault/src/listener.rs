@@ -4,6 +4,7 @@
 //! between requests —, and a back-off when accepting fails (no busy loop when file
 //! descriptors run out).
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +12,10 @@ use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, oneshot};
+
+use crate::control::PortRange;
 
 /// The limits of one listener.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,6 +132,66 @@ fn holding_slot(
         request.extensions_mut().insert(slot.clone());
         hyper::service::Service::call(&inner, request)
     })
+}
+
+/// A TCP listener on `bind`: the first free port of `ports`, or any free one. Never on every
+/// address at once (`0.0.0.0`, `::`): the listener goes where the engine's containers reach it
+/// and nowhere else.
+pub fn bind_tcp(bind: IpAddr, ports: Option<PortRange>) -> Result<TcpListener, String> {
+    if bind.is_unspecified() || bind.is_multicast() {
+        return Err(format!(
+            "{bind} is not one address: a container's listener binds to the one its engine \
+             reaches"
+        ));
+    }
+    let Some(range) = ports else {
+        return listen_tcp(SocketAddr::new(bind, 0))
+            .map_err(|e| format!("cannot listen on {bind}: {e}"));
+    };
+    if range.start == 0 || range.start > range.end {
+        return Err(format!(
+            "the port range {}–{} is empty",
+            range.start, range.end
+        ));
+    }
+    for port in range.start..=range.end {
+        match listen_tcp(SocketAddr::new(bind, port)) {
+            Ok(listener) => return Ok(listener),
+            Err(err) if err.kind() == std::io::ErrorKind::AddrInUse => continue,
+            Err(err) => return Err(format!("cannot listen on {}:{port}: {err}", bind)),
+        }
+    }
+    Err(format!(
+        "no free port on {} in {}–{}",
+        bind, range.start, range.end
+    ))
+}
+
+/// A listening TCP socket on `addr`, which need not exist yet: a rootful engine's bridge
+/// address appears when its first container starts (IP_FREEBIND), and the listener is opened
+/// before the container.
+fn listen_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use rustix::net::{AddressFamily, SocketType, sockopt};
+    let family = if addr.is_ipv4() {
+        AddressFamily::INET
+    } else {
+        AddressFamily::INET6
+    };
+    let socket = rustix::net::socket_with(
+        family,
+        SocketType::STREAM,
+        rustix::net::SocketFlags::CLOEXEC | rustix::net::SocketFlags::NONBLOCK,
+        None,
+    )?;
+    if addr.is_ipv4() {
+        sockopt::set_ip_freebind(&socket, true)?;
+    } else {
+        sockopt::set_ipv6_freebind(&socket, true)?;
+    }
+    sockopt::set_socket_reuseaddr(&socket, true)?;
+    rustix::net::bind(&socket, &addr)?;
+    rustix::net::listen(&socket, 1024)?;
+    TcpListener::from_std(std::net::TcpListener::from(socket))
 }
 
 #[cfg(test)]

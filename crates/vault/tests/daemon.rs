@@ -863,6 +863,17 @@ async fn tcp_listeners_accept_only_their_own_containers_tokens() {
         .unwrap_err();
         assert!(err.contains("is not one address"), "{err}");
     }
+    // An address this host does not have yet (a rootful engine's bridge before its first
+    // container) is taken: the listener waits for it. Nothing is sent to it.
+    let later = open_tcp(
+        &cfg,
+        "terok-executor-eee",
+        Some("198.51.100.7".parse().unwrap()),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(later.ip().to_string(), "198.51.100.7");
     // Close stops A's listener and revokes its tokens; B answers as before.
     call(
         &cfg.paths.control_socket(),

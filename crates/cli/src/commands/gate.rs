@@ -2,7 +2,7 @@
 //! the hidden `gate serve-task` that serves one task's gate socket while the task runs.
 
 use miette::IntoDiagnostic;
-use terok_executor::GateRepo;
+use terok_executor::{GateRepo, TcpListen};
 
 use crate::Status;
 use crate::args::{
@@ -122,7 +122,19 @@ fn print_lines(text: &str) {
 }
 
 fn serve_task(ctx: &Context, args: &GateServeTaskArgs) -> miette::Result<Status> {
-    let GateServeTaskArgs { container, uid } = args;
-    ctx.block_on(ctx.executor()?.serve_task_gate(container, *uid))??;
+    let GateServeTaskArgs {
+        container,
+        uid,
+        listen,
+        ports,
+    } = args;
+    let tcp = listen
+        .zip(*ports)
+        .map(|(address, (first_port, last_port))| TcpListen {
+            address,
+            first_port,
+            last_port,
+        });
+    ctx.block_on(ctx.executor()?.serve_task_gate(container, *uid, tcp))??;
     Ok(Status::Ok)
 }

@@ -135,6 +135,11 @@ pub struct ServicesSection {
     /// `socket` (default) or `tcp`.
     #[serde(deserialize_with = "nullable")]
     pub mode: ServicesMode,
+    /// With `tcp`: the address of this host the listeners bind to, which the engine's
+    /// containers reach (a remote engine's). Unset: the bridge's gateway (rootful) or this
+    /// host's loopback through slirp4netns (rootless).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<std::net::IpAddr>,
 }
 
 /// `vault:` — the token broker.

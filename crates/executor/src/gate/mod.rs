@@ -17,6 +17,7 @@ use terok_gate::{Mirror, MirrorStore, Push, TokenStore, repo_name};
 use terok_podman::ContainerRuntime;
 
 use crate::error::ExecutorError;
+use crate::listen::TcpListen;
 use crate::repo::RepoSource;
 use crate::session::Executor;
 use crate::task::TaskRecord;
@@ -136,6 +137,7 @@ impl<R: ContainerRuntime> Executor<R> {
         container: &str,
         plan: &GatePlan,
         socket_uid: Option<u32>,
+        tcp: Option<TcpListen>,
     ) -> Result<OpenGate, ExecutorError> {
         let repo = repo_name(&plan.source);
         let synced = self.mirror_store().sync(&repo, &plan.source).await?;
@@ -147,10 +149,10 @@ impl<R: ContainerRuntime> Executor<R> {
             mode: plan.mode,
             token,
         };
-        match self.start_gate_server(container, socket_uid).await {
-            Ok(wiring) => Ok(OpenGate {
+        match self.start_gate_server(container, socket_uid, tcp).await {
+            Ok(transport) => Ok(OpenGate {
                 wiring: GateWiring {
-                    host_socket_dir: wiring,
+                    transport,
                     token: task.token.clone(),
                 },
                 task,
@@ -171,7 +173,13 @@ impl<R: ContainerRuntime> Executor<R> {
         self.gate_tokens()
             .reinstate(&gate.token, &gate.repo, &record.name)?;
         let uid = record.rootful.as_ref().map(|r| r.dev_uid);
-        self.start_gate_server(&record.name, uid).await.map(drop)
+        let tcp = record
+            .tcp
+            .as_ref()
+            .and_then(|tcp| Some(tcp.listen(tcp.gate_port?)));
+        self.start_gate_server(&record.name, uid, tcp)
+            .await
+            .map(drop)
     }
 
     /// Revokes `container`'s gate tokens; its server sees that within a second, removes its
@@ -335,6 +343,7 @@ pub fn gate_tools_missing() -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use terok_container_env::GateTransport;
 
     #[test]
     fn git_urls_are_gated_by_default_and_directories_only_when_asked() {
@@ -381,7 +390,7 @@ mod tests {
                 token: "terok-g-0123456789abcdef0123456789abcdef".into(),
             },
             wiring: GateWiring {
-                host_socket_dir: "/run/terok/gate/x".into(),
+                transport: GateTransport::Socket("/run/terok/gate/x".into()),
                 token: "terok-g-0123456789abcdef0123456789abcdef".into(),
             },
             blocked: Vec::new(),

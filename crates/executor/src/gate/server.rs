@@ -1,5 +1,6 @@
 //! A task's gate server: a process of its own per task, started by the launch (and by
-//! `start`), serving the gate on the task's Unix socket to that task's tokens only. It ends
+//! `start`), serving the gate on the task's Unix socket (or, with `services.mode: tcp`, a TCP
+//! port whose number it writes beside it) to that task's tokens only. It ends
 //! when the task's token is revoked (stop, rm, the end of a `--rm` run) or when its
 //! container has stopped running, and then removes its socket.
 
@@ -7,11 +8,12 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use terok_container_env::GateWiring;
+use terok_container_env::{GateTransport, GateWiring};
 use terok_podman::ContainerRuntime;
 use tokio::net::UnixListener;
 
 use crate::error::ExecutorError;
+use crate::listen::TcpListen;
 use crate::session::Executor;
 
 /// Seconds a token (and its server) is spared while its container does not run yet: the
@@ -26,55 +28,28 @@ const CONTAINER_POLL_EVERY: u32 = 5;
 const START_LIMIT: Duration = Duration::from_secs(5);
 /// The lock a task's server holds while it serves, beside the socket directory.
 const LOCK_SUFFIX: &str = ".lock";
+/// The file in the socket directory that says which port a TCP server took.
+const PORT_FILE: &str = "port";
 
 impl<R: ContainerRuntime> Executor<R> {
     /// Starts `container`'s gate server in the background with the session's
-    /// [`crate::ServeCommand`] and waits until its socket answers; the socket directory.
+    /// [`crate::ServeCommand`] and waits until it answers: on its socket (the directory is
+    /// returned), or with `tcp` on a port of that range (the port is returned).
     pub(crate) async fn start_gate_server(
         &self,
         container: &str,
         socket_uid: Option<u32>,
-    ) -> Result<PathBuf, ExecutorError> {
-        use std::os::unix::process::CommandExt;
-        let launcher = self
-            .gate_launcher
-            .as_ref()
-            .ok_or(ExecutorError::NoGateLauncher)?;
+        tcp: Option<TcpListen>,
+    ) -> Result<GateTransport, ExecutorError> {
         let dir = self.gate_socket_dir(container);
         let log_path = self.gate_log(container);
-        if let Some(parent) = log_path.parent() {
-            terok_core::secure_fs::ensure_private_dir(parent)?;
-        }
-        let log = terok_core::secure_fs::open_append(&log_path)?;
-        let log_err = log.try_clone().map_err(ExecutorError::io(format!(
-            "cannot open {}",
-            log_path.display()
-        )))?;
-        let mut command = std::process::Command::new(launcher.program());
-        command.args(launcher.args()).arg(container);
-        if let Some(uid) = socket_uid {
-            command.arg("--uid").arg(uid.to_string());
-        }
-        command
-            .stdin(std::process::Stdio::null())
-            .stdout(log)
-            .stderr(log_err)
-            // Its own process group: the task outlives the terminal that launched it.
-            .process_group(0);
-        for var in terok_core::env::SECRET_VARS {
-            command.env_remove(var);
-        }
-        let mut child = command.spawn().map_err(|source| ExecutorError::GateSpawn {
-            program: launcher.program().to_path_buf(),
-            source,
-        })?;
-        let socket = dir.join(GateWiring::SOCKET_NAME);
+        let mut child = self.spawn_gate_server(container, socket_uid, tcp, &log_path)?;
         let deadline = tokio::time::Instant::now() + START_LIMIT;
         while tokio::time::Instant::now() < deadline {
-            if tokio::net::UnixStream::connect(&socket).await.is_ok() {
+            if let Some(transport) = answering(&dir, tcp).await {
                 // Reaped in the background: the server outlives this call.
                 std::thread::spawn(move || child.wait());
-                return Ok(dir);
+                return Ok(transport);
             }
             if let Ok(Some(status)) = child.try_wait()
                 && !status.success()
@@ -91,39 +66,102 @@ impl<R: ContainerRuntime> Executor<R> {
         })
     }
 
-    /// Serves `container`'s gate on its socket until its token is revoked or its container
-    /// stops running (the body of the server process). `socket_uid`: the uid to hand the
-    /// socket to (rootful). Returns at once when another server serves the task already.
+    /// The gate server process, in its own process group, logging to `log_path`.
+    fn spawn_gate_server(
+        &self,
+        container: &str,
+        socket_uid: Option<u32>,
+        tcp: Option<TcpListen>,
+        log_path: &Path,
+    ) -> Result<std::process::Child, ExecutorError> {
+        use std::os::unix::process::CommandExt;
+        let launcher = self
+            .gate_launcher
+            .as_ref()
+            .ok_or(ExecutorError::NoGateLauncher)?;
+        if let Some(parent) = log_path.parent() {
+            terok_core::secure_fs::ensure_private_dir(parent)?;
+        }
+        let log = terok_core::secure_fs::open_append(log_path)?;
+        let log_err = log.try_clone().map_err(ExecutorError::io(format!(
+            "cannot open {}",
+            log_path.display()
+        )))?;
+        let mut command = std::process::Command::new(launcher.program());
+        command.args(launcher.args()).arg(container);
+        if let Some(uid) = socket_uid {
+            command.arg("--uid").arg(uid.to_string());
+        }
+        if let Some(tcp) = tcp {
+            command
+                .arg("--listen")
+                .arg(tcp.address.to_string())
+                .arg("--ports")
+                .arg(format!("{}-{}", tcp.first_port, tcp.last_port));
+        }
+        command
+            .stdin(std::process::Stdio::null())
+            .stdout(log)
+            .stderr(log_err)
+            // Its own process group: the task outlives the terminal that launched it.
+            .process_group(0);
+        for var in terok_core::env::SECRET_VARS {
+            command.env_remove(var);
+        }
+        command.spawn().map_err(|source| ExecutorError::GateSpawn {
+            program: launcher.program().to_path_buf(),
+            source,
+        })
+    }
+
+    /// Serves `container`'s gate on its socket (with `tcp`, on a port of that range instead)
+    /// until its token is revoked or its container stops running (the body of the server
+    /// process). `socket_uid`: the uid to hand the socket to (rootful). Returns at once when
+    /// another server serves the task already.
     pub async fn serve_task_gate(
         &self,
         container: &str,
         socket_uid: Option<u32>,
+        tcp: Option<TcpListen>,
     ) -> Result<(), ExecutorError> {
         let dir = self.gate_socket_dir(container);
         let Some(_lock) = wait_for_lock(&dir).await? else {
             return Ok(());
         };
-        let socket = dir.join(GateWiring::SOCKET_NAME);
-        let listener = bind(&dir, &socket, socket_uid)?;
         let front = terok_gate::front(
             self.mirror_store(),
             self.gate_tokens(),
             Some(container),
             terok_gate::GateLimits::default(),
         );
+        let limits = terok_vault::listener::ListenerLimits::default();
         let (stop, stopped) = tokio::sync::oneshot::channel();
-        let serving = tokio::spawn(terok_vault::listener::serve(
-            listener,
-            front.router,
-            terok_vault::listener::ListenerLimits::default(),
-            stopped,
-        ));
+        let socket = dir.join(GateWiring::SOCKET_NAME);
+        let port_file = dir.join(PORT_FILE);
+        let serving = match tcp {
+            None => tokio::spawn(terok_vault::listener::serve(
+                bind(&dir, &socket, socket_uid)?,
+                front.router,
+                limits,
+                stopped,
+            )),
+            Some(tcp) => {
+                let listener = bind_tcp(&dir, &port_file, tcp)?;
+                tokio::spawn(terok_vault::listener::serve(
+                    listener,
+                    front.router,
+                    limits,
+                    stopped,
+                ))
+            }
+        };
         self.watch_task(container).await;
         let _ = stop.send(());
         let _ = serving.await;
         // A push under way is backed up and logged before the process ends.
         front.pushes.finished().await;
         let _ = fs_err::remove_file(&socket);
+        let _ = fs_err::remove_file(&port_file);
         let _ = fs_err::remove_dir(&dir);
         Ok(())
     }
@@ -175,6 +213,43 @@ async fn wait_for_lock(dir: &Path) -> Result<Option<std::fs::File>, ExecutorErro
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Whether the server in `dir` answers: on its socket, or with `tcp` on the port it wrote.
+async fn answering(dir: &Path, tcp: Option<TcpListen>) -> Option<GateTransport> {
+    match tcp {
+        None => tokio::net::UnixStream::connect(dir.join(GateWiring::SOCKET_NAME))
+            .await
+            .ok()
+            .map(|_| GateTransport::Socket(dir.to_path_buf())),
+        Some(tcp) => {
+            let text = fs_err::read_to_string(dir.join(PORT_FILE)).ok()?;
+            let port: u16 = text.trim().parse().ok()?;
+            tokio::net::TcpStream::connect((tcp.address, port))
+                .await
+                .ok()
+                .map(|_| GateTransport::Tcp(port))
+        }
+    }
+}
+
+/// A TCP listener on a port of `tcp`'s range, its number written to `port_file` once it
+/// listens (the lock is held: a file left there is a dead server's).
+fn bind_tcp(
+    dir: &Path,
+    port_file: &Path,
+    tcp: TcpListen,
+) -> Result<tokio::net::TcpListener, ExecutorError> {
+    terok_core::secure_fs::ensure_private_dir(dir)?;
+    let _ = fs_err::remove_file(port_file);
+    let listener = terok_vault::listener::bind_tcp(tcp.address, Some(tcp.ports()))
+        .map_err(|detail| ExecutorError::GateListen { detail })?;
+    let port = listener
+        .local_addr()
+        .map_err(ExecutorError::io("cannot read the gate listener's port"))?
+        .port();
+    terok_core::secure_fs::write_atomic(port_file, port.to_string().as_bytes(), 0o600)?;
+    Ok(listener)
 }
 
 /// The task's socket, owner-only (handed to the container's `dev` when that is another uid).

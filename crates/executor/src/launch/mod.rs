@@ -23,8 +23,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use terok_container_env::{
-    AgentConfigSpec, ContainerEnv, ContainerEnvSpec, Relabel, TaskLayout, VaultWiring, Workspace,
-    assemble_container_env, assemble_tool_env, clone_cache, prepare_agent_config,
+    AgentConfigSpec, ContainerEnv, ContainerEnvSpec, GateTransport, Relabel, TaskLayout,
+    VAULT_TCP_HOST, VaultWiring, Workspace, assemble_container_env, assemble_tool_env, clone_cache,
+    prepare_agent_config,
 };
 use terok_krun::{GUEST_ENTRY, GUEST_SSH_PORT, GuestShell, KrunHost};
 use terok_podman::{
@@ -46,6 +47,7 @@ use crate::krun::guest_shell;
 use crate::launched::{LaunchedTask, READY_MARKER, TaskHandles};
 use crate::ownership::RootfulTask;
 use crate::repo::RepoSource;
+use crate::services::TcpPlace;
 use crate::session::Executor;
 use crate::task::{TaskRecord, TaskStore, container_name, new_task_id};
 use crate::vault::VaultClient;
@@ -146,6 +148,10 @@ struct Launch<'e, 'o, R> {
     gate: Option<OpenGate>,
     /// A krun task's host context (the `%host` keypair on disk).
     krun_host: Option<KrunHost>,
+    /// Where its vault and gate listen over TCP (`services.mode: tcp`).
+    tcp: Option<TcpPlace>,
+    /// The TCP port its vault listener took.
+    vault_port: Option<u16>,
     undo: Undo<R>,
 }
 
@@ -191,6 +197,8 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
             shield: None,
             gate: None,
             krun_host: None,
+            tcp: None,
+            vault_port: None,
             undo,
         })
     }
@@ -205,6 +213,7 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
                 u64::from(range.start) + u64::from(range.count) - 1
             )));
         }
+        self.place_services().await?;
         let wiring = match self.plan.tool {
             Some(_) => None,
             None => self.wire_vault(on_event).await?,
@@ -245,22 +254,42 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
         ))
     }
 
+    /// Step 4a, `services.mode: tcp`: where the task's listeners go.
+    async fn place_services(&mut self) -> Result<(), ExecutorError> {
+        if self.executor.services_over_tcp() {
+            let network = self.plan.options.network.as_deref();
+            let rootful = self.user.rootful.is_some();
+            let place = self.executor.tcp_place(self.plan.egress, network, rootful);
+            self.tcp = Some(place.await?);
+        }
+        Ok(())
+    }
+
     /// Step 4: the listener opened and the tokens minted, before the container exists; the
     /// daemon made to serve the roster's routes as they are now.
     async fn wire_vault(
         &mut self,
         on_event: OnRunEvent<'_>,
     ) -> Result<Option<VaultWiring>, ExecutorError> {
-        let listener = self
-            .executor
-            .vault
-            .open(
-                &self.name,
-                self.plan.providers.clone(),
-                self.user.socket_uid(),
-                Some(&self.plan.agent.name),
-            )
-            .await?;
+        let providers = self.plan.providers.clone();
+        let vault = &self.executor.vault;
+        let listener = match &self.tcp {
+            Some(place) => {
+                let opened = vault
+                    .open_tcp(&self.name, providers, place.listen())
+                    .await?;
+                opened.map(|(listener, port)| {
+                    self.vault_port = Some(port);
+                    listener
+                })
+            }
+            // The SSH signer has a socket only: it comes with socket listeners.
+            None => {
+                let uid = self.user.socket_uid();
+                let ssh_scope = Some(self.plan.agent.name.as_str());
+                vault.open(&self.name, providers, uid, ssh_scope).await?
+            }
+        };
         self.undo.vault_opened = listener.is_some();
         let wiring = match listener {
             Some(listener) => {
@@ -288,9 +317,10 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
         let Some(plan) = &self.plan.gate else {
             return Ok(());
         };
+        let tcp = self.tcp.as_ref().map(TcpPlace::listen_gate);
         let gate = self
             .executor
-            .open_gate(&self.name, plan, self.user.socket_uid())
+            .open_gate(&self.name, plan, self.user.socket_uid(), tcp)
             .await?;
         self.undo.gate_opened = Some(self.executor.gate_tokens());
         on_event(RunEvent::GateOpened {
@@ -465,12 +495,29 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
         if self.plan.krun.is_some() {
             ingress.push(GUEST_SSH_PORT);
         }
+        let host_services = match &self.tcp {
+            Some(place) => [self.vault_port, self.gate_port()]
+                .into_iter()
+                .flatten()
+                .map(|port| place.service(port))
+                .collect(),
+            None => Vec::new(),
+        };
         self.shield = Some(self.executor.prepare_shield(
             &self.layout.dir,
             &self.plan.shield_profiles,
             &ingress,
+            &host_services,
         )?);
         Ok(())
+    }
+
+    /// The TCP port the task's gate server took.
+    fn gate_port(&self) -> Option<u16> {
+        match self.gate.as_ref()?.wiring.transport {
+            GateTransport::Tcp(port) => Some(port),
+            GateTransport::Socket(_) => None,
+        }
     }
 
     /// Step 6c, rootful: the task's files and a root-owned workspace handed to the container's
@@ -506,10 +553,23 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
                 .push(("TEROK_WEB_PORT".to_owned(), web.port.to_string()));
             env.env.push(("TEROK_WEB_ORIGIN".to_owned(), web.origin()));
         }
-        let network = match self.plan.egress {
-            Egress::Offline => Some("none".to_owned()),
-            Egress::Allowlist | Egress::Open => options.network.clone(),
+        let network = match (self.plan.egress, &self.tcp) {
+            (Egress::Offline, _) => Some("none".to_owned()),
+            (
+                _,
+                Some(TcpPlace {
+                    network: Some(network),
+                    ..
+                }),
+            ) => Some(network.clone()),
+            (Egress::Allowlist | Egress::Open, _) => options.network.clone(),
         };
+        // The listeners' host, as the container was told (podman's own entry may differ).
+        let add_hosts = self
+            .tcp
+            .iter()
+            .map(|place| format!("{VAULT_TCP_HOST}:{}", place.seen_as))
+            .collect();
         let mut spec = RunSpec {
             name: self.name.clone(),
             image: self.image.clone(),
@@ -529,6 +589,7 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
             init: true,
             network,
             publish,
+            add_hosts,
             ..RunSpec::default()
         };
         if let Some(shield) = &self.shield {
@@ -605,6 +666,7 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
             gate: self.gate.as_ref().map(|g| g.task.clone()),
             web: self.plan.web.clone(),
             krun: self.plan.krun.clone(),
+            tcp: (self.tcp.as_ref()).map(|place| place.record(self.vault_port, self.gate_port())),
         };
         self.undo.store.save(&record)?;
         Ok(record)

@@ -212,6 +212,7 @@ impl<R: ContainerRuntime> Executor<R> {
         task_dir: &Path,
         profiles: &[Profile],
         ingress_ports: &[u16],
+        host_services: &[std::net::SocketAddr],
     ) -> Result<ContainerArgs, ExecutorError> {
         let shield = self.config.config.shield.clone();
         let upstream = match shield.upstream_dns.as_deref() {
@@ -240,6 +241,7 @@ impl<R: ContainerRuntime> Executor<R> {
         };
         let mut state = state_from_profiles(profiles, &settings, &mut resolve);
         state.policy.ingress_ports = ingress_ports.to_vec();
+        state.policy.host_services = host_services.to_vec();
         let dir = ShieldDir::new(task_dir.join("shield"));
         dir.save(&state)?;
         let hooks_dir = self.install_shield_hook()?;

@@ -12,6 +12,7 @@ mod launch;
 mod rejections;
 mod roster_v3;
 mod routes;
+mod services_tcp;
 mod sessions;
 mod support;
 mod vault_container;

@@ -38,6 +38,18 @@ impl Session<FakeRuntime> {
         Self::open(env, FakeRuntime::new())
     }
 
+    /// The same host with the session opened as effective uid `euid` (0: rootful podman).
+    pub fn opened_as(mut self, euid: u32) -> Self {
+        let host = terok_core::HostEnv::from_vars(self.env.vars(), euid);
+        self.executor = Executor::builder(host)
+            .config(ConfigSource::Layered)
+            .cwd(self.env.work_dir())
+            .shield_hook(test_shield_hook())
+            .build_with_runtime(FakeRuntime::new())
+            .unwrap();
+        self
+    }
+
     /// The fake behind the session.
     pub fn fake_runtime(&self) -> &FakeRuntime {
         self.executor.runtime()

@@ -63,7 +63,7 @@ async fn curl_over_the_container_socket_carries_the_real_key_upstream_only() {
         ],
         env: vec![("ANTHROPIC_API_KEY".into(), phantom.clone())],
         volumes: vec![VolumeSpec {
-            host: opened.wiring.host_socket_dir.clone(),
+            host: opened.wiring.socket_mount().unwrap().0.to_path_buf(),
             container: "/run/terok/vault".into(),
             sharing: Sharing::None,
             read_only: true,
