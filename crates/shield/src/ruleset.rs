@@ -150,9 +150,10 @@ pub fn ruleset(policy: &Policy) -> String {
         "    ct state established,related accept\n",
         "    ip daddr @dns_v4 udp dport 53 accept\n    ip daddr @dns_v4 tcp dport 53 accept\n",
         "    ip6 daddr @dns_v6 udp dport 53 accept\n    ip6 daddr @dns_v6 tcp dport 53 accept\n",
-        "    ip daddr @allow_v4 accept\n    ip6 daddr @allow_v6 accept\n",
     ));
-    // One port of one host address each: a private address is reachable only there.
+    // One port of one host address each; every other port of those addresses is refused
+    // before any allowed block could cover them (rootless, `10.0.2.2` is this host's whole
+    // loopback).
     for service in &policy.host_services {
         let family = if service.is_ipv4() { "ip" } else { "ip6" };
         out.push_str(&format!(
@@ -161,6 +162,14 @@ pub fn ruleset(policy: &Policy) -> String {
             service.port()
         ));
     }
+    let mut hosts: Vec<IpAddr> = policy.host_services.iter().map(SocketAddr::ip).collect();
+    hosts.sort();
+    hosts.dedup();
+    for host in hosts {
+        let family = if host.is_ipv4() { "ip" } else { "ip6" };
+        out.push_str(&format!("    {family} daddr {host} goto refuse\n"));
+    }
+    out.push_str("    ip daddr @allow_v4 accept\n    ip6 daddr @allow_v6 accept\n");
     // What a name resolved to is never a private, link-local or metadata address.
     out.push_str(&format!(
         "    ip daddr {{ {blocked_v4} }} goto refuse\n    ip6 daddr {{ {blocked_v6} }} goto refuse\n"
@@ -307,11 +316,17 @@ mod tests {
         let text = ruleset(&tcp);
         let output = &text[text.find("chain output").unwrap()..text.find("chain refuse").unwrap()];
         let rule = "    ip daddr 10.88.0.1 tcp dport 18703 accept\n";
-        assert_eq!(output.matches("10.88.0.1").count(), 1, "{output}");
-        // Before the private ranges are refused, after a live deny.
+        let rest = "    ip daddr 10.88.0.1 goto refuse\n";
+        assert_eq!(output.matches("10.88.0.1").count(), 2, "{output}");
+        // After a live deny; the address's other ports refused before an allowed block
+        // (`10.0.0.0/8` in a profile) or the private ranges could decide.
         let at = output.find(rule).unwrap();
-        assert!(at < output.find("10.0.0.0/8").unwrap(), "{output}");
         assert!(at > output.find("@deny_v4").unwrap(), "{output}");
+        assert!(at < output.find(rest).unwrap(), "{output}");
+        assert!(
+            output.find(rest).unwrap() < output.find("@allow_v4 accept").unwrap(),
+            "{output}"
+        );
     }
 
     #[test]

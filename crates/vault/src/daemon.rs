@@ -831,8 +831,17 @@ impl Daemon {
                         Ok(listener) => {
                             daemon.serve_container(&container, listener, Endpoint::Tcp(addr));
                         }
+                        // Someone else may hold the port now, and the container still
+                        // sends its requests there: its tokens must be worth nothing.
                         Err(err) => {
-                            tracing::warn!("cannot reopen the listener of {container}: {err}");
+                            let revoked = daemon
+                                .shared
+                                .with_db(|db| db.revoke_subject(&container))
+                                .unwrap_or(0);
+                            tracing::warn!(
+                                "cannot reopen the listener of {container} at {addr}: {err}; \
+                                 its {revoked} token(s) are revoked"
+                            );
                         }
                     }
                 });

@@ -138,7 +138,10 @@ fn holding_slot(
 /// address at once (`0.0.0.0`, `::`): the listener goes where the engine's containers reach it
 /// and nowhere else.
 pub fn bind_tcp(bind: IpAddr, ports: Option<PortRange>) -> Result<TcpListener, String> {
-    if bind.is_unspecified() || bind.is_multicast() {
+    // `::ffff:0.0.0.0` is every IPv4 address too.
+    let one = bind.to_canonical();
+    let broadcast = matches!(one, IpAddr::V4(v4) if v4.is_broadcast());
+    if one.is_unspecified() || one.is_multicast() || broadcast {
         return Err(format!(
             "{bind} is not one address: a container's listener binds to the one its engine \
              reaches"

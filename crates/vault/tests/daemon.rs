@@ -357,6 +357,37 @@ async fn a_restarted_daemon_reopens_tcp_listeners_where_they_were() {
     call(&cfg.paths.control_socket(), &ControlRequest::Stop)
         .await
         .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // Someone else takes the port while the daemon is down: the container still sends its
+    // requests there, so the restarted daemon revokes its tokens rather than leave them
+    // worth something to whoever listens.
+    let squatter = std::net::TcpListener::bind(addr).unwrap();
+    let cfg = start(dir.path(), &upstream).await;
+    let mut live = usize::MAX;
+    for _ in 0..50 {
+        live = live_tokens(&cfg, "terok-executor-tcp");
+        if live == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(live, 0, "the squatted listener's tokens are revoked");
+    drop(squatter);
+    call(&cfg.paths.control_socket(), &ControlRequest::Stop)
+        .await
+        .unwrap();
+}
+
+/// How many tokens `container` holds in the vault of `cfg`.
+fn live_tokens(cfg: &VaultConfig, container: &str) -> usize {
+    let (key, _) = terok_credentials::resolve_key(&cfg.key, &cfg.paths.db()).unwrap();
+    let db = terok_credentials::CredentialDb::open(&cfg.paths.db(), key, "test").unwrap();
+    db.list_tokens()
+        .unwrap()
+        .into_iter()
+        .filter(|t| t.subject == container)
+        .count()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -801,21 +832,7 @@ async fn tcp_listeners_accept_only_their_own_containers_tokens() {
     assert_eq!(b.ip(), other);
     assert!((range.start..=range.end).contains(&b.port()), "{b}");
     // The tokens.
-    let tokens = |container: &str| {
-        let db = terok_credentials::CredentialDb::open(
-            &cfg.paths.db(),
-            terok_credentials::resolve_key(&cfg.key, &cfg.paths.db())
-                .unwrap()
-                .0,
-            "test",
-        )
-        .unwrap();
-        db.list_tokens()
-            .unwrap()
-            .into_iter()
-            .filter(|t| t.subject == container)
-            .count()
-    };
+    let tokens = |container: &str| live_tokens(&cfg, container);
     assert_eq!(
         (tokens("terok-executor-aaa"), tokens("terok-executor-bbb")),
         (1, 1)
@@ -852,7 +869,7 @@ async fn tcp_listeners_accept_only_their_own_containers_tokens() {
     .unwrap_err();
     assert!(err.contains("no free port"), "{err}");
     // Never every address at once.
-    for everywhere in ["0.0.0.0", "::"] {
+    for everywhere in ["0.0.0.0", "::", "::ffff:0.0.0.0", "255.255.255.255"] {
         let err = open_tcp(
             &cfg,
             "terok-executor-ddd",

@@ -43,6 +43,11 @@ impl<R: ContainerRuntime> Executor<R> {
     ) -> Result<GateTransport, ExecutorError> {
         let dir = self.gate_socket_dir(container);
         let log_path = self.gate_log(container);
+        // A port file left by a server that died says nothing about the one starting now;
+        // a live server's (a restart re-admitted its task before it saw the stop) stays.
+        if !server_holds_lock(&dir) {
+            let _ = fs_err::remove_file(dir.join(PORT_FILE));
+        }
         let mut child = self.spawn_gate_server(container, socket_uid, tcp, &log_path)?;
         let deadline = tokio::time::Instant::now() + START_LIMIT;
         while tokio::time::Instant::now() < deadline {
@@ -198,6 +203,15 @@ impl<R: ContainerRuntime> Executor<R> {
     }
 }
 
+/// Whether a server holds the lock of the task whose socket directory is `dir`.
+fn server_holds_lock(dir: &Path) -> bool {
+    let path = PathBuf::from(format!("{}{LOCK_SUFFIX}", dir.display()));
+    match terok_core::secure_fs::open_lock_file(&path) {
+        Ok(file) => file.try_lock().is_err(),
+        Err(_) => false,
+    }
+}
+
 /// Takes the lock of the task's server, waiting for one that is ending; `None` when a live
 /// server keeps it (the task is served already).
 async fn wait_for_lock(dir: &Path) -> Result<Option<std::fs::File>, ExecutorError> {
@@ -215,20 +229,18 @@ async fn wait_for_lock(dir: &Path) -> Result<Option<std::fs::File>, ExecutorErro
     }
 }
 
-/// Whether the server in `dir` answers: on its socket, or with `tcp` on the port it wrote.
+/// Whether the server in `dir` serves: its socket answers, or (with `tcp`) it wrote the port
+/// it listens on — only after listening (a dead server's file was removed before this one
+/// started). No connection is made: a bridge's address may not be up yet.
 async fn answering(dir: &Path, tcp: Option<TcpListen>) -> Option<GateTransport> {
     match tcp {
         None => tokio::net::UnixStream::connect(dir.join(GateWiring::SOCKET_NAME))
             .await
             .ok()
             .map(|_| GateTransport::Socket(dir.to_path_buf())),
-        Some(tcp) => {
+        Some(_) => {
             let text = fs_err::read_to_string(dir.join(PORT_FILE)).ok()?;
-            let port: u16 = text.trim().parse().ok()?;
-            tokio::net::TcpStream::connect((tcp.address, port))
-                .await
-                .ok()
-                .map(|_| GateTransport::Tcp(port))
+            text.trim().parse().ok().map(GateTransport::Tcp)
         }
     }
 }

@@ -82,7 +82,11 @@ async fn rootful_the_listener_is_on_the_bridge_and_the_firewall_opens_its_one_po
     // The firewall: exactly this address and port, ahead of the private ranges' refusal.
     let ruleset = std::fs::read_to_string(task.task_dir().join("shield/ruleset.nft")).unwrap();
     let rule = format!("ip daddr 10.88.0.1 tcp dport {port} accept");
-    assert_eq!(ruleset.matches("10.88.0.1").count(), 1, "{ruleset}");
+    assert_eq!(
+        ruleset.matches("10.88.0.1").count(),
+        2,
+        "the port, then the rest refused"
+    );
     assert!(
         ruleset.find(&rule).unwrap() < ruleset.find("10.0.0.0/8").unwrap(),
         "{ruleset}"
