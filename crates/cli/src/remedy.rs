@@ -8,7 +8,7 @@ use miette::Diagnostic;
 use terok_executor::errors::{
     AuthError, ConfigEditError, ConfigError, ControlError, ImageBuildError, InstallCause,
 };
-use terok_executor::{ExecutorError, Layer, Runtime, TcpRefusal, Unsuited};
+use terok_executor::{ExecutorError, Layer, RemoteRefusal, Runtime, TcpRefusal, Unsuited};
 
 /// How to move rootless podman from `vfs` to overlay storage.
 pub const VFS_STORAGE_FIX: &str = "\
@@ -54,6 +54,23 @@ fn tcp_remedy(reason: &TcpRefusal) -> String {
     }
 }
 
+/// What lets a remote engine run a launch it refused.
+fn remote_remedy(reason: &RemoteRefusal) -> String {
+    match reason {
+        RemoteRefusal::Sockets | RemoteRefusal::NoAddress => {
+            "set `services.mode: tcp` and `services.address` (an address of this host the \
+             engine's containers reach) in config.yml; see docs/scale.md"
+                .to_owned()
+        }
+        RemoteRefusal::Firewall => {
+            "run with `--shield open` on a network whose egress the engine's host restricts \
+             (`--network NAME` of an internal podman network there), or on this host's engine"
+                .to_owned()
+        }
+        _ => "run it on this host's engine (without --connection or CONTAINER_HOST)".to_owned(),
+    }
+}
+
 /// The remedy for `err`, if the user can fix it with this command line.
 fn remedy(err: &ExecutorError) -> Option<String> {
     use ExecutorError as E;
@@ -68,6 +85,7 @@ fn remedy(err: &ExecutorError) -> Option<String> {
             "add it: `terok-executor agents set all` or `terok-executor build --agents {agent}`"
         ),
         E::TcpServicesRefused { reason } => tcp_remedy(reason),
+        E::RemoteEngineRefused { reason, .. } => remote_remedy(reason),
         E::RemoveOnExitInteractive => {
             "--rm applies to headless runs; remove an interactive task with \
              `terok-executor rm NAME` when you are done"

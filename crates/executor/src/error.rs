@@ -342,6 +342,14 @@ pub enum ExecutorError {
         /// What the bind said.
         detail: String,
     },
+    /// A launch a remote engine cannot run.
+    #[error("the remote engine `{engine}` cannot run this task: {reason}")]
+    RemoteEngineRefused {
+        /// The engine (connection name or `CONTAINER_HOST`).
+        engine: String,
+        /// Why.
+        reason: RemoteRefusal,
+    },
     /// `services.mode: tcp` cannot serve this launch.
     #[error("config.yml `services.mode: tcp` cannot serve this task: {reason}")]
     TcpServicesRefused {
@@ -559,4 +567,24 @@ pub enum TcpRefusal {
          every service there"
     )]
     RootlessOpen,
+}
+
+/// Why a remote engine cannot run a launch.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RemoteRefusal {
+    /// The vault and gate listen on this host's Unix sockets, which the engine cannot see.
+    #[error("it cannot see this host's sockets, where the vault and the gate listen")]
+    Sockets,
+    /// No address of this host to tell the engine's containers.
+    #[error("no address of this host is configured for its containers to reach the listeners")]
+    NoAddress,
+    /// The firewall's hook runs on the engine's host, which terok cannot give it.
+    #[error(
+        "the egress firewall is loaded by a hook on the engine's host, which terok does not manage"
+    )]
+    Firewall,
+    /// The mode publishes a port or runs a VM on the engine's host.
+    #[error("{0} is not served from a remote engine")]
+    Mode(&'static str),
 }

@@ -182,7 +182,23 @@ impl<R: ContainerRuntime> Executor<R> {
     ) -> Result<ImageBuilder<'_, R>, ExecutorError> {
         Ok(ImageBuilder::new(&*self.runtime, self.roster()?)
             .with_lock_dir(self.paths.image_locks_dir())
-            .with_stamps(self.paths.image_stamps_dir(), trust))
+            .with_stamps(self.image_stamps_dir(), trust))
+    }
+
+    /// Where the recorded image checks of the session's engine are: a remote engine's images
+    /// are not this host's.
+    pub(crate) fn image_stamps_dir(&self) -> std::path::PathBuf {
+        let dir = self.paths.image_stamps_dir();
+        match self.runtime.remote_engine() {
+            None => dir,
+            Some(engine) => {
+                let name: String = engine
+                    .chars()
+                    .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                    .collect();
+                dir.join(format!("engine-{name}"))
+            }
+        }
     }
 
     /// Builds the images of `request` that are missing or stale; `on_event` gets progress.

@@ -99,6 +99,9 @@ pub struct RunOutcome {
     pub stopped_for_rejection: bool,
     /// Container and task directory were removed.
     pub removed: bool,
+    /// On a remote engine: what of the workspace's copy was merged back into the user's
+    /// directory.
+    pub copied_back: Option<crate::copy_back::CopiedBack>,
     /// Tokens revoked when the run ended.
     pub revoked_tokens: usize,
     /// Clean-up steps that failed (the run itself is over; these are reported, not fatal).
@@ -304,7 +307,13 @@ impl<R: ContainerRuntime> LaunchedTask<R> {
             .await?;
         // `podman run` exits with the container's code; 125–127 can also mean podman itself
         // failed, and only a look at the container tells which.
-        let podman_code = stream.finish().await?;
+        let finished = stream.finish().await;
+        if self.record.remote.is_some() {
+            // The output came from `podman logs`: the agent's code is the container's.
+            let code = self.handles.runtime.wait(&self.record.name).await?;
+            return Ok(self.finish_remote(code, followed).await);
+        }
+        let podman_code = finished?;
         if self.record.krun.is_some() {
             // The agent ran over SSH (the code is its own, or 255 when ssh failed); the guest
             // still serves SSH and ends here, as a container ends with its command.
@@ -317,15 +326,7 @@ impl<R: ContainerRuntime> LaunchedTask<R> {
                 code: podman_code,
             });
         }
-        let exit_code = if followed.timed_out {
-            TIMEOUT_EXIT_CODE
-        } else if followed.interrupted {
-            INTERRUPTED_EXIT_CODE
-        } else if followed.stopped_for_rejection {
-            CREDENTIAL_REJECTED_EXIT_CODE
-        } else {
-            podman_code
-        };
+        let exit_code = exit_code_of(&followed, podman_code);
         let remove = self.record.remove_on_exit;
         let (revoked_tokens, cleanup_warnings) = self.cleanup(remove).await;
         Ok(RunOutcome {
@@ -335,9 +336,67 @@ impl<R: ContainerRuntime> LaunchedTask<R> {
             rejected: followed.rejected,
             stopped_for_rejection: followed.stopped_for_rejection,
             removed: remove,
+            copied_back: None,
             revoked_tokens,
             cleanup_warnings,
         })
+    }
+
+    /// A remote engine's run ended with `code`: the workspace's copy merged back (a copy
+    /// that cannot come back keeps its container, whatever `--rm` said), then the clean-up.
+    async fn finish_remote(self, code: i32, followed: Followed) -> RunOutcome {
+        let mut warnings = Vec::new();
+        let copied_back = match self.copy_back().await {
+            Ok(done) => done,
+            Err(err) => {
+                warnings.push(format!(
+                    "the workspace could not be copied back ({err}); the container {} keeps it",
+                    self.record.name
+                ));
+                None
+            }
+        };
+        let remove = self.record.remove_on_exit && warnings.is_empty();
+        let (revoked_tokens, cleanup_warnings) = self.cleanup(remove).await;
+        warnings.extend(cleanup_warnings);
+        RunOutcome {
+            exit_code: exit_code_of(&followed, code),
+            timed_out: followed.timed_out,
+            interrupted: followed.interrupted,
+            rejected: followed.rejected,
+            stopped_for_rejection: followed.stopped_for_rejection,
+            removed: remove,
+            copied_back,
+            revoked_tokens,
+            cleanup_warnings: warnings,
+        }
+    }
+
+    /// The container's `/workspace`, copied out into the task directory and merged into
+    /// the directory it came from; `None` when it came from none (a git URL).
+    async fn copy_back(&self) -> Result<Option<crate::copy_back::CopiedBack>, String> {
+        let Some(workspace) = self
+            .record
+            .remote
+            .as_ref()
+            .and_then(|r| r.workspace.clone())
+        else {
+            return Ok(None);
+        };
+        let staging = self.task_dir().join("copied-back");
+        let _ = fs_err::remove_dir_all(&staging);
+        terok_core::secure_fs::ensure_private_dir(&staging).map_err(|e| e.to_string())?;
+        let copied = async {
+            self.handles
+                .runtime
+                .copy_out(&self.record.name, terok_container_env::WORKSPACE, &staging)
+                .await
+                .map_err(|e| e.to_string())?;
+            crate::copy_back::merge(&staging, &workspace).map_err(|e| e.to_string())
+        }
+        .await;
+        let _ = fs_err::remove_dir_all(&staging);
+        copied.map(Some)
     }
 
     /// Hands the output to `on_event` until it ends, stopping the container at the deadline,
@@ -475,5 +534,18 @@ impl<R: ContainerRuntime> LaunchedTask<R> {
             }
         }
         (revoked, warnings)
+    }
+}
+
+/// The run's exit code: the agent's `code`, unless the host stopped it.
+fn exit_code_of(followed: &Followed, code: i32) -> i32 {
+    if followed.timed_out {
+        TIMEOUT_EXIT_CODE
+    } else if followed.interrupted {
+        INTERRUPTED_EXIT_CODE
+    } else if followed.stopped_for_rejection {
+        CREDENTIAL_REJECTED_EXIT_CODE
+    } else {
+        code
     }
 }

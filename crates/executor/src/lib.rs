@@ -56,6 +56,7 @@ mod agents;
 mod auth;
 mod checks;
 mod container_user;
+mod copy_back;
 mod doctor;
 mod error;
 mod gate;
@@ -98,8 +99,9 @@ pub use agents::{
 pub use auth::{AuthEvent, AuthOptions, LoginOutcome, Stored, auth_container};
 pub use checks::{CredentialState, HostCheck, SetupScope};
 pub use container_user::ContainerUser;
+pub use copy_back::CopiedBack;
 pub use doctor::{DoctorCheck, Verdict};
-pub use error::{ExecutorError, TcpRefusal};
+pub use error::{ExecutorError, RemoteRefusal, TcpRefusal};
 pub use gate::{GateMode, GateRepo, TaskGate, gate_tools_missing};
 pub use host::{GitIdentity, cdi_gpu_vendors, gpu_request, host_git_identity};
 pub use images::{IMAGE_CHECK_TRUST, ImageChoice, ImageState, RemovedImages, SidecarChoice};
@@ -113,7 +115,7 @@ pub use launched::{
     READY_MARKER, RunOutcome, TIMEOUT_EXIT_CODE, TaskEvent, WaitOptions,
 };
 pub use lifecycle::{Removed, TaskListing};
-pub use listen::{TcpListen, TcpRecord};
+pub use listen::{RemoteRecord, TcpListen, TcpRecord};
 pub use origin::origin_of;
 pub use ownership::{RootfulTask, WorkspaceOwner};
 pub use repo::{RepoSource, classify_repo};

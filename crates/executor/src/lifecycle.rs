@@ -178,8 +178,9 @@ impl<R: ContainerRuntime> Executor<R> {
         if let Some(record) = &record {
             self.reopen_gate(record).await?;
             self.rotate_web_token(record)?;
+            self.copy_task_files_again(&container, record).await?;
         }
-        if let Some(record) = &record
+        if let Some(record) = record.as_ref().filter(|r| r.remote.is_none())
             && let Some(rootful) = &record.rootful
         {
             let layout = self.task_store().layout(&record.id);
@@ -201,6 +202,22 @@ impl<R: ContainerRuntime> Executor<R> {
             return Err(err.into());
         }
         Ok(container)
+    }
+
+    /// A remote engine's task sees its fresh tokens only in copies: the task's own files
+    /// (`vault.env`, phantom credential files) are copied in again.
+    async fn copy_task_files_again(
+        &self,
+        container: &str,
+        record: &TaskRecord,
+    ) -> Result<(), ExecutorError> {
+        let Some(remote) = &record.remote else {
+            return Ok(());
+        };
+        for (host, path) in &remote.task_files {
+            self.runtime.copy_into(container, host, path).await?;
+        }
+        Ok(())
     }
 
     /// The launch's credential step again, for a task about to restart.

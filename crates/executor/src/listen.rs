@@ -1,7 +1,9 @@
-//! Where a TCP listener binds, and where a task's TCP listeners are recorded (the data of
-//! `services.mode: tcp`, apart from deciding it).
+//! Where a TCP listener binds, where a task's TCP listeners are recorded, and what a remote
+//! engine's task keeps (the data of `services.mode: tcp` and remote engines, apart from
+//! deciding them).
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use terok_vault::control::PortRange;
@@ -53,4 +55,19 @@ impl TcpRecord {
             last_port: port,
         }
     }
+}
+
+/// A task on a remote engine: its files were copied into the container, not mounted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteRecord {
+    /// The engine (connection name or `CONTAINER_HOST`).
+    pub engine: String,
+    /// The user's directory the workspace was copied from, and is merged back into when a
+    /// headless run ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<PathBuf>,
+    /// What was copied into the container from the task's own directory (host path →
+    /// container path), copied again with fresh tokens when the task restarts.
+    #[serde(default)]
+    pub task_files: Vec<(PathBuf, String)>,
 }

@@ -8,8 +8,8 @@ use terok_core::config::{ServicesMode, TerokConfig};
 use terok_podman::ContainerRuntime;
 use terok_vault::control::PortRange;
 
-use crate::error::{ExecutorError, TcpRefusal};
-use crate::launch::options::Egress;
+use crate::error::{ExecutorError, RemoteRefusal, TcpRefusal};
+use crate::launch::options::{Egress, Mode};
 use crate::listen::{TcpListen, TcpRecord};
 use crate::session::Executor;
 
@@ -89,6 +89,42 @@ impl<R: ContainerRuntime> Executor<R> {
     /// Whether tasks reach the vault over TCP (`services.mode: tcp`).
     pub(crate) fn services_over_tcp(&self) -> bool {
         self.config.config.services.mode == ServicesMode::Tcp
+    }
+
+    /// Refuses what a remote engine cannot run: its containers see no socket of this host,
+    /// no hook of this host loads their firewall, and a port it publishes is on its host.
+    pub(crate) fn check_remote_launch(
+        &self,
+        egress: Egress,
+        mode: &Mode,
+        krun: bool,
+    ) -> Result<(), ExecutorError> {
+        let Some(engine) = self.runtime.remote_engine() else {
+            return Ok(());
+        };
+        let refused = |reason| ExecutorError::RemoteEngineRefused {
+            engine: engine.clone(),
+            reason,
+        };
+        let config = &self.config.config;
+        if config.services.mode != ServicesMode::Tcp {
+            return Err(refused(RemoteRefusal::Sockets));
+        }
+        if config.services.address.is_none() {
+            return Err(refused(RemoteRefusal::NoAddress));
+        }
+        if egress == Egress::Allowlist {
+            return Err(refused(RemoteRefusal::Firewall));
+        }
+        match mode {
+            Mode::Web(_) => return Err(refused(RemoteRefusal::Mode("a web UI"))),
+            Mode::Tool { .. } => return Err(refused(RemoteRefusal::Mode("a sidecar tool"))),
+            Mode::Headless { .. } | Mode::Interactive { .. } => {}
+        }
+        if krun {
+            return Err(refused(RemoteRefusal::Mode("a krun microVM")));
+        }
+        Ok(())
     }
 
     /// Where a task's TCP listener goes: `services.address` when set (a remote engine's

@@ -109,6 +109,9 @@ pub struct TaskRecord {
     /// Where its vault and gate listen over TCP (`services.mode: tcp`); `None` on sockets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tcp: Option<crate::listen::TcpRecord>,
+    /// On a remote engine: which, and what was copied in instead of mounted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<crate::listen::RemoteRecord>,
 }
 
 /// A krun task's guest, as recorded for `start` and logins.
@@ -278,6 +281,7 @@ mod tests {
             web: None,
             krun: None,
             tcp: None,
+            remote: None,
         }
     }
 

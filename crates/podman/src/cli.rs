@@ -839,6 +839,52 @@ impl ContainerRuntime for PodmanCli {
         Ok(out.trim().to_owned())
     }
 
+    fn remote_engine(&self) -> Option<String> {
+        self.connection.clone().or_else(|| {
+            std::env::var("CONTAINER_HOST")
+                .ok()
+                .filter(|host| !host.is_empty())
+        })
+    }
+
+    async fn copy_into(
+        &self,
+        name: &str,
+        host: &Path,
+        container_path: &str,
+    ) -> Result<(), PodmanError> {
+        // A directory's contents (`dir/.`), whether or not the target exists yet.
+        let source = if host.is_dir() {
+            format!("{}/.", host.display())
+        } else {
+            host.display().to_string()
+        };
+        self.run(vec![
+            "cp".to_owned(),
+            "--".to_owned(),
+            source,
+            format!("{name}:{container_path}"),
+        ])
+        .await
+        .map(drop)
+    }
+
+    async fn copy_out(
+        &self,
+        name: &str,
+        container_path: &str,
+        host: &Path,
+    ) -> Result<(), PodmanError> {
+        self.run(vec![
+            "cp".to_owned(),
+            "--".to_owned(),
+            format!("{name}:{}/.", container_path.trim_end_matches('/')),
+            host.display().to_string(),
+        ])
+        .await
+        .map(drop)
+    }
+
     async fn network_gateway(
         &self,
         network: &str,

@@ -81,6 +81,10 @@ pub enum FakeCall {
     StorageDriver,
     /// `network inspect` for a gateway.
     NetworkGateway(String),
+    /// `cp HOST NAME:PATH`.
+    CopyInto(String, PathBuf, String),
+    /// `cp NAME:PATH HOST`.
+    CopyOut(String, String, PathBuf),
     /// `build`.
     Build(Box<BuildSpec>),
 }
@@ -125,6 +129,10 @@ struct State {
     open_streams: BTreeMap<String, mpsc::Sender<LogLine>>,
     /// The storage driver reported (`None`: `overlay`).
     storage_driver: Option<String>,
+    /// The remote engine the fake pretends to be (`None`: this host's).
+    remote: Option<String>,
+    /// Files a test put in containers' `/workspace`, by container: what `copy_out` copies.
+    workspace_files: BTreeMap<String, Vec<(String, Vec<u8>)>>,
     /// Gateways of podman networks (`podman`: 10.88.0.1 unless set).
     gateways: BTreeMap<String, Option<std::net::IpAddr>>,
     /// What commands in a network namespace answer, in turn (then: success, no output).
@@ -191,6 +199,25 @@ impl FakeRuntime {
     /// Makes the fake report `driver` as podman's storage driver (`overlay` by default).
     pub fn set_storage_driver(&self, driver: &str) {
         self.with_state(|s| s.storage_driver = Some(driver.to_owned()));
+    }
+
+    /// Makes the fake a remote engine (`Some(CONTAINER_HOST)`) or this host's (`None`).
+    pub fn set_remote(&self, engine: Option<&str>) {
+        self.with_state(|s| s.remote = engine.map(str::to_owned));
+    }
+
+    /// What `copy_out` of container `name`'s `/workspace` finds there: `(relative path,
+    /// contents)` (a path ending in `/` is a directory).
+    pub fn set_workspace_files(&self, name: &str, files: &[(&str, &[u8])]) {
+        self.with_state(|s| {
+            s.workspace_files.insert(
+                name.to_owned(),
+                files
+                    .iter()
+                    .map(|(path, bytes)| ((*path).to_owned(), bytes.to_vec()))
+                    .collect(),
+            );
+        });
     }
 
     /// Makes the fake report `gateway` as podman network `network`'s.
@@ -624,6 +651,52 @@ impl ContainerRuntime for FakeRuntime {
     async fn storage_driver(&self) -> Result<String, PodmanError> {
         self.record(FakeCall::StorageDriver);
         Ok(self.with_state(|s| s.storage_driver.clone().unwrap_or_else(|| "overlay".into())))
+    }
+
+    fn remote_engine(&self) -> Option<String> {
+        self.with_state(|s| s.remote.clone())
+    }
+
+    async fn copy_into(
+        &self,
+        name: &str,
+        host: &Path,
+        container_path: &str,
+    ) -> Result<(), PodmanError> {
+        self.record(FakeCall::CopyInto(
+            name.to_owned(),
+            host.to_path_buf(),
+            container_path.to_owned(),
+        ));
+        Ok(())
+    }
+
+    async fn copy_out(
+        &self,
+        name: &str,
+        container_path: &str,
+        host: &Path,
+    ) -> Result<(), PodmanError> {
+        self.record(FakeCall::CopyOut(
+            name.to_owned(),
+            container_path.to_owned(),
+            host.to_path_buf(),
+        ));
+        let files = self.with_state(|s| s.workspace_files.get(name).cloned().unwrap_or_default());
+        for (path, bytes) in files {
+            let target = host.join(&path);
+            let made = if path.ends_with('/') {
+                std::fs::create_dir_all(&target)
+            } else {
+                terok_core::secure_fs::write_atomic(&target, &bytes, 0o644)
+                    .map_err(std::io::Error::other)
+            };
+            made.map_err(|source| PodmanError::Io {
+                context: format!("fake copy_out of {path}"),
+                source,
+            })?;
+        }
+        Ok(())
     }
 
     async fn network_gateway(

@@ -343,6 +343,29 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     /// copy, which makes a first build several times slower.
     fn storage_driver(&self) -> impl Future<Output = Result<String, PodmanError>> + Send;
 
+    /// The engine podman talks to when it is not this host's own: the connection's name
+    /// (`--connection`) or `CONTAINER_HOST`. A remote engine sees none of this host's paths or
+    /// sockets, and runs no hook of this host.
+    fn remote_engine(&self) -> Option<String>;
+
+    /// Copies `host` (a file, or a directory's contents) to `container_path` in container
+    /// `name`, created or stopped (`podman cp`): what a remote engine gets instead of a mount.
+    fn copy_into(
+        &self,
+        name: &str,
+        host: &Path,
+        container_path: &str,
+    ) -> impl Future<Output = Result<(), PodmanError>> + Send;
+
+    /// Copies the contents of directory `container_path` of container `name` into the host
+    /// directory `host` (`podman cp`).
+    fn copy_out(
+        &self,
+        name: &str,
+        container_path: &str,
+        host: &Path,
+    ) -> impl Future<Output = Result<(), PodmanError>> + Send;
+
     /// The gateway of podman network `network` (its first subnet's): the host's address on a
     /// bridge, which its containers reach. `None` when the network has no gateway.
     fn network_gateway(

@@ -349,6 +349,15 @@ pub(crate) async fn follow_headless(
     for warning in &outcome.cleanup_warnings {
         crate::output::warn(warning);
     }
+    if let Some(copied) = &outcome.copied_back {
+        eprintln!(
+            "Copied back from the remote engine: {} file(s) into the workspace.",
+            copied.written.len()
+        );
+        for skipped in &copied.skipped {
+            crate::output::warn(format!("not copied back: {}", printable(skipped)));
+        }
+    }
     if outcome.timed_out {
         eprintln!("Timed out: the container was stopped.");
     } else if outcome.interrupted {

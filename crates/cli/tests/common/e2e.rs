@@ -135,6 +135,12 @@ pub struct Run<'s> {
     pub container: Option<String>,
     /// Podman's warnings in the steps so far.
     warnings: std::cell::RefCell<String>,
+    /// Variables every command gets (a remote engine's `CONTAINER_HOST`).
+    pub extra_env: Vec<(String, String)>,
+    /// How the run reaches only the vault: offline unless a test says otherwise.
+    pub network_args: Vec<String>,
+    /// The container's network mode that shows it.
+    pub network_mode: String,
 }
 
 impl Drop for Run<'_> {
@@ -184,12 +190,23 @@ impl<'s> Run<'s> {
             project,
             container: None,
             warnings: std::cell::RefCell::default(),
+            extra_env: Vec::new(),
+            network_args: vec!["--shield".to_owned(), "offline".to_owned()],
+            network_mode: "none".to_owned(),
         }
+    }
+
+    /// `podman` as the run's commands see it (the same engine).
+    pub fn podman(&self) -> Command {
+        let mut cmd = Command::new("podman");
+        cmd.envs(self.extra_env.iter().map(|(k, v)| (k, v)));
+        cmd
     }
 
     pub fn cli(&self, args: &[&str]) -> Command {
         let mut cmd = self.env.command(BIN);
         cmd.args(args).env("PATH", &self.path).stdin(Stdio::null());
+        cmd.envs(self.extra_env.iter().map(|(k, v)| (k, v)));
         cmd
     }
 
@@ -221,6 +238,7 @@ impl<'s> Run<'s> {
         let said = |args: &[&str]| {
             self.env
                 .command("podman")
+                .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
                 .args(args)
                 .output()
                 .map(|o| text(&o))
@@ -325,10 +343,11 @@ impl<'s> Run<'s> {
             "fix the failing test",
             "--timeout",
             "600",
-            // No network but loopback: the agent reaches the model only through the vault.
-            "--shield",
-            "offline",
         ];
+        // No network but loopback (or one that reaches only this host's listeners): the
+        // agent reaches the model only through the vault.
+        let network_args = self.network_args.clone();
+        args.extend(network_args.iter().map(String::as_str));
         args.extend_from_slice(s.demo.run_args);
         let out = self.cli(&args).output().unwrap();
         self.container = String::from_utf8_lossy(&out.stderr)
@@ -430,7 +449,8 @@ impl<'s> Run<'s> {
     /// phantom token and no network.
     fn assert_the_key_stayed_on_the_host(&self) {
         let name = self.container.as_deref().unwrap();
-        let inspect = Command::new("podman")
+        let inspect = self
+            .podman()
             .args(["container", "inspect", name])
             .output()
             .unwrap();
@@ -447,8 +467,9 @@ impl<'s> Run<'s> {
         );
         let info: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
         assert_eq!(
-            info[0]["HostConfig"]["NetworkMode"], "none",
-            "the run was offline"
+            info[0]["HostConfig"]["NetworkMode"],
+            self.network_mode.as_str(),
+            "the run reached nothing but the vault"
         );
         let mut leaks = files_containing(&self.env.state_root().join("executor"), key.as_bytes());
         leaks.extend(files_containing(
@@ -461,7 +482,10 @@ impl<'s> Run<'s> {
         }
         assert!(leaks.is_empty(), "the real key is in {leaks:?}");
         let argv = std::fs::read_to_string(&self.podman_log).unwrap();
-        assert!(argv.contains("run --sig-proxy=false"), "{argv}");
+        assert!(
+            argv.contains("run --sig-proxy=false") || argv.contains("create "),
+            "{argv}"
+        );
         assert!(!argv.contains(key), "the real key was on podman's argv");
     }
 
@@ -479,7 +503,18 @@ impl<'s> Run<'s> {
 /// Runs `scenario` end to end; `extra_setup` may add to the isolated host (a roster entry)
 /// before anything runs.
 pub fn fix_the_failing_test(scenario: &Scenario, extra_setup: impl FnOnce(&IsolatedEnv)) {
+    fix_the_failing_test_on(scenario, extra_setup, |_| {});
+}
+
+/// [`fix_the_failing_test`] with the run adjusted by `adjust` first (its engine, its
+/// network).
+pub fn fix_the_failing_test_on(
+    scenario: &Scenario,
+    extra_setup: impl FnOnce(&IsolatedEnv),
+    adjust: impl FnOnce(&mut Run),
+) {
     let mut run = Run::new(scenario, extra_setup);
+    adjust(&mut run);
     run.prepare_host();
     assert!(
         !run.sample_test_passes().status.success(),

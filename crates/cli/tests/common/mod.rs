@@ -19,6 +19,7 @@ pub mod acp_client;
 pub mod acp_e2e;
 pub mod e2e;
 pub mod network;
+pub mod remote;
 
 pub const REAL_KEY: &str = "sk-ant-api03-REAL-launch-test-key-5d1e0b";
 pub const BIN: &str = env!("CARGO_BIN_EXE_terok-executor");

@@ -24,8 +24,8 @@ use std::time::Duration;
 
 use terok_container_env::{
     AgentConfigSpec, ContainerEnv, ContainerEnvSpec, GateTransport, Relabel, TaskLayout,
-    VAULT_TCP_HOST, VaultWiring, Workspace, assemble_container_env, assemble_tool_env, clone_cache,
-    prepare_agent_config,
+    VAULT_TCP_HOST, VaultWiring, WORKSPACE, Workspace, assemble_container_env, assemble_tool_env,
+    clone_cache, prepare_agent_config,
 };
 use terok_krun::{GUEST_ENTRY, GUEST_SSH_PORT, GuestShell, KrunHost};
 use terok_podman::{
@@ -45,6 +45,7 @@ use crate::gate::OpenGate;
 use crate::images::IMAGE_CHECK_TRUST;
 use crate::krun::guest_shell;
 use crate::launched::{LaunchedTask, READY_MARKER, TaskHandles};
+use crate::listen::RemoteRecord;
 use crate::ownership::RootfulTask;
 use crate::repo::RepoSource;
 use crate::services::TcpPlace;
@@ -168,9 +169,11 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
             .name
             .clone()
             .unwrap_or_else(|| container_name(&id));
+        // A remote engine's container gets a copy: the user's directory is not lent to it.
+        let remote = executor.runtime.remote_engine().is_some();
         let workspace = match &plan.workspace {
-            Workspace::Host(dir) => Some(dir.as_path()),
-            Workspace::Task => None,
+            Workspace::Host(dir) if !remote => Some(dir.as_path()),
+            Workspace::Host(_) | Workspace::Task => None,
         };
         let user = executor.container_user(workspace)?;
         let store = executor.task_store();
@@ -231,7 +234,7 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
         self.raise_shield()?;
         self.hand_over()?;
         let spec = self.run_spec(env);
-        let record = self.save_record(wiring.is_some())?;
+        let record = self.save_record(wiring.is_some(), &spec)?;
         on_event(RunEvent::Launching {
             name: self.name.clone(),
             image: self.image.clone(),
@@ -239,7 +242,7 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
         let (output, deadline) = self.start_container(&spec).await?;
         let image_stamp = match &self.plan.options.image {
             ImageSource::Ensure(_) => Some(terok_image_build::stamp_file(
-                &self.executor.paths.image_stamps_dir(),
+                &self.executor.image_stamps_dir(),
                 &self.image,
             )),
             ImageSource::Tag(_) => None,
@@ -254,8 +257,12 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
         ))
     }
 
-    /// Step 4a, `services.mode: tcp`: where the task's listeners go.
+    /// Step 4a, `services.mode: tcp`: where the task's listeners go (and what a remote
+    /// engine cannot run refused).
     async fn place_services(&mut self) -> Result<(), ExecutorError> {
+        let krun = self.plan.krun.is_some();
+        let mode = &self.plan.options.mode;
+        (self.executor).check_remote_launch(self.plan.egress, mode, krun)?;
         if self.executor.services_over_tcp() {
             let network = self.plan.options.network.as_deref();
             let rootful = self.user.rootful.is_some();
@@ -526,6 +533,11 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
         let Some(rootful) = &self.user.rootful else {
             return Ok(());
         };
+        // A remote engine gets copies, which it owns to the container's user itself: the
+        // files here stay the user's (ids of this host mean nothing there).
+        if self.executor.runtime.remote_engine().is_some() {
+            return Ok(());
+        }
         self.undo.lent = Some(rootful.clone());
         rootful
             .hand_over(&self.layout.container_files())
@@ -647,7 +659,7 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
     }
 
     /// Step 7: the task record.
-    fn save_record(&self, vault: bool) -> Result<TaskRecord, ExecutorError> {
+    fn save_record(&self, vault: bool, spec: &RunSpec) -> Result<TaskRecord, ExecutorError> {
         let record = TaskRecord {
             id: self.id.clone(),
             name: self.name.clone(),
@@ -667,9 +679,33 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
             web: self.plan.web.clone(),
             krun: self.plan.krun.clone(),
             tcp: (self.tcp.as_ref()).map(|place| place.record(self.vault_port, self.gate_port())),
+            remote: self.remote_record(spec),
         };
         self.undo.store.save(&record)?;
         Ok(record)
+    }
+
+    /// What a remote engine's task keeps: the engine, the directory its workspace came from
+    /// and the task's own files copied in.
+    fn remote_record(&self, spec: &RunSpec) -> Option<RemoteRecord> {
+        let engine = self.executor.runtime.remote_engine()?;
+        let workspace = match &self.plan.workspace {
+            Workspace::Host(dir) => Some(dir.clone()),
+            Workspace::Task => None,
+        };
+        let task_files = spec
+            .volumes
+            .iter()
+            // Not the workspace (a git URL's lives in the task directory): copied again, it
+            // would overwrite what the agent did there.
+            .filter(|v| v.host.starts_with(&self.layout.dir) && v.container != WORKSPACE)
+            .map(|v| (v.host.clone(), v.container.clone()))
+            .collect();
+        Some(RemoteRecord {
+            engine,
+            workspace,
+            task_files,
+        })
     }
 
     /// Step 8: the container started; its output, and the host's deadline for a headless run.
@@ -680,6 +716,9 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
         if let (Some(krun), Some(host)) = (&self.plan.krun, &self.krun_host) {
             let guest = guest_shell(krun, host, &self.layout.private_dir());
             return self.start_guest(spec, &guest).await;
+        }
+        if self.executor.runtime.remote_engine().is_some() {
+            return self.start_copied(spec).await;
         }
         let runtime = &self.executor.runtime;
         if self.plan.options.is_headless() {
@@ -696,6 +735,34 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
 }
 
 impl<R: ContainerRuntime> Launch<'_, '_, R> {
+    /// Step 8, remote engine: the container created without mounts, what they would have
+    /// mounted copied in (the engine sees none of this host's paths), then started; its
+    /// output followed (a headless run's exit code comes from `podman wait`).
+    async fn start_copied(
+        &mut self,
+        spec: &RunSpec,
+    ) -> Result<(LogStream, Option<Instant>), ExecutorError> {
+        let runtime = &self.executor.runtime;
+        let bare = RunSpec {
+            volumes: Vec::new(),
+            ..spec.clone()
+        };
+        runtime.create(&bare, &self.layout.private_dir()).await?;
+        self.undo.container_created = true;
+        for volume in &spec.volumes {
+            runtime
+                .copy_into(&self.name, &volume.host, &volume.container)
+                .await?;
+        }
+        runtime.start(&self.name).await?;
+        let stream = runtime.follow_logs(&self.name)?;
+        let deadline = self.plan.options.is_headless().then(|| {
+            let limit = self.plan.settings.timeout_secs + HOST_TIMEOUT_GRACE_SECS;
+            Instant::now() + Duration::from_secs(limit)
+        });
+        Ok((stream, deadline))
+    }
+
     /// Step 8, krun: the guest started (its SSH server first), then — once it lets the host
     /// in — the agent's command over SSH (headless), or the init script up to the ready line
     /// (interactive; the user logs in over SSH).

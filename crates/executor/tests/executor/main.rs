@@ -10,6 +10,7 @@ mod images;
 mod krun;
 mod launch;
 mod rejections;
+mod remote_engine;
 mod roster_v3;
 mod routes;
 mod services_tcp;
