@@ -9,7 +9,7 @@
 #![allow(clippy::disallowed_methods)]
 
 use std::fs::{File, OpenOptions, Permissions};
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 
@@ -289,10 +289,20 @@ fn split_file_path(path: &Path) -> Result<(&Path, &std::ffi::OsStr), SecureFsErr
 /// mix. The temporary file is created with `O_EXCL | O_NOFOLLOW` and `mode`, fsynced, then
 /// renamed over `path` (which replaces a symbolic link rather than writing through it).
 pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), SecureFsError> {
+    write_atomic_from(path, &mut &contents[..], mode)
+}
+
+/// [`write_atomic`] with the contents read from `contents` as they are written (a file may
+/// be larger than memory).
+pub fn write_atomic_from(
+    path: &Path,
+    contents: &mut dyn std::io::Read,
+    mode: u32,
+) -> Result<(), SecureFsError> {
     let (parent, name) = split_file_path(path)?;
     let (tmp_path, mut file) = create_temp_beside(parent, name, mode)?;
-    let written = file
-        .write_all(contents)
+    let written = std::io::copy(contents, &mut file)
+        .map(drop)
         .and_then(|()| file.sync_all())
         .map_err(io_err("write", &tmp_path))
         .and_then(|()| {

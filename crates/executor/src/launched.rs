@@ -310,8 +310,14 @@ impl<R: ContainerRuntime> LaunchedTask<R> {
         let finished = stream.finish().await;
         if self.record.remote.is_some() {
             // The output came from `podman logs`: the agent's code is the container's.
-            let code = self.handles.runtime.wait(&self.record.name).await?;
-            return Ok(self.finish_remote(code, followed).await);
+            return match self.handles.runtime.wait(&self.record.name).await {
+                Ok(code) => Ok(self.finish_remote(code, followed).await),
+                Err(err) => {
+                    // The tokens go whatever happened; the container keeps the work.
+                    self.cleanup(false).await;
+                    Err(err.into())
+                }
+            };
         }
         let podman_code = finished?;
         if self.record.krun.is_some() {

@@ -840,10 +840,12 @@ impl ContainerRuntime for PodmanCli {
     }
 
     fn remote_engine(&self) -> Option<String> {
+        // What podman itself reads to go remote (containers.conf's `[engine] remote` is not
+        // looked at: docs/scale.md).
         self.connection.clone().or_else(|| {
-            std::env::var("CONTAINER_HOST")
-                .ok()
-                .filter(|host| !host.is_empty())
+            ["CONTAINER_HOST", "CONTAINER_CONNECTION"]
+                .into_iter()
+                .find_map(|var| std::env::var(var).ok().filter(|v| !v.is_empty()))
         })
     }
 
