@@ -96,7 +96,7 @@ enum Task {
         /// Runs per figure (the median is reported).
         #[arg(long, default_value_t = 30)]
         runs: usize,
-        /// Only this group of figures: agents, build, launch, vault, gate; or first-run (minutes,
+        /// Only this group of figures: agents, build, launch, scale, vault, gate; or first-run (minutes,
         /// as root: the first `run` rootless versus rootful), acp (an editor's wait for the
         /// first answer over ACP versus headless, on a sid image) or web (`run --web` to the
         /// UI's first 200 versus a bare `podman run` of Toad, on a sid image); those three are

@@ -47,9 +47,12 @@ fn time_to_marker(mut cmd: Command) -> anyhow::Result<Duration> {
     first.with_context(|| format!("{:?} never printed the marker", cmd.get_program()))
 }
 
-pub fn rows(binary: &Path, runs: usize) -> anyhow::Result<Vec<Row>> {
+/// An isolated host for launches: the launch images current, a stored credential (so
+/// launches open a listener and mint tokens as a real one does) and the vault running; with
+/// the vault's pid.
+pub fn launch_host(binary: &Path) -> anyhow::Result<(IsolatedEnv, u32)> {
     if !terok_testkit::podman::podman_works() {
-        bail!("podman is needed for the launch row; run `cargo xtask host-setup`");
+        bail!("podman is needed for the launch rows; run `cargo xtask host-setup`");
     }
     terok_testkit::base_image::ensure_base_image(&mut |line| println!("bench: {line}"))?;
     let env = IsolatedEnv::new()?;
@@ -58,7 +61,6 @@ pub fn rows(binary: &Path, runs: usize) -> anyhow::Result<Vec<Row>> {
     std::fs::create_dir_all(env.work_dir().join("project"))?;
     println!("bench: making sure the launch images are current (the first build takes minutes)…");
     run_echo(env.command(binary).arg("build"))?;
-    // A stored credential, so launches open a listener and mint tokens as a real one does.
     let mut auth = env.command(binary);
     auth.args([
         "auth",
@@ -70,7 +72,18 @@ pub fn rows(binary: &Path, runs: usize) -> anyhow::Result<Vec<Row>> {
     if !auth.status()?.success() {
         bail!("cannot store the bench credential");
     }
-    run_echo(env.command(binary).args(["vault", "start"]))?;
+    let started = env.command(binary).args(["vault", "start"]).output()?;
+    let said = String::from_utf8_lossy(&started.stdout).into_owned();
+    let pid = said
+        .split("pid ")
+        .nth(1)
+        .and_then(|rest| rest.trim_end_matches([')', '.', '\n']).parse().ok())
+        .with_context(|| format!("`vault start` said no pid: {said}"))?;
+    Ok((env, pid))
+}
+
+pub fn rows(binary: &Path, runs: usize) -> anyhow::Result<Vec<Row>> {
+    let (env, _) = launch_host(binary)?;
 
     let image = format!(
         "terok-l1-cli:{}-claude-{SCRIPTED_AGENT}",

@@ -7,6 +7,7 @@ mod acp;
 mod first_run;
 mod gate;
 mod launch;
+mod scale;
 mod table;
 mod vault;
 mod web;
@@ -152,11 +153,13 @@ pub fn run(runs: usize, only: Option<&str>) -> anyhow::Result<()> {
             "first-run",
             "acp",
             "web",
+            "scale",
         ]
         .contains(&group)
     {
         bail!(
-            "unknown group `{group}`; expected agents, build, launch, vault, gate, first-run, acp or web"
+            "unknown group `{group}`; expected agents, build, launch, scale, vault, gate, \
+             first-run, acp or web"
         );
     }
     let wanted = |group: &str| only.is_none_or(|o| o == group);
@@ -170,6 +173,9 @@ pub fn run(runs: usize, only: Option<&str>) -> anyhow::Result<()> {
     }
     if wanted("launch") {
         rows.extend(launch::rows(&binary, (runs / 2).max(10))?);
+    }
+    if wanted("scale") {
+        rows.extend(scale::rows(&binary, 3)?);
     }
     if wanted("vault") {
         rows.extend(vault::rows(&binary)?);
