@@ -9,15 +9,7 @@ use terok_executor::{
 };
 use terok_podman::{FakeCall, FakeOp, FakeRuntime};
 
-use crate::support::{REAL_KEY, Session};
-
-/// Launches `options`; the error when it fails.
-async fn launch_err(session: &Session, options: &RunOptions) -> ExecutorError {
-    match session.executor.launch(options, &mut |_| {}).await {
-        Ok(task) => panic!("the launch should have failed: {task:?}"),
-        Err(err) => err,
-    }
-}
+use crate::support::{REAL_KEY, Session, launch_err};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_step_leaves_no_container_task_dir_token_or_listener() {

@@ -7,7 +7,7 @@
 use terok_executor::{Egress, ExecutorError, RemoteRefusal};
 use terok_podman::{FakeCall, FakeRuntime};
 
-use crate::support::Session;
+use crate::support::{Session, launch_err};
 
 const ENGINE: &str = "unix:///run/other-engine/podman.sock";
 
@@ -34,11 +34,7 @@ fn refusal(err: &ExecutorError) -> Option<&RemoteRefusal> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_a_remote_engine_cannot_run_is_refused_and_leaves_nothing() {
     let sockets = remote_session("").await;
-    let err = sockets
-        .executor
-        .launch(&sockets.headless("hi"), &mut |_| {})
-        .await
-        .unwrap_err();
+    let err = launch_err(&sockets, &sockets.headless("hi")).await;
     assert_eq!(refusal(&err), Some(&RemoteRefusal::Sockets), "{err}");
     assert!(err.to_string().contains(ENGINE), "{err}");
     sockets.assert_nothing_left("sockets").await;
@@ -46,20 +42,12 @@ async fn what_a_remote_engine_cannot_run_is_refused_and_leaves_nothing() {
     let no_address = remote_session("services:\n  mode: tcp\n").await;
     let mut open = no_address.headless("hi");
     open.egress = Some(Egress::Open);
-    let err = no_address
-        .executor
-        .launch(&open, &mut |_| {})
-        .await
-        .unwrap_err();
+    let err = launch_err(&no_address, &open).await;
     assert_eq!(refusal(&err), Some(&RemoteRefusal::NoAddress), "{err}");
 
     let session = remote_session(TCP).await;
     // The firewall's hook would have to run on the engine's host.
-    let err = session
-        .executor
-        .launch(&session.headless("hi"), &mut |_| {})
-        .await
-        .unwrap_err();
+    let err = launch_err(&session, &session.headless("hi")).await;
     assert_eq!(refusal(&err), Some(&RemoteRefusal::Firewall), "{err}");
     session.assert_nothing_left("allowlist").await;
     assert!(

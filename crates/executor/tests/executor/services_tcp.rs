@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use terok_executor::{Egress, ExecutorError, TcpRefusal};
 use terok_podman::FakeRuntime;
 
-use crate::support::Session;
+use crate::support::{Session, launch_err};
 
 const CONFIG: &str = "services:\n  mode: tcp\n";
 
@@ -21,6 +21,14 @@ async fn tcp_session(euid: u32, extra: &str) -> Session<FakeRuntime> {
     .opened_as(euid)
     .with_vault()
     .await
+}
+
+/// Why `services.mode: tcp` refused a launch, if that is what `err` is.
+fn tcp_refusal(err: &ExecutorError) -> Option<&TcpRefusal> {
+    match err {
+        ExecutorError::TcpServicesRefused { reason } => Some(reason),
+        _ => None,
+    }
 }
 
 /// `vault.env` of a launched task as a map.
@@ -130,36 +138,16 @@ async fn rootless_the_listener_is_on_the_loopback_behind_the_firewall_only() {
     // Unfiltered, the whole loopback would be the agent's: refused, nothing left.
     let mut options = session.headless("hi");
     options.egress = Some(Egress::Open);
-    let err = session
-        .executor
-        .launch(&options, &mut |_| {})
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            ExecutorError::TcpServicesRefused {
-                reason: TcpRefusal::RootlessOpen
-            }
-        ),
-        "{err}"
-    );
+    let err = launch_err(&session, &options).await;
+    assert_eq!(tcp_refusal(&err), Some(&TcpRefusal::RootlessOpen), "{err}");
     session.assert_nothing_left("rootless open").await;
     // A rootless podman network's gateway is not this host's.
     let mut options = session.headless("hi");
     options.network = Some("lab".into());
-    let err = session
-        .executor
-        .launch(&options, &mut |_| {})
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            ExecutorError::TcpServicesRefused {
-                reason: TcpRefusal::RootlessNetwork
-            }
-        ),
+    let err = launch_err(&session, &options).await;
+    assert_eq!(
+        tcp_refusal(&err),
+        Some(&TcpRefusal::RootlessNetwork),
         "{err}"
     );
     session.assert_nothing_left("rootless network").await;
@@ -170,29 +158,13 @@ async fn launches_a_tcp_listener_cannot_serve_are_refused_and_leave_nothing() {
     let session = tcp_session(0, "").await;
     let mut offline = session.headless("hi");
     offline.egress = Some(Egress::Offline);
-    let err = session
-        .executor
-        .launch(&offline, &mut |_| {})
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            ExecutorError::TcpServicesRefused {
-                reason: TcpRefusal::Offline
-            }
-        ),
-        "{err}"
-    );
+    let err = launch_err(&session, &offline).await;
+    assert_eq!(tcp_refusal(&err), Some(&TcpRefusal::Offline), "{err}");
     session.assert_nothing_left("offline").await;
     session.fake_runtime().set_network_gateway("lab", None);
     let mut no_gateway = session.headless("hi");
     no_gateway.network = Some("lab".into());
-    let err = session
-        .executor
-        .launch(&no_gateway, &mut |_| {})
-        .await
-        .unwrap_err();
+    let err = launch_err(&session, &no_gateway).await;
     assert_eq!(
         err.to_string(),
         "config.yml `services.mode: tcp` cannot serve this task: the network `lab` has no \
@@ -227,11 +199,7 @@ async fn services_address_places_the_listener_for_a_remote_engine() {
     let stream = tokio::net::TcpStream::connect(("127.0.0.3", 28577)).await;
     assert!(stream.is_ok(), "{stream:?}");
     // A second task cannot have the one fixed port.
-    let err = session
-        .executor
-        .launch(&options, &mut |_| {})
-        .await
-        .unwrap_err();
+    let err = launch_err(&session, &options).await;
     assert!(err.to_string().contains("no free port"), "{err}");
     let name = task.name().to_owned();
     session.executor.remove_task(&name).await.unwrap();

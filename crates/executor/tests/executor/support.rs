@@ -68,6 +68,17 @@ impl Session<FakeRuntime> {
     }
 }
 
+/// Launches `options` on `session`; the error when it fails.
+pub async fn launch_err<R: ContainerRuntime>(
+    session: &Session<R>,
+    options: &RunOptions,
+) -> terok_executor::ExecutorError {
+    match session.executor.launch(options, &mut |_| {}).await {
+        Ok(task) => panic!("the launch should have failed: {task:?}"),
+        Err(err) => err,
+    }
+}
+
 /// The phantom in a launched task's `vault.env` and the task's vault socket on the host.
 pub fn token_and_socket(
     task: &LaunchedTask<FakeRuntime>,
