@@ -35,29 +35,13 @@ impl RemoteEngine {
         let run = format!("terokrr{tag}");
         write_network(&net, &build, &build_subnet, false);
         write_network(&net, &run, &run_subnet, true);
-        // This host's containers.conf (the runtime and limits this machine needs), with the
-        // build network as the engine's default: never this host's `podman0`.
-        let system = std::fs::read_to_string("/etc/containers/containers.conf").unwrap_or_default();
-        let conf = dir.path().join("containers.conf");
-        std::fs::write(
-            &conf,
-            format!("{system}\n[network]\ndefault_network = \"{build}\"\n"),
-        )
-        .unwrap();
-        let service = Command::new("podman")
-            .arg("--root")
-            .arg(dir.path().join("storage"))
-            .arg("--runroot")
-            .arg(dir.path().join("run"))
-            .arg("--network-config-dir")
-            .arg(&net)
+        write_containers_conf(dir.path(), &build);
+        let service = engine_podman(dir.path())
             .args(["system", "service", "--time=0"])
             .arg(format!(
                 "unix://{}",
                 dir.path().join("podman.sock").display()
             ))
-            .env("CONTAINERS_CONF", &conf)
-            .env_remove("CONTAINER_HOST")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -143,15 +127,47 @@ impl Drop for RemoteEngine {
         let _ = self.podman().args(["rm", "-af", "-t", "0"]).output();
         let _ = self.service.kill();
         let _ = self.service.wait();
-        let _ = Command::new("podman")
-            .arg("--root")
-            .arg(self.dir.path().join("storage"))
-            .arg("--runroot")
-            .arg(self.dir.path().join("run"))
+        let _ = engine_podman(self.dir.path())
             .args(["system", "reset", "--force"])
-            .env_remove("CONTAINER_HOST")
             .output();
     }
+}
+
+/// A local `podman` on the engine's own state under `dir`: storage, run root, the libpod tmp
+/// dir (its liveness file, events and locks) and network definitions. Any of them left at this
+/// host's default would be shared with this host's engine, and `system reset` would wipe it:
+/// a reset with the default tmp dir removed `/run/libpod` under the other tests' feet.
+fn engine_podman(dir: &Path) -> Command {
+    let mut cmd = Command::new("podman");
+    cmd.arg("--root")
+        .arg(dir.join("storage"))
+        .arg("--runroot")
+        .arg(dir.join("run"))
+        .arg("--tmpdir")
+        .arg(dir.join("tmp"))
+        .arg("--network-config-dir")
+        .arg(dir.join("net"))
+        .env("CONTAINERS_CONF", dir.join("containers.conf"))
+        .env_remove("CONTAINER_HOST");
+    cmd
+}
+
+/// This host's containers.conf (the runtime and limits this machine needs), with the build
+/// network as the engine's default (never this host's `podman0`) and file locks in its own tmp
+/// dir: the default shared-memory locks are one set per host, and an engine starting on a
+/// fresh tmp dir frees them all.
+fn write_containers_conf(dir: &Path, default_network: &str) {
+    let system = std::fs::read_to_string("/etc/containers/containers.conf").unwrap_or_default();
+    let engine = "[engine]\nlock_type = \"file\"\n";
+    let mut conf = if system.contains("[engine]\n") {
+        system.replacen("[engine]\n", engine, 1)
+    } else {
+        format!("{system}\n{engine}")
+    };
+    conf.push_str(&format!(
+        "\n[network]\ndefault_network = \"{default_network}\"\n"
+    ));
+    std::fs::write(dir.join("containers.conf"), conf).unwrap();
 }
 
 /// Two `/24`s of 198.18.0.0/15 (reserved for tests) that no interface of this host is on.
