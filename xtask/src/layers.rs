@@ -23,6 +23,8 @@ pub const ALLOWED: &[(&str, &[&str])] = &[
     ("shield", &["core", "podman"]),
     ("acp", &["core", "roster", "podman"]),
     ("krun", &["core", "credentials", "podman"]),
+    // Kubernetes objects from plain data: it needs nothing of ours.
+    ("kube", &[]),
     (
         "executor",
         &[
@@ -37,6 +39,7 @@ pub const ALLOWED: &[(&str, &[&str])] = &[
             "shield",
             "acp",
             "krun",
+            "kube",
         ],
     ),
     // The CLI parses, calls the executor and prints: every operation lives in the library.
@@ -56,6 +59,7 @@ pub const ALLOWED: &[(&str, &[&str])] = &[
             "shield",
             "acp",
             "krun",
+            "kube",
             "executor",
             "cli",
             "testkit",

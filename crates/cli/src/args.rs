@@ -473,11 +473,33 @@ pub struct VaultArgs {
     pub command: VaultCommand,
 }
 
+/// Arguments of `vault serve`.
+#[derive(Debug, Args)]
+pub struct VaultServeArgs {
+    /// Serve one task as the vault sidecar of its Kubernetes Pod (`run --emit kube` writes
+    /// these arguments): its credentials and tokens from --bundle, on --socket only.
+    #[arg(long, requires_all = ["bundle", "socket", "state"])]
+    pub sidecar: bool,
+    /// The sidecar's bundle (the Pod's Secret, mounted into the sidecar only).
+    #[arg(long, value_name = "FILE", requires = "sidecar")]
+    pub bundle: Option<PathBuf>,
+    /// The socket to serve, in the directory the agent's container shares.
+    #[arg(long, value_name = "PATH", requires = "sidecar")]
+    pub socket: Option<PathBuf>,
+    /// A private directory for the sidecar's sealed database and audit log.
+    #[arg(long, value_name = "DIR", requires = "sidecar")]
+    pub state: Option<PathBuf>,
+    /// Stop once this file exists (the agent's container writes it when it ends).
+    #[arg(long, value_name = "FILE", requires = "sidecar")]
+    pub until: Option<PathBuf>,
+}
+
 /// The verbs of `vault`.
 #[derive(Debug, Subcommand)]
 pub enum VaultCommand {
-    /// Run the vault daemon in the foreground (for systemd and debugging).
-    Serve,
+    /// Run the vault daemon in the foreground (for systemd and debugging); with --sidecar, a
+    /// Pod's vault for one task.
+    Serve(VaultServeArgs),
     /// Start the vault daemon in the background.
     Start,
     /// Stop the vault daemon.
@@ -729,6 +751,28 @@ pub struct RunArgs {
     /// podman.
     #[arg(long, value_enum, value_name = "RUNTIME")]
     pub runtime: Option<RuntimeArg>,
+    /// Write the task instead of running it: `kube` prints a ConfigMap, a NetworkPolicy and a
+    /// Pod (the agent with its vault as a sidecar) for `kubectl apply` or `podman kube
+    /// play`; headless runs of a git URL only. Needs --kube-secret.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "FORMAT",
+        requires = "kube_secret",
+        requires = "prompt"
+    )]
+    pub emit: Option<EmitFormat>,
+    /// Where `--emit kube` writes the Secret with the real credentials the Pod's vault
+    /// serves: a new file, readable by you only (an existing file is refused).
+    #[arg(long, value_name = "FILE", requires = "emit")]
+    pub kube_secret: Option<PathBuf>,
+}
+
+/// `run --emit` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EmitFormat {
+    /// Kubernetes objects (YAML).
+    Kube,
 }
 
 /// `run --runtime` values.

@@ -30,7 +30,7 @@ impl Context {
     /// Captures the process environment and the global flags.
     pub fn new(global: GlobalArgs, mount_path: &[&str], command: &Command) -> Self {
         let daemon =
-            matches!(command, Command::Vault(v) if matches!(v.command, VaultCommand::Serve));
+            matches!(command, Command::Vault(v) if matches!(v.command, VaultCommand::Serve(_)));
         let mut env = HostEnv::from_process();
         if daemon {
             // A daemon started by a session gets the vault key through a pipe, not its

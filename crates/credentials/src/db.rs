@@ -434,6 +434,35 @@ impl CredentialDb {
         Ok(token)
     }
 
+    /// Binds a token minted elsewhere, known here by its hash only: a vault sidecar adopts
+    /// the tokens the executor put into its task's Pod, so it never learns the tokens themselves.
+    pub fn adopt_token_hash(
+        &self,
+        hash: &str,
+        subject: &str,
+        set: &str,
+        provider: &str,
+    ) -> Result<(), DbError> {
+        validate_name("container name", subject)?;
+        validate_name("credential set", set)?;
+        validate_name("provider", provider)?;
+        let well_formed = hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit());
+        if !well_formed {
+            return Err(DbError::InvalidName {
+                what: "token hash",
+                value: hash.escape_debug().to_string(),
+            });
+        }
+        self.conn
+            .execute(
+                "INSERT INTO proxy_tokens (token_hash, scope, subject, credential_set, provider, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![hash.to_ascii_lowercase(), subject, subject, set, provider, terok_core::time::unix_now()],
+            )
+            .map_err(self.sql())?;
+        Ok(())
+    }
+
     /// The binding of `token`, if it is a live token.
     pub fn lookup_token(&self, token: &str) -> Result<Option<TokenRecord>, DbError> {
         self.lookup_hash(&token_hash(token))

@@ -350,6 +350,16 @@ pub enum ExecutorError {
         /// Why.
         reason: RemoteRefusal,
     },
+    /// A task that cannot be written as a Kubernetes Pod.
+    #[error("this task cannot run as a Kubernetes Pod: {reason}")]
+    KubeRefused {
+        /// Why.
+        reason: KubeRefusal,
+    },
+    /// The task's Kubernetes objects could not be written.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Kube(#[from] terok_kube::KubeError),
     /// `services.mode: tcp` cannot serve this launch.
     #[error("config.yml `services.mode: tcp` cannot serve this task: {reason}")]
     TcpServicesRefused {
@@ -567,6 +577,29 @@ pub enum TcpRefusal {
          every service there"
     )]
     RootlessOpen,
+}
+
+/// Why a task cannot be written as a Kubernetes Pod.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KubeRefusal {
+    /// Only a headless run ends by itself, which a Pod of its own needs.
+    #[error("only a headless run (`-p PROMPT`) becomes a Pod; this is {0}")]
+    Mode(&'static str),
+    /// A directory of this host is nowhere in a cluster.
+    #[error("the workspace is this host's directory {}, which a cluster's node cannot see", .0.display())]
+    LocalWorkspace(std::path::PathBuf),
+    /// A KVM guest needs this host's runtime.
+    #[error("a krun microVM runs on this host's KVM")]
+    Krun,
+    /// A given image tag names no base for the vault's image.
+    #[error(
+        "the image is given as the tag `{0}`; the vault sidecar's image is built on the base of a build request"
+    )]
+    ImageTag(String),
+    /// No program to put into the vault image.
+    #[error("the session has no vault program to put into the sidecar's image")]
+    NoVaultProgram,
 }
 
 /// Why a remote engine cannot run a launch.

@@ -63,6 +63,7 @@ mod gate;
 mod host;
 mod images;
 mod krun;
+mod kube;
 mod launch;
 mod launched;
 mod lifecycle;
@@ -101,10 +102,11 @@ pub use checks::{CredentialState, HostCheck, SetupScope};
 pub use container_user::ContainerUser;
 pub use copy_back::CopiedBack;
 pub use doctor::{DoctorCheck, Verdict};
-pub use error::{ExecutorError, RemoteRefusal, TcpRefusal};
+pub use error::{ExecutorError, KubeRefusal, RemoteRefusal, TcpRefusal};
 pub use gate::{GateMode, GateRepo, TaskGate, gate_tools_missing};
 pub use host::{GitIdentity, cdi_gpu_vendors, gpu_request, host_git_identity};
 pub use images::{IMAGE_CHECK_TRUST, ImageChoice, ImageState, RemovedImages, SidecarChoice};
+pub use kube::KubeTask;
 pub use launch::options::{
     Egress, ImageSource, KrunOptions, Mode, RunEvent, RunOptions, TOOL_TIMEOUT_SECS, TaskRuntime,
     WebOptions,
@@ -138,7 +140,7 @@ pub use task_doctor::{CheckCategory, ContainerCheck, ProbeRule, container_checks
 pub use vault::{OpenListener, STANDALONE_SCOPE, ServeCommand, VaultClient, VaultLauncher};
 pub use vault_service::{
     CleanReport, LeakedFile, RoutesWritten, SECRETS_ON_STDIN_VAR, VaultReport, VaultStart,
-    receive_handed_secrets, running_containers, serve_vault,
+    receive_handed_secrets, running_containers, serve_vault, serve_vault_sidecar,
 };
 pub use vault_unit::{VAULT_UNIT, VaultUnit};
 pub use web::{UI_CONTAINER_PORT, WebAccess, probe_ui};
@@ -155,6 +157,7 @@ pub use terok_image_build::{
     BuildEvent, BuildRequest, BuiltImage, BuiltImages, Layer, Runtime, RuntimeVersion, Unsuited,
 };
 pub use terok_krun::{GuestShell, KrunHost, KrunHostKeypair, KrunSupport};
+pub use terok_kube::Manifests;
 pub use terok_podman::userns::RootfulIds;
 pub use terok_podman::{GpuRequest, LogLine, LogSource, PodmanCli, UserMapping};
 pub use terok_roster::model::LogFormat;
@@ -164,6 +167,7 @@ pub use terok_roster::{
 };
 pub use terok_shield::live::{Denial, LiveSets};
 pub use terok_shield::{Network, Policy, ShieldState};
+pub use terok_vault::SidecarOptions;
 pub use terok_vault::VaultConfig;
 pub use terok_vault::control::{DaemonStatus, ServedRoutes};
 pub use terok_vault::rejections::Rejection;

@@ -15,6 +15,7 @@ use terok_credentials::routes::{
 };
 use terok_credentials::{CredentialDb, CredentialSummary, DEFAULT_SET, KeyOptions, TokenRecord};
 use terok_podman::{ContainerRuntime, LABEL_EXECUTOR, PodmanError};
+use terok_vault::SidecarOptions;
 use terok_vault::control::{ControlError, DaemonStatus, ServedRoutes};
 use terok_vault::{LiveContainers, VaultConfig};
 
@@ -440,6 +441,13 @@ impl<R: ContainerRuntime> Executor<R> {
 /// stopped; owned, so it can run in a spawned task next to the session.
 pub async fn serve_vault(config: VaultConfig) -> Result<(), ExecutorError> {
     terok_vault::serve(config).await?;
+    Ok(())
+}
+
+/// Serves one task's vault as the sidecar of its Pod, until the agent's end file appears or
+/// a signal arrives. Needs no session: the sidecar has no user configuration.
+pub async fn serve_vault_sidecar(options: SidecarOptions) -> Result<(), ExecutorError> {
+    terok_vault::serve_sidecar(options).await?;
     Ok(())
 }
 

@@ -25,6 +25,9 @@ use crate::{LABEL_CONTENT_HASH, LABEL_LAYER};
 /// Label recording the package family an image was built for.
 pub const LABEL_FAMILY: &str = "ai.terok.family";
 
+/// Where the vault image has the executor's binary.
+pub const VAULT_PROGRAM: &str = "/usr/local/bin/terok-executor";
+
 /// Progress of [`ImageBuilder::ensure`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BuildEvent {
@@ -302,6 +305,47 @@ impl<'a, R: ContainerRuntime> ImageBuilder<'a, R> {
         self.ensure_sidecar(request, &inputs, &l0, on_event)
             .await?
             .ok_or(ImageBuildError::NoSidecarRequested)
+    }
+
+    /// Makes sure the vault image of `request`'s base exists and is current: L0 with
+    /// `program` (the executor's binary, which serves `vault serve --sidecar`) at
+    /// [`VAULT_PROGRAM`]. A different binary makes a different image.
+    pub async fn ensure_vault(
+        &self,
+        request: &BuildRequest,
+        program: Vec<u8>,
+        on_event: &mut (dyn FnMut(BuildEvent) + Send),
+    ) -> Result<BuiltImage, ImageBuildError> {
+        let tags = Self::tags(request);
+        let family = self.family(request, &tags).await?;
+        let _lock = self.lock(&tags.l0).await?;
+        let inputs = self.inputs(request, tags, family)?;
+        let known = self.known_images(request, &inputs.tags).await?;
+        let l0 = self.ensure_l0(request, &inputs, &known, on_event).await?;
+        let tags = &inputs.tags;
+        let mut files = ContextFiles::new(format!(
+            "FROM {}\nCOPY terok-executor {VAULT_PROGRAM}\n",
+            local(&tags.l0)
+        ));
+        files.add("terok-executor", program, true);
+        let job = LayerJob {
+            layer: Layer::Vault,
+            existing: self.runtime.image_inspect(&tags.vault).await?,
+            tag: tags.vault.clone(),
+            files: &files,
+            inputs: vec![format!("l0={}", l0.content_hash)],
+        };
+        let how = LayerBuild {
+            family: inputs.family,
+            base: local(&tags.l0),
+            cache_bust: None,
+            force: request.rebuild,
+            no_cache: request.full_rebuild,
+            pull_always: false,
+            extra_tags: Vec::new(),
+            squash: None,
+        };
+        self.layer(job, how, on_event).await
     }
 
     /// Refuses, before podman runs, a selection with entries that cannot work on the base.

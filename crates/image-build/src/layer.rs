@@ -9,6 +9,8 @@ pub enum Layer {
     L1,
     /// A sidecar tool image.
     Sidecar,
+    /// The vault sidecar of a Kubernetes task: L0 with the executor's binary.
+    Vault,
 }
 
 impl Layer {
@@ -18,6 +20,7 @@ impl Layer {
             Self::L0 => "L0",
             Self::L1 => "L1",
             Self::Sidecar => "L1 (sidecar)",
+            Self::Vault => "L1 (vault)",
         }
     }
 
@@ -26,6 +29,7 @@ impl Layer {
             Self::L0 => "l0",
             Self::L1 => "l1",
             Self::Sidecar => "sidecar",
+            Self::Vault => "vault",
         }
     }
 }

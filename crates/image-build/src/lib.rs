@@ -27,7 +27,9 @@ mod tags;
 mod templates;
 
 pub use base_runtime::{Runtime, RuntimeVersion, Unsuited, runtime_on, unsuited};
-pub use builder::{BuildEvent, BuildRequest, BuiltImage, BuiltImages, ImageBuilder, stamp_file};
+pub use builder::{
+    BuildEvent, BuildRequest, BuiltImage, BuiltImages, ImageBuilder, VAULT_PROGRAM, stamp_file,
+};
 pub use context::{CaSource, collect_ca_certificates, decode_help_escapes};
 pub use error::ImageBuildError;
 pub use family::detect_family;

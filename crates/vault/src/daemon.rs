@@ -104,6 +104,10 @@ pub enum VaultError {
     /// The HTTP client could not be built.
     #[error("cannot set up TLS for upstreams: {0}")]
     Tls(String),
+    /// A sidecar's bundle is unusable.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Bundle(#[from] crate::sidecar::BundleError),
 }
 
 fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> VaultError {

@@ -21,6 +21,7 @@ pub mod proxy;
 pub mod refresh;
 pub mod rejections;
 pub mod request;
+pub mod sidecar;
 mod signer;
 pub mod ssh_agent;
 mod state;
@@ -32,4 +33,5 @@ pub use daemon::{
     router, serve,
 };
 pub use paths::VaultPaths;
+pub use sidecar::{SidecarBundle, SidecarOptions, serve_sidecar};
 pub use state::Shared;

@@ -9,6 +9,7 @@ mod build;
 mod doctor;
 mod gate;
 mod key_tier;
+mod kube;
 mod run;
 mod run_tool;
 mod sandbox;

@@ -78,6 +78,8 @@ struct Presentation {
     no_preflight: bool,
     /// Render the agent's stream-json as text.
     output: OutputFormat,
+    /// `--emit kube`: the task is written, with its Secret in this file, not run.
+    kube_secret: Option<std::path::PathBuf>,
 }
 
 pub fn run(ctx: &Context, args: RunArgs) -> miette::Result<Status> {
@@ -87,6 +89,9 @@ pub fn run(ctx: &Context, args: RunArgs) -> miette::Result<Status> {
     executor.agent_log_format(&args.agent)?;
     let (options, presentation) = settings(executor, args)?;
     executor.check_launch(&options)?;
+    if let Some(secret_file) = &presentation.kube_secret {
+        return crate::commands::kube::emit(ctx, &options, secret_file);
+    }
     let ImageSource::Ensure(request) = &options.image else {
         return Err(miette::miette!(
             "run always builds its image from a request"
@@ -167,6 +172,8 @@ fn settings(executor: &Executor, args: RunArgs) -> miette::Result<(RunOptions, P
         no_gate,
         gate_mode,
         runtime,
+        emit,
+        kube_secret,
     } = args;
     let mode = match (prompt, interactive, web) {
         (Some(prompt), _, _) => Mode::Headless { prompt },
@@ -239,6 +246,7 @@ fn settings(executor: &Executor, args: RunArgs) -> miette::Result<(RunOptions, P
         } else {
             output
         },
+        kube_secret: emit.and(kube_secret),
     };
     Ok((options, presentation))
 }

@@ -8,15 +8,40 @@ use terok_executor::{RouteTable, RoutesWritten, VaultReport, VaultStart};
 use crate::Status;
 use crate::args::{
     VaultArgs, VaultCleanArgs, VaultCommand, VaultInstallArgs, VaultListArgs, VaultLockArgs,
-    VaultRoutesArgs, VaultUnlockArgs,
+    VaultRoutesArgs, VaultServeArgs, VaultUnlockArgs,
 };
 use crate::context::Context;
+
+/// `vault serve --sidecar`: one task's vault in its Pod.
+fn serve_sidecar(ctx: &Context, args: &VaultServeArgs) -> miette::Result<Status> {
+    let VaultServeArgs {
+        sidecar: _,
+        bundle,
+        socket,
+        state,
+        until,
+    } = args;
+    let (Some(bundle), Some(socket), Some(state)) = (bundle, socket, state) else {
+        return Err(miette::miette!(
+            "--sidecar needs --bundle, --socket and --state"
+        ));
+    };
+    let options = terok_executor::SidecarOptions::new(bundle, socket, state, until.clone());
+    ctx.block_on(terok_executor::serve_vault_sidecar(options))??;
+    Ok(Status::Ok)
+}
 use crate::output::table;
 
 pub fn run(ctx: &Context, args: &VaultArgs) -> miette::Result<Status> {
+    // A Pod's sidecar has no configuration, home or state of a user: no session.
+    if let VaultCommand::Serve(serve) = &args.command
+        && serve.sidecar
+    {
+        return serve_sidecar(ctx, serve);
+    }
     let executor = ctx.executor()?;
     match &args.command {
-        VaultCommand::Serve => {
+        VaultCommand::Serve(_) => {
             ctx.block_on(executor.serve_vault())??;
             Ok(Status::Ok)
         }

@@ -32,10 +32,7 @@ use terok_podman::{
     ContainerRuntime, LABEL_AGENT, LABEL_EXECUTOR, LABEL_TASK, LogStream, RunSpec, Sharing,
     VolumeSpec,
 };
-use terok_roster::{
-    HeadlessOptions, InstructionsDelivery, headless_command, instructions_delivery,
-    resolve_instructions,
-};
+use terok_roster::{InstructionsDelivery, instructions_delivery, resolve_instructions};
 use terok_shield::ContainerArgs;
 use tokio::time::Instant;
 
@@ -130,6 +127,109 @@ impl<R: ContainerRuntime> Executor<R> {
             clone_cache: self.paths.clone_cache_dir(),
             gate_tokens: self.gate_tokens(),
         }
+    }
+}
+
+impl<R: ContainerRuntime> Executor<R> {
+    /// What decides a task's environment and mounts (all but the git gate's part).
+    pub(crate) fn container_env_spec(
+        &self,
+        plan: &LaunchPlan<'_>,
+        id: &str,
+        layout: &TaskLayout,
+        wiring: Option<&VaultWiring>,
+    ) -> ContainerEnvSpec {
+        let options = plan.options;
+        let mut spec =
+            ContainerEnvSpec::new(id, &plan.agent.name, &layout.dir, &self.paths.mounts_dir);
+        spec.workspace = plan.workspace.clone();
+        spec.code_repo = plan.git_url.clone();
+        spec.branch = options.branch.clone();
+        if let Some(human) = &options.human_identity {
+            spec.authorship = "agent-human".to_owned();
+            spec.human_name = human.name.clone();
+            spec.human_email = human.email.clone();
+        }
+        spec.unrestricted = !options.restricted;
+        spec.timezone = options
+            .timezone
+            .clone()
+            .or_else(|| terok_core::timezone::detect_host_timezone(&self.env, Path::new("/")));
+        spec.shared_dir = options
+            .shared_dir
+            .as_deref()
+            .map(|d| self.absolute(d).unwrap_or_else(|| d.to_path_buf()));
+        if let Some(mount) = &options.shared_mount {
+            spec.shared_mount = mount.clone();
+        }
+        spec.vault = wiring.cloned();
+        spec.installed = plan.installed.clone();
+        spec
+    }
+
+    /// Step 6: a task's agent-config directory.
+    pub(crate) fn write_agent_config(
+        &self,
+        plan: &LaunchPlan<'_>,
+        id: &str,
+        layout: &TaskLayout,
+        env: &ContainerEnv,
+        on_event: OnRunEvent<'_>,
+    ) -> Result<(), ExecutorError> {
+        let defaults = &self.defaults;
+        let project_root = match &plan.repo {
+            RepoSource::Local(dir) => Some(dir.as_path()),
+            RepoSource::GitUrl(_) => None,
+        };
+        let instructions = resolve_instructions(
+            defaults.instructions.as_ref(),
+            &plan.agent.name,
+            project_root,
+        );
+        let (prompt, initial_prompt) = match &plan.options.mode {
+            Mode::Headless { prompt } => {
+                (Some(self.full_prompt(plan, prompt, &instructions)), None)
+            }
+            Mode::Interactive { initial_prompt } => (None, initial_prompt.clone()),
+            Mode::Web(_) | Mode::Tool { .. } => (None, None),
+        };
+        let prepared = prepare_agent_config(
+            self.roster()?,
+            &AgentConfigSpec {
+                task_id: id.to_owned(),
+                agent: plan.agent.name.clone(),
+                dir: layout.agent_config(),
+                instructions,
+                prompt,
+                initial_prompt,
+                subagents: defaults.subagents.clone(),
+                selected_subagents: Vec::new(),
+                base_dir: project_root.map(Path::to_path_buf),
+                vault_env: env.vault_env.clone(),
+            },
+        )?;
+        for warning in prepared.warnings {
+            on_event(RunEvent::Warning(warning));
+        }
+        if plan.web.is_some() {
+            write_token(&layout.agent_config(), &new_token()?)?;
+        }
+        Ok(())
+    }
+
+    /// The headless prompt: configured instructions for agents without a channel for them
+    /// (only when configured: the Python terok-executor's standalone runner never does this),
+    /// the settings' prefix, then the user's prompt.
+    fn full_prompt(&self, plan: &LaunchPlan<'_>, prompt: &str, instructions: &str) -> String {
+        let mut parts: Vec<String> = Vec::new();
+        if self.defaults.instructions.is_some()
+            && instructions_delivery(&plan.agent) == InstructionsDelivery::PromptPrefix
+        {
+            parts.push(instructions.to_owned());
+        }
+        parts.extend(plan.settings.prompt_prefix.iter().cloned());
+        parts.push(prompt.to_owned());
+        parts.join("\n\n")
     }
 }
 
@@ -339,42 +439,16 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
         Ok(())
     }
 
-    /// What decides the container's environment and mounts.
+    /// What decides the container's environment and mounts (with the gate's repository).
     fn env_spec(&self, wiring: Option<&VaultWiring>) -> ContainerEnvSpec {
-        let options = self.plan.options;
-        let mut spec = ContainerEnvSpec::new(
-            &self.id,
-            &self.plan.agent.name,
-            &self.layout.dir,
-            &self.executor.paths.mounts_dir,
-        );
-        spec.workspace = self.plan.workspace.clone();
-        spec.code_repo = self.plan.git_url.clone();
+        let mut spec =
+            (self.executor).container_env_spec(&self.plan, &self.id, &self.layout, wiring);
         if let Some(gate) = &self.gate {
             let (code_repo, clone_from) = gate.repo_env();
             spec.code_repo = Some(code_repo);
             spec.clone_from = clone_from;
             spec.gate = Some(gate.wiring.clone());
         }
-        spec.branch = options.branch.clone();
-        if let Some(human) = &options.human_identity {
-            spec.authorship = "agent-human".to_owned();
-            spec.human_name = human.name.clone();
-            spec.human_email = human.email.clone();
-        }
-        spec.unrestricted = !options.restricted;
-        spec.timezone = options.timezone.clone().or_else(|| {
-            terok_core::timezone::detect_host_timezone(&self.executor.env, Path::new("/"))
-        });
-        spec.shared_dir = options
-            .shared_dir
-            .as_deref()
-            .map(|d| self.executor.absolute(d).unwrap_or_else(|| d.to_path_buf()));
-        if let Some(mount) = &options.shared_mount {
-            spec.shared_mount = mount.clone();
-        }
-        spec.vault = wiring.cloned();
-        spec.installed = self.plan.installed.clone();
         spec
     }
 
@@ -426,58 +500,7 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
         env: &ContainerEnv,
         on_event: OnRunEvent<'_>,
     ) -> Result<(), ExecutorError> {
-        let defaults = &self.executor.defaults;
-        let project_root = match &self.plan.repo {
-            RepoSource::Local(dir) => Some(dir.as_path()),
-            RepoSource::GitUrl(_) => None,
-        };
-        let instructions = resolve_instructions(
-            defaults.instructions.as_ref(),
-            &self.plan.agent.name,
-            project_root,
-        );
-        let (prompt, initial_prompt) = match &self.plan.options.mode {
-            Mode::Headless { prompt } => (Some(self.full_prompt(prompt, &instructions)), None),
-            Mode::Interactive { initial_prompt } => (None, initial_prompt.clone()),
-            Mode::Web(_) | Mode::Tool { .. } => (None, None),
-        };
-        let prepared = prepare_agent_config(
-            self.executor.roster()?,
-            &AgentConfigSpec {
-                task_id: self.id.clone(),
-                agent: self.plan.agent.name.clone(),
-                dir: self.layout.agent_config(),
-                instructions,
-                prompt,
-                initial_prompt,
-                subagents: defaults.subagents.clone(),
-                selected_subagents: Vec::new(),
-                base_dir: project_root.map(Path::to_path_buf),
-                vault_env: env.vault_env.clone(),
-            },
-        )?;
-        for warning in prepared.warnings {
-            on_event(RunEvent::Warning(warning));
-        }
-        if self.plan.web.is_some() {
-            write_token(&self.layout.agent_config(), &new_token()?)?;
-        }
-        Ok(())
-    }
-
-    /// The headless prompt: configured instructions for agents without a channel for them
-    /// (only when configured: the Python terok-executor's standalone runner never does this),
-    /// the settings' prefix, then the user's prompt.
-    fn full_prompt(&self, prompt: &str, instructions: &str) -> String {
-        let mut parts: Vec<String> = Vec::new();
-        if self.executor.defaults.instructions.is_some()
-            && instructions_delivery(&self.plan.agent) == InstructionsDelivery::PromptPrefix
-        {
-            parts.push(instructions.to_owned());
-        }
-        parts.extend(self.plan.settings.prompt_prefix.iter().cloned());
-        parts.push(prompt.to_owned());
-        parts.join("\n\n")
+        (self.executor).write_agent_config(&self.plan, &self.id, &self.layout, env, on_event)
     }
 
     /// Step 6a, krun: the `%host` keypair written for `ssh -i` (made in the vault on first use).
@@ -553,7 +576,7 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
         // A krun guest's first process is its SSH server; the agent's command comes over SSH.
         let command = match &self.plan.krun {
             Some(_) => format!("exec {GUEST_ENTRY}"),
-            None => self.shell_command(),
+            None => self.plan.shell_command(),
         };
         let mut publish = Vec::new();
         if let Some(krun) = &self.plan.krun {
@@ -612,50 +635,6 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
             spec.runtime = Some(krun.oci_runtime.clone());
         }
         spec
-    }
-
-    /// What the container runs (through `bash -lc`), after the init script.
-    fn shell_command(&self) -> String {
-        let settings = &self.plan.settings;
-        match &self.plan.options.mode {
-            Mode::Headless { .. } => {
-                let cmd = headless_command(
-                    &self.plan.agent,
-                    &HeadlessOptions {
-                        timeout_secs: settings.timeout_secs,
-                        model: settings.model.clone(),
-                        max_turns: settings.max_turns,
-                    },
-                );
-                format!("init-ssh-and-repo.sh && {}", cmd.to_shell())
-            }
-            Mode::Interactive { .. } => {
-                format!("init-ssh-and-repo.sh && echo {READY_MARKER}; tail -f /dev/null")
-            }
-            Mode::Web(_) => {
-                let public_url = self
-                    .plan
-                    .web
-                    .as_ref()
-                    .map(|w| terok_roster::shell_quote(&w.public_url))
-                    .unwrap_or_default();
-                format!("init-ssh-and-repo.sh && exec terok-toad-entry --public-url {public_url}")
-            }
-            Mode::Tool { args } => {
-                let tool = self
-                    .plan
-                    .tool
-                    .as_ref()
-                    .map_or(self.plan.agent.name.as_str(), |t| t.tool_name.as_str());
-                let mut words = vec![terok_roster::shell_quote(tool)];
-                words.extend(args.iter().map(|a| terok_roster::shell_quote(a)));
-                format!(
-                    "init-ssh-and-repo.sh && timeout {} {}",
-                    settings.timeout_secs,
-                    words.join(" ")
-                )
-            }
-        }
     }
 
     /// Step 7: the task record.
@@ -782,7 +761,7 @@ impl<R: ContainerRuntime> Launch<'_, '_, R> {
             .wait_for_login(Instant::now() + GUEST_LOGIN_LIMIT, alive)
             .await?;
         if self.plan.options.is_headless() {
-            let stream = guest.stream(&self.shell_command())?;
+            let stream = guest.stream(&self.plan.shell_command())?;
             let limit = self.plan.settings.timeout_secs + HOST_TIMEOUT_GRACE_SECS;
             return Ok((stream, Some(Instant::now() + Duration::from_secs(limit))));
         }

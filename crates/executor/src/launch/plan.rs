@@ -7,12 +7,16 @@ use std::path::{Path, PathBuf};
 
 use terok_container_env::Workspace;
 use terok_podman::ContainerRuntime;
-use terok_roster::{Agent, RunOverrides, RunSettings, SidecarSpec, apply_provider_config};
+use terok_roster::{
+    Agent, HeadlessOptions, RunOverrides, RunSettings, SidecarSpec, apply_provider_config,
+    headless_command,
+};
 use terok_shield::Profile;
 
 use crate::error::ExecutorError;
 use crate::gate::{GatePlan, plan_gate};
 use crate::launch::options::{Egress, ImageSource, Mode, RunOptions, TOOL_TIMEOUT_SECS};
+use crate::launched::READY_MARKER;
 use crate::repo::{RepoSource, classify_repo};
 use crate::session::Executor;
 use crate::task::TaskMode;
@@ -61,6 +65,48 @@ impl LaunchPlan<'_> {
             Mode::Interactive { .. } => TaskMode::Interactive,
             Mode::Web(_) => TaskMode::Web,
             Mode::Tool { .. } => TaskMode::Tool,
+        }
+    }
+
+    /// What the container runs (through `bash -lc`), after the init script.
+    pub fn shell_command(&self) -> String {
+        let settings = &self.settings;
+        match &self.options.mode {
+            Mode::Headless { .. } => {
+                let cmd = headless_command(
+                    &self.agent,
+                    &HeadlessOptions {
+                        timeout_secs: settings.timeout_secs,
+                        model: settings.model.clone(),
+                        max_turns: settings.max_turns,
+                    },
+                );
+                format!("init-ssh-and-repo.sh && {}", cmd.to_shell())
+            }
+            Mode::Interactive { .. } => {
+                format!("init-ssh-and-repo.sh && echo {READY_MARKER}; tail -f /dev/null")
+            }
+            Mode::Web(_) => {
+                let public_url = self
+                    .web
+                    .as_ref()
+                    .map(|w| terok_roster::shell_quote(&w.public_url))
+                    .unwrap_or_default();
+                format!("init-ssh-and-repo.sh && exec terok-toad-entry --public-url {public_url}")
+            }
+            Mode::Tool { args } => {
+                let tool = self
+                    .tool
+                    .as_ref()
+                    .map_or(self.agent.name.as_str(), |t| t.tool_name.as_str());
+                let mut words = vec![terok_roster::shell_quote(tool)];
+                words.extend(args.iter().map(|a| terok_roster::shell_quote(a)));
+                format!(
+                    "init-ssh-and-repo.sh && timeout {} {}",
+                    settings.timeout_secs,
+                    words.join(" ")
+                )
+            }
         }
     }
 
