@@ -539,6 +539,18 @@ fn run_help_lists_the_python_flags() {
               - podman: A container, with podman's configured OCI runtime
               - krun:   A KVM microVM with podman's krun runtime (needs libkrun and /dev/kvm)
 
+          --emit <FORMAT>
+              Write the task instead of running it: `kube` prints a ConfigMap, a NetworkPolicy and a Pod
+              (the agent with its vault as a sidecar) for `kubectl apply` or `podman kube play`;
+              headless runs of a git URL only. Needs --kube-secret
+
+              Possible values:
+              - kube: Kubernetes objects (YAML)
+
+          --kube-secret <FILE>
+              Where `--emit kube` writes the Secret with the real credentials the Pod's vault serves: a
+              new file, readable by you only (an existing file is refused)
+
       -h, --help
               Print help (see a summary with '-h')
 

@@ -23,7 +23,7 @@ use terok_vault::SidecarBundle;
 use terok_vault::paths::{CONTAINER_SOCKET_DIR, LOOPBACK_PORT, SOCKET_NAME};
 
 use crate::error::{ExecutorError, KubeRefusal};
-use crate::launch::options::{Egress, ImageSource, Mode, RunEvent, RunOptions};
+use crate::launch::options::{Egress, Mode, RunEvent, RunOptions};
 use crate::launch::plan::LaunchPlan;
 use crate::launch::{HOST_TIMEOUT_GRACE_SECS, OnRunEvent};
 use crate::repo::RepoSource;
@@ -99,7 +99,7 @@ impl<R: ContainerRuntime> Executor<R> {
         }
         self.write_agent_config(&plan, &id, &layout, &env, on_event)?;
         let bundle = SidecarBundle {
-            version: terok_vault::sidecar::BUNDLE_VERSION,
+            version: terok_vault::BUNDLE_VERSION,
             container: name.clone(),
             routes: self.task_routes(&sidecar.credentials)?,
             token_hashes: (sidecar.tokens.iter())
@@ -137,24 +137,14 @@ impl<R: ContainerRuntime> Executor<R> {
         })
     }
 
-    /// The agent's image and the vault's, built when missing or stale.
+    /// The agent's image (built when missing or stale, unless given as a tag) and the
+    /// vault's on it.
     async fn kube_images(
         &self,
         plan: &LaunchPlan<'_>,
         on_event: OnRunEvent<'_>,
     ) -> Result<(String, String), ExecutorError> {
-        let ImageSource::Ensure(request) = &plan.options.image else {
-            // A given tag: the vault image needs a base, which only a build request names.
-            let ImageSource::Tag(tag) = &plan.options.image else {
-                unreachable!("an image source is a tag or a request")
-            };
-            return Err(ExecutorError::KubeRefused {
-                reason: KubeRefusal::ImageTag(tag.clone()),
-            });
-        };
-        let builder = self.image_builder(Some(crate::images::IMAGE_CHECK_TRUST))?;
-        let built =
-            (builder.ensure(request, &mut |event| on_event(RunEvent::Image(event)))).await?;
+        let agent = self.launch_image(plan, on_event).await?;
         let program = self
             .launcher
             .as_ref()
@@ -165,12 +155,13 @@ impl<R: ContainerRuntime> Executor<R> {
         let binary = fs_err::read(program).map_err(ExecutorError::io(
             "cannot read the vault program for its image",
         ))?;
-        let vault = builder
-            .ensure_vault(request, binary, &mut |event| {
+        let vault = self
+            .image_builder(Some(crate::images::IMAGE_CHECK_TRUST))?
+            .ensure_vault(&agent, binary, &mut |event| {
                 on_event(RunEvent::Image(event))
             })
             .await?;
-        Ok((built.l1.tag, vault.tag))
+        Ok((agent, vault.tag))
     }
 
     /// The sidecar's command before its paths: the vault image's program with this

@@ -25,6 +25,24 @@ use crate::{LABEL_CONTENT_HASH, LABEL_LAYER};
 /// Label recording the package family an image was built for.
 pub const LABEL_FAMILY: &str = "ai.terok.family";
 
+/// `terok-vault:<the base's tag>`: the vault sidecar's image on `base`.
+pub fn vault_tag(base: &str) -> String {
+    let (_, tag) = crate::reference::split_reference(base);
+    let tag: String = tag
+        .unwrap_or("latest")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(128)
+        .collect();
+    format!("terok-vault:{tag}")
+}
+
 /// Where the vault image has the executor's binary.
 pub const VAULT_PROGRAM: &str = "/usr/local/bin/terok-executor";
 
@@ -307,40 +325,45 @@ impl<'a, R: ContainerRuntime> ImageBuilder<'a, R> {
             .ok_or(ImageBuildError::NoSidecarRequested)
     }
 
-    /// Makes sure the vault image of `request`'s base exists and is current: L0 with
-    /// `program` (the executor's binary, which serves `vault serve --sidecar`) at
-    /// [`VAULT_PROGRAM`]. A different binary makes a different image.
+    /// Makes sure the vault image on `base` (the agent's image, so a node that pulled the
+    /// agent pulls one layer more) exists and is current: `base` with `program` (the
+    /// executor's binary, which serves `vault serve --sidecar`) at [`VAULT_PROGRAM`]. A
+    /// different binary or base makes a different image.
     pub async fn ensure_vault(
         &self,
-        request: &BuildRequest,
+        base: &str,
         program: Vec<u8>,
         on_event: &mut (dyn FnMut(BuildEvent) + Send),
     ) -> Result<BuiltImage, ImageBuildError> {
-        let tags = Self::tags(request);
-        let family = self.family(request, &tags).await?;
-        let _lock = self.lock(&tags.l0).await?;
-        let inputs = self.inputs(request, tags, family)?;
-        let known = self.known_images(request, &inputs.tags).await?;
-        let l0 = self.ensure_l0(request, &inputs, &known, on_event).await?;
-        let tags = &inputs.tags;
+        let base_info = (self.runtime.image_inspect(base).await?)
+            .ok_or_else(|| ImageBuildError::Context(format!("the image {base} does not exist")))?;
+        // The family its own layers were built for (the label every layer of ours carries).
+        let family = match base_info.labels.get(LABEL_FAMILY).map(String::as_str) {
+            Some("rpm") => PackageFamily::Rpm,
+            _ => PackageFamily::Deb,
+        };
+        let base_id = base_info.id;
+        let tag = vault_tag(base);
+        let _lock = self.lock(&tag).await?;
         let mut files = ContextFiles::new(format!(
-            "FROM {}\nCOPY terok-executor {VAULT_PROGRAM}\n",
-            local(&tags.l0)
+            "# terok vault: the agent's image with the executor's binary, which serves a Pod's\n\
+             # vault sidecar (`vault serve --sidecar`).\n\
+             ARG BASE_IMAGE\nFROM ${{BASE_IMAGE}}\nCOPY terok-executor {VAULT_PROGRAM}\n"
         ));
         files.add("terok-executor", program, true);
         let job = LayerJob {
             layer: Layer::Vault,
-            existing: self.runtime.image_inspect(&tags.vault).await?,
-            tag: tags.vault.clone(),
+            existing: self.runtime.image_inspect(&tag).await?,
+            tag,
             files: &files,
-            inputs: vec![format!("l0={}", l0.content_hash)],
+            inputs: vec![format!("base={base}@{base_id}")],
         };
         let how = LayerBuild {
-            family: inputs.family,
-            base: local(&tags.l0),
+            family,
+            base: local(base),
             cache_bust: None,
-            force: request.rebuild,
-            no_cache: request.full_rebuild,
+            force: false,
+            no_cache: false,
             pull_always: false,
             extra_tags: Vec::new(),
             squash: None,

@@ -29,6 +29,7 @@ mod templates;
 pub use base_runtime::{Runtime, RuntimeVersion, Unsuited, runtime_on, unsuited};
 pub use builder::{
     BuildEvent, BuildRequest, BuiltImage, BuiltImages, ImageBuilder, VAULT_PROGRAM, stamp_file,
+    vault_tag,
 };
 pub use context::{CaSource, collect_ca_certificates, decode_help_escapes};
 pub use error::ImageBuildError;

@@ -52,8 +52,6 @@ pub struct TagSet {
     pub l1_alias: String,
     /// `terok-l1-sidecar:<fragment>`: what the tag of each tool's sidecar begins with.
     pub sidecar: String,
-    /// `terok-vault:<fragment>`: the vault sidecar of Kubernetes tasks.
-    pub vault: String,
 }
 
 impl TagSet {
@@ -84,7 +82,6 @@ impl TagSet {
             l1: format!("terok-l1-cli:{l1_tag}"),
             l1_alias: format!("terok-l1-cli:{fragment}"),
             sidecar: format!("terok-l1-sidecar:{fragment}"),
-            vault: format!("terok-vault:{fragment}"),
         }
     }
 }

@@ -107,7 +107,7 @@ pub enum VaultError {
     /// A sidecar's bundle is unusable.
     #[error(transparent)]
     #[diagnostic(transparent)]
-    Bundle(#[from] crate::sidecar::BundleError),
+    Bundle(#[from] crate::bundle::BundleError),
 }
 
 fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> VaultError {

@@ -12,6 +12,7 @@
 #![cfg_attr(test, allow(clippy::disallowed_methods))]
 
 pub mod audit;
+pub mod bundle;
 pub mod control;
 mod daemon;
 pub mod listener;
@@ -28,10 +29,11 @@ mod state;
 pub mod tls;
 mod ws;
 
+pub use bundle::{BUNDLE_VERSION, SidecarBundle};
 pub use daemon::{
     LiveContainers, LiveContainersFuture, SWEEP_GRACE_SECS, VaultConfig, VaultError, open_shared,
     router, serve,
 };
 pub use paths::VaultPaths;
-pub use sidecar::{SidecarBundle, SidecarOptions, serve_sidecar};
+pub use sidecar::{SidecarOptions, serve_sidecar};
 pub use state::Shared;

@@ -12,8 +12,8 @@ use base64::Engine;
 use terok_credentials::routes::Route;
 use terok_credentials::{Credential, new_token, token_hash};
 use terok_testkit::upstream::MockUpstream;
+use terok_vault::bundle::{BUNDLE_VERSION, read_bundle};
 use terok_vault::listener::ListenerLimits;
-use terok_vault::sidecar::{BUNDLE_VERSION, read_bundle};
 use terok_vault::{SidecarBundle, SidecarOptions, serve_sidecar};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -8,7 +8,7 @@ use std::path::Path;
 use terok_executor::{KubeTask, RunOptions};
 
 use crate::Status;
-use crate::commands::run::show_event;
+use crate::commands::run_events::show_event;
 use crate::context::Context;
 use crate::progress::BuildProgress;
 

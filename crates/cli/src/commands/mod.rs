@@ -11,6 +11,7 @@ mod gate;
 mod key_tier;
 mod kube;
 mod run;
+mod run_events;
 mod run_tool;
 mod sandbox;
 mod setup;

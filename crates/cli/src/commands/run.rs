@@ -7,13 +7,14 @@ use terok_core::text::printable;
 
 use terok_executor::{
     BuildRequest, CredentialState, Executor, GateMode, ImageSource, LaunchedTask, LogFormat,
-    LogSource, Mode, PodmanCli, Rejection, RunEvent, RunOptions, SetupVerdict, TaskEvent,
-    TaskRuntime, WaitOptions, WebOptions, gpu_request, host_git_identity, render_stream_json_line,
+    LogSource, Mode, PodmanCli, Rejection, RunOptions, SetupVerdict, TaskEvent, TaskRuntime,
+    WaitOptions, WebOptions, gpu_request, host_git_identity, render_stream_json_line,
 };
 
 use crate::Status;
 use crate::args::{GateModeArg, OutputFormat, RunArgs, RuntimeArg, ShieldMode};
 use crate::commands::build::image_choice;
+use crate::commands::run_events::show_event;
 use crate::commands::tasks::report_vault_start;
 use crate::commands::web::{WEB_READY_LIMIT, print_web_access};
 use crate::context::Context;
@@ -273,61 +274,6 @@ fn renders_text(executor: &Executor, agent: &str, output: OutputFormat) -> miett
                 OutputFormat::Auto => std::io::stdout().is_terminal(),
             },
     )
-}
-
-pub(crate) fn show_event(progress: &mut BuildProgress, event: RunEvent) {
-    match event {
-        RunEvent::Image(event) => progress.event(event),
-        RunEvent::Warning(text) => crate::output::warn(text),
-        RunEvent::EgressOpen => eprintln!(
-            "warning: {} (`--shield allowlist` allows only the shield profiles' destinations; \
-             `--shield offline` leaves the container loopback only)",
-            terok_executor::EGRESS_OPEN
-        ),
-        RunEvent::VaultWired { providers } if providers.is_empty() => {
-            eprintln!(
-                "Vault: no credential for this run; the agent runs without one (`terok-executor \
-                 auth AGENT` stores one; an agent without a provider of its own uses another's: \
-                 `run pi --credential claude`)"
-            );
-        }
-        RunEvent::VaultWired { providers } => {
-            eprintln!("Vault: phantom tokens for {}", providers.join(", "));
-        }
-        RunEvent::RoutesUpdated { changes } => {
-            let list: Vec<String> = changes.iter().map(ToString::to_string).collect();
-            eprintln!(
-                "Vault: now serving the roster's routes ({})",
-                list.join(", ")
-            );
-        }
-        RunEvent::GateOpened {
-            repo,
-            mode,
-            blocked,
-        } => {
-            eprintln!(
-                "Gate: mirror {repo}, {} (review pushes with `terok-executor gate list`)",
-                match mode {
-                    GateMode::Online => "online: origin is the real remote",
-                    _ => "gatekeeping: pushes land in the mirror",
-                }
-            );
-            super::gate::warn_blocked(&blocked);
-        }
-        RunEvent::ToolCredentialMissing {
-            tool,
-            provider,
-            field,
-        } => {
-            eprintln!(
-                "warning: no credential stored for {provider}: {tool} runs without its `{field}`. \
-                 Run: terok-executor auth {provider} --api-key <key>"
-            );
-        }
-        RunEvent::Launching { name, .. } => eprintln!("Container: {name}"),
-        _ => {}
-    }
 }
 
 pub(crate) async fn follow_headless(

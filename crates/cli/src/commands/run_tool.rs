@@ -7,9 +7,8 @@ use terok_executor::{BuildRequest, Executor, ImageSource, RunOptions, SidecarCho
 use crate::Status;
 use crate::args::{RunToolArgs, ShieldMode};
 use crate::commands::build::image_choice;
-use crate::commands::run::{
-    SETUP_NEEDED, build_missing, follow_headless, setup_stamp_gate, show_event,
-};
+use crate::commands::run::{SETUP_NEEDED, build_missing, follow_headless, setup_stamp_gate};
+use crate::commands::run_events::show_event;
 use crate::context::Context;
 use crate::progress::BuildProgress;
 

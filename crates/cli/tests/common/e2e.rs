@@ -35,7 +35,7 @@ pub struct Scenario {
 }
 
 /// The scripted model's final answer, which must reach the user.
-const ANSWER: &str = "subtracted its arguments";
+pub const ANSWER: &str = "subtracted its arguments";
 
 pub fn demo_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../demo")
@@ -154,6 +154,16 @@ impl Drop for Run<'_> {
 
 impl<'s> Run<'s> {
     pub fn new(scenario: &'s Scenario, extra_setup: impl FnOnce(&IsolatedEnv)) -> Self {
+        Self::with_model_at(scenario, "127.0.0.1:0", extra_setup)
+    }
+
+    /// A run whose scripted model listens on `address` (a container must reach it when the
+    /// vault runs in one).
+    pub fn with_model_at(
+        scenario: &'s Scenario,
+        address: &str,
+        extra_setup: impl FnOnce(&IsolatedEnv),
+    ) -> Self {
         ensure_suite_image(scenario.suite, &mut |_| {}).unwrap();
         let env = IsolatedEnv::new().unwrap();
         env.write_user_config(scenario.config).unwrap();
@@ -165,7 +175,7 @@ impl<'s> Run<'s> {
             &script_path,
         )
         .unwrap();
-        let model = ScriptedModel::serve(demo.protocol, script, "127.0.0.1:0").unwrap();
+        let model = ScriptedModel::serve(demo.protocol, script, address).unwrap();
         // The scripted model stands in for the vendor's API: the vault forwards there.
         let overrides = env.user_config_dir().join("agent/agents");
         std::fs::create_dir_all(&overrides).unwrap();

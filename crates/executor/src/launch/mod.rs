@@ -91,7 +91,7 @@ impl<R: ContainerRuntime> Executor<R> {
     }
 
     /// Step 2: the image the container runs, built first when missing or stale.
-    async fn launch_image(
+    pub(crate) async fn launch_image(
         &self,
         plan: &LaunchPlan<'_>,
         on_event: OnRunEvent<'_>,

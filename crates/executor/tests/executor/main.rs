@@ -8,6 +8,7 @@ mod auth;
 mod doctor;
 mod images;
 mod krun;
+mod kube;
 mod launch;
 mod rejections;
 mod remote_engine;

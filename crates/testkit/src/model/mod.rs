@@ -164,7 +164,12 @@ impl ScriptedModel {
 
     /// `http://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.server.addr().port())
+        let addr = self.server.addr();
+        // An unspecified address is reached at the loopback.
+        match addr.ip() {
+            ip if ip.is_unspecified() => format!("http://127.0.0.1:{}", addr.port()),
+            ip => format!("http://{}", std::net::SocketAddr::new(ip, addr.port())),
+        }
     }
 
     /// The port.
