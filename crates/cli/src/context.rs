@@ -65,6 +65,7 @@ impl Context {
             // One command is short-lived: a check followed by a build asks podman once.
             .remember_image_checks(!self.daemon)
             .vault_launcher(self.serve_command(&["vault", "serve"])?)
+            .vault_sidecar_launcher(self.sidecar_command()?)
             .gate_launcher(self.serve_command(&["gate", "serve-task"])?)
             .acp_launcher(self.serve_command(&["acp"])?)
             .shield_hook(self.shield_hook()?);
@@ -103,6 +104,16 @@ impl Context {
             args.extend(["--connection".into(), connection.into()]);
         }
         args.extend(verb.iter().map(OsString::from));
+        Ok(ServeCommand::new(program, args))
+    }
+
+    /// This very program serving a Pod's vault sidecar: the verb path only — this host's
+    /// `--config` and `--connection` mean nothing in a Pod, and are not shown there.
+    fn sidecar_command(&self) -> miette::Result<ServeCommand> {
+        let program = std::env::current_exe()
+            .map_err(|e| miette::miette!("cannot find this program's path: {e}"))?;
+        let mut args: Vec<OsString> = self.mount_path.iter().map(OsString::from).collect();
+        args.extend(["vault", "serve", "--sidecar"].map(OsString::from));
         Ok(ServeCommand::new(program, args))
     }
 

@@ -8,7 +8,9 @@ use miette::Diagnostic;
 use terok_executor::errors::{
     AuthError, ConfigEditError, ConfigError, ControlError, ImageBuildError, InstallCause,
 };
-use terok_executor::{ExecutorError, Layer, RemoteRefusal, Runtime, TcpRefusal, Unsuited};
+use terok_executor::{
+    ExecutorError, KubeRefusal, Layer, RemoteRefusal, Runtime, TcpRefusal, Unsuited,
+};
 
 /// How to move rootless podman from `vfs` to overlay storage.
 pub const VFS_STORAGE_FIX: &str = "\
@@ -71,6 +73,28 @@ fn remote_remedy(reason: &RemoteRefusal) -> String {
     }
 }
 
+fn kube_remedy(reason: &KubeRefusal) -> String {
+    match reason {
+        KubeRefusal::Mode(_) => {
+            "give a prompt (`-p PROMPT`): a Pod runs one headless task".to_owned()
+        }
+        KubeRefusal::LocalWorkspace(_) => {
+            "push the repository where the cluster can clone it and give its git URL".to_owned()
+        }
+        KubeRefusal::Krun => "drop --runtime krun".to_owned(),
+        KubeRefusal::LocalUpstream { provider, .. } => format!(
+            "point `{provider}`'s upstream at an address the cluster reaches (its roster \
+             override in ~/.config/terok/agent/agents), or run the task on this host"
+        ),
+        KubeRefusal::PasswordInUrl => {
+            "give the URL without its password; a private repository needs credentials the \
+             cluster provides (an SSH URL and a key of the cluster's, say)"
+                .to_owned()
+        }
+        _ => "run it on this host (without --emit)".to_owned(),
+    }
+}
+
 /// The remedy for `err`, if the user can fix it with this command line.
 fn remedy(err: &ExecutorError) -> Option<String> {
     use ExecutorError as E;
@@ -86,6 +110,7 @@ fn remedy(err: &ExecutorError) -> Option<String> {
         ),
         E::TcpServicesRefused { reason } => tcp_remedy(reason),
         E::RemoteEngineRefused { reason, .. } => remote_remedy(reason),
+        E::KubeRefused { reason } => kube_remedy(reason),
         E::RemoveOnExitInteractive => {
             "--rm applies to headless runs; remove an interactive task with \
              `terok-executor rm NAME` when you are done"

@@ -882,3 +882,65 @@ fn an_ssh_clone_without_a_key_says_how_to_make_one() {
     let r = run_in(&env, &["run", "claude", url, "--no-gate", "-p", "x"]);
     assert!(!r.stderr.contains("no SSH key"), "{}", r.stderr);
 }
+
+/// `--emit kube` refuses what no Pod can run, an existing Secret file, and a missing one,
+/// with nothing written and nothing on stdout.
+#[test]
+fn emit_kube_refuses_with_the_remedy_and_writes_nothing() {
+    let env = IsolatedEnv::new().unwrap();
+    env.write_work_file("project/README.md", "# sample\n")
+        .unwrap();
+    let secret = env.work_dir().join("secret.yaml");
+    let secret_arg = secret.to_str().unwrap();
+    let r = run_in(
+        &env,
+        &[
+            "run",
+            "claude",
+            "project",
+            "-p",
+            "x",
+            "--emit",
+            "kube",
+            "--kube-secret",
+            secret_arg,
+        ],
+    );
+    assert_eq!(r.code, 1);
+    assert_eq!(r.stdout, "");
+    assert_snapshot!(r.stderr, @"
+    x this task cannot run as a Kubernetes Pod: the workspace is this host's directory [TMP]/work/project, which a cluster's node cannot see
+    help: push the repository where the cluster can clone it and give its git URL
+    ");
+    assert!(!secret.exists(), "nothing written");
+
+    std::fs::write(&secret, "mine\n").unwrap();
+    let r = run_in(
+        &env,
+        &[
+            "run",
+            "claude",
+            "https://example.com/org/repo.git",
+            "-p",
+            "x",
+            "--emit",
+            "kube",
+            "--kube-secret",
+            secret_arg,
+        ],
+    );
+    assert_eq!(r.code, 1);
+    assert_eq!(r.stdout, "");
+    assert_snapshot!(r.stderr, @"
+    x [TMP]/work/secret.yaml exists: refusing to overwrite it with the task's Secret
+    help: give --kube-secret a path that does not exist yet (it is written owner-only)
+    ");
+    assert_eq!(std::fs::read_to_string(&secret).unwrap(), "mine\n");
+
+    let r = run_in(
+        &env,
+        &["run", "claude", "project", "-p", "x", "--emit", "kube"],
+    );
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("--kube-secret <FILE>"), "{}", r.stderr);
+}

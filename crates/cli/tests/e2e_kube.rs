@@ -329,7 +329,20 @@ fn claude_fixes_the_failing_test_in_a_pod_through_its_vault_sidecar() {
     let export = staging.path().join("agent.tar");
     let exported = podman(&["export", "-o", export.to_str().unwrap(), &agent]);
     assert!(exported.status.success(), "{}", text(&exported));
-    let leaks = files_containing(staging.path(), REAL_KEY.as_bytes());
+    let mut leaks = files_containing(staging.path(), REAL_KEY.as_bytes());
+    // And every volume the agent mounts (its workspace, its configuration directories, the
+    // vault's socket directory, the end file's).
+    let sources = podman(&[
+        "inspect",
+        "--format",
+        "{{range .Mounts}}{{.Source}}\n{{end}}",
+        &agent,
+    ]);
+    let sources = String::from_utf8_lossy(&sources.stdout).into_owned();
+    assert!(sources.lines().count() >= 4, "{sources}");
+    for source in sources.lines().filter(|l| !l.is_empty()) {
+        leaks.extend(files_containing(Path::new(source), REAL_KEY.as_bytes()));
+    }
     assert!(
         leaks.is_empty(),
         "the real key is in the agent's file system: {leaks:?}"

@@ -92,6 +92,30 @@ impl Credential {
         }
     }
 
+    /// What a Pod's vault sidecar may hold of it: everything but an OAuth refresh token,
+    /// which never leaves this host (renewing it elsewhere would also make this host's copy
+    /// stale where the provider rotates it).
+    pub fn without_refresh_token(&self) -> Self {
+        match self {
+            Self::Oauth { .. } => {
+                let mut copy = self.clone();
+                if let Self::Oauth { refresh_token, .. } = &mut copy {
+                    *refresh_token = None;
+                }
+                copy
+            }
+            other => other.clone(),
+        }
+    }
+
+    /// When an OAuth access token expires (seconds since the epoch), if it says.
+    pub fn expires_at(&self) -> Option<f64> {
+        match self {
+            Self::Oauth { expires_at, .. } => *expires_at,
+            _ => None,
+        }
+    }
+
     /// The `type` name as stored and shown.
     pub fn kind(&self) -> &'static str {
         match self {

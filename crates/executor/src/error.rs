@@ -597,6 +597,20 @@ pub enum KubeRefusal {
         "the image is given as the tag `{0}`; the vault sidecar's image is built on the base of a build request"
     )]
     ImageTag(String),
+    /// A route whose upstream is the Pod itself: whatever listens there gets the credential.
+    #[error(
+        "the upstream of `{provider}` is {url}, which in a Pod is the Pod itself: the agent's \
+         container could listen there and be handed the real credential"
+    )]
+    LocalUpstream {
+        /// The provider.
+        provider: String,
+        /// The upstream.
+        url: String,
+    },
+    /// A repository URL with a password, which the Pod's YAML would show.
+    #[error("the repository URL carries a password, which the Pod's objects would show")]
+    PasswordInUrl,
     /// No program to put into the vault image.
     #[error("the session has no vault program to put into the sidecar's image")]
     NoVaultProgram,

@@ -63,6 +63,10 @@ impl<R: ContainerRuntime> Executor<R> {
     ) -> Result<KubeTask, ExecutorError> {
         let plan = self.plan_launch(options)?;
         let clone = kube_clone(&plan)?;
+        let routes: RouteTable = (self.roster_routes()?.into_iter())
+            .filter(|(provider, _)| plan.providers.contains(provider))
+            .collect();
+        refuse_local_upstreams(&routes)?;
         for warning in plan.settings.warnings.iter().cloned() {
             on_event(RunEvent::Warning(warning));
         }
@@ -77,6 +81,8 @@ impl<R: ContainerRuntime> Executor<R> {
                 )));
             }
         }
+        let deadline = plan.settings.timeout_secs + HOST_TIMEOUT_GRACE_SECS;
+        warn_of_expiry(&sidecar.credentials, deadline, on_event);
         let staging = tempfile::Builder::new()
             .prefix("terok-kube-")
             .tempdir()
@@ -98,10 +104,13 @@ impl<R: ContainerRuntime> Executor<R> {
             on_event(RunEvent::Warning(warning.clone()));
         }
         self.write_agent_config(&plan, &id, &layout, &env, on_event)?;
+        let routes = (routes.into_iter())
+            .filter(|(provider, _)| sidecar.credentials.contains_key(provider))
+            .collect();
         let bundle = SidecarBundle {
             version: terok_vault::BUNDLE_VERSION,
             container: name.clone(),
-            routes: self.task_routes(&sidecar.credentials)?,
+            routes,
             token_hashes: (sidecar.tokens.iter())
                 .map(|(provider, token)| (provider.clone(), token_hash(token)))
                 .collect(),
@@ -127,7 +136,6 @@ impl<R: ContainerRuntime> Executor<R> {
         task.clone = clone;
         (task.scratch_dirs, task.files) = pod_files(&env, &layout)?;
         task.egress = kube_egress(&plan, &bundle.routes);
-        let deadline = plan.settings.timeout_secs + HOST_TIMEOUT_GRACE_SECS;
         task.deadline_secs = i64::try_from(deadline).ok();
         Ok(KubeTask {
             name,
@@ -145,13 +153,7 @@ impl<R: ContainerRuntime> Executor<R> {
         on_event: OnRunEvent<'_>,
     ) -> Result<(String, String), ExecutorError> {
         let agent = self.launch_image(plan, on_event).await?;
-        let program = self
-            .launcher
-            .as_ref()
-            .ok_or(ExecutorError::KubeRefused {
-                reason: KubeRefusal::NoVaultProgram,
-            })?
-            .program();
+        let program = self.sidecar_launcher()?.program();
         let binary = fs_err::read(program).map_err(ExecutorError::io(
             "cannot read the vault program for its image",
         ))?;
@@ -164,12 +166,19 @@ impl<R: ContainerRuntime> Executor<R> {
         Ok((agent, vault.tag))
     }
 
-    /// The sidecar's command before its paths: the vault image's program with this
-    /// session's arguments to serve the vault, as a sidecar.
+    /// How the sidecar is served: this session's sidecar launcher.
+    fn sidecar_launcher(&self) -> Result<&crate::vault::ServeCommand, ExecutorError> {
+        self.sidecar_launcher
+            .as_ref()
+            .ok_or(ExecutorError::KubeRefused {
+                reason: KubeRefusal::NoVaultProgram,
+            })
+    }
+
+    /// The sidecar's command before its paths: the vault image's program with the
+    /// launcher's arguments.
     fn sidecar_command(&self) -> Result<Vec<String>, ExecutorError> {
-        let launcher = self.launcher.as_ref().ok_or(ExecutorError::KubeRefused {
-            reason: KubeRefusal::NoVaultProgram,
-        })?;
+        let launcher = self.sidecar_launcher()?;
         let mut command = vec![terok_image_build::VAULT_PROGRAM.to_owned()];
         command.extend(
             launcher
@@ -177,7 +186,6 @@ impl<R: ContainerRuntime> Executor<R> {
                 .iter()
                 .map(|a| a.to_string_lossy().into_owned()),
         );
-        command.push("--sidecar".to_owned());
         Ok(command)
     }
 
@@ -208,24 +216,34 @@ impl<R: ContainerRuntime> Executor<R> {
                 source: std::io::Error::other(e.to_string()),
             })?;
             found.tokens.insert(provider.clone(), token);
-            found.credentials.insert(provider.clone(), credential);
+            found
+                .credentials
+                .insert(provider.clone(), credential.without_refresh_token());
             if let Some(kind) = kinds.get(provider) {
                 found.kinds.insert(provider.clone(), kind.clone());
             }
         }
         Ok(found)
     }
+}
 
-    /// The routes of the providers the sidecar serves.
-    fn task_routes(
-        &self,
-        credentials: &BTreeMap<String, Credential>,
-    ) -> Result<RouteTable, ExecutorError> {
-        Ok(self
-            .roster_routes()?
-            .into_iter()
-            .filter(|(provider, _)| credentials.contains_key(provider))
-            .collect())
+/// Warns of OAuth access tokens that expire before the Pod's deadline: the sidecar cannot
+/// renew them (the refresh token stays on this host).
+fn warn_of_expiry(
+    credentials: &BTreeMap<String, Credential>,
+    deadline_secs: u64,
+    on_event: OnRunEvent<'_>,
+) {
+    let ends = terok_core::time::unix_now() as f64 + deadline_secs as f64;
+    for (provider, credential) in credentials {
+        if let Some(expires) = credential.expires_at()
+            && expires < ends
+        {
+            on_event(RunEvent::Warning(format!(
+                "the OAuth access token of `{provider}` expires before the Pod's deadline, and \
+                 the Pod's vault cannot renew it (its refresh token stays on this host)"
+            )));
+        }
     }
 }
 
@@ -246,6 +264,7 @@ fn kube_clone(plan: &LaunchPlan<'_>) -> Result<Option<CloneSource>, ExecutorErro
             refuse(KubeRefusal::LocalWorkspace(dir.clone()))
         }
         (RepoSource::GitUrl(url), Workspace::Task) => {
+            refuse_url_password(url)?;
             Ok(Some(CloneSource::new(url, plan.options.branch.as_deref())))
         }
     }
@@ -353,9 +372,9 @@ fn kube_egress(plan: &LaunchPlan<'_>, routes: &RouteTable) -> KubeEgress {
     KubeEgress::Listed(destinations)
 }
 
-/// The destination of `url`: its host and port (the scheme's when none is given); `None`
-/// for a local path.
-fn destination(url: &str) -> Option<Destination> {
+/// The host and port of `url` (the scheme's port when none is given); `None` for a local
+/// path or a scheme with no network port.
+fn url_host(url: &str) -> Option<(String, u16)> {
     let (scheme, rest) = match url.split_once("://") {
         Some((scheme, rest)) => (scheme, rest),
         // `user@host:path`, git's short form of SSH.
@@ -363,8 +382,8 @@ fn destination(url: &str) -> Option<Destination> {
         None => return None,
     };
     let default_port = match scheme {
-        "https" => 443,
-        "http" => 80,
+        "https" | "wss" => 443,
+        "http" | "ws" => 80,
         "ssh" | "git+ssh" => 22,
         "git" => 9418,
         _ => return None,
@@ -378,25 +397,78 @@ fn destination(url: &str) -> Option<Destination> {
         }
         None => match host_port.split_once(':') {
             // The short SSH form's `:` starts the path, not a port.
-            Some((host, port)) if scheme != "ssh" || url.contains("://") => (host, Some(port)),
+            Some((host, port)) if url.contains("://") => (host, Some(port)),
             Some((host, _)) => (host, None),
             None => (host_port, None),
         },
     };
     let port = port.map_or(Some(default_port), |p| p.parse().ok())?;
-    if host.is_empty() {
-        return None;
-    }
+    (!host.is_empty()).then(|| (host.to_ascii_lowercase(), port))
+}
+
+/// The destination of `url`: an address literal as itself, a name as a name.
+fn destination(url: &str) -> Option<Destination> {
+    let (host, port) = url_host(url)?;
     Some(match host.parse::<std::net::IpAddr>() {
         Ok(ip) => Destination::Block {
             cidr: format!("{ip}/{}", if ip.is_ipv4() { 32 } else { 128 }),
             port: Some(port),
         },
-        Err(_) => Destination::Named {
-            host: host.to_owned(),
-            port,
-        },
+        Err(_) => Destination::Named { host, port },
     })
+}
+
+/// Whether `url` leads to the machine it is used on: in a Pod, that is the Pod itself,
+/// where the agent's container could listen and be handed the real credential.
+fn is_local(url: &str) -> bool {
+    let Some((host, _)) = url_host(url) else {
+        return false;
+    };
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => {
+            ip.is_loopback()
+                || ip.is_unspecified()
+                || matches!(ip, std::net::IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback() || v4.is_unspecified()))
+        }
+        Err(_) => host == "localhost" || host.ends_with(".localhost"),
+    }
+}
+
+/// Refuses routes whose upstream is the Pod itself (a roster override pointing at a local
+/// proxy on this host, say): the sidecar would hand the real credential to whatever listens
+/// on the Pod's loopback — and the agent's container can.
+fn refuse_local_upstreams(routes: &RouteTable) -> Result<(), ExecutorError> {
+    for (provider, route) in routes {
+        let urls = std::iter::once(&route.upstream)
+            .chain(route.path_upstreams.values())
+            .chain(route.oauth_refresh.iter().map(|r| &r.token_url));
+        for url in urls {
+            if is_local(url) {
+                return Err(ExecutorError::KubeRefused {
+                    reason: KubeRefusal::LocalUpstream {
+                        provider: provider.clone(),
+                        url: url.clone(),
+                    },
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a repository URL with a password in it: it would be in the Pod's YAML.
+fn refuse_url_password(url: &str) -> Result<(), ExecutorError> {
+    let userinfo = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split(['/', '?', '#']).next())
+        .and_then(|authority| authority.rsplit_once('@'))
+        .map(|(userinfo, _)| userinfo);
+    match userinfo {
+        Some(info) if info.contains(':') => Err(ExecutorError::KubeRefused {
+            reason: KubeRefusal::PasswordInUrl,
+        }),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -444,5 +516,28 @@ mod tests {
         assert_eq!(destination("file:///srv/repo.git"), None);
         assert_eq!(destination("/srv/repo.git"), None);
         assert_eq!(destination("https://host:notaport/"), None);
+    }
+
+    #[test]
+    fn the_pods_own_addresses_are_local() {
+        for url in [
+            "http://127.0.0.1:8080",
+            "http://127.9.9.9/v1",
+            "http://localhost:3000",
+            "https://LOCALHOST",
+            "http://api.localhost",
+            "http://[::1]:8080",
+            "http://0.0.0.0:80",
+            "http://[::ffff:127.0.0.1]:80",
+        ] {
+            assert!(is_local(url), "{url}");
+        }
+        for url in [
+            "https://api.anthropic.com",
+            "http://198.18.7.1:8080",
+            "https://localhost.example.com",
+        ] {
+            assert!(!is_local(url), "{url}");
+        }
     }
 }

@@ -32,6 +32,7 @@ pub struct Executor<R = PodmanCli> {
     pub(crate) runtime: Arc<R>,
     pub(crate) vault: VaultClient,
     pub(crate) launcher: Option<VaultLauncher>,
+    pub(crate) sidecar_launcher: Option<ServeCommand>,
     pub(crate) gate_launcher: Option<ServeCommand>,
     pub(crate) acp_launcher: Option<ServeCommand>,
     pub(crate) shield_hook: Option<ShieldHook>,
@@ -59,6 +60,7 @@ pub struct ExecutorBuilder {
     remember_images: bool,
     cwd: Option<PathBuf>,
     launcher: Option<VaultLauncher>,
+    sidecar_launcher: Option<ServeCommand>,
     gate_launcher: Option<ServeCommand>,
     acp_launcher: Option<ServeCommand>,
     shield_hook: Option<ShieldHook>,
@@ -98,6 +100,14 @@ impl ExecutorBuilder {
     /// in the background when a launch or `ensure_vault` needs it.
     pub fn vault_launcher(mut self, launcher: VaultLauncher) -> Self {
         self.launcher = Some(launcher);
+        self
+    }
+
+    /// The program (and arguments) that serves a Pod's vault sidecar (`… vault serve
+    /// --sidecar`; the paths are appended): the program goes into the sidecar's image, so
+    /// the arguments must not depend on this host. Without one, `emit_kube` is refused.
+    pub fn vault_sidecar_launcher(mut self, launcher: ServeCommand) -> Self {
+        self.sidecar_launcher = Some(launcher);
         self
     }
 
@@ -163,6 +173,7 @@ impl ExecutorBuilder {
             runtime: Arc::new(runtime),
             vault,
             launcher: self.launcher,
+            sidecar_launcher: self.sidecar_launcher,
             gate_launcher: self.gate_launcher,
             acp_launcher: self.acp_launcher,
             shield_hook: self.shield_hook,
@@ -182,6 +193,7 @@ impl Executor<PodmanCli> {
             remember_images: false,
             cwd: None,
             launcher: None,
+            sidecar_launcher: None,
             gate_launcher: None,
             acp_launcher: None,
             shield_hook: None,

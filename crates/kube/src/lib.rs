@@ -28,7 +28,7 @@ pub use pod::{
     AGENT_CONTAINER, BUNDLE_DIR, BUNDLE_FILE, CLONE_CONTAINER, END_FILE, FILES_DIR, POD_DIR,
     VAULT_CONTAINER, VAULT_SOCKET_DIR, VAULT_STATE_DIR,
 };
-pub use policy::{Destination, Egress, NAMES_ANNOTATION};
+pub use policy::{Destination, Egress, NAMES_ANNOTATION, POD_LABEL};
 pub use render::{KubeError, Manifests};
 
 /// The uid and gid of the images' `dev` (what every container of the Pod runs as).
@@ -71,7 +71,7 @@ pub struct AgentContainer {
 }
 
 /// The vault sidecar.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 #[non_exhaustive]
 pub struct VaultSidecar {
     /// An image with the executor's binary.
@@ -129,6 +129,19 @@ impl AgentContainer {
             shell_command: shell_command.to_owned(),
             env,
         }
+    }
+}
+
+impl std::fmt::Debug for VaultSidecar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VaultSidecar")
+            .field("image", &self.image)
+            .field("command", &self.command)
+            .field(
+                "bundle",
+                &format_args!("<{} bytes, redacted>", self.bundle.len()),
+            )
+            .finish()
     }
 }
 

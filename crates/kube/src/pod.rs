@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1::{
     PodSecurityContext, PodSpec, SeccompProfile, SecretVolumeSource, SecurityContext, Volume,
     VolumeMount,
 };
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::{DEV_ID, TaskPod};
@@ -58,9 +59,11 @@ pub(crate) fn secret_name(task: &TaskPod) -> String {
 }
 
 pub(crate) fn metadata(task: &TaskPod, name: String) -> ObjectMeta {
+    let mut labels = task.labels.clone();
+    labels.insert(crate::policy::POD_LABEL.to_owned(), task.name.clone());
     ObjectMeta {
         name: Some(name),
-        labels: Some(task.labels.clone()).filter(|l| !l.is_empty()),
+        labels: Some(labels),
         ..ObjectMeta::default()
     }
 }
@@ -243,12 +246,13 @@ fn vault_container(task: &TaskPod) -> Container {
     }
 }
 
-fn empty_dir(name: &str, in_memory: bool) -> Volume {
+/// An emptyDir; a memory-backed one (counted against the node's memory) with `limit`.
+fn empty_dir(name: &str, in_memory: Option<&str>) -> Volume {
     Volume {
         name: name.to_owned(),
         empty_dir: Some(EmptyDirVolumeSource {
-            medium: in_memory.then(|| "Memory".to_owned()),
-            size_limit: None,
+            medium: in_memory.map(|_| "Memory".to_owned()),
+            size_limit: in_memory.map(|limit| Quantity(limit.to_owned())),
         }),
         ..Volume::default()
     }
@@ -256,10 +260,11 @@ fn empty_dir(name: &str, in_memory: bool) -> Volume {
 
 fn volumes(task: &TaskPod) -> Vec<Volume> {
     let mut volumes = vec![
-        empty_dir(WORKSPACE_VOLUME, false),
-        empty_dir(VAULT_VOLUME, true),
-        empty_dir(POD_VOLUME, true),
-        empty_dir(STATE_VOLUME, true),
+        empty_dir(WORKSPACE_VOLUME, None),
+        // A socket; an empty file; the sidecar's database and audit log.
+        empty_dir(VAULT_VOLUME, Some("1Mi")),
+        empty_dir(POD_VOLUME, Some("1Mi")),
+        empty_dir(STATE_VOLUME, Some("64Mi")),
         Volume {
             name: FILES_VOLUME.to_owned(),
             config_map: Some(ConfigMapVolumeSource {
@@ -282,7 +287,7 @@ fn volumes(task: &TaskPod) -> Vec<Volume> {
         },
     ];
     for index in 0..task.scratch_dirs.len() {
-        volumes.push(empty_dir(&scratch_volume(index), false));
+        volumes.push(empty_dir(&scratch_volume(index), None));
     }
     volumes
 }

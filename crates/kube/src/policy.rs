@@ -16,18 +16,42 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use crate::TaskPod;
 use crate::pod::metadata;
 
-/// Addresses that are never "public": a name is not allowed to lead into them.
-const NOT_PUBLIC_V4: [&str; 8] = [
+/// Addresses that are never "public": a name is not allowed to lead into them (private,
+/// shared, loopback, link-local, benchmarking, documentation, IETF and multicast/reserved
+/// blocks; for IPv6 also the translation prefixes that lead into IPv4's).
+const NOT_PUBLIC_V4: [&str; 13] = [
     "0.0.0.0/8",
     "10.0.0.0/8",
     "100.64.0.0/10",
     "127.0.0.0/8",
     "169.254.0.0/16",
     "172.16.0.0/12",
+    "192.0.0.0/24",
+    "192.0.2.0/24",
     "192.168.0.0/16",
+    "198.18.0.0/15",
+    "198.51.100.0/24",
+    "203.0.113.0/24",
     "224.0.0.0/3",
 ];
-const NOT_PUBLIC_V6: [&str; 4] = ["::1/128", "fc00::/7", "fe80::/10", "ff00::/8"];
+const NOT_PUBLIC_V6: [&str; 12] = [
+    "::/128",
+    "::1/128",
+    "::ffff:0:0/96",
+    "64:ff9b::/96",
+    "64:ff9b:1::/48",
+    "100::/64",
+    "2001::/32",
+    "2001:db8::/32",
+    "2002::/16",
+    "fc00::/7",
+    "fe80::/10",
+    "ff00::/8",
+];
+
+/// The label every object of a task carries with the Pod's name; the NetworkPolicy selects
+/// the Pod by it alone, so it never selects another Pod of the namespace.
+pub const POD_LABEL: &str = "terok.dev/pod";
 
 /// Where the Pod's traffic may go besides the cluster's DNS.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,10 +123,11 @@ pub(crate) fn network_policy(task: &TaskPod) -> NetworkPolicy {
         metadata,
         spec: Some(NetworkPolicySpec {
             pod_selector: Some(LabelSelector {
-                match_labels: Some(task.labels.clone()),
+                match_labels: Some(BTreeMap::from([(POD_LABEL.to_owned(), task.name.clone())])),
                 match_expressions: None,
             }),
-            policy_types: Some(vec!["Egress".to_owned()]),
+            // No ingress rule: nothing in the cluster connects to the task.
+            policy_types: Some(vec!["Ingress".to_owned(), "Egress".to_owned()]),
             egress: Some(egress),
             ingress: None,
         }),
@@ -117,7 +142,8 @@ fn tcp(port: u16) -> NetworkPolicyPort {
     }
 }
 
-/// Port 53 (UDP and TCP) of the cluster's DNS Pods.
+/// Port 53 (UDP and TCP) of the cluster's DNS Pods, in `kube-system` only (a Pod labelled
+/// like them elsewhere is not the cluster's DNS).
 fn dns_rule() -> NetworkPolicyEgressRule {
     let dns_pods = LabelSelector {
         match_labels: Some(BTreeMap::from([(
@@ -128,7 +154,13 @@ fn dns_rule() -> NetworkPolicyEgressRule {
     };
     NetworkPolicyEgressRule {
         to: Some(vec![NetworkPolicyPeer {
-            namespace_selector: Some(LabelSelector::default()),
+            namespace_selector: Some(LabelSelector {
+                match_labels: Some(BTreeMap::from([(
+                    "kubernetes.io/metadata.name".to_owned(),
+                    "kube-system".to_owned(),
+                )])),
+                match_expressions: None,
+            }),
             pod_selector: Some(dns_pods),
             ip_block: None,
         }]),

@@ -28,7 +28,7 @@ pub enum KubeError {
 }
 
 /// Every object of one task.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Manifests {
     /// The task's files (agent configuration, phantom credential files).
@@ -39,6 +39,17 @@ pub struct Manifests {
     pub pod: Pod,
     /// The vault sidecar's bundle: real credentials.
     pub secret: Secret,
+}
+
+impl std::fmt::Debug for Manifests {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Manifests")
+            .field("files", &self.files)
+            .field("egress", &self.egress)
+            .field("pod", &self.pod)
+            .field("secret", &self.secret.metadata.name)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Manifests {

@@ -268,6 +268,9 @@ fn only_the_sidecar_mounts_the_secret_and_no_container_may_gain_privileges() {
     for field in ["hostNetwork", "hostPID", "hostIPC", "shareProcessNamespace"] {
         assert!(pod["spec"].get(field).is_none(), "{field}");
     }
+    // Nor does a debug print of the objects or of the task show the bundle.
+    assert!(!format!("{manifests:?}").contains("sk-real"));
+    assert!(!format!("{:?}", task()).contains("sk-real"));
     // The real credential is in the Secret's document only.
     let yaml = manifests.task_yaml().unwrap();
     assert!(!yaml.contains("sk-real"));
@@ -312,10 +315,26 @@ fn egress_is_denied_but_for_dns_and_the_tasks_destinations() {
     let mut listed = task();
     let docs = documents(&Manifests::of(&listed).task_yaml().unwrap());
     let policy = &docs[1];
-    assert_eq!(policy["spec"]["policyTypes"], serde_json::json!(["Egress"]));
+    // Ingress too, with no rule: nothing in the cluster connects to the task.
+    assert_eq!(
+        policy["spec"]["policyTypes"],
+        serde_json::json!(["Ingress", "Egress"])
+    );
+    assert!(policy["spec"].get("ingress").is_none());
+    // It selects this Pod alone, by its name.
     assert_eq!(
         policy["spec"]["podSelector"]["matchLabels"],
-        docs[2]["metadata"]["labels"]
+        serde_json::json!({ "terok.dev/pod": "terok-claude-1234" })
+    );
+    assert_eq!(
+        docs[2]["metadata"]["labels"]["terok.dev/pod"],
+        "terok-claude-1234"
+    );
+    assert_eq!(docs[2]["metadata"]["labels"]["terok.dev/task"], "1234");
+    // The cluster's DNS is kube-system's, not any Pod labelled like it.
+    assert_eq!(
+        policy["spec"]["egress"][0]["to"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+        "kube-system"
     );
     let rules = policy["spec"]["egress"].as_array().unwrap();
     assert_eq!(rules.len(), 3, "{rules:#?}");
@@ -329,8 +348,20 @@ fn egress_is_denied_but_for_dns_and_the_tasks_destinations() {
         "192.168.0.0/16",
         "169.254.0.0/16",
         "127.0.0.0/8",
+        "100.64.0.0/10",
+        "198.18.0.0/15",
     ] {
         assert!(except.contains(private), "{except}");
+    }
+    let except_v6 = rules[1]["to"][1]["ipBlock"]["except"].to_string();
+    for private in [
+        "fc00::/7",
+        "fe80::/10",
+        "::1/128",
+        "64:ff9b::/96",
+        "::ffff:0:0/96",
+    ] {
+        assert!(except_v6.contains(private), "{except_v6}");
     }
     assert_eq!(rules[2]["to"][0]["ipBlock"]["cidr"], "198.51.100.7/32");
     assert_eq!(rules[2]["ports"][0]["port"], 8080);

@@ -15,11 +15,7 @@ use crate::progress::BuildProgress;
 /// Writes the task of `options`: the Secret into `secret_file`, the rest to stdout.
 pub fn emit(ctx: &Context, options: &RunOptions, secret_file: &Path) -> miette::Result<Status> {
     if std::fs::symlink_metadata(secret_file).is_ok() {
-        return Err(miette::miette!(
-            help = "give --kube-secret a path that does not exist yet (it is written owner-only)",
-            "{} exists: refusing to overwrite it with the task's Secret",
-            secret_file.display()
-        ));
+        return Err(exists(secret_file));
     }
     let executor = ctx.executor()?;
     let verbose = ctx.verbose > 0;
@@ -31,9 +27,7 @@ pub fn emit(ctx: &Context, options: &RunOptions, secret_file: &Path) -> miette::
     })??;
     let objects = task.manifests.task_yaml()?;
     let secret = task.manifests.secret_yaml()?;
-    terok_core::secure_fs::write_atomic(secret_file, secret.as_bytes(), 0o600).map_err(|e| {
-        miette::miette!("cannot write the Secret to {}: {e}", secret_file.display())
-    })?;
+    write_new(secret_file, secret.as_bytes())?;
     let mut stdout = std::io::stdout().lock();
     stdout
         .write_all(objects.as_bytes())
@@ -41,6 +35,37 @@ pub fn emit(ctx: &Context, options: &RunOptions, secret_file: &Path) -> miette::
         .map_err(|e| miette::miette!("cannot write the task's objects: {e}"))?;
     tell_what_next(&task, secret_file);
     Ok(Status::Ok)
+}
+
+/// The Secret's file, refused when something already is at that path (checked when it is
+/// created, too: the images may take minutes to build), and removed if it cannot be
+/// written whole.
+fn write_new(path: &Path, contents: &[u8]) -> miette::Result<()> {
+    let mut file = terok_core::secure_fs::create_new_private(path).map_err(|e| {
+        if path.symlink_metadata().is_ok() {
+            exists(path)
+        } else {
+            miette::miette!("cannot create {}: {e}", path.display())
+        }
+    })?;
+    let written = file.write_all(contents).and_then(|()| file.sync_all());
+    if let Err(e) = written {
+        drop(file);
+        let _ = terok_core::secure_fs::remove_file(path);
+        return Err(miette::miette!(
+            "cannot write the Secret to {}: {e}",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+fn exists(path: &Path) -> miette::Report {
+    miette::miette!(
+        help = "give --kube-secret a path that does not exist yet (it is written owner-only)",
+        "{} exists: refusing to overwrite it with the task's Secret",
+        path.display()
+    )
 }
 
 /// How to run what was written (on stderr: stdout is the YAML).

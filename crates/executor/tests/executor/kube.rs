@@ -21,7 +21,7 @@ fn kube_command(session: &Session) -> Executor<FakeRuntime> {
     std::fs::write(&program, b"#!/bin/sh\n").unwrap();
     Executor::builder(session.env.host_env())
         .cwd(session.env.work_dir())
-        .vault_launcher(ServeCommand::new(&program, ["vault", "serve"]))
+        .vault_sidecar_launcher(ServeCommand::new(&program, ["vault", "serve", "--sidecar"]))
         .shield_hook(test_shield_hook())
         .build_with_runtime(fake)
         .unwrap()
@@ -69,7 +69,12 @@ async fn a_pod_gets_a_phantom_token_and_its_sidecar_the_real_key_by_the_tokens_h
         "the init container gets no token"
     );
     assert_eq!(vault["image"], "terok-vault:test");
-    assert!(vault["command"].to_string().contains("--sidecar"));
+    let command = vault["command"].to_string();
+    assert!(command.contains("--sidecar"), "{command}");
+    assert!(
+        !command.contains("--config"),
+        "nothing of this host: {command}"
+    );
 
     // The printed objects never hold the real key; the Secret's bundle does, with the
     // token's hash (never the token) bound to this task's container.
@@ -160,4 +165,106 @@ async fn what_no_pod_can_run_is_refused_before_anything_is_built() {
         "{calls:?}"
     );
     session.assert_nothing_left("refused").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_on_the_pods_own_loopback_is_refused() {
+    // Such a route sends the real key to whatever listens on the Pod's loopback, which the
+    // agent's container shares.
+    let session = Session::fake_with(|env| {
+        let overrides = env.user_config_dir().join("agent/agents");
+        std::fs::create_dir_all(&overrides).unwrap();
+        std::fs::write(
+            overrides.join("claude.yaml"),
+            "vault:\n  upstream: http://127.0.0.1:8080\n",
+        )
+        .unwrap();
+    })
+    .with_vault()
+    .await;
+    let executor = kube_command(&session);
+    let options = RunOptions::headless("claude", URL, "hi", ImageSource::Tag(IMAGE.into()));
+    let err = executor.emit_kube(&options, &mut |_| {}).await.unwrap_err();
+    let text = err.to_string();
+    match err {
+        ExecutorError::KubeRefused {
+            reason: KubeRefusal::LocalUpstream { provider, url },
+        } => {
+            assert_eq!(provider, "claude");
+            assert_eq!(url, "http://127.0.0.1:8080");
+        }
+        other => panic!("{other}"),
+    }
+    assert!(text.contains("listen"), "{text}");
+    assert!(
+        !executor
+            .runtime()
+            .calls()
+            .iter()
+            .any(|c| matches!(c, FakeCall::Build(_)))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pods_vault_gets_no_refresh_token_and_a_url_with_a_password_is_refused() {
+    let session = Session::fake().with_vault().await;
+    let credential: terok_credentials::Credential = serde_json::from_value(serde_json::json!({
+        "type": "oauth",
+        "access_token": "oauth-access-REAL",
+        "refresh_token": "oauth-refresh-REAL-stays-here",
+        "expires_at": 1.0
+    }))
+    .unwrap();
+    let config = session.executor.vault_config();
+    let (key, _) = terok_credentials::resolve_key(&config.key, &config.paths.db()).unwrap();
+    terok_credentials::CredentialDb::open(&config.paths.db(), key, "test")
+        .unwrap()
+        .store_credential("default", "claude", &credential)
+        .unwrap();
+    let executor = kube_command(&session);
+    let options = RunOptions::headless("claude", URL, "hi", ImageSource::Tag(IMAGE.into()));
+    let mut warnings = Vec::new();
+    let task = executor
+        .emit_kube(&options, &mut |event| {
+            if let terok_executor::RunEvent::Warning(text) = event {
+                warnings.push(text);
+            }
+        })
+        .await
+        .unwrap();
+    let secret = serde_json::to_value(&task.manifests.secret).unwrap();
+    let bundle = base64::engine::general_purpose::STANDARD
+        .decode(secret["data"]["bundle.json"].as_str().unwrap())
+        .unwrap();
+    let bundle = String::from_utf8(bundle).unwrap();
+    assert!(
+        bundle.contains("oauth-access-REAL"),
+        "the access token goes"
+    );
+    assert!(
+        !bundle.contains("oauth-refresh-REAL"),
+        "the refresh token stays"
+    );
+    assert!(
+        warnings.iter().any(|w| w.contains("expires before")),
+        "{warnings:?}"
+    );
+
+    let with_password = RunOptions::headless(
+        "claude",
+        "https://user:s3cret@example.com/org/repo.git",
+        "hi",
+        ImageSource::Tag(IMAGE.into()),
+    );
+    let err = executor
+        .emit_kube(&with_password, &mut |_| {})
+        .await
+        .unwrap_err();
+    assert!(!err.to_string().contains("s3cret"), "{err}");
+    assert!(matches!(
+        err,
+        ExecutorError::KubeRefused {
+            reason: KubeRefusal::PasswordInUrl
+        }
+    ));
 }
