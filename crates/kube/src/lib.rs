@@ -28,8 +28,12 @@ pub use pod::{
     AGENT_CONTAINER, BUNDLE_DIR, BUNDLE_FILE, CLONE_CONTAINER, END_FILE, FILES_DIR, POD_DIR,
     VAULT_CONTAINER, VAULT_SOCKET_DIR, VAULT_STATE_DIR,
 };
-pub use policy::{Destination, Egress, NAMES_ANNOTATION, POD_LABEL};
+pub use policy::{Destination, Egress, NAMES_ANNOTATION};
 pub use render::{KubeError, Manifests};
+
+/// The label every object of a task carries with the Pod's name; the NetworkPolicy selects
+/// the Pod by it alone, so it never selects another Pod of the namespace.
+pub const POD_LABEL: &str = "terok.dev/pod";
 
 /// The uid and gid of the images' `dev` (what every container of the Pod runs as).
 pub const DEV_ID: i64 = 1000;

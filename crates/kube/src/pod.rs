@@ -60,7 +60,7 @@ pub(crate) fn secret_name(task: &TaskPod) -> String {
 
 pub(crate) fn metadata(task: &TaskPod, name: String) -> ObjectMeta {
     let mut labels = task.labels.clone();
-    labels.insert(crate::policy::POD_LABEL.to_owned(), task.name.clone());
+    labels.insert(crate::POD_LABEL.to_owned(), task.name.clone());
     ObjectMeta {
         name: Some(name),
         labels: Some(labels),

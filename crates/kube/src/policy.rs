@@ -13,7 +13,7 @@ use k8s_openapi::api::networking::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use crate::TaskPod;
+use crate::{POD_LABEL, TaskPod};
 use crate::pod::metadata;
 
 /// Addresses that are never "public": a name is not allowed to lead into them (private,
@@ -48,10 +48,6 @@ const NOT_PUBLIC_V6: [&str; 12] = [
     "fe80::/10",
     "ff00::/8",
 ];
-
-/// The label every object of a task carries with the Pod's name; the NetworkPolicy selects
-/// the Pod by it alone, so it never selects another Pod of the namespace.
-pub const POD_LABEL: &str = "terok.dev/pod";
 
 /// Where the Pod's traffic may go besides the cluster's DNS.
 #[derive(Debug, Clone, PartialEq, Eq)]

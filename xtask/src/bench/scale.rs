@@ -31,6 +31,12 @@ fn rss_kib(pid: u32) -> u64 {
     field_kib(&format!("/proc/{pid}/status"), "VmRSS:")
 }
 
+/// The part of `pid`'s resident set that is its own memory (heap, stacks), not file pages
+/// such as the binary's.
+fn anon_kib(pid: u32) -> u64 {
+    field_kib(&format!("/proc/{pid}/status"), "RssAnon:")
+}
+
 fn field_kib(file: &str, field: &str) -> u64 {
     std::fs::read_to_string(file)
         .ok()
@@ -47,6 +53,7 @@ fn field_kib(file: &str, field: &str) -> u64 {
 struct PerTask {
     pss: f64,
     rss: f64,
+    anon: f64,
 }
 
 fn spawn_run(env: &IsolatedEnv, binary: &Path) -> anyhow::Result<Child> {
@@ -79,7 +86,7 @@ fn round(
     count: usize,
     vault: u32,
 ) -> anyhow::Result<(Duration, PerTask)> {
-    let (pss_before, rss_before) = (pss_kib(vault), rss_kib(vault));
+    let (pss_before, rss_before, anon_before) = (pss_kib(vault), rss_kib(vault), anon_kib(vault));
     let started = Instant::now();
     let children = (0..count)
         .map(|_| spawn_run(env, binary))
@@ -90,12 +97,15 @@ fn round(
         + pss_kib(vault).saturating_sub(pss_before);
     let rss: u64 = children.iter().map(|c| rss_kib(c.id())).sum::<u64>()
         + rss_kib(vault).saturating_sub(rss_before);
+    let anon: u64 = children.iter().map(|c| anon_kib(c.id())).sum::<u64>()
+        + anon_kib(vault).saturating_sub(anon_before);
     for child in children {
         finish(child)?;
     }
     let per_task = PerTask {
         pss: pss as f64 / count as f64,
         rss: rss as f64 / count as f64,
+        anon: anon as f64 / count as f64,
     };
     Ok((started.elapsed(), per_task))
 }
@@ -140,8 +150,9 @@ pub fn rows(binary: &Path, rounds: usize) -> anyhow::Result<Vec<Row>> {
             goal: Goal::AtMost(15.0),
             baseline: format!(
                 "proportional set size; by RSS, which counts the one binary's shared pages \
-                 once per process, {} MiB",
-                fmt_num(per_task.rss / 1024.0)
+                 once per process, {} MiB, of which {} MiB its own (anonymous) memory",
+                fmt_num(per_task.rss / 1024.0),
+                fmt_num(per_task.anon / 1024.0)
             ),
         },
     ])
