@@ -13,8 +13,8 @@ use k8s_openapi::api::networking::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use crate::{POD_LABEL, TaskPod};
 use crate::pod::metadata;
+use crate::{POD_LABEL, TaskPod};
 
 /// Addresses that are never "public": a name is not allowed to lead into them (private,
 /// shared, loopback, link-local, benchmarking, documentation, IETF and multicast/reserved
