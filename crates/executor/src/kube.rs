@@ -54,8 +54,8 @@ struct SidecarCredentials {
 impl<R: ContainerRuntime> Executor<R> {
     /// Writes the headless run `options` as a Pod with its vault sidecar, the ConfigMap of
     /// its files, the Secret of its credentials and its egress NetworkPolicy. Builds the
-    /// agent's image and the vault's (L0 with this session's vault program) when missing;
-    /// creates nothing else on this host.
+    /// agent's image and the vault's (the agent's with this session's sidecar program) when
+    /// missing or stale; keeps no task directory, listener or token on this host.
     pub async fn emit_kube(
         &self,
         options: &RunOptions,
