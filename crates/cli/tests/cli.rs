@@ -892,20 +892,20 @@ fn emit_kube_refuses_with_the_remedy_and_writes_nothing() {
         .unwrap();
     let secret = env.work_dir().join("secret.yaml");
     let secret_arg = secret.to_str().unwrap();
-    let r = run_in(
-        &env,
-        &[
+    let emit = |repo: &str| {
+        let args = [
             "run",
             "claude",
-            "project",
+            repo,
             "-p",
             "x",
             "--emit",
             "kube",
             "--kube-secret",
-            secret_arg,
-        ],
-    );
+        ];
+        run_in(&env, &[&args[..], &[secret_arg]].concat())
+    };
+    let r = emit("project");
     assert_eq!(r.code, 1);
     assert_eq!(r.stdout, "");
     assert_snapshot!(r.stderr, @"
@@ -915,20 +915,7 @@ fn emit_kube_refuses_with_the_remedy_and_writes_nothing() {
     assert!(!secret.exists(), "nothing written");
 
     std::fs::write(&secret, "mine\n").unwrap();
-    let r = run_in(
-        &env,
-        &[
-            "run",
-            "claude",
-            "https://example.com/org/repo.git",
-            "-p",
-            "x",
-            "--emit",
-            "kube",
-            "--kube-secret",
-            secret_arg,
-        ],
-    );
+    let r = emit("https://example.com/org/repo.git");
     assert_eq!(r.code, 1);
     assert_eq!(r.stdout, "");
     assert_snapshot!(r.stderr, @"

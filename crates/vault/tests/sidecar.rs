@@ -15,7 +15,6 @@ use terok_testkit::upstream::MockUpstream;
 use terok_vault::bundle::{BUNDLE_VERSION, read_bundle};
 use terok_vault::listener::ListenerLimits;
 use terok_vault::{SidecarBundle, SidecarOptions, serve_sidecar};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const REAL: &str = "sk-ant-real-sidecar-key";
 
@@ -38,14 +37,9 @@ fn bundle(upstream: &MockUpstream, token: &str) -> SidecarBundle {
 }
 
 async fn status_over(socket: &Path, token: &str) -> u16 {
-    let mut stream = tokio::net::UnixStream::connect(socket).await.unwrap();
-    let request = format!(
-        "GET /v1/models HTTP/1.1\r\nHost: vault\r\nx-api-key: {token}\r\nConnection: close\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).await.unwrap();
-    answer.split_whitespace().nth(1).unwrap().parse().unwrap()
+    let headers = [("x-api-key", token)];
+    let answer = terok_testkit::unix_http::request(socket, "GET", "/v1/models", &headers, "");
+    answer.await.unwrap().status
 }
 
 async fn wait_for_socket(socket: &Path) {
