@@ -2,18 +2,18 @@
 //! (docs/decisions.md#2.1: exact flag parity with the Python terok-executor, podman 4.x and 5.x,
 //! no API socket needed).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 
-use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
 use crate::error::PodmanError;
+use crate::output;
 use crate::runtime::*;
 use crate::spec::{RunSpec, env_file_contents, hooks_dir_args};
 
@@ -329,22 +329,6 @@ impl Drop for EnvFileGuard {
     }
 }
 
-fn labels_of(value: Option<&Value>) -> BTreeMap<String, String> {
-    value
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        v.as_str().map_or_else(|| v.to_string(), str::to_owned),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// The most of a command's stdout, and of its stderr, kept by [`bounded_output`]: a container
 /// (or a krun guest) cannot fill the host's memory through an answer.
 pub const OUTPUT_LIMIT: u64 = 1024 * 1024;
@@ -379,32 +363,6 @@ pub async fn bounded_output(
         status: status.code().unwrap_or(255),
         stdout: String::from_utf8_lossy(&stdout).into_owned(),
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
-    })
-}
-
-/// An image as `podman image inspect` describes it.
-fn image_info(img: &Value) -> ImageInfo {
-    ImageInfo {
-        id: img["Id"].as_str().unwrap_or_default().to_owned(),
-        tags: img["RepoTags"]
-            .as_array()
-            .map(|t| {
-                t.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default(),
-        labels: labels_of(img.get("Labels").or_else(|| img["Config"].get("Labels"))),
-        layers: img["RootFS"]["Layers"].as_array().map(Vec::len),
-        size: img["Size"].as_u64(),
-    }
-}
-
-fn parse_json(command: &str, text: &str) -> Result<Value, PodmanError> {
-    serde_json::from_str(text).map_err(|e| PodmanError::Output {
-        command: command.to_owned(),
-        detail: e.to_string(),
     })
 }
 
@@ -616,44 +574,7 @@ impl ContainerRuntime for PodmanCli {
         else {
             return Ok(None);
         };
-        let value = parse_json("container inspect", &out)?;
-        let Some(c) = value.as_array().and_then(|a| a.first()) else {
-            return Ok(None);
-        };
-        let state = &c["State"];
-        Ok(Some(ContainerInfo {
-            id: c["Id"].as_str().unwrap_or_default().to_owned(),
-            name: c["Name"]
-                .as_str()
-                .unwrap_or_default()
-                .trim_start_matches('/')
-                .to_owned(),
-            image: c["ImageName"].as_str().unwrap_or_default().to_owned(),
-            state: ContainerState {
-                status: state["Status"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_ascii_lowercase(),
-                running: state["Running"].as_bool().unwrap_or(false),
-                exit_code: state["ExitCode"]
-                    .as_i64()
-                    .and_then(|c| i32::try_from(c).ok())
-                    .unwrap_or(0),
-                pid: state["Pid"].as_i64().unwrap_or(0),
-            },
-            labels: labels_of(c["Config"].get("Labels")),
-            created: c["Created"].as_str().unwrap_or_default().to_owned(),
-            env: c["Config"]["Env"]
-                .as_array()
-                .map(|vars| {
-                    vars.iter()
-                        .filter_map(Value::as_str)
-                        .filter_map(|pair| pair.split_once('='))
-                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                        .collect()
-                })
-                .unwrap_or_default(),
-        }))
+        output::container_inspect(&out)
     }
 
     async fn list(&self, label: &str) -> Result<Vec<ContainerSummary>, PodmanError> {
@@ -667,28 +588,7 @@ impl ContainerRuntime for PodmanCli {
                 "json",
             ]))
             .await?;
-        let value = parse_json("ps", if out.trim().is_empty() { "[]" } else { &out })?;
-        Ok(value
-            .as_array()
-            .map(|items| {
-                items
-                    .iter()
-                    .map(|c| ContainerSummary {
-                        id: c["Id"].as_str().unwrap_or_default().to_owned(),
-                        name: c["Names"]
-                            .as_array()
-                            .and_then(|n| n.first())
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                            .to_owned(),
-                        state: c["State"].as_str().unwrap_or_default().to_ascii_lowercase(),
-                        image: c["Image"].as_str().unwrap_or_default().to_owned(),
-                        labels: labels_of(c.get("Labels")),
-                        created_unix: c["Created"].as_i64().unwrap_or(0),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default())
+        output::container_list(&out)
     }
 
     async fn stop(&self, name: &str, timeout_secs: u32) -> Result<(), PodmanError> {
@@ -754,8 +654,7 @@ impl ContainerRuntime for PodmanCli {
             let found: Vec<Option<ImageInfo>> = match self.run(args).await {
                 // All exist: the answers are in order.
                 Ok(out) => {
-                    let value = parse_json("image inspect", &out)?;
-                    let items = value.as_array().cloned().unwrap_or_default();
+                    let items = output::image_inspect(&out)?;
                     if items.len() != missing.len() {
                         return Err(PodmanError::Output {
                             command: "image inspect".to_owned(),
@@ -766,7 +665,7 @@ impl ContainerRuntime for PodmanCli {
                             ),
                         });
                     }
-                    items.iter().map(|img| Some(image_info(img))).collect()
+                    items.into_iter().map(Some).collect()
                 }
                 // Some are missing: ask one by one to know which.
                 Err(PodmanError::Failed { stderr, .. }) if is_no_such(&stderr) => {
@@ -779,10 +678,7 @@ impl ContainerRuntime for PodmanCli {
                             .await?;
                         one_by_one.push(match out {
                             None => None,
-                            Some(out) => parse_json("image inspect", &out)?
-                                .as_array()
-                                .and_then(|a| a.first())
-                                .map(image_info),
+                            Some(out) => output::image_inspect(&out)?.into_iter().next(),
                         });
                     }
                     one_by_one
@@ -896,12 +792,7 @@ impl ContainerRuntime for PodmanCli {
                 "network", "inspect", "--format", "json", "--", network,
             ]))
             .await?;
-        let value = parse_json("network inspect", &out)?;
-        Ok(value[0]["subnets"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find_map(|subnet| subnet["gateway"].as_str()?.parse().ok()))
+        output::network_gateway(&out)
     }
 
     async fn images_with_label(&self, label: &str) -> Result<Vec<ImageInfo>, PodmanError> {
@@ -914,33 +805,7 @@ impl ContainerRuntime for PodmanCli {
                 "json",
             ]))
             .await?;
-        let value = parse_json("images", if out.trim().is_empty() { "[]" } else { &out })?;
-        // `podman images` lists an image once per tag; report each image once.
-        let mut seen = std::collections::BTreeSet::new();
-        Ok(value
-            .as_array()
-            .map(|items| {
-                items
-                    .iter()
-                    .filter(|img| seen.insert(img["Id"].as_str().unwrap_or_default().to_owned()))
-                    .map(|img| ImageInfo {
-                        id: img["Id"].as_str().unwrap_or_default().to_owned(),
-                        tags: img["Names"]
-                            .as_array()
-                            .map(|t| {
-                                t.iter()
-                                    .filter_map(Value::as_str)
-                                    .map(str::to_owned)
-                                    .collect()
-                            })
-                            .unwrap_or_default(),
-                        labels: labels_of(img.get("Labels")),
-                        layers: None,
-                        size: img["Size"].as_u64(),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default())
+        output::image_list(&out)
     }
 
     async fn build(

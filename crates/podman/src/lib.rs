@@ -16,6 +16,7 @@
 mod cli;
 mod error;
 mod fake;
+pub mod output;
 mod runtime;
 mod spec;
 pub mod userns;
