@@ -219,11 +219,16 @@ pub fn read_routes(path: &Path) -> Result<RouteTable, RoutesError> {
         path: path.to_path_buf(),
         source,
     })?;
+    parse_routes(&text, path)
+}
+
+/// Checks routes.json `text` read from `path` (which names it in errors).
+pub fn parse_routes(text: &str, path: &Path) -> Result<RouteTable, RoutesError> {
     let invalid = |detail: String| RoutesError::Invalid {
         path: path.to_path_buf(),
         detail,
     };
-    let table: RouteTable = serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+    let table: RouteTable = serde_json::from_str(text).map_err(|e| invalid(e.to_string()))?;
     for (name, route) in &table {
         let urls = std::iter::once(&route.upstream).chain(route.path_upstreams.values());
         for url in urls {

@@ -64,6 +64,36 @@ impl Protocol {
             .map_or("anthropic", |(n, _)| n)
     }
 
+    /// How `script` answers the model request `request` in this protocol: refused (no reply),
+    /// or the script's reply rendered with the response id made of `id`.
+    pub fn answer(
+        self,
+        script: &ModelScript,
+        request: &Value,
+        id: &str,
+    ) -> (Option<Reply>, Response) {
+        if let Some(refusal) = &script.reject {
+            let refused = match self {
+                Protocol::Anthropic => anthropic::refused(refusal),
+                Protocol::Responses => responses::refused(refusal),
+                Protocol::Chat => chat::refused(refusal),
+            };
+            return (None, refused);
+        }
+        let view = match self {
+            Protocol::Anthropic => anthropic::view(request),
+            Protocol::Responses => responses::view(request),
+            Protocol::Chat => chat::view(request),
+        };
+        let reply = script.reply(&view);
+        let response = match self {
+            Protocol::Anthropic => anthropic::render(&reply, request, &format!("msg_{id}")),
+            Protocol::Responses => responses::render(&reply, request, &format!("resp_{id}")),
+            Protocol::Chat => chat::render(&reply, request, &format!("chatcmpl-{id}")),
+        };
+        (Some(reply), response)
+    }
+
     /// The endpoints it serves, for the answer to a request outside them.
     fn endpoints(self) -> &'static str {
         match self {
@@ -259,32 +289,14 @@ fn model_call(shared: &Shared, method: &Method, path: &str, body: &Bytes) -> Res
                               "message": "scripted model: the request body is not JSON"}}),
         );
     };
-    if let Some(refusal) = &shared.script.reject {
-        return match protocol {
-            Protocol::Anthropic => anthropic::refused(refusal),
-            Protocol::Responses => responses::refused(refusal),
-            Protocol::Chat => chat::refused(refusal),
-        };
-    }
-    let view = match protocol {
-        Protocol::Anthropic => anthropic::view(&request),
-        Protocol::Responses => responses::view(&request),
-        Protocol::Chat => chat::view(&request),
-    };
-    let reply = shared.script.reply(&view);
-    let id = shared.with(|i| {
-        match &reply {
-            Reply::Turn { .. } => i.turns_served += 1,
-            Reply::Mismatch(note) => i.mismatches.push(note.clone()),
-            Reply::Side(_) => {}
-        }
-        format!("scripted_{}", i.requests.len())
+    let id = shared.with(|i| format!("scripted_{}", i.requests.len()));
+    let (reply, response) = protocol.answer(&shared.script, &request, &id);
+    shared.with(|i| match &reply {
+        Some(Reply::Turn { .. }) => i.turns_served += 1,
+        Some(Reply::Mismatch(note)) => i.mismatches.push(note.clone()),
+        Some(Reply::Side(_)) | None => {}
     });
-    match protocol {
-        Protocol::Anthropic => anthropic::render(&reply, &request, &format!("msg_{id}")),
-        Protocol::Responses => responses::render(&reply, &request, &format!("resp_{id}")),
-        Protocol::Chat => chat::render(&reply, &request, &format!("chatcmpl-{id}")),
-    }
+    response
 }
 
 #[cfg(test)]
