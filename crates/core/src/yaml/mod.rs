@@ -75,7 +75,7 @@ impl YamlError {
             field_path,
             label: short_label(&message),
             message,
-            span: offset.map(|o| SourceSpan::from((o, token_len(text, o)))),
+            span: offset.map(|o| error_span(text, o)),
             source_code: NamedSource::new(file.display().to_string(), text.to_owned()),
             help,
         }))
@@ -144,7 +144,8 @@ fn from_saphyr(
         .and_then(|l| l.span().byte_offset())
         .and_then(|o| usize::try_from(o).ok())
         .or_else(|| location.and_then(|l| offset_of(text, l.line(), l.column())))
-        .filter(|o| *o <= text.len());
+        // A parser's offset can point past the end or into a character; neither can be cut at.
+        .filter(|o| text.is_char_boundary(*o));
     let mut message = err.without_snippet().to_string();
     if let Some(loc) = location {
         let suffix = format!(" at line {}, column {}", loc.line(), loc.column());
@@ -263,14 +264,22 @@ pub fn line_col(text: &str, offset: usize) -> (u64, u64) {
 }
 
 /// Length of the token starting at `offset`: up to whitespace, `:` or a flow delimiter.
+/// The length of the token at `offset`: up to whitespace or YAML punctuation, never past the
+/// end of `text` (an error at the very end has an empty token).
 fn token_len(text: &str, offset: usize) -> usize {
-    text.get(offset..)
-        .map(|rest| {
-            rest.find(|c: char| c.is_whitespace() || matches!(c, ':' | ',' | ']' | '}'))
-                .unwrap_or(rest.len())
-        })
-        .unwrap_or(0)
+    text.get(offset..).map_or(0, |rest| {
+        rest.find(|c: char| c.is_whitespace() || matches!(c, ':' | ',' | ']' | '}'))
+            .unwrap_or(rest.len())
+    })
+}
+
+/// The span shown under an error at `offset`: its token, or one character where the token is
+/// empty, within `text`.
+fn error_span(text: &str, offset: usize) -> SourceSpan {
+    let visible = token_len(text, offset)
         .max(1)
+        .min(text.len().saturating_sub(offset));
+    SourceSpan::from((offset, visible))
 }
 
 fn short_label(message: &str) -> String {
@@ -295,6 +304,23 @@ mod tests {
     #[allow(dead_code)]
     struct Doc {
         image: Option<Section>,
+    }
+
+    /// Found by the `config` fuzz target: the parser placed this error at the very end of
+    /// the text, and cutting out "the token there" panicked.
+    #[test]
+    fn an_error_at_the_end_of_the_text_is_reported_not_a_panic() {
+        let text = "e\r\0\0\0\0\0\0\0h\n";
+        let err =
+            parse_typed::<crate::config::TerokConfig>(text, Path::new("config.yml")).unwrap_err();
+        assert_eq!(err.0.file, Path::new("config.yml"));
+        for offset in 0..=text.len() {
+            let span = error_span(text, offset);
+            assert!(
+                span.offset() + span.len() <= text.len(),
+                "{offset}: {span:?}"
+            );
+        }
     }
 
     #[test]
