@@ -62,6 +62,15 @@ pub fn run() -> anyhow::Result<()> {
         step("rootless tests");
         rootless_tests()?;
     }
+    if is_ci() {
+        // A short run of every fuzz target from its seeds (the long runs are
+        // `cargo xtask fuzz --seconds 600`, docs/fuzzing.md).
+        step("fuzz: 30 s per target");
+        crate::fuzz::run(crate::fuzz::FuzzArgs {
+            seconds: 30,
+            only: Vec::new(),
+        })?;
+    }
     if terok_testkit::podman::podman_works() {
         // A slice of the image matrix (the whole of it is `cargo xtask images`; it takes long).
         step("images: bookworm × claude, codex");

@@ -44,6 +44,8 @@ pub const APT_PACKAGES: &[&str] = &[
 pub const CARGO_TOOLS: &[(&str, &str)] = &[
     ("cargo-deny", "cargo-deny"),
     ("cargo-nextest", "cargo-nextest"),
+    // `cargo xtask fuzz` (on the nightly toolchain, which the machines carry).
+    ("cargo-fuzz", "cargo-fuzz"),
 ];
 
 const NPROC_LIMIT: u64 = 4096;
@@ -131,6 +133,10 @@ pub fn setup(cargo_tools: bool) -> anyhow::Result<()> {
             run_echo(Command::new("cargo").args(["install", "--locked", krate]))?;
             changed.push(format!("installed {krate}"));
         }
+    }
+
+    if cargo_tools {
+        crate::fuzz::require_nightly()?;
     }
 
     let runtime =

@@ -6,6 +6,7 @@
 //! - `ci`: everything CI checks, in order;
 //! - `docs`: regenerates the generated parts of docs/;
 //! - `bench`: measures speed figures against their goals;
+//! - `fuzz [--seconds N] [--only T,…]`: runs the fuzz targets of `fuzz/` (nightly, cargo-fuzz);
 //! - `demo [--agent NAME]`: a real agent (Claude Code by default) fixes a failing test in a
 //!   terok container (scripted model).
 
@@ -19,6 +20,7 @@ mod bench;
 mod ci;
 mod demo;
 mod docs;
+mod fuzz;
 mod host_setup;
 mod images;
 mod layers;
@@ -104,6 +106,16 @@ enum Task {
         #[arg(long, value_name = "GROUP")]
         only: Option<String>,
     },
+    /// Build the fuzz targets (fuzz/, cargo-fuzz on the nightly toolchain) and run each from
+    /// its seeds; fails if any finds a crash, a hang or runaway memory.
+    Fuzz {
+        /// Seconds per target (CI: 30; before a release: 600 or more).
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Only these targets, comma-separated (default: all).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -134,6 +146,7 @@ fn main() -> std::process::ExitCode {
             strict,
         }),
         Task::Bench { runs, only } => bench::run(runs, only.as_deref()),
+        Task::Fuzz { seconds, only } => fuzz::run(fuzz::FuzzArgs { seconds, only }),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
