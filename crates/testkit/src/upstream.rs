@@ -240,12 +240,20 @@ async fn respond(State(shared): State<Shared>, request: Request) -> Response {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(50);
             let stamped = query_param(&query, "ts") == Some("1");
+            // With die_after=K the server drops the connection after K events, as an upstream
+            // that crashes or loses its network mid-answer would.
+            let die_after: Option<u32> =
+                query_param(&query, "die_after").and_then(|v| v.parse().ok());
             let stream = futures_util::stream::unfold(0u32, move |n| async move {
                 if n >= events {
                     return None;
                 }
                 if n > 0 {
                     tokio::time::sleep(Duration::from_millis(delay)).await;
+                }
+                if die_after == Some(n) {
+                    let died = std::io::Error::other("the mock upstream died mid-stream");
+                    return Some((Err(died), n + 1));
                 }
                 // With ts=1 each event says when it was sent (µs since the epoch), so a client
                 // in the same process can measure how long it took to arrive.

@@ -32,6 +32,9 @@ pub enum Outcome {
     CredentialMisconfigured,
     /// The upstream could not be reached or failed.
     UpstreamError,
+    /// The TLS handshake with the upstream failed (an untrusted certificate, a port that does
+    /// not speak TLS).
+    UpstreamTlsFailed,
     /// The upstream closed the response early.
     UpstreamDisconnected,
     /// The client went away before the response was complete.

@@ -249,7 +249,7 @@ async fn forward_streaming(
     client
         .request(request)
         .await
-        .map_err(|_| upstream_unreachable())
+        .map_err(|err| upstream_failed(&err))
 }
 
 /// Reads a body of `length` bytes whole — from a budget every listener shares, so no
@@ -301,12 +301,41 @@ fn declared_length(headers: &HeaderMap) -> Option<usize> {
         .ok()
 }
 
-fn upstream_unreachable() -> Rejection {
+/// Why a request never got an answer from the upstream, for the client and the audit log: a
+/// TLS handshake that failed (a certificate the system does not trust, a port that does not
+/// speak TLS) is told apart from an upstream that could not be reached at all.
+fn upstream_failed(err: &hyper_util::client::legacy::Error) -> Rejection {
+    if is_tls_failure(err) {
+        return Rejection::new(
+            StatusCode::BAD_GATEWAY,
+            Outcome::UpstreamTlsFailed,
+            "Upstream TLS handshake failed",
+        );
+    }
     Rejection::new(
         StatusCode::BAD_GATEWAY,
         Outcome::UpstreamError,
         "Upstream unreachable",
     )
+}
+
+/// Whether a rustls error is somewhere in `err`'s chain. The TLS connector hands it on inside
+/// `io::Error`s (nested), whose `source()` skips the error they wrap, so each is opened.
+fn is_tls_failure(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(err);
+    while let Some(current) = next {
+        if current.is::<rustls::Error>() {
+            return true;
+        }
+        let wrapped = current
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref);
+        next = match wrapped {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => current.source(),
+        };
+    }
+    false
 }
 
 /// The upstream URL and headers of a request: the route's (or a path's) upstream, the
@@ -346,14 +375,15 @@ async fn follow_redirects(
     mut outgoing: Outgoing,
     route: &Route,
 ) -> Result<hyper::Response<Incoming>, Rejection> {
-    let unreachable = upstream_unreachable;
     let mut redirects = 0;
     loop {
         let response = match send(client, &outgoing).await {
             Ok(r) => r,
             // A pooled connection that died before answering: retry once (the request is
             // idempotent).
-            Err(_) => send(client, &outgoing).await.map_err(|_| unreachable())?,
+            Err(_) => send(client, &outgoing)
+                .await
+                .map_err(|err| upstream_failed(&err))?,
         };
         let next = response
             .headers()

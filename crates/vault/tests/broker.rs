@@ -673,6 +673,82 @@ async fn upstream_errors_are_relayed_and_unreachable_upstreams_are_502() {
     assert_eq!(b.get("/x", &[("x-api-key", &token)]).await.status(), 502);
 }
 
+/// An upstream whose port does not speak TLS (as one with an untrusted certificate): the
+/// client gets a JSON 502 that says so, the audit log tells it apart from an unreachable
+/// upstream, and the other routes keep working.
+#[tokio::test]
+async fn a_failed_tls_handshake_is_a_502_audited_apart_from_an_unreachable_upstream() {
+    let b = broker(None).await;
+    let claude = b.mint("c1", "claude");
+    let gh = b.mint("c1", "gh");
+    let mut table = b.shared.routes();
+    table.get_mut("claude").unwrap().upstream = format!("https://127.0.0.1:{}", b.upstream.port());
+    table.get_mut("gh").unwrap().upstream = "http://127.0.0.1:1".into();
+    b.shared.set_routes(table);
+
+    let r = b.get("/v1/messages", &[("x-api-key", &claude)]).await;
+    assert_eq!(r.status(), 502);
+    let body: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    assert_eq!(body["error"]["message"], "Upstream TLS handshake failed");
+    assert_eq!(
+        b.get("/user", &[("authorization", &format!("token {gh}"))])
+            .await
+            .status(),
+        502
+    );
+    let glab = b.mint("c1", "glab");
+    assert_eq!(b.get("/x", &[("private-token", &glab)]).await.status(), 200);
+
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let outcomes: Vec<_> = b.audit().iter().map(|l| l["outcome"].clone()).collect();
+    assert_eq!(
+        outcomes,
+        ["upstream_tls_failed", "upstream_error", "ok"],
+        "{outcomes:?}"
+    );
+    assert!(b.upstream.requests().iter().all(|r| !r.mentions(REAL_KEY)));
+}
+
+/// The upstream dies after two events of a stream: the client's response ends there (the
+/// chunked body is cut short, which is how HTTP says "incomplete"), the audit log blames the
+/// upstream, not the client, and the vault goes on serving.
+#[tokio::test]
+async fn an_upstream_that_dies_mid_stream_cuts_the_clients_stream_and_is_audited_as_such() {
+    let b = broker(None).await;
+    let token = b.mint("c1", "claude");
+    let r = b
+        .get(
+            "/sse?events=10&delay_ms=20&die_after=2",
+            &[("x-api-key", &token)],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let mut stream = r.bytes_stream();
+    let mut received = String::new();
+    let mut cut = false;
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(bytes) => received.push_str(&String::from_utf8_lossy(&bytes)),
+                Err(_) => {
+                    cut = true;
+                    break;
+                }
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream did not end within 5 s");
+    assert!(cut, "a cut stream must not look complete: {received}");
+    assert!(received.contains("\"n\":1"), "{received}");
+    assert!(!received.contains("\"n\":2"), "{received}");
+
+    assert_eq!(b.get("/x", &[("x-api-key", &token)]).await.status(), 200);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let outcomes: Vec<_> = b.audit().iter().map(|l| l["outcome"].clone()).collect();
+    assert_eq!(outcomes, ["upstream_disconnected", "ok"], "{outcomes:?}");
+}
+
 #[tokio::test]
 async fn websockets_get_the_real_credential_and_no_extensions() {
     let b = broker(None).await;
