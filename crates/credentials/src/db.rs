@@ -18,6 +18,26 @@ pub const SCHEMA_VERSION: i64 = 2;
 const KEY_CHECK_PLAINTEXT: &[u8] = b"terok credential database key check v1";
 const KEY_CHECK_AAD: &[u8] = b"terok/meta/key_check";
 
+/// How long a write waits for another process's lock on the database before it gives up:
+/// other terok processes hold it for milliseconds, so this only runs out when something else
+/// keeps a transaction open.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// SQLite's error on `path` as a [`DbError`]: a lock that outlasted [`LOCK_WAIT`] is
+/// [`DbError::Locked`], anything else [`DbError::Sqlite`].
+fn sqlite_error(path: &Path, source: rusqlite::Error) -> DbError {
+    use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked};
+    match source.sqlite_error_code() {
+        Some(DatabaseBusy | DatabaseLocked) => DbError::Locked {
+            path: path.to_path_buf(),
+        },
+        _ => DbError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        },
+    }
+}
+
 /// Why the credential database could not be used.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum DbError {
@@ -28,6 +48,19 @@ pub enum DbError {
         path: PathBuf,
         /// SQLite's error.
         source: rusqlite::Error,
+    },
+    /// Another process held a write lock on the database for longer than [`LOCK_WAIT`].
+    #[error(
+        "the credential database {} is locked by another process; gave up after waiting {} s",
+        path.display(),
+        LOCK_WAIT.as_secs()
+    )]
+    #[diagnostic(help(
+        "another terok-executor (or a program such as sqlite3) is writing to it; nothing was changed"
+    ))]
+    Locked {
+        /// The database.
+        path: PathBuf,
     },
     /// The data key does not open this database.
     #[error("the credential database {} was sealed with a different key ({source_desc}); refusing to read it", path.display())]
@@ -177,10 +210,7 @@ impl CredentialDb {
                 terok_core::secure_fs::PRIVATE_DIR_MODE,
             )?;
         }
-        let sql = |source| DbError::Sqlite {
-            path: path.to_path_buf(),
-            source,
-        };
+        let sql = |source| sqlite_error(path, source);
         let existed = path.exists();
         let conn = Connection::open(path).map_err(sql)?;
         // Owner-only before anything is written (SQLite creates the file with the umask).
@@ -192,8 +222,7 @@ impl CredentialDb {
                     source: e,
                 })
             })?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(sql)?;
+        conn.busy_timeout(LOCK_WAIT).map_err(sql)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(sql)?;
         conn.pragma_update(None, "foreign_keys", "ON")
@@ -214,10 +243,7 @@ impl CredentialDb {
     }
 
     pub(crate) fn sql(&self) -> impl Fn(rusqlite::Error) -> DbError + '_ {
-        |source| DbError::Sqlite {
-            path: self.path.clone(),
-            source,
-        }
+        |source| sqlite_error(&self.path, source)
     }
 
     fn migrate(&self, existed: bool) -> Result<(), DbError> {

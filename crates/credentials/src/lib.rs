@@ -29,7 +29,7 @@ pub mod token;
 pub mod vendor;
 
 pub use credential::{Credential, Secret};
-pub use db::{CredentialDb, CredentialSummary, DbError, TokenRecord};
+pub use db::{CredentialDb, CredentialSummary, DbError, LOCK_WAIT, TokenRecord};
 pub use key::{KeyOptions, KeySource, resolve_key};
 pub use token::{TOKEN_PREFIX, is_phantom_token, new_token, token_hash};
 

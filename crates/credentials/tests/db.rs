@@ -214,3 +214,91 @@ fn other_connections_see_changes_through_data_version() {
         .unwrap();
     assert_ne!(first.data_version().unwrap(), before);
 }
+
+/// Set in the child this file's lock tests start: `<database>:<seconds>`.
+const HOLD_LOCK: &str = "TEROK_TEST_HOLD_DB_LOCK";
+
+/// Not a test of its own: in a child process started with [`HOLD_LOCK`], it takes the
+/// database's write lock, says so on stdout, and keeps it for the given seconds — another
+/// process holding the lock, as a second terok-executor or a user's sqlite3 would.
+#[test]
+fn hold_the_database_lock_when_asked() {
+    let Ok(asked) = std::env::var(HOLD_LOCK) else {
+        return;
+    };
+    let (path, seconds) = asked.rsplit_once(':').unwrap();
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    println!("LOCKED");
+    std::thread::sleep(std::time::Duration::from_secs(seconds.parse().unwrap()));
+    conn.execute_batch("COMMIT").unwrap();
+}
+
+/// A child process that holds `db`'s write lock for `seconds`, started once it holds it.
+fn lock_from_another_process(db: &std::path::Path, seconds: u64) -> std::process::Child {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "hold_the_database_lock_when_asked",
+            "--nocapture",
+        ])
+        .env(HOLD_LOCK, format!("{}:{seconds}", db.display()))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let locked = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|line| line.contains("LOCKED"));
+    assert!(locked, "the child never took the lock");
+    // The rest of its output is read, so the child never dies writing to a closed pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    child
+}
+
+/// Another process keeps the database locked for 5 s: a write waits it out and lands.
+#[test]
+fn a_write_waits_out_another_process_holding_the_lock_for_five_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    db.store_credential("default", "claude", &Credential::api_key("sk-old"))
+        .unwrap();
+    let mut holder = lock_from_another_process(db.path(), 5);
+    let started = std::time::Instant::now();
+    db.store_credential("default", "claude", &Credential::api_key(REAL_KEY))
+        .unwrap();
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(3),
+        "it did wait"
+    );
+    assert!(holder.wait().unwrap().success());
+    let stored = db.load_credential("default", "claude").unwrap().unwrap();
+    assert_eq!(stored.upstream_value().expose(), REAL_KEY);
+}
+
+/// A lock held for longer than terok waits: the write fails with an error that names the
+/// database and the lock, and the credential stored before is untouched.
+#[test]
+fn a_lock_held_past_the_wait_fails_cleanly_and_keeps_the_old_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    db.store_credential("default", "claude", &Credential::api_key("sk-old"))
+        .unwrap();
+    let mut holder =
+        lock_from_another_process(db.path(), terok_credentials::LOCK_WAIT.as_secs() + 3);
+    let err = db
+        .store_credential("default", "claude", &Credential::api_key(REAL_KEY))
+        .unwrap_err();
+    assert!(matches!(err, DbError::Locked { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.contains("credentials.db is locked by another process"),
+        "{message}"
+    );
+    assert!(!message.contains(REAL_KEY));
+    assert!(holder.wait().unwrap().success());
+    let stored = db.load_credential("default", "claude").unwrap().unwrap();
+    assert_eq!(stored.upstream_value().expose(), "sk-old");
+}
