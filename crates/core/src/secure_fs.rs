@@ -301,14 +301,16 @@ pub fn write_atomic_from(
 ) -> Result<(), SecureFsError> {
     let (parent, name) = split_file_path(path)?;
     let (tmp_path, mut file) = create_temp_beside(parent, name, mode)?;
+    // Errors name `path`: the temporary file is ours, removed below, and means nothing to
+    // whoever reads the message.
     let written = std::io::copy(contents, &mut file)
         .map(drop)
         .and_then(|()| file.sync_all())
-        .map_err(io_err("write", &tmp_path))
+        .map_err(io_err("write", path))
         .and_then(|()| {
             // The mode given to open() is filtered by the umask; set it exactly.
             file.set_permissions(Permissions::from_mode(mode))
-                .map_err(io_err("change the mode of", &tmp_path))
+                .map_err(io_err("change the mode of", path))
         })
         .and_then(|()| std::fs::rename(&tmp_path, path).map_err(io_err("replace", path)));
     if let Err(err) = written {

@@ -20,6 +20,7 @@ pub mod browser;
 pub mod cli;
 pub mod demo;
 pub mod env;
+pub mod full_disk;
 pub mod model;
 pub mod podman;
 pub mod server;

@@ -6,6 +6,7 @@
 
 mod auth;
 mod doctor;
+mod faults;
 mod images;
 mod krun;
 mod kube;
