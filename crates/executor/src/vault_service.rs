@@ -288,6 +288,26 @@ impl<R: ContainerRuntime> Executor<R> {
         Ok(VaultStart::Started { pid })
     }
 
+    /// Starts the daemon again when it died without stopping — its control socket is still
+    /// there but nothing answers (SIGKILL, the OOM killer) — while terok containers run that
+    /// may need it; the restarted daemon reopens their listeners with the tokens they hold.
+    /// Returns the new daemon's pid when it started one. A daemon stopped on purpose
+    /// (`stop_vault` removes its socket) stays stopped.
+    pub async fn revive_vault(&self) -> Result<Option<u32>, ExecutorError> {
+        let socket = self.vault_paths.control_socket();
+        if std::fs::symlink_metadata(&socket).is_err() || self.vault.status().await.is_some() {
+            return Ok(None);
+        }
+        let live = running_containers(&*self.runtime, &self.sandboxes_dir()).await?;
+        if live.is_empty() {
+            return Ok(None);
+        }
+        match self.ensure_vault().await? {
+            VaultStart::Started { pid } => Ok(Some(pid)),
+            VaultStart::AlreadyRunning { .. } => Ok(None),
+        }
+    }
+
     /// Starts the daemon in the background and waits until it answers.
     async fn spawn_vault(&self) -> Result<u32, ExecutorError> {
         use std::os::unix::process::CommandExt;

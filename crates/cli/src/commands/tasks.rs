@@ -1,7 +1,7 @@
 //! `list`, `start`, `stop`, `rm`: the tasks terok started.
 
 use miette::IntoDiagnostic;
-use terok_executor::VaultStart;
+use terok_executor::{Executor, VaultStart};
 
 use crate::Status;
 use crate::args::{ListArgs, RmArgs, TaskNameArgs};
@@ -20,7 +20,9 @@ fn human_age(secs: i64) -> String {
 
 pub fn list(ctx: &Context, args: &ListArgs) -> miette::Result<Status> {
     let ListArgs { json } = args;
-    let tasks = ctx.block_on(ctx.executor()?.list_tasks())??;
+    let executor = ctx.executor()?;
+    revive_vault(ctx, executor)?;
+    let tasks = ctx.block_on(executor.list_tasks())??;
     if *json {
         println!(
             "{}",
@@ -47,6 +49,22 @@ pub fn list(ctx: &Context, args: &ListArgs) -> miette::Result<Status> {
         .collect();
     print!("{}", table(["NAME", "AGENT", "STATE", "AGE"], &rows));
     Ok(Status::Ok)
+}
+
+/// Starts a vault that died under running tasks again, and says so; a failure to is a
+/// warning, not a reason to list nothing.
+fn revive_vault(ctx: &Context, executor: &Executor) -> miette::Result<()> {
+    match ctx.block_on(executor.revive_vault())? {
+        Ok(Some(pid)) => eprintln!(
+            "The vault had died while tasks were running; started it again (pid {pid}) with their listeners."
+        ),
+        Ok(None) => {}
+        Err(err) => eprintln!(
+            "warning: the vault died while tasks were running and could not be started again: {err}\n\
+             Run `terok-executor vault start` to see why."
+        ),
+    }
+    Ok(())
 }
 
 /// Says so when the vault had to be started for this command.
