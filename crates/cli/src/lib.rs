@@ -27,6 +27,7 @@ mod output;
 mod progress;
 mod prompt;
 mod remedy;
+mod signals;
 
 use std::process::ExitCode;
 

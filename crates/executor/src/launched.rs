@@ -33,6 +33,8 @@ pub const CREDENTIAL_REJECTED_EXIT_CODE: i32 = 77;
 const REJECTION_POLL: Duration = Duration::from_secs(1);
 /// Seconds a stopping container gets before it is killed.
 const STOP_GRACE_SECS: u32 = 5;
+/// How often a stop is repeated while the container's output goes on after it.
+const STOP_REPEAT: Duration = Duration::from_secs(2);
 
 /// What a launched task needs from its session, owned (so the task is `'static`).
 pub(crate) struct TaskHandles<R> {
@@ -425,6 +427,11 @@ impl<R: ContainerRuntime> LaunchedTask<R> {
         tokio::pin!(interrupt);
         let mut poll = tokio::time::interval(REJECTION_POLL);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // `podman run` may not have created the container yet when a stop comes (a signal
+        // right after the launch): podman takes that stop as done, and the container would
+        // start and run on. So while the output goes on after a stop, the stop is repeated.
+        let mut again = tokio::time::interval(STOP_REPEAT);
+        again.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut followed = Followed::default();
         loop {
             let waiting = !followed.stopping();
@@ -440,6 +447,10 @@ impl<R: ContainerRuntime> LaunchedTask<R> {
                 () = &mut interrupt, if waiting => {
                     followed.interrupted = true;
                     self.stop_container().await?;
+                }
+                _ = again.tick(), if !waiting => {
+                    // Best effort: the first stop's error, if any, was reported already.
+                    let _ = self.stop_container().await;
                 }
                 _ = poll.tick(), if waiting && self.record.vault => {
                     if let Some(rejection) = self.new_rejection(followed.rejected.as_ref()).await {

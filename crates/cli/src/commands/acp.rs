@@ -58,26 +58,13 @@ fn serve(ctx: &Context, task: &str, options: &AcpOptions) -> miette::Result<Stat
                 daemon.agents().join(", ")
             }
         );
-        match daemon.run(shutdown_signal()).await {
+        match daemon.run(crate::signals::interrupted()).await {
             AcpStopped::ContainerStopped => eprintln!("The task stopped; so did its ACP proxy."),
             _ => eprintln!("ACP proxy stopped."),
         }
         Ok::<_, terok_executor::ExecutorError>(Status::Ok)
     })?
     .map_err(Into::into)
-}
-
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-    else {
-        let _ = tokio::signal::ctrl_c().await;
-        return;
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }
 
 /// Copies stdin to the task's proxy and the proxy's frames to stdout until the proxy closes
