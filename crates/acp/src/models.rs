@@ -55,6 +55,7 @@ pub fn offered_models(result: &Value) -> Vec<String> {
             models
                 .iter()
                 .filter_map(|m| m.get("modelId").and_then(Value::as_str))
+                .filter(|id| !id.is_empty())
                 .map(str::to_owned)
                 .collect()
         })
@@ -102,12 +103,14 @@ fn choice_lists(option: &Value) -> impl Iterator<Item = &Vec<Value>> {
     })
 }
 
+/// A choice's model id; an empty one names no model.
 fn choice_id(choice: &Value) -> Option<&str> {
     choice
         .get("value")
         .or_else(|| choice.get("id"))
         .and_then(Value::as_str)
         .or_else(|| choice.as_str())
+        .filter(|id| !id.is_empty())
 }
 
 /// The proxy's model option over every agent's models, with `current` chosen.
@@ -191,7 +194,7 @@ fn namespace_choices(holder: &mut Map<String, Value>, agent: &str) {
                         namespace_choice(choice, agent);
                     }
                 }
-                Value::String(id) => *id = format!("{agent}:{id}"),
+                Value::String(id) if !id.is_empty() => *id = format!("{agent}:{id}"),
                 _ => {}
             }
         }
@@ -203,8 +206,12 @@ fn namespace_choice(choice: &mut Map<String, Value>, agent: &str) {
     namespace_field(choice, "id", agent);
 }
 
+/// Prefixes the id under `key` with `agent:`. An empty id stays empty: it names no model,
+/// and `agent:` alone would be an id the client could not name back.
 fn namespace_field(holder: &mut Map<String, Value>, key: &str, agent: &str) {
-    if let Some(Value::String(id)) = holder.get_mut(key) {
+    if let Some(Value::String(id)) = holder.get_mut(key)
+        && !id.is_empty()
+    {
         *id = format!("{agent}:{id}");
     }
 }
@@ -217,6 +224,28 @@ mod tests {
         match value {
             Value::Object(frame) => frame,
             _ => unreachable!(),
+        }
+    }
+
+    /// Found by fuzzing: an agent offering a model with an empty id made the proxy offer
+    /// `claude:`, which no client can select.
+    #[test]
+    fn an_empty_model_id_is_not_offered() {
+        let mut answer = frame(json!({ "id": 3, "result": { "sessionId": "abc", "models": {
+            "currentModelId": "", "availableModels": [{ "modelId": "" }, { "modelId": "opus" }] },
+            "configOptions": [{ "id": "model", "category": "model", "type": "select",
+              "currentValue": "", "options": ["", { "value": "" }, { "value": "haiku" }] }] } }));
+        let result = answer["result"].clone();
+        assert_eq!(offered_models(&result), ["haiku"]);
+        to_client(&mut answer, "claude");
+        assert_eq!(answer["result"]["models"]["currentModelId"], "");
+        assert_eq!(answer["result"]["models"]["availableModels"][0]["modelId"], "");
+        assert_eq!(offered_models(&answer["result"]), ["claude:haiku"]);
+        let mut models_only = answer["result"].clone();
+        models_only.as_object_mut().unwrap().remove("configOptions");
+        assert_eq!(offered_models(&models_only), ["claude:opus"]);
+        for id in offered_models(&answer["result"]) {
+            assert_eq!(split_model(&id).map(|(agent, _)| agent), Some("claude"));
         }
     }
 
