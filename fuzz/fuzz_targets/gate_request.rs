@@ -24,6 +24,7 @@ struct Harness {
     token: String,
     basic: String,
     _stop: tokio::sync::oneshot::Sender<()>,
+    _pipes: tokio::signal::unix::Signal,
     _dir: tempfile::TempDir,
 }
 
@@ -35,6 +36,13 @@ fn harness() -> Harness {
         .enable_all()
         .build()
         .expect("runtime");
+    // libFuzzer's C main, not Rust's, starts this process, so SIGPIPE still has its default
+    // action: the gate writing a body to a `git http-backend` that already exited would kill
+    // the fuzzer instead of failing that write as it does in terok's own binary. A handler
+    // (one tokio installs safely) turns it back into the EPIPE error the gate handles.
+    let pipes = runtime
+        .block_on(async { tokio::signal::unix::signal(tokio::signal::unix::SignalKind::pipe()) })
+        .expect("a SIGPIPE handler");
     let mirrors = MirrorStore::new(dir.path().join("gate")).with_user_env(vec![
         ("HOME".into(), home.into_os_string()),
         ("PATH".into(), std::env::var_os("PATH").unwrap_or_default()),
@@ -66,6 +74,7 @@ fn harness() -> Harness {
         token,
         basic,
         _stop: stop_tx,
+        _pipes: pipes,
         _dir: dir,
     }
 }

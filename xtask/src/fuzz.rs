@@ -107,7 +107,16 @@ struct Outcome {
     executions: u64,
     corpus: usize,
     peak_rss_mb: u64,
-    found: Option<PathBuf>,
+    found: Option<Failure>,
+}
+
+/// How a target failed.
+enum Failure {
+    /// libFuzzer saved the input that crashed, hung or ran out of memory.
+    Input(PathBuf),
+    /// The process died without saving one (a signal libFuzzer does not catch); the log says
+    /// what it was doing.
+    Died { status: String, log: PathBuf },
 }
 
 pub fn run(args: FuzzArgs) -> anyhow::Result<()> {
@@ -130,14 +139,20 @@ pub fn run(args: FuzzArgs) -> anyhow::Result<()> {
     let failed: Vec<_> = outcomes.iter().filter(|o| o.found.is_some()).collect();
     if !failed.is_empty() {
         for outcome in &failed {
-            if let Some(input) = &outcome.found {
-                println!(
+            match &outcome.found {
+                Some(Failure::Input(input)) => println!(
                     "fuzz: {} failed on {}\n  reproduce: {} {}",
                     outcome.name,
                     input.display(),
                     binary(&work, outcome.name).display(),
                     input.display()
-                );
+                ),
+                Some(Failure::Died { status, log }) => println!(
+                    "fuzz: {} {status} without saving an input; its log: {}",
+                    outcome.name,
+                    log.display()
+                ),
+                None => {}
             }
         }
         bail!("{} fuzz target(s) found a failing input", failed.len());
@@ -215,22 +230,21 @@ fn run_target(root: &Path, work: &Path, target: &Target, seconds: u64) -> anyhow
         .output()
         .with_context(|| format!("running {}", binary(work, target.name).display()))?;
     let log = String::from_utf8_lossy(&output.stderr);
-    std::fs::write(work.join(format!("{}.log", target.name)), log.as_bytes())?;
-    let found = (!output.status.success()).then(|| newest_artifact(&artifacts, &log));
-    if let Some(None) = &found {
-        bail!(
-            "{} exited with {} without leaving an input; see {}",
-            target.name,
-            output.status,
-            work.join(format!("{}.log", target.name)).display()
-        );
-    }
+    let log_path = work.join(format!("{}.log", target.name));
+    std::fs::write(&log_path, log.as_bytes())?;
+    let found = (!output.status.success()).then(|| match saved_input(&log) {
+        Some(input) => Failure::Input(input),
+        None => Failure::Died {
+            status: format!("exited with {}", output.status),
+            log: log_path,
+        },
+    });
     Ok(Outcome {
         name: target.name,
         executions: final_stat(&log, "stat::number_of_executed_units"),
         corpus: std::fs::read_dir(&corpus)?.count(),
         peak_rss_mb: final_stat(&log, "stat::peak_rss_mb"),
-        found: found.flatten(),
+        found,
     })
 }
 
@@ -255,19 +269,13 @@ fn fixture_seeds(root: &Path, work: &Path, target: &Target) -> anyhow::Result<Pa
     Ok(dir)
 }
 
-/// The input libFuzzer saved for the failure it reported (`Test unit written to …`).
-fn newest_artifact(artifacts: &Path, log: &str) -> Option<PathBuf> {
+/// The input libFuzzer saved for the failure it reported (`Test unit written to …`). Only
+/// the log says which: an older file in the artifacts directory is a past run's.
+fn saved_input(log: &str) -> Option<PathBuf> {
     log.lines()
         .filter_map(|l| l.split_once("Test unit written to ").map(|(_, p)| p.trim()))
         .map(PathBuf::from)
         .next_back()
-        .or_else(|| {
-            std::fs::read_dir(artifacts)
-                .ok()?
-                .filter_map(Result::ok)
-                .max_by_key(|e| e.metadata().and_then(|m| m.modified()).ok())
-                .map(|e| e.path())
-        })
 }
 
 /// A number libFuzzer prints with `-print_final_stats=1` (`stat::name: N`).
@@ -293,7 +301,8 @@ fn print_table(outcomes: &[Outcome], seconds: u64) {
     for o in outcomes {
         let result = match &o.found {
             None => "ok".to_owned(),
-            Some(input) => format!("FAILED: {}", input.display()),
+            Some(Failure::Input(input)) => format!("FAILED: {}", input.display()),
+            Some(Failure::Died { status, .. }) => format!("DIED: {status}, no input saved"),
         };
         println!(
             "{:<15} {:>12} {:>10} {:>8} {:>9}  {result}",
@@ -346,10 +355,7 @@ mod tests {
         assert_eq!(final_stat(log, "stat::peak_rss_mb"), 77);
         assert_eq!(final_stat(log, "stat::missing"), 0);
         let crash = "==1== ERROR: libFuzzer: deadly signal\nartifact_prefix='a/'; Test unit written to a/crash-1f\n";
-        assert_eq!(
-            newest_artifact(Path::new("/nonexistent"), crash),
-            Some(PathBuf::from("a/crash-1f"))
-        );
+        assert_eq!(saved_input(crash), Some(PathBuf::from("a/crash-1f")));
     }
 
     #[test]
