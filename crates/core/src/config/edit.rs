@@ -35,6 +35,24 @@ pub enum ConfigEditError {
         /// The section that should be a mapping (`(top level)` for the document).
         section: String,
     },
+    /// The editor's output would not read back as the old settings with only the one key
+    /// changed (a layout it does not reproduce faithfully).
+    #[error(
+        "cannot edit {} safely: the edited file would not read back as the same settings with \
+         only `{section}.{key}` changed; nothing was written",
+        path.display()
+    )]
+    #[diagnostic(help(
+        "the file's layout is one the editor cannot keep; set `{section}.{key}` in it by hand"
+    ))]
+    Unfaithful {
+        /// The file.
+        path: PathBuf,
+        /// The section edited.
+        section: String,
+        /// The key edited.
+        key: String,
+    },
     /// Writing the new file failed.
     #[error(transparent)]
     #[diagnostic(transparent)]
@@ -73,6 +91,11 @@ pub fn set_section_value(
             path: path.to_path_buf(),
             section,
         },
+        EditFailure::Unfaithful => ConfigEditError::Unfaithful {
+            path: path.to_path_buf(),
+            section: section.to_owned(),
+            key: key.to_owned(),
+        },
     })?;
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|source| ConfigEditError::Read {
@@ -90,9 +113,57 @@ pub fn set_section_value(
 enum EditFailure {
     Parse(String),
     NotAMapping(String),
+    Unfaithful,
 }
 
+/// `existing` with `section.key` set to `value`, checked to mean exactly that.
 fn edit_text(existing: &str, section: &str, key: &str, value: &str) -> Result<String, EditFailure> {
+    let updated = apply_edit(existing, section, key, value)?;
+    check_only_the_key_changed(existing, &updated, section, key, value)?;
+    Ok(updated)
+}
+
+/// The lossless editor keeps comments and layout, but on unusual layouts it can produce text
+/// that reads differently, or not at all (found by fuzzing). So the result is read back:
+/// it must be the old settings with `section.key` set to `value`, and nothing else changed.
+fn check_only_the_key_changed(
+    existing: &str,
+    updated: &str,
+    section: &str,
+    key: &str,
+    value: &str,
+) -> Result<(), EditFailure> {
+    use serde_json::{Map, Value};
+    let read = |text: &str| {
+        if text.trim().is_empty() {
+            return Ok(Value::Null);
+        }
+        crate::yaml::parse_value(text, Path::new("config.yml"))
+    };
+    let mut expected = match read(existing) {
+        Ok(Value::Object(map)) => map,
+        Ok(_) => Map::new(),
+        Err(err) => return Err(EditFailure::Parse(err.message.clone())),
+    };
+    let entry = expected.entry(section).or_insert(Value::Null);
+    if !entry.is_object() {
+        *entry = Value::Object(Map::new());
+    }
+    if let Value::Object(inner) = entry {
+        inner.insert(key.to_owned(), Value::String(value.to_owned()));
+    }
+    match read(updated) {
+        Ok(Value::Object(after)) if after == expected => Ok(()),
+        _ => Err(EditFailure::Unfaithful),
+    }
+}
+
+fn apply_edit(
+    existing: &str,
+    section: &str,
+    key: &str,
+    value: &str,
+) -> Result<String, EditFailure> {
     // Reject what the strict reader would reject, so we never rewrite a file we misread.
     if !existing.trim().is_empty() {
         crate::yaml::parse_value(existing, Path::new("config.yml"))
@@ -170,7 +241,20 @@ mod tests {
             Ok(text) => text,
             Err(EditFailure::Parse(m)) => panic!("parse: {m}"),
             Err(EditFailure::NotAMapping(s)) => panic!("not a mapping: {s}"),
+            Err(EditFailure::Unfaithful) => panic!("unfaithful edit of {existing:?}"),
         }
+    }
+
+    /// Found by fuzzing: a file that reads, which the lossless editor turned into one that
+    /// does not (it indented the new section by the odd indentation of a line above).
+    #[test]
+    fn an_edit_that_would_change_the_meaning_is_refused() {
+        let existing = ":I#mage:\n  !)gents:ault:\n !?\t:mage:mage:\n  bwmage:mage:\ng b ex i:\ni:\nl y: de b\n";
+        assert!(crate::yaml::parse_value(existing, Path::new("config.yml")).is_ok());
+        assert!(matches!(
+            edit_text(existing, "image", "agents", "claude,codex"),
+            Err(EditFailure::Unfaithful)
+        ));
     }
 
     #[test]
