@@ -203,8 +203,11 @@ fn build(root: &Path, work: &Path) -> anyhow::Result<()> {
     run_echo(&mut cmd).context("building the fuzz targets")
 }
 
+/// Where cargo-fuzz puts target `name`: under the host's target triple (it always passes
+/// `--target`), release profile.
 fn binary(work: &Path, name: &str) -> PathBuf {
-    work.join("x86_64-unknown-linux-gnu/release").join(name)
+    let triple = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
+    work.join(triple).join("release").join(name)
 }
 
 fn run_target(root: &Path, work: &Path, target: &Target, seconds: u64) -> anyhow::Result<Outcome> {

@@ -239,7 +239,10 @@ mod tests {
         assert_eq!(offered_models(&result), ["haiku"]);
         to_client(&mut answer, "claude");
         assert_eq!(answer["result"]["models"]["currentModelId"], "");
-        assert_eq!(answer["result"]["models"]["availableModels"][0]["modelId"], "");
+        assert_eq!(
+            answer["result"]["models"]["availableModels"][0]["modelId"],
+            ""
+        );
         assert_eq!(offered_models(&answer["result"]), ["claude:haiku"]);
         let mut models_only = answer["result"].clone();
         models_only.as_object_mut().unwrap().remove("configOptions");

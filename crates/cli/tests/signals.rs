@@ -125,7 +125,7 @@ fn a_launch_cut_short_leaves_only_what_rm_and_vault_clean_tidy() {
     }
     let host = Host::new();
     let other = bystander(&host);
-    // From reading the configuration to the container's first seconds.
+    // From reading the configuration, through the launch, to the container's first seconds.
     for (name, after_ms) in [
         ("TERM", 20),
         ("TERM", 150),
@@ -158,8 +158,8 @@ fn a_launch_cut_short_leaves_only_what_rm_and_vault_clean_tidy() {
                 "SIG{name} after {after_ms} ms: {holders:?}"
             );
         } else {
-            // Before the CLI listens for signals (reading its configuration): the default
-            // action ended it; a podman it had started may still be finishing.
+            // During the launch the signals keep their default action and end the CLI at
+            // once; a podman it had started may still be finishing.
             assert_eq!(out.status.code(), None, "{}", text(&out));
             std::thread::sleep(Duration::from_secs(3));
         }

@@ -114,8 +114,18 @@ async fn settled_rss_kib(pid: u32) -> u64 {
     rss_kib(pid)
 }
 
+/// A thousand client sockets and the mock upstream's thousand accepted connections live in
+/// this process at once: more than the usual soft limit of 1024 descriptors.
+fn allow_many_open_files() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    limit.current = limit.maximum;
+    setrlimit(Resource::Nofile, limit).unwrap();
+}
+
 #[test]
 fn the_daemon_answers_every_request_under_load_and_keeps_no_memory_per_request() {
+    allow_many_open_files();
     let env = IsolatedEnv::new().unwrap();
     let upstream = MockUpstream::start_quiet().unwrap();
     let overrides = env.user_config_dir().join("agent/agents");

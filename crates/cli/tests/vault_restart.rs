@@ -81,16 +81,7 @@ fn a_vault_killed_under_three_tasks_comes_back_with_their_listeners_and_tokens()
     let requests_before = upstream.requests().len();
 
     let pid = vault_pid(&host).expect("the vault runs");
-    let killed = std::process::Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while process_exists(pid) {
-        assert!(Instant::now() < deadline, "the vault did not die");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    kill_and_wait(pid);
     for task in &tasks {
         assert_ne!(
             agent_request(&host, task),
@@ -143,4 +134,28 @@ fn a_vault_killed_under_three_tasks_comes_back_with_their_listeners_and_tokens()
     assert!(out.status.success(), "{}", text(&out));
     assert!(!text(&out).contains("started it again"), "{}", text(&out));
     assert_eq!(vault_pid(&host), None);
+
+    // So is one that died and was then stopped: `vault stop` clears what it left behind.
+    let out = host.run(&["vault", "start"]);
+    assert!(out.status.success(), "{}", text(&out));
+    kill_and_wait(vault_pid(&host).expect("the vault runs"));
+    let out = host.run(&["vault", "stop"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = host.run(&["list"]);
+    assert!(!text(&out).contains("started it again"), "{}", text(&out));
+    assert_eq!(vault_pid(&host), None);
+}
+
+/// SIGKILL to `pid`, and its end.
+fn kill_and_wait(pid: u32) {
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while process_exists(pid) {
+        assert!(Instant::now() < deadline, "{pid} did not die");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

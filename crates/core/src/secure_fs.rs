@@ -310,7 +310,7 @@ pub fn write_atomic_from(
         .and_then(|()| {
             // The mode given to open() is filtered by the umask; set it exactly.
             file.set_permissions(Permissions::from_mode(mode))
-                .map_err(io_err("change the mode of", path))
+                .map_err(io_err("write", path))
         })
         .and_then(|()| std::fs::rename(&tmp_path, path).map_err(io_err("replace", path)));
     if let Err(err) = written {
@@ -405,7 +405,9 @@ fn create_temp_beside(
         {
             Ok(file) => return Ok((tmp_path, file)),
             Err(err) if err.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(err) => return Err(symlink_or(err, "create", &tmp_path)),
+            // Named as the file being written: the temporary one is ours and means nothing
+            // to whoever reads the message (a full disk can refuse even its creation).
+            Err(err) => return Err(symlink_or(err, "write", &parent.join(name))),
         }
     }
 }

@@ -20,15 +20,17 @@ const KEY_CHECK_AAD: &[u8] = b"terok/meta/key_check";
 
 /// How long a write waits for another process's lock on the database before it gives up:
 /// other terok processes hold it for milliseconds, so this only runs out when something else
-/// keeps a transaction open.
-pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+/// keeps a transaction open. Well below the 10 s a control call to the vault daemon waits, so
+/// a daemon that gives up answers before its caller has.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// SQLite's error on `path` as a [`DbError`]: a lock that outlasted [`LOCK_WAIT`] is
 /// [`DbError::Locked`], anything else [`DbError::Sqlite`].
 fn sqlite_error(path: &Path, source: rusqlite::Error) -> DbError {
-    use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked};
+    // SQLITE_BUSY is another connection's lock outlasting the busy timeout; SQLITE_LOCKED
+    // is a conflict within one connection, which no wait resolves.
     match source.sqlite_error_code() {
-        Some(DatabaseBusy | DatabaseLocked) => DbError::Locked {
+        Some(rusqlite::ErrorCode::DatabaseBusy) => DbError::Locked {
             path: path.to_path_buf(),
         },
         _ => DbError::Sqlite {

@@ -258,9 +258,9 @@ fn lock_from_another_process(db: &std::path::Path, seconds: u64) -> std::process
     child
 }
 
-/// Another process keeps the database locked for 5 s: a write waits it out and lands.
+/// Another process keeps the database locked for 3 s: a write waits it out and lands.
 #[test]
-fn a_write_waits_out_another_process_holding_the_lock_for_five_seconds() {
+fn a_write_waits_out_another_process_holding_the_lock_for_a_few_seconds() {
     let dir = tempfile::tempdir().unwrap();
     let db = open(dir.path());
     db.store_credential("default", "claude", &Credential::api_key("sk-old"))

@@ -294,8 +294,7 @@ impl<R: ContainerRuntime> Executor<R> {
     /// Returns the new daemon's pid when it started one. A daemon stopped on purpose
     /// (`stop_vault` removes its socket) stays stopped.
     pub async fn revive_vault(&self) -> Result<Option<u32>, ExecutorError> {
-        let socket = self.vault_paths.control_socket();
-        if std::fs::symlink_metadata(&socket).is_err() || self.vault.status().await.is_some() {
+        if !self.vault_died() || self.vault.status().await.is_some() {
             return Ok(None);
         }
         let live = running_containers(&*self.runtime, &self.sandboxes_dir()).await?;
@@ -306,6 +305,17 @@ impl<R: ContainerRuntime> Executor<R> {
             VaultStart::Started { pid } => Ok(Some(pid)),
             VaultStart::AlreadyRunning { .. } => Ok(None),
         }
+    }
+
+    /// Whether a daemon died without stopping: its control socket is there, but no process
+    /// holds its pidfile's lock (a live daemon that is merely slow to answer holds it).
+    fn vault_died(&self) -> bool {
+        let socket = self.vault_paths.control_socket();
+        if std::fs::symlink_metadata(&socket).is_err() {
+            return false;
+        }
+        terok_core::secure_fs::open_lock_file(&self.vault_paths.pidfile())
+            .is_ok_and(|pidfile| pidfile.try_lock().is_ok())
     }
 
     /// Starts the daemon in the background and waits until it answers.
@@ -358,6 +368,11 @@ impl<R: ContainerRuntime> Executor<R> {
     /// Stops the daemon and waits until its control socket is gone; `false` when none ran.
     pub async fn stop_vault(&self) -> Result<bool, ExecutorError> {
         if self.vault.status().await.is_none() {
+            // A daemon that died left its socket: removing it records that the vault is
+            // stopped on purpose now, so nothing starts it again unasked.
+            if self.vault_died() {
+                let _ = std::fs::remove_file(self.vault_paths.control_socket());
+            }
             return Ok(false);
         }
         self.vault.stop().await?;

@@ -121,20 +121,13 @@ pub fn run(ctx: &Context, args: RunArgs) -> miette::Result<Status> {
     };
     let verbose = ctx.verbose > 0;
     ctx.block_on(async {
-        // Listened for before the launch: a Ctrl-C or SIGTERM while it runs is not lost, but
-        // stops the container as soon as it is up — the launch is never left half-done.
-        // Only there: elsewhere the default actions still end this process at once.
-        let interrupt =
-            matches!(options.mode, Mode::Headless { .. }).then(crate::signals::interrupted);
         let mut progress = BuildProgress::quiet_when_current(verbose);
         let task = executor
             .launch(&options, &mut |event| show_event(&mut progress, event))
             .await?;
-        match (&options.mode, interrupt) {
-            (Mode::Headless { .. }, Some(interrupt)) => {
-                follow_headless(task, render, &wait, interrupt).await
-            }
-            (Mode::Web(_), _) => wait_web(task).await,
+        match options.mode {
+            Mode::Headless { .. } => follow_headless(task, render, &wait).await,
+            Mode::Web(_) => wait_web(task).await,
             _ => wait_interactive(executor, task).await,
         }
     })?
@@ -283,13 +276,13 @@ fn renders_text(executor: &Executor, agent: &str, output: OutputFormat) -> miett
     )
 }
 
-/// Relays a headless task's output until it ends, stopping its container when `interrupt`
-/// resolves.
+/// Relays a headless task's output until it ends, stopping its container on SIGINT or
+/// SIGTERM. Until then (during the launch) the signals keep their default action: a launch
+/// cut short leaves what `rm` and `vault clean` tidy, never a CLI that ignores them.
 pub(crate) async fn follow_headless(
     task: LaunchedTask<PodmanCli>,
     render: bool,
     wait: &WaitOptions,
-    interrupt: impl std::future::Future<Output = ()>,
 ) -> miette::Result<Status> {
     let name = task.name().to_owned();
     let stdout = std::io::stdout();
@@ -305,7 +298,7 @@ pub(crate) async fn follow_headless(
                 }
                 _ => {}
             },
-            interrupt,
+            crate::signals::interrupted(),
         )
         .await?;
     for warning in &outcome.cleanup_warnings {

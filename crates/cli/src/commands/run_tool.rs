@@ -29,13 +29,11 @@ pub fn run(ctx: &Context, args: RunToolArgs) -> miette::Result<Status> {
     }
     let verbose = ctx.verbose > 0;
     ctx.block_on(async {
-        // As `run`: a signal during the launch stops the tool once it is up.
-        let interrupt = crate::signals::interrupted();
         let mut progress = BuildProgress::quiet_when_current(verbose);
         let task = executor
             .launch(&options, &mut |event| show_event(&mut progress, event))
             .await?;
-        follow_headless(task, false, &WaitOptions::never_stop_early(), interrupt).await
+        follow_headless(task, false, &WaitOptions::never_stop_early()).await
     })?
 }
 

@@ -212,12 +212,20 @@ fn is_null_value(text: &str, section: &str) -> bool {
     )
 }
 
+/// `value` as a YAML string: bare when it reads back as that string (`claude,codex`), quoted
+/// when it would read as something else (`true`, `null`, `123`) or needs quoting anyway.
 fn quote_if_needed(value: &str) -> String {
-    if value
+    let plain = value
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, ',' | '-' | '_' | '.'))
-        && !value.is_empty()
-    {
+        && !value.is_empty();
+    let reads_as_itself = || {
+        matches!(
+            crate::yaml::parse_value(value, Path::new("value")),
+            Ok(serde_json::Value::String(read)) if read == value
+        )
+    };
+    if plain && reads_as_itself() {
         value.to_owned()
     } else {
         serde_json::Value::String(value.to_owned()).to_string()
@@ -242,6 +250,15 @@ mod tests {
             Err(EditFailure::Parse(m)) => panic!("parse: {m}"),
             Err(EditFailure::NotAMapping(s)) => panic!("not a mapping: {s}"),
             Err(EditFailure::Unfaithful) => panic!("unfaithful edit of {existing:?}"),
+        }
+    }
+
+    #[test]
+    fn values_that_would_read_as_another_type_are_quoted() {
+        for value in ["true", "null", "123", "1.5"] {
+            let text =
+                edit_text("", "image", "agents", value).unwrap_or_else(|_| panic!("{value}"));
+            assert_eq!(text, format!("image:\n  agents: \"{value}\"\n"));
         }
     }
 
