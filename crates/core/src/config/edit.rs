@@ -153,7 +153,9 @@ fn check_only_the_key_changed(
         inner.insert(key.to_owned(), Value::String(value.to_owned()));
     }
     match read(updated) {
-        Ok(Value::Object(after)) if after == expected => Ok(()),
+        Ok(Value::Object(after)) if after == expected && crate::yaml::keys_are_unique(updated) => {
+            Ok(())
+        }
         _ => Err(EditFailure::Unfaithful),
     }
 }
@@ -251,6 +253,17 @@ mod tests {
             Err(EditFailure::NotAMapping(s)) => panic!("not a mapping: {s}"),
             Err(EditFailure::Unfaithful) => panic!("unfaithful edit of {existing:?}"),
         }
+    }
+
+    /// Found by fuzzing: a tagged line whose `image:` the editor did not see, so it added a
+    /// second `image` section.
+    #[test]
+    fn an_edit_that_would_duplicate_a_section_is_refused() {
+        let existing = "!agimaXXX6666eagOeauc*ld:ma#ima?eE+imama#i image:   #";
+        assert!(matches!(
+            edit_text(existing, "image", "agents", "claude,codex"),
+            Err(EditFailure::Unfaithful)
+        ));
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //! field path (`image.family`) and what was expected, renderable by miette with a source snippet.
 
 mod locate;
+mod unique;
 
 pub use locate::{YamlIndex, parent_path};
+pub use unique::keys_are_unique;
 
 use std::path::{Path, PathBuf};
 
