@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::sync::OnceCell;
 
 use crate::cache::{CacheKey, ModelCache};
+use crate::error::AgentError;
 use crate::link::{AgentLink, Launcher};
 use crate::probe::{AgentSession, handshake, new_session_params, probe_keeping};
 use crate::warm::WarmSlot;
@@ -110,30 +111,57 @@ impl Catalog {
             .iter()
             .filter(|agent| self.cache.get(&self.key(agent)).is_none())
             .collect();
-        let probes = cold.iter().map(|agent| async move {
-            let outcome = probe_keeping(
-                self.launcher(),
-                agent,
-                self.auth_method(agent),
-                self.settings.probe_timeout,
-            )
-            .await;
-            (agent, outcome)
-        });
+        let probes = cold
+            .iter()
+            .map(|agent| async move { (*agent, self.probe(agent).await) });
+        let mut failed = Vec::new();
         for (agent, outcome) in futures_util::future::join_all(probes).await {
-            match outcome {
-                Ok((models, session)) => {
-                    self.cache.put(self.key(agent), models);
-                    self.keep_probed(agent, session).await;
-                }
-                Err(err) => tracing::warn!(agent = %agent, "acp: probe failed: {err}"),
+            if !self.record_probe(agent, outcome).await {
+                failed.push(agent);
             }
+        }
+        // Agents that share a program (the OpenCode family) can trip over each other's
+        // start-up state when probed at once: a failed probe gets one more try, alone.
+        for agent in failed {
+            let outcome = self.probe(agent).await;
+            self.record_probe(agent, outcome).await;
         }
         agents
             .iter()
             .filter_map(|agent| self.cache.get(&self.key(agent)).map(|m| (agent, m)))
             .flat_map(|(agent, models)| models.into_iter().map(move |m| format!("{agent}:{m}")))
             .collect()
+    }
+
+    /// Starts `agent`'s ACP server and asks it for its models.
+    async fn probe(&self, agent: &str) -> Result<(Vec<String>, AgentSession), AgentError> {
+        probe_keeping(
+            self.launcher(),
+            agent,
+            self.auth_method(agent),
+            self.settings.probe_timeout,
+        )
+        .await
+    }
+
+    /// Caches a probe's models (keeping its server when it is the first agent's); `false`
+    /// when the probe failed.
+    async fn record_probe(
+        &self,
+        agent: &str,
+        outcome: Result<(Vec<String>, AgentSession), AgentError>,
+    ) -> bool {
+        match outcome {
+            Ok((models, session)) => {
+                self.cache.put(self.key(agent), models);
+                self.keep_probed(agent, session).await;
+                true
+            }
+            Err(err) => {
+                tracing::warn!(agent = %agent, "acp: probe failed: {err}");
+                false
+            }
+        }
     }
 
     /// Keeps the first agent's probed server warm (the default model is that agent's); ends
