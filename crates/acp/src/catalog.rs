@@ -114,15 +114,17 @@ impl Catalog {
         let probes = cold
             .iter()
             .map(|agent| async move { (*agent, self.probe(agent).await) });
-        let mut failed = Vec::new();
+        let mut crashed = Vec::new();
         for (agent, outcome) in futures_util::future::join_all(probes).await {
-            if !self.record_probe(agent, outcome).await {
-                failed.push(agent);
+            if matches!(outcome, Err(AgentError::Ended { .. })) {
+                crashed.push(agent);
             }
+            self.record_probe(agent, outcome).await;
         }
         // Agents that share a program (the OpenCode family) can trip over each other's
-        // start-up state when probed at once: a failed probe gets one more try, alone.
-        for agent in failed {
+        // start-up state when probed at once: a server that ended before answering gets one
+        // more try, alone. A refusal (no credential) or a timeout would only fail again.
+        for agent in crashed {
             let outcome = self.probe(agent).await;
             self.record_probe(agent, outcome).await;
         }
@@ -144,23 +146,19 @@ impl Catalog {
         .await
     }
 
-    /// Caches a probe's models (keeping its server when it is the first agent's); `false`
-    /// when the probe failed.
+    /// Caches a probe's models (keeping its server when it is the first agent's), or logs
+    /// why it failed.
     async fn record_probe(
         &self,
         agent: &str,
         outcome: Result<(Vec<String>, AgentSession), AgentError>,
-    ) -> bool {
+    ) {
         match outcome {
             Ok((models, session)) => {
                 self.cache.put(self.key(agent), models);
                 self.keep_probed(agent, session).await;
-                true
             }
-            Err(err) => {
-                tracing::warn!(agent = %agent, "acp: probe failed: {err}");
-                false
-            }
+            Err(err) => tracing::warn!(agent = %agent, "acp: probe failed: {err}"),
         }
     }
 

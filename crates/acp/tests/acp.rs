@@ -741,8 +741,8 @@ async fn successes_are_cached_and_failures_probed_again() {
             .iter()
             .filter(|m| *m == "initialize")
             .count(),
-        4,
-        "not cached: each call probes it, and once more after it failed"
+        2,
+        "not cached, and a refusal is not retried at once"
     );
     assert_eq!(cache.len(), 1);
 }
