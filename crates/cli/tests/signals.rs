@@ -10,7 +10,7 @@ mod common;
 use std::process::{Child, Output};
 use std::time::{Duration, Instant};
 
-use common::{Host, announced_name, text};
+use common::{Host, text};
 use terok_testkit::podman::require_podman;
 
 fn signal(child: &Child, name: &str) {
@@ -50,16 +50,7 @@ fn long_run(host: &Host) -> Child {
 
 /// An interactive task that must survive whatever the test does to the others.
 fn bystander(host: &Host) -> String {
-    let out = host.run(&[
-        "run",
-        "scripted",
-        "project",
-        "--interactive",
-        "--credential",
-        "claude",
-    ]);
-    assert!(out.status.success(), "{}", text(&out));
-    announced_name(&out)
+    host.run_interactive()
 }
 
 fn assert_untouched(host: &Host, task: &str) {

@@ -9,7 +9,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Host, REAL_KEY, announced_name, text};
+use common::{Host, REAL_KEY, text};
 use terok_testkit::podman::require_podman;
 use terok_testkit::upstream::MockUpstream;
 
@@ -61,20 +61,7 @@ fn a_vault_killed_under_three_tasks_comes_back_with_their_listeners_and_tokens()
     let out = host.run(&["vault", "routes"]);
     assert!(out.status.success(), "{}", text(&out));
 
-    let tasks: Vec<String> = (0..3)
-        .map(|_| {
-            let out = host.run(&[
-                "run",
-                "scripted",
-                "project",
-                "--interactive",
-                "--credential",
-                "claude",
-            ]);
-            assert!(out.status.success(), "{}", text(&out));
-            announced_name(&out)
-        })
-        .collect();
+    let tasks: Vec<String> = (0..3).map(|_| host.run_interactive()).collect();
     for task in &tasks {
         assert_eq!(agent_request(&host, task), "200", "{task} before the kill");
     }

@@ -69,6 +69,20 @@ impl Host {
             .unwrap()
     }
 
+    /// Launches an interactive task of the stand-in agent with the Claude key; its name.
+    pub fn run_interactive(&self) -> String {
+        let out = self.run(&[
+            "run",
+            "scripted",
+            "project",
+            "--interactive",
+            "--credential",
+            "claude",
+        ]);
+        assert!(out.status.success(), "{}", text(&out));
+        announced_name(&out)
+    }
+
     pub fn tasks_dir(&self) -> std::path::PathBuf {
         self.env.state_root().join("executor/tasks")
     }
