@@ -16,6 +16,11 @@ use crate::error::ExecutorError;
 pub const CONTAINER_PREFIX: &str = "terok-executor-";
 /// File name of the task record.
 const RECORD: &str = "task.json";
+/// Prefix of a task directory being filled (not a task id, so never listed as a task).
+const STAGING_PREFIX: &str = ".new-";
+/// Age after which a staging directory is taken as left by a killed process: filling one
+/// takes milliseconds.
+const STAGING_ABANDONED_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A fresh task id: 12 hex digits from the OS RNG.
 pub fn new_task_id() -> Result<String, ExecutorError> {
@@ -143,28 +148,54 @@ impl TaskStore {
         TaskLayout::new(self.dir.join(id))
     }
 
-    /// Creates the (new, private) directory of task `id`.
-    pub fn create(&self, id: &str) -> Result<TaskLayout, ExecutorError> {
-        let layout = self.layout(id);
+    /// Creates the (new, private) directory of `record`'s task with the record in it. The
+    /// directory appears whole or not at all — it is filled under a hidden name and renamed —
+    /// so a launch cut short at any later point leaves a task that `list` shows and `rm`
+    /// removes, never a directory nothing knows about.
+    pub fn create(&self, record: &TaskRecord) -> Result<TaskLayout, ExecutorError> {
+        let layout = self.layout(&record.id);
         if layout.dir.exists() {
             return Err(ExecutorError::TaskRecord {
                 path: layout.dir.clone(),
                 detail: "a task with this id exists already".to_owned(),
             });
         }
-        secure_fs::ensure_private_dir(&layout.dir)?;
-        Ok(layout)
+        self.remove_abandoned_staging();
+        let staging = self.dir.join(format!("{STAGING_PREFIX}{}", record.id));
+        secure_fs::ensure_private_dir(&staging)?;
+        let filled = write_record(&staging, record)
+            .and_then(|()| secure_fs::rename(&staging, &layout.dir).map_err(ExecutorError::from));
+        if filled.is_err() {
+            let _ = std::fs::remove_dir_all(&staging);
+        }
+        filled.map(|()| layout)
+    }
+
+    /// Removes staging directories a process killed between creating and renaming one left
+    /// behind; a young one may belong to a launch running right now.
+    fn remove_abandoned_staging(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let abandoned = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|at| at.elapsed().is_ok_and(|age| age > STAGING_ABANDONED_AFTER));
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(STAGING_PREFIX)
+                && abandoned
+            {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
     }
 
     /// Saves `record` in its task directory.
     pub fn save(&self, record: &TaskRecord) -> Result<(), ExecutorError> {
-        let path = self.layout(&record.id).dir.join(RECORD);
-        let text = serde_json::to_vec_pretty(record).map_err(|e| ExecutorError::TaskRecord {
-            path: path.clone(),
-            detail: e.to_string(),
-        })?;
-        secure_fs::write_atomic(&path, &text, secure_fs::SECRET_FILE_MODE)?;
-        Ok(())
+        write_record(&self.layout(&record.id).dir, record)
     }
 
     /// The record of task `id`, if it exists and reads.
@@ -215,6 +246,17 @@ impl TaskStore {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+}
+
+/// Writes `record` as the record file of `dir`, atomically.
+fn write_record(dir: &Path, record: &TaskRecord) -> Result<(), ExecutorError> {
+    let path = dir.join(RECORD);
+    let text = serde_json::to_vec_pretty(record).map_err(|e| ExecutorError::TaskRecord {
+        path: path.clone(),
+        detail: e.to_string(),
+    })?;
+    secure_fs::write_atomic(&path, &text, secure_fs::SECRET_FILE_MODE)?;
+    Ok(())
 }
 
 /// Whether `text` has the shape of a task id (only then is it used as a path component).
@@ -303,15 +345,39 @@ mod tests {
     }
 
     #[test]
+    fn a_task_directory_appears_with_its_record_and_staging_left_by_a_kill_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TaskStore::new(dir.path().join("tasks"));
+        let layout = store.create(&record("aaaaaaaaaaaa", 1)).unwrap();
+        assert_eq!(store.load("aaaaaaaaaaaa"), Some(record("aaaaaaaaaaaa", 1)));
+        assert!(layout.dir.ends_with("tasks/aaaaaaaaaaaa"));
+
+        // Staging dirs of killed processes: an old one goes, a young one may be in use.
+        let old = store.dir().join(".new-bbbbbbbbbbbb");
+        let young = store.dir().join(".new-cccccccccccc");
+        std::fs::create_dir(&old).unwrap();
+        std::fs::create_dir(&young).unwrap();
+        let long_ago = std::time::SystemTime::now() - 2 * STAGING_ABANDONED_AFTER;
+        std::fs::File::open(&old)
+            .unwrap()
+            .set_modified(long_ago)
+            .unwrap();
+        assert_eq!(store.list().len(), 1, "staging is never a task");
+        store.create(&record("dddddddddddd", 2)).unwrap();
+        assert!(!old.exists());
+        assert!(young.exists());
+        let ids: Vec<String> = store.list().into_iter().map(|r| r.id).collect();
+        assert_eq!(ids, ["aaaaaaaaaaaa", "dddddddddddd"]);
+    }
+
+    #[test]
     fn store_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let store = TaskStore::new(dir.path().join("tasks"));
-        store.create("aaaaaaaaaaaa").unwrap();
-        store.save(&record("aaaaaaaaaaaa", 2)).unwrap();
-        store.create("bbbbbbbbbbbb").unwrap();
-        store.save(&record("bbbbbbbbbbbb", 1)).unwrap();
+        store.create(&record("aaaaaaaaaaaa", 2)).unwrap();
+        store.create(&record("bbbbbbbbbbbb", 1)).unwrap();
         assert!(
-            store.create("aaaaaaaaaaaa").is_err(),
+            store.create(&record("aaaaaaaaaaaa", 3)).is_err(),
             "ids are never reused"
         );
         let ids: Vec<String> = store.list().into_iter().map(|r| r.id).collect();

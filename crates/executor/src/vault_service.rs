@@ -22,8 +22,9 @@ use terok_vault::{LiveContainers, VaultConfig};
 use crate::error::ExecutorError;
 use crate::session::Executor;
 
-/// How long a freshly started daemon may take to answer.
-const START_LIMIT: Duration = Duration::from_secs(5);
+/// How long a freshly started daemon may take to answer: generous, as a loaded host can take
+/// seconds to start a process, and a daemon that exits instead ends the wait at once.
+const START_LIMIT: Duration = Duration::from_secs(20);
 /// How long a stopping daemon may take to remove its control socket.
 const STOP_LIMIT: Duration = Duration::from_secs(5);
 /// How often the two waits above look.
@@ -355,6 +356,13 @@ impl<R: ContainerRuntime> Executor<R> {
         while tokio::time::Instant::now() < deadline {
             if let Some(status) = self.vault.status().await {
                 return Ok(status.pid);
+            }
+            if child.try_wait().is_ok_and(|exit| exit.is_some()) {
+                // Ended: its log says why — unless another command's daemon won the start.
+                if let Some(status) = self.vault.status().await {
+                    return Ok(status.pid);
+                }
+                break;
             }
             tokio::time::sleep(POLL).await;
         }

@@ -247,10 +247,6 @@ pub async fn serve(config: VaultConfig) -> Result<(), VaultError> {
         stop: stop_tx,
     });
 
-    // Tokens of containers that stopped while we were not running.
-    if let Some(live) = config.live_containers.clone() {
-        daemon.sweep_with(&live).await;
-    }
     daemon.reopen_listeners();
 
     let control = UnixListener::bind(&control_path).map_err(io_err(format!(
@@ -270,13 +266,16 @@ pub async fn serve(config: VaultConfig) -> Result<(), VaultError> {
         }
     });
 
+    // The first sweep takes the tokens of containers that stopped while we were not running.
+    // It runs beside the control socket, not before it: listing containers can take podman
+    // seconds on a busy host, and a client waiting for the daemon to answer would give up.
     if let Some(live) = config.live_containers.clone() {
         let sweeper = daemon.clone();
         let interval = config.sweep_interval;
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(interval).await;
                 sweeper.sweep_with(&live).await;
+                tokio::time::sleep(interval).await;
             }
         });
     }

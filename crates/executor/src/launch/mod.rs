@@ -253,6 +253,8 @@ struct Launch<'e, 'o, R> {
     tcp: Option<TcpPlace>,
     /// The TCP port its vault listener took.
     vault_port: Option<u16>,
+    /// When the task was created (its record keeps it from the first save on).
+    created_unix: i64,
     undo: Undo<R>,
 }
 
@@ -277,7 +279,7 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
         };
         let user = executor.container_user(workspace)?;
         let store = executor.task_store();
-        let layout = store.create(&id)?;
+        let layout = store.layout(&id);
         let undo = Undo {
             runtime: Arc::clone(&executor.runtime),
             vault: executor.vault.clone(),
@@ -289,7 +291,7 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
             container_created: false,
             lent: None,
         };
-        Ok(Self {
+        let launch = Self {
             executor,
             plan,
             image,
@@ -302,8 +304,12 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
             krun_host: None,
             tcp: None,
             vault_port: None,
+            created_unix: terok_core::time::unix_now(),
             undo,
-        })
+        };
+        // Recorded from the start: a launch cut short (a signal, a crash) is a task `rm` removes.
+        launch.undo.store.create(&launch.record(false, None))?;
+        Ok(launch)
     }
 
     /// Steps 4–8.
@@ -637,9 +643,17 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
         spec
     }
 
-    /// Step 7: the task record.
+    /// Step 7: the task record, complete.
     fn save_record(&self, vault: bool, spec: &RunSpec) -> Result<TaskRecord, ExecutorError> {
-        let record = TaskRecord {
+        let record = self.record(vault, Some(spec));
+        self.undo.store.save(&record)?;
+        Ok(record)
+    }
+
+    /// The task record as far as it is known: before the container's spec (`None`), without
+    /// what wiring the services and placing the task add.
+    fn record(&self, vault: bool, spec: Option<&RunSpec>) -> TaskRecord {
+        TaskRecord {
             id: self.id.clone(),
             name: self.name.clone(),
             agent: self.plan.agent.name.clone(),
@@ -647,7 +661,7 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
             repo: self.plan.repo_text(),
             git_url: self.plan.git_url.clone(),
             image: self.image.clone(),
-            created_unix: terok_core::time::unix_now(),
+            created_unix: self.created_unix,
             vault,
             providers: self.plan.providers.clone(),
             installed: self.plan.installed.clone(),
@@ -658,10 +672,8 @@ impl<'e, 'o, R: ContainerRuntime> Launch<'e, 'o, R> {
             web: self.plan.web.clone(),
             krun: self.plan.krun.clone(),
             tcp: (self.tcp.as_ref()).map(|place| place.record(self.vault_port, self.gate_port())),
-            remote: self.remote_record(spec),
-        };
-        self.undo.store.save(&record)?;
-        Ok(record)
+            remote: spec.and_then(|spec| self.remote_record(spec)),
+        }
     }
 
     /// What a remote engine's task keeps: the engine, the directory its workspace came from

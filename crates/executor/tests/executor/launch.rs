@@ -7,7 +7,7 @@ use std::time::Duration;
 use terok_executor::{
     Egress, ExecutorError, ImageSource, LaunchedTask, RunEvent, RunOptions, TIMEOUT_EXIT_CODE,
 };
-use terok_podman::{FakeCall, FakeOp, FakeRuntime};
+use terok_podman::{ContainerRuntime, FakeCall, FakeOp, FakeRuntime};
 
 use crate::support::{REAL_KEY, Session, launch_err};
 
@@ -95,6 +95,51 @@ async fn a_failing_step_leaves_no_container_task_dir_token_or_listener() {
     assert_eq!(session.task_dirs(), [task.record().id.clone()]);
     assert_eq!(session.token_holders(), [task.name().to_owned()]);
     assert_eq!(session.listeners().await, [task.name().to_owned()]);
+}
+
+/// A launch can be cut short at any step (SIGTERM kills the CLI during a launch): from the
+/// moment its task directory exists, it holds a record, so `list` shows the task and `rm`
+/// removes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_is_recorded_from_its_first_step_so_a_launch_cut_short_can_be_removed() {
+    let session = Session::fake().with_vault().await;
+    let store = terok_executor::TaskStore::new(session.executor.paths().tasks_dir());
+    let mut listed_when_wired = None;
+    let task = session
+        .executor
+        .launch(&session.interactive(), &mut |event| {
+            if matches!(event, RunEvent::VaultWired { .. }) {
+                listed_when_wired = Some(store.list());
+            }
+        })
+        .await
+        .unwrap();
+    let listed = listed_when_wired.expect("the vault was wired");
+    assert_eq!(
+        listed.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        [task.record().id.as_str()],
+        "the record is there before the services are wired"
+    );
+    assert_eq!(listed[0].name, task.name());
+    assert_eq!(listed[0].created_unix, task.record().created_unix);
+    assert_eq!(session.task_dirs(), [task.record().id.clone()]);
+
+    // What a killed launch leaves: the record, and no container yet. `list` shows it, and
+    // `rm` takes it away.
+    let id = task.record().id.clone();
+    let name = task.name().to_owned();
+    session.fake_runtime().remove(&name).await.unwrap();
+    let listing = session.executor.list_tasks().await.unwrap();
+    assert!(
+        listing
+            .iter()
+            .any(|t| t.task_id == id && t.state == "missing"),
+        "{listing:?}"
+    );
+    let removed = session.executor.remove_task(&id).await.unwrap();
+    assert!(removed.task_dir && !removed.container, "{removed:?}");
+    assert!(session.task_dirs().is_empty());
+    assert!(session.token_holders().is_empty());
 }
 
 #[tokio::test(start_paused = true)]
