@@ -145,6 +145,8 @@ struct Minted {
 
 struct Listener {
     endpoint: Endpoint,
+    /// When it was opened: a sweep spares a young one, whose container may be being created.
+    opened: std::time::Instant,
     stop: Option<oneshot::Sender<()>>,
     /// The container's SSH signer, when it has one.
     signer: Option<tokio::task::AbortHandle>,
@@ -646,6 +648,7 @@ impl Daemon {
                 container.to_owned(),
                 Listener {
                     endpoint,
+                    opened: std::time::Instant::now(),
                     stop: Some(tx),
                     signer: None,
                 },
@@ -774,10 +777,18 @@ impl Daemon {
             .with_db(|db| db.sweep(live, grace_secs))
             .map_err(|e| e.to_string())?;
         let mut closed: BTreeSet<String> = revoked.iter().cloned().collect();
+        // A listener opened within the grace period belongs to a container being created —
+        // one launched without a credential holds no token to be spared by.
+        let grace = std::time::Duration::from_secs(u64::try_from(grace_secs).unwrap_or(0));
         let open: Vec<String> = self
             .listeners
             .lock()
-            .map(|l| l.keys().cloned().collect())
+            .map(|l| {
+                l.iter()
+                    .filter(|(_, listener)| listener.opened.elapsed() >= grace)
+                    .map(|(container, _)| container.clone())
+                    .collect()
+            })
             .unwrap_or_default();
         // A listener without tokens serves nobody; one whose tokens are still in their grace
         // period belongs to a container being created.

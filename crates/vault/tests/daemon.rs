@@ -197,6 +197,54 @@ async fn each_container_gets_a_private_socket_that_only_accepts_its_tokens() {
     );
 }
 
+/// A task launched without a credential gets a listener holding no token. A sweep that runs
+/// while its container is being created (the one at daemon start runs beside launches) must
+/// not close it: podman would find its socket directory gone.
+#[tokio::test]
+async fn a_sweep_spares_a_young_listener_that_holds_no_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = MockUpstream::start().unwrap();
+    let cfg = start(dir.path(), &upstream).await;
+    let request = ControlRequest::Open {
+        container: "terok-executor-ccc".into(),
+        providers: vec!["codex".into()],
+        scope: "standalone".into(),
+        uid: None,
+        stored_only: true,
+        ssh_scope: None,
+    };
+    let opened = match call(&cfg.paths.control_socket(), &request).await.unwrap() {
+        ControlResponse::Opened(opened) => opened,
+        other => panic!("{other:?}"),
+    };
+    assert!(opened.tokens.is_empty(), "{:?}", opened.tokens);
+    let socket_dir = opened.socket_dir.unwrap();
+    assert!(socket_dir.is_dir());
+
+    let sweep = |grace_secs| ControlRequest::Sweep {
+        live: vec![],
+        grace_secs,
+    };
+    match call(&cfg.paths.control_socket(), &sweep(None))
+        .await
+        .unwrap()
+    {
+        ControlResponse::Revoked { containers, .. } => assert!(containers.is_empty()),
+        other => panic!("{other:?}"),
+    }
+    assert!(socket_dir.is_dir(), "a young listener stays");
+    match call(&cfg.paths.control_socket(), &sweep(Some(0)))
+        .await
+        .unwrap()
+    {
+        ControlResponse::Revoked { containers, .. } => {
+            assert_eq!(containers, ["terok-executor-ccc"])
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!socket_dir.exists(), "without a grace period it goes");
+}
+
 /// A container holding thousands of idle connections to its socket: the daemon keeps serving
 /// the other containers and answering its control socket, and closes the idle connections once
 /// the request-head deadline passes (a connection over the limit at once).
