@@ -131,10 +131,13 @@ impl Context {
     pub fn block_on<F: std::future::Future>(&self, future: F) -> miette::Result<F::Output> {
         if self.runtime.get().is_none() {
             let built = if self.daemon {
-                // Two workers: one measured the same throughput (cargo xtask bench) but would
-                // stall every container while a database call or TLS handshake runs.
+                // One worker: a request is handed between threads nowhere (no futex wake-ups,
+                // no cross-thread unparking), which cost a second worker several times the
+                // CPU of the proxying itself (cargo xtask bench). Multi-thread all the same,
+                // so a database call that blocks moves the worker's other tasks to a new
+                // thread (`block_in_place`) instead of stalling every container.
                 tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
+                    .worker_threads(1)
                     .enable_all()
                     .build()
             } else {

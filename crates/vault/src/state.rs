@@ -81,11 +81,21 @@ impl Shared {
         self
     }
 
-    /// Runs `f` with the database.
+    /// Runs `f` with the database. A call can block — SQLite waits up to its lock timeout for
+    /// another process —, so on a multi-thread runtime the worker first hands its other tasks
+    /// to a new thread: the daemon serves every container from one worker, which must not
+    /// stall them all behind one slow database call.
     pub fn with_db<T>(&self, f: impl FnOnce(&CredentialDb) -> T) -> T {
-        match self.db.lock() {
+        let call = || match self.db.lock() {
             Ok(db) => f(&db),
             Err(poisoned) => f(&poisoned.into_inner()),
+        };
+        let multi_thread = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if multi_thread {
+            tokio::task::block_in_place(call)
+        } else {
+            call()
         }
     }
 
