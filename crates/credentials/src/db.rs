@@ -560,6 +560,16 @@ impl CredentialDb {
             .pragma_query_value(None, "data_version", |r| r.get(0))
             .map_err(self.sql())
     }
+
+    /// [`Self::data_version`] without waiting: `None` while another process holds a lock on
+    /// the database (its change, if any, is seen at the next look after it commits).
+    pub fn data_version_now(&self) -> Option<i64> {
+        self.conn.busy_timeout(std::time::Duration::ZERO).ok()?;
+        let version = self.data_version().ok();
+        // Every other call waits as before; failing to restore that would make them fail fast.
+        let _ = self.conn.busy_timeout(LOCK_WAIT);
+        version
+    }
 }
 
 fn row_to_token(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRecord> {

@@ -109,7 +109,18 @@ impl Shared {
         if !stale {
             return;
         }
-        let version = self.with_db(|db| db.data_version().unwrap_or(-1));
+        // Never waits on the request path: while this daemon's own database call runs, or
+        // another process holds the database, the check is left to a later request — a
+        // change is only visible once its writer commits anyway.
+        let db = match self.db.try_lock() {
+            Ok(db) => db,
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return,
+        };
+        let Some(version) = db.data_version_now() else {
+            return;
+        };
+        drop(db);
         if let Ok(mut caches) = self.caches.write() {
             if caches.data_version != version {
                 caches.tokens.clear();

@@ -245,6 +245,48 @@ async fn a_sweep_spares_a_young_listener_that_holds_no_token() {
     assert!(!socket_dir.exists(), "without a grace period it goes");
 }
 
+/// The daemon serves every container from one worker thread. A database call that waits for
+/// another process's lock (opening a listener writes tokens) hands the worker's other tasks to
+/// a new thread, so the requests of containers already served go on meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_database_locked_by_another_process_stalls_no_containers_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = MockUpstream::start().unwrap();
+    let cfg = start(dir.path(), &upstream).await;
+    let a = open(&cfg, "terok-executor-aaa").await;
+    let sock_a = a.socket_dir.unwrap().join("vault.sock");
+    let token = a.tokens["claude"].clone();
+    assert_eq!(status_over(&sock_a, &token).await, 200);
+
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let db = cfg.paths.db();
+    let holder = std::thread::spawn(move || {
+        let conn = rusqlite::Connection::open(db).unwrap();
+        conn.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        locked_tx.send(()).unwrap();
+        std::thread::sleep(Duration::from_secs(3));
+        conn.execute_batch("COMMIT").unwrap();
+    });
+    locked_rx.recv().unwrap();
+    let waiting = cfg.clone();
+    let opening = tokio::spawn(async move { open(&waiting, "terok-executor-bbb").await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!opening.is_finished(), "the open waits for the lock");
+
+    let started = std::time::Instant::now();
+    for _ in 0..5 {
+        assert_eq!(status_over(&sock_a, &token).await, 200);
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "A's requests waited {:?} behind B's database call",
+        started.elapsed()
+    );
+    let b = opening.await.unwrap();
+    assert!(b.tokens.contains_key("claude"));
+    holder.join().unwrap();
+}
+
 /// A container holding thousands of idle connections to its socket: the daemon keeps serving
 /// the other containers and answering its control socket, and closes the idle connections once
 /// the request-head deadline passes (a connection over the limit at once).
