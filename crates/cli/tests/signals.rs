@@ -1,6 +1,7 @@
-//! SIGINT and SIGTERM to the CLI while it launches or follows a headless run: a followed run
-//! stops its container and revokes its tokens; a launch cut short leaves only what `list`
-//! shows and `rm` / `vault clean` remove; another task is never touched.
+//! SIGINT and SIGTERM to the CLI while it builds, launches or follows a headless run: a build
+//! stops podman's and tags nothing; a followed run stops its container and revokes its tokens;
+//! a launch cut short leaves only what `list` shows and `rm` / `vault clean` remove; another
+//! task is never touched.
 
 // Test helpers may panic: a panic is how a test reports failure.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
@@ -185,4 +186,96 @@ fn a_launch_cut_short_leaves_only_what_rm_and_vault_clean_tidy() {
         );
         assert_untouched(&host, &other);
     }
+}
+
+/// The `podman build` processes among the children of process `pid`.
+fn podman_builds_of(pid: u32) -> Vec<u32> {
+    let children =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    children
+        .split_whitespace()
+        .filter_map(|c| c.parse::<u32>().ok())
+        .filter(|child| {
+            let argv = std::fs::read(format!("/proc/{child}/cmdline")).unwrap_or_default();
+            let argv: Vec<&[u8]> = argv.split(|b| *b == 0).collect();
+            argv.first().is_some_and(|p| p.ends_with(b"podman")) && argv.contains(&&b"build"[..])
+        })
+        .collect()
+}
+
+/// The image id `tag` names.
+fn image_id(host: &Host, tag: &str) -> String {
+    let out = host
+        .env
+        .command("podman")
+        .args(["image", "inspect", "--format", "{{.Id}}", tag])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[test]
+fn a_build_cut_short_stops_podman_and_tags_nothing() {
+    if !require_podman("a_build_cut_short_stops_podman_and_tags_nothing") {
+        return;
+    }
+    let host = Host::new();
+    let other = bystander(&host);
+    // No other test builds these images meanwhile.
+    let _lock = terok_testkit::agents::machine_lock("launch-images").unwrap();
+    let out = host.run(&["build"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let l1 = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("L1: ").map(str::to_owned))
+        .expect("an L1 tag");
+    let before = image_id(&host, &l1);
+
+    for name in ["TERM", "INT"] {
+        // The agent layer again, without podman's cache: minutes of npm installs.
+        let cli = host.spawn(&["build", "--rebuild"]);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let builds = loop {
+            let builds = podman_builds_of(cli.id());
+            if !builds.is_empty() {
+                break builds;
+            }
+            assert!(Instant::now() < deadline, "podman build never started");
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        std::thread::sleep(Duration::from_secs(3));
+        signal(&cli, name);
+        let out = wait_for(cli, Duration::from_secs(30));
+        assert_eq!(out.status.code(), Some(130), "SIG{name}: {}", text(&out));
+        assert!(
+            text(&out).contains("Interrupted: podman was told to stop the build"),
+            "SIG{name}: {}",
+            text(&out)
+        );
+        // podman stops: it does not build on, orphaned, to tag an image later.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while builds
+            .iter()
+            .any(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists())
+        {
+            assert!(
+                Instant::now() < deadline,
+                "SIG{name}: podman build {builds:?} still runs"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        assert_eq!(image_id(&host, &l1), before, "SIG{name}: the tag moved");
+        assert_untouched(&host, &other);
+    }
+    // The images are as they were: a build finds them current.
+    let out = host.run(&["build"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(image_id(&host, &l1), before);
+    let left: Vec<_> = host
+        .list()
+        .into_iter()
+        .filter(|(n, _)| n != &other)
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }

@@ -845,10 +845,17 @@ impl ContainerRuntime for PodmanCli {
         args.push(spec.context.to_string_lossy().into_owned());
         let mut child = self
             .command(&args)
+            // A build abandoned half-way (the caller was interrupted) is asked to stop, not
+            // killed: see `InterruptOnDrop`.
+            .kill_on_drop(false)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| self.spawn_error(e, &args))?;
+        let mut running = InterruptOnDrop {
+            pid: child.id(),
+            scratch: iid_dir.clone(),
+        };
         let (tx, mut rx) = mpsc::channel(256);
         if let Some(stdout) = child.stdout.take() {
             pump_lines(stdout, LogSource::Stdout, tx.clone());
@@ -868,6 +875,7 @@ impl ContainerRuntime for PodmanCli {
             context: "waiting for podman build".to_owned(),
             source: e,
         })?;
+        running.pid = None;
         let result = if status.success() {
             std::fs::read_to_string(&iid_file)
                 .map(|id| BuildOutput {
@@ -884,8 +892,33 @@ impl ContainerRuntime for PodmanCli {
                 &tail.into_iter().collect::<Vec<_>>().join("\n"),
             ))
         };
-        let _ = std::fs::remove_dir_all(&iid_dir);
+        drop(running);
         result
+    }
+}
+
+/// A `podman build` still running when its future is dropped gets SIGINT, as from a terminal's
+/// Ctrl-C, and stops within seconds without tagging anything — rather than SIGKILL, which
+/// gives it no chance to release its storage locks. The process ends on its own; nobody waits
+/// for it. (Podman 4.3 leaves the build containers of the steps it had run, as it does on a
+/// terminal's Ctrl-C: `podman ps --external` lists them.)
+struct InterruptOnDrop {
+    /// The build's process, until it has ended.
+    pid: Option<u32>,
+    /// The scratch directory of its id file, removed either way.
+    scratch: PathBuf,
+}
+
+impl Drop for InterruptOnDrop {
+    fn drop(&mut self) {
+        let pid = self
+            .pid
+            .and_then(|pid| i32::try_from(pid).ok())
+            .and_then(rustix::process::Pid::from_raw);
+        if let Some(pid) = pid {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::INT);
+        }
+        let _ = std::fs::remove_dir_all(&self.scratch);
     }
 }
 

@@ -25,8 +25,21 @@ pub fn run(ctx: &Context, args: BuildArgs) -> miette::Result<Status> {
         _ => SidecarChoice::Named(tool),
     });
     let request = ctx.executor()?.build_request(&choice)?;
-    print_tags(&ensure_images(ctx, &request)?);
-    Ok(Status::Ok)
+    match ensure_images(ctx, &request)? {
+        Some(built) => {
+            print_tags(&built);
+            Ok(Status::Ok)
+        }
+        None => Ok(interrupted()),
+    }
+}
+
+/// Exit status and message of a build stopped by SIGINT or SIGTERM.
+pub fn interrupted() -> Status {
+    eprintln!(
+        "Interrupted: podman was told to stop the build; images built before it stay, nothing          half-built was tagged. `terok-executor build` goes on from its cache."
+    );
+    Status::Code(130)
 }
 
 /// The image choice of the flags shared by `build`, `setup` and `run`.
@@ -41,11 +54,19 @@ pub fn image_choice(args: ImageArgs) -> ImageChoice {
     choice
 }
 
-/// Builds what is missing or stale of `request`, with progress on the terminal.
-pub fn ensure_images(ctx: &Context, request: &BuildRequest) -> miette::Result<BuiltImages> {
+/// Builds what is missing or stale of `request`, with progress on the terminal; `None` when
+/// SIGINT or SIGTERM stopped it (the podman build running then is told to stop).
+pub fn ensure_images(ctx: &Context, request: &BuildRequest) -> miette::Result<Option<BuiltImages>> {
     let mut progress = BuildProgress::new(ctx.verbose > 0);
     let executor = ctx.executor()?;
-    Ok(ctx.block_on(executor.ensure_images(request, &mut |event| progress.event(event)))??)
+    let mut on_event = |event| progress.event(event);
+    let built = ctx.block_on(async {
+        tokio::select! {
+            built = executor.ensure_images(request, &mut on_event) => Some(built),
+            () = crate::signals::interrupted() => None,
+        }
+    })?;
+    Ok(built.transpose()?)
 }
 
 pub fn print_tags(built: &BuiltImages) {

@@ -70,7 +70,10 @@ pub fn run(ctx: &Context, args: SetupArgs) -> miette::Result<Status> {
             request.base_image,
             request.selection.join(", ")
         );
-        print_tags(&ensure_images(ctx, &request)?);
+        match ensure_images(ctx, &request)? {
+            Some(built) => print_tags(&built),
+            None => return Ok(super::build::interrupted()),
+        }
     }
     let stamp = executor.record_setup()?;
     if ctx.verbose > 0 {
