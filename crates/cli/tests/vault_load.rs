@@ -1,7 +1,7 @@
 //! The vault daemon, a real process started by `vault start`, under load: 10,000 requests
 //! through one container's listener, then twice 1,000 at once across 50 listeners. Every
 //! request is answered, and the daemon keeps no memory per request: 10,000 requests leave it
-//! where it started (within 10 %), and a second burst near where the first left it.
+//! where it started (within 10 %), and so does a burst of a thousand connections at once.
 
 // Test helpers may panic: a panic is how a test reports failure.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
@@ -176,29 +176,23 @@ fn the_daemon_answers_every_request_under_load_and_keeps_no_memory_per_request()
             "10,000 requests took the daemon from {start} KiB to {sequential} KiB"
         );
 
-        // A thousand connections at once raise glibc's high-water mark, which it keeps
-        // (freed but not returned: fragmentation, see docs/vault.md); a second burst like
-        // it reuses most of that memory. What fragmentation adds varies from run to run
-        // (seen: 13 % to 28 % of the first burst's level); a leak of what the connections
-        // held would take the daemon to twice that level.
+        // A thousand connections at once, twice: once they have closed the daemon gives the
+        // memory they used back (docs/vault.md, "Memory under load"); what stays is the idle
+        // upstream connections it keeps for reuse.
         let listeners = std::sync::Arc::new(listeners);
-        assert_eq!(
-            burst(&listeners, 1_000).await,
-            0,
-            "of the first 1,000 at once"
-        );
-        let first = settled_rss_kib(pid).await;
-        assert_eq!(
-            burst(&listeners, 1_000).await,
-            0,
-            "of the second 1,000 at once"
-        );
-        let second = settled_rss_kib(pid).await;
-        eprintln!("RSS: start {start} KiB, after 10,000 {sequential} KiB, bursts {first} KiB, {second} KiB");
-        assert!(
-            second * 2 <= first * 3,
-            "a second burst took the daemon from {first} KiB to {second} KiB (start: {start} KiB)"
-        );
+        for burst_number in 1..=2 {
+            assert_eq!(
+                burst(&listeners, 1_000).await,
+                0,
+                "of burst {burst_number}: 1,000 requests at once"
+            );
+            let after = settled_rss_kib(pid).await;
+            eprintln!("RSS: start {start} KiB, after 10,000 {sequential} KiB, after burst {burst_number} {after} KiB");
+            assert!(
+                after * 10 <= start * 11,
+                "burst {burst_number} of 1,000 connections took the daemon from {start} KiB to {after} KiB"
+            );
+        }
     });
     let stopped = run_in(&env, &["vault", "stop"]);
     assert_eq!(stopped.code, 0, "{}", stopped.stderr);

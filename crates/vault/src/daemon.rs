@@ -268,6 +268,8 @@ pub async fn serve(config: VaultConfig) -> Result<(), VaultError> {
         }
     });
 
+    tokio::spawn(crate::memory::release_after_bursts());
+
     // The first sweep takes the tokens of containers that stopped while we were not running.
     // It runs beside the control socket, not before it: listing containers can take podman
     // seconds on a busy host, and a client waiting for the daemon to answer would give up.

@@ -16,6 +16,7 @@ pub mod bundle;
 pub mod control;
 mod daemon;
 pub mod listener;
+mod memory;
 pub mod paths;
 pub mod policy;
 pub mod proxy;

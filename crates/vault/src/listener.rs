@@ -99,7 +99,8 @@ pub async fn serve<L: Accept>(
             drop(io);
             continue;
         };
-        let service = holding_slot(app.clone(), ConnectionSlot(Arc::new(slot)));
+        let counted = crate::memory::CONNECTIONS.opened();
+        let service = holding_slot(app.clone(), ConnectionSlot(Arc::new((slot, counted))));
         tokio::spawn(async move {
             let _ = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -115,7 +116,13 @@ pub async fn serve<L: Accept>(
 /// extensions: whatever outlives the request on the connection (a WebSocket relayed after
 /// the upgrade) keeps it, so upgraded connections count against the limit too.
 #[derive(Clone)]
-pub struct ConnectionSlot(#[allow(dead_code)] Arc<tokio::sync::OwnedSemaphorePermit>);
+pub struct ConnectionSlot(
+    #[allow(dead_code)]
+    Arc<(
+        tokio::sync::OwnedSemaphorePermit,
+        crate::memory::OpenConnection,
+    )>,
+);
 
 /// `app` as hyper serves it, each request carrying `slot`.
 fn holding_slot(

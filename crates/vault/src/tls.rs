@@ -47,7 +47,7 @@ pub fn upstream_client() -> Result<UpstreamClient, rustls::Error> {
         .wrap_connector(http);
     Ok(Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(64)
+        .pool_max_idle_per_host(16)
         .build(https))
 }
 
