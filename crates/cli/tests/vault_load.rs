@@ -110,7 +110,7 @@ async fn burst(listeners: &std::sync::Arc<Vec<Listener>>, count: usize) -> usize
 
 /// Resident memory of `pid` once the audit lines are written and connections closed.
 async fn settled_rss_kib(pid: u32) -> u64 {
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
     rss_kib(pid)
 }
 
