@@ -3,7 +3,9 @@
 //! core and wrk, the mock upstream and this process on the other: wrk's p50/p99 over one
 //! keep-alive connection, the daemon's CPU per request (the scheduler's accounting of its
 //! threads), the first request after 100 ms idle, SSE event delay, and throughput at
-//! concurrency 32 with the daemon's share of its core.
+//! concurrency 32 with the daemon's share of its core. Two floor rows put the first figures in
+//! proportion: the same requests through socat, a relay that does nothing to the bytes,
+//! pinned to the daemon's core.
 
 use std::path::Path;
 use std::process::Command;
@@ -327,6 +329,77 @@ fn wrk_with_cpu(
     Ok((result, sum(pids)?.saturating_sub(before)))
 }
 
+/// socat relaying a loopback port to `upstream_port`, forking one process per connection: the
+/// same two TCP hops a request through the vault makes, with nothing done to the bytes — the
+/// floor of what any relay costs on this machine. Killed when dropped.
+struct FloorRelay {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl FloorRelay {
+    fn start(upstream_port: u16) -> anyhow::Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let child = Command::new("socat")
+            .arg(format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork"))
+            .arg(format!("TCP:127.0.0.1:{upstream_port},nodelay"))
+            .spawn()
+            .context("socat is needed for the relay floor (cargo xtask host-setup installs it)")?;
+        let relay = Self { child, port };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                bail!("socat did not listen on port {port} within 5 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(relay)
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// CPU time of socat and the connection processes it has reaped (`/proc/<pid>/stat`:
+    /// utime, stime, cutime, cstime, in clock ticks of 10 ms).
+    fn cpu_time(&self) -> anyhow::Result<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
+        // The fields after the command name, which is in parentheses.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        // utime is field 14 of the whole line, the 12th after the name (state is the 1st).
+        let ticks: u64 = fields
+            .get(11..15)
+            .context("a short /proc/<pid>/stat")?
+            .iter()
+            .map(|f| f.parse::<u64>().unwrap_or(0))
+            .sum();
+        Ok(Duration::from_millis(ticks * 10))
+    }
+}
+
+impl Drop for FloorRelay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// wrk over one connection through the floor relay, and the relay's CPU per request (µs):
+/// measured once wrk's connection process has exited and been reaped.
+fn floor_run(relay: &FloorRelay, dir: &Path) -> anyhow::Result<(WrkRun, f64)> {
+    let before = relay.cpu_time()?;
+    let run = wrk(&relay.url(), None, dir, 1, WRK_SECONDS)?;
+    std::thread::sleep(Duration::from_millis(500));
+    let cpu = relay.cpu_time()?.saturating_sub(before);
+    let per_request = cpu.as_secs_f64() * 1e6 / run.requests as f64;
+    Ok((run, per_request))
+}
+
 /// The daemon's pid, from its pidfile.
 fn daemon_pid(setup: &Setup) -> anyhow::Result<u32> {
     let paths = terok_vault::VaultPaths::from_terok(&terok_core::TerokPaths::resolve(
@@ -363,6 +436,10 @@ pub fn rows(binary: &Path) -> anyhow::Result<Vec<Row>> {
     let (direct_seq, mock_cpu) = wrk_with_cpu(&[me], || wrk(&direct, None, dir, 1, WRK_SECONDS))?;
     let (vault_seq, vault_cpu) =
         wrk_with_cpu(&[daemon], || wrk(&via, Some(&token), dir, 1, WRK_SECONDS))?;
+    let relay = FloorRelay::start(setup.upstream.port())?;
+    pin(relay.child.id(), DAEMON_CORE)?;
+    let (floor_seq, floor_cpu) = floor_run(&relay, dir)?;
+    drop(relay);
     let direct_c32 = wrk(&direct, None, dir, 32, WRK_SECONDS)?;
     let (vault_c32, vault_c32_cpu) =
         wrk_with_cpu(&[daemon], || wrk(&via, Some(&token), dir, 32, WRK_SECONDS))?;
@@ -421,6 +498,25 @@ pub fn rows(binary: &Path) -> anyhow::Result<Vec<Row>> {
                 "mock upstream {} µs",
                 fmt_num(per_request_us(mock_cpu, &direct_seq))
             ),
+        },
+        Row {
+            figure: "floor: added p50 through socat on the daemon's core (two hops, no HTTP)"
+                .to_owned(),
+            value: added(floor_seq.p50_ms, direct_seq.p50_ms),
+            unit: "× direct",
+            goal: Goal::AtMost(1.0),
+            baseline: format!(
+                "via socat {} ms ({} requests)",
+                fmt_num(floor_seq.p50_ms),
+                floor_seq.requests
+            ),
+        },
+        Row {
+            figure: "floor: socat's CPU per sequential request".to_owned(),
+            value: floor_cpu,
+            unit: "µs",
+            goal: Goal::AtMost(25.0),
+            baseline: "the same goal as the vault's".to_owned(),
         },
         Row {
             figure: "vault: added latency after 100 ms idle (median of 30)".to_owned(),
