@@ -315,7 +315,6 @@ pub async fn serve(config: VaultConfig) -> Result<(), VaultError> {
     Ok(())
 }
 
-/// Locks the pidfile for the daemon's lifetime and writes our pid into it.
 /// Keeps a timer due within [`TIMER_FLOOR`] for the life of the daemon. tokio wakes its
 /// sleeping driver (an eventfd write and another `epoll_wait` round) whenever a timer is armed
 /// earlier than the one the driver last went to sleep towards, and every request arms one:
@@ -332,6 +331,7 @@ async fn keep_a_timer_due_soon() {
 /// See [`keep_a_timer_due_soon`]: below every per-request deadline (30 s).
 const TIMER_FLOOR: Duration = Duration::from_secs(20);
 
+/// Locks the pidfile for the daemon's lifetime and writes our pid into it.
 fn lock_pidfile(path: &Path) -> Result<std::fs::File, VaultError> {
     let mut file = terok_core::secure_fs::open_lock_file(path).map_err(|e| VaultError::Io {
         context: format!("cannot open {}", path.display()),

@@ -32,8 +32,9 @@ pub fn client_config() -> Result<rustls::ClientConfig, rustls::Error> {
     rustls::ClientConfig::with_platform_verifier()
 }
 
-/// The pooled upstream client: HTTP/1.1 and HTTP/2 (by ALPN), 10 s to connect, idle
-/// connections kept 90 s. It never follows redirects or decompresses: the proxy relays bytes.
+/// The pooled upstream client: HTTP/1.1 and HTTP/2 (by ALPN), 10 s to connect, up to 16 idle
+/// connections per host kept 90 s (each holds memory; docs/vault.md, "Cost per request"). It
+/// never follows redirects or decompresses: the proxy relays bytes.
 pub fn upstream_client() -> Result<UpstreamClient, rustls::Error> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
