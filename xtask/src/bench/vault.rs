@@ -317,18 +317,6 @@ fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
     Ok(Duration::from_nanos(total))
 }
 
-/// A wrk run and the CPU time `pids` used during it.
-fn wrk_with_cpu(
-    pids: &[u32],
-    run: impl FnOnce() -> anyhow::Result<WrkRun>,
-) -> anyhow::Result<(WrkRun, Duration)> {
-    let sum =
-        |pids: &[u32]| -> anyhow::Result<Duration> { pids.iter().map(|&pid| cpu_time(pid)).sum() };
-    let before = sum(pids)?;
-    let result = run()?;
-    Ok((result, sum(pids)?.saturating_sub(before)))
-}
-
 /// socat relaying a loopback port to `upstream_port`, forking one process per connection: the
 /// same two TCP hops a request through the vault makes, with nothing done to the bytes — the
 /// floor of what any relay costs on this machine. Killed when dropped.
@@ -362,24 +350,26 @@ impl FloorRelay {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// CPU time of socat and the connection processes it has reaped (`/proc/<pid>/stat`:
-    /// utime, stime, cutime, cstime, in clock ticks of 10 ms).
+    /// CPU time of socat and the connection processes it has reaped.
     fn cpu_time(&self) -> anyhow::Result<Duration> {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
-        // The fields after the command name, which is in parentheses.
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map(|(_, rest)| rest.split_whitespace().collect())
-            .unwrap_or_default();
-        // utime is field 14 of the whole line, the 12th after the name (state is the 1st).
-        let ticks: u64 = fields
-            .get(11..15)
-            .context("a short /proc/<pid>/stat")?
-            .iter()
-            .map(|f| f.parse::<u64>().unwrap_or(0))
-            .sum();
+        let ticks = reaped_cpu_ticks(&stat).context("a short /proc/<pid>/stat")?;
         Ok(Duration::from_millis(ticks * 10))
     }
+}
+
+/// utime + stime + cutime + cstime of a `/proc/<pid>/stat` line: a process's CPU and that of
+/// its reaped children, in clock ticks (10 ms).
+fn reaped_cpu_ticks(stat: &str) -> Option<u64> {
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let (_, rest) = stat.rsplit_once(')')?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime is field 14 of the whole line, the 12th after the name (state is the 1st).
+    fields
+        .get(11..15)?
+        .iter()
+        .map(|field| field.parse::<u64>().ok())
+        .sum()
 }
 
 impl Drop for FloorRelay {
@@ -387,17 +377,6 @@ impl Drop for FloorRelay {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// wrk over one connection through the floor relay, and the relay's CPU per request (µs):
-/// measured once wrk's connection process has exited and been reaped.
-fn floor_run(relay: &FloorRelay, dir: &Path) -> anyhow::Result<(WrkRun, f64)> {
-    let before = relay.cpu_time()?;
-    let run = wrk(&relay.url(), None, dir, 1, WRK_SECONDS)?;
-    std::thread::sleep(Duration::from_millis(500));
-    let cpu = relay.cpu_time()?.saturating_sub(before);
-    let per_request = cpu.as_secs_f64() * 1e6 / run.requests as f64;
-    Ok((run, per_request))
 }
 
 /// The daemon's pid, from its pidfile.
@@ -418,8 +397,78 @@ const CLIENT_CORE: usize = 1;
 /// How long each wrk run lasts.
 const WRK_SECONDS: u32 = 10;
 
+/// Everything measured along one path to the mock upstream: directly, through the vault, or
+/// through the floor relay.
+struct PathRun {
+    /// One keep-alive connection.
+    seq: WrkRun,
+    /// CPU of the measured process(es) during `seq`.
+    seq_cpu: Duration,
+    /// 32 keep-alive connections.
+    c32: WrkRun,
+    /// CPU of the measured process(es) during `c32`.
+    c32_cpu: Duration,
+    /// The median request after 100 ms idle (ms).
+    idle_ms: f64,
+    /// The mean delay of an SSE event (ms).
+    sse_ms: f64,
+}
+
+impl PathRun {
+    fn cpu_per_request_us(cpu: Duration, run: &WrkRun) -> f64 {
+        cpu.as_secs_f64() * 1e6 / run.requests as f64
+    }
+
+    fn seq_cpu_us(&self) -> f64 {
+        Self::cpu_per_request_us(self.seq_cpu, &self.seq)
+    }
+
+    fn c32_cpu_us(&self) -> f64 {
+        Self::cpu_per_request_us(self.c32_cpu, &self.c32)
+    }
+
+    fn c32_core_share(&self) -> f64 {
+        self.c32_cpu.as_secs_f64() / self.c32.seconds
+    }
+}
+
+/// Where one path's requests go and how its CPU is read.
+struct Via<'a> {
+    url: &'a str,
+    token: Option<&'a str>,
+    cpu: &'a dyn Fn() -> anyhow::Result<Duration>,
+}
+
+/// Every figure of `via`, each wrk run's CPU read once its connections have closed (socat's
+/// connection processes count when they have been reaped).
+fn measure(
+    via: &Via<'_>,
+    dir: &Path,
+    runtime: &tokio::runtime::Runtime,
+) -> anyhow::Result<PathRun> {
+    let with_cpu = |connections: usize| -> anyhow::Result<(WrkRun, Duration)> {
+        let before = (via.cpu)()?;
+        let run = wrk(via.url, via.token, dir, connections, WRK_SECONDS)?;
+        std::thread::sleep(Duration::from_millis(500));
+        Ok((run, (via.cpu)()?.saturating_sub(before)))
+    };
+    let (seq, seq_cpu) = with_cpu(1)?;
+    let (c32, c32_cpu) = with_cpu(32)?;
+    let idle_ms = runtime.block_on(after_idle(&format!("{}/v1/messages", via.url), via.token))?;
+    let sse_ms = runtime.block_on(sse_delay(via.url, via.token))?;
+    Ok(PathRun {
+        seq,
+        seq_cpu,
+        c32,
+        c32_cpu,
+        idle_ms,
+        sse_ms,
+    })
+}
+
 /// The vault rows: the daemon pinned to one core, everything else on the other, each figure
-/// next to the same measurement made directly against the mock upstream.
+/// next to the same measurement made directly against the mock upstream — and then the same
+/// figures through the floor relay, pinned where the daemon is, against the same goals.
 pub fn rows(binary: &Path) -> anyhow::Result<Vec<Row>> {
     terok_vault::tls::install_crypto_provider();
     // Before any thread starts: the mock upstream's and the client's threads inherit it.
@@ -427,141 +476,215 @@ pub fn rows(binary: &Path) -> anyhow::Result<Vec<Row>> {
     let setup = setup(binary)?;
     let daemon = daemon_pid(&setup)?;
     pin(daemon, DAEMON_CORE)?;
-    let direct = setup.upstream.url();
-    let via = setup.vault_url.clone();
-    let token = setup.token.clone();
     let dir = setup.env.root();
     let me = std::process::id();
-
-    let (direct_seq, mock_cpu) = wrk_with_cpu(&[me], || wrk(&direct, None, dir, 1, WRK_SECONDS))?;
-    let (vault_seq, vault_cpu) =
-        wrk_with_cpu(&[daemon], || wrk(&via, Some(&token), dir, 1, WRK_SECONDS))?;
-    let relay = FloorRelay::start(setup.upstream.port())?;
-    pin(relay.child.id(), DAEMON_CORE)?;
-    let (floor_seq, floor_cpu) = floor_run(&relay, dir)?;
-    drop(relay);
-    let direct_c32 = wrk(&direct, None, dir, 32, WRK_SECONDS)?;
-    let (vault_c32, vault_c32_cpu) =
-        wrk_with_cpu(&[daemon], || wrk(&via, Some(&token), dir, 32, WRK_SECONDS))?;
-
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let (direct_idle, vault_idle) = runtime.block_on(async {
-        let d = after_idle(&format!("{direct}/v1/messages"), None).await?;
-        let v = after_idle(&format!("{via}/v1/messages"), Some(&token)).await?;
-        anyhow::Ok((d, v))
-    })?;
-    let (direct_sse, vault_sse) = runtime.block_on(async {
-        let d = sse_delay(&direct, None).await?;
-        let v = sse_delay(&via, Some(&token)).await?;
-        anyhow::Ok((d, v))
-    })?;
 
-    let per_request_us =
-        |cpu: Duration, run: &WrkRun| cpu.as_secs_f64() * 1e6 / run.requests as f64;
-    let added = |vault: f64, direct: f64| (vault - direct) / direct;
-    let errors = vault_seq.errors + vault_c32.errors;
-    Ok(vec![
+    let direct_url = setup.upstream.url();
+    let direct = measure(
+        &Via {
+            url: &direct_url,
+            token: None,
+            cpu: &|| cpu_time(me),
+        },
+        dir,
+        &runtime,
+    )?;
+    let vault = measure(
+        &Via {
+            url: &setup.vault_url,
+            token: Some(&setup.token),
+            cpu: &|| cpu_time(daemon),
+        },
+        dir,
+        &runtime,
+    )?;
+    let relay = FloorRelay::start(setup.upstream.port())?;
+    pin(relay.child.id(), DAEMON_CORE)?;
+    let floor = measure(
+        &Via {
+            url: &relay.url(),
+            token: None,
+            cpu: &|| relay.cpu_time(),
+        },
+        dir,
+        &runtime,
+    )?;
+    drop(relay);
+    let errors = vault.seq.errors + vault.c32.errors;
+    let mut rows = vault_rows(&direct, &vault, errors);
+    rows.extend(floor_rows(&direct, &floor, &vault));
+    Ok(rows)
+}
+
+/// How much more than the direct figure a relayed one is, as a multiple of the direct one.
+fn added(relayed: f64, direct: f64) -> f64 {
+    (relayed - direct) / direct
+}
+
+/// The vault's figures against their goals.
+fn vault_rows(direct: &PathRun, vault: &PathRun, errors: u64) -> Vec<Row> {
+    vec![
         Row {
             figure: format!(
                 "vault: added p50, 1 keep-alive connection, 1 KiB POSTs ({} requests, \
                  {errors} errors)",
-                vault_seq.requests
+                vault.seq.requests
             ),
-            value: added(vault_seq.p50_ms, direct_seq.p50_ms),
+            value: added(vault.seq.p50_ms, direct.seq.p50_ms),
             unit: "× direct",
             goal: Goal::AtMost(1.0),
             baseline: format!(
                 "direct p50 {} ms, via the vault {} ms",
-                fmt_num(direct_seq.p50_ms),
-                fmt_num(vault_seq.p50_ms)
+                fmt_num(direct.seq.p50_ms),
+                fmt_num(vault.seq.p50_ms)
             ),
         },
         Row {
             figure: "vault: added p99, 1 connection".to_owned(),
-            value: added(vault_seq.p99_ms, direct_seq.p99_ms),
+            value: added(vault.seq.p99_ms, direct.seq.p99_ms),
             unit: "× direct",
             goal: Goal::AtMost(2.0),
             baseline: format!(
                 "direct p99 {} ms, via the vault {} ms",
-                fmt_num(direct_seq.p99_ms),
-                fmt_num(vault_seq.p99_ms)
+                fmt_num(direct.seq.p99_ms),
+                fmt_num(vault.seq.p99_ms)
             ),
         },
         Row {
             figure: "vault: daemon CPU per sequential request".to_owned(),
-            value: per_request_us(vault_cpu, &vault_seq),
+            value: vault.seq_cpu_us(),
             unit: "µs",
             goal: Goal::AtMost(25.0),
-            // The machine's noise moves the vault and the floor together: their ratio is the
-            // figure to compare between runs.
-            baseline: format!(
-                "mock upstream {} µs; {} × socat's",
-                fmt_num(per_request_us(mock_cpu, &direct_seq)),
-                fmt_num(per_request_us(vault_cpu, &vault_seq) / floor_cpu)
-            ),
-        },
-        Row {
-            figure: "floor: added p50 through socat on the daemon's core (two hops, no HTTP)"
-                .to_owned(),
-            value: added(floor_seq.p50_ms, direct_seq.p50_ms),
-            unit: "× direct",
-            goal: Goal::AtMost(1.0),
-            baseline: format!(
-                "via socat {} ms ({} requests)",
-                fmt_num(floor_seq.p50_ms),
-                floor_seq.requests
-            ),
-        },
-        Row {
-            figure: "floor: socat's CPU per sequential request".to_owned(),
-            value: floor_cpu,
-            unit: "µs",
-            goal: Goal::AtMost(25.0),
-            baseline: "the same goal as the vault's".to_owned(),
+            baseline: format!("mock upstream {} µs", fmt_num(direct.seq_cpu_us())),
         },
         Row {
             figure: "vault: added latency after 100 ms idle (median of 30)".to_owned(),
-            value: added(vault_idle, direct_idle),
+            value: added(vault.idle_ms, direct.idle_ms),
             unit: "× direct",
             goal: Goal::AtMost(2.0),
             baseline: format!(
                 "direct {} ms, via the vault {} ms",
-                fmt_num(direct_idle),
-                fmt_num(vault_idle)
+                fmt_num(direct.idle_ms),
+                fmt_num(vault.idle_ms)
             ),
         },
         Row {
             figure: "vault: added delay per SSE event".to_owned(),
-            value: vault_sse - direct_sse,
+            value: vault.sse_ms - direct.sse_ms,
             unit: "ms",
             goal: Goal::AtMost(0.05),
-            baseline: format!("direct {} ms", fmt_num(direct_sse)),
+            baseline: format!("direct {} ms", fmt_num(direct.sse_ms)),
         },
         Row {
             figure: format!("vault: req/s at concurrency 32, {WRK_SECONDS} s"),
-            value: vault_c32.rps() / direct_c32.rps(),
+            value: vault.c32.rps() / direct.c32.rps(),
             unit: "× direct",
             goal: Goal::AtLeast(0.9),
             baseline: format!(
                 "direct {} req/s ({} errors), via the vault {} req/s",
-                fmt_num(direct_c32.rps()),
-                direct_c32.errors,
-                fmt_num(vault_c32.rps())
+                fmt_num(direct.c32.rps()),
+                direct.c32.errors,
+                fmt_num(vault.c32.rps())
             ),
         },
         Row {
             figure: "vault: daemon's share of its core at concurrency 32".to_owned(),
-            value: vault_c32_cpu.as_secs_f64() / vault_c32.seconds,
+            value: vault.c32_core_share(),
+            unit: "core",
+            goal: Goal::AtMost(0.9),
+            baseline: format!("{} µs CPU per request", fmt_num(vault.c32_cpu_us())),
+        },
+    ]
+}
+
+/// The same figures through socat on the daemon's core, against the same goals: what any
+/// relay costs on this machine. The baselines give the vault as a multiple of the floor,
+/// which stays steady while the machine's noise moves both.
+fn floor_rows(direct: &PathRun, floor: &PathRun, vault: &PathRun) -> Vec<Row> {
+    let times = |vault: f64, floor: f64| format!("the vault {} × socat", fmt_num(vault / floor));
+    let vault_p50 = added(vault.seq.p50_ms, direct.seq.p50_ms);
+    let floor_p50 = added(floor.seq.p50_ms, direct.seq.p50_ms);
+    let vault_p99 = added(vault.seq.p99_ms, direct.seq.p99_ms);
+    let floor_p99 = added(floor.seq.p99_ms, direct.seq.p99_ms);
+    let vault_idle = added(vault.idle_ms, direct.idle_ms);
+    let floor_idle = added(floor.idle_ms, direct.idle_ms);
+    vec![
+        Row {
+            figure: "floor: added p50 through socat on the daemon's core (two hops, no HTTP)"
+                .to_owned(),
+            value: floor_p50,
+            unit: "× direct",
+            goal: Goal::AtMost(1.0),
+            baseline: format!(
+                "via socat {} ms ({} requests); {}",
+                fmt_num(floor.seq.p50_ms),
+                floor.seq.requests,
+                times(vault_p50, floor_p50)
+            ),
+        },
+        Row {
+            figure: "floor: added p99 through socat".to_owned(),
+            value: floor_p99,
+            unit: "× direct",
+            goal: Goal::AtMost(2.0),
+            baseline: format!(
+                "via socat {} ms; {}",
+                fmt_num(floor.seq.p99_ms),
+                times(vault_p99, floor_p99)
+            ),
+        },
+        Row {
+            figure: "floor: socat's CPU per sequential request".to_owned(),
+            value: floor.seq_cpu_us(),
+            unit: "µs",
+            goal: Goal::AtMost(25.0),
+            baseline: times(vault.seq_cpu_us(), floor.seq_cpu_us()),
+        },
+        Row {
+            figure: "floor: added latency after 100 ms idle through socat".to_owned(),
+            value: floor_idle,
+            unit: "× direct",
+            goal: Goal::AtMost(2.0),
+            baseline: format!(
+                "via socat {} ms; {}",
+                fmt_num(floor.idle_ms),
+                times(vault_idle, floor_idle)
+            ),
+        },
+        Row {
+            figure: "floor: added delay per SSE event through socat".to_owned(),
+            value: floor.sse_ms - direct.sse_ms,
+            unit: "ms",
+            goal: Goal::AtMost(0.05),
+            baseline: format!("via socat {} ms", fmt_num(floor.sse_ms)),
+        },
+        Row {
+            figure: "floor: req/s through socat at concurrency 32".to_owned(),
+            value: floor.c32.rps() / direct.c32.rps(),
+            unit: "× direct",
+            goal: Goal::AtLeast(0.9),
+            baseline: format!(
+                "via socat {} req/s ({} errors); {}",
+                fmt_num(floor.c32.rps()),
+                floor.c32.errors,
+                times(vault.c32.rps(), floor.c32.rps())
+            ),
+        },
+        Row {
+            figure: "floor: socat's share of its core at concurrency 32".to_owned(),
+            value: floor.c32_core_share(),
             unit: "core",
             goal: Goal::AtMost(0.9),
             baseline: format!(
-                "{} µs CPU per request",
-                fmt_num(per_request_us(vault_c32_cpu, &vault_c32))
+                "{} µs CPU per request; {}",
+                fmt_num(floor.c32_cpu_us()),
+                times(vault.c32_cpu_us(), floor.c32_cpu_us())
             ),
         },
-    ])
+    ]
 }
 
 #[cfg(test)]
@@ -591,5 +714,13 @@ Requests/sec:  10400.00
         assert_eq!(run.errors, 3);
         assert!((run.rps() - 10_400.0).abs() < 1e-6);
         assert!(parse_wrk("nothing useful").is_none());
+    }
+
+    #[test]
+    fn a_relays_cpu_includes_its_reaped_children() {
+        let stat = "4242 (socat (x) y) S 1 4242 4242 0 -1 4194560 100 0 0 0 7 3 20 11 20 0 1 0";
+        assert_eq!(reaped_cpu_ticks(stat), Some(7 + 3 + 20 + 11));
+        assert_eq!(reaped_cpu_ticks("4242 (socat) S 1 2 3"), None);
+        assert_eq!(reaped_cpu_ticks("no parenthesis"), None);
     }
 }
