@@ -32,8 +32,9 @@ pub fn client_config() -> Result<rustls::ClientConfig, rustls::Error> {
     rustls::ClientConfig::with_platform_verifier()
 }
 
-/// The pooled upstream client: HTTP/1.1 and HTTP/2 (by ALPN), 10 s to connect, up to 16 idle
-/// connections per host kept 90 s (each holds memory; docs/vault.md, "Cost per request"). It
+/// The pooled upstream client: HTTP/1.1 and HTTP/2 (by ALPN), 10 s to connect, up to 32 idle
+/// connections per host kept 90 s — as many as 32 requests at once to one HTTP/1.1 upstream
+/// keep busy; each holds memory (docs/vault.md, "Cost per request"). It
 /// never follows redirects or decompresses: the proxy relays bytes.
 pub fn upstream_client() -> Result<UpstreamClient, rustls::Error> {
     let mut http = HttpConnector::new();
@@ -48,7 +49,7 @@ pub fn upstream_client() -> Result<UpstreamClient, rustls::Error> {
         .wrap_connector(http);
     Ok(Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(16)
+        .pool_max_idle_per_host(32)
         .build(https))
 }
 
