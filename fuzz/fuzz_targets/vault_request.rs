@@ -19,7 +19,7 @@ use terok_credentials::{Credential, KeyOptions};
 use terok_fuzz::{Dialer, bounded_upstream, connections, substitute, switched_protocols};
 use terok_testkit::server::BackgroundServer;
 use terok_vault::listener::ListenerLimits;
-use terok_vault::{VaultConfig, VaultPaths, open_shared, router};
+use terok_vault::{VaultConfig, VaultPaths, listener_app, open_shared};
 
 const REAL_KEY: &str = "sk-ant-api03-REAL-fuzz-key-0123456789";
 const REAL_ACCESS: &str = "codex-REAL-fuzz-access";
@@ -94,7 +94,7 @@ fn harness() -> Harness {
         .build()
         .expect("runtime");
     let (accepting, dialer) = connections();
-    let app = router(shared, Some(TASK));
+    let app = listener_app(shared, Some(TASK));
     let (stop_tx, stop) = tokio::sync::oneshot::channel();
     runtime.spawn(terok_vault::listener::serve(
         accepting,

@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
 use serde::{Deserialize, Serialize};
 use terok_credentials::routes::{RouteTable, read_routes};
 use terok_credentials::{CredentialDb, DEFAULT_SET, KeyOptions, resolve_key};
@@ -20,7 +19,7 @@ use crate::audit::AuditLog;
 use crate::control::{ControlRequest, ControlResponse, DaemonStatus, Opened, ServedRoutes};
 use crate::listener::ListenerLimits;
 use crate::paths::{VaultPaths, is_socket};
-use crate::proxy::{ListenerCtx, handle};
+use crate::proxy::ListenerCtx;
 use crate::signer::{SSH_PROVIDER, serve_signer, signer_socket};
 use crate::state::Shared;
 
@@ -216,12 +215,12 @@ pub fn open_shared(config: &VaultConfig) -> Result<Arc<Shared>, VaultError> {
     ))
 }
 
-/// A router whose requests are checked against `container`'s tokens.
-pub fn router(shared: Arc<Shared>, container: Option<&str>) -> Router {
-    Router::new().fallback(handle).with_state(ListenerCtx {
+/// A listener's handler, whose requests are checked against `container`'s tokens.
+pub fn listener_app(shared: Arc<Shared>, container: Option<&str>) -> ListenerCtx {
+    ListenerCtx {
         shared,
         container: container.map(Arc::from),
-    })
+    }
 }
 
 /// Runs the daemon in the foreground until `Stop`, SIGTERM or SIGINT.
@@ -660,7 +659,7 @@ impl Daemon {
         endpoint: Endpoint,
     ) {
         let (tx, rx) = oneshot::channel();
-        let app = router(self.shared.clone(), Some(container));
+        let app = listener_app(self.shared.clone(), Some(container));
         tokio::spawn(crate::listener::serve(listener, app, self.limits, rx));
         if let Ok(mut listeners) = self.listeners.lock() {
             listeners.insert(

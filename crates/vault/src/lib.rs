@@ -32,8 +32,8 @@ mod ws;
 
 pub use bundle::{BUNDLE_VERSION, SidecarBundle};
 pub use daemon::{
-    LiveContainers, LiveContainersFuture, SWEEP_GRACE_SECS, VaultConfig, VaultError, open_shared,
-    router, serve,
+    LiveContainers, LiveContainersFuture, SWEEP_GRACE_SECS, VaultConfig, VaultError, listener_app,
+    open_shared, serve,
 };
 pub use paths::VaultPaths;
 pub use sidecar::{SidecarOptions, serve_sidecar};

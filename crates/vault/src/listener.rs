@@ -9,6 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::Response;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -67,10 +70,31 @@ pub fn accept_backoff(failures: u32) -> Duration {
     Duration::from_millis(10u64.saturating_mul(1u64 << failures.min(7))).min(Duration::from_secs(1))
 }
 
+/// What a listener answers requests with: an axum [`Router`], or a handler called directly
+/// (the vault's proxy, where a router's matching and boxing would be work on every request
+/// for one route).
+pub trait App: Clone + Send + Sync + 'static {
+    /// The response to `request`.
+    fn call(&self, request: Request) -> impl Future<Output = Response> + Send + use<Self>;
+}
+
+impl App for Router {
+    fn call(&self, request: Request) -> impl Future<Output = Response> + Send + use<> {
+        let service = TowerToHyperService::new(self.clone());
+        let answered = hyper::service::Service::call(&service, request);
+        async move {
+            match answered.await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            }
+        }
+    }
+}
+
 /// Serves `app` on `listener` within `limits` until `stop` fires.
-pub async fn serve<L: Accept>(
+pub async fn serve<L: Accept, A: App>(
     listener: L,
-    app: Router,
+    app: A,
     limits: ListenerLimits,
     stop: oneshot::Receiver<()>,
 ) {
@@ -125,19 +149,19 @@ pub struct ConnectionSlot(
 );
 
 /// `app` as hyper serves it, each request carrying `slot`.
-fn holding_slot(
-    app: Router,
+fn holding_slot<A: App>(
+    app: A,
     slot: ConnectionSlot,
 ) -> impl hyper::service::Service<
     hyper::Request<hyper::body::Incoming>,
-    Response = axum::response::Response,
+    Response = Response,
     Error = std::convert::Infallible,
     Future = impl Send,
 > + Clone {
-    let inner = TowerToHyperService::new(app);
     hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
         request.extensions_mut().insert(slot.clone());
-        hyper::service::Service::call(&inner, request)
+        let answered = app.call(request.map(Body::new));
+        async move { Ok(answered.await) }
     })
 }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -83,8 +83,14 @@ struct Grant {
     credential: Arc<Credential>,
 }
 
+impl crate::listener::App for ListenerCtx {
+    fn call(&self, request: Request) -> impl Future<Output = Response> + Send + use<> {
+        handle(self.clone(), request)
+    }
+}
+
 /// The handler of every request on a listener.
-pub async fn handle(State(ctx): State<ListenerCtx>, request: Request) -> Response {
+pub async fn handle(ctx: ListenerCtx, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     if parts.method == Method::GET && parts.uri.path() == "/-/health" {
         return (StatusCode::OK, "ok\n").into_response();
@@ -575,9 +581,7 @@ impl http_body::Body for AuditedBody {
 #[cfg(test)]
 mod tests {
     /// The size of the future an async fn of a listener's context and a request returns.
-    fn future_size<F>(
-        _: impl Fn(axum::extract::State<super::ListenerCtx>, axum::extract::Request) -> F,
-    ) -> usize {
+    fn future_size<F>(_: impl Fn(super::ListenerCtx, axum::extract::Request) -> F) -> usize {
         std::mem::size_of::<F>()
     }
 

@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 
 use crate::audit::AuditLog;
 use crate::bundle::{SidecarBundle, read_bundle};
-use crate::daemon::{VaultError, router};
+use crate::daemon::{VaultError, listener_app};
 use crate::listener::ListenerLimits;
 use crate::paths::VaultPaths;
 use crate::state::Shared;
@@ -114,7 +114,7 @@ pub async fn serve_sidecar(options: SidecarOptions) -> Result<(), VaultError> {
             tokio::time::sleep(Duration::from_secs(60)).await;
         }
     });
-    let app = router(shared, Some(&bundle.container));
+    let app = listener_app(shared, Some(&bundle.container));
     let serving = tokio::spawn(crate::listener::serve(
         listener,
         app,

@@ -18,7 +18,8 @@ const BODY_BUDGET: usize = 64 * 1024 * 1024;
 
 struct Caches {
     tokens: HashMap<String, Arc<TokenRecord>>,
-    credentials: HashMap<(String, String), Arc<Credential>>,
+    /// By credential set, then provider: looked up with borrowed names, no key built.
+    credentials: HashMap<String, HashMap<String, Arc<Credential>>>,
     data_version: i64,
     checked: Instant,
 }
@@ -159,9 +160,8 @@ impl Shared {
     /// The stored credential of `provider` in `set`.
     pub fn credential(&self, set: &str, provider: &str) -> Result<Option<Arc<Credential>>, String> {
         self.refresh_if_stale();
-        let key = (set.to_owned(), provider.to_owned());
         if let Ok(caches) = self.caches.read()
-            && let Some(credential) = caches.credentials.get(&key)
+            && let Some(credential) = caches.credentials.get(set).and_then(|by| by.get(provider))
         {
             return Ok(Some(credential.clone()));
         }
@@ -170,7 +170,11 @@ impl Shared {
             .map_err(|e| e.to_string())?
             .map(Arc::new);
         if let (Some(credential), Ok(mut caches)) = (&loaded, self.caches.write()) {
-            caches.credentials.insert(key, credential.clone());
+            caches
+                .credentials
+                .entry(set.to_owned())
+                .or_default()
+                .insert(provider.to_owned(), credential.clone());
         }
         Ok(loaded)
     }

@@ -13,11 +13,14 @@ use terok_core::env::HostEnv;
 use terok_credentials::routes::{RefreshRoute, Route, RouteTable, write_routes};
 use terok_credentials::{Credential, KeyOptions, Secret};
 use terok_testkit::upstream::MockUpstream;
-use terok_vault::{Shared, VaultConfig, VaultPaths, open_shared, router};
+use terok_vault::listener::ListenerLimits;
+use terok_vault::{Shared, VaultConfig, VaultPaths, listener_app, open_shared};
 
 const REAL_KEY: &str = "sk-ant-api03-REAL-upstream-key-0123456789";
 
 struct Broker {
+    /// Stops the listener when the broker is dropped.
+    _stop: tokio::sync::oneshot::Sender<()>,
     _dir: tempfile::TempDir,
     shared: Arc<Shared>,
     url: String,
@@ -137,11 +140,17 @@ async fn broker(container: Option<&str>) -> Broker {
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let app = router(shared.clone(), container);
-    tokio::spawn(async move {
-        axum::serve(listener, app).await.unwrap();
-    });
+    // The daemon's own serving path: the listener's limits and the proxy handler.
+    let app = listener_app(shared.clone(), container);
+    let (stop, stopped) = tokio::sync::oneshot::channel();
+    tokio::spawn(terok_vault::listener::serve(
+        listener,
+        app,
+        ListenerLimits::default(),
+        stopped,
+    ));
     Broker {
+        _stop: stop,
         _dir: dir,
         shared,
         url,
