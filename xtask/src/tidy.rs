@@ -299,26 +299,140 @@ fn no_source_file_imports_one_that_imports_it_back() {
 /// in, and catches code outside the workspace lint (the fuzz crate).
 const UNSAFE_SITE: &str = "crates/vault/src/memory.rs";
 
-/// Where a line uses `unsafe` or lifts the lint against it (the word in a comment or a
-/// string does not count).
-fn uses_unsafe(line: &str) -> bool {
-    let mut code = String::new();
-    let mut chars = line.chars();
-    let mut in_string = false;
-    while let Some(c) = chars.next() {
-        match (in_string, c) {
-            // An escaped character (a quote among them) does not end the string.
-            (true, '\\') => {
-                chars.next();
+/// `source` with every comment and literal (strings, raw strings, byte strings, chars)
+/// blanked to spaces, line breaks kept: what is left is code, on the lines it was on.
+fn code_only(source: &str) -> String {
+    let chars: Vec<char> = source.chars().collect();
+    let mut out = String::with_capacity(source.len());
+    let mut i = 0;
+    // Blanks `chars[from..to]`, keeping line breaks.
+    let blank = |out: &mut String, from: usize, to: usize| {
+        for &c in &chars[from..to.min(chars.len())] {
+            out.push(if c == '\n' { '\n' } else { ' ' });
+        }
+    };
+    while i < chars.len() {
+        let c = chars[i];
+        let next = chars.get(i + 1).copied();
+        let in_word = i > 0 && (chars[i - 1].is_alphanumeric() || chars[i - 1] == '_');
+        let end = if c == '/' && next == Some('/') {
+            (i..chars.len())
+                .find(|&j| chars[j] == '\n')
+                .unwrap_or(chars.len())
+        } else if c == '/' && next == Some('*') {
+            block_comment_end(&chars, i)
+        } else if c == '"' {
+            string_end(&chars, i + 1)
+        } else if (c == 'r' || (c == 'b' && next == Some('r'))) && !in_word {
+            match raw_string_end(&chars, i + usize::from(c == 'b') + 1) {
+                Some(end) => end,
+                None => {
+                    out.push(c);
+                    i += 1;
+                    continue;
+                }
             }
-            (_, '"') => in_string = !in_string,
-            (false, '/') if chars.clone().next() == Some('/') => break,
-            (false, c) => code.push(c),
-            (true, _) => {}
+        } else if c == '\'' {
+            match char_literal_end(&chars, i) {
+                Some(end) => end,
+                None => {
+                    out.push(c);
+                    i += 1;
+                    continue;
+                }
+            }
+        } else {
+            out.push(c);
+            i += 1;
+            continue;
+        };
+        blank(&mut out, i, end);
+        i = end;
+    }
+    out
+}
+
+/// Just past the `*/` closing the (possibly nested) block comment opening at `start`.
+fn block_comment_end(chars: &[char], start: usize) -> usize {
+    let mut depth = 0;
+    let mut i = start;
+    while i + 1 < chars.len() {
+        match (chars[i], chars[i + 1]) {
+            ('/', '*') => {
+                depth += 1;
+                i += 2;
+            }
+            ('*', '/') => {
+                depth -= 1;
+                i += 2;
+                if depth == 0 {
+                    return i;
+                }
+            }
+            _ => i += 1,
         }
     }
-    code.split(|c: char| !(c.is_alphanumeric() || c == '_'))
-        .any(|word| word == "unsafe" || word == "unsafe_code")
+    chars.len()
+}
+
+/// Just past the quote closing a string whose text starts at `from` (escapes skipped).
+fn string_end(chars: &[char], from: usize) -> usize {
+    let mut i = from;
+    while i < chars.len() {
+        match chars[i] {
+            '\\' => i += 2,
+            '"' => return i + 1,
+            _ => i += 1,
+        }
+    }
+    chars.len()
+}
+
+/// Just past a raw string whose hashes (if any) start at `from` (after the `r`), or `None`
+/// when `r` starts an identifier instead.
+fn raw_string_end(chars: &[char], from: usize) -> Option<usize> {
+    let hashes = chars[from.min(chars.len())..]
+        .iter()
+        .take_while(|&&c| c == '#')
+        .count();
+    if chars.get(from + hashes) != Some(&'"') {
+        return None;
+    }
+    let mut i = from + hashes + 1;
+    while i < chars.len() {
+        let closing_hashes = chars[i + 1..].iter().take_while(|&&c| c == '#').count();
+        if chars[i] == '"' && closing_hashes >= hashes {
+            return Some(i + 1 + hashes);
+        }
+        i += 1;
+    }
+    Some(chars.len())
+}
+
+/// Just past the char literal opening at `start`, or `None` for a lifetime (`'a`).
+fn char_literal_end(chars: &[char], start: usize) -> Option<usize> {
+    match chars.get(start + 1) {
+        Some('\\') => {
+            let close = (start + 2..chars.len()).find(|&j| chars[j] == '\'')?;
+            Some(close + 1)
+        }
+        Some(_) if chars.get(start + 2) == Some(&'\'') => Some(start + 3),
+        _ => None,
+    }
+}
+
+/// The lines of `source` (1-based) whose code uses `unsafe` or lifts the lint against it —
+/// the word in a comment or a literal does not count.
+fn unsafe_lines(source: &str) -> Vec<usize> {
+    code_only(source)
+        .lines()
+        .enumerate()
+        .filter(|(_, line)| {
+            line.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .any(|word| word == "unsafe" || word == "unsafe_code")
+        })
+        .map(|(n, _)| n + 1)
+        .collect()
 }
 
 #[test]
@@ -328,10 +442,10 @@ fn unsafe_code_is_the_one_declared_foreign_call() {
     for dir in ["crates", "xtask", "fuzz"] {
         for file in rust_files(&root.join(dir)) {
             let text = std::fs::read_to_string(&file).unwrap();
-            for (n, line) in text.lines().enumerate() {
-                if uses_unsafe(line) {
-                    found.push(format!("{}:{}: {}", relative(&file), n + 1, line.trim()));
-                }
+            let lines: Vec<&str> = text.lines().collect();
+            for n in unsafe_lines(&text) {
+                let line = lines.get(n - 1).map_or("", |l| l.trim());
+                found.push(format!("{}:{n}: {line}", relative(&file)));
             }
         }
     }
@@ -356,12 +470,28 @@ fn unsafe_code_is_the_one_declared_foreign_call() {
 
 #[test]
 fn unsafe_is_recognised_in_code_and_not_in_words() {
-    assert!(uses_unsafe("    let x = unsafe { f() };"));
-    assert!(uses_unsafe("#[allow(unsafe_code)]"));
-    assert!(uses_unsafe("unsafe extern \"C\" {"));
-    assert!(!uses_unsafe("// an unsafe scope name"));
-    assert!(!uses_unsafe("    \"unsafe scope names refused\","));
-    assert!(!uses_unsafe("fn unsafe_scope_is_refused() {"));
-    assert!(!uses_unsafe("    \"a \\\"quoted\\\" unsafe\","));
-    assert!(uses_unsafe("    f(\"a \\\"quote\\\"\"); unsafe { g() }"));
+    let found = |source: &str| !unsafe_lines(source).is_empty();
+    assert!(found("    let x = unsafe { f() };"));
+    assert!(found("#[allow(unsafe_code)]"));
+    assert!(found("unsafe extern \"C\" {"));
+    assert!(!found("// an unsafe scope name"));
+    assert!(!found("    \"unsafe scope names refused\","));
+    assert!(!found("fn unsafe_scope_is_refused() {"));
+    assert!(!found("    \"a \\\"quoted\\\" unsafe\","));
+    assert!(found("    f(\"a \\\"quote\\\"\"); unsafe { g() }"));
+    // A quote that is a char, in a raw string or in a comment opens no string.
+    assert!(found("match c { '\"' => unsafe { f() }, _ => {} }"));
+    assert!(found("match c { '\\'' => unsafe { f() }, _ => {} }"));
+    assert!(found("let s = r#\"a \" b\"#; unsafe { f() }"));
+    assert!(found("let s = r\"C:\\\"; unsafe { f() }"));
+    assert!(found("/* \" */ unsafe { f() }"));
+    assert!(found("fn f<'a>(x: &'a str) { unsafe { g() } }"));
+    // A string over several lines hides only its own text.
+    assert_eq!(
+        unsafe_lines("let s = \"a\nunsafe b\";\nunsafe { f() }"),
+        vec![3]
+    );
+    assert!(!found("/* outer /* nested */ unsafe */"));
+    assert!(!found("let s = br#\"unsafe\"#;"));
+    assert!(!found("let c = b'\"'; // unsafe"));
 }
