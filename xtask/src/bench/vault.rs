@@ -3,9 +3,9 @@
 //! core and wrk, the mock upstream and this process on the other: wrk's p50/p99 over one
 //! keep-alive connection, the daemon's CPU per request (the scheduler's accounting of its
 //! threads), the first request after 100 ms idle, SSE event delay, and throughput at
-//! concurrency 32 with the daemon's share of its core. Two floor rows put the first figures in
+//! concurrency 32 with the daemon's share of its core. The floor rows put each figure in
 //! proportion: the same requests through socat, a relay that does nothing to the bytes,
-//! pinned to the daemon's core.
+//! pinned to the daemon's core. Each figure is taken on the three paths back to back.
 
 use std::path::Path;
 use std::process::Command;
@@ -350,8 +350,19 @@ impl FloorRelay {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// CPU time of socat and the connection processes it has reaped.
+    /// CPU time of socat and its connection processes, read once every connection process
+    /// has exited and been reaped (a live one's CPU is not counted yet; socat lingers 0.5 s
+    /// after a connection's end).
     fn cpu_time(&self) -> anyhow::Result<Duration> {
+        let pid = self.child.id();
+        let children = format!("/proc/{pid}/task/{pid}/children");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !std::fs::read_to_string(&children)?.trim().is_empty() {
+            if Instant::now() > deadline {
+                bail!("socat's connection processes did not end within 5 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
         let ticks = reaped_cpu_ticks(&stat).context("a short /proc/<pid>/stat")?;
         Ok(Duration::from_millis(ticks * 10))
@@ -359,7 +370,8 @@ impl FloorRelay {
 }
 
 /// utime + stime + cutime + cstime of a `/proc/<pid>/stat` line: a process's CPU and that of
-/// its reaped children, in clock ticks (10 ms).
+/// its reaped children, in clock ticks (`USER_HZ`, 100 per second on Linux whatever the
+/// kernel's own tick).
 fn reaped_cpu_ticks(stat: &str) -> Option<u64> {
     // The fields after the command name, which is in parentheses and may hold spaces.
     let (_, rest) = stat.rsplit_once(')')?;
@@ -439,31 +451,48 @@ struct Via<'a> {
     cpu: &'a dyn Fn() -> anyhow::Result<Duration>,
 }
 
-/// Every figure of `via`, each wrk run's CPU read once its connections have closed (socat's
-/// connection processes count when they have been reaped).
-fn measure(
-    via: &Via<'_>,
+/// Every figure along each of `vias`, figure by figure: the paths are measured back to back,
+/// so the machine's drift between the runs a ratio compares is seconds, not minutes.
+fn measure_all(
+    vias: &[Via<'_>],
     dir: &Path,
     runtime: &tokio::runtime::Runtime,
-) -> anyhow::Result<PathRun> {
-    let with_cpu = |connections: usize| -> anyhow::Result<(WrkRun, Duration)> {
+) -> anyhow::Result<Vec<PathRun>> {
+    let with_cpu = |via: &Via<'_>, connections: usize| -> anyhow::Result<(WrkRun, Duration)> {
         let before = (via.cpu)()?;
         let run = wrk(via.url, via.token, dir, connections, WRK_SECONDS)?;
-        std::thread::sleep(Duration::from_millis(500));
         Ok((run, (via.cpu)()?.saturating_sub(before)))
     };
-    let (seq, seq_cpu) = with_cpu(1)?;
-    let (c32, c32_cpu) = with_cpu(32)?;
-    let idle_ms = runtime.block_on(after_idle(&format!("{}/v1/messages", via.url), via.token))?;
-    let sse_ms = runtime.block_on(sse_delay(via.url, via.token))?;
-    Ok(PathRun {
-        seq,
-        seq_cpu,
-        c32,
-        c32_cpu,
-        idle_ms,
-        sse_ms,
-    })
+    let mut seq = Vec::new();
+    for via in vias {
+        seq.push(with_cpu(via, 1)?);
+    }
+    let mut c32 = Vec::new();
+    for via in vias {
+        c32.push(with_cpu(via, 32)?);
+    }
+    let mut idle = Vec::new();
+    for via in vias {
+        let url = format!("{}/v1/messages", via.url);
+        idle.push(runtime.block_on(after_idle(&url, via.token))?);
+    }
+    let mut sse = Vec::new();
+    for via in vias {
+        sse.push(runtime.block_on(sse_delay(via.url, via.token))?);
+    }
+    let runs = seq.into_iter().zip(c32).zip(idle).zip(sse);
+    Ok(runs
+        .map(
+            |((((seq, seq_cpu), (c32, c32_cpu)), idle_ms), sse_ms)| PathRun {
+                seq,
+                seq_cpu,
+                c32,
+                c32_cpu,
+                idle_ms,
+                sse_ms,
+            },
+        )
+        .collect())
 }
 
 /// The vault rows: the daemon pinned to one core, everything else on the other, each figure
@@ -482,36 +511,30 @@ pub fn rows(binary: &Path) -> anyhow::Result<Vec<Row>> {
         .enable_all()
         .build()?;
 
+    let relay = FloorRelay::start(setup.upstream.port())?;
+    pin(relay.child.id(), DAEMON_CORE)?;
     let direct_url = setup.upstream.url();
-    let direct = measure(
-        &Via {
+    let floor_url = relay.url();
+    let vias = [
+        Via {
             url: &direct_url,
             token: None,
             cpu: &|| cpu_time(me),
         },
-        dir,
-        &runtime,
-    )?;
-    let vault = measure(
-        &Via {
+        Via {
             url: &setup.vault_url,
             token: Some(&setup.token),
             cpu: &|| cpu_time(daemon),
         },
-        dir,
-        &runtime,
-    )?;
-    let relay = FloorRelay::start(setup.upstream.port())?;
-    pin(relay.child.id(), DAEMON_CORE)?;
-    let floor = measure(
-        &Via {
-            url: &relay.url(),
+        Via {
+            url: &floor_url,
             token: None,
             cpu: &|| relay.cpu_time(),
         },
-        dir,
-        &runtime,
-    )?;
+    ];
+    let [direct, vault, floor]: [PathRun; 3] = measure_all(&vias, dir, &runtime)?
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("one run per path"))?;
     drop(relay);
     let errors = vault.seq.errors + vault.c32.errors;
     let mut rows = vault_rows(&direct, &vault, errors);
@@ -604,7 +627,14 @@ fn vault_rows(direct: &PathRun, vault: &PathRun, errors: u64) -> Vec<Row> {
 /// relay costs on this machine. The baselines give the vault as a multiple of the floor,
 /// which stays steady while the machine's noise moves both.
 fn floor_rows(direct: &PathRun, floor: &PathRun, vault: &PathRun) -> Vec<Row> {
-    let times = |vault: f64, floor: f64| format!("the vault {} × socat", fmt_num(vault / floor));
+    // A ratio of two small differences: meaningless when socat added nothing measurable.
+    let times = |vault: f64, floor: f64| {
+        if floor > 0.0 && floor.is_finite() {
+            format!("the vault {} × socat", fmt_num(vault / floor))
+        } else {
+            "socat added nothing measurable".to_owned()
+        }
+    };
     let vault_p50 = added(vault.seq.p50_ms, direct.seq.p50_ms);
     let floor_p50 = added(floor.seq.p50_ms, direct.seq.p50_ms);
     let vault_p99 = added(vault.seq.p99_ms, direct.seq.p99_ms);
@@ -619,9 +649,10 @@ fn floor_rows(direct: &PathRun, floor: &PathRun, vault: &PathRun) -> Vec<Row> {
             unit: "× direct",
             goal: Goal::AtMost(1.0),
             baseline: format!(
-                "via socat {} ms ({} requests); {}",
+                "via socat {} ms ({} requests, {} errors); {}",
                 fmt_num(floor.seq.p50_ms),
                 floor.seq.requests,
+                floor.seq.errors,
                 times(vault_p50, floor_p50)
             ),
         },
