@@ -18,6 +18,10 @@ pub fn refused_method(method: &Method) -> bool {
 /// compared the way an upstream would read it: percent-decoded, without empty or `.`
 /// segments, with `..` applied.
 pub fn denied_by<'r>(route: &'r Route, method: &Method, raw_path: &str) -> Option<&'r str> {
+    if route.deny.is_empty() {
+        // Most routes (every model provider's) have no rule: no path to decode per request.
+        return None;
+    }
     let path = normalized_segments(raw_path);
     route.deny.iter().map(String::as_str).find(|rule| {
         let Some((rule_method, rule_path)) = rule.split_once(' ') else {
