@@ -184,26 +184,28 @@ fn namespace_choices(holder: &mut Map<String, Value>, agent: &str) {
             continue;
         };
         for choice in choices.iter_mut() {
-            match choice {
-                Value::Object(choice) => {
-                    if let Some(Value::Array(grouped)) = choice.get_mut("options") {
-                        for inner in grouped.iter_mut().filter_map(Value::as_object_mut) {
-                            namespace_choice(inner, agent);
-                        }
-                    } else {
-                        namespace_choice(choice, agent);
-                    }
+            // The same shapes `for_each_choice` reads: a group's choices are objects or bare
+            // strings just like the top level's.
+            if let Some(Value::Array(grouped)) = choice.get_mut("options") {
+                for inner in grouped.iter_mut() {
+                    namespace_choice(inner, agent);
                 }
-                Value::String(id) if !id.is_empty() => *id = format!("{agent}:{id}"),
-                _ => {}
+            } else {
+                namespace_choice(choice, agent);
             }
         }
     }
 }
 
-fn namespace_choice(choice: &mut Map<String, Value>, agent: &str) {
-    namespace_field(choice, "value", agent);
-    namespace_field(choice, "id", agent);
+fn namespace_choice(choice: &mut Value, agent: &str) {
+    match choice {
+        Value::Object(choice) => {
+            namespace_field(choice, "value", agent);
+            namespace_field(choice, "id", agent);
+        }
+        Value::String(id) if !id.is_empty() => *id = format!("{agent}:{id}"),
+        _ => {}
+    }
 }
 
 /// Prefixes the id under `key` with `agent:`. An empty id stays empty: it names no model,
@@ -248,6 +250,24 @@ mod tests {
         models_only.as_object_mut().unwrap().remove("configOptions");
         assert_eq!(offered_models(&models_only), ["claude:opus"]);
         for id in offered_models(&answer["result"]) {
+            assert_eq!(split_model(&id).map(|(agent, _)| agent), Some("claude"));
+        }
+    }
+
+    /// Found by fuzzing: a bare string among a group's choices was offered to the client as
+    /// it was — `,` instead of `claude:,` — because only the groups' object choices were
+    /// namespaced, while every shape the offer reads was offered.
+    #[test]
+    fn a_groups_bare_string_choice_is_namespaced_too() {
+        let mut answer = frame(json!({ "id": 5, "result": { "configOptions": [{
+            "id": "model", "category": "model", "currentValue": "a",
+            "options": [{ "group": "g", "name": "G",
+                          "options": [{ "value": "a" }, ",", { "value": "b" }] }] }] } }));
+        assert_eq!(offered_models(&answer["result"]), ["a", ",", "b"]);
+        to_client(&mut answer, "claude");
+        let offered = offered_models(&answer["result"]);
+        assert_eq!(offered, ["claude:a", "claude:,", "claude:b"]);
+        for id in offered {
             assert_eq!(split_model(&id).map(|(agent, _)| agent), Some("claude"));
         }
     }
