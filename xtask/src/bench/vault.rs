@@ -5,7 +5,7 @@
 //! threads), the first request after 100 ms idle, SSE event delay, and throughput at
 //! concurrency 32 with the daemon's share of its core. The floor rows put each figure in
 //! proportion: the same requests through socat, a relay that does nothing to the bytes,
-//! pinned to the daemon's core. Each figure is taken on the three paths back to back.
+//! pinned to the daemon's core.
 
 use std::path::Path;
 use std::process::Command;
@@ -451,48 +451,46 @@ struct Via<'a> {
     cpu: &'a dyn Fn() -> anyhow::Result<Duration>,
 }
 
-/// Every figure along each of `vias`, figure by figure: the paths are measured back to back,
-/// so the machine's drift between the runs a ratio compares is seconds, not minutes.
+/// Every figure along each of `vias`, one path after the other. Not figure by figure: the
+/// daemon revokes the tokens of containers that are not running once they are a minute old
+/// (the bench's container never runs), so the vault's figures are taken first, within that
+/// minute.
 fn measure_all(
     vias: &[Via<'_>],
     dir: &Path,
     runtime: &tokio::runtime::Runtime,
 ) -> anyhow::Result<Vec<PathRun>> {
-    let with_cpu = |via: &Via<'_>, connections: usize| -> anyhow::Result<(WrkRun, Duration)> {
+    vias.iter().map(|via| measure(via, dir, runtime)).collect()
+}
+
+/// Every figure along `via`.
+fn measure(
+    via: &Via<'_>,
+    dir: &Path,
+    runtime: &tokio::runtime::Runtime,
+) -> anyhow::Result<PathRun> {
+    let with_cpu = |connections: usize| -> anyhow::Result<(WrkRun, Duration)> {
         let before = (via.cpu)()?;
         let run = wrk(via.url, via.token, dir, connections, WRK_SECONDS)?;
         Ok((run, (via.cpu)()?.saturating_sub(before)))
     };
-    let mut seq = Vec::new();
-    for via in vias {
-        seq.push(with_cpu(via, 1)?);
-    }
-    let mut c32 = Vec::new();
-    for via in vias {
-        c32.push(with_cpu(via, 32)?);
-    }
-    let mut idle = Vec::new();
-    for via in vias {
-        let url = format!("{}/v1/messages", via.url);
-        idle.push(runtime.block_on(after_idle(&url, via.token))?);
-    }
-    let mut sse = Vec::new();
-    for via in vias {
-        sse.push(runtime.block_on(sse_delay(via.url, via.token))?);
-    }
-    let runs = seq.into_iter().zip(c32).zip(idle).zip(sse);
-    Ok(runs
-        .map(
-            |((((seq, seq_cpu), (c32, c32_cpu)), idle_ms), sse_ms)| PathRun {
-                seq,
-                seq_cpu,
-                c32,
-                c32_cpu,
-                idle_ms,
-                sse_ms,
-            },
-        )
-        .collect())
+    let (seq, seq_cpu) = with_cpu(1)?;
+    let (c32, c32_cpu) = with_cpu(32)?;
+    let url = format!("{}/v1/messages", via.url);
+    let idle_ms = runtime
+        .block_on(after_idle(&url, via.token))
+        .with_context(|| format!("the request after idle to {url}"))?;
+    let sse_ms = runtime
+        .block_on(sse_delay(via.url, via.token))
+        .with_context(|| format!("the SSE stream from {}", via.url))?;
+    Ok(PathRun {
+        seq,
+        seq_cpu,
+        c32,
+        c32_cpu,
+        idle_ms,
+        sse_ms,
+    })
 }
 
 /// The vault rows: the daemon pinned to one core, everything else on the other, each figure
@@ -517,14 +515,14 @@ pub fn rows(binary: &Path) -> anyhow::Result<Vec<Row>> {
     let floor_url = relay.url();
     let vias = [
         Via {
-            url: &direct_url,
-            token: None,
-            cpu: &|| cpu_time(me),
-        },
-        Via {
             url: &setup.vault_url,
             token: Some(&setup.token),
             cpu: &|| cpu_time(daemon),
+        },
+        Via {
+            url: &direct_url,
+            token: None,
+            cpu: &|| cpu_time(me),
         },
         Via {
             url: &floor_url,
@@ -532,7 +530,7 @@ pub fn rows(binary: &Path) -> anyhow::Result<Vec<Row>> {
             cpu: &|| relay.cpu_time(),
         },
     ];
-    let [direct, vault, floor]: [PathRun; 3] = measure_all(&vias, dir, &runtime)?
+    let [vault, direct, floor]: [PathRun; 3] = measure_all(&vias, dir, &runtime)?
         .try_into()
         .map_err(|_| anyhow::anyhow!("one run per path"))?;
     drop(relay);
