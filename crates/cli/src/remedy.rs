@@ -124,6 +124,10 @@ fn remedy(err: &ExecutorError) -> Option<String> {
         }
         E::VaultDidNotStart { log, .. } => format!("see {}", log.display()),
         E::TaskNotFound(_) => "`terok-executor list` shows the tasks".to_owned(),
+        E::StopFailed(failure) => format!(
+            "try again with `terok-executor stop {0}`, or remove it with `terok-executor rm {0}`",
+            failure.name
+        ),
         E::GateNotARepository(dir) => format!(
             "`git -C {} init` and commit first, or run without --gate (the directory is then the workspace)",
             dir.display()

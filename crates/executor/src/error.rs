@@ -484,6 +484,11 @@ pub enum ExecutorError {
         /// Its exit code.
         code: i32,
     },
+    /// A headless run was to end (timeout, interrupt, refused credential) and its container
+    /// could not be stopped. The run's tokens were revoked all the same, so whatever still
+    /// runs in it reaches no upstream through the vault.
+    #[error("{} could not be stopped ({}); {}", .0.name, .0.source, after_stop_failed(.0.revoked_tokens, &.0.cleanup_warnings))]
+    StopFailed(Box<StopFailure>),
     /// A task record could not be read or written.
     #[error("task record {}: {detail}", path.display())]
     TaskRecord {
@@ -521,6 +526,33 @@ fn failure_text(code: i32) -> String {
         127 => "the container's command was not found (exit status 127)".to_owned(),
         other => format!("exit status {other}"),
     }
+}
+
+/// A container that would not stop at the end of its run, and what was done instead.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct StopFailure {
+    /// Container name.
+    pub name: String,
+    /// Tokens revoked.
+    pub revoked_tokens: usize,
+    /// Clean-up steps that failed as well.
+    pub cleanup_warnings: Vec<String>,
+    /// Why podman could not stop it.
+    pub source: terok_podman::PodmanError,
+}
+
+/// What became of a run whose container would not stop: its tokens, and what else failed.
+fn after_stop_failed(revoked_tokens: usize, cleanup_warnings: &[String]) -> String {
+    let tokens = if cleanup_warnings.is_empty() {
+        format!("its tokens were revoked ({revoked_tokens}), so the vault serves it no more")
+    } else {
+        format!(
+            "{revoked_tokens} token(s) revoked, and the clean-up also failed: {}",
+            cleanup_warnings.join("; ")
+        )
+    };
+    format!("{tokens}; the container and its task are left as they are")
 }
 
 // Boxed: these two are the largest, and every result of the session carries the error's size.

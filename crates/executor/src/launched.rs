@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use terok_container_env::{VaultWiring, clone_cache};
-use terok_podman::{ContainerRuntime, LogLine, LogStream};
+use terok_podman::{ContainerRuntime, LogLine, LogStream, PodmanError};
 use terok_vault::rejections::Rejection;
 use tokio::time::Instant;
 
@@ -304,9 +304,10 @@ impl<R: ContainerRuntime> LaunchedTask<R> {
                 detail: "this task's output was already consumed".to_owned(),
             });
         };
-        let followed = self
-            .follow(&mut stream, options, on_event, interrupt)
-            .await?;
+        let followed = match self.follow(&mut stream, options, on_event, interrupt).await {
+            Ok(followed) => followed,
+            Err(source) => return Err(self.unstoppable(source).await),
+        };
         // `podman run` exits with the container's code; 125–127 can also mean podman itself
         // failed, and only a look at the container tells which.
         let finished = stream.finish().await;
@@ -415,7 +416,7 @@ impl<R: ContainerRuntime> LaunchedTask<R> {
         options: &WaitOptions,
         mut on_event: impl FnMut(TaskEvent<'_>),
         interrupt: impl Future<Output = ()>,
-    ) -> Result<Followed, ExecutorError> {
+    ) -> Result<Followed, PodmanError> {
         let deadline = self.deadline;
         let timer = async move {
             match deadline {
@@ -468,12 +469,24 @@ impl<R: ContainerRuntime> LaunchedTask<R> {
         Ok(followed)
     }
 
-    async fn stop_container(&self) -> Result<(), ExecutorError> {
-        Ok(self
-            .handles
+    async fn stop_container(&self) -> Result<(), PodmanError> {
+        self.handles
             .runtime
             .stop(&self.record.name, STOP_GRACE_SECS)
-            .await?)
+            .await
+    }
+
+    /// The run was to end and its container would not stop: the tokens go all the same (what
+    /// runs on must not keep the vault's credentials), and container and task stay as they
+    /// are, for a later stop or removal.
+    async fn unstoppable(&self, source: PodmanError) -> ExecutorError {
+        let (revoked_tokens, cleanup_warnings) = self.cleanup(false).await;
+        ExecutorError::StopFailed(Box::new(crate::error::StopFailure {
+            name: self.record.name.clone(),
+            revoked_tokens,
+            cleanup_warnings,
+            source,
+        }))
     }
 
     /// A refusal the vault saw since `known` (a failed question is no news: the run goes on).

@@ -188,4 +188,6 @@ pub mod errors {
     pub use terok_shield::ShieldError;
     pub use terok_vault::VaultError;
     pub use terok_vault::control::ControlError;
+
+    pub use crate::error::StopFailure;
 }

@@ -202,6 +202,46 @@ async fn an_interrupt_stops_the_container_and_reports_130() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_container_will_not_stop_still_loses_its_tokens() {
+    let session = Session::fake().with_vault().await;
+    let mut options = session.headless("sleep forever");
+    options.name = Some("terok-test-unstoppable".to_owned());
+    session
+        .fake_runtime()
+        .script_running("terok-test-unstoppable", &[]);
+    let task = session
+        .executor
+        .launch(&options, &mut |_| {})
+        .await
+        .unwrap();
+    assert_eq!(session.token_holders(), ["terok-test-unstoppable"]);
+    session.fake_runtime().fail(FakeOp::Stop);
+    let err = task
+        .wait_with(|_| {}, tokio::time::sleep(Duration::from_millis(50)))
+        .await
+        .unwrap_err();
+    let ExecutorError::StopFailed(failure) = &err else {
+        panic!("{err}");
+    };
+    assert_eq!(failure.name, "terok-test-unstoppable");
+    assert_eq!(failure.revoked_tokens, 1);
+    assert!(
+        failure.cleanup_warnings.is_empty(),
+        "{:?}",
+        failure.cleanup_warnings
+    );
+    assert!(err.to_string().contains("tokens were revoked"), "{err}");
+    // Whatever still runs in the container reaches nothing through the vault; the task stays
+    // for `stop` or `rm`.
+    assert!(session.token_holders().is_empty());
+    let listing = session.executor.list_tasks().await.unwrap();
+    assert!(
+        listing.iter().any(|t| t.name == "terok-test-unstoppable"),
+        "{listing:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removal_on_exit_leaves_nothing_and_the_agents_code_is_returned() {
     let session = Session::fake().with_vault().await;
     let mut options = session.headless("exit 3");
