@@ -302,9 +302,46 @@ impl Drop for PinnedSelf {
     }
 }
 
-/// CPU time process `pid` has used so far, over all its threads (nanosecond resolution, from
-/// the scheduler's own accounting).
-fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
+/// CPU a path's process(es) used: the total, and how it splits between user space (the
+/// relay's own work) and the kernel (system calls and the loopback network stack, which any
+/// relay pays).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Cpu {
+    total: Duration,
+    user: Duration,
+    system: Duration,
+}
+
+impl Cpu {
+    /// What was used between `before` and `self`.
+    fn since(self, before: Cpu) -> Cpu {
+        Cpu {
+            total: self.total.saturating_sub(before.total),
+            user: self.user.saturating_sub(before.user),
+            system: self.system.saturating_sub(before.system),
+        }
+    }
+
+    /// From clock ticks alone (the total at their 10 ms resolution).
+    fn from_ticks(ticks: StatTicks) -> Cpu {
+        let user = ticks_to_duration(ticks.user);
+        let system = ticks_to_duration(ticks.system);
+        Cpu {
+            total: user + system,
+            user,
+            system,
+        }
+    }
+}
+
+/// Clock ticks are `USER_HZ`, 100 per second on Linux whatever the kernel's own tick.
+fn ticks_to_duration(ticks: u64) -> Duration {
+    Duration::from_millis(ticks * 10)
+}
+
+/// CPU process `pid` has used so far, over all its threads: the total at nanosecond
+/// resolution (the scheduler's own accounting), the split from `/proc/<pid>/stat`'s ticks.
+fn cpu_time(pid: u32) -> anyhow::Result<Cpu> {
     let mut total = 0u64;
     for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
         let stat = std::fs::read_to_string(task?.path().join("schedstat")).unwrap_or_default();
@@ -314,7 +351,12 @@ fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
             .and_then(|ns| ns.parse::<u64>().ok())
             .unwrap_or(0);
     }
-    Ok(Duration::from_nanos(total))
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let ticks = stat_ticks(&stat).context("a short /proc/<pid>/stat")?;
+    Ok(Cpu {
+        total: Duration::from_nanos(total),
+        ..Cpu::from_ticks(ticks)
+    })
 }
 
 /// socat relaying a loopback port to `upstream_port`, forking one process per connection: the
@@ -353,7 +395,7 @@ impl FloorRelay {
     /// CPU time of socat and its connection processes, read once every connection process
     /// has exited and been reaped (a live one's CPU is not counted yet; socat lingers 0.5 s
     /// after a connection's end).
-    fn cpu_time(&self) -> anyhow::Result<Duration> {
+    fn cpu_time(&self) -> anyhow::Result<Cpu> {
         let pid = self.child.id();
         let children = format!("/proc/{pid}/task/{pid}/children");
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -364,24 +406,32 @@ impl FloorRelay {
             std::thread::sleep(Duration::from_millis(20));
         }
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
-        let ticks = reaped_cpu_ticks(&stat).context("a short /proc/<pid>/stat")?;
-        Ok(Duration::from_millis(ticks * 10))
+        let ticks = stat_ticks(&stat).context("a short /proc/<pid>/stat")?;
+        Ok(Cpu::from_ticks(ticks))
     }
 }
 
-/// utime + stime + cutime + cstime of a `/proc/<pid>/stat` line: a process's CPU and that of
-/// its reaped children, in clock ticks (`USER_HZ`, 100 per second on Linux whatever the
-/// kernel's own tick).
-fn reaped_cpu_ticks(stat: &str) -> Option<u64> {
+/// A process's CPU and that of its reaped children, in clock ticks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct StatTicks {
+    /// utime + cutime.
+    user: u64,
+    /// stime + cstime.
+    system: u64,
+}
+
+/// The CPU ticks of a `/proc/<pid>/stat` line.
+fn stat_ticks(stat: &str) -> Option<StatTicks> {
     // The fields after the command name, which is in parentheses and may hold spaces.
     let (_, rest) = stat.rsplit_once(')')?;
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime is field 14 of the whole line, the 12th after the name (state is the 1st).
-    fields
-        .get(11..15)?
-        .iter()
-        .map(|field| field.parse::<u64>().ok())
-        .sum()
+    // utime is field 14 of the whole line, the 12th after the name (state is the 1st); then
+    // stime, cutime, cstime.
+    let tick = |i: usize| fields.get(i)?.parse::<u64>().ok();
+    Some(StatTicks {
+        user: tick(11)? + tick(13)?,
+        system: tick(12)? + tick(14)?,
+    })
 }
 
 impl Drop for FloorRelay {
@@ -415,11 +465,11 @@ struct PathRun {
     /// One keep-alive connection.
     seq: WrkRun,
     /// CPU of the measured process(es) during `seq`.
-    seq_cpu: Duration,
+    seq_cpu: Cpu,
     /// 32 keep-alive connections.
     c32: WrkRun,
     /// CPU of the measured process(es) during `c32`.
-    c32_cpu: Duration,
+    c32_cpu: Cpu,
     /// The median request after 100 ms idle (ms).
     idle_ms: f64,
     /// The mean delay of an SSE event (ms).
@@ -432,15 +482,24 @@ impl PathRun {
     }
 
     fn seq_cpu_us(&self) -> f64 {
-        Self::cpu_per_request_us(self.seq_cpu, &self.seq)
+        Self::cpu_per_request_us(self.seq_cpu.total, &self.seq)
+    }
+
+    /// A sequential request's CPU in user space and in the kernel, for a baseline.
+    fn seq_split(&self) -> String {
+        format!(
+            "user {} µs, kernel {} µs",
+            fmt_num(Self::cpu_per_request_us(self.seq_cpu.user, &self.seq)),
+            fmt_num(Self::cpu_per_request_us(self.seq_cpu.system, &self.seq))
+        )
     }
 
     fn c32_cpu_us(&self) -> f64 {
-        Self::cpu_per_request_us(self.c32_cpu, &self.c32)
+        Self::cpu_per_request_us(self.c32_cpu.total, &self.c32)
     }
 
     fn c32_core_share(&self) -> f64 {
-        self.c32_cpu.as_secs_f64() / self.c32.seconds
+        self.c32_cpu.total.as_secs_f64() / self.c32.seconds
     }
 }
 
@@ -448,7 +507,7 @@ impl PathRun {
 struct Via<'a> {
     url: &'a str,
     token: Option<&'a str>,
-    cpu: &'a dyn Fn() -> anyhow::Result<Duration>,
+    cpu: &'a dyn Fn() -> anyhow::Result<Cpu>,
 }
 
 /// Every figure along each of `vias`, one path after the other. Not figure by figure: the
@@ -469,10 +528,10 @@ fn measure(
     dir: &Path,
     runtime: &tokio::runtime::Runtime,
 ) -> anyhow::Result<PathRun> {
-    let with_cpu = |connections: usize| -> anyhow::Result<(WrkRun, Duration)> {
+    let with_cpu = |connections: usize| -> anyhow::Result<(WrkRun, Cpu)> {
         let before = (via.cpu)()?;
         let run = wrk(via.url, via.token, dir, connections, WRK_SECONDS)?;
-        Ok((run, (via.cpu)()?.saturating_sub(before)))
+        Ok((run, (via.cpu)()?.since(before)))
     };
     let (seq, seq_cpu) = with_cpu(1)?;
     let (c32, c32_cpu) = with_cpu(32)?;
@@ -579,7 +638,11 @@ fn vault_rows(direct: &PathRun, vault: &PathRun, errors: u64) -> Vec<Row> {
             value: vault.seq_cpu_us(),
             unit: "µs",
             goal: Goal::AtMost(25.0),
-            baseline: format!("mock upstream {} µs", fmt_num(direct.seq_cpu_us())),
+            baseline: format!(
+                "{}; mock upstream {} µs",
+                vault.seq_split(),
+                fmt_num(direct.seq_cpu_us())
+            ),
         },
         Row {
             figure: "vault: added latency after 100 ms idle (median of 30)".to_owned(),
@@ -670,7 +733,11 @@ fn floor_rows(direct: &PathRun, floor: &PathRun, vault: &PathRun) -> Vec<Row> {
             value: floor.seq_cpu_us(),
             unit: "µs",
             goal: Goal::AtMost(25.0),
-            baseline: times(vault.seq_cpu_us(), floor.seq_cpu_us()),
+            baseline: format!(
+                "{}; {}",
+                floor.seq_split(),
+                times(vault.seq_cpu_us(), floor.seq_cpu_us())
+            ),
         },
         Row {
             figure: "floor: added latency after 100 ms idle through socat".to_owned(),
@@ -748,8 +815,29 @@ Requests/sec:  10400.00
     #[test]
     fn a_relays_cpu_includes_its_reaped_children() {
         let stat = "4242 (socat (x) y) S 1 4242 4242 0 -1 4194560 100 0 0 0 7 3 20 11 20 0 1 0";
-        assert_eq!(reaped_cpu_ticks(stat), Some(7 + 3 + 20 + 11));
-        assert_eq!(reaped_cpu_ticks("4242 (socat) S 1 2 3"), None);
-        assert_eq!(reaped_cpu_ticks("no parenthesis"), None);
+        let ticks = stat_ticks(stat).unwrap();
+        assert_eq!(
+            ticks,
+            StatTicks {
+                user: 7 + 20,
+                system: 3 + 11
+            }
+        );
+        let cpu = Cpu::from_ticks(ticks);
+        assert_eq!(cpu.user, Duration::from_millis(270));
+        assert_eq!(cpu.total, Duration::from_millis(410));
+        assert_eq!(stat_ticks("4242 (socat) S 1 2 3"), None);
+        assert_eq!(stat_ticks("no parenthesis"), None);
+    }
+
+    #[test]
+    fn cpu_used_between_two_readings_never_goes_below_zero() {
+        let at = |ms: u64| Cpu {
+            total: Duration::from_millis(ms),
+            user: Duration::from_millis(ms / 2),
+            system: Duration::from_millis(ms / 2),
+        };
+        assert_eq!(at(300).since(at(100)), at(200));
+        assert_eq!(at(100).since(at(300)), Cpu::default());
     }
 }
