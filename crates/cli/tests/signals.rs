@@ -99,6 +99,11 @@ fn a_signal_to_a_followed_run_stops_its_container_and_revokes_its_tokens() {
             text(&out)
         );
         assert!(
+            text(&out).contains(&format!("Stopping {task}: the agent gets 5 s to end")),
+            "SIG{name} is answered at once: {}",
+            text(&out)
+        );
+        assert!(
             host.list().iter().any(|(n, s)| n == &task && s == "exited"),
             "SIG{name}: {:?}",
             host.list()

@@ -31,8 +31,9 @@ pub const INTERRUPTED_EXIT_CODE: i32 = 130;
 pub const CREDENTIAL_REJECTED_EXIT_CODE: i32 = 77;
 /// How often a headless run asks the vault whether an upstream refuses its credential.
 const REJECTION_POLL: Duration = Duration::from_secs(1);
-/// Seconds a stopping container gets before it is killed.
-const STOP_GRACE_SECS: u32 = 5;
+/// Seconds a container stopped at the end of a headless run (timeout, interrupt, refused
+/// credential) gets before it is killed.
+pub const STOP_GRACE_SECS: u32 = 5;
 /// How often a stop is repeated while the container's output goes on after it.
 const STOP_REPEAT: Duration = Duration::from_secs(2);
 

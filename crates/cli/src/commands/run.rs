@@ -7,8 +7,8 @@ use terok_core::text::printable;
 
 use terok_executor::{
     BuildRequest, CredentialState, Executor, GateMode, ImageSource, LaunchedTask, LogFormat,
-    LogSource, Mode, PodmanCli, Rejection, RunOptions, SetupVerdict, TaskEvent, TaskRuntime,
-    WaitOptions, WebOptions, gpu_request, host_git_identity, render_stream_json_line,
+    LogSource, Mode, PodmanCli, Rejection, RunOptions, STOP_GRACE_SECS, SetupVerdict, TaskEvent,
+    TaskRuntime, WaitOptions, WebOptions, gpu_request, host_git_identity, render_stream_json_line,
 };
 
 use crate::Status;
@@ -287,6 +287,16 @@ pub(crate) async fn follow_headless(
     let name = task.name().to_owned();
     let stdout = std::io::stdout();
     let mut told = false;
+    // Installed now, so a signal from here on is not lost; said at once, since the stop takes
+    // up to the grace period, and the signals are caught (not fatal) until the run is over.
+    let signal = crate::signals::interrupted();
+    let interrupt = async {
+        signal.await;
+        eprintln!(
+            "Stopping {name}: the agent gets {STOP_GRACE_SECS} s to end before it is killed; \
+             its tokens are revoked then."
+        );
+    };
     let outcome = task
         .watch(
             wait,
@@ -298,7 +308,7 @@ pub(crate) async fn follow_headless(
                 }
                 _ => {}
             },
-            crate::signals::interrupted(),
+            interrupt,
         )
         .await?;
     for warning in &outcome.cleanup_warnings {
