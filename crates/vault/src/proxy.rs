@@ -441,17 +441,19 @@ fn relay_whole(
     guard.finish(Outcome::Ok);
     let mut out = Response::new(Body::from(body));
     *out.status_mut() = parts.status;
-    *out.headers_mut() = client_headers(&parts.headers);
+    *out.headers_mut() = client_headers(&parts.headers, true);
     out
 }
 
-/// The upstream's response headers the client gets: not the hop-by-hop ones, not the length
-/// (the body is re-framed), not a `Location` the vault did not follow.
-fn client_headers(upstream: &HeaderMap) -> HeaderMap {
+/// The upstream's response headers the client gets: not the hop-by-hop ones, not a
+/// `Location` the vault did not follow, and not the length of a body the vault re-frames.
+/// With `body_sent` false (the answer to a HEAD, a 304, an empty body) the length describes
+/// no bytes the vault sends, and passes through: a HEAD is asked for just that.
+fn client_headers(upstream: &HeaderMap, body_sent: bool) -> HeaderMap {
     let mut out = HeaderMap::with_capacity(upstream.len());
     for (name, value) in upstream {
         let n = name.as_str();
-        if HOP_BY_HOP.contains(&n) || n == "content-length" || n == "location" {
+        if HOP_BY_HOP.contains(&n) || (body_sent && n == "content-length") || n == "location" {
             continue;
         }
         out.append(name.clone(), value.clone());
@@ -487,7 +489,7 @@ fn is_idempotent(parts: &Parts) -> bool {
 fn relay(response: hyper::Response<Incoming>, mut guard: AuditGuard) -> Response {
     let (upstream_parts, upstream_body) = response.into_parts();
     guard.status(upstream_parts.status);
-    let out_headers = client_headers(&upstream_parts.headers);
+    let out_headers = client_headers(&upstream_parts.headers, !upstream_body.is_end_stream());
     let mut audited = AuditedBody {
         inner: upstream_body,
         guard: Some(guard),

@@ -433,6 +433,23 @@ async fn bodies_over_a_mebibyte_and_undecoded_responses_pass_through() {
     );
 }
 
+#[tokio::test]
+async fn a_head_request_learns_the_size_the_upstream_gave() {
+    let b = broker(None).await;
+    let token = b.mint("c1", "claude");
+    let r = b
+        .client
+        .head(format!("{}/gzip", b.url))
+        .header("x-api-key", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-length"], "8", "{:?}", r.headers());
+    assert_eq!(r.headers()["content-encoding"], "gzip");
+    assert!(r.bytes().await.unwrap().is_empty());
+}
+
 /// A body too large to hold is streamed even on a request the vault would otherwise read
 /// whole (one with an idempotency key).
 #[tokio::test]
