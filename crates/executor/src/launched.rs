@@ -478,10 +478,11 @@ impl<R: ContainerRuntime> LaunchedTask<R> {
     }
 
     /// The run was to end and its container would not stop: the tokens go all the same (what
-    /// runs on must not keep the vault's credentials), and container and task stay as they
-    /// are, for a later stop or removal.
+    /// runs on must not keep the vault's credentials), and container, task and workspace stay
+    /// as they are — a rootful workspace is given back by the `stop` or `rm` that ends the
+    /// container, not while the agent may still write to it.
     async fn unstoppable(&self, source: PodmanError) -> ExecutorError {
-        let (revoked_tokens, cleanup_warnings) = self.cleanup(false).await;
+        let (revoked_tokens, cleanup_warnings) = self.revoke_access().await;
         ExecutorError::StopFailed(Box::new(crate::error::StopFailure {
             name: self.record.name.clone(),
             revoked_tokens,
@@ -521,27 +522,7 @@ impl<R: ContainerRuntime> LaunchedTask<R> {
 
     /// Revokes the tokens, remembers a clone, and with `remove` deletes container and task.
     async fn cleanup(&self, remove: bool) -> (usize, Vec<String>) {
-        let mut warnings = Vec::new();
-        let mut revoked = 0;
-        if self.record.vault {
-            match self.handles.vault.close(&self.record.name).await {
-                Ok(n) => revoked = n,
-                Err(err) => warnings.push(format!(
-                    "could not revoke the tokens of {}: {err} (the vault's sweep will)",
-                    self.record.name
-                )),
-            }
-        }
-        if self.record.gate.is_some() {
-            // Its gate server sees the token gone and ends.
-            match self.handles.gate_tokens.revoke_task(&self.record.name) {
-                Ok(n) => revoked += n,
-                Err(err) => warnings.push(format!(
-                    "could not revoke the gate token of {}: {err} (its gate server will when it sees the container stopped)",
-                    self.record.name
-                )),
-            }
-        }
+        let (revoked, mut warnings) = self.revoke_access().await;
         if let Some(rootful) = &self.record.rootful
             && let Err(err) = rootful.give_back()
         {
@@ -562,6 +543,33 @@ impl<R: ContainerRuntime> LaunchedTask<R> {
             }
             if let Err(err) = self.handles.store.remove(&self.record.id) {
                 warnings.push(err.to_string());
+            }
+        }
+        (revoked, warnings)
+    }
+
+    /// Revokes the run's vault tokens and its gate token: what the container could reach
+    /// through terok ends here. Returns how many were revoked, and what could not be.
+    async fn revoke_access(&self) -> (usize, Vec<String>) {
+        let mut warnings = Vec::new();
+        let mut revoked = 0;
+        if self.record.vault {
+            match self.handles.vault.close(&self.record.name).await {
+                Ok(n) => revoked = n,
+                Err(err) => warnings.push(format!(
+                    "could not revoke the tokens of {}: {err} (the vault's sweep will)",
+                    self.record.name
+                )),
+            }
+        }
+        if self.record.gate.is_some() {
+            // Its gate server sees the token gone and ends.
+            match self.handles.gate_tokens.revoke_task(&self.record.name) {
+                Ok(n) => revoked += n,
+                Err(err) => warnings.push(format!(
+                    "could not revoke the gate token of {}: {err} (its gate server will when it sees the container stopped)",
+                    self.record.name
+                )),
             }
         }
         (revoked, warnings)
