@@ -124,6 +124,11 @@ fn remedy(err: &ExecutorError) -> Option<String> {
         }
         E::VaultDidNotStart { log, .. } => format!("see {}", log.display()),
         E::TaskNotFound(_) => "`terok-executor list` shows the tasks".to_owned(),
+        E::StopFailed(failure) if failure.work_in_container => format!(
+            "try again with `terok-executor stop {0}`, and copy /workspace out of the \
+             container on its engine before `terok-executor rm {0}`",
+            failure.name
+        ),
         E::StopFailed(failure) => format!(
             "try again with `terok-executor stop {0}`, or remove it with `terok-executor rm {0}`",
             failure.name

@@ -99,7 +99,9 @@ fn a_signal_to_a_followed_run_stops_its_container_and_revokes_its_tokens() {
             text(&out)
         );
         assert!(
-            text(&out).contains(&format!("Stopping {task}: the agent gets 5 s to end")),
+            text(&out).contains(&format!(
+                "Stopping {task} (interrupted): the agent gets 5 s to end"
+            )),
             "SIG{name} is answered at once: {}",
             text(&out)
         );

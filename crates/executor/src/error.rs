@@ -487,7 +487,7 @@ pub enum ExecutorError {
     /// A headless run was to end (timeout, interrupt, refused credential) and its container
     /// could not be stopped. The run's tokens were revoked all the same, so whatever still
     /// runs in it reaches no upstream through the vault.
-    #[error("{} could not be stopped ({}); {}", .0.name, .0.source, after_stop_failed(.0.revoked_tokens, &.0.cleanup_warnings))]
+    #[error("{} could not be stopped ({}); {}", .0.name, .0.source, after_stop_failed(.0))]
     StopFailed(Box<StopFailure>),
     /// A task record could not be read or written.
     #[error("task record {}: {detail}", path.display())]
@@ -536,23 +536,28 @@ pub struct StopFailure {
     pub name: String,
     /// Tokens revoked.
     pub revoked_tokens: usize,
-    /// Clean-up steps that failed as well.
+    /// Revocations that failed as well.
     pub cleanup_warnings: Vec<String>,
+    /// The agent's work is only in the container: on a remote engine it is copied back when
+    /// the run ends, which it did not.
+    pub work_in_container: bool,
     /// Why podman could not stop it.
     pub source: terok_podman::PodmanError,
 }
 
 /// What became of a run whose container would not stop: its tokens, and what else failed.
-fn after_stop_failed(revoked_tokens: usize, cleanup_warnings: &[String]) -> String {
-    let tokens = if cleanup_warnings.is_empty() {
-        format!("its tokens were revoked ({revoked_tokens}), so the vault serves it no more")
-    } else {
-        format!(
-            "{revoked_tokens} token(s) revoked, and the clean-up also failed: {}",
-            cleanup_warnings.join("; ")
-        )
+fn after_stop_failed(failure: &StopFailure) -> String {
+    let tokens = match (failure.revoked_tokens, failure.cleanup_warnings.as_slice()) {
+        (0, []) => "it held no tokens".to_owned(),
+        (n, []) => format!("its {n} token(s) were revoked, so it reaches nothing through terok"),
+        (n, warnings) => format!("{n} token(s) revoked, but {}", warnings.join("; ")),
     };
-    format!("{tokens}; the container and its task are left as they are")
+    let work = if failure.work_in_container {
+        "; the agent's work was not copied back and is only in the container"
+    } else {
+        ""
+    };
+    format!("{tokens}; the container and its task are left as they are{work}")
 }
 
 // Boxed: these two are the largest, and every result of the session carries the error's size.

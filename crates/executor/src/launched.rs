@@ -83,6 +83,21 @@ pub enum TaskEvent<'a> {
     Line(&'a LogLine),
     /// The model API refused the stored credential (again): said once per new refusal.
     CredentialRejected(&'a Rejection),
+    /// The host is stopping the container: it gets [`STOP_GRACE_SECS`] to end before podman
+    /// kills it, and the run ends once it has. Said once, before the stop.
+    Stopping(StopReason),
+}
+
+/// Why the host stops a headless run's container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StopReason {
+    /// The host-side timeout passed.
+    TimedOut,
+    /// The caller's interrupt completed (Ctrl-C, SIGTERM).
+    Interrupted,
+    /// The model API refused the stored credential as often as the run allows.
+    CredentialRejected,
 }
 
 /// How a headless run ended.
@@ -323,11 +338,21 @@ impl<R: ContainerRuntime> LaunchedTask<R> {
                 }
             };
         }
-        let podman_code = finished?;
+        let podman_code = match finished {
+            Ok(code) => code,
+            Err(err) => {
+                // Whatever became of the container, it keeps no access through terok.
+                self.revoke_access(ContainerState::MayRun).await;
+                return Err(err.into());
+            }
+        };
         if self.record.krun.is_some() {
             // The agent ran over SSH (the code is its own, or 255 when ssh failed); the guest
-            // still serves SSH and ends here, as a container ends with its command.
-            let _ = self.stop_container().await;
+            // still serves SSH and ends here, as a container ends with its command. A guest
+            // that will not stop keeps its workspace until `stop` or `rm`.
+            if let Err(source) = self.stop_container().await {
+                return Err(self.unstoppable(source).await);
+            }
         } else if (125..=127).contains(&podman_code) && !self.container_ran().await {
             self.forget_image_check();
             self.cleanup(true).await;
@@ -444,10 +469,12 @@ impl<R: ContainerRuntime> LaunchedTask<R> {
                 },
                 () = &mut timer, if waiting => {
                     followed.timed_out = true;
+                    on_event(TaskEvent::Stopping(StopReason::TimedOut));
                     self.stop_container().await?;
                 }
                 () = &mut interrupt, if waiting => {
                     followed.interrupted = true;
+                    on_event(TaskEvent::Stopping(StopReason::Interrupted));
                     self.stop_container().await?;
                 }
                 _ = again.tick(), if !waiting => {
@@ -461,6 +488,7 @@ impl<R: ContainerRuntime> LaunchedTask<R> {
                         followed.rejected = Some(rejection);
                         if followed.rejected.as_ref().is_some_and(|r| limit.is_some_and(|n| r.count >= n)) {
                             followed.stopped_for_rejection = true;
+                            on_event(TaskEvent::Stopping(StopReason::CredentialRejected));
                             self.stop_container().await?;
                         }
                     }
@@ -482,11 +510,12 @@ impl<R: ContainerRuntime> LaunchedTask<R> {
     /// as they are — a rootful workspace is given back by the `stop` or `rm` that ends the
     /// container, not while the agent may still write to it.
     async fn unstoppable(&self, source: PodmanError) -> ExecutorError {
-        let (revoked_tokens, cleanup_warnings) = self.revoke_access().await;
+        let (revoked_tokens, cleanup_warnings) = self.revoke_access(ContainerState::MayRun).await;
         ExecutorError::StopFailed(Box::new(crate::error::StopFailure {
             name: self.record.name.clone(),
             revoked_tokens,
             cleanup_warnings,
+            work_in_container: self.record.remote.is_some(),
             source,
         }))
     }
@@ -522,7 +551,7 @@ impl<R: ContainerRuntime> LaunchedTask<R> {
 
     /// Revokes the tokens, remembers a clone, and with `remove` deletes container and task.
     async fn cleanup(&self, remove: bool) -> (usize, Vec<String>) {
-        let (revoked, mut warnings) = self.revoke_access().await;
+        let (revoked, mut warnings) = self.revoke_access(ContainerState::Ended).await;
         if let Some(rootful) = &self.record.rootful
             && let Err(err) = rootful.give_back()
         {
@@ -549,31 +578,46 @@ impl<R: ContainerRuntime> LaunchedTask<R> {
     }
 
     /// Revokes the run's vault tokens and its gate token: what the container could reach
-    /// through terok ends here. Returns how many were revoked, and what could not be.
-    async fn revoke_access(&self) -> (usize, Vec<String>) {
+    /// through terok ends here. Returns how many were revoked, and what could not be — and,
+    /// for a container that has `Ended`, what will revoke it later.
+    async fn revoke_access(&self, container: ContainerState) -> (usize, Vec<String>) {
+        let name = &self.record.name;
+        let later = |ended: &str| match container {
+            ContainerState::Ended => format!(" ({ended})"),
+            ContainerState::MayRun => " (it stays valid while the container runs)".to_owned(),
+        };
         let mut warnings = Vec::new();
         let mut revoked = 0;
         if self.record.vault {
-            match self.handles.vault.close(&self.record.name).await {
+            match self.handles.vault.close(name).await {
                 Ok(n) => revoked = n,
                 Err(err) => warnings.push(format!(
-                    "could not revoke the tokens of {}: {err} (the vault's sweep will)",
-                    self.record.name
+                    "could not revoke the tokens of {name}: {err}{}",
+                    later("the vault's sweep will")
                 )),
             }
         }
         if self.record.gate.is_some() {
             // Its gate server sees the token gone and ends.
-            match self.handles.gate_tokens.revoke_task(&self.record.name) {
+            match self.handles.gate_tokens.revoke_task(name) {
                 Ok(n) => revoked += n,
                 Err(err) => warnings.push(format!(
-                    "could not revoke the gate token of {}: {err} (its gate server will when it sees the container stopped)",
-                    self.record.name
+                    "could not revoke the gate token of {name}: {err}{}",
+                    later("its gate server will when it sees the container stopped")
                 )),
             }
         }
         (revoked, warnings)
     }
+}
+
+/// Whether a run's container is known to have ended when its access is revoked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ContainerState {
+    /// It exited or was stopped.
+    Ended,
+    /// A stop failed, or its end is unknown: it may run on.
+    MayRun,
 }
 
 /// The run's exit code: the agent's `code`, unless the host stopped it.

@@ -114,7 +114,8 @@ pub use launch::options::{
 pub use launch::{HOST_TIMEOUT_GRACE_SECS, OnRunEvent};
 pub use launched::{
     CREDENTIAL_REJECTED_EXIT_CODE, INIT_COMPLETE, INTERRUPTED_EXIT_CODE, LaunchedTask,
-    READY_MARKER, RunOutcome, STOP_GRACE_SECS, TIMEOUT_EXIT_CODE, TaskEvent, WaitOptions,
+    READY_MARKER, RunOutcome, STOP_GRACE_SECS, StopReason, TIMEOUT_EXIT_CODE, TaskEvent,
+    WaitOptions,
 };
 pub use lifecycle::{Removed, TaskListing};
 pub use listen::{RemoteRecord, TcpListen, TcpRecord};

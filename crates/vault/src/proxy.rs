@@ -439,26 +439,46 @@ fn relay_whole(
 ) -> Response {
     guard.status(parts.status);
     guard.finish(Outcome::Ok);
+    let mut headers = client_headers(&parts.headers);
+    keep_bodiless_length(&mut headers, parts.status, &parts.headers, body.is_empty());
     let mut out = Response::new(Body::from(body));
     *out.status_mut() = parts.status;
-    *out.headers_mut() = client_headers(&parts.headers, true);
+    *out.headers_mut() = headers;
     out
 }
 
 /// The upstream's response headers the client gets: not the hop-by-hop ones, not a
-/// `Location` the vault did not follow, and not the length of a body the vault re-frames.
-/// With `body_sent` false (the answer to a HEAD, a 304, an empty body) the length describes
-/// no bytes the vault sends, and passes through: a HEAD is asked for just that.
-fn client_headers(upstream: &HeaderMap, body_sent: bool) -> HeaderMap {
+/// `Location` the vault did not follow, and not the length: the vault re-frames the body.
+fn client_headers(upstream: &HeaderMap) -> HeaderMap {
     let mut out = HeaderMap::with_capacity(upstream.len());
     for (name, value) in upstream {
         let n = name.as_str();
-        if HOP_BY_HOP.contains(&n) || (body_sent && n == "content-length") || n == "location" {
+        if HOP_BY_HOP.contains(&n) || n == "content-length" || n == "location" {
             continue;
         }
         out.append(name.clone(), value.clone());
     }
     out
+}
+
+/// Passes the upstream's `Content-Length` on where no body follows (the answer to a HEAD, a
+/// 304): the length then describes no bytes the vault sends, and a HEAD asks for just that.
+/// Only one well-formed length, and never on a 204 or 1xx, which may not carry one.
+fn keep_bodiless_length(
+    out: &mut HeaderMap,
+    status: StatusCode,
+    upstream: &HeaderMap,
+    no_body: bool,
+) {
+    if !no_body || status == StatusCode::NO_CONTENT || status.is_informational() {
+        return;
+    }
+    let mut lengths = upstream.get_all(header::CONTENT_LENGTH).iter();
+    if let (Some(length), None) = (lengths.next(), lengths.next())
+        && length.to_str().is_ok_and(|l| l.parse::<u64>().is_ok())
+    {
+        out.insert(header::CONTENT_LENGTH, length.clone());
+    }
 }
 
 /// Removes every header that can carry the credential: the usual ones, the route's own
@@ -489,7 +509,13 @@ fn is_idempotent(parts: &Parts) -> bool {
 fn relay(response: hyper::Response<Incoming>, mut guard: AuditGuard) -> Response {
     let (upstream_parts, upstream_body) = response.into_parts();
     guard.status(upstream_parts.status);
-    let out_headers = client_headers(&upstream_parts.headers, !upstream_body.is_end_stream());
+    let mut out_headers = client_headers(&upstream_parts.headers);
+    keep_bodiless_length(
+        &mut out_headers,
+        upstream_parts.status,
+        &upstream_parts.headers,
+        upstream_body.is_end_stream(),
+    );
     let mut audited = AuditedBody {
         inner: upstream_body,
         guard: Some(guard),
@@ -594,5 +620,38 @@ mod tests {
     fn a_requests_future_stays_small() {
         let size = future_size(super::handle);
         assert!(size <= 4096, "the request future takes {size} bytes");
+    }
+
+    /// The length the client gets of an upstream answer with `lengths`.
+    fn length_passed(status: u16, lengths: &[&str], no_body: bool) -> Option<String> {
+        use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+        let mut upstream = HeaderMap::new();
+        for length in lengths {
+            upstream.append(
+                header::CONTENT_LENGTH,
+                HeaderValue::from_str(length).unwrap(),
+            );
+        }
+        let mut out = super::client_headers(&upstream);
+        let status = StatusCode::from_u16(status).unwrap();
+        super::keep_bodiless_length(&mut out, status, &upstream, no_body);
+        let passed = out.get_all(header::CONTENT_LENGTH).iter().count();
+        assert!(passed <= 1, "{passed} lengths passed");
+        out.get(header::CONTENT_LENGTH)
+            .map(|v| v.to_str().unwrap().to_owned())
+    }
+
+    #[test]
+    fn only_one_well_formed_length_of_a_bodiless_answer_passes() {
+        assert_eq!(length_passed(200, &["8"], true).as_deref(), Some("8"));
+        assert_eq!(length_passed(304, &["512"], true).as_deref(), Some("512"));
+        // A body follows: hyper frames it itself.
+        assert_eq!(length_passed(200, &["8"], false), None);
+        // Two lengths, even equal ones, or a malformed one: the client gets none.
+        assert_eq!(length_passed(200, &["8", "8"], true), None);
+        assert_eq!(length_passed(200, &["abc"], true), None);
+        assert_eq!(length_passed(200, &["-1"], true), None);
+        // A 204 may not carry one.
+        assert_eq!(length_passed(204, &["8"], true), None);
     }
 }

@@ -7,8 +7,9 @@ use terok_core::text::printable;
 
 use terok_executor::{
     BuildRequest, CredentialState, Executor, GateMode, ImageSource, LaunchedTask, LogFormat,
-    LogSource, Mode, PodmanCli, Rejection, RunOptions, STOP_GRACE_SECS, SetupVerdict, TaskEvent,
-    TaskRuntime, WaitOptions, WebOptions, gpu_request, host_git_identity, render_stream_json_line,
+    LogSource, Mode, PodmanCli, Rejection, RunOptions, STOP_GRACE_SECS, SetupVerdict, StopReason,
+    TaskEvent, TaskRuntime, WaitOptions, WebOptions, gpu_request, host_git_identity,
+    render_stream_json_line,
 };
 
 use crate::Status;
@@ -276,6 +277,16 @@ fn renders_text(executor: &Executor, agent: &str, output: OutputFormat) -> miett
     )
 }
 
+/// Why the run is being stopped, in the words of the `Stopping` line.
+fn stop_reason_text(reason: StopReason) -> &'static str {
+    match reason {
+        StopReason::TimedOut => "timed out",
+        StopReason::Interrupted => "interrupted",
+        StopReason::CredentialRejected => "the API keeps refusing the credential",
+        _ => "stopped by the host",
+    }
+}
+
 /// Relays a headless task's output until it ends, stopping its container on SIGINT or
 /// SIGTERM. Until then (during the launch) the signals keep their default action: a launch
 /// cut short leaves what `rm` and `vault clean` tidy, never a CLI that ignores them.
@@ -287,16 +298,6 @@ pub(crate) async fn follow_headless(
     let name = task.name().to_owned();
     let stdout = std::io::stdout();
     let mut told = false;
-    // Installed now, so a signal from here on is not lost; said at once, since the stop takes
-    // up to the grace period, and the signals are caught (not fatal) until the run is over.
-    let signal = crate::signals::interrupted();
-    let interrupt = async {
-        signal.await;
-        eprintln!(
-            "Stopping {name}: the agent gets {STOP_GRACE_SECS} s to end before it is killed; \
-             its tokens are revoked then."
-        );
-    };
     let outcome = task
         .watch(
             wait,
@@ -306,9 +307,16 @@ pub(crate) async fn follow_headless(
                     told = true;
                     eprintln!("{}", printable(&rejected_text(rejection)));
                 }
+                // Said at once: the stop takes up to the grace period, and until the run is
+                // over a second signal is caught, not fatal.
+                TaskEvent::Stopping(reason) => eprintln!(
+                    "Stopping {name} ({}): the agent gets {STOP_GRACE_SECS} s to end before it \
+                     is killed.",
+                    stop_reason_text(reason)
+                ),
                 _ => {}
             },
-            interrupt,
+            crate::signals::interrupted(),
         )
         .await?;
     for warning in &outcome.cleanup_warnings {

@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use terok_executor::{
-    Egress, ExecutorError, ImageSource, LaunchedTask, RunEvent, RunOptions, TIMEOUT_EXIT_CODE,
+    Egress, ExecutorError, ImageSource, LaunchedTask, RunEvent, RunOptions, StopReason,
+    TIMEOUT_EXIT_CODE, TaskEvent, WaitOptions,
 };
 use terok_podman::{ContainerRuntime, FakeCall, FakeOp, FakeRuntime};
 
@@ -157,12 +158,21 @@ async fn the_host_stops_a_run_that_outlives_its_timeout_and_reports_124() {
         .await
         .unwrap();
     let started = tokio::time::Instant::now();
-    let mut lines = Vec::new();
+    let (mut lines, mut stopping) = (Vec::new(), Vec::new());
     let outcome = task
-        .wait_with(|l| lines.push(l.line.clone()), std::future::pending())
+        .watch(
+            &WaitOptions::default(),
+            |event| match event {
+                TaskEvent::Line(l) => lines.push(l.line.clone()),
+                TaskEvent::Stopping(reason) => stopping.push(reason),
+                _ => {}
+            },
+            std::future::pending(),
+        )
         .await
         .unwrap();
     assert_eq!(outcome.exit_code, TIMEOUT_EXIT_CODE);
+    assert_eq!(stopping, [StopReason::TimedOut]);
     assert!(outcome.timed_out && !outcome.interrupted);
     assert_eq!(lines, ["working…"]);
     // 1 s of the agent's own timeout plus the host's grace, on the paused clock.
@@ -193,12 +203,26 @@ async fn an_interrupt_stops_the_container_and_reports_130() {
         .launch(&options, &mut |_| {})
         .await
         .unwrap();
+    let mut stopping = Vec::new();
     let outcome = task
-        .wait_with(|_| {}, tokio::time::sleep(Duration::from_secs(2)))
+        .watch(
+            &WaitOptions::default(),
+            |event| {
+                if let TaskEvent::Stopping(reason) = event {
+                    stopping.push(reason);
+                }
+            },
+            tokio::time::sleep(Duration::from_secs(2)),
+        )
         .await
         .unwrap();
     assert_eq!(outcome.exit_code, 130);
     assert!(outcome.interrupted && !outcome.timed_out);
+    assert_eq!(
+        stopping,
+        [StopReason::Interrupted],
+        "said once, before the stop"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -230,7 +254,12 @@ async fn a_run_whose_container_will_not_stop_still_loses_its_tokens() {
         "{:?}",
         failure.cleanup_warnings
     );
-    assert!(err.to_string().contains("tokens were revoked"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("its 1 token(s) were revoked, so it reaches nothing through terok"),
+        "{err}"
+    );
+    assert!(!failure.work_in_container);
     // Whatever still runs in the container reaches nothing through the vault; the task stays
     // for `stop` or `rm`.
     assert!(session.token_holders().is_empty());

@@ -74,14 +74,17 @@ async fn a_refused_credential_is_reported_within_seconds_and_the_run_stops_with_
     let started = Instant::now();
     let mut first_heard = None;
     let mut told: Vec<Rejection> = Vec::new();
+    let mut stopping = Vec::new();
     let options = WaitOptions::default();
     let watching = task.watch(
         &options,
-        |event| {
-            if let TaskEvent::CredentialRejected(r) = event {
+        |event| match event {
+            TaskEvent::CredentialRejected(r) => {
                 first_heard.get_or_insert_with(|| started.elapsed());
                 told.push(r.clone());
             }
+            TaskEvent::Stopping(reason) => stopping.push(reason),
+            _ => {}
         },
         std::future::pending(),
     );
@@ -91,6 +94,7 @@ async fn a_refused_credential_is_reported_within_seconds_and_the_run_stops_with_
         .unwrap();
     assert_eq!(outcome.exit_code, CREDENTIAL_REJECTED_EXIT_CODE);
     assert!(outcome.stopped_for_rejection && !outcome.timed_out);
+    assert_eq!(stopping, [terok_executor::StopReason::CredentialRejected]);
     let first = first_heard.expect("the refusal was reported");
     assert!(first < Duration::from_secs(5), "reported after {first:?}");
     let r = &told[0];
